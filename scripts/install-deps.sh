@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything Fleetboot needs on Debian 12 (run as root): the Debian
+# packages (iPXE boot binaries, and the lab/test peers), then the npm packages,
+# then builds the TypeScript. Safe to run again: it skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_run=()
+# Runtime: iPXE binaries served over TFTP.
+runtime_pkgs=(ipxe)
+# Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling.
+test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
+  curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc)
+
+want=("${runtime_pkgs[@]}")
+if [ "${1:-}" = "--with-test" ]; then want+=("${test_pkgs[@]}"); fi
+
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_run+=("$p")
+done
+if [ "${#need_run[@]}" -gt 0 ]; then
+  echo "install-deps: apt-get install ${need_run[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_run[@]}" >/dev/null
+  # tftpd-hpa's package starts a system daemon on :69; the benchmark starts its own.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now tftpd-hpa >/dev/null 2>&1 || true; fi
+  pkill -x in.tftpd 2>/dev/null || true
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build

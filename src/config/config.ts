@@ -1,0 +1,266 @@
+/**
+ * The one configuration schema. Every default lives here; the config file
+ * (JSON), then command-line flags, override them. The result is validated
+ * once and frozen, and passed to every service (nothing reads process.env
+ * deep inside).
+ */
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { FleetbootError } from '../lib/errors.js';
+
+export type DhcpMode = 'proxy' | 'off';
+
+export interface PortRange {
+  from: number;
+  to: number;
+}
+
+export interface FleetbootConfig {
+  /** Where the SQLite file, the API token and boot-entry files live. */
+  dataDir: string;
+  /** Interface whose IPv4 address is the server address (when serverIp is null). */
+  interface: string | null;
+  /** The address clients are told to use for TFTP and HTTP (option 54, siaddr, URLs). */
+  serverIp: string | null;
+  http: {
+    /** Address the HTTP server binds to. */
+    host: string;
+    port: number;
+    /** Base URL put into iPXE scripts; null means http://serverIp:port. */
+    publicUrl: string | null;
+  };
+  dhcp: {
+    mode: DhcpMode;
+    /** Address the DHCP sockets bind to (0.0.0.0 receives broadcasts). */
+    bindAddress: string;
+    /** DHCP server port (67); changeable for tests and benchmarks. */
+    port: number;
+    /** PXE boot-server discovery port (4011). */
+    pxePort: number;
+    /** Legacy BIOS PXE menu (option 43 sub-options 6/9/10/71), as dnsmasq's pxe-service/pxe-prompt. */
+    biosMenu: {
+      enabled: boolean;
+      prompt: string;
+      /** Seconds before the default item; 0 = no prompt, 255 = wait for a key. */
+      timeoutSeconds: number;
+    };
+  };
+  tftp: {
+    enabled: boolean;
+    /** Files served read-only from here; holds the iPXE binaries by default. */
+    root: string;
+    bindAddress: string;
+    port: number;
+    /** Ports for the data transfers; null = any ephemeral port. WDS uses 64001-65000. */
+    dataPorts: PortRange | null;
+    /** Retransmission timeout when the client does not ask for one. */
+    timeoutMs: number;
+    /** How many times a packet is sent before the transfer is abandoned. */
+    maxRetries: number;
+    /** Upper bounds the server accepts in negotiation. */
+    maxBlksize: number;
+    maxWindowsize: number;
+  };
+  boot: {
+    /** Seconds the iPXE menu for unknown/unassigned machines waits before booting the local disk. */
+    menuTimeoutSeconds: number;
+    /** File names (relative to the TFTP root) per firmware family. */
+    files: {
+      bios: string;
+      efiX64: string;
+      efiIa32: string;
+      efiArm64: string;
+    };
+  };
+  log: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  };
+}
+
+/** Where the packaged iPXE binaries live on Debian (package `ipxe`). */
+export const DEBIAN_IPXE_DIR = '/usr/lib/ipxe';
+
+export function defaultConfig(cwd: string = process.cwd()): FleetbootConfig {
+  const dataDir = resolve(cwd, 'data');
+  return {
+    dataDir,
+    interface: null,
+    serverIp: null,
+    http: { host: '0.0.0.0', port: 8080, publicUrl: null },
+    dhcp: {
+      mode: 'proxy',
+      bindAddress: '0.0.0.0',
+      port: 67,
+      pxePort: 4011,
+      biosMenu: { enabled: false, prompt: 'Press F8 for the boot menu', timeoutSeconds: 3 },
+    },
+    tftp: {
+      enabled: true,
+      root: join(dataDir, 'tftp'),
+      bindAddress: '0.0.0.0',
+      port: 69,
+      dataPorts: null,
+      timeoutMs: 1000,
+      maxRetries: 5,
+      maxBlksize: 65464,
+      maxWindowsize: 64,
+    },
+    boot: {
+      menuTimeoutSeconds: 10,
+      files: {
+        bios: 'undionly.kpxe',
+        efiX64: 'snponly.efi',
+        efiIa32: 'ipxe-ia32.efi',
+        efiArm64: 'arm64/snponly.efi',
+      },
+    },
+    log: { level: 'info' },
+  };
+}
+
+/** A deep-partial view of the config, as written in a config file or built from flags. */
+export type ConfigOverrides = {
+  [K in keyof FleetbootConfig]?: FleetbootConfig[K] extends object
+    ? FleetbootConfig[K] extends PortRange | null
+      ? FleetbootConfig[K]
+      : { [L in keyof FleetbootConfig[K]]?: FleetbootConfig[K][L] extends object ? Partial<FleetbootConfig[K][L]> | null : FleetbootConfig[K][L] }
+    : FleetbootConfig[K];
+};
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Merge `over` into `base` (plain objects recursively; anything else replaces). */
+function merge(base: unknown, over: unknown, path: string): unknown {
+  if (over === undefined) return base;
+  if (isRecord(base) && isRecord(over)) {
+    const out: Record<string, unknown> = { ...base };
+    for (const [k, v] of Object.entries(over)) {
+      if (!(k in base)) throw new FleetbootError('CONFIG', `Unknown configuration key '${path}${k}'`);
+      out[k] = merge(base[k], v, `${path}${k}.`);
+    }
+    return out;
+  }
+  return over;
+}
+
+export function readConfigFile(file: string): ConfigOverrides {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new FleetbootError('CONFIG', `Cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new FleetbootError('CONFIG', `Config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!isRecord(parsed)) throw new FleetbootError('CONFIG', `Config file ${file} must hold a JSON object`);
+  return parsed as ConfigOverrides;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+export function isIPv4(s: string): boolean {
+  return IPV4.test(s);
+}
+
+function checkPort(name: string, v: unknown, allowZero = false): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < (allowZero ? 0 : 1) || v > 65535) {
+    throw new FleetbootError('CONFIG', `'${name}' must be a port number 1-65535: current value is ${JSON.stringify(v)}`);
+  }
+}
+function checkInt(name: string, v: unknown, min: number, max: number): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new FleetbootError('CONFIG', `'${name}' must be an integer ${min}-${max}: current value is ${JSON.stringify(v)}`);
+  }
+}
+
+/** The IPv4 address of an interface, or of the first non-internal interface. */
+export function detectServerIp(iface: string | null): string | null {
+  const all = networkInterfaces();
+  const names = iface ? [iface] : Object.keys(all);
+  for (const name of names) {
+    for (const a of all[name] ?? []) {
+      if (a.family === 'IPv4' && (iface !== null || !a.internal)) return a.address;
+    }
+  }
+  return null;
+}
+
+/** Validate a merged config and freeze it. Throws FleetbootError('CONFIG') naming the bad key and value. */
+export function validateConfig(c: FleetbootConfig): Readonly<FleetbootConfig> {
+  if (typeof c.dataDir !== 'string' || c.dataDir === '') throw new FleetbootError('CONFIG', `'dataDir' must be a path`);
+  if (c.serverIp !== null && !isIPv4(c.serverIp)) {
+    throw new FleetbootError('CONFIG', `'serverIp' must be an IPv4 address: current value is ${JSON.stringify(c.serverIp)}`);
+  }
+  checkPort('http.port', c.http.port, true);
+  if (!isIPv4(c.http.host) && c.http.host !== '::' && c.http.host !== 'localhost') {
+    throw new FleetbootError('CONFIG', `'http.host' must be an IPv4 address: current value is ${JSON.stringify(c.http.host)}`);
+  }
+  if (c.http.publicUrl !== null && !/^https?:\/\/[^\s"'`\\]+$/.test(c.http.publicUrl)) {
+    throw new FleetbootError('CONFIG', `'http.publicUrl' must be an http(s) URL: current value is ${JSON.stringify(c.http.publicUrl)}`);
+  }
+  if (c.dhcp.mode !== 'proxy' && c.dhcp.mode !== 'off') {
+    throw new FleetbootError('CONFIG', `'dhcp.mode' must be 'proxy' or 'off': current value is ${JSON.stringify(c.dhcp.mode)}`);
+  }
+  checkPort('dhcp.port', c.dhcp.port);
+  checkPort('dhcp.pxePort', c.dhcp.pxePort);
+  checkInt('dhcp.biosMenu.timeoutSeconds', c.dhcp.biosMenu.timeoutSeconds, 0, 255);
+  checkPort('tftp.port', c.tftp.port, true);
+  if (c.tftp.dataPorts !== null) {
+    checkPort('tftp.dataPorts.from', c.tftp.dataPorts.from);
+    checkPort('tftp.dataPorts.to', c.tftp.dataPorts.to);
+    if (c.tftp.dataPorts.to < c.tftp.dataPorts.from) {
+      throw new FleetbootError('CONFIG', `'tftp.dataPorts' must have from <= to: current value is ${c.tftp.dataPorts.from}-${c.tftp.dataPorts.to}`);
+    }
+  }
+  checkInt('tftp.timeoutMs', c.tftp.timeoutMs, 10, 255_000);
+  checkInt('tftp.maxRetries', c.tftp.maxRetries, 1, 100);
+  checkInt('tftp.maxBlksize', c.tftp.maxBlksize, 512, 65464);
+  checkInt('tftp.maxWindowsize', c.tftp.maxWindowsize, 1, 65535);
+  checkInt('boot.menuTimeoutSeconds', c.boot.menuTimeoutSeconds, 0, 3600);
+  for (const [k, v] of Object.entries(c.boot.files)) {
+    if (typeof v !== 'string' || v === '' || isAbsolute(v) || v.split('/').includes('..')) {
+      throw new FleetbootError('CONFIG', `'boot.files.${k}' must be a relative path inside the TFTP root: current value is ${JSON.stringify(v)}`);
+    }
+  }
+  return deepFreeze(c);
+}
+
+function deepFreeze<T>(o: T): Readonly<T> {
+  if (isRecord(o)) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/**
+ * Build the effective configuration: defaults, then the config file, then
+ * flags. A TFTP root that was not set explicitly follows the data directory.
+ */
+export function loadConfig(opts: { file?: string; overrides?: ConfigOverrides; cwd?: string }): Readonly<FleetbootConfig> {
+  const cwd = opts.cwd ?? process.cwd();
+  const fromFile = opts.file ? readConfigFile(opts.file) : {};
+  const layers: ConfigOverrides[] = [fromFile, opts.overrides ?? {}];
+  let merged = defaultConfig(cwd) as unknown;
+  let tftpRootSet = false;
+  for (const layer of layers) {
+    if (layer.tftp?.root !== undefined) tftpRootSet = true;
+    merged = merge(merged, layer, '');
+  }
+  const c = merged as FleetbootConfig;
+  c.dataDir = resolve(cwd, c.dataDir);
+  c.tftp.root = tftpRootSet ? resolve(cwd, c.tftp.root) : join(c.dataDir, 'tftp');
+  return validateConfig(c);
+}
+
+/** The base URL clients use for HTTP. */
+export function httpBaseUrl(c: Readonly<FleetbootConfig>, serverIp: string): string {
+  if (c.http.publicUrl) return c.http.publicUrl.replace(/\/+$/, '');
+  return `http://${serverIp}:${c.http.port}`;
+}

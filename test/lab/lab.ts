@@ -1,0 +1,181 @@
+/**
+ * Lab networks for end-to-end tests and benchmarks: network namespaces joined
+ * by veth pairs to a bridge that lives in its own namespace. Every name carries
+ * a unique prefix, and `destroy()` removes everything the lab created. Traffic
+ * only ever goes to addresses inside these namespaces.
+ *
+ *   const lab = await Lab.create({ subnet: '10.213.7' });   // 10.213.7.0/24
+ *   const srv = await lab.addHost('srv', '10.213.7.1');
+ *   const tap = await lab.addTap();                          // for a QEMU guest
+ *   await lab.exec('srv', ['ip', 'addr']);
+ *   await lab.destroy();
+ */
+import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+
+const run = promisify(execFile);
+
+export async function sh(cmd: string, args: string[]): Promise<string> {
+  try {
+    const { stdout } = await run(cmd, args, { maxBuffer: 64 * 1024 * 1024 });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+  }
+}
+
+export interface LabHost {
+  /** Short name given by the test. */
+  name: string;
+  /** The network namespace name. */
+  netns: string;
+  /** The interface inside the namespace. */
+  ifname: string;
+  ip: string;
+  mac: string;
+}
+
+export interface LabOptions {
+  /** First three octets of the lab's /24, e.g. '10.213.7'. Pick one per test file. */
+  subnet: string;
+}
+
+export class Lab {
+  readonly id: string;
+  readonly subnet: string;
+  /** Namespace holding the bridge (and the tap devices of QEMU guests). */
+  readonly bridgeNs: string;
+  readonly bridge = 'br0';
+  readonly hosts = new Map<string, LabHost>();
+  private readonly namespaces: string[] = [];
+  private readonly children = new Set<ChildProcess>();
+  private tapCount = 0;
+  private vethCount = 0;
+
+  private constructor(id: string, subnet: string) {
+    this.id = id;
+    this.subnet = subnet;
+    this.bridgeNs = `fb${id}-br`;
+  }
+
+  static async create(opts: LabOptions): Promise<Lab> {
+    if (!/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(opts.subnet)) throw new TypeError(`Lab subnet must be three octets: ${opts.subnet}`);
+    const lab = new Lab(randomBytes(3).toString('hex'), opts.subnet);
+    await lab.addNamespace(lab.bridgeNs);
+    await lab.nsExec(lab.bridgeNs, ['ip', 'link', 'add', lab.bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
+    await lab.nsExec(lab.bridgeNs, ['ip', 'link', 'set', lab.bridge, 'up']);
+    await lab.nsExec(lab.bridgeNs, ['ip', 'link', 'set', 'lo', 'up']);
+    return lab;
+  }
+
+  private async addNamespace(ns: string): Promise<void> {
+    await sh('ip', ['netns', 'add', ns]);
+    this.namespaces.push(ns);
+  }
+
+  /** Run a command inside a namespace and return its stdout. */
+  nsExec(ns: string, argv: string[]): Promise<string> {
+    const [cmd, ...rest] = argv;
+    if (!cmd) throw new TypeError('empty command');
+    return sh('ip', ['netns', 'exec', ns, cmd, ...rest]);
+  }
+
+  /** Run a command inside a lab host's namespace. */
+  exec(host: string, argv: string[]): Promise<string> {
+    return this.nsExec(this.host(host).netns, argv);
+  }
+
+  host(name: string): LabHost {
+    const h = this.hosts.get(name);
+    if (!h) throw new Error(`no lab host ${name}`);
+    return h;
+  }
+
+  /** A namespace with one interface (eth0) on the bridge, addressed ip/24 (or no address when ip is null). */
+  async addHost(name: string, ip: string | null, opts: { mac?: string } = {}): Promise<LabHost> {
+    const netns = `fb${this.id}-${name}`;
+    await this.addNamespace(netns);
+    const n = this.vethCount++;
+    const outer = `fb${this.id}v${n}`;
+    const inner = `fb${this.id}i${n}`;
+    await sh('ip', ['link', 'add', outer, 'type', 'veth', 'peer', 'name', inner]);
+    await sh('ip', ['link', 'set', outer, 'netns', this.bridgeNs]);
+    await sh('ip', ['link', 'set', inner, 'netns', netns]);
+    await this.nsExec(this.bridgeNs, ['ip', 'link', 'set', outer, 'master', this.bridge, 'up']);
+    await this.nsExec(netns, ['ip', 'link', 'set', inner, 'name', 'eth0']);
+    if (opts.mac) await this.nsExec(netns, ['ip', 'link', 'set', 'eth0', 'address', opts.mac]);
+    await this.nsExec(netns, ['ip', 'link', 'set', 'lo', 'up']);
+    await this.nsExec(netns, ['ip', 'link', 'set', 'eth0', 'up']);
+    if (ip) await this.nsExec(netns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    const mac = (await this.nsExec(netns, ['cat', '/sys/class/net/eth0/address'])).trim();
+    const h: LabHost = { name, netns, ifname: 'eth0', ip: ip ?? '', mac };
+    this.hosts.set(name, h);
+    return h;
+  }
+
+  /** A tap device on the bridge for a QEMU guest; QEMU must run inside `bridgeNs` (see spawnIn). */
+  async addTap(): Promise<string> {
+    const tap = `tap${this.tapCount++}`;
+    await this.nsExec(this.bridgeNs, ['ip', 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+    await this.nsExec(this.bridgeNs, ['ip', 'link', 'set', tap, 'master', this.bridge, 'up']);
+    return tap;
+  }
+
+  /** Start a long-running process inside a namespace; it is killed by destroy(). */
+  spawnIn(ns: string, argv: string[], opts: SpawnOptions = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /** Drop a share of packets entering a host's interface (nftables numgen random), for fault tests. */
+  async dropPercent(host: string, percent: number): Promise<void> {
+    if (!(percent >= 0 && percent <= 100)) throw new RangeError(`percent must be 0-100: ${percent}`);
+    const ns = this.host(host).netns;
+    await this.nsExec(ns, ['nft', 'add', 'table', 'inet', 'fblab']);
+    await this.nsExec(ns, ['nft', 'add', 'chain', 'inet', 'fblab', 'in', '{ type filter hook input priority 0; }']);
+    await this.nsExec(ns, ['nft', 'add', 'rule', 'inet', 'fblab', 'in', 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '100', '<', String(percent), 'drop']);
+  }
+
+  async destroy(): Promise<void> {
+    for (const c of this.children) {
+      try {
+        c.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    // Processes started with `ip netns exec` die with their namespace's last user; give them a moment.
+    await new Promise((r) => setTimeout(r, 100));
+    for (const ns of [...this.namespaces].reverse()) {
+      await sh('ip', ['netns', 'pids', ns]).then(
+        async (pids) => {
+          for (const pid of pids.split('\n').filter(Boolean)) {
+            try {
+              process.kill(Number(pid), 'SIGKILL');
+            } catch {
+              /* gone */
+            }
+          }
+        },
+        () => undefined,
+      );
+      await sh('ip', ['netns', 'del', ns]).catch(() => undefined);
+    }
+    this.namespaces.length = 0;
+  }
+}
+
+/** True when this process can build labs (root, ip netns available). */
+export async function labAvailable(): Promise<boolean> {
+  if (process.getuid?.() !== 0) return false;
+  try {
+    await sh('ip', ['netns', 'list']);
+    return true;
+  } catch {
+    return false;
+  }
+}
