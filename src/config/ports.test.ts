@@ -1,0 +1,30 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig } from './config.js';
+import { firewallRules, requiredPorts } from './ports.js';
+
+test('requiredPorts() lists proxyDHCP, PXE, TFTP, TFTP data and HTTP from the live config', () => {
+  const c = loadConfig({ cwd: '/tmp', overrides: { http: { port: 9090 }, tftp: { dataPorts: { from: 64001, to: 65000 } } } });
+  const ports = requiredPorts(c).map((p) => `${p.proto}/${Array.isArray(p.port) ? p.port.join('-') : p.port}`);
+  assert.deepEqual(ports, ['udp/67', 'udp/4011', 'udp/69', 'udp/64001-65000', 'tcp/9090']);
+});
+
+test('requiredPorts() leaves out DHCP when the proxy is off', () => {
+  const c = loadConfig({ cwd: '/tmp', overrides: { dhcp: { mode: 'off' } } });
+  assert.ok(!requiredPorts(c).some((p) => p.service === 'proxyDHCP'));
+});
+
+test('firewallRules() prints one rule per port for each flavor', () => {
+  const c = loadConfig({ cwd: '/tmp', overrides: { tftp: { dataPorts: { from: 64001, to: 65000 } } } });
+  const nft = firewallRules(c, 'nft').filter((l) => !l.startsWith('#'));
+  assert.deepEqual(nft, [
+    'nft add rule inet filter input udp dport 67 accept',
+    'nft add rule inet filter input udp dport 4011 accept',
+    'nft add rule inet filter input udp dport 69 accept',
+    'nft add rule inet filter input udp dport 64001-65000 accept',
+    'nft add rule inet filter input tcp dport 8080 accept',
+  ]);
+  assert.ok(firewallRules(c, 'iptables').includes('iptables -A INPUT -p udp --dport 64001:65000 -j ACCEPT'));
+  assert.ok(firewallRules(c, 'ufw').includes('ufw allow 69/udp'));
+  assert.equal(firewallRules(c, 'firewalld').at(-1), 'firewall-cmd --reload');
+});
