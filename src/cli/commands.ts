@@ -1,0 +1,201 @@
+/**
+ * entry / host / status commands: they speak only the HTTP API.
+ */
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Command } from 'commander';
+import { connect, CliError, type ApiClient } from './client.js';
+import type { GlobalOptions } from './globals.js';
+import { printJson, printLine, printTable } from './output.js';
+
+interface Entry {
+  name: string;
+  kernel: string;
+  initrds: string[];
+  cmdline: string;
+  createdAt: string;
+}
+
+interface Host {
+  mac: string;
+  name: string | null;
+  entry: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
+
+/** The name a local file gets on the server: its base name, made safe and unique. */
+export function serverFileName(localPath: string, taken: Set<string>): string {
+  let name = basename(localPath)
+    .replace(/[^A-Za-z0-9._+-]/g, '_')
+    .slice(0, 120);
+  if (!/^[A-Za-z0-9]/.test(name)) name = `f${name}`;
+  let candidate = name;
+  for (let i = 2; taken.has(candidate); i++) candidate = `${name}-${i}`;
+  taken.add(candidate);
+  return candidate;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function short(s: string, max = 48): string {
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+async function addEntry(api: ApiClient, name: string, opts: { kernel: string; initrd: string[]; cmdline?: string }): Promise<Entry> {
+  const taken = new Set<string>();
+  const plan: Array<{ local: string; remote: string } | null> = [];
+  const sources: string[] = [];
+  for (const [what, src] of [['kernel', opts.kernel] as const, ...opts.initrd.map((s) => ['initrd', s] as const)]) {
+    if (isUrl(src)) {
+      plan.push(null);
+      sources.push(src);
+      continue;
+    }
+    let st;
+    try {
+      st = await stat(src);
+    } catch {
+      throw new CliError(`${what} ${src}: no such file (give a local file or an http(s) URL)`);
+    }
+    if (!st.isFile()) throw new CliError(`${what} ${src}: not a regular file`);
+    const remote = serverFileName(src, taken);
+    plan.push({ local: src, remote });
+    sources.push(remote);
+  }
+  for (const p of plan) {
+    if (p) await api.upload(`/entries/${encodeURIComponent(name)}/files/${encodeURIComponent(p.remote)}`, p.local);
+  }
+  const [kernel, ...initrds] = sources;
+  return api.request<Entry>('POST', '/entries', { name, kernel, initrds, cmdline: opts.cmdline ?? '' });
+}
+
+function hostRow(h: Host): Array<string | null> {
+  return [h.mac, h.name, h.entry, h.updatedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z')];
+}
+
+function printHost(globals: GlobalOptions, h: Host, verb: string): void {
+  if (globals.json) printJson(h);
+  else printLine(`${verb} host ${h.mac}${h.name ? ` (${h.name})` : ''}: ${h.entry ? `boots entry ${h.entry}` : 'no boot entry (menu, then local disk)'}`);
+}
+
+const macPath = (mac: string): string => `/hosts/${encodeURIComponent(mac)}`;
+
+export function registerApiCommands(program: Command, globals: GlobalOptions): void {
+  const api = (): Promise<ApiClient> => connect(globals);
+
+  const entry = program.command('entry').description('boot entries: a kernel, initrds and a command line');
+  entry
+    .command('add')
+    .description('add a boot entry; SRC is a local file (uploaded to the server) or an http(s) URL (used as is)')
+    .argument('<name>', 'entry name: letters, digits, . _ - (up to 64)')
+    .requiredOption('--kernel <src>', 'the kernel: local file or http(s) URL')
+    .option('--initrd <src>', 'an initrd: local file or http(s) URL (repeat for several, in order)', collect, [])
+    .option('--cmdline <text>', 'kernel command line')
+    .action(async (name: string, opts: { kernel: string; initrd: string[]; cmdline?: string }) => {
+      const e = await addEntry(await api(), name, opts);
+      if (globals.json) printJson(e);
+      else printLine(`Added boot entry ${e.name}: kernel ${e.kernel}${e.initrds.length ? `, initrds ${e.initrds.join(' ')}` : ''}${e.cmdline ? `, cmdline "${e.cmdline}"` : ''}`);
+    });
+  entry
+    .command('list')
+    .alias('ls')
+    .description('list boot entries')
+    .action(async () => {
+      const { entries } = await (await api()).request<{ entries: Entry[] }>('GET', '/entries');
+      if (globals.json) printJson(entries);
+      else printTable(['NAME', 'KERNEL', 'INITRDS', 'CMDLINE'], entries.map((e) => [e.name, short(e.kernel), e.initrds.map((i) => short(i, 32)).join(' '), short(e.cmdline, 60)]), 'No boot entries.');
+    });
+  entry
+    .command('rm')
+    .alias('remove')
+    .description('delete a boot entry and its files (refused while hosts use it, unless --force)')
+    .argument('<name>')
+    .option('--force', 'unassign the hosts that use it first')
+    .action(async (name: string, opts: { force?: boolean }) => {
+      const r = await (await api()).request<{ deleted: string; unassigned: string[] }>('DELETE', `/entries/${encodeURIComponent(name)}${opts.force ? '?force=true' : ''}`);
+      if (globals.json) printJson(r);
+      else printLine(`Deleted boot entry ${r.deleted}${r.unassigned.length ? ` (unassigned ${r.unassigned.join(', ')})` : ''}`);
+    });
+
+  const host = program.command('host').description('hosts: machines by MAC address, and the entry each boots');
+  host
+    .command('add')
+    .description('add a host')
+    .argument('<mac>', 'MAC address (52:54:00:12:34:56, 52-54-00-12-34-56 or 525400123456)')
+    .option('--name <name>', 'a name for the host')
+    .option('--entry <entry>', 'the boot entry it boots')
+    .action(async (mac: string, opts: { name?: string; entry?: string }) => {
+      const h = await (await api()).request<Host>('POST', '/hosts', { mac, ...(opts.name ? { name: opts.name } : {}), ...(opts.entry ? { entry: opts.entry } : {}) });
+      printHost(globals, h, 'Added');
+    });
+  host
+    .command('assign')
+    .description('make a host boot an entry')
+    .argument('<mac>')
+    .argument('<entry>')
+    .action(async (mac: string, entryName: string) => {
+      printHost(globals, await (await api()).request<Host>('PATCH', macPath(mac), { entry: entryName }), 'Assigned');
+    });
+  host
+    .command('unassign')
+    .description('remove the entry from a host (it gets the menu, then the local disk)')
+    .argument('<mac>')
+    .action(async (mac: string) => {
+      printHost(globals, await (await api()).request<Host>('PATCH', macPath(mac), { entry: null }), 'Unassigned');
+    });
+  host
+    .command('list')
+    .alias('ls')
+    .description('list hosts')
+    .action(async () => {
+      const { hosts } = await (await api()).request<{ hosts: Host[] }>('GET', '/hosts');
+      if (globals.json) printJson(hosts);
+      else printTable(['MAC', 'NAME', 'ENTRY', 'UPDATED'], hosts.map(hostRow), 'No hosts.');
+    });
+  host
+    .command('rm')
+    .alias('remove')
+    .description('delete a host')
+    .argument('<mac>')
+    .action(async (mac: string) => {
+      const r = await (await api()).request<{ deleted: string }>('DELETE', macPath(mac));
+      if (globals.json) printJson(r);
+      else printLine(`Deleted host ${r.deleted}`);
+    });
+
+  program
+    .command('status')
+    .description('show the running server: version, addresses, ports')
+    .action(async () => {
+      const s = await (await api()).request<Record<string, unknown>>('GET', '/status');
+      if (globals.json) {
+        printJson(s);
+        return;
+      }
+      const get = (path: string): string => {
+        let v: unknown = s;
+        for (const k of path.split('.')) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined;
+        return v === undefined || v === null ? '-' : String(v);
+      };
+      printTable(
+        ['KEY', 'VALUE'],
+        [
+          ['version', get('version')],
+          ['server ip', get('serverIp')],
+          ['boot script', get('bootScriptUrl')],
+          ['http port', get('http.port')],
+          ['tftp', get('tftp.enabled') === 'true' ? `port ${get('tftp.port')}, root ${get('tftp.root')}` : 'off'],
+          ['dhcp', get('dhcp.mode') === 'proxy' ? `proxy, ports ${get('dhcp.port')}/${get('dhcp.pxePort')}` : 'off'],
+          ['hosts', get('counts.hosts')],
+          ['entries', get('counts.entries')],
+          ['data dir', get('dataDir')],
+        ],
+        '',
+      );
+    });
+}

@@ -1,0 +1,54 @@
+/**
+ * The `fleetboot` command line. Global options (--data-dir, --server,
+ * --token, --json) are taken out of argv first, so they work anywhere.
+ */
+import { Command, CommanderError } from 'commander';
+import { FleetbootError } from '../lib/errors.js';
+import { fleetbootVersion } from '../http/version.js';
+import { CliError } from './client.js';
+import { registerApiCommands } from './commands.js';
+import { extractGlobalOptions, UsageError, type GlobalOptions } from './globals.js';
+import { registerServe } from './serve.js';
+
+export function buildProgram(globals: GlobalOptions): Command {
+  const program = new Command('fleetboot')
+    .description('Network boot server: proxyDHCP, TFTP and iPXE over HTTP, with a REST API and this CLI.')
+    .version(fleetbootVersion())
+    .exitOverride()
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Global options (accepted anywhere on the command line, for every command):',
+        '  --data-dir <dir>  the server data directory (default ./data); the CLI reads server.json and api-token there',
+        '  --server <url>    the server URL (instead of <data-dir>/server.json)',
+        '  --token <token>   the API token (instead of <data-dir>/api-token)',
+        '  --json            print JSON instead of tables',
+      ].join('\n'),
+    );
+  registerServe(program, globals);
+  registerApiCommands(program, globals);
+  return program;
+}
+
+/** Run the CLI; returns the exit status for commands that finish (serve keeps running). */
+export async function runCli(argv: readonly string[]): Promise<number> {
+  try {
+    const { globals, rest } = extractGlobalOptions(argv);
+    const program = buildProgram(globals);
+    await program.parseAsync(rest, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander already printed help, the version or the usage error
+      return err.exitCode;
+    }
+    if (err instanceof CliError || err instanceof FleetbootError || err instanceof UsageError) {
+      process.stderr.write(`fleetboot: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`fleetboot: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * `fleetboot serve`: flags -> config overrides -> loadConfig -> startFleetboot;
+ * SIGINT/SIGTERM close the services in order (a second signal exits at once).
+ */
+import type { Command } from 'commander';
+import { loadConfig, type ConfigOverrides, type FleetbootConfig } from '../config/config.js';
+import type { GlobalOptions } from './globals.js';
+import { UsageError } from './globals.js';
+
+export interface ServeFlags {
+  config?: string;
+  interface?: string;
+  serverIp?: string;
+  httpHost?: string;
+  httpPort?: string;
+  publicUrl?: string;
+  dhcp?: string;
+  dhcpPort?: string;
+  pxePort?: string;
+  tftp: boolean;
+  tftpRoot?: string;
+  tftpPort?: string;
+  menuTimeout?: string;
+  logLevel?: string;
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function int(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`${flag} must be a whole number: current value is ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** Command-line flags as a config layer (only what was given). */
+export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOverrides {
+  if (f.dhcp !== undefined && f.dhcp !== 'proxy' && f.dhcp !== 'off') throw new UsageError(`--dhcp must be 'proxy' or 'off': current value is ${JSON.stringify(f.dhcp)}`);
+  if (f.logLevel !== undefined && !(LEVELS as readonly string[]).includes(f.logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}: current value is ${JSON.stringify(f.logLevel)}`);
+  }
+  const http: Partial<FleetbootConfig['http']> = {};
+  const dhcp: Partial<FleetbootConfig['dhcp']> = {};
+  const tftp: Partial<FleetbootConfig['tftp']> = {};
+  const o: ConfigOverrides = {};
+  if (globals.dataDir !== null) o.dataDir = globals.dataDir;
+  if (f.interface !== undefined) o.interface = f.interface;
+  if (f.serverIp !== undefined) o.serverIp = f.serverIp;
+  if (f.httpHost !== undefined) http.host = f.httpHost;
+  const httpPort = int('--http-port', f.httpPort);
+  if (httpPort !== undefined) http.port = httpPort;
+  if (f.publicUrl !== undefined) http.publicUrl = f.publicUrl;
+  if (f.dhcp !== undefined) dhcp.mode = f.dhcp as FleetbootConfig['dhcp']['mode'];
+  const dhcpPort = int('--dhcp-port', f.dhcpPort);
+  if (dhcpPort !== undefined) dhcp.port = dhcpPort;
+  const pxePort = int('--pxe-port', f.pxePort);
+  if (pxePort !== undefined) dhcp.pxePort = pxePort;
+  if (!f.tftp) tftp.enabled = false;
+  if (f.tftpRoot !== undefined) tftp.root = f.tftpRoot;
+  const tftpPort = int('--tftp-port', f.tftpPort);
+  if (tftpPort !== undefined) tftp.port = tftpPort;
+  if (Object.keys(http).length) o.http = http;
+  if (Object.keys(dhcp).length) o.dhcp = dhcp;
+  if (Object.keys(tftp).length) o.tftp = tftp;
+  const menu = int('--menu-timeout', f.menuTimeout);
+  if (menu !== undefined) o.boot = { menuTimeoutSeconds: menu };
+  if (f.logLevel !== undefined) o.log = { level: f.logLevel as FleetbootConfig['log']['level'] };
+  return o;
+}
+
+export function registerServe(program: Command, globals: GlobalOptions): void {
+  program
+    .command('serve')
+    .description('run the server: proxyDHCP (67/4011), TFTP (69) and HTTP (8080) by default')
+    .option('--config <file>', 'JSON config file (flags override it)')
+    .option('--interface <iface>', 'use the IPv4 address of this interface as the server address')
+    .option('--server-ip <ip>', 'the address clients are told to use (default: from --interface, else the first non-loopback IPv4)')
+    .option('--http-host <addr>', 'address the HTTP server binds to (default 0.0.0.0)')
+    .option('--http-port <n>', 'HTTP port (default 8080; 0 = any free port)')
+    .option('--public-url <url>', 'base URL put into iPXE scripts (default http://SERVER-IP:HTTP-PORT)')
+    .option('--dhcp <mode>', "'proxy' (default) or 'off'")
+    .option('--dhcp-port <n>', 'proxyDHCP port (default 67)')
+    .option('--pxe-port <n>', 'PXE boot-server port (default 4011)')
+    .option('--tftp-root <dir>', 'TFTP root (default <data-dir>/tftp); holds the iPXE binaries, other files there are served too')
+    .option('--tftp-port <n>', 'TFTP port (default 69; 0 = any free port)')
+    .option('--no-tftp', 'do not run the TFTP server')
+    .option('--menu-timeout <seconds>', 'menu timeout for unknown/unassigned machines (default 10; 0 = boot the local disk at once)')
+    .option('--log-level <level>', `log level: ${LEVELS.join(', ')} (default info)`)
+    .action(async (flags: ServeFlags) => {
+      const overrides = serveOverrides(globals, flags);
+      const config = loadConfig({ ...(flags.config ? { file: flags.config } : {}), overrides });
+      // Loaded here, so the other commands start without the server's modules.
+      const [{ createLogger }, { startFleetboot }] = await Promise.all([import('../lib/log.js'), import('../server.js')]);
+      const logger = createLogger(config.log.level);
+      const server = await startFleetboot(config, { logger });
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals): void => {
+        if (stopping) {
+          logger.warn({ signal }, 'second signal: exiting now');
+          process.exit(1);
+        }
+        stopping = true;
+        logger.info({ signal }, 'stopping');
+        server.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            logger.error({ err }, 'error while stopping');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+}

@@ -1,0 +1,110 @@
+/**
+ * The HTTP application: built here, listened on by server.ts; tests call
+ * `app.inject()` with no socket.
+ *
+ *   boot (no auth):  GET /boot.ipxe, GET /boot/decide, GET|HEAD /boot/entries/:name/:file,
+ *                    GET|HEAD /tftp/*
+ *   API (Bearer):    /api/v1/entries..., /api/v1/hosts..., /api/v1/status
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { httpBaseUrl, type FleetbootConfig } from '../config/config.js';
+import { ipxeUrlProblem } from '../boot/ipxe.js';
+import type { Logger } from '../lib/log.js';
+import type { Store } from '../store/index.js';
+import { requireToken } from './auth.js';
+import type { AppContext, RuntimeStatus } from './context.js';
+import { installErrorHandlers } from './errors.js';
+import { entryRoutes } from './routes/api-entries.js';
+import { hostRoutes } from './routes/api-hosts.js';
+import { statusRoutes } from './routes/api-status.js';
+import { bootRoutes } from './routes/boot.js';
+import { tftpRoutes } from './routes/tftp.js';
+
+export type { RuntimeStatus } from './context.js';
+
+export interface AppOptions {
+  store: Store;
+  config: Readonly<FleetbootConfig>;
+  serverIp: string;
+  logger: Logger;
+  /** The API token (Bearer). */
+  token: string;
+  /**
+   * The base URL for iPXE scripts. Default: httpBaseUrl(config, serverIp). A
+   * function, so the server can give the real port after listening on port 0.
+   */
+  baseUrl?: () => string;
+  /** Ports actually bound, for /api/v1/status. */
+  runtime?: () => RuntimeStatus;
+  /** Largest accepted upload of an entry file. Default 8 GiB. */
+  maxUploadBytes?: number;
+}
+
+export function buildApp(opts: AppOptions): FastifyInstance {
+  const { store, config, serverIp, token } = opts;
+  const log = opts.logger;
+  const baseUrl = opts.baseUrl ?? (() => httpBaseUrl(config, serverIp));
+  const problem = ipxeUrlProblem(baseUrl());
+  if (problem) throw new RangeError(`The HTTP base URL ${JSON.stringify(baseUrl())} cannot go into iPXE scripts: it ${problem}`);
+
+  const ctx: AppContext = {
+    store,
+    config,
+    serverIp,
+    log,
+    baseUrl: () => baseUrl().replace(/\/+$/, ''),
+    runtime: opts.runtime ?? (() => ({ httpPort: config.http.port, tftpPort: config.tftp.enabled ? config.tftp.port : null, dhcpPort: null, pxePort: null })),
+    maxUploadBytes: opts.maxUploadBytes ?? 8 * 1024 ** 3,
+    startedAt: new Date(),
+  };
+
+  const fastifyLog: FastifyBaseLogger = log.child({ subsystem: 'http' });
+  const app = Fastify({
+    loggerInstance: fastifyLog,
+    // Our own log lines (decisions, files served) replace Fastify's per-request ones.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+    // Reject unknown properties instead of dropping them, and do not coerce JSON types.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    routerOptions: { maxParamLength: 1024 },
+  });
+
+  installErrorHandlers(app);
+
+  // One log line per file a machine fetches (the step a failed boot is followed by).
+  app.addHook('onResponse', async (req, reply) => {
+    const path = req.url.split('?')[0] ?? '';
+    if (path.startsWith('/boot/entries/') || path.startsWith('/tftp/')) {
+      log.info(
+        {
+          subsystem: 'http',
+          ip: req.ip,
+          method: req.method,
+          path: path.slice(0, 300),
+          status: reply.statusCode,
+          bytes: Number(reply.getHeader('content-length') ?? 0),
+          range: req.headers.range,
+          ms: Math.round(reply.elapsedTime),
+        },
+        'file served',
+      );
+    } else if (path.startsWith('/api/')) {
+      log.debug({ subsystem: 'api', ip: req.ip, method: req.method, path, status: reply.statusCode }, 'api request');
+    }
+  });
+
+  app.register(async (scope) => {
+    await bootRoutes(scope, ctx);
+    await tftpRoutes(scope, ctx);
+  });
+  app.register(
+    async (api) => {
+      api.addHook('onRequest', requireToken(token));
+      await entryRoutes(api, ctx);
+      await hostRoutes(api, ctx);
+      await statusRoutes(api, ctx);
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}

@@ -1,0 +1,24 @@
+/** What the routes share: built once by buildApp. */
+import type { FleetbootConfig } from '../config/config.js';
+import type { Logger } from '../lib/log.js';
+import type { Store } from '../store/index.js';
+
+/** Ports and addresses actually in use, for /api/v1/status (known only after the services start). */
+export interface RuntimeStatus {
+  httpPort: number | null;
+  tftpPort: number | null;
+  dhcpPort: number | null;
+  pxePort: number | null;
+}
+
+export interface AppContext {
+  store: Store;
+  config: Readonly<FleetbootConfig>;
+  serverIp: string;
+  log: Logger;
+  /** The base URL put into iPXE scripts (no trailing slash). */
+  baseUrl(): string;
+  runtime(): RuntimeStatus;
+  maxUploadBytes: number;
+  startedAt: Date;
+}

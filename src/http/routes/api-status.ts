@@ -1,0 +1,28 @@
+/**
+ *   GET /api/v1/status   version, server address, base URL, ports, counts (token required)
+ */
+import type { FastifyInstance } from 'fastify';
+import { listEntries, listHosts } from '../../store/index.js';
+import type { AppContext } from '../context.js';
+import { fleetbootVersion } from '../version.js';
+
+export async function statusRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  app.get('/status', async () => {
+    const rt = ctx.runtime();
+    const [hosts, entries] = await Promise.all([listHosts(ctx.store.db), listEntries(ctx.store.db)]);
+    return {
+      name: 'fleetboot',
+      version: fleetbootVersion(),
+      serverIp: ctx.serverIp,
+      baseUrl: ctx.baseUrl(),
+      bootScriptUrl: `${ctx.baseUrl()}/boot.ipxe`,
+      dataDir: ctx.config.dataDir,
+      http: { port: rt.httpPort },
+      tftp: { enabled: ctx.config.tftp.enabled, port: rt.tftpPort, root: ctx.config.tftp.root },
+      dhcp: { mode: ctx.config.dhcp.mode, port: rt.dhcpPort, pxePort: rt.pxePort },
+      counts: { hosts: hosts.length, entries: entries.length },
+      startedAt: ctx.startedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - ctx.startedAt.getTime()) / 1000),
+    };
+  });
+}

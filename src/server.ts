@@ -1,0 +1,245 @@
+/**
+ * Wiring: `startFleetboot(config)` resolves the server address, opens the
+ * store, makes sure the API token and the TFTP root exist, then starts HTTP,
+ * TFTP (if enabled) and the proxyDHCP (if dhcp.mode is 'proxy'), in that
+ * order. `close()` stops them in the order HTTP, DHCP, TFTP, database.
+ * Signals are the CLI's business (src/cli/serve.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { DEBIAN_IPXE_DIR, detectServerIp, type FleetbootConfig } from './config/config.js';
+import { buildApp } from './http/app.js';
+import { FleetbootError, errorMessage } from './lib/errors.js';
+import type { Logger } from './lib/log.js';
+import { createProxyDhcpService, type ProxyDhcpService } from './net/proxy-dhcp.js';
+import { createTftpService, type TftpService } from './net/tftp-server.js';
+import { ensureApiToken, openStore, type Store } from './store/index.js';
+
+/** The iPXE binaries copied into the TFTP root when absent there. */
+export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
+
+/** <dataDir>/server.json: how a local CLI finds the running server (no secrets). */
+export const SERVER_FILE = 'server.json';
+
+export interface ServerInfoFile {
+  /** URL for the API from this machine. */
+  url: string;
+  /** Base URL given to booting machines. */
+  baseUrl: string;
+  pid: number;
+  startedAt: string;
+  httpPort: number;
+  tftpPort: number | null;
+}
+
+export interface RunningFleetboot {
+  readonly serverIp: string;
+  /** Base URL in iPXE scripts and proxyDHCP answers. */
+  readonly baseUrl: string;
+  /** URL for the API from this machine (what server.json holds). */
+  readonly url: string;
+  readonly httpPort: number;
+  readonly tftpPort: number | null;
+  readonly dhcpPorts: { dhcp: number; pxe: number } | null;
+  readonly token: string;
+  readonly app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger: Logger;
+  /** Where the iPXE binaries come from (default /usr/lib/ipxe). */
+  ipxeDir?: string;
+}
+
+/** config.serverIp, else the IPv4 address of config.interface, else the first non-internal IPv4. */
+export function resolveServerIp(config: Readonly<FleetbootConfig>): string {
+  if (config.serverIp) return config.serverIp;
+  const ip = detectServerIp(config.interface);
+  if (ip) return ip;
+  if (config.interface) {
+    throw new FleetbootError('CONFIG', `Interface '${config.interface}' does not exist or has no IPv4 address: set --server-ip or another --interface`);
+  }
+  throw new FleetbootError('CONFIG', 'No IPv4 address found on any non-loopback interface: set --server-ip IP or --interface IFACE');
+}
+
+/**
+ * Create the TFTP root if missing and copy the iPXE binaries into it when
+ * absent (copies, not symlinks: the TFTP server refuses symlinks leading
+ * out of its root). Files already there, and any others, are left alone.
+ */
+export async function populateTftpRoot(root: string, log: Logger, ipxeDir: string = DEBIAN_IPXE_DIR): Promise<string[]> {
+  await mkdir(root, { recursive: true });
+  const copied: string[] = [];
+  for (const name of IPXE_BINARIES) {
+    const dest = join(root, name);
+    if (await exists(dest)) continue;
+    const src = join(ipxeDir, name);
+    if (!(await exists(src))) {
+      log.warn({ subsystem: 'tftp', file: name, from: ipxeDir }, `iPXE binary ${src} not found (install the Debian package 'ipxe'); ${name} will be missing from the TFTP root`);
+      continue;
+    }
+    const tmp = join(root, `.${name}.${randomBytes(4).toString('hex')}.tmp`);
+    try {
+      await copyFile(src, tmp);
+      await rename(tmp, dest);
+      copied.push(name);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+  if (copied.length) log.info({ subsystem: 'tftp', root, copied, from: ipxeDir }, 'iPXE binaries copied into the TFTP root');
+  return copied;
+}
+
+/**
+ * The TFTP root is served to anyone on the LAN (TFTP and /tftp/ over HTTP):
+ * it must not be, or contain, the data directory (API token, database).
+ */
+export async function checkTftpRoot(root: string, dataDir: string): Promise<void> {
+  const [r, d] = await Promise.all([realpath(root), realpath(dataDir)]);
+  if (d === r || d.startsWith(r.endsWith(sep) ? r : r + sep)) {
+    throw new FleetbootError('CONFIG', `The TFTP root ${root} contains the data directory ${dataDir}: it would serve the API token and the database; choose another --tftp-root`);
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function localUrl(host: string, port: number): string {
+  const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host === 'localhost' ? '127.0.0.1' : host;
+  return `http://${h}:${port}`;
+}
+
+async function writeServerFile(dataDir: string, info: ServerInfoFile): Promise<void> {
+  const final = join(dataDir, SERVER_FILE);
+  const tmp = `${final}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o644 });
+  await rename(tmp, final);
+}
+
+async function removeServerFile(dataDir: string): Promise<void> {
+  const file = join(dataDir, SERVER_FILE);
+  try {
+    const info = JSON.parse(await readFile(file, 'utf8')) as Partial<ServerInfoFile>;
+    if (info.pid === process.pid) await rm(file, { force: true });
+  } catch {
+    // absent or unreadable: nothing of ours to remove
+  }
+}
+
+export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: StartOptions): Promise<RunningFleetboot> {
+  const log = opts.logger;
+  const serverIp = resolveServerIp(config);
+  let store: Store | null = null;
+  let app: FastifyInstance | null = null;
+  let tftp: TftpService | null = null;
+  let dhcp: ProxyDhcpService | null = null;
+  let wroteServerFile = false;
+
+  /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
+  const closeAll = async (): Promise<void> => {
+    const a = app;
+    const d = dhcp;
+    const t = tftp;
+    const st = store;
+    const steps: Array<[string, (() => Promise<void>) | null]> = [
+      ['http', a ? () => a.close() : null],
+      ['dhcp', d ? () => d.close() : null],
+      ['tftp', t ? () => t.close() : null],
+      ['database', st ? () => st.close() : null],
+      ['server.json', wroteServerFile ? () => removeServerFile(config.dataDir) : null],
+    ];
+    for (const [what, step] of steps) {
+      if (!step) continue;
+      try {
+        await step();
+      } catch (err) {
+        log.error({ subsystem: what, err: errorMessage(err) }, `error while closing ${what}`);
+      }
+    }
+  };
+
+  try {
+    await mkdir(config.dataDir, { recursive: true });
+    await mkdir(config.tftp.root, { recursive: true });
+    await checkTftpRoot(config.tftp.root, config.dataDir);
+    store = await openStore(config.dataDir);
+    const token = ensureApiToken(config.dataDir);
+    await populateTftpRoot(config.tftp.root, log, opts.ipxeDir);
+
+    let httpPort = config.http.port;
+    const baseUrl = (): string => (config.http.publicUrl ? config.http.publicUrl.replace(/\/+$/, '') : `http://${serverIp}:${httpPort}`);
+    app = buildApp({
+      store,
+      config,
+      serverIp,
+      logger: log,
+      token,
+      baseUrl,
+      runtime: () => ({
+        httpPort,
+        tftpPort: tftp ? tftp.port : null,
+        dhcpPort: dhcp ? dhcp.ports.dhcp : null,
+        pxePort: dhcp ? dhcp.ports.pxe : null,
+      }),
+    });
+    await app.listen({ host: config.http.host, port: config.http.port });
+    const addr = app.server.address();
+    httpPort = typeof addr === 'object' && addr !== null ? addr.port : httpPort;
+    log.info({ subsystem: 'http', address: config.http.host, port: httpPort, baseUrl: baseUrl() }, `HTTP listening; iPXE script at ${baseUrl()}/boot.ipxe`);
+
+    if (config.tftp.enabled) {
+      tftp = createTftpService({
+        root: config.tftp.root,
+        bindAddress: config.tftp.bindAddress,
+        port: config.tftp.port,
+        dataPorts: config.tftp.dataPorts,
+        timeoutMs: config.tftp.timeoutMs,
+        maxRetries: config.tftp.maxRetries,
+        maxBlksize: config.tftp.maxBlksize,
+        maxWindowsize: config.tftp.maxWindowsize,
+        logger: log,
+      });
+      await tftp.start();
+    }
+    if (config.dhcp.mode === 'proxy') {
+      dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log });
+      await dhcp.start();
+    }
+
+    const url = localUrl(config.http.host, httpPort);
+    const tftpPort = tftp ? tftp.port : null;
+    await writeServerFile(config.dataDir, { url, baseUrl: baseUrl(), pid: process.pid, startedAt: new Date().toISOString(), httpPort, tftpPort });
+    wroteServerFile = true;
+    log.info({ serverIp, baseUrl: baseUrl(), httpPort, tftpPort, dhcp: dhcp ? dhcp.ports : 'off', dataDir: config.dataDir }, 'fleetboot started');
+
+    let closing: Promise<void> | null = null;
+    const running: RunningFleetboot = {
+      serverIp,
+      baseUrl: baseUrl(),
+      url,
+      httpPort,
+      tftpPort,
+      dhcpPorts: dhcp ? { ...dhcp.ports } : null,
+      token,
+      app,
+      close() {
+        closing ??= closeAll().then(() => log.info('fleetboot stopped'));
+        return closing;
+      },
+    };
+    return running;
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Opening the database: the only module that touches the SQLite driver.
+ * `openStore(dataDir)` creates <dataDir>/fleetboot.db (WAL, foreign keys, busy
+ * timeout) and brings its schema up to date before anything uses it.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { FleetbootError, errorMessage } from '../lib/errors.js';
+import type { Database } from './schema.js';
+import { migrations as allMigrations, type Migration } from './migrations/index.js';
+
+export const DB_FILE = 'fleetboot.db';
+
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly dataDir: string;
+  /** Where boot-entry files live: <dataDir>/entries/<name>/<file>. */
+  readonly entriesDir: string;
+  close(): Promise<void>;
+}
+
+export async function openStore(dataDir: string, opts: { migrations?: readonly Migration[] } = {}): Promise<Store> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+  const entriesDir = join(dataDir, 'entries');
+  mkdirSync(entriesDir, { recursive: true });
+  const file = join(dataDir, DB_FILE);
+  let sqlite: SQLite.Database;
+  try {
+    sqlite = new SQLite(file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('synchronous = NORMAL');
+  } catch (err) {
+    throw new FleetbootError('IO', `Cannot open the database ${file}: ${errorMessage(err)}`, { cause: err });
+  }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  try {
+    await migrate(db, opts.migrations ?? allMigrations);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  let closed = false;
+  return {
+    db,
+    dataDir,
+    entriesDir,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+    },
+  };
+}
+
+/**
+ * Apply pending migrations in order, each in its own transaction together with
+ * its row in fleetboot_migrations (Kysely's Migrator skips transactions on
+ * SQLite; SQLite and PostgreSQL both have transactional DDL, so we use them).
+ */
+export async function migrate(db: Kysely<Database>, migrations: readonly Migration[]): Promise<string[]> {
+  await db.schema
+    .createTable('fleetboot_migrations')
+    .ifNotExists()
+    .addColumn('name', 'varchar(128)', (c) => c.primaryKey())
+    .addColumn('applied_at', 'varchar(32)', (c) => c.notNull())
+    .execute();
+  const done = new Set((await db.selectFrom('fleetboot_migrations').select('name').execute()).map((r) => r.name));
+  const known = new Set(migrations.map((m) => m.name));
+  const unknown = [...done].filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    throw new FleetbootError('CONFIG', `The database has migrations this version does not know (${unknown.join(', ')}): it was created by a newer Fleetboot`);
+  }
+  const applied: string[] = [];
+  for (const m of migrations) {
+    if (done.has(m.name)) continue;
+    try {
+      await db.transaction().execute(async (trx) => {
+        await m.up(trx as unknown as Kysely<unknown>);
+        await trx.insertInto('fleetboot_migrations').values({ name: m.name, applied_at: new Date().toISOString() }).execute();
+      });
+    } catch (err) {
+      throw new FleetbootError('IO', `Database migration ${m.name} failed: ${errorMessage(err)}`, { cause: err });
+    }
+    applied.push(m.name);
+  }
+  return applied;
+}

@@ -1,0 +1,8 @@
+/** The store's public surface: open it, then call the repositories with `store.db`. */
+export { openStore, migrate, DB_FILE, type Store } from './db.js';
+export { ensureApiToken, readApiToken, tokenPath, TOKEN_FILE } from './token.js';
+export { listEntries, getEntry, createEntry, deleteEntry, type BootEntry, type NewBootEntry } from './entries.js';
+export { listHosts, getHost, createHost, updateHost, deleteHost, findBootTarget, type Host, type NewHost, type HostChanges } from './hosts.js';
+export { normaliseMac, isValidName, isValidFileName, isUrlSource, NAME_PATTERN, FILE_NAME_PATTERN } from './validate.js';
+export type { Database } from './schema.js';
+export { entryDir, entryFilePath, entryFileSize, writeEntryFile, removeEntryFiles } from './files.js';

@@ -1,0 +1,41 @@
+/**
+ * Pure validators and normalisers for what the store keeps. No I/O; shared by
+ * the HTTP layer (input validation) and the boot decision (MAC from iPXE).
+ */
+
+/** Boot entry and host names. */
+export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+const NAME_RE = new RegExp(NAME_PATTERN);
+
+/** Files of a boot entry, stored flat in <dataDir>/entries/<name>/. */
+export const FILE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$';
+const FILE_NAME_RE = new RegExp(FILE_NAME_PATTERN);
+
+export function isValidName(s: string): boolean {
+  return NAME_RE.test(s);
+}
+
+export function isValidFileName(s: string): boolean {
+  return FILE_NAME_RE.test(s) && s !== '.' && s !== '..';
+}
+
+/**
+ * A MAC address in any usual spelling (52:54:00:12:34:56, 52-54-00-12-34-56
+ * as iPXE's `:hexhyp` gives it, 525400123456, 5254.0012.3456), normalised to
+ * lower-case colon form; null when it is not one.
+ */
+export function normaliseMac(input: string): string | null {
+  const s = input.trim();
+  let hex: string;
+  if (/^[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}$/.test(s)) hex = s.replace(/[:-]/g, '');
+  else if (/^[0-9A-Fa-f]{12}$/.test(s)) hex = s;
+  else if (/^[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}$/.test(s)) hex = s.replace(/\./g, '');
+  else return null;
+  hex = hex.toLowerCase();
+  return (hex.match(/../g) ?? []).join(':');
+}
+
+/** A boot source: an http(s) URL, or a file name inside the entry's directory. */
+export function isUrlSource(source: string): boolean {
+  return /^https?:\/\//i.test(source);
+}
