@@ -9,6 +9,7 @@ import { CliError } from './client.js';
 import { registerApiCommands } from './commands.js';
 import { extractGlobalOptions, UsageError, type GlobalOptions } from './globals.js';
 import { registerServe } from './serve.js';
+import { registerFirewallCommands } from './firewall.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -29,6 +30,7 @@ export function buildProgram(globals: GlobalOptions): Command {
     );
   registerServe(program, globals);
   registerApiCommands(program, globals);
+  registerFirewallCommands(program, globals);
   return program;
 }
 

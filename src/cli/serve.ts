@@ -67,10 +67,9 @@ export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOve
   return o;
 }
 
-export function registerServe(program: Command, globals: GlobalOptions): void {
-  program
-    .command('serve')
-    .description('run the server: proxyDHCP (67/4011), TFTP (69) and HTTP (8080) by default')
+/** The options `serve` takes; `ports` and `firewall` take them too, so they describe the same configuration. */
+export function addServeOptions(cmd: Command): Command {
+  return cmd
     .option('--config <file>', 'JSON config file (flags override it)')
     .option('--interface <iface>', 'use the IPv4 address of this interface as the server address')
     .option('--server-ip <ip>', 'the address clients are told to use (default: from --interface, else the first non-loopback IPv4)')
@@ -84,7 +83,11 @@ export function registerServe(program: Command, globals: GlobalOptions): void {
     .option('--tftp-port <n>', 'TFTP port (default 69; 0 = any free port)')
     .option('--no-tftp', 'do not run the TFTP server')
     .option('--menu-timeout <seconds>', 'menu timeout for unknown/unassigned machines (default 10; 0 = boot the local disk at once)')
-    .option('--log-level <level>', `log level: ${LEVELS.join(', ')} (default info)`)
+    .option('--log-level <level>', `log level: ${LEVELS.join(', ')} (default info)`);
+}
+
+export function registerServe(program: Command, globals: GlobalOptions): void {
+  addServeOptions(program.command('serve').description('run the server: proxyDHCP (67/4011), TFTP (69) and HTTP (8080) by default'))
     .action(async (flags: ServeFlags) => {
       const overrides = serveOverrides(globals, flags);
       const config = loadConfig({ ...(flags.config ? { file: flags.config } : {}), overrides });

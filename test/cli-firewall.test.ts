@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+
+const cli = ['--import', 'tsx', 'src/cli/main.ts'];
+
+test('fleetboot firewall --for nft prints a rule for every port of the configuration given by the serve flags', () => {
+  const out = execFileSync(process.execPath, [...cli, 'firewall', '--for', 'nft', '--http-port', '9000', '--tftp-port', '1069', '--json'], { encoding: 'utf8' });
+  const rules = JSON.parse(out) as string[];
+  assert.deepEqual(rules, [
+    'nft add rule inet filter input udp dport 67 accept',
+    'nft add rule inet filter input udp dport 4011 accept',
+    'nft add rule inet filter input udp dport 1069 accept',
+    'nft add rule inet filter input udp dport 32768-60999 accept',
+    'nft add rule inet filter input tcp dport 9000 accept',
+  ]);
+});
+
+test('fleetboot ports lists the ports as a table, and refuses an unknown firewall flavor', () => {
+  const out = execFileSync(process.execPath, [...cli, 'ports', '--dhcp', 'off', '--no-tftp'], { encoding: 'utf8' });
+  assert.match(out, /^PROTO\s+PORT\s+SERVICE/m);
+  assert.match(out, /tcp\s+8080\s+HTTP/);
+  assert.doesNotMatch(out, /proxyDHCP|TFTP/);
+  const bad = spawnSync(process.execPath, [...cli, 'firewall', '--for', 'pf'], { encoding: 'utf8' });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--for must be one of nft, iptables, ufw, firewalld/);
+});
