@@ -1,0 +1,239 @@
+/**
+ * End-to-end PXE boots through Fleetboot, in a lab built and torn down here:
+ *
+ *   bridge namespace ── tap ── QEMU guest (one at a time)
+ *        ├── fb    10.213.50.1  `fleetboot serve --dhcp proxy` + the callback listener (:9999)
+ *        └── dhcp  10.213.50.2  dnsmasq as the site's DHCP server: addresses only, no PXE options
+ *
+ * Each guest's MAC is assigned (with the CLI) a boot entry holding the test
+ * kernel+initrd (test/lab/bootenv/build.sh); the initrd proves it ran by
+ * calling http://10.213.50.1:9999/ran with its MAC. Guests: (a) SeaBIOS +
+ * QEMU's iPXE ROM, (b) OVMF with edk2's own PXE (virtio-net, no option ROM),
+ * (c) OVMF + iPXE's EFI ROM. A fourth guest with an unknown MAC must reach
+ * Fleetboot's menu and fall through to its local disk, whose boot sector
+ * prints LOCAL-DISK-BOOTED on the serial port.
+ *
+ * Needs root and the packages of `scripts/install-deps.sh --with-test`; it
+ * fails (never skips) without them. Takes about 2 minutes under TCG.
+ * Keeps its logs when FBTEST_KEEP=1 (path printed).
+ */
+import { after, before, describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Lab, labAvailable } from './lab.js';
+import {
+  INITRD_OK_MARKER,
+  LOCAL_DISK_MARKER,
+  QemuGuest,
+  chooseAccel,
+  ensureBootEnv,
+  missingQemuPrerequisites,
+  writeLocalBootDisk,
+  type Accel,
+  type QemuVariant,
+} from './qemu.js';
+import {
+  fleetbootCli,
+  startExistingDhcp,
+  startFleetboot,
+  startLabHttp,
+  type Callback,
+  type DhcpServer,
+  type Fleetboot,
+  type LabHttp,
+} from './bootenv/services.js';
+
+const SUBNET = '10.213.50';
+const SERVER_IP = `${SUBNET}.1`;
+const CALLBACK_PORT = 9999;
+const MENU_TIMEOUT_S = 2;
+
+const GUESTS: Array<{ variant: QemuVariant; mac: string; what: string }> = [
+  { variant: 'bios-ipxe', mac: '52:54:00:fb:50:0a', what: '(a) SeaBIOS with QEMU iPXE ROM pxe-e1000.rom' },
+  { variant: 'ovmf-pxe', mac: '52:54:00:fb:50:0b', what: "(b) OVMF UEFI with the firmware's own PXE (virtio-net, no option ROM)" },
+  { variant: 'ovmf-ipxe', mac: '52:54:00:fb:50:0c', what: "(c) OVMF with iPXE's EFI ROM efi-e1000.rom" },
+];
+
+interface Env {
+  lab: Lab;
+  work: string;
+  accel: Accel;
+  dhcp: DhcpServer;
+  fb: Fleetboot;
+  cb: LabHttp;
+}
+let env: Env | null = null;
+let labRef: Lab | null = null;
+let workDir: string | null = null;
+/** Set by a failing test: the work dir (logs, serial consoles) is then kept. */
+let failed = false;
+
+/** Run a test body; on failure remember to keep the logs. */
+async function guarded(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    failed = true;
+    throw err;
+  }
+}
+
+function need(): Env {
+  if (!env) throw new Error('the lab was not set up (see the error of the before() hook above)');
+  return env;
+}
+
+/** Lines of Fleetboot's JSON log, parsed (other lines are skipped). */
+function fleetbootEvents(fb: Fleetboot): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of fb.log.all().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const o: unknown = JSON.parse(line);
+      if (typeof o === 'object' && o !== null) out.push(o as Record<string, unknown>);
+    } catch {
+      /* not JSON */
+    }
+  }
+  return out;
+}
+
+const hex = (mac: unknown): string => String(mac ?? '').toLowerCase().replace(/[^0-9a-f]/g, '');
+
+function explain(e: Env, guest: QemuGuest | null): string {
+  return [
+    guest ? guest.diagnostics(50) : '',
+    `--- Fleetboot log (last 60 lines)\n${e.fb.log.tail(60)}`,
+    `--- existing DHCP server (dnsmasq, last 20 lines)\n${e.dhcp.log.tail(20)}`,
+    `--- callback listener\n${e.cb.log.tail(10)}`,
+    `(work dir: ${e.work})`,
+  ].join('\n');
+}
+
+/**
+ * The initrd's callback from the guest's MAC. Fails early, with the logs,
+ * when the firmware gives up on the network boot or QEMU exits.
+ */
+async function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise<Callback> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const cb = await e.cb.waitForCallback(guest.mac, 1000);
+    if (cb) return cb;
+    const failed = guest.networkBootFailed() ?? (guest.running ? null : 'QEMU exited');
+    if (failed) {
+      await new Promise((r) => setTimeout(r, 1000)); // let the last log lines arrive
+      assert.fail(`no callback from ${guest.mac}: ${failed}\n${explain(e, guest)}`);
+    }
+  }
+  return assert.fail(`no callback from ${guest.mac} within ${timeoutMs / 1000} s\n${explain(e, guest)}`);
+}
+
+describe('fleetboot serve PXE-boots QEMU guests in a lab (proxyDHCP -> TFTP -> iPXE -> HTTP)', { timeout: 20 * 60_000 }, () => {
+  before(() => guarded(async () => {
+    if (process.getuid?.() !== 0) throw new Error('boot.e2e needs root (network namespaces, tap devices): run the tests as root');
+    if (!(await labAvailable())) throw new Error('boot.e2e needs `ip netns` (iproute2) to build the lab');
+    const missing = missingQemuPrerequisites();
+    if (missing.length) throw new Error(`boot.e2e needs QEMU and firmware; missing: ${missing.join(', ')}. Run: bash scripts/install-deps.sh --with-test`);
+
+    const work = mkdtempSync(join(tmpdir(), 'fb-boot-e2e-'));
+    workDir = work;
+    const { kernel, initrd } = await ensureBootEnv();
+    const accel = await chooseAccel();
+    const lab = await Lab.create({ subnet: SUBNET });
+    labRef = lab;
+    await lab.addHost('fb', SERVER_IP);
+    await lab.addHost('dhcp', `${SUBNET}.2`);
+    const dhcp = await startExistingDhcp(lab, 'dhcp', work);
+    const cb = await startLabHttp(lab, 'fb', CALLBACK_PORT);
+
+    const configFile = join(work, 'fleetboot.json');
+    writeFileSync(configFile, JSON.stringify({ boot: { menuTimeoutSeconds: MENU_TIMEOUT_S } }));
+    const dataDir = join(work, 'data');
+    const fb = await startFleetboot(lab, 'fb', { dataDir, serverIp: SERVER_IP, httpPort: 8080, configFile });
+    env = { lab, work, accel, dhcp, fb, cb };
+
+    const cmdline = `console=ttyS0 fbcallback=http://${SERVER_IP}:${CALLBACK_PORT}/ran`;
+    await fleetbootCli(lab, 'fb', dataDir, ['entry', 'add', 'test', '--kernel', kernel, '--initrd', initrd, '--cmdline', cmdline]);
+    for (const g of GUESTS) await fleetbootCli(lab, 'fb', dataDir, ['host', 'add', g.mac, '--name', g.variant, '--entry', 'test']);
+  }));
+
+  after(async () => {
+    const keep = process.env.FBTEST_KEEP === '1' || failed;
+    try {
+      if (env) {
+        writeFileSync(join(env.work, 'fleetboot.log'), env.fb.log.all());
+        writeFileSync(join(env.work, 'dnsmasq.log'), env.dhcp.log.all());
+        writeFileSync(join(env.work, 'callbacks.log'), env.cb.log.all());
+      }
+      await labRef?.destroy();
+    } finally {
+      if (workDir && !keep) rmSync(workDir, { recursive: true, force: true });
+      else if (workDir) console.log(`boot.e2e: logs kept in ${workDir} (fleetboot.log, dnsmasq.log, *.serial.log)`);
+    }
+  });
+
+  for (const g of GUESTS) {
+    test(`serve boots ${g.what} into the kernel+initrd assigned to its MAC`, (t: TestContext) => guarded(async () => {
+      const e = need();
+      const timeoutMs = e.accel === 'kvm' ? 60_000 : 120_000;
+      const t0 = Date.now();
+      const guest = await QemuGuest.start(e.lab, { variant: g.variant, mac: g.mac, workDir: e.work });
+      try {
+        const cb = await waitForBoot(e, guest, timeoutMs);
+        const secs = ((Date.now() - t0) / 1000).toFixed(1);
+        t.diagnostic(`${g.variant}: initrd called back after ${secs} s (${e.accel}), address ${cb.ip}`);
+        assert.equal(cb.marker, 'fbtest-initrd-ran');
+        // The address came from the existing DHCP server's range, not from Fleetboot.
+        const last = Number(cb.ip.split('.')[3]);
+        assert.ok(cb.ip.startsWith(`${SUBNET}.`) && last >= 100 && last <= 199, `address ${cb.ip} is outside dnsmasq's range`);
+        const ok = await guest.waitForSerial(INITRD_OK_MARKER, 10_000);
+        assert.ok(ok, `the initrd did not report ${INITRD_OK_MARKER} on the console\n${explain(e, guest)}`);
+        // Each step went through Fleetboot, as its log shows: the proxyDHCP
+        // answer, the iPXE binary over TFTP (only for firmware that is not
+        // iPXE already), the decision by MAC, the kernel and initrd over HTTP.
+        const ev = fleetbootEvents(e.fb);
+        const offered = ev.some((o) => hex(o.mac) === hex(g.mac) && /^dhcp /.test(String(o.msg)) && typeof o.file === 'string');
+        assert.ok(offered, `Fleetboot's log has no proxyDHCP answer with a boot file for ${g.mac}\n${explain(e, guest)}`);
+        if (g.variant === 'ovmf-pxe') {
+          const tftp = ev.some((o) => o.msg === 'tftp transfer done' && String(o.client ?? '').startsWith(`${cb.ip}:`));
+          assert.ok(tftp, `Fleetboot's log has no finished TFTP transfer to ${cb.ip}\n${explain(e, guest)}`);
+        }
+        const decided = ev.some((o) => hex(o.mac) === hex(g.mac) && /boots entry/.test(String(o.msg)));
+        assert.ok(decided, `Fleetboot's log has no "boots entry" decision for ${g.mac}\n${explain(e, guest)}`);
+        const served = ev.filter((o) => o.msg === 'file served' && o.ip === cb.ip && String(o.path).startsWith('/boot/entries/test/')).map((o) => String(o.path));
+        assert.ok(served.some((p) => p.endsWith('/vmlinuz')) && served.some((p) => p.endsWith('/initrd.gz')), `Fleetboot did not serve the kernel and initrd to ${cb.ip}: ${served.join(', ')}\n${explain(e, guest)}`);
+      } finally {
+        await guest.stop();
+      }
+    }));
+  }
+
+  test('serve sends an unknown MAC to the menu, which falls through to the local disk', (t: TestContext) => guarded(async () => {
+    const e = need();
+    const mac = '52:54:00:fb:50:ee';
+    const disk = join(e.work, 'local-disk.img');
+    writeLocalBootDisk(disk);
+    const timeoutMs = e.accel === 'kvm' ? 60_000 : 120_000;
+    const t0 = Date.now();
+    const guest = await QemuGuest.start(e.lab, { variant: 'bios-ipxe', name: 'unknown-mac', mac, workDir: e.work, disk });
+    try {
+      const booted = await guest.waitForSerial(LOCAL_DISK_MARKER, timeoutMs);
+      assert.ok(booted, `the unknown machine did not boot its local disk within ${timeoutMs / 1000} s\n${explain(e, guest)}`);
+      t.diagnostic(`unknown MAC: local disk booted after ${((Date.now() - t0) / 1000).toFixed(1)} s (${e.accel})`);
+      const menu = fleetbootEvents(e.fb).find((o) => hex(o.mac) === hex(mac) && /gets the menu/.test(String(o.msg)));
+      assert.ok(menu, `Fleetboot's log has no menu decision for ${mac}\n${explain(e, guest)}`);
+      assert.equal(e.cb.callbacks.some((c) => hex(c.mac) === hex(mac)), false, 'the unknown machine must not boot the test entry');
+    } finally {
+      await guest.stop();
+    }
+  }));
+
+  test('the existing DHCP server (dnsmasq) sent no PXE options or boot file', () => {
+    const e = need();
+    const log = e.dhcp.log.all();
+    assert.match(log, /DHCPACK/, 'dnsmasq acknowledged no lease at all');
+    assert.doesNotMatch(log, /bootfile name|option: (43|60|66|67) /, `dnsmasq sent PXE options:\n${e.dhcp.log.tail(40)}`);
+  });
+});
