@@ -25,6 +25,18 @@ test('detectFirmware() classifies the captured clients', () => {
   assert.equal(chained.ipxe, true);
 });
 
+test('detectFirmware() classifies the captured UEFI HTTP boot client (edk2 HttpBootDxe)', () => {
+  // HTTPClient:Arch:00016:UNDI:003000, option 93 = 16, option 97 all zeros.
+  for (const name of ['ovmf-http-01-client-discover-67', 'ovmf-http-04-client-request-67']) {
+    const f = detectFirmware(decodePacket(loadFixture(name)));
+    assert.deepEqual(f, { clientClass: 'HTTPClient', arch: 16, archSource: 'option-93', family: 'efi-x64', httpBoot: true, ipxe: false }, name);
+    assert.equal(firmwareLabel(f), 'x64 UEFI HTTP boot');
+  }
+  // The snponly.efi it downloaded is iPXE, and says PXEClient arch 7: no longer HTTP boot.
+  const ipxe = detectFirmware(decodePacket(loadFixture('ovmf-http-06-ipxe-discover-67')));
+  assert.deepEqual(ipxe, { clientClass: 'PXEClient', arch: 7, archSource: 'option-93', family: 'efi-x64', httpBoot: false, ipxe: true });
+});
+
 test('detectFirmware() maps every option 93 value of the table', () => {
   const cases: Array<[number, string, boolean]> = [
     [0, 'bios', false], [6, 'efi-ia32', false], [7, 'efi-x64', false], [9, 'efi-x64', false], [10, 'efi-arm32', false],

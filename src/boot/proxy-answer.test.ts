@@ -49,8 +49,43 @@ test('decideProxyAnswer() offers snponly.efi over TFTP to edk2 (captured DISCOVE
   assert.ok(encodePacket(r.reply).length >= 300);
 });
 
+test('decideProxyAnswer() offers the EFI binary as an http:// URL to edk2 HTTP boot (captured DISCOVER)', () => {
+  const req = fixture('ovmf-http-01-client-discover-67');
+  const r = reply(decideProxyAnswer(req, on67, ctx));
+  const url = 'http://10.0.0.5:8080/tftp/snponly.efi';
+  assert.equal(messageType(r.reply), 2);
+  assert.equal(r.file, url);
+  assert.equal(r.reason, `x64 UEFI HTTP boot firmware -> ${url}`);
+  // edk2 HttpBootDxe takes an offer as an HTTP offer only with option 60
+  // "HTTPClient" (HttpBootDhcp4.c), and the URI from option 67 / file.
+  assert.equal(vendorClassId(r.reply), 'HTTPClient');
+  assert.equal(bootfileName(r.reply), url);
+  assert.equal(cString(r.reply.file), url);
+  assert.equal(getOption(r.reply, 43), undefined, 'no PXE vendor options for HTTP boot');
+  assert.deepEqual(getOption(r.reply, 97), getOption(req, 97), 'option 97 echoed (all zeros from OVMF)');
+  assert.equal(r.reply.yiaddr, '0.0.0.0');
+  assert.equal(r.reply.siaddr, '10.0.0.5');
+  assert.equal(serverIdentifier(r.reply), '10.0.0.5');
+  assert.equal(r.reply.xid, req.xid);
+  assert.equal(r.reply.flags & 0x8000, 0x8000);
+  assert.deepEqual(r.to, { address: '255.255.255.255', port: 68, kind: 'broadcast' });
+});
+
+test('decideProxyAnswer() still gives edk2 HTTP boot the OFFER it accepted in the capture', () => {
+  // ovmf-http-02 is Fleetboot's own OFFER, recorded while OVMF went on to
+  // download the URL and run it (capture.ts, run ovmf-http): byte for byte
+  // a reply known to work. Same server address, URL and files as then.
+  const captureCtx: ProxyContext = { ...ctx, serverIp: '10.213.61.3', httpBaseUrl: 'http://10.213.61.3:8080', bootFiles: { ...ctx.bootFiles, efiX64: 'snponly.efi' } };
+  const r = reply(decideProxyAnswer(fixture('ovmf-http-01-client-discover-67'), on67, captureCtx));
+  assert.deepEqual(
+    encodePacket(r.reply),
+    loadFixture('ovmf-http-02-proxy-offer-68'),
+    'the OFFER differs from the one OVMF accepted (testdata/ovmf-http-02-proxy-offer-68.hex); if intended, re-capture: node --import tsx src/protocol/dhcp/testdata/capture.ts ovmf-http',
+  );
+});
+
 test('decideProxyAnswer() gives iPXE clients the HTTP script, never a binary', () => {
-  for (const name of ['seabios-ipxe-01-ipxe-discover-67', 'ovmf-ipxe-01-ipxe-discover-67', 'ovmf-edk2-08-ipxe-discover-67']) {
+  for (const name of ['seabios-ipxe-01-ipxe-discover-67', 'ovmf-ipxe-01-ipxe-discover-67', 'ovmf-edk2-08-ipxe-discover-67', 'ovmf-http-06-ipxe-discover-67']) {
     const r = reply(decideProxyAnswer(fixture(name), on67, ctx));
     assert.equal(r.file, 'http://10.0.0.5:8080/boot.ipxe', name);
     assert.equal(bootfileName(r.reply), 'http://10.0.0.5:8080/boot.ipxe');
@@ -85,6 +120,9 @@ test('decideProxyAnswer() ignores what a proxy must not answer', () => {
     [createPacket(), on67, /plain BOOTP/],
     [fixture('seabios-ipxe-02-proxy-offer-68'), on67, /not a BOOTREQUEST/],
     [fixture('ovmf-edk2-04-client-request-67'), on67, /REQUEST on port 67/],
+    // edk2's HTTP boot selects the address server's offer and takes the URL
+    // from our OFFER: it never asks the proxy again (ovmf-http-*: no 4011).
+    [fixture('ovmf-http-04-client-request-67'), on67, /REQUEST on port 67/],
     [discover('PXEClient:Arch:00010:UNDI:003000', 10), on67, /no boot file for ARM32 UEFI/],
     [discover('PXEClient', null), on67, /no boot file for unknown architecture/],
   ];

@@ -11,7 +11,7 @@ import { loadFixtures, testdataDir } from './testdata/fixtures.js';
 const fixtures = loadFixtures();
 
 test('fixtures are present for every firmware family', () => {
-  for (const prefix of ['seabios-ipxe-', 'ovmf-edk2-', 'ovmf-ipxe-']) {
+  for (const prefix of ['seabios-ipxe-', 'ovmf-edk2-', 'ovmf-ipxe-', 'ovmf-http-']) {
     assert.ok(fixtures.some((f) => f.name.startsWith(prefix) && f.name.includes('discover')), `no DISCOVER fixture for ${prefix}`);
   }
   assert.ok(fixtures.some((f) => f.name.endsWith('request-4011')), 'no boot server (4011) REQUEST fixture');
