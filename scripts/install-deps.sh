@@ -10,7 +10,8 @@ need_run=()
 runtime_pkgs=(ipxe)
 # Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling.
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
-  curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc)
+  curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
+  isc-dhcp-client dhcpcd-base)
 
 want=("${runtime_pkgs[@]}")
 if [ "${1:-}" = "--with-test" ]; then want+=("${test_pkgs[@]}"); fi

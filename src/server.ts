@@ -1,7 +1,8 @@
 /**
  * Wiring: `startFleetboot(config)` resolves the server address, opens the
  * store, makes sure the API token and the TFTP root exist, then starts HTTP,
- * TFTP (if enabled) and the proxyDHCP (if dhcp.mode is 'proxy'), in that
+ * TFTP (if enabled) and the proxyDHCP (dhcp.mode 'proxy') or the DHCP
+ * server (dhcp.mode 'server', leases in the store), in that
  * order. `close()` stops them in the order HTTP, DHCP, TFTP, database.
  * Signals are the CLI's business (src/cli/serve.ts).
  */
@@ -14,8 +15,9 @@ import { buildApp } from './http/app.js';
 import { FleetbootError, errorMessage } from './lib/errors.js';
 import type { Logger } from './lib/log.js';
 import { createProxyDhcpService, type ProxyDhcpService } from './net/proxy-dhcp.js';
+import { createDhcpServerService, type DhcpServerService } from './net/dhcp-server.js';
 import { createTftpService, type TftpService } from './net/tftp-server.js';
-import { ensureApiToken, openStore, type Store } from './store/index.js';
+import { ensureApiToken, openLeaseStore, openStore, type Store } from './store/index.js';
 
 /** The iPXE binaries copied into the TFTP root when absent there. */
 export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
@@ -142,7 +144,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let store: Store | null = null;
   let app: FastifyInstance | null = null;
   let tftp: TftpService | null = null;
-  let dhcp: ProxyDhcpService | null = null;
+  let dhcp: ProxyDhcpService | DhcpServerService | null = null;
   let wroteServerFile = false;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
@@ -213,6 +215,10 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     }
     if (config.dhcp.mode === 'proxy') {
       dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log });
+      await dhcp.start();
+    } else if (config.dhcp.mode === 'server') {
+      const leases = openLeaseStore(store);
+      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leases, leases: leases.load() });
       await dhcp.start();
     }
 

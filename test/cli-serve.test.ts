@@ -130,7 +130,7 @@ test('fleetboot without a running server explains how to find one', async () => 
     assert.equal(r.code, 1);
     assert.match(r.stderr, /No running server found: .*server\.json does not exist/);
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /--dhcp must be 'proxy' or 'off'/);
+    assert.match(bad.stderr, /--dhcp must be 'proxy', 'server' or 'off'/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -157,44 +157,36 @@ function readBootItem(req: DhcpPacket): PxeBootItem | undefined {
   return v ? decodePxeOptions(v).bootItem : undefined;
 }
 
+/** The boot part of a reply (proxy or address server): what goes into siaddr/file and the boot options. */
+export interface BootAnswer {
+  /** The boot file or URL ('' for a PXE menu offer, where the client picks later). */
+  file: string;
+  reason: string;
+  /** The 128-byte `file` field: the name when it fits, else zeros (then option 67 carries it). */
+  fileField: Buffer;
+  /** In this order: 60 (PXEClient/HTTPClient), 97 (echoed), 43 (PXE clients), 67 (when needed). */
+  options: DhcpOption[];
+}
+
 /**
- * Decide the answer to one request. Throws DhcpDecodeError only when an
- * option we must read is malformed (the caller treats it as a bad packet).
+ * The boot information for a PXE/iPXE/HTTP-boot client, shared by the proxy
+ * (decideProxyAnswer) and the address server (src/dhcp/engine.ts): the
+ * boot file for its firmware, option 60 echoed, option 43 (discovery control
+ * "use the boot file", the echoed boot item, or the BIOS menu) and option 67
+ * when the client needs it. Returns the reason as a string when there is no
+ * boot file for this firmware. The caller has checked firmware.clientClass.
  */
-export function decideProxyAnswer(req: DhcpPacket, arrival: Arrival, ctx: ProxyContext): ProxyDecision {
-  if (req.op !== BOOTREQUEST) return { ignore: `op ${req.op} is not a BOOTREQUEST` };
-  const mt = messageType(req);
-  if (mt === undefined) return { ignore: 'plain BOOTP (no option 53)' };
-  const firmware = detectFirmware(req);
-  if (firmware.clientClass === null) return { ignore: 'not a PXE or HTTP boot client (option 60)', firmware };
-
-  let replyType: number;
-  if (mt === MessageType.DISCOVER) replyType = MessageType.OFFER;
-  else if ((mt === MessageType.REQUEST || mt === MessageType.INFORM) && arrival.port === 'pxe') replyType = MessageType.ACK;
-  else if (mt === MessageType.REQUEST) return { ignore: 'DHCPREQUEST on port 67 selects an address server (proxy answers on 4011 only)', firmware };
-  else return { ignore: `message type ${mt} is not answered by a proxy`, firmware };
-
-  const isPxe = firmware.clientClass === 'PXEClient' && !firmware.httpBoot;
-  const bootItem = isPxe && replyType === MessageType.ACK ? readBootItem(req) : undefined;
-  if (bootItem && bootItem.type === PXE_TYPE_LOCAL_BOOT) {
-    // dnsmasq sends nothing for a local-boot item (its service has no file);
-    // the PXE ROM boots locally when the user picks type 0 without asking.
-    return { ignore: 'boot item 0 is "boot from local disk": no boot server reply', firmware };
-  }
-  if (bootItem && (bootItem.layer & 0x8000) !== 0) return { ignore: 'PXE BIS (layer bit 15) is not supported', firmware };
-
+export function bootAnswer(
+  req: DhcpPacket,
+  firmware: FirmwareInfo,
+  ctx: ProxyContext,
+  opts: { bootItem?: PxeBootItem | undefined; menu?: boolean } = {},
+): BootAnswer | string {
   const choice = chooseBootFile(firmware, ctx);
-  if (typeof choice === 'string') return { ignore: choice, firmware };
-
-  // Legacy BIOS PXE ROM menu (dnsmasq's pxe-service/pxe-prompt). Offered on the
-  // DISCOVER only; the ROM then asks 4011 with the item the user picked (71).
-  const menu = ctx.biosMenu.enabled && isPxe && firmware.family === 'bios' && !firmware.ipxe && replyType === MessageType.OFFER;
-
-  const options: DhcpOption[] = [
-    { code: Opt.MESSAGE_TYPE, data: u8(replyType) },
-    { code: Opt.SERVER_ID, data: ipBytes(ctx.serverIp) },
-    { code: Opt.VENDOR_CLASS_ID, data: firmware.clientClass === 'HTTPClient' ? HTTP_CLIENT : PXE_CLIENT },
-  ];
+  if (typeof choice === 'string') return choice;
+  const isPxe = firmware.clientClass === 'PXEClient' && !firmware.httpBoot;
+  const { bootItem, menu = false } = opts;
+  const options: DhcpOption[] = [{ code: Opt.VENDOR_CLASS_ID, data: firmware.clientClass === 'HTTPClient' ? HTTP_CLIENT : PXE_CLIENT }];
   const guid = getOption(req, Opt.CLIENT_GUID);
   if (guid) options.push({ code: Opt.CLIENT_GUID, data: Buffer.from(guid) });
 
@@ -231,6 +223,47 @@ export function decideProxyAnswer(req: DhcpPacket, arrival: Arrival, ctx: ProxyC
       options.push({ code: Opt.BOOTFILE_NAME, data: Buffer.from(`${file}\0`, 'latin1') });
     }
   }
+  return { file, reason, options, fileField: fileFits && file !== '' ? cStringField(file, 128) : Buffer.alloc(128) };
+}
+
+/**
+ * Decide the answer to one request. Throws DhcpDecodeError only when an
+ * option we must read is malformed (the caller treats it as a bad packet).
+ */
+export function decideProxyAnswer(req: DhcpPacket, arrival: Arrival, ctx: ProxyContext): ProxyDecision {
+  if (req.op !== BOOTREQUEST) return { ignore: `op ${req.op} is not a BOOTREQUEST` };
+  const mt = messageType(req);
+  if (mt === undefined) return { ignore: 'plain BOOTP (no option 53)' };
+  const firmware = detectFirmware(req);
+  if (firmware.clientClass === null) return { ignore: 'not a PXE or HTTP boot client (option 60)', firmware };
+
+  let replyType: number;
+  if (mt === MessageType.DISCOVER) replyType = MessageType.OFFER;
+  else if ((mt === MessageType.REQUEST || mt === MessageType.INFORM) && arrival.port === 'pxe') replyType = MessageType.ACK;
+  else if (mt === MessageType.REQUEST) return { ignore: 'DHCPREQUEST on port 67 selects an address server (proxy answers on 4011 only)', firmware };
+  else return { ignore: `message type ${mt} is not answered by a proxy`, firmware };
+
+  const isPxe = firmware.clientClass === 'PXEClient' && !firmware.httpBoot;
+  const bootItem = isPxe && replyType === MessageType.ACK ? readBootItem(req) : undefined;
+  if (bootItem && bootItem.type === PXE_TYPE_LOCAL_BOOT) {
+    // dnsmasq sends nothing for a local-boot item (its service has no file);
+    // the PXE ROM boots locally when the user picks type 0 without asking.
+    return { ignore: 'boot item 0 is "boot from local disk": no boot server reply', firmware };
+  }
+  if (bootItem && (bootItem.layer & 0x8000) !== 0) return { ignore: 'PXE BIS (layer bit 15) is not supported', firmware };
+
+  // Legacy BIOS PXE ROM menu (dnsmasq's pxe-service/pxe-prompt). Offered on the
+  // DISCOVER only; the ROM then asks 4011 with the item the user picked (71).
+  const menu = ctx.biosMenu.enabled && isPxe && firmware.family === 'bios' && !firmware.ipxe && replyType === MessageType.OFFER;
+  const boot = bootAnswer(req, firmware, ctx, { bootItem, menu });
+  if (typeof boot === 'string') return { ignore: boot, firmware };
+
+  const options: DhcpOption[] = [
+    { code: Opt.MESSAGE_TYPE, data: u8(replyType) },
+    { code: Opt.SERVER_ID, data: ipBytes(ctx.serverIp) },
+    ...boot.options,
+  ];
+  const { file, reason } = boot;
 
   const to = destination(req, arrival);
   const reply = createPacket({
@@ -248,7 +281,7 @@ export function decideProxyAnswer(req: DhcpPacket, arrival: Arrival, ctx: ProxyC
     siaddr: ctx.serverIp,
     giaddr: req.giaddr,
     chaddr: Buffer.from(req.chaddr),
-    file: fileFits && file !== '' ? cStringField(file, 128) : Buffer.alloc(128),
+    file: boot.fileField,
     options,
     trailer: EMPTY,
   });

@@ -10,6 +10,7 @@ import { registerApiCommands } from './commands.js';
 import { extractGlobalOptions, UsageError, type GlobalOptions } from './globals.js';
 import { registerServe } from './serve.js';
 import { registerFirewallCommands } from './firewall.js';
+import { registerDhcpCommands } from './dhcp.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -31,6 +32,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerServe(program, globals);
   registerApiCommands(program, globals);
   registerFirewallCommands(program, globals);
+  registerDhcpCommands(program, globals);
   return program;
 }
 

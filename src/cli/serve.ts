@@ -3,7 +3,7 @@
  * SIGINT/SIGTERM close the services in order (a second signal exits at once).
  */
 import type { Command } from 'commander';
-import { loadConfig, type ConfigOverrides, type FleetbootConfig } from '../config/config.js';
+import { loadConfig, POOL_DEFAULTS, type ConfigOverrides, type FleetbootConfig } from '../config/config.js';
 import type { GlobalOptions } from './globals.js';
 import { UsageError } from './globals.js';
 
@@ -15,6 +15,8 @@ export interface ServeFlags {
   httpPort?: string;
   publicUrl?: string;
   dhcp?: string;
+  dhcpRange?: string[];
+  dhcpOption?: string[];
   dhcpPort?: string;
   pxePort?: string;
   tftp: boolean;
@@ -34,7 +36,9 @@ function int(flag: string, v: string | undefined): number | undefined {
 
 /** Command-line flags as a config layer (only what was given). */
 export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOverrides {
-  if (f.dhcp !== undefined && f.dhcp !== 'proxy' && f.dhcp !== 'off') throw new UsageError(`--dhcp must be 'proxy' or 'off': current value is ${JSON.stringify(f.dhcp)}`);
+  if (f.dhcp !== undefined && f.dhcp !== 'proxy' && f.dhcp !== 'server' && f.dhcp !== 'off') {
+    throw new UsageError(`--dhcp must be 'proxy', 'server' or 'off': current value is ${JSON.stringify(f.dhcp)}`);
+  }
   if (f.logLevel !== undefined && !(LEVELS as readonly string[]).includes(f.logLevel)) {
     throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}: current value is ${JSON.stringify(f.logLevel)}`);
   }
@@ -50,6 +54,8 @@ export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOve
   if (httpPort !== undefined) http.port = httpPort;
   if (f.publicUrl !== undefined) http.publicUrl = f.publicUrl;
   if (f.dhcp !== undefined) dhcp.mode = f.dhcp as FleetbootConfig['dhcp']['mode'];
+  if (f.dhcpRange?.length) dhcp.pools = f.dhcpRange.map(parseDhcpRange);
+  if (f.dhcpOption?.length) dhcp.options = f.dhcpOption.map(parseDhcpOptionFlag);
   const dhcpPort = int('--dhcp-port', f.dhcpPort);
   if (dhcpPort !== undefined) dhcp.port = dhcpPort;
   const pxePort = int('--pxe-port', f.pxePort);
@@ -67,6 +73,29 @@ export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOve
   return o;
 }
 
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** `--dhcp-range START,END[,NETMASK[,LEASE_SECONDS]]` (dnsmasq's dhcp-range spirit). */
+export function parseDhcpRange(v: string): FleetbootConfig['dhcp']['pools'][number] {
+  const [start, end, netmask, lease, ...rest] = v.split(',').map((x) => x.trim());
+  const ip = /^\d{1,3}(\.\d{1,3}){3}$/;
+  if (!start || !end || rest.length || !ip.test(start) || !ip.test(end) || (netmask !== undefined && !ip.test(netmask))) {
+    throw new UsageError(`--dhcp-range must be START,END[,NETMASK[,LEASE_SECONDS]]: current value is ${JSON.stringify(v)}`);
+  }
+  const leaseSeconds = lease === undefined ? POOL_DEFAULTS.leaseSeconds : int('--dhcp-range LEASE_SECONDS', lease);
+  return { ...POOL_DEFAULTS, start, end, netmask: netmask ?? POOL_DEFAULTS.netmask, leaseSeconds: leaseSeconds ?? POOL_DEFAULTS.leaseSeconds };
+}
+
+/** `--dhcp-option CODE,VALUE`, e.g. `3,10.0.0.1` or `6,10.0.0.2,10.0.0.3` (the value is checked with the config). */
+export function parseDhcpOptionFlag(v: string): { code: number; value: string } {
+  const comma = v.indexOf(',');
+  const code = comma > 0 ? v.slice(0, comma).trim() : '';
+  if (!/^\d{1,3}$/.test(code)) throw new UsageError(`--dhcp-option must be CODE,VALUE (e.g. 3,10.0.0.1): current value is ${JSON.stringify(v)}`);
+  return { code: Number(code), value: v.slice(comma + 1) };
+}
+
 /** The options `serve` takes; `ports` and `firewall` take them too, so they describe the same configuration. */
 export function addServeOptions(cmd: Command): Command {
   return cmd
@@ -76,7 +105,9 @@ export function addServeOptions(cmd: Command): Command {
     .option('--http-host <addr>', 'address the HTTP server binds to (default 0.0.0.0)')
     .option('--http-port <n>', 'HTTP port (default 8080; 0 = any free port)')
     .option('--public-url <url>', 'base URL put into iPXE scripts (default http://SERVER-IP:HTTP-PORT)')
-    .option('--dhcp <mode>', "'proxy' (default) or 'off'")
+    .option('--dhcp <mode>', "'proxy' (default), 'server' (Fleetboot hands out addresses) or 'off'")
+    .option('--dhcp-range <range>', 'server mode: START,END[,NETMASK[,LEASE_SECONDS]] (repeat: one per subnet)', collect)
+    .option('--dhcp-option <opt>', 'server mode: CODE,VALUE, e.g. 3,10.0.0.1 (router) or 6,10.0.0.2,10.0.0.3 (DNS); repeatable', collect)
     .option('--dhcp-port <n>', 'proxyDHCP port (default 67)')
     .option('--pxe-port <n>', 'PXE boot-server port (default 4011)')
     .option('--tftp-root <dir>', 'TFTP root (default <data-dir>/tftp); holds the iPXE binaries, other files there are served too')

@@ -8,8 +8,34 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { FleetbootError } from '../lib/errors.js';
+import { parseOptionValue } from '../dhcp/option-values.js';
+import { buildSubnets, type OptionSetting, type PoolSettings } from '../dhcp/subnets.js';
 
-export type DhcpMode = 'proxy' | 'off';
+export type DhcpMode = 'proxy' | 'server' | 'off';
+
+/** A `dhcp.pools` entry: one dynamic range (server mode). In a config file only start and end are required. */
+export type DhcpPoolConfig = PoolSettings;
+/** A `dhcp.options` entry: `{ "code": 3, "value": "10.0.0.1" }` (types: src/dhcp/option-values.ts). */
+export type DhcpOptionConfig = OptionSetting;
+export interface DhcpReservationConfig {
+  mac: string;
+  ip: string;
+  hostname: string | null;
+}
+
+/** Defaults for the optional fields of a pool. */
+export const POOL_DEFAULTS: Omit<PoolSettings, 'start' | 'end'> = {
+  netmask: '255.255.255.0',
+  leaseSeconds: 3600,
+  router: null,
+  dns: [],
+  domain: null,
+  ntp: [],
+  broadcast: null,
+  mtu: null,
+  exclude: [],
+  options: [],
+};
 
 export interface PortRange {
   from: number;
@@ -45,6 +71,12 @@ export interface FleetbootConfig {
       /** Seconds before the default item; 0 = no prompt, 255 = wait for a key. */
       timeoutSeconds: number;
     };
+    /** Server mode: dynamic ranges, one or more per subnet (several subnets through relays). */
+    pools: DhcpPoolConfig[];
+    /** Server mode: options for every subnet (a pool's own fields and options win). */
+    options: DhcpOptionConfig[];
+    /** Server mode: fixed addresses by MAC. */
+    reservations: DhcpReservationConfig[];
   };
   tftp: {
     enabled: boolean;
@@ -94,6 +126,9 @@ export function defaultConfig(cwd: string = process.cwd()): FleetbootConfig {
       port: 67,
       pxePort: 4011,
       biosMenu: { enabled: false, prompt: 'Press F8 for the boot menu', timeoutSeconds: 3 },
+      pools: [],
+      options: [],
+      reservations: [],
     },
     tftp: {
       enabled: true,
@@ -204,9 +239,10 @@ export function validateConfig(c: FleetbootConfig): Readonly<FleetbootConfig> {
   if (c.http.publicUrl !== null && !/^https?:\/\/[^\s"'`\\]+$/.test(c.http.publicUrl)) {
     throw new FleetbootError('CONFIG', `'http.publicUrl' must be an http(s) URL: current value is ${JSON.stringify(c.http.publicUrl)}`);
   }
-  if (c.dhcp.mode !== 'proxy' && c.dhcp.mode !== 'off') {
-    throw new FleetbootError('CONFIG', `'dhcp.mode' must be 'proxy' or 'off': current value is ${JSON.stringify(c.dhcp.mode)}`);
+  if (c.dhcp.mode !== 'proxy' && c.dhcp.mode !== 'server' && c.dhcp.mode !== 'off') {
+    throw new FleetbootError('CONFIG', `'dhcp.mode' must be 'proxy', 'server' or 'off': current value is ${JSON.stringify(c.dhcp.mode)}`);
   }
+  validateDhcpServer(c);
   checkPort('dhcp.port', c.dhcp.port);
   checkPort('dhcp.pxePort', c.dhcp.pxePort);
   checkInt('dhcp.biosMenu.timeoutSeconds', c.dhcp.biosMenu.timeoutSeconds, 0, 255);
@@ -231,9 +267,82 @@ export function validateConfig(c: FleetbootConfig): Readonly<FleetbootConfig> {
   return deepFreeze(c);
 }
 
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
+}
+
+/** Pools (defaults filled in), options and reservations; mode 'server' needs at least one pool. */
+function validateDhcpServer(c: FleetbootConfig): void {
+  const d = c.dhcp;
+  const bad = (key: string, what: string, v: unknown): never => {
+    throw new FleetbootError('CONFIG', `'${key}' must be ${what}: current value is ${JSON.stringify(v)}`);
+  };
+  if (!Array.isArray(d.pools)) bad('dhcp.pools', 'a list', d.pools);
+  if (!Array.isArray(d.options)) bad('dhcp.options', 'a list', d.options);
+  if (!Array.isArray(d.reservations)) bad('dhcp.reservations', 'a list', d.reservations);
+  d.pools = d.pools.map((raw: unknown, i) => {
+    const k = `dhcp.pools[${i}]`;
+    if (!isRecord(raw)) return bad(k, 'an object', raw);
+    for (const key of Object.keys(raw)) if (!(key in POOL_DEFAULTS) && key !== 'start' && key !== 'end') bad(`${k}.${key}`, 'a known pool key', key);
+    const p = { ...POOL_DEFAULTS, ...raw } as PoolSettings;
+    for (const f of ['start', 'end', 'netmask'] as const) if (typeof p[f] !== 'string' || !isIPv4(p[f])) bad(`${k}.${f}`, 'an IPv4 address', p[f]);
+    checkInt(`${k}.leaseSeconds`, p.leaseSeconds, 60, 0x7fffffff);
+    if (p.router !== null && (typeof p.router !== 'string' || !isIPv4(p.router))) bad(`${k}.router`, 'an IPv4 address or null', p.router);
+    if (p.broadcast !== null && (typeof p.broadcast !== 'string' || !isIPv4(p.broadcast))) bad(`${k}.broadcast`, 'an IPv4 address or null', p.broadcast);
+    for (const f of ['dns', 'ntp'] as const) if (!isStringArray(p[f]) || !p[f].every(isIPv4)) bad(`${k}.${f}`, 'a list of IPv4 addresses', p[f]);
+    if (p.domain !== null && (typeof p.domain !== 'string' || !/^[A-Za-z0-9.-]{1,253}$/.test(p.domain))) bad(`${k}.domain`, 'a domain name or null', p.domain);
+    if (p.mtu !== null) checkInt(`${k}.mtu`, p.mtu, 68, 65535);
+    if (!isStringArray(p.exclude) || !p.exclude.every((e) => e.split('-').length <= 2 && e.split('-').every((x) => isIPv4(x.trim())))) {
+      bad(`${k}.exclude`, 'a list of addresses or START-END ranges', p.exclude);
+    }
+    checkOptions(`${k}.options`, p.options);
+    return p;
+  });
+  checkOptions('dhcp.options', d.options);
+  try {
+    buildSubnets(d.pools, d.options);
+  } catch (err) {
+    throw new FleetbootError('CONFIG', `'dhcp.pools' is not valid: ${(err as Error).message}`);
+  }
+  d.reservations = d.reservations.map((raw: unknown, i) => {
+    const k = `dhcp.reservations[${i}]`;
+    if (!isRecord(raw)) return bad(k, 'an object', raw);
+    const mac = typeof raw.mac === 'string' ? raw.mac.trim().toLowerCase().replace(/-/g, ':') : '';
+    if (!MAC_RE.test(mac)) bad(`${k}.mac`, 'a MAC address (52:54:00:12:34:56)', raw.mac);
+    if (typeof raw.ip !== 'string' || !isIPv4(raw.ip)) bad(`${k}.ip`, 'an IPv4 address', raw.ip);
+    const hostname = raw.hostname ?? null;
+    if (hostname !== null && (typeof hostname !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname))) bad(`${k}.hostname`, 'a host name or null', hostname);
+    return { mac, ip: raw.ip as string, hostname: hostname as string | null };
+  });
+  const seen = new Set<string>();
+  for (const r of d.reservations) {
+    if (seen.has(r.mac) || seen.has(r.ip)) bad('dhcp.reservations', 'unique by MAC and by address', `${r.mac} ${r.ip}`);
+    seen.add(r.mac).add(r.ip);
+  }
+  if (d.mode === 'server' && d.pools.length === 0) {
+    throw new FleetbootError('CONFIG', `'dhcp.mode' 'server' needs at least one pool in 'dhcp.pools' (or --dhcp-range START,END): current value is []`);
+  }
+}
+
+function checkOptions(key: string, list: unknown): void {
+  if (!Array.isArray(list)) throw new FleetbootError('CONFIG', `'${key}' must be a list: current value is ${JSON.stringify(list)}`);
+  list.forEach((o: unknown, i) => {
+    if (!isRecord(o) || typeof o.code !== 'number' || typeof o.value !== 'string') {
+      throw new FleetbootError('CONFIG', `'${key}[${i}]' must be { "code": number, "value": string }: current value is ${JSON.stringify(o)}`);
+    }
+    try {
+      parseOptionValue(o.code, o.value);
+    } catch (err) {
+      throw new FleetbootError('CONFIG', `'${key}[${i}]': ${(err as Error).message}`);
+    }
+  });
+}
+
 function deepFreeze<T>(o: T): Readonly<T> {
-  if (isRecord(o)) {
-    for (const v of Object.values(o)) deepFreeze(v);
+  if (isRecord(o) || Array.isArray(o)) {
+    for (const v of Object.values(o as object)) deepFreeze(v);
     Object.freeze(o);
   }
   return o;

@@ -4,7 +4,7 @@
  *
  *   boot (no auth):  GET /boot.ipxe, GET /boot/decide, GET|HEAD /boot/entries/:name/:file,
  *                    GET|HEAD /tftp/*
- *   API (Bearer):    /api/v1/entries..., /api/v1/hosts..., /api/v1/status
+ *   API (Bearer):    /api/v1/entries..., /api/v1/hosts..., /api/v1/status, /api/v1/dhcp/leases
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { httpBaseUrl, type FleetbootConfig } from '../config/config.js';
@@ -17,6 +17,7 @@ import { installErrorHandlers } from './errors.js';
 import { entryRoutes } from './routes/api-entries.js';
 import { hostRoutes } from './routes/api-hosts.js';
 import { statusRoutes } from './routes/api-status.js';
+import { dhcpRoutes } from './routes/api-dhcp.js';
 import { bootRoutes } from './routes/boot.js';
 import { tftpRoutes } from './routes/tftp.js';
 
@@ -103,6 +104,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await entryRoutes(api, ctx);
       await hostRoutes(api, ctx);
       await statusRoutes(api, ctx);
+      await dhcpRoutes(api, ctx);
     },
     { prefix: '/api/v1' },
   );

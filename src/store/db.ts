@@ -18,6 +18,12 @@ export interface Store {
   readonly dataDir: string;
   /** Where boot-entry files live: <dataDir>/entries/<name>/<file>. */
   readonly entriesDir: string;
+  /**
+   * The driver handle, for store modules that must commit synchronously
+   * (leases.ts: a lease is on disk before its OFFER/ACK leaves). Nothing
+   * outside src/store/ uses it.
+   */
+  readonly sqlite: SQLite.Database;
   close(): Promise<void>;
 }
 
@@ -48,6 +54,7 @@ export async function openStore(dataDir: string, opts: { migrations?: readonly M
     db,
     dataDir,
     entriesDir,
+    sqlite,
     async close() {
       if (closed) return;
       closed = true;

@@ -6,3 +6,4 @@ export { listHosts, getHost, createHost, updateHost, deleteHost, findBootTarget,
 export { normaliseMac, isValidName, isValidFileName, isUrlSource, NAME_PATTERN, FILE_NAME_PATTERN } from './validate.js';
 export type { Database } from './schema.js';
 export { entryDir, entryFilePath, entryFileSize, writeEntryFile, removeEntryFiles } from './files.js';
+export { openLeaseStore, listLeases, type LeaseInfo, type LeaseStoreHandle } from './leases.js';

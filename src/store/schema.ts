@@ -37,6 +37,18 @@ export interface HostTable {
   updated_at: string;
 }
 
+export interface DhcpLeaseTable {
+  /** Dotted quad; one row per address. */
+  ip: string;
+  mac: string;
+  client_id: string | null;
+  state: string;
+  /** Milliseconds since the epoch. */
+  expires_at: number;
+  hostname: string | null;
+  updated_at: number;
+}
+
 export interface MigrationTable {
   name: string;
   applied_at: string;
@@ -46,5 +58,6 @@ export interface Database {
   boot_entries: BootEntryTable;
   boot_entry_initrds: BootEntryInitrdTable;
   hosts: HostTable;
+  dhcp_leases: DhcpLeaseTable;
   fleetboot_migrations: MigrationTable;
 }

@@ -1,10 +1,14 @@
 /** Every migration, in order. Names are timestamps: never rename or reorder. */
 import type { Kysely } from 'kysely';
 import * as m20251123T1200 from './20251123T1200_initial.js';
+import * as m20251201T1200 from './20251201T1200_dhcp_leases.js';
 
 export interface Migration {
   readonly name: string;
   up(db: Kysely<unknown>): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [{ name: '20251123T1200_initial', up: m20251123T1200.up }];
+export const migrations: readonly Migration[] = [
+  { name: '20251123T1200_initial', up: m20251123T1200.up },
+  { name: '20251201T1200_dhcp_leases', up: m20251201T1200.up },
+];

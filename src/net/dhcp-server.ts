@@ -1,0 +1,237 @@
+/**
+ * The DHCP address server (dhcp.mode 'server'): the same socket scheme as
+ * the proxy (src/net/proxy-dhcp.ts; read its header on broadcast replies):
+ * a wildcard socket on 67, a socket bound to serverIp:67 that sends the
+ * broadcast replies (and receives relayed unicasts), and 4011 for PXE boot
+ * server discovery, answered by the proxy decision (a PXE ROM that saw
+ * option 60 "PXEClient" may still ask there).
+ *
+ * On 67: decode -> LeaseEngine.handle (src/dhcp/engine.ts; leases are
+ * committed to the store inside it, synchronously, before we send) ->
+ * encode -> send. Malformed packets are counted and dropped. Expired leases
+ * are reclaimed every `reclaimIntervalMs`.
+ *
+ * This module does not touch the database: it gets the loaded leases and a
+ * synchronous LeaseStore from the wiring (src/server.ts).
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { FleetbootConfig } from '../config/config.js';
+import { FleetbootError, errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { Service } from '../lib/service.js';
+import { DhcpDecodeError } from '../protocol/dhcp/errors.js';
+import { decodePacket, encodePacket, hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
+import { messageType, messageTypeName } from '../protocol/dhcp/options.js';
+import { decideProxyAnswer, type Destination, type ProxyContext } from '../boot/proxy-answer.js';
+import { LeaseEngine, type Lease, type LeaseStore } from '../dhcp/engine.js';
+
+export interface DhcpServerServiceOptions {
+  config: Readonly<FleetbootConfig>;
+  serverIp: string;
+  httpBaseUrl: string;
+  logger: Logger;
+  store: LeaseStore;
+  leases: readonly Lease[];
+  /** Bind these ports instead of config.dhcp.port / pxePort (0 = any free port). For tests. */
+  ports?: { dhcp?: number; pxe?: number };
+  /** Where broadcast replies go instead of 255.255.255.255:68. Tests on loopback MUST set this. */
+  broadcastTo?: { address: string; port: number };
+  /** Port of relay agents (giaddr); default 67. For tests. */
+  relayPort?: number;
+  /** Port clients listen on for unicast replies; default 68. For tests. */
+  clientPort?: number;
+  reclaimIntervalMs?: number;
+  now?: () => number;
+  signal?: AbortSignal;
+}
+
+export interface DhcpServerStats {
+  received: number;
+  replied: number;
+  ignored: number;
+  malformed: number;
+  sendErrors: number;
+}
+
+export interface DhcpServerService extends Service {
+  readonly ports: { dhcp: number; pxe: number };
+  readonly stats: Readonly<DhcpServerStats>;
+  readonly engine: LeaseEngine;
+}
+
+export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpServerService {
+  const { config, serverIp, httpBaseUrl } = opts;
+  const log = opts.logger.child({ subsystem: 'dhcp' });
+  const boot: ProxyContext = { serverIp, httpBaseUrl, bootFiles: config.boot.files, biosMenu: config.dhcp.biosMenu };
+  const engine = new LeaseEngine({
+    serverIp,
+    pools: config.dhcp.pools,
+    options: config.dhcp.options,
+    reservations: config.dhcp.reservations,
+    boot,
+    store: opts.store,
+    leases: opts.leases,
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  const relayPort = opts.relayPort ?? 67;
+  const clientPort = opts.clientPort ?? 68;
+  const stats: DhcpServerStats = { received: 0, replied: 0, ignored: 0, malformed: 0, sendErrors: 0 };
+  const ports = { dhcp: 0, pxe: 0 };
+  const sockets: Socket[] = [];
+  let broadcastSocket: Socket | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let closed = false;
+  const debug = () => log.isLevelEnabled('debug');
+
+  function send(sock: Socket, req: DhcpPacket, reply: DhcpPacket, to: Destination): string {
+    const out = encodePacket(reply);
+    let address = to.address;
+    let port = to.port;
+    if (to.kind === 'broadcast' && opts.broadcastTo) ({ address, port } = opts.broadcastTo);
+    else if (to.kind === 'relay') port = relayPort;
+    else if (to.kind === 'unicast' && port === 68) port = clientPort;
+    const via = to.kind === 'broadcast' && !opts.broadcastTo && broadcastSocket ? broadcastSocket : sock;
+    via.send(out, port, address, (err) => {
+      if (err) {
+        stats.sendErrors++;
+        log.warn({ mac: hardwareAddress(req), xid: req.xid, to: `${address}:${port}`, err: err.message }, 'sending the DHCP reply failed');
+      }
+    });
+    stats.replied++;
+    return `${address}:${port}`;
+  }
+
+  function onMessage(sock: Socket, which: 'dhcp' | 'pxe', msg: Buffer, rinfo: RemoteInfo): void {
+    stats.received++;
+    let req: DhcpPacket | undefined;
+    try {
+      try {
+        req = decodePacket(msg);
+      } catch (err) {
+        if (!(err instanceof DhcpDecodeError)) throw err;
+        stats.malformed++;
+        if (debug()) log.debug({ from: `${rinfo.address}:${rinfo.port}`, bytes: msg.length, err: err.message }, 'malformed DHCP packet dropped');
+        return;
+      }
+      if (which === 'pxe') {
+        const d = decideProxyAnswer(req, { port: 'pxe', address: rinfo.address, sourcePort: rinfo.port }, boot);
+        if ('ignore' in d) {
+          stats.ignored++;
+          if (debug()) log.debug({ mac: hardwareAddress(req), xid: req.xid, port: which, reason: d.ignore }, 'ignored');
+          return;
+        }
+        const to = send(sock, req, d.reply, d.to);
+        log.info({ mac: hardwareAddress(req), xid: req.xid, step: 'REQUEST -> ACK', port: which, to, file: d.file, reason: d.reason }, 'dhcp boot server ACK');
+        return;
+      }
+      const d = engine.handle(req, { address: rinfo.address, port: rinfo.port });
+      if ('ignore' in d) {
+        stats.ignored++;
+        // DECLINE and RELEASE are answered by nothing; they are worth an info line.
+        const mt = safeType(req);
+        const level = mt === 4 || mt === 7 ? 'info' : 'debug';
+        if (level === 'info' || debug()) log[level]({ mac: hardwareAddress(req), xid: req.xid, msg: messageTypeName(mt), reason: d.ignore }, `dhcp ${messageTypeName(mt)}: no reply`);
+        return;
+      }
+      const to = send(sock, req, d.reply, d.to);
+      log.info({ mac: hardwareAddress(req), xid: req.xid, step: d.step, ip: d.ip, giaddr: req.giaddr, to, reason: d.reason }, `dhcp ${d.step}`);
+    } catch (err) {
+      if (err instanceof DhcpDecodeError) {
+        stats.malformed++;
+        if (debug()) log.debug({ from: `${rinfo.address}:${rinfo.port}`, err: err.message }, 'malformed DHCP option, packet dropped');
+      } else {
+        // Includes a failed lease commit: then nothing was sent, the client retries.
+        stats.ignored++;
+        log.error({ from: `${rinfo.address}:${rinfo.port}`, mac: req ? hardwareAddress(req) : undefined, err: errorMessage(err) }, 'unexpected error handling a DHCP packet');
+      }
+    }
+  }
+
+  function bind(which: 'dhcp' | 'pxe', port: number, address: string, reuseAddr = false): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const sock = createSocket({ type: 'udp4', reuseAddr });
+      const onError = (err: Error) => {
+        sock.close();
+        reject(new FleetbootError('IO', `Cannot bind DHCP ${which === 'pxe' ? 'PXE ' : ''}socket ${address}:${port}: ${err.message}`, { cause: err }));
+      };
+      sock.once('error', onError);
+      sock.bind(port, address, () => {
+        sock.off('error', onError);
+        sock.setBroadcast(true);
+        try {
+          sock.setRecvBufferSize(4 * 1024 * 1024);
+        } catch {
+          /* capped by net.core.rmem_max */
+        }
+        sock.on('error', (err) => log.error({ err: err.message, port }, 'DHCP socket error'));
+        sock.on('message', (msg, rinfo) => onMessage(sock, which, msg, rinfo));
+        resolve(sock);
+      });
+    });
+  }
+
+  async function close(): Promise<void> {
+    if (closed) return;
+    closed = true;
+    if (timer) clearInterval(timer);
+    timer = null;
+    broadcastSocket = null;
+    await Promise.all(sockets.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+    log.info({ ...stats }, 'DHCP server stopped');
+  }
+
+  return {
+    name: 'dhcp-server',
+    ports,
+    stats,
+    engine,
+    async start() {
+      if (closed) throw new FleetbootError('IO', 'DHCP server was closed; create a new one');
+      const wantBroadcastSocket = config.dhcp.bindAddress === '0.0.0.0' && serverIp !== '0.0.0.0' && !opts.broadcastTo;
+      try {
+        const dhcp = await bind('dhcp', opts.ports?.dhcp ?? config.dhcp.port, config.dhcp.bindAddress, wantBroadcastSocket);
+        sockets.push(dhcp);
+        ports.dhcp = dhcp.address().port;
+        const pxe = await bind('pxe', opts.ports?.pxe ?? config.dhcp.pxePort, config.dhcp.bindAddress);
+        sockets.push(pxe);
+        ports.pxe = pxe.address().port;
+        if (wantBroadcastSocket) {
+          try {
+            broadcastSocket = await bind('dhcp', ports.dhcp, serverIp, true);
+            sockets.push(broadcastSocket);
+          } catch (err) {
+            log.warn({ serverIp, err: errorMessage(err) }, `cannot bind ${serverIp}:${ports.dhcp} for broadcast replies; they follow the routing table`);
+          }
+        }
+      } catch (err) {
+        broadcastSocket = null;
+        await Promise.all(sockets.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+        throw err;
+      }
+      const reclaimMs = opts.reclaimIntervalMs ?? 60_000;
+      timer = setInterval(() => {
+        try {
+          const n = engine.reclaim();
+          if (n) log.info({ reclaimed: n }, 'expired DHCP leases reclaimed');
+        } catch (err) {
+          log.error({ err: errorMessage(err) }, 'reclaiming expired leases failed');
+        }
+      }, reclaimMs);
+      timer.unref();
+      opts.signal?.addEventListener('abort', () => void close(), { once: true });
+      log.info(
+        { bind: config.dhcp.bindAddress, ports: { ...ports }, serverIp, subnets: engine.subnetLabels(), leases: opts.leases.length, reservations: config.dhcp.reservations.length },
+        `DHCP server listening on ${config.dhcp.bindAddress}:${ports.dhcp} and :${ports.pxe}`,
+      );
+    },
+    close,
+  };
+}
+
+function safeType(p: DhcpPacket): number | undefined {
+  try {
+    return messageType(p);
+  } catch {
+    return undefined;
+  }
+}
