@@ -1,0 +1,268 @@
+/**
+ * TFTP benchmark: Fleetboot's TFTP service against dnsmasq 2.90 and tftpd-hpa
+ * in the same run, on a lab bridge, runs interleaved, medians reported.
+ *
+ *   node --import tsx bench/tftp.ts [--reps 3] [--size-mib 64] [--clients 20]
+ *        [--concurrent-mib 16] [--out bench/results/tftp.md]
+ *
+ * Lab: a server namespace holding three addresses, one per server, each on
+ * port 69: Fleetboot (10.213.70.1, bench/tftp-server.ts), dnsmasq (.3,
+ * `--port=0 --enable-tftp`), tftpd-hpa (.4, `in.tftpd -L -s`); a client
+ * namespace (.2). Servers are pinned to CPU 0, clients to CPU 1 (NOTES.md:
+ * placement alone changes lock-step TFTP ~3x on this 2-core machine).
+ *
+ * Scenarios (the same file for every server):
+ *   lockstep  curl --tftp-blksize 1468 (curl also asks tsize and timeout)
+ *   window16  atftp blksize 1468, windowsize 16 (dnsmasq and tftpd-hpa drop
+ *             windowsize from their OACK, so for them this is lock-step again)
+ *   concurrent N curl clients at once (lock-step, blksize 1468), total MB/s
+ * Each server's CPU time per run is read from a cpuacct cgroup when
+ * available (cgroup v1), its peak RSS from /proc/PID/status VmHWM (for
+ * tftpd-hpa the largest of the parent and its per-transfer children, sampled).
+ */
+import { execFile, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Lab, labAvailable } from '../test/lab/lab.js';
+
+const run = promisify(execFile);
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : def;
+}
+const REPS = Number(arg('reps', '3'));
+const SIZE_MIB = Number(arg('size-mib', '64'));
+const CLIENTS = Number(arg('clients', '20'));
+const CONC_MIB = Number(arg('concurrent-mib', '16'));
+const OUT = arg('out', join(repo, 'bench/results/tftp.md'));
+
+const SUBNET = '10.213.70';
+const CLIENT_IP = `${SUBNET}.2`;
+type ServerName = 'fleetboot' | 'dnsmasq' | 'tftpd-hpa';
+const SERVERS: { name: ServerName; ip: string }[] = [
+  { name: 'fleetboot', ip: `${SUBNET}.1` },
+  { name: 'dnsmasq', ip: `${SUBNET}.3` },
+  { name: 'tftpd-hpa', ip: `${SUBNET}.4` },
+];
+type Scenario = 'lockstep' | 'window16' | 'concurrent';
+const SCENARIOS: Scenario[] = ['lockstep', 'window16', 'concurrent'];
+
+const CPUACCT = '/sys/fs/cgroup/cpuacct';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Sample {
+  wallS: number;
+  cpuS: number | null;
+  bytes: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function cgroupUsage(name: string): number | null {
+  try {
+    return Number(readFileSync(join(CPUACCT, `fbbench-${name}`, 'cpuacct.usage'), 'utf8')) / 1e9;
+  } catch {
+    return null;
+  }
+}
+
+function vmHwmKiB(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Direct children of pid (scanning /proc; small machine). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  if (!(await labAvailable())) throw new Error('the benchmark needs root and ip netns (a lab)');
+  const loadAtStart = loadavg();
+  const dir = mkdtempSync(join(tmpdir(), 'fb-tftp-bench-'));
+  chmodSync(dir, 0o755); // dnsmasq and tftpd-hpa read as nobody
+  const useCgroups = existsSync(CPUACCT);
+  const lab = await Lab.create({ subnet: SUBNET });
+  const procs = new Map<ServerName, ChildProcess>();
+  const peakKiB = new Map<ServerName, number>();
+  let sampler: NodeJS.Timeout | null = null;
+  try {
+    await run('dd', ['if=/dev/urandom', `of=${join(dir, 'big.bin')}`, 'bs=1M', `count=${SIZE_MIB}`, 'status=none']);
+    await run('dd', ['if=/dev/urandom', `of=${join(dir, 'conc.bin')}`, 'bs=1M', `count=${CONC_MIB}`, 'status=none']);
+    chmodSync(join(dir, 'big.bin'), 0o644);
+    chmodSync(join(dir, 'conc.bin'), 0o644);
+    const expectSum = (await run('sha256sum', [join(dir, 'big.bin')])).stdout.split(' ')[0];
+
+    const srv = await lab.addHost('srv', SERVERS[0]?.ip ?? '');
+    for (const s of SERVERS.slice(1)) await lab.exec('srv', ['ip', 'addr', 'add', `${s.ip}/24`, 'dev', 'eth0']);
+    await lab.addHost('cli', CLIENT_IP);
+
+    const argv: Record<ServerName, string[]> = {
+      fleetboot: [process.execPath, '--import', 'tsx', join(repo, 'bench/tftp-server.ts'), '--root', dir, '--address', `${SUBNET}.1`, '--port', '69', '--log', 'warn'],
+      dnsmasq: ['dnsmasq', '--port=0', '--enable-tftp', `--tftp-root=${dir}`, '--no-daemon', `--listen-address=${SUBNET}.3`, '--bind-interfaces', '--conf-file=/dev/null', '--pid-file=', '--log-facility=-'],
+      'tftpd-hpa': ['in.tftpd', '-L', '-s', dir, '--address', `${SUBNET}.4:69`],
+    };
+    for (const s of SERVERS) {
+      const child = lab.spawnIn(srv.netns, ['taskset', '-c', '0', ...argv[s.name]], { cwd: repo });
+      if (useCgroups && child.pid) {
+        // From out here: `ip netns exec` remounts /sys, hiding the cgroup tree inside.
+        // The pid stays the same through ip -> taskset -> server (each execs); the
+        // server's later threads and children inherit the cgroup.
+        mkdirSync(join(CPUACCT, `fbbench-${s.name}`), { recursive: true });
+        writeFileSync(join(CPUACCT, `fbbench-${s.name}`, 'cgroup.procs'), String(child.pid));
+      }
+      child.stderr?.on('data', () => undefined);
+      child.stdout?.on('data', () => undefined);
+      procs.set(s.name, child);
+    }
+    await sleep(3000); // node + tsx start-up
+    sampler = setInterval(() => {
+      for (const [name, child] of procs) {
+        if (!child.pid) continue;
+        const pids = [child.pid, ...(name === 'tftpd-hpa' ? childrenOf(child.pid) : [])];
+        for (const p of pids) peakKiB.set(name, Math.max(peakKiB.get(name) ?? 0, vmHwmKiB(p)));
+      }
+    }, 250);
+
+    const cli = (args: string[]): Promise<string> => lab.exec('cli', ['taskset', '-c', '1', ...args]);
+    const curlArgs = (ip: string, file: string, out: string): string[] => ['curl', '-s', '-S', '--max-time', '300', `tftp://${ip}/${file}`, '--tftp-blksize', '1468', '-o', out];
+
+    // Correctness first: every server hands out the same bytes to both clients.
+    for (const s of SERVERS) {
+      const out = join(dir, `check-${s.name}`);
+      await cli(curlArgs(s.ip, 'big.bin', out));
+      const a = (await run('sha256sum', [out])).stdout.split(' ')[0];
+      await cli(['atftp', '--option', 'blksize 1468', '--option', 'windowsize 16', '-g', '-r', 'big.bin', '-l', out, s.ip, '69']);
+      const b = (await run('sha256sum', [out])).stdout.split(' ')[0];
+      rmSync(out);
+      if (a !== expectSum || b !== expectSum) throw new Error(`${s.name} served a different file (curl ${a === expectSum}, atftp ${b === expectSum})`);
+    }
+
+    const samples = new Map<string, Sample[]>();
+    for (let rep = 0; rep < REPS; rep++) {
+      for (const sc of SCENARIOS) {
+        // Rotate the order each repetition so no server always runs first.
+        const order = SERVERS.map((_, i) => SERVERS[(i + rep) % SERVERS.length] as (typeof SERVERS)[number]);
+        for (const s of order) {
+          const cpu0 = cgroupUsage(s.name);
+          const t0 = performance.now();
+          let bytes = SIZE_MIB * 1024 * 1024;
+          if (sc === 'lockstep') await cli(curlArgs(s.ip, 'big.bin', '/dev/null'));
+          else if (sc === 'window16') {
+            await cli(['atftp', '--option', 'blksize 1468', '--option', 'windowsize 16', '-g', '-r', 'big.bin', '-l', '/dev/null', s.ip, '69']);
+          } else {
+            bytes = CLIENTS * CONC_MIB * 1024 * 1024;
+            const one = curlArgs(s.ip, 'conc.bin', '/dev/null').map((a) => `'${a}'`).join(' ');
+            await cli(['sh', '-c', `fail=0; for i in $(seq ${CLIENTS}); do ${one} & done; for j in $(jobs -p); do wait $j || fail=1; done; exit $fail`]);
+          }
+          const wallS = (performance.now() - t0) / 1000;
+          const cpu1 = cgroupUsage(s.name);
+          const key = `${sc}/${s.name}`;
+          const list = samples.get(key) ?? [];
+          list.push({ wallS, cpuS: cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null, bytes });
+          samples.set(key, list);
+          process.stdout.write(`rep ${rep + 1} ${key}: ${wallS.toFixed(3)} s, ${(bytes / 1e6 / wallS).toFixed(1)} MB/s\n`);
+        }
+      }
+    }
+
+    // ---- results ----
+    const med = (sc: Scenario, s: ServerName): { wall: number; mbps: number; cpu: number | null } => {
+      const l = samples.get(`${sc}/${s}`) ?? [];
+      const cpus = l.map((x) => x.cpuS).filter((x): x is number => x !== null);
+      const wall = median(l.map((x) => x.wallS));
+      return { wall, mbps: (l[0]?.bytes ?? 0) / 1e6 / wall, cpu: cpus.length ? median(cpus) : null };
+    };
+    const peerLock = Math.min(med('lockstep', 'dnsmasq').wall, med('lockstep', 'tftpd-hpa').wall);
+    const lockRatio = peerLock / med('lockstep', 'fleetboot').wall;
+    const winRatio = peerLock / med('window16', 'fleetboot').wall;
+    const concRatio = med('concurrent', 'fleetboot').mbps / med('concurrent', 'dnsmasq').mbps;
+    const fbPeakMB = (peakKiB.get('fleetboot') ?? 0) / 1024;
+
+    const ver = async (cmd: string, args: string[]): Promise<string> => {
+      try {
+        const r = await run(cmd, args);
+        return (r.stdout + r.stderr).split('\n')[0]?.trim() ?? '';
+      } catch (err) {
+        return ((err as { stdout?: string; stderr?: string }).stderr ?? '').split('\n')[0]?.trim() ?? '?';
+      }
+    };
+    const tftpdVersion = (await ver('dpkg-query', ['-W', '-f', '${Version}', 'tftpd-hpa'])) || '?';
+    const lines: string[] = [];
+    lines.push('# TFTP benchmark: Fleetboot vs dnsmasq vs tftpd-hpa', '');
+    lines.push(`Run ${new Date().toISOString()} with \`node --import tsx bench/tftp.ts\` (reps ${REPS}, medians).`, '');
+    lines.push('## Machine', '');
+    lines.push(`- CPU: ${cpus()[0]?.model ?? '?'}, nproc ${cpus().length}`);
+    lines.push(`- Kernel: ${release()}; Node ${process.version}`);
+    lines.push(`- ${await ver('dnsmasq', ['--version'])}; tftpd-hpa ${tftpdVersion}; ${await ver('curl', ['--version'])}; ${await ver('atftp', ['--version'])}`);
+    lines.push(`- Load average at the start: ${loadAtStart.map((x) => x.toFixed(2)).join(' ')}, at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared; other work ran alongside)`);
+    lines.push('');
+    lines.push('## Setup', '');
+    lines.push(`Lab bridge (veth, no added latency). Servers in one namespace pinned to CPU 0, clients in another pinned to CPU 1. ` +
+      `File ${SIZE_MIB} MiB for lockstep/window16; ${CLIENTS} concurrent clients each fetch a ${CONC_MIB} MiB file (total ${CLIENTS * CONC_MIB} MiB). ` +
+      `Clients write to /dev/null; a first download from each server through curl and atftp was checked by sha256. ` +
+      `"server CPU" is the server's CPU time for the run (cpuacct cgroup, includes its children).`, '');
+    lines.push('## Results (median)', '');
+    lines.push('| scenario | server | time (s) | MB/s | server CPU (s) |', '|---|---|---:|---:|---:|');
+    for (const sc of SCENARIOS) {
+      for (const s of SERVERS) {
+        const m = med(sc, s.name);
+        lines.push(`| ${sc} | ${s.name} | ${m.wall.toFixed(3)} | ${m.mbps.toFixed(1)} | ${m.cpu === null ? 'n/a' : m.cpu.toFixed(2)} |`);
+      }
+    }
+    lines.push('', 'All runs (s): ' + [...samples].map(([k, l]) => `${k} ${l.map((x) => x.wallS.toFixed(2)).join('/')}`).join('; '), '');
+    lines.push('## Peak resident memory (VmHWM)', '');
+    for (const s of SERVERS) lines.push(`- ${s.name}: ${((peakKiB.get(s.name) ?? 0) / 1024).toFixed(1)} MB${s.name === 'tftpd-hpa' ? ' (largest of the parent and its per-transfer children)' : ''}`);
+    lines.push('');
+    lines.push('## Targets', '');
+    const verdict = (ok: boolean): string => (ok ? '**met**' : '**NOT met**');
+    lines.push(`- Lock-step blksize 1468 ≥ 0.75x the faster peer: ${lockRatio.toFixed(2)}x → ${verdict(lockRatio >= 0.75)}`);
+    lines.push(`- windowsize 16 (atftp) ≥ 1.0x the faster peer's lock-step: ${winRatio.toFixed(2)}x → ${verdict(winRatio >= 1.0)}`);
+    lines.push(`- ${CLIENTS} concurrent clients, total ≥ 1.0x dnsmasq: ${concRatio.toFixed(2)}x → ${verdict(concRatio >= 1.0)}`);
+    lines.push(`- Peak RSS under 200 MB: ${fbPeakMB.toFixed(1)} MB → ${verdict(fbPeakMB > 0 && fbPeakMB < 200)}`);
+    lines.push('');
+    const text = lines.join('\n');
+    writeFileSync(OUT, text);
+    process.stdout.write(`\n${text}\nwritten to ${OUT}\n`);
+  } finally {
+    if (sampler) clearInterval(sampler);
+    await lab.destroy();
+    await sleep(200);
+    if (useCgroups) {
+      for (const s of SERVERS) {
+        try {
+          rmdirSync(join(CPUACCT, `fbbench-${s.name}`));
+        } catch {
+          /* still has tasks or never made */
+        }
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

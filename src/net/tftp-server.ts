@@ -1,0 +1,736 @@
+/**
+ * The read-only TFTP service: RFC 1350 with RFC 2347/2348/2349 options and
+ * RFC 7440 windowed transfers. Packets are built and parsed by
+ * protocol/tftp; this file owns sockets, files and timers.
+ *
+ * Behaviour worth knowing (the choices are deliberate):
+ *   - Read-only: WRQ gets ERROR 2. Missing files get ERROR 1, names that leave
+ *     the root (`..`, symlinks escaping it) ERROR 2, directories and other
+ *     non-regular files ERROR 2. Names are resolved by net/safe-path.ts
+ *     (backslashes are separators; a leading '/' is relative to the root).
+ *   - Modes: octet and netascii; netascii is served byte for byte as octet
+ *     (boot files are binary; tftp-hpa and dnsmasq convert, we do not). "mail"
+ *     and unknown modes get ERROR 4.
+ *   - Malformed requests and unknown opcodes on the server port get ERROR 4;
+ *     packets shorter than an opcode and stray DATA/ACK/ERROR/OACK on the server
+ *     port get no reply.
+ *   - Each transfer gets its own socket (its TID): an ephemeral port, or one
+ *     from `dataPorts` (the next free port of the range, skipping ports in
+ *     use). With `dataPorts.from === dataPorts.to` every transfer shares that
+ *     one port and packets are told apart by the client's address:port (if
+ *     that port is the server port itself, the server socket is shared).
+ *   - Packets from a wrong TID get ERROR 5 and do not touch the transfer; an
+ *     ERROR from the client ends it.
+ *   - Sending: a window of `windowsize` blocks (1 = lock-step), then wait for
+ *     the ACK of the window's last block. An ACK for a block inside the window
+ *     restarts the window after that block (RFC 7440). Duplicate or old ACKs
+ *     are ignored: DATA is only ever resent when the timer fires (the
+ *     sorcerer's apprentice bug, RFC 1123 4.2.3.1). The retransmission
+ *     interval doubles per retry without progress, up to 4x the timeout (a
+ *     client-negotiated timeout is the base). After `maxRetries` sends of the
+ *     same window without progress the transfer is abandoned with ERROR 0.
+ *   - Block numbers are 16 bits and wrap from 65535 to 0, as tftp-hpa, dnsmasq
+ *     and edk2 expect; ACKs are mapped back to the absolute block by distance
+ *     from the highest block sent.
+ *   - A retransmitted RRQ (same client address:port and file, while the first
+ *     has seen no ACK yet) is ignored: our timer resends the OACK/DATA. A new
+ *     RRQ from a client address:port with a transfer in progress replaces it
+ *     (PXE ROMs reuse their source port).
+ *
+ * Speed (per-packet CPU is the limit on a LAN): files are read in 512 KiB
+ * chunks (the next one prefetched, buffers recycled) and blocks are sent as
+ * views of them after a reused 4-byte header; ACKs are parsed without
+ * allocating; one timer per transfer is refreshed on progress, not created per
+ * packet; sends resolve the peer without a DNS lookup tick; nothing is logged
+ * per packet. Data sockets stay unconnected so that strangers get ERROR 5
+ * (a connected socket would save ~0.7 us of kernel time per send, but the
+ * kernel would then drop wrong-TID packets silently, and catching them on a
+ * second SO_REUSEADDR socket lets unrelated sockets share our ports).
+ */
+import dgram from 'node:dgram';
+import { read as fsRead } from 'node:fs';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIPv4 } from 'node:net';
+import type { FileHandle } from 'node:fs/promises';
+import type { PortRange } from '../config/config.js';
+import type { Logger } from '../lib/log.js';
+import type { Service } from '../lib/service.js';
+import {
+  ackBlock,
+  decode,
+  ErrorCode,
+  errorPacket,
+  encode,
+  Opcode,
+  peekOpcode,
+  TftpDecodeError,
+  writeDataHeader,
+  type RequestPacket,
+  type TftpOption,
+} from '../protocol/tftp/index.js';
+import { negotiate, type Negotiated } from '../protocol/tftp/options.js';
+import { openInRoot, wireNameToUtf8 } from './safe-path.js';
+
+export interface TftpServiceOptions {
+  /** Directory files are served from (read-only). */
+  root: string;
+  /** IPv4 address the sockets bind to. */
+  bindAddress: string;
+  /** Server port (69); 0 picks a free one (tests). */
+  port: number;
+  /** Data ports; null = ephemeral. from === to: one shared data port. */
+  dataPorts: PortRange | null;
+  /** Retransmission timeout unless the client negotiates one. */
+  timeoutMs: number;
+  /** How many times a packet (window) is sent before the transfer is abandoned. */
+  maxRetries: number;
+  maxBlksize: number;
+  maxWindowsize: number;
+  logger: Logger;
+}
+
+export type TftpService = Service & { readonly port: number };
+
+/**
+ * Bytes read from the file at a time (rounded to whole blocks). A transfer
+ * holds at most three chunks (previous, current, prefetched next) and recycles
+ * their buffers: memory stays flat at ~1.5 MiB per transfer.
+ */
+const CHUNK_BYTES = 512 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/** dgram's default lookup goes through dns.lookup and a process.nextTick per send; peers are always IP literals. */
+function literalLookup(address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+  cb(null, address, 4);
+}
+
+function newSocket(): dgram.Socket {
+  return dgram.createSocket({ type: 'udp4', lookup: literalLookup as unknown as dgram.SocketOptions['lookup'] });
+}
+
+function bindSocket(sock: dgram.Socket, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      sock.removeListener('listening', onListening);
+      reject(err);
+    };
+    const onListening = (): void => {
+      sock.removeListener('error', onError);
+      resolve();
+    };
+    sock.once('error', onError);
+    sock.once('listening', onListening);
+    sock.bind({ port, address, exclusive: true });
+  });
+}
+
+function closeSocket(sock: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      sock.close(() => resolve());
+    } catch {
+      resolve(); // already closed
+    }
+  });
+}
+
+interface Peer {
+  address: string;
+  port: number;
+  /** "address:port" */
+  key: string;
+}
+
+/** Where a transfer's packets go out. */
+interface Channel {
+  readonly socket: dgram.Socket;
+  readonly localPort: number;
+  /** True when the socket belongs to this transfer alone (closed at the end). */
+  readonly owned: boolean;
+  /** The transfer an owned socket delivers to (set once it exists). */
+  transfer: Transfer | null;
+}
+
+interface Chunk {
+  idx: number;
+  buf: Buffer;
+}
+
+type Phase = 'oack' | 'data' | 'done';
+
+interface TransferContext {
+  log: Logger;
+  maxRetries: number;
+  ended(t: Transfer): void;
+}
+
+/** One read transfer. All state for its hot path lives here. */
+class Transfer {
+  readonly peer: Peer;
+  readonly file: string;
+  private readonly ctx: TransferContext;
+  private readonly channel: Channel;
+  private readonly fh: FileHandle;
+  private readonly fd: number;
+  private readonly size: number;
+  private readonly blksize: number;
+  private readonly windowsize: number;
+  private readonly timeoutMs: number;
+  private readonly lastBlock: number;
+  private readonly chunkBlocks: number;
+  private readonly chunkBytes: number;
+  private readonly oack: Buffer | null;
+  private readonly startedAt = performance.now();
+  private readonly list: Buffer[] = [EMPTY, EMPTY];
+  private hdr = Buffer.alloc(4);
+
+  phase: Phase;
+  /** True once the client has acknowledged anything (used to spot retransmitted RRQs). */
+  progressed = false;
+  private acked = 0;
+  private nextToSend = 1;
+  private maxSent = 0;
+  private sends = 0;
+  private retransmits = 0;
+  private timer: NodeJS.Timeout | null = null;
+  /** Current retransmission interval: timeoutMs, doubled per retry without progress (up to 4x). */
+  private interval = 0;
+
+  // The chunk blocks are being served from, cached for the fast path.
+  private cur: Buffer = EMPTY;
+  private curFirst = 1;
+  private curLast = 0;
+  private curIdx = -1;
+  private chunks: Chunk[] = [];
+  private spare: Buffer[] = [];
+  private loadingIdx = -1;
+
+  constructor(ctx: TransferContext, peer: Peer, file: string, fh: FileHandle, size: number, neg: Negotiated, timeoutMs: number, channel: Channel) {
+    this.ctx = ctx;
+    this.peer = peer;
+    this.file = file;
+    this.fh = fh;
+    this.fd = fh.fd;
+    this.size = size;
+    this.blksize = neg.blksize;
+    this.windowsize = neg.windowsize;
+    this.timeoutMs = neg.timeoutS !== null ? neg.timeoutS * 1000 : timeoutMs;
+    this.channel = channel;
+    // The last block is short; when the size is a multiple of blksize it is an empty block.
+    this.lastBlock = Math.floor(size / neg.blksize) + 1;
+    this.chunkBlocks = Math.max(1, Math.floor(CHUNK_BYTES / neg.blksize));
+    this.chunkBytes = this.chunkBlocks * neg.blksize;
+    this.oack = neg.oack.length > 0 ? encode({ op: 'OACK', options: neg.oack }) : null;
+    this.phase = this.oack ? 'oack' : 'data';
+  }
+
+  get localPort(): number {
+    return this.channel.localPort;
+  }
+
+  start(): void {
+    this.interval = this.timeoutMs;
+    this.timer = setTimeout(this.onTimeout, this.interval);
+    this.sends = 1;
+    this.load(0);
+    if (this.oack) this.send(this.oack);
+    else this.pump();
+  }
+
+  /** A packet from this transfer's peer. */
+  onPacket(msg: Buffer): void {
+    const w = ackBlock(msg);
+    if (w >= 0) {
+      this.onAck(w);
+      return;
+    }
+    if (peekOpcode(msg) === Opcode.ERROR) {
+      let detail = '';
+      try {
+        const p = decode(msg);
+        if (p.op === 'ERROR') detail = `ERROR ${p.code} ${JSON.stringify(p.message)}`;
+      } catch {
+        detail = 'malformed ERROR';
+      }
+      this.end('aborted', `client sent ${detail}`);
+    }
+    // DATA, OACK or requests from the client on a data port: nothing to do.
+  }
+
+  private onAck(w: number): void {
+    if (this.phase === 'data') {
+      // Map the 16-bit block number back to the absolute block, counting back from the highest sent.
+      const abs = this.maxSent - (((this.maxSent & 0xffff) - w) & 0xffff);
+      if (abs <= this.acked) return; // duplicate or old ACK: never resend because of it
+      this.acked = abs;
+      this.progressed = true;
+      this.sends = 1;
+      if (abs >= this.lastBlock) {
+        this.end('done', null);
+        return;
+      }
+      this.restartTimer();
+      this.nextToSend = abs + 1; // also restarts the window after a gap (RFC 7440)
+      this.pump();
+    } else if (this.phase === 'oack' && w === 0) {
+      this.phase = 'data';
+      this.progressed = true;
+      this.sends = 1;
+      this.restartTimer();
+      this.pump();
+    }
+  }
+
+  private readonly onTimeout = (): void => {
+    if (this.phase === 'done') return;
+    if (this.sends >= this.ctx.maxRetries) {
+      this.end('failed', `no ACK after ${this.sends} send(s) (timeout ${this.timeoutMs} ms, doubling)`, ErrorCode.NOT_DEFINED, 'Timeout');
+      return;
+    }
+    this.sends++;
+    this.retransmits++;
+    // Back off (RFC 1123 4.2.3.2). Besides sparing a congested link, this
+    // matters with atftp 0.8: it answers a repeated block with one extra ACK
+    // and then ignores repeats, and every packet restarts its own timer, so
+    // if that ACK is lost it only re-ACKs once our interval outgrows its timeout.
+    this.interval = Math.min(this.interval * 2, this.timeoutMs * 4);
+    this.timer = setTimeout(this.onTimeout, this.interval);
+    if (this.phase === 'oack') {
+      this.send(this.oack as Buffer);
+    } else {
+      this.nextToSend = this.acked + 1;
+      this.pump();
+    }
+  };
+
+  /** Progress: the next timeout is a full base interval from now. */
+  private restartTimer(): void {
+    if (this.interval === this.timeoutMs) {
+      (this.timer as NodeJS.Timeout).refresh(); // the common case: no allocation
+    } else {
+      clearTimeout(this.timer as NodeJS.Timeout);
+      this.interval = this.timeoutMs;
+      this.timer = setTimeout(this.onTimeout, this.interval);
+    }
+  }
+
+  /** Send what the window allows. Stops (to be called again) when a chunk must be read first. */
+  private pump(): void {
+    let b = this.nextToSend;
+    const end = Math.min(this.acked + this.windowsize, this.lastBlock);
+    while (b <= end) {
+      let data: Buffer;
+      if (b >= this.curFirst && b <= this.curLast) {
+        const start = (b - this.curFirst) * this.blksize;
+        data = this.cur.subarray(start, start + this.blksize);
+      } else {
+        const d = this.slowBlock(b);
+        if (d === null) break;
+        data = d;
+      }
+      this.sendData(b, data);
+      b++;
+    }
+    this.nextToSend = b;
+    if (b - 1 > this.maxSent) this.maxSent = b - 1;
+  }
+
+  private sendData(block: number, data: Buffer): void {
+    const sock = this.channel.socket;
+    // A send the kernel could not take at once is queued by libuv with our buffers:
+    // then the shared header must not be rewritten, so take a fresh one.
+    if (sock.getSendQueueCount() !== 0) this.hdr = Buffer.allocUnsafe(4);
+    writeDataHeader(this.hdr, block & 0xffff);
+    const list = this.list;
+    list[0] = this.hdr;
+    list[1] = data;
+    sock.send(list, this.peer.port, this.peer.address);
+  }
+
+  private send(packet: Buffer): void {
+    this.channel.socket.send(packet, this.peer.port, this.peer.address);
+  }
+
+  /** Block data outside the current chunk: switch chunks, or start reading and return null. */
+  private slowBlock(b: number): Buffer | null {
+    const off = (b - 1) * this.blksize;
+    if (off >= this.size) return EMPTY; // the empty final block
+    const idx = Math.floor((b - 1) / this.chunkBlocks);
+    const c = this.chunks.find((x) => x.idx === idx);
+    if (!c) {
+      this.load(idx);
+      return null;
+    }
+    this.cur = c.buf;
+    this.curIdx = idx;
+    this.curFirst = idx * this.chunkBlocks + 1;
+    // Blocks wholly or partly inside this chunk's bytes.
+    this.curLast = this.curFirst + Math.ceil(c.buf.length / this.blksize) - 1;
+    // Keep the previous chunk (a window may restart there) and prefetch the next.
+    this.keepChunksAround(idx);
+    this.load(idx + 1);
+    const start = off - idx * this.chunkBytes;
+    return c.buf.subarray(start, start + this.blksize);
+  }
+
+  /** Read chunk `idx` (one read at a time); pump again when it arrives. */
+  private load(idx: number): void {
+    if (this.loadingIdx !== -1 || this.phase === 'done') return;
+    const pos = idx * this.chunkBytes;
+    if (pos >= this.size || this.chunks.some((x) => x.idx === idx)) return;
+    const len = Math.min(this.chunkBytes, this.size - pos);
+    const buf = (len === this.chunkBytes ? this.spare.pop() : undefined) ?? Buffer.allocUnsafe(len);
+    this.loadingIdx = idx;
+    let filled = 0;
+    const onRead = (err: NodeJS.ErrnoException | null, n: number): void => {
+      if (this.phase === 'done') return;
+      if (err || n === 0) {
+        this.loadingIdx = -1;
+        this.end('failed', err ? `read error: ${err.message}` : 'file shrank during the transfer', ErrorCode.NOT_DEFINED, 'Read error');
+        return;
+      }
+      filled += n;
+      if (filled < len) {
+        fsRead(this.fd, buf, filled, len - filled, pos + filled, onRead);
+        return;
+      }
+      this.loadingIdx = -1;
+      this.chunks.push({ idx, buf });
+      if (this.chunks.length > 3) this.keepChunksAround(this.curIdx, idx);
+      if (this.phase === 'data') this.pump();
+    };
+    fsRead(this.fd, buf, 0, len, pos, onRead);
+  }
+
+  /** Drop chunks other than around `idx` (and `also`), keeping their buffers for reuse. */
+  private keepChunksAround(idx: number, also = idx): void {
+    const kept: Chunk[] = [];
+    for (const c of this.chunks) {
+      if ((c.idx >= idx - 1 && c.idx <= idx + 1) || c.idx === also) kept.push(c);
+      // A buffer may be reused only when no queued send still points into it.
+      else if (c.buf.length === this.chunkBytes && this.spare.length < 2 && this.channel.socket.getSendQueueCount() === 0) this.spare.push(c.buf);
+    }
+    this.chunks = kept;
+  }
+
+  /** Abort without a word to the client (server closing, replaced by a new request). */
+  abort(reason: string): void {
+    this.end('aborted', reason);
+  }
+
+  private end(outcome: 'done' | 'failed' | 'aborted', reason: string | null, errCode?: number, errMsg?: string): void {
+    if (this.phase === 'done') return;
+    this.phase = 'done';
+    if (this.timer) clearTimeout(this.timer);
+    if (errCode !== undefined && errMsg !== undefined) this.send(errorPacket(errCode, errMsg));
+    const durationMs = performance.now() - this.startedAt;
+    const fields = {
+      client: this.peer.key,
+      file: this.file,
+      dataPort: this.channel.localPort,
+      durationMs: Math.round(durationMs * 10) / 10,
+      retransmits: this.retransmits,
+    };
+    if (outcome === 'done') {
+      this.ctx.log.info(
+        { ...fields, bytes: this.size, rateMBps: Math.round((this.size / 1e6 / Math.max(durationMs, 0.001)) * 1000 * 10) / 10 },
+        'tftp transfer done',
+      );
+    } else if (outcome === 'aborted') {
+      this.ctx.log.info({ ...fields, bytesAcked: Math.min(this.acked * this.blksize, this.size), reason }, 'tftp transfer aborted');
+    } else {
+      this.ctx.log.warn({ ...fields, bytesAcked: Math.min(this.acked * this.blksize, this.size), reason }, 'tftp transfer failed');
+    }
+    this.chunks = [];
+    this.spare = [];
+    this.cur = EMPTY;
+    this.fh.close().catch(() => undefined);
+    this.ctx.ended(this);
+  }
+}
+
+function validate(opts: TftpServiceOptions): void {
+  const int = (name: string, v: number, min: number, max: number): void => {
+    if (!Number.isInteger(v) || v < min || v > max) {
+      throw new RangeError(`TFTP '${name}' must be an integer ${min}-${max}: current value is ${v}`);
+    }
+  };
+  int('port', opts.port, 0, 65535);
+  int('timeoutMs', opts.timeoutMs, 1, 255_000);
+  int('maxRetries', opts.maxRetries, 1, 1000);
+  int('maxBlksize', opts.maxBlksize, 8, 65464);
+  int('maxWindowsize', opts.maxWindowsize, 1, 65535);
+  if (opts.dataPorts) {
+    int('dataPorts.from', opts.dataPorts.from, 1, 65535);
+    int('dataPorts.to', opts.dataPorts.to, opts.dataPorts.from, 65535);
+  }
+}
+
+/** The TFTP service. `port` is the bound server port (useful with port 0). */
+export function createTftpService(opts: TftpServiceOptions): TftpService {
+  validate(opts);
+  const log = opts.logger.child({ subsystem: 'tftp' });
+  const { root, dataPorts } = opts;
+  const sharedPort = dataPorts !== null && dataPorts.from === dataPorts.to ? dataPorts.from : null;
+
+  let bindAddress = opts.bindAddress;
+  let main: dgram.Socket | null = null;
+  /** The one data socket when sharedPort is set (the main socket when sharedPort equals the server port). */
+  let shared: dgram.Socket | null = null;
+  let boundPort = 0;
+  let closing = false;
+  let started = false;
+  let rangeCursor = 0;
+  const portsInUse = new Set<number>();
+  const byPeer = new Map<string, Transfer>();
+  const pendingPeers = new Set<string>();
+  const ownSockets = new Set<dgram.Socket>();
+  const socketCloses = new Set<Promise<void>>();
+
+  const ctx: TransferContext = {
+    log,
+    maxRetries: opts.maxRetries,
+    ended(t) {
+      if (byPeer.get(t.peer.key) === t) byPeer.delete(t.peer.key);
+      const ch = channels.get(t);
+      channels.delete(t);
+      if (ch?.owned) {
+        ownSockets.delete(ch.socket);
+        const p = closeSocket(ch.socket).then(() => {
+          portsInUse.delete(ch.localPort);
+          socketCloses.delete(p);
+        });
+        socketCloses.add(p);
+      }
+    },
+  };
+  const channels = new Map<Transfer, Channel>();
+
+  function sendTo(sock: dgram.Socket, packet: Buffer, rinfo: dgram.RemoteInfo): void {
+    sock.send(packet, rinfo.port, rinfo.address);
+  }
+
+  /** A packet on a data port from someone who is not that port's client. */
+  function wrongTid(sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (peekOpcode(msg) === Opcode.ERROR) return; // never answer an error with an error
+    sendTo(sock, errorPacket(ErrorCode.UNKNOWN_TID, 'Unknown transfer ID'), rinfo);
+  }
+
+  function refuse(rinfo: dgram.RemoteInfo, code: number, message: string, fields: Record<string, unknown>): void {
+    log.info({ client: `${rinfo.address}:${rinfo.port}`, code, ...fields }, `tftp request refused: ${message}`);
+    if (main) sendTo(main, errorPacket(code, message), rinfo);
+  }
+
+  function onMainMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (sharedPort !== null && shared === main) {
+      const t = byPeer.get(`${rinfo.address}:${rinfo.port}`);
+      const op = peekOpcode(msg);
+      if (t && op !== Opcode.RRQ && op !== Opcode.WRQ) {
+        t.onPacket(msg);
+        return;
+      }
+    }
+    try {
+      onRequest(msg, rinfo);
+    } catch (err) {
+      log.error({ err, client: `${rinfo.address}:${rinfo.port}` }, 'tftp request handling failed');
+    }
+  }
+
+  function onSharedMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const t = byPeer.get(`${rinfo.address}:${rinfo.port}`);
+    if (t) t.onPacket(msg);
+    else wrongTid(shared as dgram.Socket, msg, rinfo);
+  }
+
+  function onRequest(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const op = peekOpcode(msg);
+    if (op === null) return; // not even an opcode: silence
+    if (op >= Opcode.DATA && op <= Opcode.OACK) return; // stray packet of a finished transfer
+    let req: RequestPacket;
+    try {
+      const p = decode(msg);
+      if (p.op !== 'RRQ' && p.op !== 'WRQ') return;
+      req = p;
+    } catch (err) {
+      const why = err instanceof TftpDecodeError ? err.message : String(err);
+      refuse(rinfo, ErrorCode.ILLEGAL_OPERATION, 'Illegal TFTP operation', { why });
+      return;
+    }
+    if (req.op === 'WRQ') {
+      refuse(rinfo, ErrorCode.ACCESS_VIOLATION, 'Read-only server', { file: req.filename });
+      return;
+    }
+    const mode = req.mode.toLowerCase();
+    if (mode !== 'octet' && mode !== 'netascii') {
+      refuse(rinfo, ErrorCode.ILLEGAL_OPERATION, 'Unsupported mode', { file: req.filename, mode: req.mode });
+      return;
+    }
+    const name = wireNameToUtf8(req.filename);
+    if (name === null) {
+      refuse(rinfo, ErrorCode.FILE_NOT_FOUND, 'File not found', { file: req.filename, why: 'name is not UTF-8' });
+      return;
+    }
+    const key = `${rinfo.address}:${rinfo.port}`;
+    if (pendingPeers.has(key)) return; // the same request again while we open the file
+    const existing = byPeer.get(key);
+    if (existing) {
+      if (!existing.progressed && existing.file === name) return; // retransmitted RRQ
+      existing.abort('replaced by a new request from the same client port');
+    }
+    pendingPeers.add(key);
+    startTransfer(req, name, mode, { address: rinfo.address, port: rinfo.port, key }, rinfo)
+      .catch((err: unknown) => {
+        log.error({ err, client: key, file: name }, 'tftp transfer could not start');
+      })
+      .finally(() => pendingPeers.delete(key));
+  }
+
+  async function openChannel(peer: Peer): Promise<Channel | null> {
+    if (sharedPort !== null) return { socket: shared as dgram.Socket, localPort: sharedPort, owned: false, transfer: null };
+    const sock = newSocket();
+    if (dataPorts === null) {
+      await bindSocket(sock, 0, bindAddress);
+      return attach(sock, sock.address().port, peer);
+    }
+    // A range: the next free port after the last one handed out.
+    const n = dataPorts.to - dataPorts.from + 1;
+    let candidate = sock;
+    for (let i = 0; i < n; i++) {
+      const port = dataPorts.from + ((rangeCursor + i) % n);
+      if (portsInUse.has(port)) continue;
+      portsInUse.add(port);
+      try {
+        await bindSocket(candidate, port, bindAddress);
+        rangeCursor = (port - dataPorts.from + 1) % n;
+        return attach(candidate, port, peer);
+      } catch (err) {
+        portsInUse.delete(port);
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EADDRINUSE' && code !== 'EACCES') throw err;
+        await closeSocket(candidate);
+        candidate = newSocket(); // a socket that failed to bind cannot be bound again
+      }
+    }
+    await closeSocket(candidate);
+    return null;
+  }
+
+  function attach(sock: dgram.Socket, localPort: number, peer: Peer): Channel {
+    ownSockets.add(sock);
+    const channel: Channel = { socket: sock, localPort, owned: true, transfer: null };
+    sock.on('error', (err) => log.warn({ err, dataPort: localPort }, 'tftp data socket error'));
+    sock.on('message', (msg, rinfo) => {
+      const t = channel.transfer;
+      if (t !== null && rinfo.port === peer.port && rinfo.address === peer.address) t.onPacket(msg);
+      else wrongTid(sock, msg, rinfo);
+    });
+    if (dataPorts === null) portsInUse.add(localPort);
+    return channel;
+  }
+
+  async function startTransfer(req: RequestPacket, name: string, mode: string, peer: Peer, rinfo: dgram.RemoteInfo): Promise<void> {
+    const opened = await openInRoot(root, name);
+    if (closing) {
+      if (opened.ok) await opened.handle.close();
+      return;
+    }
+    if (!opened.ok) {
+      if (opened.reason === 'not-found') refuse(rinfo, ErrorCode.FILE_NOT_FOUND, 'File not found', { file: name });
+      else if (opened.reason === 'access') refuse(rinfo, ErrorCode.ACCESS_VIOLATION, 'Access violation', { file: name, why: opened.message });
+      else refuse(rinfo, ErrorCode.ACCESS_VIOLATION, 'Not a regular file', { file: name });
+      return;
+    }
+    const neg = negotiate({ op: 'RRQ', options: req.options, fileSize: opened.size }, opts);
+    let channel: Channel | null;
+    try {
+      channel = await openChannel(peer);
+    } catch (err) {
+      await opened.handle.close();
+      throw err;
+    }
+    if (channel === null || closing) {
+      await opened.handle.close();
+      if (channel?.owned) {
+        ownSockets.delete(channel.socket);
+        await closeSocket(channel.socket);
+        portsInUse.delete(channel.localPort);
+      }
+      if (channel === null) refuse(rinfo, ErrorCode.NOT_DEFINED, 'No free data port', { file: name });
+      return;
+    }
+    const t = new Transfer(ctx, peer, name, opened.handle, opened.size, neg, opts.timeoutMs, channel);
+    channels.set(t, channel);
+    if (channel.owned) channel.transfer = t;
+    byPeer.get(peer.key)?.abort('replaced by a new request from the same client port');
+    byPeer.set(peer.key, t);
+    log.info(
+      {
+        client: peer.key,
+        file: name,
+        size: opened.size,
+        mode,
+        dataPort: channel.localPort,
+        blksize: neg.blksize,
+        windowsize: neg.windowsize,
+        timeoutS: neg.timeoutS,
+        tsize: neg.tsize,
+        options: optionText(req.options),
+        ignored: neg.ignored.length > 0 ? neg.ignored : undefined,
+      },
+      'tftp transfer start',
+    );
+    t.start();
+  }
+
+  return {
+    name: 'tftp',
+    get port() {
+      return boundPort;
+    },
+    async start() {
+      if (started) throw new Error('TFTP service already started');
+      started = true;
+      if (!isIPv4(bindAddress)) bindAddress = (await dnsLookup(bindAddress, { family: 4 })).address;
+      const sock = newSocket();
+      sock.on('error', (err) => log.error({ err }, 'tftp server socket error'));
+      await bindSocket(sock, opts.port, bindAddress);
+      main = sock;
+      boundPort = sock.address().port;
+      if (sharedPort !== null) {
+        if (sharedPort === boundPort) shared = main;
+        else {
+          const s = newSocket();
+          s.on('error', (err) => log.error({ err }, 'tftp shared data socket error'));
+          try {
+            await bindSocket(s, sharedPort, bindAddress);
+          } catch (err) {
+            await closeSocket(main);
+            main = null;
+            throw err;
+          }
+          s.on('message', onSharedMessage);
+          shared = s;
+        }
+      }
+      sock.on('message', onMainMessage);
+      log.info({ address: bindAddress, port: boundPort, root, dataPorts }, 'tftp listening');
+    },
+    async close() {
+      if (closing) return;
+      closing = true;
+      for (const t of [...byPeer.values()]) t.abort('server closing');
+      const socks = [...ownSockets];
+      ownSockets.clear();
+      if (shared && shared !== main) socks.push(shared);
+      if (main) socks.push(main);
+      shared = null;
+      main = null;
+      await Promise.all([...socks.map(closeSocket), ...socketCloses]);
+    },
+  };
+}
+
+function optionText(options: readonly TftpOption[]): string | undefined {
+  return options.length ? options.map((o) => `${o.name}=${o.value}`).join(' ') : undefined;
+}
