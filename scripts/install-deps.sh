@@ -11,7 +11,7 @@ runtime_pkgs=(ipxe)
 # Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling.
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
-  isc-dhcp-client dhcpcd-base)
+  isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server)
 
 want=("${runtime_pkgs[@]}")
 if [ "${1:-}" = "--with-test" ]; then want+=("${test_pkgs[@]}"); fi
@@ -26,6 +26,12 @@ if [ "${#need_run[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_run[@]}" >/dev/null
   # tftpd-hpa's package starts a system daemon on :69; the benchmark starts its own.
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now tftpd-hpa >/dev/null 2>&1 || true; fi
+  # isc-dhcp-server and kea-dhcp4-server are there for their config checkers
+  # (dhcpd -t, kea-dhcp4 -t) and the benchmark: no system DHCP daemon may run.
+  for svc in isc-dhcp-server kea-dhcp4-server; do
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
+    if [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
+  done
   pkill -x in.tftpd 2>/dev/null || true
 fi
 

@@ -17,6 +17,7 @@ import type { Logger } from './lib/log.js';
 import { createProxyDhcpService, type ProxyDhcpService } from './net/proxy-dhcp.js';
 import { createDhcpServerService, type DhcpServerService } from './net/dhcp-server.js';
 import { createTftpService, type TftpService } from './net/tftp-server.js';
+import { interfaceOf, probeDhcpServers } from './net/dhcp-probe.js';
 import { ensureApiToken, openLeaseStore, openStore, type Store } from './store/index.js';
 
 /** The iPXE binaries copied into the TFTP root when absent there. */
@@ -138,6 +139,31 @@ async function removeServerFile(dataDir: string): Promise<void> {
   }
 }
 
+/**
+ * Before the DHCP server answers: look for other DHCP/proxyDHCP servers on
+ * the segment and warn about each one. Only on the standard port and a real
+ * (non-loopback) interface: tests on loopback must never broadcast.
+ */
+async function probeAtStart(config: Readonly<FleetbootConfig>, serverIp: string, log: Logger): Promise<void> {
+  const iface = config.interface ?? interfaceOf(serverIp);
+  if (config.dhcp.port !== 67 || iface === null || iface === 'lo' || serverIp.startsWith('127.')) {
+    log.debug({ subsystem: 'dhcp', iface, port: config.dhcp.port }, 'DHCP probe skipped (not on port 67 of a real interface)');
+    return;
+  }
+  try {
+    const answers = await probeDhcpServers({ interface: iface, timeoutMs: config.dhcp.probeTimeoutMs });
+    for (const a of answers.filter((x) => x.serverId !== serverIp)) {
+      log.warn(
+        { subsystem: 'dhcp', iface, server: a.serverId, from: a.from, kind: a.kind, offered: a.offered, bootFile: a.bootFile },
+        `another ${a.kind === 'proxy' ? 'proxyDHCP' : 'DHCP'} server answers on ${iface}: ${a.serverId}${a.offered ? ` (offered ${a.offered})` : ''}; two servers on one segment fight over clients (dhcp.probeAtStart false skips this check)`,
+      );
+    }
+    if (!answers.some((x) => x.serverId !== serverIp)) log.info({ subsystem: 'dhcp', iface }, 'DHCP probe: no other DHCP server answered');
+  } catch (err) {
+    log.warn({ subsystem: 'dhcp', iface, err: errorMessage(err) }, 'DHCP probe at start failed; starting anyway');
+  }
+}
+
 export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: StartOptions): Promise<RunningFleetboot> {
   const log = opts.logger;
   const serverIp = resolveServerIp(config);
@@ -214,9 +240,11 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       await tftp.start();
     }
     if (config.dhcp.mode === 'proxy') {
+      if (config.dhcp.probeAtStart === true) await probeAtStart(config, serverIp, log);
       dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log });
       await dhcp.start();
     } else if (config.dhcp.mode === 'server') {
+      if (config.dhcp.probeAtStart ?? true) await probeAtStart(config, serverIp, log);
       const leases = openLeaseStore(store);
       dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leases, leases: leases.load() });
       await dhcp.start();

@@ -77,6 +77,14 @@ export interface FleetbootConfig {
     options: DhcpOptionConfig[];
     /** Server mode: fixed addresses by MAC. */
     reservations: DhcpReservationConfig[];
+    /**
+     * At start, send a DISCOVER on the server's interface and warn about any
+     * other DHCP or proxyDHCP server that answers (src/net/dhcp-probe.ts).
+     * null = only in server mode.
+     */
+    probeAtStart: boolean | null;
+    /** How long that probe listens for answers (dnsmasq pings an address for ~3 s before it offers it). */
+    probeTimeoutMs: number;
   };
   tftp: {
     enabled: boolean;
@@ -129,6 +137,8 @@ export function defaultConfig(cwd: string = process.cwd()): FleetbootConfig {
       pools: [],
       options: [],
       reservations: [],
+      probeAtStart: null,
+      probeTimeoutMs: 4000,
     },
     tftp: {
       enabled: true,
@@ -245,6 +255,10 @@ export function validateConfig(c: FleetbootConfig): Readonly<FleetbootConfig> {
   validateDhcpServer(c);
   checkPort('dhcp.port', c.dhcp.port);
   checkPort('dhcp.pxePort', c.dhcp.pxePort);
+  if (c.dhcp.probeAtStart !== null && typeof c.dhcp.probeAtStart !== 'boolean') {
+    throw new FleetbootError('CONFIG', `'dhcp.probeAtStart' must be true, false or null (server mode only): current value is ${JSON.stringify(c.dhcp.probeAtStart)}`);
+  }
+  checkInt('dhcp.probeTimeoutMs', c.dhcp.probeTimeoutMs, 100, 60_000);
   checkInt('dhcp.biosMenu.timeoutSeconds', c.dhcp.biosMenu.timeoutSeconds, 0, 255);
   checkPort('tftp.port', c.tftp.port, true);
   if (c.tftp.dataPorts !== null) {
