@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig } from './config.js';
 import { firewallRules, requiredPorts } from './ports.js';
 
@@ -12,6 +15,14 @@ test('requiredPorts() lists proxyDHCP, PXE, TFTP, TFTP data and HTTP from the li
 test('requiredPorts() leaves out DHCP when the proxy is off', () => {
   const c = loadConfig({ cwd: '/tmp', overrides: { dhcp: { mode: 'off' } } });
   assert.ok(!requiredPorts(c).some((p) => p.service === 'proxyDHCP'));
+});
+
+test('requiredPorts() lists the DHCP server and PXE ports in server mode', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fbports-'));
+  writeFileSync(join(dir, 'c.json'), JSON.stringify({ dhcp: { mode: 'server', pools: [{ start: '10.0.0.100', end: '10.0.0.199' }] } }));
+  const c = loadConfig({ cwd: dir, file: join(dir, 'c.json') });
+  const names = requiredPorts(c).map((p) => p.service);
+  assert.deepEqual(names.slice(0, 2), ['DHCP server', 'PXE boot server']);
 });
 
 test('firewallRules() prints one rule per port for each flavor', () => {

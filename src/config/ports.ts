@@ -19,6 +19,10 @@ export function requiredPorts(c: Readonly<FleetbootConfig>): PortUse[] {
   const out: PortUse[] = [];
   if (c.dhcp.mode === 'proxy') {
     out.push({ proto: 'udp', port: c.dhcp.port, service: 'proxyDHCP', why: 'answers PXE clients\u2019 DHCPDISCOVER (broadcast, or unicast from a relay)', setting: 'dhcp.port' });
+  } else if (c.dhcp.mode === 'server') {
+    out.push({ proto: 'udp', port: c.dhcp.port, service: 'DHCP server', why: 'leases for every client (broadcast, or unicast from a relay or a renewing client)', setting: 'dhcp.port' });
+  }
+  if (c.dhcp.mode !== 'off') {
     out.push({ proto: 'udp', port: c.dhcp.pxePort, service: 'PXE boot server', why: 'boot-server discovery (DHCPREQUEST to 4011)', setting: 'dhcp.pxePort' });
   }
   if (c.tftp.enabled) {
