@@ -118,9 +118,22 @@ function u32(n: number): Buffer {
   return b;
 }
 
+/**
+ * Who a lease belongs to: the client identifier (option 61) when there is
+ * one, else the MAC. An identifier that is just hardware type 1 + the MAC
+ * (what iPXE, udhcpc and dhclient send) names the same client as no
+ * identifier from that MAC (what edk2's PXE sends): one machine booting
+ * firmware PXE -> iPXE -> Linux is one client, not two leases (found by
+ * test/lab/server-mode.e2e.test.ts; dnsmasq treats them alike too).
+ */
+export function clientKey(mac: string, clientIdHex: string | null): string {
+  if (clientIdHex === null || clientIdHex === `01${mac.replace(/:/g, '')}`) return `hw:${mac}`;
+  return `id:${clientIdHex}`;
+}
+
 function keyOf(l: Readonly<Lease>): string {
   if (l.state === 'declined') return DECLINED;
-  return l.clientId !== null ? `id:${l.clientId}` : `hw:${l.mac}`;
+  return clientKey(l.mac, l.clientId);
 }
 
 interface Client {
@@ -209,7 +222,8 @@ export class LeaseEngine {
     if (mt === undefined) return { ignore: 'plain BOOTP (no option 53) is not served' };
     const cid = clientIdentifier(req);
     const mac = hardwareAddress(req);
-    const client: Client = { mac, clientId: cid && cid.length > 0 ? cid.toString('hex') : null, key: cid && cid.length > 0 ? `id:${cid.toString('hex')}` : `hw:${mac}` };
+    const clientId = cid && cid.length > 0 ? cid.toString('hex') : null;
+    const client: Client = { mac, clientId, key: clientKey(mac, clientId) };
     switch (mt) {
       case MessageType.DISCOVER:
         return this.discover(req, client);
