@@ -1,6 +1,6 @@
 /**
  * The DHCP address server (dhcp.mode 'server'): the same socket scheme as
- * the proxy (src/net/proxy-dhcp.ts; read its header on broadcast replies):
+ * the proxy (src/net/dhcp-sockets.ts; read its header on broadcast replies):
  * a wildcard socket on 67, a socket bound to serverIp:67 that sends the
  * broadcast replies (and receives relayed unicasts), and 4011 for PXE boot
  * server discovery, answered by the proxy decision (a PXE ROM that saw
@@ -14,11 +14,12 @@
  * This module does not touch the database: it gets the loaded leases and a
  * synchronous LeaseStore from the wiring (src/server.ts).
  */
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
 import type { FleetbootConfig } from '../config/config.js';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
+import { openDhcpSockets, type DhcpSockets } from './dhcp-sockets.js';
 import { DhcpDecodeError } from '../protocol/dhcp/errors.js';
 import { decodePacket, encodePacket, hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { messageType, messageTypeName } from '../protocol/dhcp/options.js';
@@ -77,8 +78,7 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
   const clientPort = opts.clientPort ?? 68;
   const stats: DhcpServerStats = { received: 0, replied: 0, ignored: 0, malformed: 0, sendErrors: 0 };
   const ports = { dhcp: 0, pxe: 0 };
-  const sockets: Socket[] = [];
-  let broadcastSocket: Socket | null = null;
+  let sockets: DhcpSockets | null = null;
   let timer: NodeJS.Timeout | null = null;
   let closed = false;
   const debug = () => log.isLevelEnabled('debug');
@@ -90,7 +90,7 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
     if (to.kind === 'broadcast' && opts.broadcastTo) ({ address, port } = opts.broadcastTo);
     else if (to.kind === 'relay') port = relayPort;
     else if (to.kind === 'unicast' && port === 68) port = clientPort;
-    const via = to.kind === 'broadcast' && !opts.broadcastTo && broadcastSocket ? broadcastSocket : sock;
+    const via = to.kind === 'broadcast' && !opts.broadcastTo && sockets?.broadcast ? sockets.broadcast : sock;
     via.send(out, port, address, (err) => {
       if (err) {
         stats.sendErrors++;
@@ -147,36 +147,14 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
     }
   }
 
-  function bind(which: 'dhcp' | 'pxe', port: number, address: string, reuseAddr = false): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const sock = createSocket({ type: 'udp4', reuseAddr });
-      const onError = (err: Error) => {
-        sock.close();
-        reject(new FleetbootError('IO', `Cannot bind DHCP ${which === 'pxe' ? 'PXE ' : ''}socket ${address}:${port}: ${err.message}`, { cause: err }));
-      };
-      sock.once('error', onError);
-      sock.bind(port, address, () => {
-        sock.off('error', onError);
-        sock.setBroadcast(true);
-        try {
-          sock.setRecvBufferSize(4 * 1024 * 1024);
-        } catch {
-          /* capped by net.core.rmem_max */
-        }
-        sock.on('error', (err) => log.error({ err: err.message, port }, 'DHCP socket error'));
-        sock.on('message', (msg, rinfo) => onMessage(sock, which, msg, rinfo));
-        resolve(sock);
-      });
-    });
-  }
-
   async function close(): Promise<void> {
     if (closed) return;
     closed = true;
     if (timer) clearInterval(timer);
     timer = null;
-    broadcastSocket = null;
-    await Promise.all(sockets.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const open = sockets;
+    sockets = null;
+    await open?.close();
     log.info({ ...stats }, 'DHCP server stopped');
   }
 
@@ -187,27 +165,16 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
     engine,
     async start() {
       if (closed) throw new FleetbootError('IO', 'DHCP server was closed; create a new one');
-      const wantBroadcastSocket = config.dhcp.bindAddress === '0.0.0.0' && serverIp !== '0.0.0.0' && !opts.broadcastTo;
-      try {
-        const dhcp = await bind('dhcp', opts.ports?.dhcp ?? config.dhcp.port, config.dhcp.bindAddress, wantBroadcastSocket);
-        sockets.push(dhcp);
-        ports.dhcp = dhcp.address().port;
-        const pxe = await bind('pxe', opts.ports?.pxe ?? config.dhcp.pxePort, config.dhcp.bindAddress);
-        sockets.push(pxe);
-        ports.pxe = pxe.address().port;
-        if (wantBroadcastSocket) {
-          try {
-            broadcastSocket = await bind('dhcp', ports.dhcp, serverIp, true);
-            sockets.push(broadcastSocket);
-          } catch (err) {
-            log.warn({ serverIp, err: errorMessage(err) }, `cannot bind ${serverIp}:${ports.dhcp} for broadcast replies; they follow the routing table`);
-          }
-        }
-      } catch (err) {
-        broadcastSocket = null;
-        await Promise.all(sockets.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
-        throw err;
-      }
+      sockets = await openDhcpSockets({
+        bindAddress: config.dhcp.bindAddress,
+        dhcpPort: opts.ports?.dhcp ?? config.dhcp.port,
+        pxePort: opts.ports?.pxe ?? config.dhcp.pxePort,
+        serverIp,
+        broadcastReplies: !opts.broadcastTo,
+        log,
+        onMessage,
+      });
+      Object.assign(ports, sockets.ports);
       const reclaimMs = opts.reclaimIntervalMs ?? 60_000;
       timer = setInterval(() => {
         try {

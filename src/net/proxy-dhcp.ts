@@ -14,25 +14,15 @@
  * The hot path allocates only the decoded option views, the reply object and
  * its buffer; sockets get a 4 MiB receive buffer for bursts.
  *
- * Broadcast replies (to 255.255.255.255:68, for clients without an address)
- * leave through a third socket bound to serverIp on the DHCP port. Node's
- * dgram has no SO_BINDTODEVICE or IP_PKTINFO; a limited broadcast sent from
- * the wildcard socket follows the routing table, so it fails with
- * ENETUNREACH on a server with no default route (found in the lab: the UEFI
- * HTTP boot test, test/lab/httpboot.e2e.test.ts) and leaves through the wrong
- * NIC on a server whose default route is on another network. Linux routes a
- * limited broadcast from a socket bound to a local address out of that
- * address's interface (net/ipv4/route.c, "direct multicasts and limited
- * broadcast via necessary interface"). Both DHCP-port sockets set
- * SO_REUSEADDR; broadcasts to port 67 still arrive on the wildcard one only,
- * and unicasts to serverIp:67 (relays) arrive on the bound one, which
- * handles them like the wildcard socket.
+ * Sockets (and why broadcast replies leave through a socket bound to
+ * serverIp): src/net/dhcp-sockets.ts.
  */
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
 import type { FleetbootConfig } from '../config/config.js';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
+import { openDhcpSockets, type DhcpSockets } from './dhcp-sockets.js';
 import { DhcpDecodeError } from '../protocol/dhcp/errors.js';
 import { decodePacket, encodePacket, hardwareAddress } from '../protocol/dhcp/packet.js';
 import { messageType, messageTypeName } from '../protocol/dhcp/options.js';
@@ -78,9 +68,7 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
   const relayPort = opts.relayPort ?? 67;
   const stats: ProxyDhcpStats = { received: 0, replied: 0, ignored: 0, malformed: 0, sendErrors: 0 };
   const ports = { dhcp: 0, pxe: 0 };
-  const sockets: Socket[] = [];
-  /** Sends broadcast replies (see the header); null: the wildcard DHCP socket does. */
-  let broadcastSocket: Socket | null = null;
+  let sockets: DhcpSockets | null = null;
   let closed = false;
   const debug = () => log.isLevelEnabled('debug');
 
@@ -113,7 +101,7 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
       let port = to.port;
       if (to.kind === 'broadcast' && opts.broadcastTo) ({ address, port } = opts.broadcastTo);
       else if (to.kind === 'relay') port = relayPort;
-      const via = to.kind === 'broadcast' && !opts.broadcastTo && broadcastSocket ? broadcastSocket : sock;
+      const via = to.kind === 'broadcast' && !opts.broadcastTo && sockets?.broadcast ? sockets.broadcast : sock;
       via.send(out, port, address, (err) => {
         if (err) {
           stats.sendErrors++;
@@ -148,35 +136,12 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
     }
   }
 
-  function bind(which: Arrival['port'], port: number, address: string = config.dhcp.bindAddress, reuseAddr = false): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const sock = createSocket({ type: 'udp4', reuseAddr });
-      const onError = (err: Error) => {
-        sock.close();
-        reject(new FleetbootError('IO', `Cannot bind DHCP ${which === 'pxe' ? 'PXE ' : ''}socket ${address}:${port}: ${err.message}`, { cause: err }));
-      };
-      sock.once('error', onError);
-      sock.bind(port, address, () => {
-        sock.off('error', onError);
-        sock.setBroadcast(true);
-        try {
-          // Bursts of DISCOVERs (a room powering on; perfdhcp) outrun one event loop turn.
-          sock.setRecvBufferSize(4 * 1024 * 1024);
-        } catch {
-          /* capped by net.core.rmem_max; the default still works */
-        }
-        sock.on('error', (err) => log.error({ err: err.message, port }, 'DHCP socket error'));
-        sock.on('message', (msg, rinfo) => onMessage(sock, which, msg, rinfo));
-        resolve(sock);
-      });
-    });
-  }
-
   async function close(): Promise<void> {
     if (closed) return;
     closed = true;
-    broadcastSocket = null;
-    await Promise.all(sockets.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const open = sockets;
+    sockets = null;
+    await open?.close();
     log.info({ ...stats }, 'proxyDHCP stopped');
   }
 
@@ -190,34 +155,19 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
         return;
       }
       if (closed) throw new FleetbootError('IO', 'proxyDHCP service was closed; create a new one');
-      // The broadcast socket is needed only when the DHCP socket is a wildcard
-      // one and replies really are broadcast (tests on loopback redirect them).
-      const wantBroadcastSocket = config.dhcp.bindAddress === '0.0.0.0' && serverIp !== '0.0.0.0' && !opts.broadcastTo;
-      try {
-        const dhcp = await bind('dhcp', opts.ports?.dhcp ?? config.dhcp.port, config.dhcp.bindAddress, wantBroadcastSocket);
-        sockets.push(dhcp);
-        ports.dhcp = dhcp.address().port;
-        const pxe = await bind('pxe', opts.ports?.pxe ?? config.dhcp.pxePort);
-        sockets.push(pxe);
-        ports.pxe = pxe.address().port;
-        if (wantBroadcastSocket) {
-          try {
-            broadcastSocket = await bind('dhcp', ports.dhcp, serverIp, true);
-            sockets.push(broadcastSocket);
-          } catch (err) {
-            // serverIp not on this host (an address behind NAT, say): broadcasts
-            // then follow the routing table, as before.
-            log.warn({ serverIp, err: errorMessage(err) }, `cannot bind ${serverIp}:${ports.dhcp} for broadcast replies; they follow the routing table`);
-          }
-        }
-      } catch (err) {
-        broadcastSocket = null;
-        await Promise.all(sockets.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
-        throw err;
-      }
+      sockets = await openDhcpSockets({
+        bindAddress: config.dhcp.bindAddress,
+        dhcpPort: opts.ports?.dhcp ?? config.dhcp.port,
+        pxePort: opts.ports?.pxe ?? config.dhcp.pxePort,
+        serverIp,
+        broadcastReplies: !opts.broadcastTo,
+        log,
+        onMessage,
+      });
+      Object.assign(ports, sockets.ports);
       opts.signal?.addEventListener('abort', () => void close(), { once: true });
       log.info(
-        { bind: config.dhcp.bindAddress, ports: { ...ports }, serverIp, httpBaseUrl, biosMenu: config.dhcp.biosMenu.enabled, broadcastFrom: broadcastSocket ? serverIp : null },
+        { bind: config.dhcp.bindAddress, ports: { ...ports }, serverIp, httpBaseUrl, biosMenu: config.dhcp.biosMenu.enabled, broadcastFrom: sockets.broadcast ? serverIp : null },
         `proxyDHCP listening on ${config.dhcp.bindAddress}:${ports.dhcp} and :${ports.pxe}`,
       );
     },
