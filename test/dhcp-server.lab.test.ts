@@ -39,7 +39,9 @@ interface LeaseRow {
 /**
  * A hook script (for udhcpc, dhclient and dhcpcd alike) that configures the
  * address as the packaged scripts do, so renewals and releases can be sent
- * and received by unicast, and appends `=== <event>` and its environment to `file`.
+ * and received by unicast, and appends `=== <event>`, its environment and
+ * `=== end` to `file` (lastEnv() reads only finished blocks: the hook may
+ * still be writing when the test looks).
  */
 function hookScript(name: string, file: string): string {
   const p = join(work, `${name}.sh`);
@@ -51,7 +53,7 @@ case "\${1:-}\${reason:-}" in
   BOUND|REBOOT|RENEW|REBIND) ip addr replace "$new_ip_address/24" dev "$interface" ;;
   deconfig|RELEASE|EXPIRE|STOP) ip addr flush dev "$interface" ;;
 esac
-{ echo "=== \${1:-} \${reason:-}"; env | sort; } >> ${file}
+{ echo "=== \${1:-} \${reason:-}"; env | sort; echo "=== end"; } >> ${file}
 exit 0
 `,
   );
@@ -62,8 +64,10 @@ exit 0
 /** The environment of the last hook run whose header matches `re`. */
 function lastEnv(file: string, re: RegExp): Record<string, string> | null {
   if (!existsSync(file)) return null;
-  const blocks = readFileSync(file, 'utf8').split(/^=== /m).filter((b) => re.test(b.split('\n')[0] ?? ''));
-  const last = blocks.at(-1);
+  const blocks = readFileSync(file, 'utf8').split(/^=== /m);
+  // A block is finished when the `=== end` line after it has been written.
+  const finished = blocks.filter((b, i) => b.split('\n')[0] !== 'end' && blocks[i + 1]?.startsWith('end') === true);
+  const last = finished.filter((b) => re.test(b.split('\n')[0] ?? '')).at(-1);
   if (!last) return null;
   const env: Record<string, string> = {};
   for (const line of last.split('\n').slice(1)) {

@@ -10,6 +10,7 @@
  *   fleetbootCli() to run CLI commands inside its namespace.
  */
 import type { ChildProcess } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lab } from '../lab.js';
@@ -187,9 +188,13 @@ export async function startFleetboot(lab: Lab, host: string, o: FleetbootOptions
     '--data-dir', o.dataDir, '--interface', h.ifname, '--server-ip', o.serverIp, '--http-port', String(port), '--dhcp', 'proxy'];
   if (o.configFile) argv.push('--config', o.configFile);
   if (o.extra) argv.push(...o.extra);
+  // A server.json left by a killed server (kill -9 tests) must not count as ready.
+  rmSync(join(o.dataDir, 'server.json'), { force: true });
   const log = new ProcessLog(`fleetboot(${host})`, lab.spawnIn(h.netns, argv, { cwd: REPO }));
   const baseUrl = `http://${o.serverIp}:${port}`;
-  // Ready when its HTTP side answers inside the namespace.
+  // Ready when it has written server.json (the last step of its start, after
+  // DHCP and TFTP are listening and any start-up DHCP probe is done) and its
+  // HTTP side answers inside the namespace.
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (!log.running) throw new Error(`fleetboot serve exited during start:\n${log.tail(60)}`);
@@ -197,8 +202,8 @@ export async function startFleetboot(lab: Lab, host: string, o: FleetbootOptions
       (code) => code.trim() !== '000',
       () => false,
     );
-    if (up) break;
-    if (Date.now() > deadline) throw new Error(`fleetboot serve did not answer on ${baseUrl} within 30 s:\n${log.tail(60)}`);
+    if (up && existsSync(join(o.dataDir, 'server.json'))) break;
+    if (Date.now() > deadline) throw new Error(`fleetboot serve was not ready (HTTP on ${baseUrl} and server.json) within 30 s:\n${log.tail(60)}`);
     await new Promise((r) => setTimeout(r, 300));
   }
   return { log, baseUrl, dataDir: o.dataDir };
