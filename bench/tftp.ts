@@ -50,7 +50,9 @@ const SERVERS: { name: ServerName; ip: string }[] = [
   { name: 'tftpd-hpa', ip: `${SUBNET}.4` },
 ];
 type Scenario = 'lockstep' | 'window16' | 'concurrent';
-const SCENARIOS: Scenario[] = ['lockstep', 'window16', 'concurrent'];
+const SCENARIOS: Scenario[] = (['lockstep', 'window16', 'concurrent'] as const).filter((x) => arg('scenarios', 'lockstep,window16,concurrent').split(',').includes(x));
+/** Fleetboot's data ports, e.g. `69-69` (every transfer on the server port, like dnsmasq's --tftp-single-port); default one ephemeral port per transfer. */
+const FB_DATA_PORTS = arg('fb-data-ports', '');
 
 const CPUACCT = '/sys/fs/cgroup/cpuacct';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -122,7 +124,7 @@ async function main(): Promise<void> {
     await lab.addHost('cli', CLIENT_IP);
 
     const argv: Record<ServerName, string[]> = {
-      fleetboot: [process.execPath, '--import', 'tsx', join(repo, 'bench/tftp-server.ts'), '--root', dir, '--address', `${SUBNET}.1`, '--port', '69', '--log', 'warn'],
+      fleetboot: [process.execPath, '--import', 'tsx', join(repo, 'bench/tftp-server.ts'), '--root', dir, '--address', `${SUBNET}.1`, '--port', '69', '--log', 'warn', ...(FB_DATA_PORTS ? ['--data-ports', FB_DATA_PORTS] : [])],
       dnsmasq: ['dnsmasq', '--port=0', '--enable-tftp', `--tftp-root=${dir}`, '--no-daemon', `--listen-address=${SUBNET}.3`, '--bind-interfaces', '--conf-file=/dev/null', '--pid-file=', '--log-facility=-'],
       'tftpd-hpa': ['in.tftpd', '-L', '-s', dir, '--address', `${SUBNET}.4:69`],
     };
