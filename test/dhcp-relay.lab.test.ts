@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, labAvailable, sh } from './lab/lab.js';
 import { QemuGuest, chooseAccel, ensureBootEnv, missingQemuPrerequisites, withTimeout, INITRD_OK_MARKER, type Accel, type QemuVariant } from './lab/qemu.js';
-import { ProcessLog, fleetbootCli, startFleetboot, startLabHttp, type Callback, type Fleetboot, type LabHttp } from './lab/bootenv/services.js';
+import { logEvents as events, macHex as hex, ProcessLog, fleetbootCli, startFleetboot, startLabHttp, type Callback, type Fleetboot, type LabHttp } from './lab/bootenv/services.js';
 
 const A = '10.213.80';
 const B = '10.213.81';
@@ -211,20 +211,6 @@ async function bootGuestOnB(e: Env, t: TestContext, variant: QemuVariant, mac: s
   }
 }
 
-/** Fleetboot's JSON log lines. */
-function events(fb: Fleetboot): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [];
-  for (const line of fb.log.all().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const o: unknown = JSON.parse(line);
-      if (typeof o === 'object' && o !== null) out.push(o as Record<string, unknown>);
-    } catch {
-      /* partial */
-    }
-  }
-  return out;
-}
 /**
  * A finished TFTP transfer to a client on B (edk2 fetches iPXE over TFTP,
  * through the router). By subnet, not by the initrd's address: the server
@@ -233,7 +219,6 @@ function events(fb: Fleetboot): Array<Record<string, unknown>> {
 function tftpToB(fb: Fleetboot): boolean {
   return events(fb).some((o) => o.msg === 'tftp transfer done' && String(o.client ?? '').startsWith(`${B}.`));
 }
-const hex = (mac: unknown): string => String(mac ?? '').toLowerCase().replace(/[^0-9a-f]/g, '');
 
 describe('DHCP and PXE through a relay (ISC dhcrelay) from a second lab subnet', { timeout: 15 * 60_000 }, () => {
   before(() => guarded(async () => {

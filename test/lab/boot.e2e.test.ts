@@ -34,7 +34,7 @@ import {
   type Accel,
   type QemuVariant,
 } from './qemu.js';
-import {
+import { logEvents as fleetbootEvents, macHex as hex,
   fleetbootCli,
   startExistingDhcp,
   startFleetboot,
@@ -85,22 +85,7 @@ function need(): Env {
   return env;
 }
 
-/** Lines of Fleetboot's JSON log, parsed (other lines are skipped). */
-function fleetbootEvents(fb: Fleetboot): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [];
-  for (const line of fb.log.all().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const o: unknown = JSON.parse(line);
-      if (typeof o === 'object' && o !== null) out.push(o as Record<string, unknown>);
-    } catch {
-      /* not JSON */
-    }
-  }
-  return out;
-}
 
-const hex = (mac: unknown): string => String(mac ?? '').toLowerCase().replace(/[^0-9a-f]/g, '');
 
 function explain(e: Env, guest: QemuGuest | null): string {
   return [

@@ -34,7 +34,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, labAvailable } from './lab.js';
 import { FIRMWARE, INITRD_OK_MARKER, QEMU_BIN, chooseAccel, ensureBootEnv, missingQemuPrerequisites, qemuArgs, type Accel } from './qemu.js';
-import { fleetbootCli, startExistingDhcp, startFleetboot, startLabHttp, type DhcpServer, type Fleetboot, type LabHttp } from './bootenv/services.js';
+import { logEvents as events, macHex as hex, fleetbootCli, startExistingDhcp, startFleetboot, startLabHttp, type DhcpServer, type Fleetboot, type LabHttp } from './bootenv/services.js';
 
 const SUBNET = '10.213.55';
 const SERVER_IP = `${SUBNET}.1`;
@@ -116,22 +116,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Fleetboot's JSON log lines, parsed, in order (other lines skipped). */
-function events(fb: Fleetboot): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [];
-  for (const line of fb.log.all().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const o: unknown = JSON.parse(line);
-      if (typeof o === 'object' && o !== null) out.push(o as Record<string, unknown>);
-    } catch {
-      /* not JSON */
-    }
-  }
-  return out;
-}
 
-const hex = (mac: unknown): string => String(mac ?? '').toLowerCase().replace(/[^0-9a-f]/g, '');
 
 interface Env {
   lab: Lab;

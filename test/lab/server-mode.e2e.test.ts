@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, labAvailable } from './lab.js';
 import { INITRD_OK_MARKER, QemuGuest, chooseAccel, ensureBootEnv, missingQemuPrerequisites, type Accel, type QemuVariant } from './qemu.js';
-import { fleetbootCli, startFleetboot, startLabHttp, type Callback, type Fleetboot, type LabHttp } from './bootenv/services.js';
+import { logEvents as events, macHex as hex, fleetbootCli, startFleetboot, startLabHttp, type Callback, type Fleetboot, type LabHttp } from './bootenv/services.js';
 
 const S = '10.213.82';
 const SERVER_IP = `${S}.1`;
@@ -58,20 +58,6 @@ function need(): Env {
   return env;
 }
 
-function events(fb: Fleetboot): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [];
-  for (const line of fb.log.all().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const o: unknown = JSON.parse(line);
-      if (typeof o === 'object' && o !== null) out.push(o as Record<string, unknown>);
-    } catch {
-      /* partial */
-    }
-  }
-  return out;
-}
-const hex = (mac: unknown): string => String(mac ?? '').toLowerCase().replace(/[^0-9a-f]/g, '');
 
 function explain(e: Env, guest: QemuGuest | null): string {
   return [guest ? guest.diagnostics(50) : '', `--- Fleetboot log (last 60 lines)\n${e.fb.log.tail(60)}`, `--- callback listener\n${e.cb.log.tail(10)}`, `(work dir: ${e.work})`].join('\n');

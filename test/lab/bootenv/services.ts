@@ -213,3 +213,21 @@ export async function startFleetboot(lab: Lab, host: string, o: FleetbootOptions
 export async function fleetbootCli(lab: Lab, host: string, dataDir: string, args: string[]): Promise<string> {
   return lab.nsExec(lab.host(host).netns, ['env', '-C', REPO, 'node', '--import', 'tsx', join(REPO, 'src/cli/main.ts'), ...args, '--data-dir', dataDir]);
 }
+
+/** Fleetboot's JSON log lines, parsed (other and partial lines are skipped). */
+export function logEvents(fb: Fleetboot): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of fb.log.all().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const o: unknown = JSON.parse(line);
+      if (typeof o === 'object' && o !== null) out.push(o as Record<string, unknown>);
+    } catch {
+      /* partial line */
+    }
+  }
+  return out;
+}
+
+/** A MAC in any notation (aa:bb…, aa-bb…) as bare lower-case hex, for comparing log fields. */
+export const macHex = (mac: unknown): string => String(mac ?? '').toLowerCase().replace(/[^0-9a-f]/g, '');
