@@ -18,7 +18,8 @@ import { createProxyDhcpService, type ProxyDhcpService } from './net/proxy-dhcp.
 import { createDhcpServerService, type DhcpServerService } from './net/dhcp-server.js';
 import { createTftpService, type TftpService } from './net/tftp-server.js';
 import { interfaceOf, probeDhcpServers } from './net/dhcp-probe.js';
-import { ensureApiToken, openLeaseStore, openStore, type Store } from './store/index.js';
+import { ensureApiToken, hostReservations, openLeaseStore, openStore, type Store } from './store/index.js';
+import type { Reservation } from './dhcp/engine.js';
 
 /** The iPXE binaries copied into the TFTP root when absent there. */
 export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
@@ -55,6 +56,25 @@ export interface StartOptions {
   logger: Logger;
   /** Where the iPXE binaries come from (default /usr/lib/ipxe). */
   ipxeDir?: string;
+}
+
+/**
+ * The DHCP server's reservations: the config's (dhcp.reservations) first,
+ * then the hosts' reserved addresses (host name as hostname). A host whose
+ * MAC or address a config reservation already has is skipped (logged).
+ */
+export function dhcpReservations(config: Readonly<FleetbootConfig>, store: Store, log: Logger): Reservation[] {
+  const list: Reservation[] = config.dhcp.reservations.map((r) => ({ mac: r.mac, ip: r.ip, hostname: r.hostname }));
+  const macs = new Set(list.map((r) => r.mac));
+  const ips = new Set(list.map((r) => r.ip));
+  for (const h of hostReservations(store)) {
+    if (macs.has(h.mac) || ips.has(h.ip)) {
+      log.warn({ subsystem: 'dhcp', mac: h.mac, ip: h.ip }, `host ${h.mac} reserves ${h.ip}, but dhcp.reservations in the config already has this MAC or address: the config wins`);
+      continue;
+    }
+    list.push(h);
+  }
+  return list;
 }
 
 /** config.serverIp, else the IPv4 address of config.interface, else the first non-internal IPv4. */
@@ -213,6 +233,12 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       logger: log,
       token,
       baseUrl,
+      onHostsChanged: () => {
+        if (!store || !dhcp || !('engine' in dhcp)) return;
+        const list = dhcpReservations(config, store, log);
+        dhcp.engine.setReservations(list);
+        log.info({ subsystem: 'dhcp', reservations: dhcp.engine.reservationCount() }, 'DHCP reservations reloaded after a host change');
+      },
       runtime: () => ({
         httpPort,
         tftpPort: tftp ? tftp.port : null,
@@ -246,7 +272,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     } else if (config.dhcp.mode === 'server') {
       if (config.dhcp.probeAtStart ?? true) await probeAtStart(config, serverIp, log);
       const leases = openLeaseStore(store);
-      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leases, leases: leases.load() });
+      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leases, leases: leases.load(), reservations: dhcpReservations(config, store, log) });
       await dhcp.start();
     }
 

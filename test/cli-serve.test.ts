@@ -74,7 +74,7 @@ test('fleetboot serve + entry/host commands work end to end, with --json and --d
     // Human table, and --server/--token instead of the data dir.
     const list = await cli(['host', 'list', '--server', info.url, '--token', token]);
     assert.equal(list.code, 0, list.stderr);
-    assert.match(list.stdout, /^MAC\s+NAME\s+ENTRY\s+UPDATED\n52:54:00:12:34:56\s+web1\s+deb\s+/);
+    assert.match(list.stdout, /^MAC\s+NAME\s+IP\s+ENTRY\s+UPDATED\n52:54:00:12:34:56\s+web1\s+-\s+deb\s+/);
 
     // The boot decision and the uploaded kernel, as iPXE would fetch them.
     const decide = await (await fetch(`${info.url}/boot/decide?mac=52-54-00-12-34-56&platform=efi`)).text();

@@ -20,6 +20,8 @@ interface Host {
   mac: string;
   name: string | null;
   entry: string | null;
+  /** Reserved IPv4 address (DHCP server mode), or null. */
+  ip: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -75,12 +77,12 @@ async function addEntry(api: ApiClient, name: string, opts: { kernel: string; in
 }
 
 function hostRow(h: Host): Array<string | null> {
-  return [h.mac, h.name, h.entry, h.updatedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z')];
+  return [h.mac, h.name, h.ip, h.entry, h.updatedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z')];
 }
 
 function printHost(globals: GlobalOptions, h: Host, verb: string): void {
   if (globals.json) printJson(h);
-  else printLine(`${verb} host ${h.mac}${h.name ? ` (${h.name})` : ''}: ${h.entry ? `boots entry ${h.entry}` : 'no boot entry (menu, then local disk)'}`);
+  else printLine(`${verb} host ${h.mac}${h.name ? ` (${h.name})` : ''}: ${h.entry ? `boots entry ${h.entry}` : 'no boot entry (menu, then local disk)'}${h.ip ? `, reserved address ${h.ip}` : ''}`);
 }
 
 const macPath = (mac: string): string => `/hosts/${encodeURIComponent(mac)}`;
@@ -122,16 +124,37 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
       else printLine(`Deleted boot entry ${r.deleted}${r.unassigned.length ? ` (unassigned ${r.unassigned.join(', ')})` : ''}`);
     });
 
-  const host = program.command('host').description('hosts: machines by MAC address, and the entry each boots');
+  const host = program.command('host').description('hosts: machines by MAC address, the entry each boots and their reserved addresses');
   host
     .command('add')
     .description('add a host')
     .argument('<mac>', 'MAC address (52:54:00:12:34:56, 52-54-00-12-34-56 or 525400123456)')
     .option('--name <name>', 'a name for the host')
     .option('--entry <entry>', 'the boot entry it boots')
-    .action(async (mac: string, opts: { name?: string; entry?: string }) => {
-      const h = await (await api()).request<Host>('POST', '/hosts', { mac, ...(opts.name ? { name: opts.name } : {}), ...(opts.entry ? { entry: opts.entry } : {}) });
+    .option('--ip <ip>', 'reserve this IPv4 address for it (DHCP server mode)')
+    .action(async (mac: string, opts: { name?: string; entry?: string; ip?: string }) => {
+      const h = await (await api()).request<Host>('POST', '/hosts', {
+        mac,
+        ...(opts.name ? { name: opts.name } : {}),
+        ...(opts.entry ? { entry: opts.entry } : {}),
+        ...(opts.ip ? { ip: opts.ip } : {}),
+      });
       printHost(globals, h, 'Added');
+    });
+  host
+    .command('reserve')
+    .description('reserve an IPv4 address for a host: the DHCP server (server mode) always gives it that address')
+    .argument('<mac>')
+    .argument('<ip>')
+    .action(async (mac: string, ip: string) => {
+      printHost(globals, await (await api()).request<Host>('PATCH', macPath(mac), { ip }), 'Reserved');
+    });
+  host
+    .command('unreserve')
+    .description("remove a host's reserved address (it gets one from the pool)")
+    .argument('<mac>')
+    .action(async (mac: string) => {
+      printHost(globals, await (await api()).request<Host>('PATCH', macPath(mac), { ip: null }), 'Unreserved');
     });
   host
     .command('assign')
@@ -155,7 +178,7 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
     .action(async () => {
       const { hosts } = await (await api()).request<{ hosts: Host[] }>('GET', '/hosts');
       if (globals.json) printJson(hosts);
-      else printTable(['MAC', 'NAME', 'ENTRY', 'UPDATED'], hosts.map(hostRow), 'No hosts.');
+      else printTable(['MAC', 'NAME', 'IP', 'ENTRY', 'UPDATED'], hosts.map(hostRow), 'No hosts.');
     });
   host
     .command('rm')

@@ -168,12 +168,7 @@ export class LeaseEngine {
     this.now = o.now ?? Date.now;
     this.offerHold = (o.offerHoldSeconds ?? OFFER_HOLD_SECONDS) * 1000;
     this.declineHold = (o.declineHoldSeconds ?? DECLINE_HOLD_SECONDS) * 1000;
-    for (const r of o.reservations ?? []) {
-      const ip = ipToInt(r.ip);
-      const mac = r.mac.toLowerCase();
-      this.reservedByMac.set(mac, { ip, hostname: r.hostname });
-      this.reservedIps.set(ip, mac);
-    }
+    this.setReservations(o.reservations ?? []);
     for (const l of o.leases ?? []) {
       const ip = ipToInt(l.ip);
       const copy = { ...l };
@@ -181,6 +176,35 @@ export class LeaseEngine {
       if (copy.state !== 'declined') this.byClient.set(keyOf(copy), ip);
     }
     for (const s of this.subnets) for (const r of s.ranges) this.cursors.set(r, r.start);
+  }
+
+  /**
+   * Replace every reservation (at start, and when hosts change at run time).
+   * The first reservation of a MAC or of an address wins; later ones that
+   * clash with it are skipped and returned. A lease another client holds on
+   * a newly reserved address is not revoked: that client is NAKed at its
+   * next renewal, and the reserved MAC gets the address once it is free.
+   */
+  setReservations(list: readonly Reservation[]): Reservation[] {
+    this.reservedByMac.clear();
+    this.reservedIps.clear();
+    const skipped: Reservation[] = [];
+    for (const r of list) {
+      const ip = ipToInt(r.ip);
+      const mac = r.mac.toLowerCase();
+      if (this.reservedByMac.has(mac) || this.reservedIps.has(ip)) {
+        skipped.push(r);
+        continue;
+      }
+      this.reservedByMac.set(mac, { ip, hostname: r.hostname });
+      this.reservedIps.set(ip, mac);
+    }
+    return skipped;
+  }
+
+  /** How many reservations are in force. */
+  reservationCount(): number {
+    return this.reservedByMac.size;
   }
 
   /** Every lease record, by address. */

@@ -9,6 +9,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { httpBaseUrl, type FleetbootConfig } from '../config/config.js';
 import { ipxeUrlProblem } from '../boot/ipxe.js';
+import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Store } from '../store/index.js';
 import { requireToken } from './auth.js';
@@ -39,6 +40,8 @@ export interface AppOptions {
   runtime?: () => RuntimeStatus;
   /** Largest accepted upload of an entry file. Default 8 GiB. */
   maxUploadBytes?: number;
+  /** Called synchronously after a host was added, changed or deleted through the API (DHCP reservations). */
+  onHostsChanged?: () => void;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -57,6 +60,14 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     runtime: opts.runtime ?? (() => ({ httpPort: config.http.port, tftpPort: config.tftp.enabled ? config.tftp.port : null, dhcpPort: null, pxePort: null })),
     maxUploadBytes: opts.maxUploadBytes ?? 8 * 1024 ** 3,
     startedAt: new Date(),
+    hostsChanged() {
+      if (!opts.onHostsChanged) return;
+      try {
+        opts.onHostsChanged();
+      } catch (err) {
+        log.error({ subsystem: 'api', err: errorMessage(err) }, 'reloading after a host change failed');
+      }
+    },
   };
 
   const fastifyLog: FastifyBaseLogger = log.child({ subsystem: 'http' });

@@ -21,4 +21,10 @@ export interface AppContext {
   runtime(): RuntimeStatus;
   maxUploadBytes: number;
   startedAt: Date;
+  /**
+   * Called (synchronously) after a host was added, changed or deleted, so
+   * the DHCP server can reload the hosts' reservations. Its errors are
+   * logged, never returned to the client (the change is already stored).
+   */
+  hostsChanged(): void;
 }

@@ -24,7 +24,7 @@ import { DhcpDecodeError } from '../protocol/dhcp/errors.js';
 import { decodePacket, encodePacket, hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { messageType, messageTypeName } from '../protocol/dhcp/options.js';
 import { decideProxyAnswer, type Destination, type ProxyContext } from '../boot/proxy-answer.js';
-import { LeaseEngine, type Lease, type LeaseStore } from '../dhcp/engine.js';
+import { LeaseEngine, type Lease, type LeaseStore, type Reservation } from '../dhcp/engine.js';
 
 export interface DhcpServerServiceOptions {
   config: Readonly<FleetbootConfig>;
@@ -33,6 +33,12 @@ export interface DhcpServerServiceOptions {
   logger: Logger;
   store: LeaseStore;
   leases: readonly Lease[];
+  /**
+   * Reservations in force at start (default: config.dhcp.reservations). The
+   * wiring passes the config's plus the hosts' (src/server.ts) and replaces
+   * them at run time with `engine.setReservations`.
+   */
+  reservations?: readonly Reservation[];
   /** Bind these ports instead of config.dhcp.port / pxePort (0 = any free port). For tests. */
   ports?: { dhcp?: number; pxe?: number };
   /** Where broadcast replies go instead of 255.255.255.255:68. Tests on loopback MUST set this. */
@@ -68,7 +74,7 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
     serverIp,
     pools: config.dhcp.pools,
     options: config.dhcp.options,
-    reservations: config.dhcp.reservations,
+    reservations: opts.reservations ?? config.dhcp.reservations,
     boot,
     store: opts.store,
     leases: opts.leases,
@@ -187,7 +193,7 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
       timer.unref();
       opts.signal?.addEventListener('abort', () => void close(), { once: true });
       log.info(
-        { bind: config.dhcp.bindAddress, ports: { ...ports }, serverIp, subnets: engine.subnetLabels(), leases: opts.leases.length, reservations: config.dhcp.reservations.length },
+        { bind: config.dhcp.bindAddress, ports: { ...ports }, serverIp, subnets: engine.subnetLabels(), leases: opts.leases.length, reservations: engine.reservationCount() },
         `DHCP server listening on ${config.dhcp.bindAddress}:${ports.dhcp} and :${ports.pxe}`,
       );
     },

@@ -1,18 +1,24 @@
 /**
- * Hosts: a MAC address (unique, lower-case colon form), an optional name and
- * an optional assigned boot entry. Plain functions over a Kysely handle.
+ * Hosts: a MAC address (unique, lower-case colon form), an optional name,
+ * an optional assigned boot entry and an optional reserved IPv4 address
+ * (unique; the DHCP server gives it to that MAC). Plain functions over a
+ * Kysely handle, plus one synchronous read of the reservations for the
+ * DHCP server (`hostReservations`).
  */
 import type { Kysely } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
+import type { Store } from './db.js';
 import type { Database } from './schema.js';
 import { getEntry, type BootEntry } from './entries.js';
-import { isValidName, normaliseMac } from './validate.js';
+import { isReservableIPv4, isValidName, normaliseMac } from './validate.js';
 
 export interface Host {
   mac: string;
   name: string | null;
   /** Name of the assigned boot entry, or null. */
   entry: string | null;
+  /** Reserved IPv4 address (DHCP server mode), or null. */
+  ip: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -21,11 +27,14 @@ export interface NewHost {
   mac: string;
   name?: string | null;
   entry?: string | null;
+  ip?: string | null;
 }
 
 export interface HostChanges {
   name?: string | null;
   entry?: string | null;
+  /** null removes the reservation. */
+  ip?: string | null;
 }
 
 type Db = Kysely<Database>;
@@ -42,6 +51,19 @@ function checkName(name: string | null | undefined): void {
   }
 }
 
+function checkIp(ip: string | null | undefined): void {
+  if (ip !== null && ip !== undefined && !isReservableIPv4(ip)) {
+    throw new FleetbootError('INVALID_INPUT', `Invalid reserved address ${JSON.stringify(ip)}: expected a unicast IPv4 address such as 10.0.0.20`);
+  }
+}
+
+/** CONFLICT when another host (not hostId) has this address reserved. */
+async function checkIpFree(db: Db, ip: string | null | undefined, hostId: number | null): Promise<void> {
+  if (ip === null || ip === undefined) return;
+  const other = await db.selectFrom('hosts').select(['id', 'mac']).where('ip', '=', ip).executeTakeFirst();
+  if (other && other.id !== hostId) throw new FleetbootError('CONFLICT', `Address ${ip} is already reserved for host ${other.mac}`);
+}
+
 async function entryId(db: Db, name: string): Promise<number> {
   const r = await db.selectFrom('boot_entries').select('id').where('name', '=', name).executeTakeFirst();
   if (!r) throw new FleetbootError('INVALID_INPUT', `No boot entry named '${name}'`);
@@ -52,19 +74,20 @@ function hostQuery(db: Db) {
   return db
     .selectFrom('hosts')
     .leftJoin('boot_entries', 'boot_entries.id', 'hosts.entry_id')
-    .select(['hosts.mac', 'hosts.name', 'boot_entries.name as entry', 'hosts.created_at', 'hosts.updated_at']);
+    .select(['hosts.mac', 'hosts.name', 'boot_entries.name as entry', 'hosts.ip', 'hosts.created_at', 'hosts.updated_at']);
 }
 
 interface HostRow {
   mac: string;
   name: string | null;
   entry: string | null;
+  ip: string | null;
   created_at: string;
   updated_at: string;
 }
 
 function toHost(r: HostRow): Host {
-  return { mac: r.mac, name: r.name, entry: r.entry, createdAt: r.created_at, updatedAt: r.updated_at };
+  return { mac: r.mac, name: r.name, entry: r.entry, ip: r.ip, createdAt: r.created_at, updatedAt: r.updated_at };
 }
 
 export async function listHosts(db: Db): Promise<Host[]> {
@@ -80,26 +103,36 @@ export async function getHost(db: Db, macAddress: string): Promise<Host | null> 
 export async function createHost(db: Db, input: NewHost): Promise<Host> {
   const m = mac(input.mac);
   checkName(input.name);
+  checkIp(input.ip);
   return db.transaction().execute(async (trx) => {
     if (await trx.selectFrom('hosts').select('id').where('mac', '=', m).executeTakeFirst()) {
       throw new FleetbootError('CONFLICT', `A host with MAC ${m} already exists`);
     }
+    await checkIpFree(trx, input.ip, null);
     const now = new Date().toISOString();
     const eid = input.entry ? await entryId(trx, input.entry) : null;
-    await trx.insertInto('hosts').values({ mac: m, name: input.name ?? null, entry_id: eid, created_at: now, updated_at: now }).execute();
-    return { mac: m, name: input.name ?? null, entry: input.entry ?? null, createdAt: now, updatedAt: now };
+    const ip = input.ip ?? null;
+    await trx.insertInto('hosts').values({ mac: m, name: input.name ?? null, entry_id: eid, ip, created_at: now, updated_at: now }).execute();
+    return { mac: m, name: input.name ?? null, entry: input.entry ?? null, ip, createdAt: now, updatedAt: now };
   });
 }
 
-/** Change name and/or assigned entry (null unassigns / clears). NOT_FOUND for an unknown MAC. */
+/**
+ * Change name, assigned entry and/or reserved address (null unassigns /
+ * clears). NOT_FOUND for an unknown MAC, CONFLICT for an address another
+ * host has.
+ */
 export async function updateHost(db: Db, macAddress: string, changes: HostChanges): Promise<Host> {
   const m = mac(macAddress);
   checkName(changes.name);
+  checkIp(changes.ip);
   return db.transaction().execute(async (trx) => {
     const exists = await trx.selectFrom('hosts').select('id').where('mac', '=', m).executeTakeFirst();
     if (!exists) throw new FleetbootError('NOT_FOUND', `No host with MAC ${m}`);
-    const set: { name?: string | null; entry_id?: number | null; updated_at: string } = { updated_at: new Date().toISOString() };
+    await checkIpFree(trx, changes.ip, exists.id);
+    const set: { name?: string | null; entry_id?: number | null; ip?: string | null; updated_at: string } = { updated_at: new Date().toISOString() };
     if (changes.name !== undefined) set.name = changes.name;
+    if (changes.ip !== undefined) set.ip = changes.ip;
     if (changes.entry !== undefined) set.entry_id = changes.entry === null ? null : await entryId(trx, changes.entry);
     await trx.updateTable('hosts').set(set).where('id', '=', exists.id).execute();
     const r = await hostQuery(trx).where('hosts.id', '=', exists.id).executeTakeFirstOrThrow();
@@ -118,4 +151,23 @@ export async function findBootTarget(db: Db, macAddress: string): Promise<{ host
   const host = await getHost(db, macAddress);
   if (!host || host.entry === null) return { host, entry: null };
   return { host, entry: await getEntry(db, host.entry) };
+}
+
+/** A host's reservation, in the shape of the lease engine's Reservation. */
+export interface HostReservation {
+  mac: string;
+  ip: string;
+  /** The host's name, or null. */
+  hostname: string | null;
+}
+
+/**
+ * Every host with a reserved address, by MAC. Synchronous (driver handle),
+ * for the DHCP server: it reloads them when hosts change at run time.
+ */
+export function hostReservations(store: Store): HostReservation[] {
+  return store.sqlite
+    .prepare<[], { mac: string; ip: string; name: string | null }>('SELECT mac, ip, name FROM hosts WHERE ip IS NOT NULL ORDER BY mac')
+    .all()
+    .map((r) => ({ mac: r.mac, ip: r.ip, hostname: r.name }));
 }

@@ -33,6 +33,8 @@ export interface HostTable {
   mac: string;
   name: string | null;
   entry_id: number | null;
+  /** Reserved IPv4 address (DHCP server mode), dotted quad; unique when set. */
+  ip: string | null;
   created_at: string;
   updated_at: string;
 }

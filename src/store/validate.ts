@@ -11,6 +11,20 @@ const NAME_RE = new RegExp(NAME_PATTERN);
 export const FILE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$';
 const FILE_NAME_RE = new RegExp(FILE_NAME_PATTERN);
 
+/** A dotted-quad IPv4 address, canonical (no leading zeros). */
+export const IPV4_PATTERN = '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$';
+const IPV4_RE = new RegExp(IPV4_PATTERN);
+
+/**
+ * An address a host may have reserved: canonical IPv4, not 0.0.0.0/8,
+ * loopback (127/8), multicast/reserved (224 and up).
+ */
+export function isReservableIPv4(s: string): boolean {
+  if (!IPV4_RE.test(s)) return false;
+  const first = Number(s.split('.')[0]);
+  return first !== 0 && first !== 127 && first < 224;
+}
+
 export function isValidName(s: string): boolean {
   return NAME_RE.test(s);
 }

@@ -1,25 +1,32 @@
 /**
  * Hosts (token required):
  *   GET    /api/v1/hosts
- *   POST   /api/v1/hosts        { mac, name?, entry? } -> 201
+ *   POST   /api/v1/hosts        { mac, name?, entry?, ip? } -> 201
  *   GET    /api/v1/hosts/:mac   (any usual MAC spelling; stored lower-case with colons)
- *   PATCH  /api/v1/hosts/:mac   { entry?: name | null, name?: name | null }  assign / unassign / rename
+ *   PATCH  /api/v1/hosts/:mac   { entry?: name | null, name?: name | null, ip?: IPv4 | null }
+ *                               assign / unassign / rename / reserve / unreserve
  *   DELETE /api/v1/hosts/:mac
+ * `ip` is the host's reserved address (DHCP server mode): unique (409 when
+ * another host or a dhcp.reservations item of the config has it). After
+ * every change ctx.hostsChanged() lets the DHCP server reload reservations.
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { createHost, deleteHost, getHost, listHosts, updateHost, NAME_PATTERN } from '../../store/index.js';
+import { createHost, deleteHost, getHost, listHosts, updateHost, NAME_PATTERN, normaliseMac } from '../../store/index.js';
 import type { AppContext } from '../context.js';
 
 const nullableName = { anyOf: [{ type: 'string', pattern: NAME_PATTERN }, { type: 'null' }] } as const;
+// Checked by the repository (isReservableIPv4), which says what is wrong in words.
+const nullableIp = { type: ['string', 'null'], maxLength: 15 } as const;
 
 const hostSchema = {
   type: 'object',
-  required: ['mac', 'name', 'entry', 'createdAt', 'updatedAt'],
+  required: ['mac', 'name', 'entry', 'ip', 'createdAt', 'updatedAt'],
   properties: {
     mac: { type: 'string' },
     name: { type: ['string', 'null'] },
     entry: { type: ['string', 'null'] },
+    ip: { type: ['string', 'null'] },
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
   },
@@ -34,11 +41,19 @@ const macParams = {
 export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const { store } = ctx;
 
+  /** A config reservation (dhcp.reservations) of this address for another MAC wins: refuse it here. */
+  const checkConfigReservation = (mac: string, ip: string | null | undefined): void => {
+    const m = normaliseMac(mac);
+    if (ip === null || ip === undefined || m === null) return;
+    const r = ctx.config.dhcp.reservations.find((x) => x.ip === ip && x.mac !== m);
+    if (r) throw new FleetbootError('CONFLICT', `Address ${ip} is reserved for ${r.mac} in the configuration (dhcp.reservations)`);
+  };
+
   app.get('/hosts', { schema: { response: { 200: { type: 'object', properties: { hosts: { type: 'array', items: hostSchema } } } } } }, async () => ({
     hosts: await listHosts(store.db),
   }));
 
-  app.post<{ Body: { mac: string; name?: string | null; entry?: string | null } }>(
+  app.post<{ Body: { mac: string; name?: string | null; entry?: string | null; ip?: string | null } }>(
     '/hosts',
     {
       schema: {
@@ -46,14 +61,16 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
           type: 'object',
           required: ['mac'],
           additionalProperties: false,
-          properties: { mac: { type: 'string', minLength: 12, maxLength: 17 }, name: nullableName, entry: nullableName },
+          properties: { mac: { type: 'string', minLength: 12, maxLength: 17 }, name: nullableName, entry: nullableName, ip: nullableIp },
         },
         response: { 201: hostSchema },
       },
     },
     async (req, reply) => {
+      checkConfigReservation(req.body.mac, req.body.ip);
       const host = await createHost(store.db, req.body);
-      ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry }, 'host added');
+      ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry, ip: host.ip }, 'host added');
+      ctx.hostsChanged();
       return reply.code(201).send(host);
     },
   );
@@ -64,18 +81,20 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
     return host;
   });
 
-  app.patch<{ Params: { mac: string }; Body: { entry?: string | null; name?: string | null } }>(
+  app.patch<{ Params: { mac: string }; Body: { entry?: string | null; name?: string | null; ip?: string | null } }>(
     '/hosts/:mac',
     {
       schema: {
         params: macParams,
-        body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { entry: nullableName, name: nullableName } },
+        body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { entry: nullableName, name: nullableName, ip: nullableIp } },
         response: { 200: hostSchema },
       },
     },
     async (req) => {
+      checkConfigReservation(req.params.mac, req.body.ip);
       const host = await updateHost(store.db, req.params.mac, req.body);
-      ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry, name: host.name }, 'host changed');
+      ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry, name: host.name, ip: host.ip }, 'host changed');
+      ctx.hostsChanged();
       return host;
     },
   );
@@ -83,6 +102,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.delete<{ Params: { mac: string } }>('/hosts/:mac', { schema: { params: macParams } }, async (req) => {
     await deleteHost(store.db, req.params.mac);
     ctx.log.info({ subsystem: 'api', mac: req.params.mac }, 'host deleted');
+    ctx.hostsChanged();
     return { deleted: req.params.mac };
   });
 }
