@@ -190,20 +190,35 @@ describe('Fleetboot as the DHCP server for real clients in a lab segment', { tim
     await waitUntil('the release', async () => ((await leases()).find((l) => l.ip === ip)?.state === 'released' ? true : null), 10_000);
   });
 
-  test('dhcpcd gets a lease with the configured options', async () => {
+  test('dhcpcd gets a lease with the configured options, renews it and releases it', async () => {
     assert.ok(lab && fb);
     const out = join(work, 'dhcpcd.env');
     const script = hookScript('dhcpcd', out);
-    await lab.exec('dcpd', ['dhcpcd', '-4', '-1', '-B', '-L', '-t', '20', '-f', '/dev/null', '-c', script, '-o', 'domain_name_servers', '-o', 'domain_name', 'eth0']).catch((err: unknown) => {
-      throw new Error(`dhcpcd failed: ${(err as Error).message}\n${existsSync(out) ? readFileSync(out, 'utf8').slice(-2000) : ''}`);
-    });
-    const bound = await waitUntil('dhcpcd bound', () => lastEnv(out, /BOUND/), 20_000);
-    assert.match(bound.new_ip_address ?? '', new RegExp(`^${S.replace(/\./g, '\\.')}\\.`));
-    assert.equal(bound.new_routers, SERVER_IP);
-    assert.equal(bound.new_domain_name_servers, `${S}.53 ${S}.54`);
-    assert.equal(bound.new_domain_name, 'lab.test');
-    assert.equal(bound.new_dhcp_lease_time, '600');
-    await lab.exec('dcpd', ['dhcpcd', '-x', 'eth0']).catch(() => undefined);
+    // A running daemon (-B: in the foreground), so it can be told to renew (-N) and release (-k).
+    const client = new ProcessLog(
+      'dhcpcd',
+      lab.spawnIn(lab.host('dcpd').netns, ['dhcpcd', '-4', '-B', '-L', '-t', '20', '-f', '/dev/null', '-c', script, '-o', 'domain_name_servers', '-o', 'domain_name', 'eth0']),
+    );
+    try {
+      const bound = await waitUntil('dhcpcd bound', () => lastEnv(out, /BOUND/), 20_000).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}\n${client.tail(20)}\n${existsSync(out) ? readFileSync(out, 'utf8').slice(-2000) : ''}`);
+      });
+      const ip = bound.new_ip_address ?? '';
+      assert.match(ip, new RegExp(`^${S.replace(/\./g, '\\.')}\\.`));
+      assert.equal(bound.new_routers, SERVER_IP);
+      assert.equal(bound.new_domain_name_servers, `${S}.53 ${S}.54`);
+      assert.equal(bound.new_domain_name, 'lab.test');
+      assert.equal(bound.new_dhcp_lease_time, '600');
+      const mark = fb.log.mark();
+      await lab.exec('dcpd', ['dhcpcd', '-4', '-N', 'eth0']);
+      const renewed = await waitUntil('dhcpcd renewed', () => lastEnv(out, /RENEW/), 20_000);
+      assert.equal(renewed.new_ip_address, ip);
+      assert.ok(await fb.log.waitFor(/"step":"REQUEST -> ACK"/, 5000, mark));
+      await lab.exec('dcpd', ['dhcpcd', '-4', '-k', 'eth0']);
+      await waitUntil('the release', async () => ((await leases()).find((l) => l.ip === ip)?.state === 'released' ? true : null), 10_000);
+    } finally {
+      client.child.kill('SIGTERM');
+    }
   });
 
   test('a reserved MAC always gets its address', async () => {
