@@ -22,7 +22,7 @@ import type { Service } from '../lib/service.js';
 import { openDhcpSockets, type DhcpSockets } from './dhcp-sockets.js';
 import { DhcpDecodeError } from '../protocol/dhcp/errors.js';
 import { decodePacket, encodePacket, hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
-import { messageType, messageTypeName } from '../protocol/dhcp/options.js';
+import { messageType, messageTypeIfValid, messageTypeName } from '../protocol/dhcp/options.js';
 import { decideProxyAnswer, type Destination, type ProxyContext } from '../boot/proxy-answer.js';
 import { LeaseEngine, type Lease, type LeaseStore, type Reservation } from '../dhcp/engine.js';
 
@@ -134,7 +134,7 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
       if ('ignore' in d) {
         stats.ignored++;
         // DECLINE and RELEASE are answered by nothing; they are worth an info line.
-        const mt = safeType(req);
+        const mt = messageTypeIfValid(req);
         const level = mt === 4 || mt === 7 ? 'info' : 'debug';
         if (level === 'info' || debug()) log[level]({ mac: hardwareAddress(req), xid: req.xid, msg: messageTypeName(mt), reason: d.ignore }, `dhcp ${messageTypeName(mt)}: no reply`);
         return;
@@ -199,12 +199,4 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
     },
     close,
   };
-}
-
-function safeType(p: DhcpPacket): number | undefined {
-  try {
-    return messageType(p);
-  } catch {
-    return undefined;
-  }
 }

@@ -25,7 +25,7 @@ import type { Service } from '../lib/service.js';
 import { openDhcpSockets, type DhcpSockets } from './dhcp-sockets.js';
 import { DhcpDecodeError } from '../protocol/dhcp/errors.js';
 import { decodePacket, encodePacket, hardwareAddress } from '../protocol/dhcp/packet.js';
-import { messageType, messageTypeName } from '../protocol/dhcp/options.js';
+import { messageType, messageTypeIfValid, messageTypeName } from '../protocol/dhcp/options.js';
 import { decideProxyAnswer, type Arrival, type ProxyContext } from '../boot/proxy-answer.js';
 
 export interface ProxyDhcpServiceOptions {
@@ -89,7 +89,7 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
         stats.ignored++;
         if (debug()) {
           log.debug(
-            { mac: hardwareAddress(req), xid: req.xid, msg: messageTypeName(safeType(req)), port: which, reason: decision.ignore },
+            { mac: hardwareAddress(req), xid: req.xid, msg: messageTypeName(messageTypeIfValid(req)), port: which, reason: decision.ignore },
             'ignored',
           );
         }
@@ -173,12 +173,4 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
     },
     close,
   };
-}
-
-function safeType(p: Parameters<typeof messageType>[0]): number | undefined {
-  try {
-    return messageType(p);
-  } catch {
-    return undefined;
-  }
 }

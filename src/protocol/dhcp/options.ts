@@ -149,6 +149,15 @@ export function messageType(p: DhcpPacket): number | undefined {
   return d ? (d[0] as number) : undefined;
 }
 
+/** Option 53, or undefined when it is missing or malformed (for log lines about packets already judged). */
+export function messageTypeIfValid(p: DhcpPacket): number | undefined {
+  try {
+    return messageType(p);
+  } catch {
+    return undefined;
+  }
+}
+
 /** 54: server identifier. */
 export function serverIdentifier(p: DhcpPacket): string | undefined {
   const d = fixed(p, Opt.SERVER_ID, 4);
