@@ -22,7 +22,7 @@ import type { Service } from '../lib/service.js';
 import { openDhcpSockets, type DhcpSockets } from './dhcp-sockets.js';
 import { DhcpDecodeError } from '../protocol/dhcp/errors.js';
 import { decodePacket, encodePacket, hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
-import { messageType, messageTypeIfValid, messageTypeName } from '../protocol/dhcp/options.js';
+import { messageTypeIfValid, messageTypeName } from '../protocol/dhcp/options.js';
 import { decideProxyAnswer, type Destination, type ProxyContext } from '../boot/proxy-answer.js';
 import { LeaseEngine, type Lease, type LeaseStore, type Reservation } from '../dhcp/engine.js';
 
