@@ -172,8 +172,12 @@ test('atftp gets a byte-identical file through a lab link that drops 10% of pack
       });
       srv.on('exit', (code) => reject(new Error(`tftp server exited with ${code}`)));
     });
+    // Every packet may be lost except the client's ACK of the OACK (ACK block 0,
+    // bytes 00 04 00 00): when that is lost the server resends its OACK, and atftp
+    // aborts on any second OACK ("tftp: unexpected OACK", its tftp_file.c), which
+    // is atftp's limit, not the server's. A lost RRQ or OACK is still recovered.
     await lab.dropPercent('cli', 10);
-    await lab.dropPercent('srv', 10);
+    await lab.dropPercent('srv', 10, ['@th,64,32', '!=', '0x00040000']);
     for (const [i, opts] of [
       ['blksize 1468', 'tsize 0'],
       ['blksize 1468', 'tsize 0', 'windowsize 8'],

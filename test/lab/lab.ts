@@ -131,13 +131,17 @@ export class Lab {
     return child;
   }
 
-  /** Drop a share of packets entering a host's interface (nftables numgen random), for fault tests. */
-  async dropPercent(host: string, percent: number): Promise<void> {
+  /**
+   * Drop a share of UDP packets entering a host's interface (nftables numgen
+   * random), for fault tests. `spare` is an nft match (tokens) for packets that
+   * are never dropped, e.g. `['@th,64,32', '!=', '0x00040000']` spares TFTP's ACK 0.
+   */
+  async dropPercent(host: string, percent: number, spare: string[] = []): Promise<void> {
     if (!(percent >= 0 && percent <= 100)) throw new RangeError(`percent must be 0-100: ${percent}`);
     const ns = this.host(host).netns;
     await this.nsExec(ns, ['nft', 'add', 'table', 'inet', 'fblab']);
     await this.nsExec(ns, ['nft', 'add', 'chain', 'inet', 'fblab', 'in', '{ type filter hook input priority 0; }']);
-    await this.nsExec(ns, ['nft', 'add', 'rule', 'inet', 'fblab', 'in', 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '100', '<', String(percent), 'drop']);
+    await this.nsExec(ns, ['nft', 'add', 'rule', 'inet', 'fblab', 'in', 'meta', 'l4proto', 'udp', ...spare, 'numgen', 'random', 'mod', '100', '<', String(percent), 'drop']);
   }
 
   async destroy(): Promise<void> {
