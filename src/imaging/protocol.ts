@@ -1,0 +1,121 @@
+/**
+ * The imaging agent <-> server protocol (HTTP, JSON). Shared by the server's
+ * routes (src/http/routes/agent.ts) and the agent (src/agent/): types and
+ * paths only, no I/O, no imports from the server, so the agent bundle stays
+ * free of server code.
+ *
+ * Authentication: every request carries `Authorization: Bearer <task token>`.
+ * The token is made when the boot decision hands the boot environment to the
+ * machine (a new one per boot; only its sha256 is stored), goes to the agent
+ * on the kernel command line (`fleetboot.token=`) and is valid for that one
+ * task while it is not finished. It grants nothing else.
+ *
+ *   GET  /agent/v1/task                  -> TaskSpec (first call: state booting -> running)
+ *   POST /agent/v1/task/progress         ProgressReport -> ProgressAnswer
+ *   POST /agent/v1/task/slot             -> SlotAnswer (transfer slot, FOG's "max clients")
+ *   PUT  /agent/v1/task/streams/:file    capture: one partition stream (octet-stream, chunked)
+ *                                        -> StreamReceipt
+ *   GET  /agent/v1/task/image/:file      deploy: a stream file of the task's image (Range)
+ *   POST /agent/v1/task/complete         CompleteBody -> { ok: true }
+ *   POST /agent/v1/task/fail             FailBody -> { ok: true }
+ *
+ * Errors: JSON `{ error: CODE, message }` with 400 (bad input), 401 (no or
+ * wrong token), 404, 409 (task not in a state that allows this, e.g.
+ * cancelled: the agent stops), 413, 503 (+ Retry-After: try again later).
+ * The agent retries network errors and 5xx with backoff for as long as
+ * `TaskSpec.agentTimeoutSeconds`; a 4xx other than 429 is final.
+ */
+import type { Inventory, Manifest } from './manifest.js';
+
+export type { Inventory, Manifest } from './manifest.js';
+
+export const AGENT_PREFIX = '/agent/v1';
+
+export type TaskType = 'capture' | 'deploy' | 'inventory' | 'register';
+
+/**
+ * queued: waiting for the machine to boot (PXE). booting: the boot decision
+ * handed it the boot environment. waiting: the agent runs and waits for a
+ * transfer slot. running: transferring (or collecting inventory). Then one
+ * of done, failed (with a reason), cancelled.
+ */
+export type TaskState = 'queued' | 'booting' | 'waiting' | 'running' | 'done' | 'failed' | 'cancelled';
+
+export const ACTIVE_TASK_STATES: readonly TaskState[] = ['queued', 'booting', 'waiting', 'running'];
+
+/** What the agent is told to do. */
+export interface TaskSpec {
+  id: number;
+  type: TaskType;
+  /** The machine's MAC (lower-case, colons). */
+  mac: string;
+  /** capture/deploy: the image name. */
+  image: string | null;
+  /** deploy: the manifest of the image to write. */
+  manifest: Manifest | null;
+  /**
+   * Target disk: a device path the server was told (task option), or null for
+   * "the first fixed disk" (sd*, vd*, nvme*n*, hd*, in name order; removable
+   * and zero-size ones skipped).
+   */
+  disk: string | null;
+  /** deploy: write the partition table as captured ('keep') or converted. */
+  table: 'keep' | 'gpt' | 'mbr';
+  /** Seconds between progress reports. */
+  progressIntervalSeconds: number;
+  /** How long the agent keeps retrying when the server is unreachable. */
+  agentTimeoutSeconds: number;
+}
+
+export type TaskPhase = 'starting' | 'waiting-slot' | 'partition-table' | 'transfer' | 'verify' | 'inventory' | 'finishing';
+
+export interface ProgressReport {
+  phase: TaskPhase;
+  /** Bytes transferred so far over the whole task (compressed stream bytes). */
+  bytesDone: number;
+  /** Expected total, when known (deploy: sum of streamBytes). */
+  bytesTotal: number | null;
+  /** Partition being worked on (1-based), when any. */
+  partition: number | null;
+  message?: string;
+}
+
+export interface ProgressAnswer {
+  /** The task's state after the report; 'cancelled' tells the agent to stop. */
+  state: TaskState;
+}
+
+export type SlotAnswer = { granted: true } | { granted: false; position: number; retryAfterSeconds: number };
+
+/** The server's count of what it stored for one uploaded stream. */
+export interface StreamReceipt {
+  file: string;
+  bytes: number;
+  sha256: string;
+}
+
+export type CompleteBody =
+  /** capture: the manifest; every stream in it must have been uploaded with matching bytes and sha256. */
+  | { type: 'capture'; manifest: Manifest }
+  /** deploy: what was written and verified. */
+  | { type: 'deploy'; verified: true }
+  | { type: 'inventory' | 'register'; inventory: Inventory };
+
+export interface FailBody {
+  reason: string;
+  /** Also sent with a capture/deploy failure when the agent has one. */
+  inventory?: Inventory;
+}
+
+/** Stream file names inside an image directory: p<N>.<tool kind>.zst */
+export const STREAM_FILE_PATTERN = '^p[0-9]{1,3}\\.(pcl|raw)\\.zst$';
+
+/** Kernel command line keys the boot environment reads. */
+export const CMDLINE = {
+  url: 'fleetboot.url',
+  task: 'fleetboot.task',
+  token: 'fleetboot.token',
+  disk: 'fleetboot.disk',
+  /** What the boot environment does when the agent ends: reboot (default), poweroff, shell. */
+  onExit: 'fleetboot.onexit',
+} as const;
