@@ -6,12 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_run=()
-# Runtime: iPXE binaries served over TFTP.
-runtime_pkgs=(ipxe)
+# Runtime: iPXE binaries served over TFTP; what scripts/build-bootenv.sh
+# copies into the boot environment (busybox, kmod, partclone, sfdisk, sgdisk,
+# util-linux tools, zstd) and packs it with (cpio, zstd, kmod's depmod).
+runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linux)
 # Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling.
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
-  isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server)
+  isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server mtools
+  dosfstools e2fsprogs)
 
 want=("${runtime_pkgs[@]}")
 if [ "${1:-}" = "--with-test" ]; then want+=("${test_pkgs[@]}"); fi

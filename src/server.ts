@@ -3,7 +3,9 @@
  * store, makes sure the API token and the TFTP root exist, then starts HTTP,
  * TFTP (if enabled) and the proxyDHCP (dhcp.mode 'proxy') or the DHCP
  * server (dhcp.mode 'server', leases in the store), in that
- * order. `close()` stops them in the order HTTP, DHCP, TFTP, database.
+ * order. Imaging: orphaned image directories are removed at start and the
+ * stale-task reaper runs while the server does. `close()` stops the reaper,
+ * then HTTP, DHCP, TFTP, database.
  * Signals are the CLI's business (src/cli/serve.ts).
  */
 import { randomBytes } from 'node:crypto';
@@ -20,6 +22,9 @@ import { createTftpService, type TftpService } from './net/tftp-server.js';
 import { interfaceOf, probeDhcpServers } from './net/dhcp-probe.js';
 import { ensureApiToken, hostReservations, openLeaseStore, openStore, type Store } from './store/index.js';
 import type { Reservation } from './dhcp/engine.js';
+import { cleanupOrphans } from './imaging/image-store.js';
+import { startReaper, type Reaper } from './imaging/reaper.js';
+import { createImagingService } from './imaging/tasks.js';
 
 /** The iPXE binaries copied into the TFTP root when absent there. */
 export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
@@ -49,6 +54,8 @@ export interface RunningFleetboot {
   readonly dhcpPorts: { dhcp: number; pxe: number } | null;
   readonly token: string;
   readonly app: FastifyInstance;
+  /** The stale-task reaper (tests call sweep()). */
+  readonly reaper: Reaper;
   close(): Promise<void>;
 }
 
@@ -192,6 +199,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let tftp: TftpService | null = null;
   let dhcp: ProxyDhcpService | DhcpServerService | null = null;
   let wroteServerFile = false;
+  let reaper: Reaper | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
@@ -199,7 +207,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const d = dhcp;
     const t = tftp;
     const st = store;
+    const r = reaper;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
+      ['imaging', r ? async () => r.stop() : null],
       ['http', a ? () => a.close() : null],
       ['dhcp', d ? () => d.close() : null],
       ['tftp', t ? () => t.close() : null],
@@ -223,6 +233,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     store = await openStore(config.dataDir);
     const token = ensureApiToken(config.dataDir);
     await populateTftpRoot(config.tftp.root, log, opts.ipxeDir);
+    const orphans = await cleanupOrphans(store);
+    if (orphans.length) log.info({ subsystem: 'imaging', removed: orphans }, `removed ${orphans.length} orphaned image directories`);
+    const imaging = createImagingService({ store, config, log });
 
     let httpPort = config.http.port;
     const baseUrl = (): string => (config.http.publicUrl ? config.http.publicUrl.replace(/\/+$/, '') : `http://${serverIp}:${httpPort}`);
@@ -233,6 +246,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       logger: log,
       token,
       baseUrl,
+      imaging,
       onHostsChanged: () => {
         if (!store || !dhcp || !('engine' in dhcp)) return;
         const list = dhcpReservations(config, store, log);
@@ -250,6 +264,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const addr = app.server.address();
     httpPort = typeof addr === 'object' && addr !== null ? addr.port : httpPort;
     log.info({ subsystem: 'http', address: config.http.host, port: httpPort, baseUrl: baseUrl() }, `HTTP listening; iPXE script at ${baseUrl()}/boot.ipxe`);
+    // The grace period of tasks whose agents retried while the server was down counts from now.
+    reaper = startReaper({ store, imaging, timeoutSeconds: config.imaging.agentTimeoutSeconds, log });
 
     if (config.tftp.enabled) {
       tftp = createTftpService({
@@ -292,6 +308,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       dhcpPorts: dhcp ? { ...dhcp.ports } : null,
       token,
       app,
+      reaper,
       close() {
         closing ??= closeAll().then(() => log.info('fleetboot stopped'));
         return closing;

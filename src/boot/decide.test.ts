@@ -55,3 +55,36 @@ test('renderDecision() answers an invalid MAC with a script that says so and exi
   assert.match(s, /^exit 1$/m);
   assert.ok(!/^ ?shell/m.test(s));
 });
+
+test('decideBoot() sends a machine with an active task to the boot environment, before its entry', () => {
+  const req = parseDecideQuery({ mac: '52-54-00-12-34-56' });
+  const host = { mac: '52:54:00:12:34:56', name: 'web1', entry: 'debian' };
+  const d = decideBoot(req, host, entry, { task: { id: 7, type: 'deploy' }, unknownPolicy: 'menu' });
+  assert.equal(d.kind, 'task');
+  const token = 'ab'.repeat(32);
+  const s = renderDecision(d, { ...ctx, imaging: { bootEnv: { token, kernelArgs: 'quiet' }, menuTools: true } });
+  assert.match(s, new RegExp(`^kernel http://10\\.0\\.0\\.1:8080/boot/env/vmlinuz initrd=initrd\\.img fleetboot\\.url=http://10\\.0\\.0\\.1:8080 fleetboot\\.task=7 fleetboot\\.token=${token} BOOTIF=01-\\$\\{net0/mac:hexhyp\\} console=tty0 console=ttyS0,115200 quiet \\|\\| goto failed$`, 'm'));
+  assert.match(s, /^initrd http:\/\/10\.0\.0\.1:8080\/boot\/env\/initrd\.img \|\| goto failed$/m);
+  assert.deepEqual(decisionLogFields(d), { mac: '52:54:00:12:34:56', decision: 'task', entry: 'debian', task: 7, reason: 'deploy' });
+  // Without the boot environment: a message that says how to build it.
+  const missing = renderDecision(d, { ...ctx, imaging: { bootEnv: null, menuTools: true } });
+  assert.match(missing, /build-bootenv\.sh/);
+  assert.ok(!/^kernel /m.test(missing));
+  // No task: the entry as before.
+  assert.equal(decideBoot(req, host, entry, { task: null, unknownPolicy: 'register' }).kind, 'entry');
+});
+
+test('decideBoot() registers unknown machines under policy register and offers the imaging items in the menu otherwise', () => {
+  const req = parseDecideQuery({ mac: '52-54-00-12-34-56' });
+  const reg = decideBoot(req, null, null, { task: null, unknownPolicy: 'register' });
+  assert.deepEqual(reg, { kind: 'register', mac: '52:54:00:12:34:56' });
+  assert.match(renderDecision(reg, { ...ctx, imaging: { bootEnv: null, menuTools: true } }), /build-bootenv\.sh/);
+  const menu = decideBoot(req, null, null, { task: null, unknownPolicy: 'menu' });
+  const s = renderDecision(menu, { ...ctx, imaging: { bootEnv: null, menuTools: true } });
+  assert.match(s, /^item fb-register Register this machine$/m);
+  assert.match(s, /^:fb-register\nchain --replace --autofree http:\/\/10\.0\.0\.1:8080\/boot\/task\?mac=52:54:00:12:34:56&type=register \|\| goto failed$/m);
+  assert.match(s, /^item fb-inventory Hardware inventory$/m);
+  const known = renderDecision(decideBoot(req, { mac: '52:54:00:12:34:56', name: null, entry: null }, null, { task: null, unknownPolicy: 'menu' }), { ...ctx, imaging: { bootEnv: null, menuTools: true } });
+  assert.ok(!known.includes('fb-register'), 'a known host is not registered again');
+  assert.match(known, /^item fb-inventory /m);
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chainScript, entryBootLines, entryProblem, entryScript, ipxeArgsProblem, ipxeText, ipxeUrlProblem, menuScript, messageScript } from './ipxe.js';
+import { bootEnvScript, chainScript, entryBootLines, entryProblem, entryScript, ipxeArgsProblem, ipxeText, ipxeUrlProblem, menuScript, messageScript } from './ipxe.js';
 
 const base = 'http://10.0.0.1:8080';
 const entry = { name: 'debian', kernel: 'vmlinuz', initrds: ['initrd.gz'], cmdline: 'console=ttyS0 quiet' };
@@ -156,4 +156,15 @@ test('ipxeText() and messageScript() neutralise newlines, expansions and comment
   const s = messageScript('bad mac "x\nshell"');
   assert.equal(s.split('\n').length, 5);
   assert.ok(!s.includes('\nshell'));
+});
+
+test('bootEnvScript() refuses unsafe values instead of rendering them', () => {
+  const ok = { baseUrl: 'http://10.0.0.1:8080', mac: '52:54:00:12:34:56', hostName: null, taskId: 3, taskType: 'capture', token: 'cd'.repeat(32), kernelArgs: '' };
+  const s = bootEnvScript(ok);
+  assert.ok(s.startsWith('#!ipxe\n'));
+  assert.match(s, /fleetboot\.task=3 fleetboot\.token=(cd){32} BOOTIF=/);
+  assert.throws(() => bootEnvScript({ ...ok, token: 'x y' }), RangeError);
+  assert.throws(() => bootEnvScript({ ...ok, taskId: 0 }), RangeError);
+  assert.throws(() => bootEnvScript({ ...ok, kernelArgs: 'a\nshell' }), RangeError);
+  assert.throws(() => bootEnvScript({ ...ok, kernelArgs: '${x}' }), RangeError);
 });

@@ -221,6 +221,8 @@ export function menuScript(opts: {
   timeoutSeconds: number;
   platform: Platform | null;
   maxEntries?: number;
+  /** Extra items under "Tools:" that chain to a URL (imaging: register, inventory). */
+  tools?: readonly MenuTool[];
 }): string {
   const title = ipxeText(opts.title);
   if (opts.timeoutSeconds <= 0) {
@@ -238,8 +240,10 @@ export function menuScript(opts: {
     lines.push('item --gap Boot entries:');
     entries.forEach((e, i) => lines.push(`item entry${i} ${ipxeText(e.name)}`));
   }
+  const tools = (opts.tools ?? []).filter((t) => TOOL_ID.test(t.id) && ipxeUrlProblem(t.url) === null);
+  lines.push('item --gap Tools:');
+  for (const t of tools) lines.push(`item ${t.id} ${ipxeText(t.label)}`);
   lines.push(
-    'item --gap Tools:',
     'item shell iPXE shell',
     `choose --timeout ${Math.round(opts.timeoutSeconds * 1000)} --default local target || goto local`,
     'goto ${target}',
@@ -247,6 +251,9 @@ export function menuScript(opts: {
   entries.forEach((e, i) => {
     lines.push(`:entry${i}`, `echo Fleetboot: booting entry ${ipxeText(e.name)}`, ...entryBootLines(opts.baseUrl, e, opts.platform, 'failed'));
   });
+  for (const t of tools) {
+    lines.push(`:${t.id}`, `chain --replace --autofree ${t.url} || goto failed`);
+  }
   lines.push(
     ':shell',
     'echo Type exit to return to the menu',
@@ -260,6 +267,57 @@ export function menuScript(opts: {
     '',
   );
   return lines.join('\n');
+}
+
+/** A menu item that chains to a URL (the server answers with the next script). */
+export interface MenuTool {
+  /** Label in the script: lower case letters, digits and "-". */
+  id: string;
+  label: string;
+  url: string;
+}
+
+const TOOL_ID = /^[a-z][a-z0-9-]{0,31}$/;
+const TOKEN_RE = /^[0-9a-f]{16,128}$/;
+
+/**
+ * The boot environment for task `taskId`: Fleetboot's kernel and initramfs
+ * with the server URL, the task and its one-time token on the command line
+ * (src/imaging/protocol.ts CMDLINE). BOOTIF tells the environment which NIC
+ * booted (iPXE expands ${net0/mac:hexhyp} itself). On a failure to load,
+ * the machine returns to the firmware (never to a half-written disk's OS
+ * on purpose: the task stays active and the next PXE boot tries again).
+ */
+export function bootEnvScript(opts: { baseUrl: string; mac: string; hostName: string | null; taskId: number; taskType: string; token: string; kernelArgs: string }): string {
+  assertSafe(`Base URL ${JSON.stringify(opts.baseUrl)}`, ipxeUrlProblem(opts.baseUrl));
+  if (!Number.isSafeInteger(opts.taskId) || opts.taskId < 1) throw new RangeError(`Task id ${opts.taskId} is not a positive integer`);
+  if (!TOKEN_RE.test(opts.token)) throw new RangeError('The task token must be 16-128 lower-case hex digits');
+  assertSafe('Boot environment kernel arguments', ipxeArgsProblem(opts.kernelArgs));
+  const who = ipxeText(opts.hostName ? `${opts.mac} (${opts.hostName})` : opts.mac);
+  const what = ipxeText(`task ${opts.taskId} (${opts.taskType})`);
+  const args = [
+    'initrd=initrd.img',
+    `fleetboot.url=${opts.baseUrl}`,
+    `fleetboot.task=${opts.taskId}`,
+    `fleetboot.token=${opts.token}`,
+    'BOOTIF=01-${net0/mac:hexhyp}',
+    'console=tty0',
+    'console=ttyS0,115200',
+    ...opts.kernelArgs.split(' ').filter((w) => w !== ''),
+  ];
+  return [
+    '#!ipxe',
+    `# Fleetboot boot decision: ${who} runs imaging ${what}`,
+    `echo Fleetboot: ${who} runs imaging ${what}`,
+    `kernel ${opts.baseUrl}/boot/env/vmlinuz ${args.join(' ')} || goto failed`,
+    `initrd ${opts.baseUrl}/boot/env/initrd.img || goto failed`,
+    'boot || goto failed',
+    ':failed',
+    'echo Fleetboot: loading the boot environment failed, the task waits for the next network boot',
+    'sleep 10',
+    'exit 1',
+    '',
+  ].join('\n');
 }
 
 /** A script that prints a message and returns to the firmware (bad request, server error). */

@@ -11,6 +11,7 @@ import { extractGlobalOptions, UsageError, type GlobalOptions } from './globals.
 import { registerServe } from './serve.js';
 import { registerFirewallCommands } from './firewall.js';
 import { registerDhcpCommands } from './dhcp.js';
+import { registerImagingCommands } from './imaging.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -31,6 +32,7 @@ export function buildProgram(globals: GlobalOptions): Command {
     );
   registerServe(program, globals);
   registerApiCommands(program, globals);
+  registerImagingCommands(program, globals);
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);
   return program;

@@ -43,3 +43,25 @@ test('loadConfig() names the bad key and the value seen', () => {
   writeFileSync(join(dir, 'junk.json'), '{not json');
   assert.throws(() => loadConfig({ file: join(dir, 'junk.json'), cwd: dir }), /not valid JSON/);
 });
+
+test('loadConfig() has imaging defaults and validates them', () => {
+  const c = loadConfig({ cwd: '/srv/x' });
+  assert.deepEqual(c.imaging, {
+    bootEnvDir: '/srv/x/data/bootenv',
+    maxTransfers: 10,
+    agentTimeoutSeconds: 300,
+    progressIntervalSeconds: 3,
+    unknownPolicy: 'menu',
+    kernelArgs: '',
+    maxImageBytes: 2 ** 40,
+  });
+  assert.equal(loadConfig({ cwd: '/srv/x', overrides: { dataDir: '/d' } }).imaging.bootEnvDir, '/d/bootenv');
+  assert.equal(loadConfig({ cwd: '/srv/x', overrides: { imaging: { bootEnvDir: 'be' } } }).imaging.bootEnvDir, '/srv/x/be');
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { maxTransfers: 0 } } }), /imaging\.maxTransfers.*0/);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { unknownPolicy: 'boot' as 'menu' } } }), /imaging\.unknownPolicy/);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'quiet ${x}' } } }), /imaging\.kernelArgs/);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'a || b' } } }), /imaging\.kernelArgs/);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'fleetboot.token=abc' } } }), /imaging\.kernelArgs/);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { agentTimeoutSeconds: 4, progressIntervalSeconds: 3 } } }), /progressIntervalSeconds/);
+  assert.equal(loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'quiet loglevel=3 fleetboot.onexit=poweroff' } } }).imaging.kernelArgs, 'quiet loglevel=3 fleetboot.onexit=poweroff');
+});

@@ -9,6 +9,7 @@ import { networkInterfaces } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { FleetbootError } from '../lib/errors.js';
 import { parseOptionValue } from '../dhcp/option-values.js';
+import { ipxeArgsProblem } from '../boot/ipxe.js';
 import { buildSubnets, type OptionSetting, type PoolSettings } from '../dhcp/subnets.js';
 
 export type DhcpMode = 'proxy' | 'server' | 'off';
@@ -113,6 +114,22 @@ export interface FleetbootConfig {
       efiArm64: string;
     };
   };
+  imaging: {
+    /** Where the boot environment's vmlinuz and initrd.img are (scripts/build-bootenv.sh); follows dataDir unless set. */
+    bootEnvDir: string;
+    /** At most this many tasks transfer at once (FOG's "max clients"); the others wait for a slot. */
+    maxTransfers: number;
+    /** A started task with no agent contact for this long fails. */
+    agentTimeoutSeconds: number;
+    /** Seconds between the agent's progress reports. */
+    progressIntervalSeconds: number;
+    /** Unknown machines: the menu (with Register / Inventory items), or a register task at once (FOG's quick registration). */
+    unknownPolicy: 'menu' | 'register';
+    /** Extra kernel arguments for the boot environment (printable ASCII; nothing iPXE would interpret). */
+    kernelArgs: string;
+    /** Largest stream (and image) a capture may upload. */
+    maxImageBytes: number;
+  };
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   };
@@ -159,6 +176,15 @@ export function defaultConfig(cwd: string = process.cwd()): FleetbootConfig {
         efiIa32: 'ipxe-ia32.efi',
         efiArm64: 'arm64/snponly.efi',
       },
+    },
+    imaging: {
+      bootEnvDir: join(dataDir, 'bootenv'),
+      maxTransfers: 10,
+      agentTimeoutSeconds: 300,
+      progressIntervalSeconds: 3,
+      unknownPolicy: 'menu',
+      kernelArgs: '',
+      maxImageBytes: 2 ** 40,
     },
     log: { level: 'info' },
   };
@@ -278,7 +304,31 @@ export function validateConfig(c: FleetbootConfig): Readonly<FleetbootConfig> {
       throw new FleetbootError('CONFIG', `'boot.files.${k}' must be a relative path inside the TFTP root: current value is ${JSON.stringify(v)}`);
     }
   }
+  validateImaging(c);
   return deepFreeze(c);
+}
+
+function validateImaging(c: FleetbootConfig): void {
+  const m = c.imaging;
+  if (typeof m.bootEnvDir !== 'string' || m.bootEnvDir === '') {
+    throw new FleetbootError('CONFIG', `'imaging.bootEnvDir' must be a path: current value is ${JSON.stringify(m.bootEnvDir)}`);
+  }
+  checkInt('imaging.maxTransfers', m.maxTransfers, 1, 10_000);
+  checkInt('imaging.agentTimeoutSeconds', m.agentTimeoutSeconds, 2, 86_400);
+  checkInt('imaging.progressIntervalSeconds', m.progressIntervalSeconds, 1, 3600);
+  if (m.progressIntervalSeconds * 2 > m.agentTimeoutSeconds) {
+    throw new FleetbootError('CONFIG', `'imaging.progressIntervalSeconds' must be at most half of 'imaging.agentTimeoutSeconds' (${m.agentTimeoutSeconds}): current value is ${m.progressIntervalSeconds}`);
+  }
+  if (m.unknownPolicy !== 'menu' && m.unknownPolicy !== 'register') {
+    throw new FleetbootError('CONFIG', `'imaging.unknownPolicy' must be 'menu' or 'register': current value is ${JSON.stringify(m.unknownPolicy)}`);
+  }
+  if (typeof m.kernelArgs !== 'string') throw new FleetbootError('CONFIG', `'imaging.kernelArgs' must be a string: current value is ${JSON.stringify(m.kernelArgs)}`);
+  const p = ipxeArgsProblem(m.kernelArgs);
+  if (p !== null) throw new FleetbootError('CONFIG', `'imaging.kernelArgs' ${p}: current value is ${JSON.stringify(m.kernelArgs)}`);
+  if (/(^|\s)fleetboot\.(url|task|token)=/.test(m.kernelArgs)) {
+    throw new FleetbootError('CONFIG', `'imaging.kernelArgs' must not set fleetboot.url, fleetboot.task or fleetboot.token (the server sets them): current value is ${JSON.stringify(m.kernelArgs)}`);
+  }
+  checkInt('imaging.maxImageBytes', m.maxImageBytes, 1, Number.MAX_SAFE_INTEGER);
 }
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -372,13 +422,16 @@ export function loadConfig(opts: { file?: string; overrides?: ConfigOverrides; c
   const layers: ConfigOverrides[] = [fromFile, opts.overrides ?? {}];
   let merged = defaultConfig(cwd) as unknown;
   let tftpRootSet = false;
+  let bootEnvDirSet = false;
   for (const layer of layers) {
     if (layer.tftp?.root !== undefined) tftpRootSet = true;
+    if (layer.imaging?.bootEnvDir !== undefined) bootEnvDirSet = true;
     merged = merge(merged, layer, '');
   }
   const c = merged as FleetbootConfig;
   c.dataDir = resolve(cwd, c.dataDir);
   c.tftp.root = tftpRootSet ? resolve(cwd, c.tftp.root) : join(c.dataDir, 'tftp');
+  c.imaging.bootEnvDir = bootEnvDirSet ? resolve(cwd, c.imaging.bootEnvDir) : join(c.dataDir, 'bootenv');
   return validateConfig(c);
 }
 

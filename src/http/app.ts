@@ -4,7 +4,10 @@
  *
  *   boot (no auth):  GET /boot.ipxe, GET /boot/decide, GET|HEAD /boot/entries/:name/:file,
  *                    GET|HEAD /tftp/*
- *   API (Bearer):    /api/v1/entries..., /api/v1/hosts..., /api/v1/status, /api/v1/dhcp/leases
+ *                    GET|HEAD /boot/env/vmlinuz|initrd.img, GET /boot/task
+ *   agent (task token): /agent/v1/task... (src/imaging/protocol.ts)
+ *   API (Bearer):    /api/v1/entries..., /api/v1/hosts..., /api/v1/status, /api/v1/dhcp/leases,
+ *                    /api/v1/images..., /api/v1/tasks...
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { httpBaseUrl, type FleetbootConfig } from '../config/config.js';
@@ -19,8 +22,13 @@ import { entryRoutes } from './routes/api-entries.js';
 import { hostRoutes } from './routes/api-hosts.js';
 import { statusRoutes } from './routes/api-status.js';
 import { dhcpRoutes } from './routes/api-dhcp.js';
+import { imageRoutes } from './routes/api-images.js';
+import { taskRoutes } from './routes/api-tasks.js';
 import { bootRoutes } from './routes/boot.js';
 import { tftpRoutes } from './routes/tftp.js';
+import { agentRoutes } from './routes/agent.js';
+import { createImagingService, type ImagingService } from '../imaging/tasks.js';
+import { AGENT_PREFIX } from '../imaging/protocol.js';
 
 export type { RuntimeStatus } from './context.js';
 
@@ -42,6 +50,8 @@ export interface AppOptions {
   maxUploadBytes?: number;
   /** Called synchronously after a host was added, changed or deleted through the API (DHCP reservations). */
   onHostsChanged?: () => void;
+  /** The imaging lifecycle; made here when absent (the server passes its own, shared with the reaper). */
+  imaging?: ImagingService;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -60,6 +70,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     runtime: opts.runtime ?? (() => ({ httpPort: config.http.port, tftpPort: config.tftp.enabled ? config.tftp.port : null, dhcpPort: null, pxePort: null })),
     maxUploadBytes: opts.maxUploadBytes ?? 8 * 1024 ** 3,
     startedAt: new Date(),
+    imaging: opts.imaging ?? createImagingService({ store, config, log }),
     hostsChanged() {
       if (!opts.onHostsChanged) return;
       try {
@@ -86,7 +97,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   // One log line per file a machine fetches (the step a failed boot is followed by).
   app.addHook('onResponse', async (req, reply) => {
     const path = req.url.split('?')[0] ?? '';
-    if (path.startsWith('/boot/entries/') || path.startsWith('/tftp/')) {
+    if (path.startsWith('/boot/entries/') || path.startsWith('/boot/env/') || path.startsWith('/tftp/')) {
       log.info(
         {
           subsystem: 'http',
@@ -116,8 +127,16 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await hostRoutes(api, ctx);
       await statusRoutes(api, ctx);
       await dhcpRoutes(api, ctx);
+      await imageRoutes(api, ctx);
+      await taskRoutes(api, ctx);
     },
     { prefix: '/api/v1' },
+  );
+  app.register(
+    async (agent) => {
+      await agentRoutes(agent, ctx);
+    },
+    { prefix: AGENT_PREFIX },
   );
   return app;
 }

@@ -1,6 +1,7 @@
 /** What the routes share: built once by buildApp. */
 import type { FleetbootConfig } from '../config/config.js';
 import type { Logger } from '../lib/log.js';
+import type { ImagingService } from '../imaging/tasks.js';
 import type { Store } from '../store/index.js';
 
 /** Ports and addresses actually in use, for /api/v1/status (known only after the services start). */
@@ -27,4 +28,6 @@ export interface AppContext {
    * logged, never returned to the client (the change is already stored).
    */
   hostsChanged(): void;
+  /** The imaging task lifecycle (boot decision, agent endpoints, reaper). */
+  imaging: ImagingService;
 }

@@ -7,3 +7,27 @@ export { normaliseMac, isReservableIPv4, IPV4_PATTERN, isValidName, isValidFileN
 export type { Database } from './schema.js';
 export { entryDir, entryFilePath, entryFileSize, writeEntryFile, removeEntryFiles } from './files.js';
 export { openLeaseStore, listLeases, type LeaseInfo, type LeaseStoreHandle } from './leases.js';
+export {
+  createTask,
+  getTask,
+  listTasks,
+  cancelTask,
+  retryTask,
+  activeTaskForMac,
+  finishTask,
+  patchActiveTask,
+  bootTaskRow,
+  taskByTokenHash,
+  slotStates,
+  isActiveState,
+  TASK_TYPES,
+  TERMINAL_TASK_STATES,
+  DISK_PATTERN,
+  type Task,
+  type NewTask,
+  type TaskOptions,
+  type TaskPatch,
+  type CreateTaskOptions,
+} from './tasks.js';
+export { listImages, getImage, getImageRecord, putImage, deleteImageRow, imageDirs, type ImageInfo } from './images.js';
+export { getInventory, putInventory } from './inventory.js';

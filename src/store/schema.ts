@@ -51,6 +51,62 @@ export interface DhcpLeaseTable {
   updated_at: number;
 }
 
+export interface TaskTable {
+  id: Generated<number>;
+  /** capture | deploy | inventory | register */
+  type: string;
+  /** Lower-case colon form. */
+  mac: string;
+  /** capture/deploy: the image name. */
+  image: string | null;
+  /** queued | booting | waiting | running | done | failed | cancelled */
+  state: string;
+  phase: string | null;
+  bytes_done: number;
+  bytes_total: number | null;
+  rate_bps: number | null;
+  eta_seconds: number | null;
+  partition: number | null;
+  message: string | null;
+  error: string | null;
+  attempts: number;
+  /** JSON: { disk: string | null, table: 'keep' | 'gpt' | 'mbr' } */
+  options: string;
+  retry_of: number | null;
+  /** sha256 (hex) of the token of the last boot; only the hash is kept. */
+  token_sha256: string | null;
+  /** Transfer slot: first request, and when granted (null: not held). */
+  slot_requested_at: string | null;
+  slot_granted_at: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  last_seen_at: string | null;
+}
+
+export interface ImageTable {
+  id: Generated<number>;
+  /** Unique image name (NAME_PATTERN). */
+  name: string;
+  /** Directory name under <dataDir>/images/. */
+  dir: string;
+  /** The manifest, JSON text. */
+  manifest: string;
+  /** Bytes of the stored stream files. */
+  size_bytes: number;
+  source_mac: string | null;
+  task_id: number | null;
+  created_at: string;
+}
+
+export interface InventoryTable {
+  mac: string;
+  /** The Inventory, JSON text. */
+  inventory: string;
+  collected_at: string;
+}
+
 export interface MigrationTable {
   name: string;
   applied_at: string;
@@ -61,5 +117,8 @@ export interface Database {
   boot_entry_initrds: BootEntryInitrdTable;
   hosts: HostTable;
   dhcp_leases: DhcpLeaseTable;
+  tasks: TaskTable;
+  images: ImageTable;
+  inventories: InventoryTable;
   fleetboot_migrations: MigrationTable;
 }

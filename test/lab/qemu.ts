@@ -233,6 +233,10 @@ export interface QemuGuestOptions {
   netBoot?: boolean;
   /** Default: chooseAccel(). */
   accel?: Accel;
+  /** Virtual CPUs (default 1). */
+  cpus?: number;
+  /** More QEMU arguments, appended last (e.g. `-smbios type=1,product=...`). */
+  extraArgs?: string[];
 }
 
 export interface QemuExit {
@@ -252,7 +256,7 @@ export function qemuArgs(opts: QemuGuestOptions & { tap: string; accel: Accel; s
     '-name', opts.name ?? opts.variant,
     '-accel', opts.accel,
     '-m', String(opts.memoryMb ?? 512),
-    '-smp', '1',
+    '-smp', String(opts.cpus ?? 1),
     '-nodefaults',
     '-display', 'none',
     '-no-reboot',
@@ -271,6 +275,7 @@ export function qemuArgs(opts: QemuGuestOptions & { tap: string; accel: Accel; s
     );
   }
   if (opts.disk) a.push('-drive', `file=${opts.disk},format=raw,if=none,id=d0`, '-device', `ide-hd,drive=d0,bootindex=${opts.netBoot === false ? 1 : 2}`);
+  if (opts.extraArgs) a.push(...opts.extraArgs);
   return a;
 }
 

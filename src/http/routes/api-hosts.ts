@@ -3,6 +3,7 @@
  *   GET    /api/v1/hosts
  *   POST   /api/v1/hosts        { mac, name?, entry?, ip? } -> 201
  *   GET    /api/v1/hosts/:mac   (any usual MAC spelling; stored lower-case with colons)
+ *                               + inventory (last collected, or null) and activeTask (or null)
  *   PATCH  /api/v1/hosts/:mac   { entry?: name | null, name?: name | null, ip?: IPv4 | null }
  *                               assign / unassign / rename / reserve / unreserve
  *   DELETE /api/v1/hosts/:mac
@@ -12,8 +13,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { createHost, deleteHost, getHost, listHosts, updateHost, NAME_PATTERN, normaliseMac } from '../../store/index.js';
+import { createHost, deleteHost, getHost, listHosts, listTasks, updateHost, NAME_PATTERN, normaliseMac } from '../../store/index.js';
+import { getInventory } from '../../store/inventory.js';
 import type { AppContext } from '../context.js';
+import { taskSchema } from './api-tasks.js';
 
 const nullableName = { anyOf: [{ type: 'string', pattern: NAME_PATTERN }, { type: 'null' }] } as const;
 // Checked by the repository (isReservableIPv4), which says what is wrong in words.
@@ -29,6 +32,17 @@ const hostSchema = {
     ip: { type: ['string', 'null'] },
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
+  },
+} as const;
+
+/** One host with what imaging knows of it: the inventory as the agent sent it, and its active task. */
+const hostDetailSchema = {
+  type: 'object',
+  required: [...hostSchema.required, 'inventory', 'activeTask'],
+  properties: {
+    ...hostSchema.properties,
+    inventory: { anyOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] },
+    activeTask: { anyOf: [taskSchema, { type: 'null' }] },
   },
 } as const;
 
@@ -75,10 +89,11 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
     },
   );
 
-  app.get<{ Params: { mac: string } }>('/hosts/:mac', { schema: { params: macParams, response: { 200: hostSchema } } }, async (req) => {
+  app.get<{ Params: { mac: string } }>('/hosts/:mac', { schema: { params: macParams, response: { 200: hostDetailSchema } } }, async (req) => {
     const host = await getHost(store.db, req.params.mac);
     if (!host) throw new FleetbootError('NOT_FOUND', `No host with MAC ${req.params.mac}`);
-    return host;
+    const [inventory, active] = await Promise.all([getInventory(store.db, host.mac), listTasks(store.db, { mac: host.mac, active: true, limit: 1 })]);
+    return { ...host, inventory: inventory?.inventory ?? null, activeTask: active[0] ?? null };
   });
 
   app.patch<{ Params: { mac: string }; Body: { entry?: string | null; name?: string | null; ip?: string | null } }>(

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import * as m20251123T1200 from './20251123T1200_initial.js';
 import * as m20251201T1200 from './20251201T1200_dhcp_leases.js';
 import * as m20251210T1200 from './20251210T1200_host_ip.js';
+import * as m20261123T1200 from './20261123T1200_imaging.js';
 
 export interface Migration {
   readonly name: string;
@@ -13,4 +14,5 @@ export const migrations: readonly Migration[] = [
   { name: '20251123T1200_initial', up: m20251123T1200.up },
   { name: '20251201T1200_dhcp_leases', up: m20251201T1200.up },
   { name: '20251210T1200_host_ip', up: m20251210T1200.up },
+  { name: '20261123T1200_imaging', up: m20261123T1200.up },
 ];

@@ -83,6 +83,16 @@ export class ProcessLog {
     });
   }
 
+  /** Send `signal` (default SIGTERM) and wait until the process is gone (SIGKILL after `graceMs`). */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
+    if (!this.running) return;
+    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await gone;
+    clearTimeout(timer);
+  }
+
   /** Current length: pass as `from` to waitFor() to look only at what comes later. */
   mark(): number {
     return this.text.length;

@@ -1,0 +1,424 @@
+/**
+ * Imaging commands: `image list|show|rm`, `task capture|deploy|inventory|
+ * list|show|cancel|retry|wait` and `host show`. They speak only the HTTP API
+ * (/api/v1/images, /api/v1/tasks, /api/v1/hosts/:mac).
+ */
+import type { Command } from 'commander';
+import type { Inventory, Manifest } from '../imaging/manifest.js';
+import type { Task } from '../store/index.js';
+import type { ImageInfo } from '../store/images.js';
+import { connect, CliError, type ApiClient } from './client.js';
+import type { GlobalOptions } from './globals.js';
+import { printJson, printLine, printTable } from './output.js';
+
+/** GET /api/v1/images/:name */
+type ImageDetail = ImageInfo & { manifest: Manifest };
+
+/** GET /api/v1/hosts/:mac */
+interface HostDetail {
+  mac: string;
+  name: string | null;
+  entry: string | null;
+  ip: string | null;
+  createdAt: string;
+  updatedAt: string;
+  inventory: Inventory | null;
+  activeTask: Task | null;
+}
+
+const FINISHED = new Set<string>(['done', 'failed', 'cancelled']);
+
+// ---------------------------------------------------------------- formatting
+
+/** Bytes in binary units: 512 B, 1.5 KiB, 20.0 GiB (one decimal below 100, none above). */
+export function formatBytes(n: number | null | undefined): string | null {
+  if (n === null || n === undefined || !Number.isFinite(n)) return null;
+  if (Math.abs(n) < 1024) return `${Math.round(n)} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(Math.abs(v) >= 100 ? 0 : 1)} ${units[i]}`;
+}
+
+export function formatRate(bytesPerSecond: number | null | undefined): string | null {
+  const b = formatBytes(bytesPerSecond);
+  return b === null ? null : `${b}/s`;
+}
+
+/** 45s, 3m 05s, 2h 07m. */
+export function formatDuration(seconds: number | null | undefined): string | null {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return null;
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export function formatPercent(done: number, total: number | null): string | null {
+  if (total === null || total <= 0) return null;
+  return `${Math.min(100, (100 * done) / total).toFixed(1)}%`;
+}
+
+function time(iso: string | null): string | null {
+  return iso === null ? null : iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+/** "1.2 GiB / 2.6 GiB (45.3%)", "1.2 GiB", or null when nothing moved yet and no total is known. */
+export function formatProgress(t: Pick<Task, 'bytesDone' | 'bytesTotal'>): string | null {
+  if (t.bytesTotal !== null && t.bytesTotal > 0) return `${formatBytes(t.bytesDone)} / ${formatBytes(t.bytesTotal)} (${formatPercent(t.bytesDone, t.bytesTotal)})`;
+  return t.bytesDone > 0 ? formatBytes(t.bytesDone) : null;
+}
+
+/** One line about a task, as `task wait` prints it. */
+export function taskLine(t: Task): string {
+  const parts = [`task ${t.id} ${t.state}`];
+  if (t.phase && !FINISHED.has(t.state)) parts.push(`phase ${t.phase}`);
+  if (t.partition !== null && !FINISHED.has(t.state)) parts.push(`partition ${t.partition}`);
+  const progress = formatProgress(t);
+  if (progress) parts.push(progress);
+  const rate = formatRate(t.rateBps);
+  if (rate && !FINISHED.has(t.state)) parts.push(rate);
+  const eta = formatDuration(t.etaSeconds);
+  if (eta && !FINISHED.has(t.state)) parts.push(`ETA ${eta}`);
+  if (t.error) parts.push(`error: ${t.error}`);
+  else if (t.message) parts.push(t.message);
+  return parts.join(', ');
+}
+
+/** Aligned "key  value" lines (no header); null values show as "-". */
+function printFields(rows: ReadonlyArray<readonly [string, string | number | null]>): void {
+  const w = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) printLine(`${k.padEnd(w)}  ${v === null || v === '' ? '-' : String(v)}`);
+}
+
+function what(t: Task): string {
+  const host = `${t.mac}${t.hostName ? ` (${t.hostName})` : ''}`;
+  if (t.type === 'capture') return `capture of ${host} into image ${t.image ?? '?'}`;
+  if (t.type === 'deploy') return `deploy of image ${t.image ?? '?'} to ${host}`;
+  return `${t.type} of ${host}`;
+}
+
+function taskRow(t: Task): Array<string | null> {
+  const progress = t.bytesTotal !== null && t.bytesTotal > 0 ? formatPercent(t.bytesDone, t.bytesTotal) : formatBytes(t.bytesDone || null);
+  return [String(t.id), t.type, t.mac, t.hostName, t.image, t.state, t.phase, progress, time(t.updatedAt)];
+}
+
+function printTask(t: Task): void {
+  printFields([
+    ['task', t.id],
+    ['type', t.type],
+    ['host', `${t.mac}${t.hostName ? ` (${t.hostName})` : ''}`],
+    ['image', t.image],
+    ['state', t.state],
+    ['phase', t.phase],
+    ['progress', formatProgress(t)],
+    ['rate', formatRate(t.rateBps)],
+    ['eta', FINISHED.has(t.state) ? null : formatDuration(t.etaSeconds)],
+    ['partition', t.partition],
+    ['message', t.message],
+    ['error', t.error],
+    ['disk', t.options.disk ?? 'first fixed disk'],
+    ...(t.type === 'deploy' ? [['table', t.options.table] as const] : []),
+    ['attempts', t.attempts],
+    ['retry of', t.retryOf],
+    ['created', time(t.createdAt)],
+    ['started', time(t.startedAt)],
+    ['finished', time(t.finishedAt)],
+    ['last seen', time(t.lastSeenAt)],
+  ]);
+}
+
+/** One line: "QEMU Virtual CPU (1 socket, 2 cores, 2 threads), 2.0 GiB memory, 1 disk". */
+export function inventorySummary(inv: Inventory): string {
+  const cpu = inv.cpu;
+  const n = (count: number | null, what: string): string | null => (count === null ? null : `${count} ${what}${count === 1 ? '' : 's'}`);
+  const counts = [n(cpu.sockets, 'socket'), n(cpu.cores, 'core'), n(cpu.threads, 'thread')].filter((x) => x !== null);
+  return `${cpu.model ?? 'unknown CPU'} (${counts.join(', ')}), ${formatBytes(inv.memoryBytes)} memory, ${inv.disks.length} disk${inv.disks.length === 1 ? '' : 's'}`;
+}
+
+function printHostDetail(h: HostDetail): void {
+  const t = h.activeTask;
+  printFields([
+    ['mac', h.mac],
+    ['name', h.name],
+    ['entry', h.entry ?? 'none (menu, then local disk)'],
+    ['reserved ip', h.ip],
+    ['created', time(h.createdAt)],
+    ['updated', time(h.updatedAt)],
+    ['active task', t ? `${t.id}: ${t.type}${t.image ? ` ${t.image}` : ''}, ${t.state}${formatProgress(t) ? `, ${formatProgress(t)}` : ''}` : null],
+    ['inventory', h.inventory ? `${inventorySummary(h.inventory)}; collected ${time(h.inventory.collectedAt)}` : 'none (run `fleetboot task inventory MAC`)'],
+  ]);
+  const inv = h.inventory;
+  if (!inv) return;
+  const s = inv.smbios;
+  printLine('');
+  printFields([
+    ['cpu', inv.cpu.model],
+    ['sockets', inv.cpu.sockets],
+    ['cores', inv.cpu.cores],
+    ['threads', inv.cpu.threads],
+    ['memory', formatBytes(inv.memoryBytes)],
+    ['manufacturer', s.manufacturer],
+    ['product', s.product],
+    ['serial', s.serial],
+    ['uuid', s.uuid],
+    ['bios', [s.biosVendor, s.biosVersion].filter((x) => x).join(' ') || null],
+    ['firmware', inv.firmware],
+  ]);
+  printLine('');
+  printTable(
+    ['DISK', 'SIZE', 'MODEL', 'SERIAL', 'TYPE'],
+    inv.disks.map((d) => [d.name, formatBytes(d.sizeBytes), d.model, d.serial, d.rotational === null ? null : d.rotational ? 'hdd' : 'ssd']),
+    'No disks.',
+  );
+  printLine('');
+  printTable(
+    ['NIC', 'MAC', 'DRIVER', 'SPEED'],
+    inv.nics.map((n) => [n.name, n.mac, n.driver, n.speedMbps === null ? null : `${n.speedMbps} Mb/s`]),
+    'No network interfaces.',
+  );
+}
+
+function printImage(img: ImageDetail): void {
+  const m = img.manifest;
+  printFields([
+    ['image', img.name],
+    ['created', time(img.createdAt)],
+    ['stored', formatBytes(img.sizeBytes)],
+    ['disk', `${formatBytes(img.diskBytes)}${m.source.diskModel ? ` (${m.source.diskModel})` : ''}`],
+    ['table', `${img.tableType === 'dos' ? 'MBR (dos)' : 'GPT'}, ${m.table.sectorSize}-byte sectors${m.table.id ? `, id ${m.table.id}` : ''}`],
+    ['partitions', img.partitions],
+    ['source', img.sourceMac ? `${img.sourceMac}${img.taskId !== null ? `, task ${img.taskId}` : ''}` : img.taskId !== null ? `task ${img.taskId}` : null],
+  ]);
+  printLine('');
+  printTable(
+    ['#', 'FS', 'TOOL', 'SIZE', 'USED', 'STREAM', 'SHA256'],
+    m.partitions.map((p) => [String(p.number), p.filesystem, p.tool, formatBytes(p.sizeBytes), formatBytes(p.usedBytes), formatBytes(p.streamBytes), p.sha256.slice(0, 12)]),
+    'No partitions.',
+  );
+}
+
+// ------------------------------------------------------------------ commands
+
+function parseId(raw: string): number {
+  if (!/^[1-9][0-9]{0,14}$/.test(raw)) throw new CliError(`Invalid task id ${JSON.stringify(raw)}: expected a positive integer`);
+  return Number(raw);
+}
+
+function parseSeconds(raw: string, what: string, min: number): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < min) throw new CliError(`Invalid ${what} ${JSON.stringify(raw)}: expected a number of seconds >= ${min}`);
+  return n;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface WaitOptions {
+  timeout?: string;
+  interval?: string;
+}
+
+/**
+ * Poll a task until it is finished. Prints a progress line every few seconds
+ * (and at every state or phase change); on a terminal it rewrites one line.
+ * Network errors and 5xx (a server restarting) are retried until the timeout;
+ * the server's address is read again each time (its port may change).
+ */
+async function waitTask(globals: GlobalOptions, id: number, opts: WaitOptions): Promise<void> {
+  const timeoutS = opts.timeout === undefined ? null : parseSeconds(opts.timeout, '--timeout', 0);
+  const intervalS = opts.interval === undefined ? 2 : parseSeconds(opts.interval, '--interval', 0.1);
+  const deadline = timeoutS === null ? Infinity : Date.now() + timeoutS * 1000;
+  const tty = process.stdout.isTTY === true && !globals.json;
+  const printEveryMs = 5000;
+  let api: ApiClient | null = null;
+  let lastKey = '';
+  let lastPrintAt = 0;
+  let ttyWidth = 0;
+  let unreachableSince: number | null = null;
+  let task: Task | null = null;
+  for (;;) {
+    try {
+      api ??= await connect(globals);
+      task = await api.request<Task>('GET', `/tasks/${id}`);
+      unreachableSince = null;
+    } catch (err) {
+      const transient = err instanceof CliError && (err.status === null || err.status >= 500);
+      if (!transient) throw err;
+      api = null;
+      if (unreachableSince === null) {
+        unreachableSince = Date.now();
+        if (!globals.json) process.stderr.write(`fleetboot: ${err.message}; retrying\n`);
+      }
+    }
+    if (task && FINISHED.has(task.state)) break;
+    if (task && !globals.json) {
+      const line = taskLine(task);
+      const key = `${task.state}/${task.phase ?? ''}/${task.partition ?? ''}`;
+      const now = Date.now();
+      if (tty) {
+        process.stdout.write(`\r${line.padEnd(ttyWidth)}`);
+        ttyWidth = line.length;
+      } else if (key !== lastKey || now - lastPrintAt >= printEveryMs) {
+        printLine(line);
+        lastPrintAt = now;
+      }
+      lastKey = key;
+    }
+    if (Date.now() >= deadline) {
+      if (tty) printLine('');
+      throw new CliError(`Timed out after ${timeoutS}s waiting for task ${id}${task ? ` (state ${task.state})` : ''}`);
+    }
+    await sleep(Math.max(0, Math.min(intervalS * 1000, deadline - Date.now())));
+  }
+  if (tty) printLine('');
+  if (globals.json) printJson(task);
+  else printLine(taskLine(task));
+  if (task.state === 'failed') throw new CliError(`Task ${id} failed: ${task.error ?? 'no reason given'}`);
+  if (task.state === 'cancelled') throw new CliError(`Task ${id} was cancelled`);
+}
+
+export function registerImagingCommands(program: Command, globals: GlobalOptions): void {
+  const api = (): Promise<ApiClient> => connect(globals);
+  const imagePath = (name: string): string => `/images/${encodeURIComponent(name)}`;
+
+  // ---- image
+  const image = program.command('image').description('disk images: made by capture tasks, written by deploy tasks');
+  image
+    .command('list')
+    .alias('ls')
+    .description('list images')
+    .action(async () => {
+      const { images } = await (await api()).request<{ images: ImageInfo[] }>('GET', '/images');
+      if (globals.json) printJson(images);
+      else
+        printTable(
+          ['NAME', 'CREATED', 'TABLE', 'PARTS', 'DISK', 'STORED', 'SOURCE'],
+          images.map((i) => [i.name, time(i.createdAt), i.tableType === 'dos' ? 'mbr' : 'gpt', String(i.partitions), formatBytes(i.diskBytes), formatBytes(i.sizeBytes), i.sourceMac]),
+          'No images.',
+        );
+    });
+  image
+    .command('show')
+    .description("an image's disk, partition table and partitions (filesystem, tool, sizes, stream bytes, sha256)")
+    .argument('<name>')
+    .action(async (name: string) => {
+      const img = await (await api()).request<ImageDetail>('GET', imagePath(name));
+      if (globals.json) printJson(img);
+      else printImage(img);
+    });
+  image
+    .command('rm')
+    .alias('remove')
+    .description('delete an image and its files (refused while an active task uses it)')
+    .argument('<name>')
+    .action(async (name: string) => {
+      const r = await (await api()).request<{ deleted: string }>('DELETE', imagePath(name));
+      if (globals.json) printJson(r);
+      else printLine(`Deleted image ${r.deleted}`);
+    });
+
+  // ---- task
+  const task = program.command('task').description('imaging tasks: capture, deploy, inventory; they run at the machine\'s next network boot');
+  const queue = async (body: Record<string, unknown>): Promise<void> => {
+    const t = await (await api()).request<Task>('POST', '/tasks', body);
+    if (globals.json) printJson(t);
+    else printLine(`Queued task ${t.id}: ${what(t)}; it starts at the machine's next network boot`);
+  };
+  task
+    .command('capture')
+    .description("capture a host's disk into an image (replaces an image of that name once the capture is complete and verified)")
+    .argument('<mac>')
+    .requiredOption('--image <name>', 'image name: letters, digits, . _ - (up to 64)')
+    .option('--disk <dev>', 'the disk to capture, e.g. /dev/sda (default: the first fixed disk)')
+    .action(async (mac: string, opts: { image: string; disk?: string }) => {
+      await queue({ type: 'capture', mac, image: opts.image, ...(opts.disk ? { disk: opts.disk } : {}) });
+    });
+  task
+    .command('deploy')
+    .description("write an image to a host's disk (everything on that disk is replaced)")
+    .argument('<mac>')
+    .requiredOption('--image <name>', 'the image to write')
+    .option('--disk <dev>', 'the target disk, e.g. /dev/sda (default: the first fixed disk)')
+    .option('--table <kind>', 'partition table to write: keep (as captured), gpt or mbr', 'keep')
+    .action(async (mac: string, opts: { image: string; disk?: string; table: string }) => {
+      if (!['keep', 'gpt', 'mbr'].includes(opts.table)) throw new CliError(`Invalid --table ${JSON.stringify(opts.table)}: expected keep, gpt or mbr`);
+      await queue({ type: 'deploy', mac, image: opts.image, table: opts.table, ...(opts.disk ? { disk: opts.disk } : {}) });
+    });
+  task
+    .command('inventory')
+    .description("collect a host's hardware inventory (CPU, memory, disks, NICs, SMBIOS)")
+    .argument('<mac>')
+    .action(async (mac: string) => {
+      await queue({ type: 'inventory', mac });
+    });
+  task
+    .command('list')
+    .alias('ls')
+    .description('list tasks, newest first')
+    .option('--mac <mac>', "only this host's tasks")
+    .option('--active', 'only tasks not finished yet')
+    .option('--limit <n>', 'at most this many (1-9999)')
+    .action(async (opts: { mac?: string; active?: boolean; limit?: string }) => {
+      const q = new URLSearchParams();
+      if (opts.mac) q.set('mac', opts.mac);
+      if (opts.active) q.set('active', 'true');
+      if (opts.limit !== undefined) q.set('limit', opts.limit);
+      const qs = q.toString();
+      const { tasks } = await (await api()).request<{ tasks: Task[] }>('GET', `/tasks${qs ? `?${qs}` : ''}`);
+      if (globals.json) printJson(tasks);
+      else printTable(['ID', 'TYPE', 'MAC', 'HOST', 'IMAGE', 'STATE', 'PHASE', 'PROGRESS', 'UPDATED'], tasks.map(taskRow), opts.active ? 'No active tasks.' : 'No tasks.');
+    });
+  task
+    .command('show')
+    .description('a task: state, phase, progress (bytes, percent, rate, ETA), error')
+    .argument('<id>')
+    .action(async (raw: string) => {
+      const t = await (await api()).request<Task>('GET', `/tasks/${parseId(raw)}`);
+      if (globals.json) printJson(t);
+      else printTask(t);
+    });
+  task
+    .command('cancel')
+    .description('cancel a task that has not finished (a running agent stops at its next report)')
+    .argument('<id>')
+    .action(async (raw: string) => {
+      const t = await (await api()).request<Task>('POST', `/tasks/${parseId(raw)}/cancel`);
+      if (globals.json) printJson(t);
+      else printLine(`Cancelled task ${t.id}: ${what(t)}`);
+    });
+  task
+    .command('retry')
+    .description('queue a failed or cancelled task again, as a new task')
+    .argument('<id>')
+    .action(async (raw: string) => {
+      const t = await (await api()).request<Task>('POST', `/tasks/${parseId(raw)}/retry`);
+      if (globals.json) printJson(t);
+      else printLine(`Queued task ${t.id} (retry of ${t.retryOf ?? raw}): ${what(t)}`);
+    });
+  task
+    .command('wait')
+    .description('wait until a task is finished, printing its progress; exit status 0 when it is done, 1 when it failed, was cancelled or the timeout passed')
+    .argument('<id>')
+    .option('--timeout <seconds>', 'give up after this long (default: wait for ever)')
+    .option('--interval <seconds>', 'seconds between polls', '2')
+    .action(async (raw: string, opts: WaitOptions) => {
+      await waitTask(globals, parseId(raw), opts);
+    });
+
+  // ---- host show (the other host commands are in commands.ts)
+  const host = program.commands.find((c) => c.name() === 'host');
+  if (!host) throw new TypeError('registerImagingCommands() must run after registerApiCommands() (no `host` command)');
+  host
+    .command('show')
+    .description('a host: its entry, reserved address, active task and hardware inventory')
+    .argument('<mac>')
+    .action(async (mac: string) => {
+      const h = await (await api()).request<HostDetail>('GET', `/hosts/${encodeURIComponent(mac)}`);
+      if (globals.json) printJson(h);
+      else printHostDetail(h);
+    });
+}

@@ -1,0 +1,154 @@
+/**
+ * The imaging agent's endpoints (src/imaging/protocol.ts), under /agent/v1.
+ * Authentication: the task token (Bearer), looked up by its sha256; it names
+ * the task, so no path carries a task id.
+ *   401 no or unknown token; 409 the task is no longer active (progress
+ *   answers 200 with the state instead, so the agent learns it was cancelled).
+ *
+ *   GET  /task                spec (booting -> running)
+ *   POST /task/progress       ProgressReport -> { state }
+ *   POST /task/slot           -> SlotAnswer
+ *   PUT  /task/streams/:file  capture upload (octet-stream, streamed to disk)
+ *   GET  /task/image/:file    deploy download (Range)
+ *   POST /task/complete       CompleteBody
+ *   POST /task/fail           FailBody
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import { FleetbootError, errorMessage } from '../../lib/errors.js';
+import { imageStreamPath, receiveStream, StreamTooLargeError } from '../../imaging/image-store.js';
+import { STREAM_FILE_PATTERN, type ProgressReport } from '../../imaging/protocol.js';
+import { isActiveState, type Task } from '../../store/tasks.js';
+import type { AppContext } from '../context.js';
+import { sendFile } from '../send-file.js';
+
+const PHASES = ['starting', 'waiting-slot', 'partition-table', 'transfer', 'verify', 'inventory', 'finishing'];
+
+const progressSchema = {
+  type: 'object',
+  required: ['phase', 'bytesDone', 'bytesTotal', 'partition'],
+  properties: {
+    phase: { type: 'string', enum: PHASES },
+    bytesDone: { type: 'integer', minimum: 0 },
+    bytesTotal: { type: ['integer', 'null'], minimum: 0 },
+    partition: { type: ['integer', 'null'], minimum: 1, maximum: 128 },
+    message: { type: 'string', maxLength: 500 },
+  },
+} as const;
+
+const fileParams = {
+  type: 'object',
+  required: ['file'],
+  properties: { file: { type: 'string', pattern: STREAM_FILE_PATTERN } },
+} as const;
+
+export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const { imaging, store, config } = ctx;
+  const log = ctx.log.child({ subsystem: 'imaging' });
+  const tasks = new WeakMap<FastifyRequest, Task>();
+
+  // Stream uploads reach the handler unread: they go to disk as they arrive.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => {
+    done(null, payload);
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    const t = await imaging.authenticate(req.headers.authorization);
+    if (!t) {
+      await reply
+        .code(401)
+        .header('www-authenticate', 'Bearer realm="fleetboot-agent"')
+        .send({ error: 'UNAUTHORIZED', message: 'Missing or wrong task token (fleetboot.token on the kernel command line)' });
+      return;
+    }
+    const path = req.url.split('?')[0] ?? '';
+    if (!isActiveState(t.state) && !path.endsWith('/task/progress')) {
+      await reply.code(409).send({ error: 'CONFLICT', message: `Task #${t.id} is ${t.state}${t.error ? `: ${t.error}` : ''}` });
+      return;
+    }
+    tasks.set(req, t);
+  });
+
+  const taskOf = (req: FastifyRequest): Task => {
+    const t = tasks.get(req);
+    if (!t) throw new FleetbootError('UNAUTHORIZED', 'No task for this request');
+    return t;
+  };
+
+  app.get('/task', async (req) => imaging.start(taskOf(req)));
+
+  app.post<{ Body: ProgressReport }>('/task/progress', { schema: { body: progressSchema } }, async (req) => {
+    return { state: await imaging.progress(taskOf(req), req.body) };
+  });
+
+  app.post('/task/slot', async (req, reply) => {
+    const a = await imaging.slot(taskOf(req));
+    if (!a.granted) reply.header('retry-after', String(a.retryAfterSeconds));
+    return a;
+  });
+
+  app.put<{ Params: { file: string } }>(
+    '/task/streams/:file',
+    { schema: { params: fileParams }, bodyLimit: config.imaging.maxImageBytes },
+    async (req, reply) => {
+      const t = taskOf(req);
+      if (t.type !== 'capture') throw new FleetbootError('CONFLICT', `Task #${t.id} is a ${t.type} task: only capture tasks upload streams`);
+      const body: unknown = req.body;
+      const source = body instanceof Readable ? body : Readable.from([]);
+      const started = Date.now();
+      await imaging.touch(t);
+      try {
+        const receipt = await receiveStream(store, t.id, req.params.file, source, {
+          maxBytes: config.imaging.maxImageBytes,
+          onBytes: () => {
+            imaging.touch(t).catch(() => undefined);
+          },
+        });
+        const ms = Date.now() - started;
+        log.info({ task: t.id, mac: t.mac, file: receipt.file, bytes: receipt.bytes, sha256: receipt.sha256, ms }, `task #${t.id}: stream ${receipt.file} received (${receipt.bytes} bytes)`);
+        return receipt;
+      } catch (err) {
+        if (err instanceof StreamTooLargeError) {
+          log.warn({ task: t.id, mac: t.mac, file: req.params.file, err: err.message }, 'stream refused: too large');
+          return reply.code(413).send({ error: 'TOO_LARGE', message: err.message });
+        }
+        if (err instanceof FleetbootError) throw err;
+        // The agent went away mid-upload (or its connection broke): nothing was kept.
+        log.info({ task: t.id, mac: t.mac, file: req.params.file, err: errorMessage(err) }, `task #${t.id}: upload of ${req.params.file} cut off; the partial file was dropped`);
+        return reply.code(400).send({ error: 'INVALID_INPUT', message: `Upload cut off: ${errorMessage(err)}` });
+      }
+    },
+  );
+
+  app.route<{ Params: { file: string } }>({
+    method: ['GET', 'HEAD'],
+    url: '/task/image/:file',
+    exposeHeadRoute: false,
+    schema: { params: fileParams },
+    handler: async (req, reply: FastifyReply) => {
+      const t = taskOf(req);
+      const path = t.type === 'deploy' && t.image !== null ? await imageStreamPath(store, t.image, req.params.file) : null;
+      if (path === null) return reply.code(404).send({ error: 'NOT_FOUND', message: `Task #${t.id} has no image file ${req.params.file}` });
+      await imaging.touch(t);
+      reply.raw.once('finish', () => {
+        imaging.touch(t).catch(() => undefined);
+      });
+      log.info({ task: t.id, mac: t.mac, file: req.params.file, range: req.headers.range }, `task #${t.id}: sending ${req.params.file}${req.headers.range ? ` (${req.headers.range})` : ''}`);
+      return sendFile(req, reply, path);
+    },
+  });
+
+  app.post('/task/complete', { bodyLimit: 8 * 1024 * 1024, schema: { body: { type: 'object', required: ['type'], properties: { type: { type: 'string' } } } } }, async (req) => {
+    await imaging.complete(taskOf(req), req.body);
+    return { ok: true };
+  });
+
+  app.post<{ Body: { reason: string; inventory?: unknown } }>(
+    '/task/fail',
+    { schema: { body: { type: 'object', required: ['reason'], properties: { reason: { type: 'string', maxLength: 4000 }, inventory: { type: 'object' } } } } },
+    async (req) => {
+      await imaging.fail(taskOf(req), req.body.reason, req.body.inventory);
+      return { ok: true };
+    },
+  );
+}

@@ -1,0 +1,292 @@
+/**
+ * Images on disk: <dataDir>/images/<uuid>/ holds manifest.json and one stream
+ * file per partition; the `images` table maps each name to its directory.
+ *
+ * A capture writes into <dataDir>/images/.incoming/task-<id>-<rand>/: each
+ * stream goes to a temporary file as it arrives (the server counts its bytes
+ * and sha256), then is renamed to its name with a small receipt beside it
+ * (`.<file>.receipt`), so an agent's retry of the same file replaces a cut-off
+ * one. The commit verifies every stream of the manifest against what the
+ * server counted, writes manifest.json (temp + fsync + rename), renames the
+ * directory to images/<uuid>, switches the name's row in one transaction and
+ * only then removes the old directory. Whatever fails before the row switch
+ * leaves the old image as it was.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FleetbootError, errorMessage } from '../lib/errors.js';
+import type { Store } from '../store/db.js';
+import { deleteImageRow, getImageRecord, imageDirs, putImage, type ImageInfo } from '../store/images.js';
+import { isValidName } from '../store/validate.js';
+import { ACTIVE_TASK_STATES, STREAM_FILE_PATTERN, type StreamReceipt } from './protocol.js';
+import { parseManifest, type Manifest } from './manifest.js';
+
+export const IMAGES_DIR = 'images';
+export const INCOMING_DIR = '.incoming';
+export const MANIFEST_FILE = 'manifest.json';
+const STREAM_RE = new RegExp(STREAM_FILE_PATTERN);
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A stream larger than the limit (the route answers 413). */
+export class StreamTooLargeError extends FleetbootError {
+  constructor(message: string) {
+    super('INVALID_INPUT', message);
+    this.name = 'StreamTooLargeError';
+  }
+}
+
+export function imagesRoot(store: Store): string {
+  return join(store.dataDir, IMAGES_DIR);
+}
+
+function incomingRoot(store: Store): string {
+  return join(imagesRoot(store), INCOMING_DIR);
+}
+
+export function isStreamFile(file: string): boolean {
+  return STREAM_RE.test(file);
+}
+
+function receiptName(file: string): string {
+  return `.${file}.receipt`;
+}
+
+/** The incoming directory of a capture task, or null. */
+async function findIncoming(store: Store, taskId: number): Promise<string | null> {
+  let names: string[];
+  try {
+    names = await readdir(incomingRoot(store));
+  } catch {
+    return null;
+  }
+  const found = names.find((n) => n.startsWith(`task-${taskId}-`));
+  return found === undefined ? null : join(incomingRoot(store), found);
+}
+
+async function ensureIncoming(store: Store, taskId: number): Promise<string> {
+  const existing = await findIncoming(store, taskId);
+  if (existing) return existing;
+  const dir = join(incomingRoot(store), `task-${taskId}-${randomBytes(6).toString('hex')}`);
+  await mkdir(dir, { recursive: true, mode: 0o750 });
+  return dir;
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Write a small file atomically: temp file, fsync, rename, fsync of the directory. */
+export async function writeFileAtomic(dir: string, name: string, data: string): Promise<void> {
+  const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, join(dir, name));
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncPath(dir);
+}
+
+/**
+ * Receive one stream of capture task `taskId`: written as it arrives
+ * (backpressure through pipeline), counted and hashed, then renamed into
+ * place. A second upload of the same file replaces the first once it is
+ * complete; a cut-off upload leaves nothing but what was there before.
+ */
+export async function receiveStream(store: Store, taskId: number, file: string, source: Readable, opts: { maxBytes: number; onBytes?: (n: number) => void }): Promise<StreamReceipt> {
+  if (!isStreamFile(file)) throw new FleetbootError('INVALID_INPUT', `Invalid stream file name ${JSON.stringify(file)}: expected p<N>.pcl.zst or p<N>.raw.zst`);
+  const dir = await ensureIncoming(store, taskId);
+  const tmp = join(dir, `.${file}.${randomBytes(6).toString('hex')}.part`);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      if (bytes > opts.maxBytes) {
+        cb(new StreamTooLargeError(`Stream ${file} is larger than the limit of ${opts.maxBytes} bytes (imaging.maxImageBytes)`));
+        return;
+      }
+      hash.update(chunk);
+      opts.onBytes?.(chunk.length);
+      cb(null, chunk);
+    },
+  });
+  try {
+    await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o640 }));
+    await fsyncPath(tmp);
+    const receipt: StreamReceipt = { file, bytes, sha256: hash.digest('hex') };
+    // Old receipt first: a crash between the two renames leaves a stream
+    // without a receipt (recomputed at commit), never a receipt of other bytes.
+    await rm(join(dir, receiptName(file)), { force: true });
+    await rename(tmp, join(dir, file));
+    await writeFileAtomic(dir, receiptName(file), JSON.stringify(receipt));
+    return receipt;
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function hashFile(path: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(path)) {
+    const b = chunk as Buffer;
+    bytes += b.length;
+    hash.update(b);
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/** What the server counted for a stream file in `dir`: the receipt, or a fresh hash when it has none. */
+async function countedStream(dir: string, file: string): Promise<{ bytes: number; sha256: string } | null> {
+  let size: number;
+  try {
+    const st = await stat(join(dir, file));
+    if (!st.isFile()) return null;
+    size = st.size;
+  } catch {
+    return null;
+  }
+  try {
+    const r: unknown = JSON.parse(await readFile(join(dir, receiptName(file)), 'utf8'));
+    if (typeof r === 'object' && r !== null) {
+      const o = r as Record<string, unknown>;
+      if (o['bytes'] === size && typeof o['sha256'] === 'string') return { bytes: size, sha256: o['sha256'] };
+    }
+  } catch {
+    // no receipt: count it now
+  }
+  return hashFile(join(dir, file));
+}
+
+/**
+ * Make capture task `taskId`'s uploads the image `name` (manifest from the
+ * agent, name and source forced here). INVALID_INPUT naming the partition when
+ * a stream is missing or differs from the manifest; nothing changes then.
+ */
+export async function commitCapture(store: Store, taskId: number, name: string, input: unknown, source: { mac: string; maxBytes: number }): Promise<ImageInfo> {
+  if (!isValidName(name)) throw new FleetbootError('INVALID_INPUT', `Invalid image name ${JSON.stringify(name)}`);
+  let manifest: Manifest;
+  try {
+    manifest = parseManifest(input);
+  } catch (err) {
+    throw new FleetbootError('INVALID_INPUT', `Invalid manifest: ${errorMessage(err)}`, { cause: err });
+  }
+  manifest = { ...manifest, name, source: { ...manifest.source, mac: source.mac, taskId } };
+  const dir = await findIncoming(store, taskId);
+  if (!dir) throw new FleetbootError('INVALID_INPUT', `Task #${taskId} uploaded no streams`);
+  let total = 0;
+  for (const p of manifest.partitions) {
+    const got = await countedStream(dir, p.file);
+    if (!got) throw new FleetbootError('INVALID_INPUT', `Partition ${p.number}: stream ${p.file} was not uploaded`);
+    if (got.bytes !== p.streamBytes) throw new FleetbootError('INVALID_INPUT', `Partition ${p.number}: stream ${p.file} has ${got.bytes} bytes on the server, the manifest says ${p.streamBytes}`);
+    if (got.sha256 !== p.sha256) throw new FleetbootError('INVALID_INPUT', `Partition ${p.number}: stream ${p.file} has sha256 ${got.sha256} on the server, the manifest says ${p.sha256}`);
+    total += got.bytes;
+  }
+  if (total > source.maxBytes) throw new StreamTooLargeError(`The image is ${total} bytes, more than imaging.maxImageBytes (${source.maxBytes})`);
+  // Keep only the manifest's streams.
+  const keep = new Set(manifest.partitions.map((p) => p.file));
+  for (const f of await readdir(dir)) if (!keep.has(f)) await rm(join(dir, f), { recursive: true, force: true });
+  await writeFileAtomic(dir, MANIFEST_FILE, JSON.stringify(manifest, null, 2) + '\n');
+  const uuid = randomUUID();
+  const finalDir = join(imagesRoot(store), uuid);
+  await rename(dir, finalDir);
+  await fsyncPath(imagesRoot(store));
+  let oldDir: string | null;
+  try {
+    oldDir = await putImage(store.db, uuid, manifest);
+  } catch (err) {
+    await rm(finalDir, { recursive: true, force: true });
+    throw err;
+  }
+  if (oldDir !== null && UUID_RE.test(oldDir)) await rm(join(imagesRoot(store), oldDir), { recursive: true, force: true });
+  const rec = await getImageRecord(store.db, name);
+  if (!rec) throw new FleetbootError('IO', `Image ${name} vanished right after its commit`);
+  return rec.info;
+}
+
+/** Remove a capture task's incoming directory (failed, cancelled). */
+export async function discardIncoming(store: Store, taskId: number): Promise<void> {
+  for (;;) {
+    const dir = await findIncoming(store, taskId);
+    if (!dir) return;
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The path of stream `file` of image `name`, or null when the image has no such stream. */
+export async function imageStreamPath(store: Store, name: string, file: string): Promise<string | null> {
+  if (!isStreamFile(file)) return null;
+  const rec = await getImageRecord(store.db, name);
+  if (!rec || !rec.manifest.partitions.some((p) => p.file === file)) return null;
+  return join(imagesRoot(store), rec.dir, file);
+}
+
+/** Delete image `name`: NOT_FOUND; CONFLICT while an active capture or deploy task uses it. */
+export async function removeImage(store: Store, name: string): Promise<void> {
+  if (!isValidName(name)) throw new FleetbootError('INVALID_INPUT', `Invalid image name ${JSON.stringify(name)}`);
+  const busy = await store.db
+    .selectFrom('tasks')
+    .select(['id', 'type', 'state'])
+    .where('image', '=', name)
+    .where('type', 'in', ['capture', 'deploy'])
+    .where('state', 'in', [...ACTIVE_TASK_STATES])
+    .executeTakeFirst();
+  if (busy) throw new FleetbootError('CONFLICT', `Image '${name}' is in use by task #${busy.id} (${busy.type}, ${busy.state})`);
+  const dir = await deleteImageRow(store.db, name);
+  if (dir === null) throw new FleetbootError('NOT_FOUND', `No image named '${name}'`);
+  if (UUID_RE.test(dir)) await rm(join(imagesRoot(store), dir), { recursive: true, force: true });
+}
+
+/**
+ * At server start: remove image directories no row points at (a commit cut
+ * off between rename and row switch, an old directory not yet deleted) and
+ * incoming directories of tasks that are no longer active capture tasks.
+ * Incoming directories of active captures stay: their agent may still be
+ * retrying across the restart.
+ */
+export async function cleanupOrphans(store: Store): Promise<string[]> {
+  const root = imagesRoot(store);
+  await mkdir(join(root, INCOMING_DIR), { recursive: true, mode: 0o750 });
+  const used = new Set(await imageDirs(store.db));
+  const active = new Set(
+    (
+      await store.db
+        .selectFrom('tasks')
+        .select('id')
+        .where('type', '=', 'capture')
+        .where('state', 'in', [...ACTIVE_TASK_STATES])
+        .execute()
+    ).map((r) => r.id),
+  );
+  const removed: string[] = [];
+  for (const n of await readdir(root)) {
+    if (n === INCOMING_DIR || used.has(n)) continue;
+    await rm(join(root, n), { recursive: true, force: true });
+    removed.push(n);
+  }
+  for (const n of await readdir(join(root, INCOMING_DIR))) {
+    const m = /^task-(\d+)-/.exec(n);
+    if (m && active.has(Number(m[1]))) continue;
+    await rm(join(root, INCOMING_DIR, n), { recursive: true, force: true });
+    removed.push(join(INCOMING_DIR, n));
+  }
+  return removed;
+}

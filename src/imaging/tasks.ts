@@ -1,0 +1,275 @@
+/**
+ * The task lifecycle on the server: what the boot decision and the agent
+ * endpoints do to a task, with one log line per state change.
+ *
+ *   queued --boot decision--> booting --agent GET task--> running
+ *   running <--slot--> waiting (no transfer slot free)
+ *   any active --complete--> done | --fail/reaper--> failed | --cancel--> cancelled
+ *   any active --PXE boot again--> booting (new token, attempts+1)
+ *
+ * Tokens: 32 random bytes as hex, handed to the machine once on the kernel
+ * command line; the database keeps only their sha256.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FleetbootConfig } from '../config/config.js';
+import { FleetbootError, errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { Store } from '../store/db.js';
+import { createHost, getHost } from '../store/hosts.js';
+import { getImage } from '../store/images.js';
+import { putInventory } from '../store/inventory.js';
+import { bootTaskRow, finishTask, getTask, isActiveState, patchActiveTask, slotStates, taskByTokenHash, type Task } from '../store/tasks.js';
+import { commitCapture, discardIncoming } from './image-store.js';
+import { ManifestError, parseInventory, type Inventory } from './manifest.js';
+import type { ProgressReport, SlotAnswer, TaskPhase, TaskSpec, TaskState } from './protocol.js';
+import { RateTracker } from './rate.js';
+import { decideSlot } from './slots.js';
+
+export const BOOTENV_KERNEL = 'vmlinuz';
+export const BOOTENV_INITRD = 'initrd.img';
+
+/** Longest failure reason kept. */
+const MAX_REASON = 2000;
+/** last_seen_at is written at most this often by data transfers (progress reports always write it). */
+const TOUCH_EVERY_MS = 5000;
+
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function newToken(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** The name a register task gives the new host: host-<mac without colons>. */
+export function registeredHostName(mac: string): string {
+  return `host-${mac.replace(/:/g, '')}`;
+}
+
+export interface ImagingDeps {
+  store: Store;
+  config: Readonly<FleetbootConfig>;
+  log: Logger;
+  /** Clock (ms since the epoch); tests pass their own. */
+  now?: () => number;
+}
+
+export type ImagingService = ReturnType<typeof createImagingService>;
+
+export function createImagingService(deps: ImagingDeps) {
+  const { store, config } = deps;
+  const db = store.db;
+  const log = deps.log.child({ subsystem: 'imaging' });
+  const now = deps.now ?? Date.now;
+  const rates = new RateTracker();
+  const touched = new Map<number, number>();
+  const iso = (): string => new Date(now()).toISOString();
+
+  function transition(t: Pick<Task, 'id' | 'mac' | 'type' | 'image'>, from: TaskState, to: TaskState, reason: string | null = null, extra: Record<string, unknown> = {}): void {
+    const line = { task: t.id, mac: t.mac, type: t.type, image: t.image, from, state: to, ...(reason ? { reason } : {}), ...extra };
+    const text = `task #${t.id} ${t.type} ${t.mac}: ${from} -> ${to}${reason ? ` (${reason})` : ''}`;
+    if (to === 'failed') log.warn(line, text);
+    else log.info(line, text);
+  }
+
+  /** End an active task; false when it had already ended. Cleans what the task left behind. */
+  async function finish(t: Task, state: 'done' | 'failed' | 'cancelled', reason: string | null): Promise<boolean> {
+    const r = reason === null ? null : reason.slice(0, MAX_REASON);
+    const after = await finishTask(db, t.id, state, r);
+    rates.forget(t.id);
+    touched.delete(t.id);
+    if (t.type === 'capture' && state !== 'done') {
+      try {
+        await discardIncoming(store, t.id);
+      } catch (err) {
+        log.error({ task: t.id, err: errorMessage(err) }, 'removing the incoming directory of a capture failed');
+      }
+    }
+    if (!after) return false;
+    transition(t, t.state, state, r);
+    return true;
+  }
+
+  return {
+    rates,
+
+    /** Are the boot environment files there? */
+    async bootEnvReady(): Promise<boolean> {
+      for (const f of [BOOTENV_KERNEL, BOOTENV_INITRD]) {
+        try {
+          if (!(await stat(join(config.imaging.bootEnvDir, f))).isFile()) return false;
+        } catch {
+          return false;
+        }
+      }
+      return true;
+    },
+
+    /**
+     * The boot decision hands task `t` the boot environment: a new token
+     * (returned; the only time it exists in clear), state booting. Null when
+     * the task is no longer active.
+     */
+    async handOut(t: Task): Promise<string | null> {
+      const token = newToken();
+      if (!(await bootTaskRow(db, t.id, tokenHash(token)))) return null;
+      rates.forget(t.id);
+      transition(t, t.state, 'booting', null, { attempt: t.attempts + 1 });
+      return token;
+    },
+
+    /** The task a Bearer token belongs to (any state), or null. */
+    async authenticate(header: string | undefined): Promise<Task | null> {
+      const m = /^Bearer[ ]+([0-9a-f]{16,128})\s*$/i.exec(header ?? '');
+      if (!m?.[1]) return null;
+      const hash = tokenHash(m[1].toLowerCase());
+      const found = await taskByTokenHash(db, hash);
+      if (!found) return null;
+      const a = Buffer.from(hash, 'hex');
+      const b = Buffer.from(found.tokenSha256, 'hex');
+      return a.length === b.length && timingSafeEqual(a, b) ? found.task : null;
+    },
+
+    /** Note agent contact (data transfers), at most every few seconds per task. */
+    async touch(t: Task): Promise<void> {
+      const n = now();
+      if (n - (touched.get(t.id) ?? 0) < TOUCH_EVERY_MS) return;
+      touched.set(t.id, n);
+      await patchActiveTask(db, t.id, { last_seen_at: iso() });
+    },
+
+    /** GET /agent/v1/task: booting -> running; the spec. */
+    async start(t: Task): Promise<TaskSpec> {
+      const at = iso();
+      if (t.state === 'booting' || t.state === 'queued') {
+        await patchActiveTask(db, t.id, { state: 'running', started_at: t.startedAt ?? at, last_seen_at: at, phase: 'starting' });
+        transition(t, t.state, 'running', null, { attempt: t.attempts });
+      } else {
+        await patchActiveTask(db, t.id, { last_seen_at: at });
+      }
+      let manifest = null;
+      if (t.type === 'deploy') {
+        const img = t.image === null ? null : await getImage(db, t.image);
+        if (!img) {
+          const reason = `image '${t.image ?? ''}' no longer exists`;
+          await finish(t, 'failed', reason);
+          throw new FleetbootError('CONFLICT', `Task #${t.id}: ${reason}`);
+        }
+        manifest = img.manifest;
+      }
+      return {
+        id: t.id,
+        type: t.type,
+        mac: t.mac,
+        image: t.image,
+        manifest,
+        disk: t.options.disk,
+        table: t.options.table,
+        progressIntervalSeconds: config.imaging.progressIntervalSeconds,
+        agentTimeoutSeconds: config.imaging.agentTimeoutSeconds,
+      };
+    },
+
+    /** POST progress: store it with the server's rate/ETA; the state after it. */
+    async progress(t: Task, r: ProgressReport): Promise<TaskState> {
+      if (!isActiveState(t.state)) return t.state;
+      const { rateBps, etaSeconds } = rates.report(t.id, r.bytesDone, r.bytesTotal, now());
+      const ok = await patchActiveTask(db, t.id, {
+        phase: r.phase,
+        bytes_done: r.bytesDone,
+        bytes_total: r.bytesTotal,
+        partition: r.partition,
+        message: r.message ?? null,
+        rate_bps: rateBps,
+        eta_seconds: etaSeconds,
+        last_seen_at: iso(),
+      });
+      if (!ok) return (await getTask(db, t.id))?.state ?? 'cancelled';
+      return t.state;
+    },
+
+    /** POST slot: grant (running) or queue (waiting, with the position). */
+    async slot(t: Task): Promise<SlotAnswer> {
+      const policy = {
+        maxTransfers: config.imaging.maxTransfers,
+        retryAfterSeconds: Math.max(1, Math.min(config.imaging.progressIntervalSeconds, 10)),
+        staleWaitMs: Math.max(30_000, config.imaging.progressIntervalSeconds * 4000),
+      };
+      const { answer, from, to } = await db.transaction().execute(async (trx) => {
+        const n = now();
+        const at = new Date(n).toISOString();
+        const list = (await slotStates(trx)).map((s) => ({ id: s.id, requestedAt: s.requestedAt, grantedAt: s.grantedAt, lastSeenMs: Date.parse(s.lastSeenAt ?? s.updatedAt) }));
+        const current = await getTask(trx, t.id);
+        if (!current || !isActiveState(current.state)) throw new FleetbootError('CONFLICT', `Task #${t.id} is ${current?.state ?? 'gone'}`);
+        const a = decideSlot(list, t.id, n, policy);
+        const mine = list.find((s) => s.id === t.id);
+        const requestedAt = mine?.requestedAt ?? at;
+        const state: TaskState = a.granted ? 'running' : 'waiting';
+        const phase: TaskPhase | null = a.granted ? (current.phase === 'waiting-slot' ? 'transfer' : current.phase) : 'waiting-slot';
+        await patchActiveTask(trx, t.id, { state, phase, slot_requested_at: requestedAt, slot_granted_at: a.granted ? (mine?.grantedAt ?? at) : null, last_seen_at: at, started_at: current.startedAt ?? at });
+        return { answer: a, from: current.state, to: state };
+      });
+      if (from !== to) transition(t, from, to, answer.granted ? 'transfer slot granted' : `waiting for a transfer slot (position ${answer.position})`);
+      return answer;
+    },
+
+    /** POST complete: capture -> commit the image; deploy -> done; inventory/register -> store it (register: the host). */
+    async complete(t: Task, body: unknown): Promise<void> {
+      if (typeof body !== 'object' || body === null) throw new FleetbootError('INVALID_INPUT', 'The body must be a JSON object');
+      const b = body as Record<string, unknown>;
+      const type = b['type'];
+      const sameKind = type === t.type || ((type === 'inventory' || type === 'register') && (t.type === 'inventory' || t.type === 'register'));
+      if (!sameKind) throw new FleetbootError('INVALID_INPUT', `Task #${t.id} is a ${t.type} task; the completion says ${JSON.stringify(type)}`);
+      if (t.type === 'capture') {
+        await patchActiveTask(db, t.id, { phase: 'finishing', last_seen_at: iso() });
+        try {
+          const info = await commitCapture(store, t.id, t.image ?? '', b['manifest'], { mac: t.mac, maxBytes: config.imaging.maxImageBytes });
+          log.info({ task: t.id, mac: t.mac, image: info.name, bytes: info.sizeBytes, partitions: info.partitions }, `image '${info.name}' stored (${info.partitions} partitions, ${info.sizeBytes} bytes)`);
+        } catch (err) {
+          if (err instanceof FleetbootError && err.code === 'INVALID_INPUT') await finish(t, 'failed', `capture refused: ${err.message}`);
+          throw err;
+        }
+        await finish(t, 'done', null);
+        return;
+      }
+      if (t.type === 'deploy') {
+        if (b['verified'] !== true) throw new FleetbootError('INVALID_INPUT', 'A deploy completion must say verified: true');
+        await finish(t, 'done', null);
+        return;
+      }
+      let inv: Inventory;
+      try {
+        inv = parseInventory(b['inventory']);
+      } catch (err) {
+        if (err instanceof ManifestError) throw new FleetbootError('INVALID_INPUT', `Invalid inventory: ${err.message}`);
+        throw err;
+      }
+      await putInventory(db, t.mac, inv);
+      if (t.type === 'register' && !(await getHost(db, t.mac))) {
+        try {
+          await createHost(db, { mac: t.mac, name: registeredHostName(t.mac) });
+          log.info({ task: t.id, mac: t.mac, name: registeredHostName(t.mac) }, `host ${t.mac} registered as ${registeredHostName(t.mac)}`);
+        } catch (err) {
+          if (!(err instanceof FleetbootError && err.code === 'CONFLICT')) throw err;
+        }
+      }
+      await finish(t, 'done', null);
+    },
+
+    /** POST fail: failed with the agent's reason (and its inventory, when sent). */
+    async fail(t: Task, reason: string, inventory: unknown): Promise<void> {
+      if (inventory !== undefined) {
+        try {
+          await putInventory(db, t.mac, parseInventory(inventory));
+        } catch (err) {
+          log.warn({ task: t.id, mac: t.mac, err: errorMessage(err) }, 'the inventory sent with a failure was not stored');
+        }
+      }
+      await finish(t, 'failed', reason.trim() === '' ? 'the agent failed without a reason' : reason);
+    },
+
+    finish,
+  };
+}

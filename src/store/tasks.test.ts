@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FleetbootError } from '../lib/errors.js';
+import { cancelTask, createHost, createTask, finishTask, getTask, listTasks, openStore, putImage, retryTask, type Store } from './index.js';
+import type { Manifest } from '../imaging/manifest.js';
+
+async function withStore(fn: (s: Store) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetboot-tasks-'));
+  const s = await openStore(dir);
+  try {
+    await fn(s);
+  } finally {
+    await s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const MAC = '52:54:00:00:00:01';
+
+function code(c: string) {
+  return (e: unknown) => e instanceof FleetbootError && e.code === c;
+}
+
+export function sampleManifest(name: string): Manifest {
+  return {
+    format: 'fleetboot-image',
+    version: 1,
+    name,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    source: { mac: MAC, taskId: null, disk: '/dev/sda', diskModel: null },
+    diskBytes: 10 * 1024 * 1024,
+    table: { type: 'dos', sectorSize: 512, id: '0x1234abcd', sfdisk: 'label: dos\n' },
+    partitions: [
+      { number: 1, start: 2048, sectors: 2048, type: '83', uuid: null, name: null, bootable: false, filesystem: 'ext4', tool: 'partclone.ext4', compression: 'zstd', file: 'p1.pcl.zst', sizeBytes: 2048 * 512, usedBytes: null, streamBytes: 0, sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' },
+    ],
+  };
+}
+
+test('createTask() validates its input and queues the task', async () => {
+  await withStore(async (s) => {
+    await assert.rejects(createTask(s.db, { type: 'capture', mac: MAC, image: 'img' }), code('NOT_FOUND'), 'capture needs a host');
+    await createHost(s.db, { mac: MAC, name: 'pc1' });
+    await assert.rejects(createTask(s.db, { type: 'capture', mac: 'nope', image: 'img' }), code('INVALID_INPUT'));
+    await assert.rejects(createTask(s.db, { type: 'capture', mac: MAC }), code('INVALID_INPUT'), 'capture needs an image name');
+    await assert.rejects(createTask(s.db, { type: 'capture', mac: MAC, image: '../x' }), code('INVALID_INPUT'));
+    await assert.rejects(createTask(s.db, { type: 'capture', mac: MAC, image: 'img', options: { disk: '/etc/passwd' } }), code('INVALID_INPUT'));
+    await assert.rejects(createTask(s.db, { type: 'bogus' as 'capture', mac: MAC, image: 'img' }), code('INVALID_INPUT'));
+    await assert.rejects(createTask(s.db, { type: 'deploy', mac: MAC, image: 'none' }), code('NOT_FOUND'), 'deploy needs an existing image');
+    const t = await createTask(s.db, { type: 'capture', mac: '52-54-00-00-00-01', image: 'img', options: { disk: '/dev/vda' } });
+    assert.equal(t.state, 'queued');
+    assert.equal(t.mac, MAC);
+    assert.equal(t.hostName, 'pc1');
+    assert.deepEqual(t.options, { disk: '/dev/vda', table: 'keep' });
+    assert.equal(t.attempts, 0);
+    await assert.rejects(createTask(s.db, { type: 'inventory', mac: MAC }), code('CONFLICT'), 'one active task per MAC');
+    assert.deepEqual(await getTask(s.db, t.id), t);
+  });
+});
+
+test('register tasks need no host; deploy accepts an existing image', async () => {
+  await withStore(async (s) => {
+    const r = await createTask(s.db, { type: 'register', mac: '52:54:00:00:00:09' });
+    assert.equal(r.hostName, null);
+    await createHost(s.db, { mac: MAC });
+    await putImage(s.db, '00000000-0000-4000-8000-000000000000', sampleManifest('base'));
+    const d = await createTask(s.db, { type: 'deploy', mac: MAC, image: 'base', options: { table: 'gpt' } });
+    assert.equal(d.options.table, 'gpt');
+  });
+});
+
+test('cancelTask() and retryTask() follow the lifecycle', async () => {
+  await withStore(async (s) => {
+    await createHost(s.db, { mac: MAC });
+    const t = await createTask(s.db, { type: 'inventory', mac: MAC });
+    await assert.rejects(retryTask(s.db, t.id), code('CONFLICT'), 'an active task cannot be retried');
+    const c = await cancelTask(s.db, t.id);
+    assert.equal(c.state, 'cancelled');
+    assert.ok(c.finishedAt);
+    await assert.rejects(cancelTask(s.db, t.id), code('CONFLICT'));
+    await assert.rejects(cancelTask(s.db, 999), code('NOT_FOUND'));
+    const r = await retryTask(s.db, t.id);
+    assert.equal(r.retryOf, t.id);
+    assert.equal(r.state, 'queued');
+    await assert.rejects(retryTask(s.db, t.id), code('CONFLICT'), 'the MAC has an active task again');
+    assert.ok(await finishTask(s.db, r.id, 'done'));
+    assert.equal(await finishTask(s.db, r.id, 'failed', 'x'), null, 'a finished task stays finished');
+    await assert.rejects(retryTask(s.db, r.id), code('CONFLICT'), 'a done task is not retried');
+    const all = await listTasks(s.db);
+    assert.deepEqual(all.map((x) => x.id), [r.id, t.id]);
+    assert.equal((await listTasks(s.db, { active: true })).length, 0);
+    assert.equal((await listTasks(s.db, { mac: MAC, limit: 1 })).length, 1);
+  });
+});

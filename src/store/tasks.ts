@@ -1,0 +1,315 @@
+/**
+ * Imaging tasks: one row per task, with its lifecycle (src/imaging/protocol.ts
+ * TaskState), progress, options and the sha256 of its current boot token.
+ * Plain functions over a Kysely handle; the lifecycle rules that need more
+ * than one row (slots, the reaper, the boot decision) live in src/imaging/.
+ */
+import type { Kysely, Selectable, Updateable } from 'kysely';
+import { FleetbootError } from '../lib/errors.js';
+import { ACTIVE_TASK_STATES, type TaskPhase, type TaskState, type TaskType } from '../imaging/protocol.js';
+import type { Database, TaskTable } from './schema.js';
+import { isValidName, normaliseMac } from './validate.js';
+
+export interface TaskOptions {
+  /** Target disk device (/dev/...), or null for the agent's default (first fixed disk). */
+  disk: string | null;
+  /** deploy: write the partition table as captured, or converted. */
+  table: 'keep' | 'gpt' | 'mbr';
+}
+
+export interface Task {
+  id: number;
+  type: TaskType;
+  mac: string;
+  /** Name of the host with this MAC, when there is one and it has a name. */
+  hostName: string | null;
+  image: string | null;
+  state: TaskState;
+  phase: TaskPhase | null;
+  bytesDone: number;
+  bytesTotal: number | null;
+  rateBps: number | null;
+  etaSeconds: number | null;
+  partition: number | null;
+  message: string | null;
+  error: string | null;
+  /** How many times the machine was handed the boot environment for it. */
+  attempts: number;
+  options: TaskOptions;
+  retryOf: number | null;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  lastSeenAt: string | null;
+}
+
+export interface NewTask {
+  type: TaskType;
+  mac: string;
+  image?: string | null;
+  options?: Partial<TaskOptions>;
+}
+
+type Db = Kysely<Database>;
+
+export const TASK_TYPES: readonly TaskType[] = ['capture', 'deploy', 'inventory', 'register'];
+export const TERMINAL_TASK_STATES: readonly TaskState[] = ['done', 'failed', 'cancelled'];
+/** Target disks a task may name. */
+export const DISK_PATTERN = '^/dev/[a-z0-9/_-]+$';
+const DISK_RE = new RegExp(DISK_PATTERN);
+const TABLES: readonly TaskOptions['table'][] = ['keep', 'gpt', 'mbr'];
+const STATES: readonly TaskState[] = [...ACTIVE_TASK_STATES, ...TERMINAL_TASK_STATES];
+const PHASES: readonly TaskPhase[] = ['starting', 'waiting-slot', 'partition-table', 'transfer', 'verify', 'inventory', 'finishing'];
+
+export function isActiveState(s: TaskState): boolean {
+  return ACTIVE_TASK_STATES.includes(s);
+}
+
+function oneOf<T extends string>(list: readonly T[], v: string | null, what: string): T {
+  const found = list.find((x) => x === v);
+  if (found === undefined) throw new TypeError(`The database holds an unknown task ${what} ${JSON.stringify(v)}`);
+  return found;
+}
+
+function parseOptions(text: string): TaskOptions {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    o = {};
+  }
+  const r = typeof o === 'object' && o !== null ? (o as Record<string, unknown>) : {};
+  const disk = typeof r['disk'] === 'string' ? r['disk'] : null;
+  const table = TABLES.find((t) => t === r['table']) ?? 'keep';
+  return { disk, table };
+}
+
+type TaskRow = Selectable<TaskTable> & { host_name: string | null };
+
+export function taskQuery(db: Db) {
+  return db.selectFrom('tasks').leftJoin('hosts', 'hosts.mac', 'tasks.mac').selectAll('tasks').select('hosts.name as host_name');
+}
+
+export function toTask(r: TaskRow): Task {
+  return {
+    id: r.id,
+    type: oneOf(TASK_TYPES, r.type, 'type'),
+    mac: r.mac,
+    hostName: r.host_name,
+    image: r.image,
+    state: oneOf(STATES, r.state, 'state'),
+    phase: r.phase === null ? null : oneOf(PHASES, r.phase, 'phase'),
+    bytesDone: Number(r.bytes_done),
+    bytesTotal: r.bytes_total === null ? null : Number(r.bytes_total),
+    rateBps: r.rate_bps === null ? null : Number(r.rate_bps),
+    etaSeconds: r.eta_seconds,
+    partition: r.partition,
+    message: r.message,
+    error: r.error,
+    attempts: r.attempts,
+    options: parseOptions(r.options),
+    retryOf: r.retry_of,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    lastSeenAt: r.last_seen_at,
+  };
+}
+
+function checkOptions(o: Partial<TaskOptions> | undefined): TaskOptions {
+  const disk = o?.disk ?? null;
+  const table = o?.table ?? 'keep';
+  if (disk !== null && (typeof disk !== 'string' || !DISK_RE.test(disk) || disk.length > 128 || disk.includes('..'))) {
+    throw new FleetbootError('INVALID_INPUT', `Invalid disk ${JSON.stringify(disk)}: expected a device path such as /dev/sda or /dev/nvme0n1`);
+  }
+  if (!TABLES.includes(table)) throw new FleetbootError('INVALID_INPUT', `Invalid partition table ${JSON.stringify(table)}: expected keep, gpt or mbr`);
+  return { disk, table };
+}
+
+async function activeTaskOf(db: Db, mac: string): Promise<{ id: number; type: string; state: string } | undefined> {
+  return db.selectFrom('tasks').select(['id', 'type', 'state']).where('mac', '=', mac).where('state', 'in', [...ACTIVE_TASK_STATES]).executeTakeFirst();
+}
+
+async function insertTask(db: Db, t: NewTask, retryOf: number | null, opts: CreateTaskOptions = {}): Promise<number> {
+  if (!TASK_TYPES.includes(t.type)) throw new FleetbootError('INVALID_INPUT', `Invalid task type ${JSON.stringify(t.type)}: expected one of ${TASK_TYPES.join(', ')}`);
+  const mac = typeof t.mac === 'string' ? normaliseMac(t.mac) : null;
+  if (!mac) throw new FleetbootError('INVALID_INPUT', `Invalid MAC address ${JSON.stringify(t.mac)}: expected six hex bytes such as 52:54:00:12:34:56`);
+  const image = t.image ?? null;
+  if (image !== null && (typeof image !== 'string' || !isValidName(image))) throw new FleetbootError('INVALID_INPUT', `Invalid image name ${JSON.stringify(image)}`);
+  if ((t.type === 'capture' || t.type === 'deploy') && image === null) throw new FleetbootError('INVALID_INPUT', `A ${t.type} task needs an image name`);
+  if ((t.type === 'inventory' || t.type === 'register') && image !== null) throw new FleetbootError('INVALID_INPUT', `A ${t.type} task takes no image`);
+  const options = checkOptions(t.options);
+  if (t.type !== 'register' && !(t.type === 'inventory' && opts.allowUnknownHost === true)) {
+    const host = await db.selectFrom('hosts').select('id').where('mac', '=', mac).executeTakeFirst();
+    if (!host) throw new FleetbootError('NOT_FOUND', `No host with MAC ${mac} (add it first, or use a register task)`);
+  }
+  if (t.type === 'deploy' && image !== null) {
+    const img = await db.selectFrom('images').select('id').where('name', '=', image).executeTakeFirst();
+    if (!img) throw new FleetbootError('NOT_FOUND', `No image named '${image}'`);
+  }
+  const active = await activeTaskOf(db, mac);
+  if (active) throw new FleetbootError('CONFLICT', `MAC ${mac} already has an active task (#${active.id}, ${active.type}, ${active.state}): cancel it first`);
+  const now = new Date().toISOString();
+  try {
+    const { id } = await db
+      .insertInto('tasks')
+      .values({ type: t.type, mac, image, state: 'queued', options: JSON.stringify(options), retry_of: retryOf, bytes_done: 0, attempts: 0, created_at: now, updated_at: now })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return id;
+  } catch (err) {
+    // The partial unique index: another create for this MAC won the race.
+    if (err instanceof Error && /UNIQUE constraint failed|unique/i.test(err.message)) {
+      throw new FleetbootError('CONFLICT', `MAC ${mac} already has an active task: cancel it first`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+export interface CreateTaskOptions {
+  /**
+   * An inventory task for a MAC that is not a host (the boot menu's
+   * "Hardware inventory" on an unknown machine); the inventory is kept by MAC.
+   */
+  allowUnknownHost?: boolean;
+}
+
+/** Queue a task. See NewTask; errors: INVALID_INPUT, NOT_FOUND (host, deploy image), CONFLICT (active task for the MAC). */
+export async function createTask(db: Db, t: NewTask, opts: CreateTaskOptions = {}): Promise<Task> {
+  return db.transaction().execute(async (trx) => {
+    const id = await insertTask(trx, t, null, opts);
+    return toTask(await taskQuery(trx).where('tasks.id', '=', id).executeTakeFirstOrThrow());
+  });
+}
+
+export async function getTask(db: Db, id: number): Promise<Task | null> {
+  if (!Number.isSafeInteger(id) || id < 1) return null;
+  const r = await taskQuery(db).where('tasks.id', '=', id).executeTakeFirst();
+  return r ? toTask(r) : null;
+}
+
+/** Newest first. `active`: true = only queued/booting/waiting/running, false = only finished ones. */
+export async function listTasks(db: Db, filter: { mac?: string; active?: boolean; limit?: number } = {}): Promise<Task[]> {
+  let q = taskQuery(db);
+  if (filter.mac !== undefined) {
+    const mac = normaliseMac(filter.mac);
+    if (!mac) throw new FleetbootError('INVALID_INPUT', `Invalid MAC address ${JSON.stringify(filter.mac)}`);
+    q = q.where('tasks.mac', '=', mac);
+  }
+  if (filter.active === true) q = q.where('tasks.state', 'in', [...ACTIVE_TASK_STATES]);
+  if (filter.active === false) q = q.where('tasks.state', 'in', [...TERMINAL_TASK_STATES]);
+  q = q.orderBy('tasks.id', 'desc');
+  if (filter.limit !== undefined) q = q.limit(Math.max(1, Math.min(10000, Math.floor(filter.limit))));
+  return (await q.execute()).map(toTask);
+}
+
+/** The active task of a MAC, or null. */
+export async function activeTaskForMac(db: Db, mac: string): Promise<Task | null> {
+  const m = normaliseMac(mac);
+  if (!m) return null;
+  const r = await taskQuery(db).where('tasks.mac', '=', m).where('tasks.state', 'in', [...ACTIVE_TASK_STATES]).executeTakeFirst();
+  return r ? toTask(r) : null;
+}
+
+/**
+ * Move an active task to a terminal state (done, failed with `error`, or
+ * cancelled), releasing its slot. Returns the task as it is afterwards, or
+ * null when it was not active any more (someone else finished it first).
+ */
+export async function finishTask(db: Db, id: number, state: 'done' | 'failed' | 'cancelled', error: string | null = null): Promise<Task | null> {
+  const now = new Date().toISOString();
+  const r = await db
+    .updateTable('tasks')
+    .set({ state, error: state === 'done' ? null : error, finished_at: now, updated_at: now, slot_granted_at: null, rate_bps: null, eta_seconds: null })
+    .where('id', '=', id)
+    .where('state', 'in', [...ACTIVE_TASK_STATES])
+    .executeTakeFirst();
+  if (r.numUpdatedRows === 0n) return null;
+  return getTask(db, id);
+}
+
+/** NOT_FOUND; CONFLICT when the task already ended. */
+export async function cancelTask(db: Db, id: number): Promise<Task> {
+  const t = await getTask(db, id);
+  if (!t) throw new FleetbootError('NOT_FOUND', `No task #${id}`);
+  if (!isActiveState(t.state)) throw new FleetbootError('CONFLICT', `Task #${id} is already ${t.state}`);
+  const after = await finishTask(db, id, 'cancelled', 'cancelled by the administrator');
+  if (!after) {
+    const now = await getTask(db, id);
+    throw new FleetbootError('CONFLICT', `Task #${id} is already ${now?.state ?? 'gone'}`);
+  }
+  return after;
+}
+
+/** A new queued task like a failed or cancelled one (retryOf = id). */
+export async function retryTask(db: Db, id: number): Promise<Task> {
+  return db.transaction().execute(async (trx) => {
+    const old = await getTask(trx, id);
+    if (!old) throw new FleetbootError('NOT_FOUND', `No task #${id}`);
+    if (old.state !== 'failed' && old.state !== 'cancelled') throw new FleetbootError('CONFLICT', `Task #${id} is ${old.state}: only a failed or cancelled task can be retried`);
+    const newId = await insertTask(trx, { type: old.type, mac: old.mac, image: old.image, options: old.options }, old.id);
+    return toTask(await taskQuery(trx).where('tasks.id', '=', newId).executeTakeFirstOrThrow());
+  });
+}
+
+/** Columns the lifecycle may change on an active task. */
+export type TaskPatch = Pick<
+  Updateable<TaskTable>,
+  'state' | 'phase' | 'bytes_done' | 'bytes_total' | 'rate_bps' | 'eta_seconds' | 'partition' | 'message' | 'started_at' | 'last_seen_at' | 'slot_requested_at' | 'slot_granted_at'
+>;
+
+/** Change an active task (updated_at set); false when it is not active any more. */
+export async function patchActiveTask(db: Db, id: number, patch: TaskPatch): Promise<boolean> {
+  const r = await db
+    .updateTable('tasks')
+    .set({ ...patch, updated_at: new Date().toISOString() })
+    .where('id', '=', id)
+    .where('state', 'in', [...ACTIVE_TASK_STATES])
+    .executeTakeFirst();
+  return r.numUpdatedRows > 0n;
+}
+
+/**
+ * The boot decision handed the machine the boot environment: store the new
+ * token's sha256 (the old token stops working), state booting, attempts+1,
+ * slot released (the previous agent, if any, is gone). False when the task
+ * is not active.
+ */
+export async function bootTaskRow(db: Db, id: number, tokenSha256: string): Promise<boolean> {
+  const now = new Date().toISOString();
+  const r = await db
+    .updateTable('tasks')
+    .set((eb) => ({
+      state: 'booting',
+      token_sha256: tokenSha256,
+      attempts: eb('attempts', '+', 1),
+      slot_granted_at: null,
+      slot_requested_at: null,
+      rate_bps: null,
+      eta_seconds: null,
+      last_seen_at: now,
+      updated_at: now,
+    }))
+    .where('id', '=', id)
+    .where('state', 'in', [...ACTIVE_TASK_STATES])
+    .executeTakeFirst();
+  return r.numUpdatedRows > 0n;
+}
+
+/** The task whose current token has this sha256, with the stored hash (for a constant-time compare), or null. */
+export async function taskByTokenHash(db: Db, tokenSha256: string): Promise<{ task: Task; tokenSha256: string } | null> {
+  const r = await taskQuery(db).where('tasks.token_sha256', '=', tokenSha256).executeTakeFirst();
+  return r && r.token_sha256 !== null ? { task: toTask(r), tokenSha256: r.token_sha256 } : null;
+}
+
+/** Slot state of every active task, for src/imaging/slots.ts. */
+export async function slotStates(db: Db): Promise<{ id: number; requestedAt: string | null; grantedAt: string | null; lastSeenAt: string | null; updatedAt: string }[]> {
+  const rows = await db
+    .selectFrom('tasks')
+    .select(['id', 'slot_requested_at', 'slot_granted_at', 'last_seen_at', 'updated_at'])
+    .where('state', 'in', [...ACTIVE_TASK_STATES])
+    .execute();
+  return rows.map((r) => ({ id: r.id, requestedAt: r.slot_requested_at, grantedAt: r.slot_granted_at, lastSeenAt: r.last_seen_at, updatedAt: r.updated_at }));
+}

@@ -1,0 +1,480 @@
+/**
+ * The imaging server with a real HTTP listener on 127.0.0.1 (port 0) and
+ * fetch playing the agent: captures (chunked uploads, cut-off uploads, bad
+ * manifests), deploy downloads with Range, token rules, transfer slots, the
+ * stale-task reaper, a restart, and the boot decision for machines with tasks.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { loadConfig, type ConfigOverrides } from '../src/config/config.js';
+import { createLogger, silentLogger, type Logger } from '../src/lib/log.js';
+import { startFleetboot, type RunningFleetboot } from '../src/server.js';
+import { cancelTask, createHost, createTask, getHost, getImage, getInventory, getTask, listTasks, openStore, type Store } from '../src/store/index.js';
+import type { Manifest } from '../src/imaging/manifest.js';
+import type { Inventory } from '../src/imaging/manifest.js';
+
+const MAC_A = '52:54:00:aa:00:01';
+const MAC_B = '52:54:00:aa:00:02';
+
+interface Env {
+  dir: string;
+  fb: RunningFleetboot;
+  store: Store;
+  logs: Array<Record<string, unknown>>;
+}
+
+async function start(dir: string, imaging: ConfigOverrides['imaging'] = {}, logs?: Array<Record<string, unknown>>): Promise<RunningFleetboot> {
+  const config = loadConfig({
+    overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' }, imaging },
+  });
+  let logger: Logger = silentLogger;
+  if (logs) {
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
+        cb();
+      },
+    });
+    logger = createLogger('info', sink);
+  }
+  return startFleetboot(config, { logger, ipxeDir: join(dir, 'no-ipxe') });
+}
+
+async function withServer(fn: (env: Env) => Promise<void>, imaging: ConfigOverrides['imaging'] = {}, opts: { bootEnv?: boolean } = {}): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetboot-imaging-'));
+  if (opts.bootEnv !== false) {
+    mkdirSync(join(dir, 'bootenv'), { recursive: true });
+    writeFileSync(join(dir, 'bootenv', 'vmlinuz'), Buffer.from(Array.from({ length: 4000 }, (_, i) => i % 256)));
+    writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'initrd');
+  }
+  const logs: Array<Record<string, unknown>> = [];
+  const fb = await start(dir, imaging, logs);
+  const store = await openStore(dir);
+  try {
+    await fn({ dir, fb, store, logs });
+  } finally {
+    await store.close();
+    await fb.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** PXE-boot the machine: the decision script, and the task id and token when it boots the environment. */
+async function pxe(fb: RunningFleetboot, mac: string): Promise<{ script: string; task: number | null; token: string | null }> {
+  const res = await fetch(`${fb.url}/boot/decide?mac=${mac.replace(/:/g, '-')}&platform=pcbios`);
+  assert.equal(res.status, 200);
+  const script = await res.text();
+  const task = /fleetboot\.task=(\d+)/.exec(script)?.[1];
+  const token = /fleetboot\.token=([0-9a-f]+)/.exec(script)?.[1];
+  return { script, task: task ? Number(task) : null, token: token ?? null };
+}
+
+function agent(fb: RunningFleetboot, token: string) {
+  const h = { authorization: `Bearer ${token}` };
+  const url = (p: string): string => `${fb.url}/agent/v1${p}`;
+  return {
+    get: (p: string, extra: Record<string, string> = {}) => fetch(url(p), { headers: { ...h, ...extra } }),
+    post: (p: string, body?: unknown) =>
+      fetch(url(p), body === undefined ? { method: 'POST', headers: h } : { method: 'POST', headers: { ...h, 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    /** PUT a stream in chunks; `abortAfter` chunks cuts the request off. */
+    put: async (file: string, data: Buffer, opts: { chunk?: number; abortAfter?: number } = {}) => {
+      const size = opts.chunk ?? 64 * 1024;
+      const ctrl = new AbortController();
+      let sent = 0;
+      let offset = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (opts.abortAfter !== undefined && sent >= opts.abortAfter) {
+            await new Promise((r) => setTimeout(r, 100));
+            ctrl.abort();
+            return;
+          }
+          if (offset >= data.length) {
+            c.close();
+            return;
+          }
+          c.enqueue(new Uint8Array(data.subarray(offset, offset + size)));
+          offset += size;
+          sent++;
+        },
+      });
+      return fetch(url(`/task/streams/${file}`), { method: 'PUT', headers: { ...h, 'content-type': 'application/octet-stream' }, body, duplex: 'half', signal: ctrl.signal } as RequestInit);
+    },
+  };
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+function manifestFor(streams: Record<string, Buffer>, over: Partial<Manifest> = {}): Manifest {
+  const files = Object.keys(streams);
+  return {
+    format: 'fleetboot-image',
+    version: 1,
+    name: '',
+    createdAt: new Date().toISOString(),
+    source: { mac: null, taskId: null, disk: '/dev/vda', diskModel: 'QEMU HARDDISK' },
+    diskBytes: 64 * 1024 * 1024,
+    table: { type: 'dos', sectorSize: 512, id: '0x1234abcd', sfdisk: 'label: dos\n' },
+    partitions: files.map((file, i) => {
+      const data = streams[file] as Buffer;
+      return {
+        number: i + 1,
+        start: 2048 + i * 40960,
+        sectors: 40960,
+        type: '83',
+        uuid: null,
+        name: null,
+        bootable: i === 0,
+        filesystem: file.includes('pcl') ? 'ext4' : null,
+        tool: file.includes('pcl') ? 'partclone.ext4' : 'raw',
+        compression: 'zstd' as const,
+        file,
+        sizeBytes: 40960 * 512,
+        usedBytes: null,
+        streamBytes: data.length,
+        sha256: sha(data),
+      };
+    }),
+    ...over,
+  };
+}
+
+const inventory: Inventory = {
+  collectedAt: '2026-01-01T00:00:00.000Z',
+  cpu: { model: 'QEMU Virtual CPU', sockets: 1, cores: 2, threads: 2 },
+  memoryBytes: 1024 * 1024 * 1024,
+  disks: [{ name: 'vda', sizeBytes: 8 * 1024 ** 3, model: null, serial: null, rotational: false }],
+  nics: [{ name: 'eth0', mac: '52:54:00:aa:00:09', driver: 'e1000', speedMbps: 1000 }],
+  smbios: { manufacturer: 'QEMU', product: 'Standard PC (i440FX + PIIX, 1996)', serial: null, uuid: null, biosVendor: 'SeaBIOS', biosVersion: null },
+  firmware: 'bios',
+};
+
+/** A full capture of `streams` as image `name` by machine `mac`; returns the task id. */
+async function capture(env: Env, mac: string, name: string, streams: Record<string, Buffer>): Promise<number> {
+  await createTask(env.store.db, { type: 'capture', mac, image: name });
+  const boot = await pxe(env.fb, mac);
+  assert.ok(boot.token && boot.task);
+  const a = agent(env.fb, boot.token);
+  assert.equal((await a.get('/task')).status, 200);
+  assert.deepEqual(await (await a.post('/task/slot')).json(), { granted: true });
+  for (const [file, data] of Object.entries(streams)) {
+    const r = await a.put(file, data, { chunk: 10_000 });
+    assert.equal(r.status, 200, await r.clone().text());
+    assert.deepEqual(await r.json(), { file, bytes: data.length, sha256: sha(data) });
+  }
+  const done = await a.post('/task/complete', { type: 'capture', manifest: manifestFor(streams) });
+  assert.equal(done.status, 200, await done.clone().text());
+  return boot.task;
+}
+
+function imageFiles(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const root = join(dir, 'images');
+  for (const d of readdirSync(root)) {
+    if (d === '.incoming') continue;
+    for (const f of readdirSync(join(root, d))) out.set(`${d}/${f}`, sha(readFileSync(join(root, d, f))));
+  }
+  return out;
+}
+
+test('a capture uploaded in chunks becomes an image; a cut-off second capture of that name leaves it intact; a bad manifest is refused', async () => {
+  await withServer(async (env) => {
+    await createHost(env.store.db, { mac: MAC_A, name: 'ref' });
+    const streams = { 'p1.raw.zst': randomBytes(300_000), 'p2.pcl.zst': randomBytes(123_457) };
+    const id = await capture(env, MAC_A, 'base', streams);
+    const t = await getTask(env.store.db, id);
+    assert.equal(t?.state, 'done');
+    const img = await getImage(env.store.db, 'base');
+    assert.ok(img);
+    assert.equal(img.info.partitions, 2);
+    assert.equal(img.info.sizeBytes, 300_000 + 123_457);
+    assert.equal(img.manifest.name, 'base');
+    assert.equal(img.manifest.source.taskId, id);
+    assert.equal(img.manifest.source.mac, MAC_A);
+    const before = imageFiles(env.dir);
+    assert.equal(before.size, 3, 'manifest.json and two streams');
+    assert.ok([...before.values()].includes(sha(streams['p1.raw.zst'])));
+    assert.ok(env.logs.some((l) => l['subsystem'] === 'imaging' && l['task'] === id && l['state'] === 'done'), 'the transition is logged');
+
+    // Second capture of 'base': one stream complete, the next cut off mid-upload, then the agent fails.
+    const second = await createTask(env.store.db, { type: 'capture', mac: MAC_A, image: 'base' });
+    const boot = await pxe(env.fb, MAC_A);
+    assert.ok(boot.token);
+    const a = agent(env.fb, boot.token);
+    await a.get('/task');
+    assert.equal((await a.put('p1.raw.zst', randomBytes(50_000))).status, 200);
+    await assert.rejects(a.put('p2.pcl.zst', randomBytes(2_000_000), { chunk: 16_384, abortAfter: 5 }));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await a.post('/task/fail', { reason: 'power lost' })).status, 200);
+    assert.equal((await getTask(env.store.db, second.id))?.state, 'failed');
+    assert.deepEqual(imageFiles(env.dir), before, 'the first image is byte for byte as it was');
+    assert.deepEqual((await getImage(env.store.db, 'base'))?.manifest, img.manifest);
+    assert.deepEqual(readdirSync(join(env.dir, 'images', '.incoming')), [], 'the failed capture left nothing behind');
+
+    // A manifest whose sha256 is not what was uploaded: refused, task failed, no image.
+    const third = await createTask(env.store.db, { type: 'capture', mac: MAC_A, image: 'other' });
+    const b3 = await pxe(env.fb, MAC_A);
+    assert.ok(b3.token);
+    const a3 = agent(env.fb, b3.token);
+    await a3.get('/task');
+    const data = randomBytes(10_000);
+    assert.equal((await a3.put('p1.raw.zst', data)).status, 200);
+    const m = manifestFor({ 'p1.raw.zst': data });
+    (m.partitions[0] as { sha256: string }).sha256 = sha(Buffer.from('something else'));
+    const r = await a3.post('/task/complete', { type: 'capture', manifest: m });
+    assert.equal(r.status, 400);
+    assert.match(((await r.json()) as { message: string }).message, /Partition 1.*sha256/);
+    const t3 = await getTask(env.store.db, third.id);
+    assert.equal(t3?.state, 'failed');
+    assert.match(t3?.error ?? '', /sha256/);
+    assert.equal(await getImage(env.store.db, 'other'), null);
+    assert.deepEqual(imageFiles(env.dir), before);
+    assert.ok(env.logs.some((l) => l['task'] === second.id && /upload of p2\.pcl\.zst cut off/.test(String(l['msg']))), 'the server saw the cut-off upload');
+
+    // An agent retrying a cut-off stream: the complete second PUT replaces the partial one.
+    await createTask(env.store.db, { type: 'capture', mac: MAC_A, image: 'retried' });
+    const b4 = await pxe(env.fb, MAC_A);
+    assert.ok(b4.token);
+    const a4 = agent(env.fb, b4.token);
+    await a4.get('/task');
+    const d4 = randomBytes(500_000);
+    await assert.rejects(a4.put('p1.raw.zst', d4, { chunk: 16_384, abortAfter: 3 }));
+    assert.equal((await a4.put('p1.raw.zst', d4)).status, 200);
+    assert.equal((await a4.post('/task/complete', { type: 'capture', manifest: manifestFor({ 'p1.raw.zst': d4 }) })).status, 200);
+    assert.equal((await getImage(env.store.db, 'retried'))?.info.sizeBytes, d4.length);
+  });
+});
+
+test('deploy: Range downloads of the task image, token rules, cancel gives 409', async () => {
+  await withServer(async (env) => {
+    await createHost(env.store.db, { mac: MAC_A });
+    await createHost(env.store.db, { mac: MAC_B });
+    const streams = { 'p1.raw.zst': randomBytes(200_000) };
+    await capture(env, MAC_A, 'base', streams);
+    await createTask(env.store.db, { type: 'deploy', mac: MAC_B, image: 'base' });
+    const boot = await pxe(env.fb, MAC_B);
+    assert.ok(boot.token && boot.task);
+    const a = agent(env.fb, boot.token);
+    const spec = (await (await a.get('/task')).json()) as { type: string; manifest: Manifest; image: string };
+    assert.equal(spec.type, 'deploy');
+    assert.equal(spec.manifest.partitions[0]?.sha256, sha(streams['p1.raw.zst']));
+    assert.equal((await getTask(env.store.db, boot.task))?.state, 'running');
+
+    const full = await a.get('/task/image/p1.raw.zst');
+    assert.equal(full.status, 200);
+    assert.equal(sha(Buffer.from(await full.arrayBuffer())), sha(streams['p1.raw.zst']));
+    const part = await a.get('/task/image/p1.raw.zst', { range: 'bytes=123456-' });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers.get('content-range'), 'bytes 123456-199999/200000');
+    assert.deepEqual(Buffer.from(await part.arrayBuffer()), streams['p1.raw.zst'].subarray(123456));
+
+    assert.equal((await a.get('/task/image/p2.raw.zst')).status, 404, 'a file that is not in the task image');
+    assert.equal((await a.get('/task/image/..%2Fmanifest.json')).status, 400);
+    assert.equal((await a.put('p1.raw.zst', randomBytes(10))).status, 409, 'a deploy task uploads nothing');
+    assert.equal((await agent(env.fb, 'ab'.repeat(32)).get('/task')).status, 401);
+    assert.equal((await fetch(`${env.fb.url}/agent/v1/task`)).status, 401);
+
+    const p = await a.post('/task/progress', { phase: 'transfer', bytesDone: 100_000, bytesTotal: 200_000, partition: 1 });
+    assert.deepEqual(await p.json(), { state: 'running' });
+    const t = await getTask(env.store.db, boot.task);
+    assert.equal(t?.bytesDone, 100_000);
+    assert.ok(t?.lastSeenAt);
+
+    await cancelTask(env.store.db, boot.task);
+    assert.equal((await a.get('/task')).status, 409);
+    assert.equal((await a.get('/task/image/p1.raw.zst')).status, 409);
+    assert.equal((await a.post('/task/complete', { type: 'deploy', verified: true })).status, 409);
+    const after = await a.post('/task/progress', { phase: 'transfer', bytesDone: 150_000, bytesTotal: 200_000, partition: 1 });
+    assert.deepEqual(await after.json(), { state: 'cancelled' }, 'progress tells the agent to stop');
+  });
+});
+
+test('slots: with maxTransfers 1 the second agent waits with position 1 and gets the slot when the first completes', async () => {
+  await withServer(
+    async (env) => {
+      await createHost(env.store.db, { mac: MAC_A });
+      await createHost(env.store.db, { mac: MAC_B });
+      await createHost(env.store.db, { mac: '52:54:00:aa:00:03' });
+      await capture(env, '52:54:00:aa:00:03', 'base', { 'p1.raw.zst': randomBytes(1000) });
+      const boots = [];
+      for (const mac of [MAC_A, MAC_B]) {
+        await createTask(env.store.db, { type: 'deploy', mac, image: 'base' });
+        const b = await pxe(env.fb, mac);
+        assert.ok(b.token && b.task);
+        boots.push({ a: agent(env.fb, b.token), id: b.task });
+      }
+      const [first, second] = boots as [(typeof boots)[0], (typeof boots)[0]];
+      await first.a.get('/task');
+      await second.a.get('/task');
+      assert.deepEqual(await (await first.a.post('/task/slot')).json(), { granted: true });
+      const wait = await second.a.post('/task/slot');
+      assert.equal(wait.headers.get('retry-after'), '1');
+      assert.deepEqual(await wait.json(), { granted: false, position: 1, retryAfterSeconds: 1 });
+      assert.equal((await getTask(env.store.db, second.id))?.state, 'waiting');
+      assert.equal((await getTask(env.store.db, first.id))?.state, 'running');
+      assert.equal((await first.a.post('/task/complete', { type: 'deploy', verified: true })).status, 200);
+      assert.deepEqual(await (await second.a.post('/task/slot')).json(), { granted: true });
+      assert.equal((await getTask(env.store.db, second.id))?.state, 'running');
+    },
+    { maxTransfers: 1, progressIntervalSeconds: 1 },
+  );
+});
+
+test('the reaper fails a silent task', async () => {
+  await withServer(
+    async (env) => {
+      await createHost(env.store.db, { mac: MAC_A });
+      await createTask(env.store.db, { type: 'inventory', mac: MAC_A });
+      const b = await pxe(env.fb, MAC_A);
+      assert.ok(b.token && b.task);
+      await agent(env.fb, b.token).get('/task');
+      assert.deepEqual(await env.fb.reaper.sweep(), []);
+      await new Promise((r) => setTimeout(r, 2300));
+      assert.deepEqual(await env.fb.reaper.sweep(), [b.task]);
+      const t = await getTask(env.store.db, b.task);
+      assert.equal(t?.state, 'failed');
+      assert.equal(t?.error, 'no contact from the agent for 2 s (machine off or network down?)');
+    },
+    { agentTimeoutSeconds: 2, progressIntervalSeconds: 1 },
+  );
+});
+
+test('a server restart keeps the task and its token working (and does not reap it)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetboot-imaging-'));
+  mkdirSync(join(dir, 'bootenv'));
+  writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'k');
+  writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'i');
+  let fb = await start(dir, { agentTimeoutSeconds: 2, progressIntervalSeconds: 1 });
+  const store = await openStore(dir);
+  try {
+    await createHost(store.db, { mac: MAC_A });
+    await createHost(store.db, { mac: MAC_B });
+    const data = randomBytes(100_000);
+    await capture({ dir, fb, store, logs: [] }, MAC_A, 'base', { 'p1.raw.zst': data });
+    await createTask(store.db, { type: 'deploy', mac: MAC_B, image: 'base' });
+    const b = await pxe(fb, MAC_B);
+    assert.ok(b.token && b.task);
+    assert.equal((await agent(fb, b.token).get('/task')).status, 200);
+    await fb.close();
+    await new Promise((r) => setTimeout(r, 2300)); // longer than the agent timeout, while the server is down
+    fb = await start(dir, { agentTimeoutSeconds: 2, progressIntervalSeconds: 1 });
+    assert.deepEqual(await fb.reaper.sweep(), [], 'the grace period counts from the restart');
+    const a = agent(fb, b.token);
+    assert.equal((await a.get('/task')).status, 200);
+    const part = await a.get('/task/image/p1.raw.zst', { range: 'bytes=50000-' });
+    assert.equal(part.status, 206);
+    assert.deepEqual(Buffer.from(await part.arrayBuffer()), data.subarray(50000));
+    assert.equal((await a.post('/task/complete', { type: 'deploy', verified: true })).status, 200);
+    assert.equal((await getTask(store.db, b.task))?.state, 'done');
+  } finally {
+    await store.close();
+    await fb.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('boot decision: a queued task boots the environment with a token; after done the normal decision is back', async () => {
+  await withServer(async (env) => {
+    await createHost(env.store.db, { mac: MAC_A, name: 'pc1' });
+    const before = await pxe(env.fb, MAC_A);
+    assert.match(before.script, /^menu /m);
+    assert.equal(before.token, null);
+    const task = await createTask(env.store.db, { type: 'inventory', mac: MAC_A, options: {} });
+    const b = await pxe(env.fb, MAC_A);
+    const base = env.fb.baseUrl;
+    assert.ok(b.token && b.token.length === 64);
+    assert.ok(
+      b.script.includes(
+        `kernel ${base}/boot/env/vmlinuz initrd=initrd.img fleetboot.url=${base} fleetboot.task=${task.id} fleetboot.token=${b.token} BOOTIF=01-\${net0/mac:hexhyp} console=tty0 console=ttyS0,115200 || goto failed`,
+      ),
+      b.script,
+    );
+    assert.match(b.script, new RegExp(`^initrd ${base}/boot/env/initrd.img \\|\\| goto failed$`, 'm'));
+    let t = await getTask(env.store.db, task.id);
+    assert.equal(t?.state, 'booting');
+    assert.equal(t?.attempts, 1);
+    // A second PXE boot: a new token, the old one stops working.
+    const again = await pxe(env.fb, MAC_A);
+    assert.ok(again.token && again.token !== b.token);
+    assert.equal((await agent(env.fb, b.token).get('/task')).status, 401);
+    const a = agent(env.fb, again.token);
+    assert.equal((await a.get('/task')).status, 200);
+    assert.equal((await a.post('/task/complete', { type: 'inventory', inventory })).status, 200);
+    t = await getTask(env.store.db, task.id);
+    assert.equal(t?.state, 'done');
+    assert.equal(t?.attempts, 2);
+    assert.equal((await getInventory(env.store.db, MAC_A))?.inventory.smbios.product, inventory.smbios.product);
+    const after = await pxe(env.fb, MAC_A);
+    assert.equal(after.token, null);
+    assert.match(after.script, /^menu /m, 'no re-imaging loop');
+
+    // The boot environment files are served with Range.
+    const k = await fetch(`${env.fb.url}/boot/env/vmlinuz`, { headers: { range: 'bytes=100-199' } });
+    assert.equal(k.status, 206);
+    assert.equal(Buffer.from(await k.arrayBuffer())[0], 100);
+    assert.equal((await fetch(`${env.fb.url}/boot/env/initrd.img`, { method: 'HEAD' })).headers.get('content-length'), '6');
+  });
+});
+
+test('boot decision: without the boot environment the task stays queued and the machine is told how to build it', async () => {
+  await withServer(
+    async (env) => {
+      await createHost(env.store.db, { mac: MAC_A });
+      const task = await createTask(env.store.db, { type: 'inventory', mac: MAC_A });
+      const b = await pxe(env.fb, MAC_A);
+      assert.equal(b.token, null);
+      assert.match(b.script, /build-bootenv\.sh/);
+      assert.equal((await getTask(env.store.db, task.id))?.state, 'queued');
+      assert.equal((await fetch(`${env.fb.url}/boot/env/vmlinuz`)).status, 404);
+    },
+    {},
+    { bootEnv: false },
+  );
+});
+
+test('boot decision: an unknown MAC under policy register gets a register task and becomes a host', async () => {
+  await withServer(
+    async (env) => {
+      const mac = '52:54:00:aa:00:77';
+      const b = await pxe(env.fb, mac);
+      assert.ok(b.token && b.task);
+      const t = await getTask(env.store.db, b.task);
+      assert.equal(t?.type, 'register');
+      assert.equal(t?.state, 'booting');
+      const a = agent(env.fb, b.token);
+      assert.equal((await a.get('/task')).status, 200);
+      assert.equal((await a.post('/task/complete', { type: 'register', inventory })).status, 200);
+      assert.equal((await getHost(env.store.db, mac))?.name, 'host-525400aa0077');
+      assert.equal((await getInventory(env.store.db, mac))?.inventory.memoryBytes, inventory.memoryBytes);
+      const next = await pxe(env.fb, mac);
+      assert.equal(next.token, null, 'a registered host is not registered again');
+    },
+    { unknownPolicy: 'register' },
+  );
+});
+
+test('boot menu of an unknown machine offers register and inventory, which create the task', async () => {
+  await withServer(async (env) => {
+    const mac = '52:54:00:aa:00:88';
+    const menu = await pxe(env.fb, mac);
+    assert.match(menu.script, /^item fb-register Register this machine$/m);
+    assert.match(menu.script, /^item fb-inventory Hardware inventory$/m);
+    assert.ok(menu.script.includes(`chain --replace --autofree ${env.fb.baseUrl}/boot/task?mac=${mac}&type=inventory || goto failed`));
+    assert.equal((await listTasks(env.store.db)).length, 0, 'the menu alone creates nothing');
+    const r = await fetch(`${env.fb.url}/boot/task?mac=${mac}&type=inventory`);
+    const script = await r.text();
+    assert.match(script, /fleetboot\.token=[0-9a-f]{64}/);
+    const [t] = await listTasks(env.store.db, { mac });
+    assert.equal(t?.type, 'inventory');
+    assert.equal(t?.state, 'booting');
+    const again = await (await fetch(`${env.fb.url}/boot/task?mac=${mac}&type=register`)).text();
+    assert.match(again, /already has an active task/);
+    assert.match(await (await fetch(`${env.fb.url}/boot/task?mac=${mac}&type=deploy`)).text(), /bad request/);
+    assert.ok(!existsSync(join(env.dir, 'images', 'x')));
+  });
+});
