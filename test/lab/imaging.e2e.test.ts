@@ -1,0 +1,283 @@
+/**
+ * Imaging end to end, in a lab built and torn down here:
+ *
+ *   bridge namespace ── taps ── QEMU guests (one at a time)
+ *        ├── fb    10.213.90.1  fleetboot serve (proxyDHCP, TFTP, HTTP, imaging)
+ *        └── dhcp  10.213.90.2  dnsmasq: addresses only (the "existing" DHCP server)
+ *
+ * Every guest boots through Fleetboot's PXE chain (proxyDHCP -> TFTP/iPXE ->
+ * HTTP -> the boot environment built by scripts/build-bootenv.sh), never
+ * through QEMU's -kernel:
+ *
+ *   1. A (SeaBIOS + iPXE ROM) has an MBR disk with an ext4 and a FAT32
+ *      partition holding known files; `task capture` makes image "ref".
+ *   2. A second capture of "ref" is cut off by powering A off mid-upload:
+ *      the task fails (no agent contact), "ref" is untouched.
+ *   3. B (OVMF, edk2 PXE) has a larger blank disk; `task deploy --table gpt`
+ *      writes "ref"; Fleetboot is stopped and started again mid-deploy and
+ *      the task still completes. B's disk, mounted on the host, holds every
+ *      file of A with the same sha256, under a GPT table.
+ *   4. An unknown machine with imaging.unknownPolicy "register" becomes a
+ *      host whose inventory has its MAC, CPUs, memory, disk and SMBIOS product.
+ *
+ * Needs root, `scripts/install-deps.sh --with-test`, and builds the boot
+ * environment on first use (cached). Fails, never skips. FBTEST_KEEP=1 keeps
+ * the work directory (logs, disks).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Lab, labAvailable } from './lab.js';
+import { CACHE_DIR, QemuGuest, chooseAccel, missingQemuPrerequisites, withTimeout, type Accel, type QemuVariant } from './qemu.js';
+import { REPO, fleetbootCli, startExistingDhcp, startFleetboot, type Fleetboot, type FleetbootOptions } from './bootenv/services.js';
+import { makeSourceDisk, readDiskFiles, sh, type SourceDisk } from './disks.js';
+
+const S = '10.213.90';
+const SERVER_IP = `${S}.1`;
+const A = { variant: 'bios-ipxe' as QemuVariant, mac: '52:54:00:fb:90:0a' };
+const B = { variant: 'ovmf-pxe' as QemuVariant, mac: '52:54:00:fb:90:0b' };
+const R = { variant: 'ovmf-ipxe' as QemuVariant, mac: '52:54:00:fb:90:0c' };
+const GUEST_MB = 1536;
+/** Guest steps under TCG: download ~40 MB of boot environment, boot Linux, run the agent. */
+const TASK_TIMEOUT_S = 600;
+
+interface Env {
+  lab: Lab;
+  work: string;
+  accel: Accel;
+  fb: Fleetboot;
+  fbOpts: FleetbootOptions;
+  bootEnvDir: string;
+  a: SourceDisk;
+}
+let env: Env | null = null;
+let labRef: Lab | null = null;
+let failed = false;
+
+function need(): Env {
+  if (!env) throw new Error('the lab was not set up (see the error of the before() hook above)');
+  return env;
+}
+
+async function guarded(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    failed = true;
+    throw err;
+  }
+}
+
+/** Build (or take from the cache) the boot environment with the real agent. */
+function buildBootEnv(out: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('bash', [join(REPO, 'scripts/build-bootenv.sh'), '--out', out], { cwd: REPO, maxBuffer: 64 * 1024 * 1024 }, (err, _o, stderr) => {
+      if (err) reject(new Error(`scripts/build-bootenv.sh failed: ${stderr.slice(-3000)}`));
+      else resolve();
+    });
+  });
+}
+
+async function cli(args: string[]): Promise<string> {
+  const e = need();
+  return fleetbootCli(e.lab, 'fb', e.fbOpts.dataDir, args);
+}
+
+async function cliJson<T>(args: string[]): Promise<T> {
+  return JSON.parse(await cli([...args, '--json'])) as T;
+}
+
+interface TaskView {
+  id: number;
+  state: string;
+  error: string | null;
+  bytesDone: number;
+  bytesTotal: number | null;
+  phase: string | null;
+}
+
+interface HostView {
+  mac: string;
+  inventory: { cpu: { threads: number }; memoryBytes: number; disks: Array<{ sizeBytes: number }>; nics: Array<{ mac: string }>; smbios: { product: string | null } } | null;
+}
+
+async function taskState(id: number): Promise<TaskView> {
+  return cliJson<TaskView>(['task', 'show', String(id)]);
+}
+
+function explain(e: Env, guest: QemuGuest | null): string {
+  return [guest ? guest.diagnostics(60) : '', `--- Fleetboot log (last 60 lines)\n${e.fb.log.tail(60)}`, `(work dir: ${e.work})`].join('\n');
+}
+
+/** Wait until the task is finished (or `until` says stop); fail early when the guest dies first. */
+async function waitTask(id: number, guest: QemuGuest | null, opts: { until?: (t: TaskView) => boolean; timeoutS?: number; guestMayExit?: boolean } = {}): Promise<TaskView> {
+  const e = need();
+  const deadline = Date.now() + (opts.timeoutS ?? TASK_TIMEOUT_S) * 1000;
+  let last: TaskView | null = null;
+  let exitedAt: number | null = null;
+  while (Date.now() < deadline) {
+    last = await taskState(id);
+    if (opts.until ? opts.until(last) : ['done', 'failed', 'cancelled'].includes(last.state)) return last;
+    if (guest && !guest.running && !opts.guestMayExit) {
+      exitedAt ??= Date.now();
+      // The guest reboots (-no-reboot: QEMU exits) right after it reports; give the report a moment.
+      if (Date.now() - exitedAt > 5000) assert.fail(`guest ${guest.name} exited while task ${id} is ${last.state}\n${explain(e, guest)}`);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return assert.fail(`task ${id} not finished within ${opts.timeoutS ?? TASK_TIMEOUT_S} s (last: ${JSON.stringify(last)})\n${explain(e, guest)}`);
+}
+
+async function startGuest(e: Env, g: { variant: QemuVariant; mac: string }, name: string, disk: string, extra: Partial<{ cpus: number; extraArgs: string[] }> = {}): Promise<QemuGuest> {
+  return QemuGuest.start(e.lab, { variant: g.variant, mac: g.mac, name, workDir: e.work, disk, memoryMb: GUEST_MB, accel: e.accel, ...extra });
+}
+
+async function sha256File(file: string): Promise<string> {
+  return createHash('sha256').update(await readFile(file)).digest('hex');
+}
+
+async function imageDirSums(dataDir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const root = join(dataDir, 'images');
+  for (const d of await readdir(root, { withFileTypes: true })) {
+    if (!d.isDirectory() || d.name.startsWith('.')) continue;
+    for (const f of await readdir(join(root, d.name))) out.set(`${d.name}/${f}`, await sha256File(join(root, d.name, f)));
+  }
+  return out;
+}
+
+describe('imaging: capture a BIOS machine over the network, deploy to a UEFI machine, register an unknown one', { timeout: 45 * 60_000 }, () => {
+  before(() =>
+    guarded(async () => {
+      if (process.getuid?.() !== 0) throw new Error('imaging.e2e needs root (namespaces, taps, loop devices)');
+      if (!(await labAvailable())) throw new Error('imaging.e2e needs `ip netns` (iproute2)');
+      const missing = missingQemuPrerequisites([A.variant, B.variant, R.variant]);
+      if (missing.length) throw new Error(`imaging.e2e needs QEMU and firmware; missing: ${missing.join(', ')}. Run: bash scripts/install-deps.sh --with-test`);
+      const work = mkdtempSync(join(tmpdir(), 'fb-imaging-e2e-'));
+      const bootEnvDir = join(CACHE_DIR, 'fleetboot-bootenv');
+      await buildBootEnv(bootEnvDir);
+      const a = await makeSourceDisk(join(work, 'a.img'), { sizeMiB: 128, fileMiB: 24 });
+      const accel = await chooseAccel();
+      const lab = await Lab.create({ subnet: S });
+      labRef = lab;
+      await lab.addHost('fb', SERVER_IP);
+      await lab.addHost('dhcp', `${S}.2`);
+      await startExistingDhcp(lab, 'dhcp', work);
+      const configFile = join(work, 'fleetboot.json');
+      writeFileSync(configFile, JSON.stringify({ boot: { menuTimeoutSeconds: 2 }, imaging: { bootEnvDir, agentTimeoutSeconds: 30, unknownPolicy: 'register' } }));
+      const fbOpts: FleetbootOptions = { dataDir: join(work, 'data'), serverIp: SERVER_IP, httpPort: 8080, configFile };
+      const fb = await startFleetboot(lab, 'fb', fbOpts);
+      env = { lab, work, accel, fb, fbOpts, bootEnvDir, a };
+      await cli(['host', 'add', A.mac, '--name', 'machine-a']);
+      await cli(['host', 'add', B.mac, '--name', 'machine-b']);
+    }),
+  );
+
+  after(async () => {
+    await labRef?.destroy();
+    const e = env;
+    if (e && !failed && !process.env.FBTEST_KEEP) rmSync(e.work, { recursive: true, force: true });
+    else if (e) console.log(`imaging.e2e: work directory kept: ${e.work}`);
+  });
+
+  test('capture: machine A (BIOS, MBR ext4 + FAT32) becomes image "ref" with a manifest and checksums', () =>
+    guarded(async () => {
+      const e = need();
+      const task = await cliJson<TaskView>(['task', 'capture', A.mac, '--image', 'ref']);
+      assert.equal(task.state, 'queued');
+      const guest = await startGuest(e, A, 'a-capture', e.a.file);
+      try {
+        const done = await waitTask(task.id, guest);
+        assert.equal(done.state, 'done', `capture failed: ${done.error}\n${explain(e, guest)}`);
+        // After the task the machine reboots; -no-reboot makes QEMU exit.
+        assert.ok(await withTimeout(guest.exited, 60_000), `A did not reboot after the capture\n${explain(e, guest)}`);
+      } finally {
+        await guest.stop();
+      }
+      const shown = await cliJson<{ info: { name: string; partitions: number }; manifest: { table: { type: string }; partitions: Array<{ number: number; filesystem: string | null; tool: string; sha256: string; file: string }> } }>(['image', 'show', 'ref']);
+      assert.equal(shown.manifest.table.type, 'dos');
+      assert.deepEqual(shown.manifest.partitions.map((p) => [p.number, p.filesystem, p.tool.startsWith('partclone.')]), [[1, 'ext4', true], [2, 'vfat', true]]);
+      for (const p of shown.manifest.partitions) assert.match(p.sha256, /^[0-9a-f]{64}$/);
+      // The next boot of A is its local disk: no re-imaging loop.
+      const decision = await e.lab.nsExec(e.lab.host('fb').netns, ['curl', '-s', `http://${SERVER_IP}:8080/boot/decide?mac=${A.mac.replace(/:/g, '-')}`]);
+      assert.doesNotMatch(decision, /fleetboot\.token=/, 'A would boot the imaging environment again');
+    }),
+  );
+
+  test('fault: A powered off mid-capture -> the task fails and image "ref" stays intact', () =>
+    guarded(async () => {
+      const e = need();
+      const before = await imageDirSums(e.fbOpts.dataDir);
+      const task = await cliJson<TaskView>(['task', 'capture', A.mac, '--image', 'ref']);
+      const guest = await startGuest(e, A, 'a-cut', e.a.file);
+      try {
+        await waitTask(task.id, guest, { until: (t) => t.state === 'running' && t.bytesDone > 0 });
+      } finally {
+        await guest.stop(); // power off
+      }
+      const t = await waitTask(task.id, null, { timeoutS: 120 });
+      assert.equal(t.state, 'failed');
+      assert.match(t.error ?? '', /contact|agent|stopped|upload/i);
+      assert.deepEqual(await imageDirSums(e.fbOpts.dataDir), before, 'the stored image changed');
+    }),
+  );
+
+  test('deploy: machine B (UEFI, larger blank disk) gets "ref" as GPT, survives a server restart, and holds every file of A', () =>
+    guarded(async () => {
+      const e = need();
+      const diskB = join(e.work, 'b.img');
+      await sh('truncate', ['-s', '192M', diskB]);
+      const task = await cliJson<TaskView>(['task', 'deploy', B.mac, '--image', 'ref', '--table', 'gpt']);
+      const guest = await startGuest(e, B, 'b-deploy', diskB);
+      try {
+        await waitTask(task.id, guest, { until: (t) => t.state === 'running' && t.bytesDone > 0 });
+        // Stop the server mid-deploy and start it again on the same data directory.
+        await e.fb.log.stop('SIGTERM');
+        e.fb = await startFleetboot(e.lab, 'fb', e.fbOpts);
+        const done = await waitTask(task.id, guest);
+        assert.equal(done.state, 'done', `deploy failed: ${done.error}\n${explain(e, guest)}`);
+        await withTimeout(guest.exited, 60_000);
+      } finally {
+        await guest.stop();
+      }
+      const b = await readDiskFiles(diskB);
+      assert.equal(b.table.label, 'gpt');
+      for (const [n, sums] of e.a.sums) assert.deepEqual(b.sums.get(n), sums, `partition ${n} differs`);
+    }),
+  );
+
+  test('registration: an unknown machine (policy register) becomes a host with its inventory', () =>
+    guarded(async () => {
+      const e = need();
+      const disk = join(e.work, 'r.img');
+      await sh('truncate', ['-s', '300M', disk]);
+      const guest = await startGuest(e, R, 'r-register', disk, { cpus: 2, extraArgs: ['-smbios', 'type=1,manufacturer=FleetbootLab,product=LabBox-9000,serial=SN-4242'] });
+      let host: HostView | null = null;
+      try {
+        const deadline = Date.now() + TASK_TIMEOUT_S * 1000;
+        while (Date.now() < deadline) {
+          host = await cliJson<HostView>(['host', 'show', R.mac]).catch(() => null);
+          if (host?.inventory) break;
+          if (!guest.running) break;
+          await new Promise((r) => setTimeout(r, 2000));
+        }
+      } finally {
+        await guest.stop();
+      }
+      assert.ok(host?.inventory, `no registered host with inventory for ${R.mac}\n${explain(e, guest)}`);
+      const inv = host.inventory;
+      assert.equal(inv.cpu.threads, 2);
+      // QEMU -m 1536: the kernel reports a little less than the whole.
+      assert.ok(inv.memoryBytes > 1400 * 1024 * 1024 && inv.memoryBytes <= GUEST_MB * 1024 * 1024, `memory ${inv.memoryBytes}`);
+      assert.ok(inv.disks.some((d) => d.sizeBytes === 300 * 1024 * 1024), JSON.stringify(inv.disks));
+      assert.ok(inv.nics.some((n) => n.mac === R.mac), JSON.stringify(inv.nics));
+      assert.equal(inv.smbios.product, 'LabBox-9000');
+    }),
+  );
+});
+
