@@ -253,7 +253,7 @@ test('deploy --table keep writes the captured MBR (same disk id, bootable flag) 
 });
 
 /** A Fleetboot server on 127.0.0.1:0 with a (fake) boot environment, so PXE decisions hand out task tokens. */
-async function withServer(fn: (fb: RunningFleetboot, store: Store) => Promise<void>): Promise<void> {
+async function withServer(fn: (fb: RunningFleetboot, store: Store, dataDir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(work, 'server-'));
   mkdirSync(join(dir, 'bootenv'));
   writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'kernel');
@@ -262,7 +262,7 @@ async function withServer(fn: (fb: RunningFleetboot, store: Store) => Promise<vo
   const fb = await startFleetboot(config, { logger: silentLogger, ipxeDir: join(dir, 'no-ipxe') });
   const store = await openStore(dir);
   try {
-    await fn(fb, store);
+    await fn(fb, store, dir);
   } finally {
     await store.close();
     await fb.close();
@@ -279,7 +279,7 @@ async function pxe(fb: RunningFleetboot, mac: string): Promise<{ task: string; t
 }
 
 test('run --url: capture into a real server, then deploy that image to another disk (gpt)', async () => {
-  await withServer(async (fb, store) => {
+  await withServer(async (fb, store, dataDir) => {
     const macA = '52:54:00:ab:00:01';
     const macB = '52:54:00:ab:00:02';
     await createHost(store.db, { mac: macA, name: 'machine-a' });
@@ -315,5 +315,21 @@ test('run --url: capture into a real server, then deploy that image to another d
     assert.equal(t.partitiontable.label, 'gpt');
     assert.deepEqual(await ext4Files(`${bDev}p1`), aExt4);
     assert.deepEqual(await fatFiles(`${bDev}p2`, FAT_NAMES), aFat);
+
+    // One byte flipped in the server's stored copy of partition 2: the deploy task fails naming it.
+    const imgDir = readdirSync(join(dataDir, 'images'), { withFileTypes: true }).find((d) => d.isDirectory() && !d.name.startsWith('.'));
+    assert.ok(imgDir, 'no image directory on the server');
+    const stream = join(dataDir, 'images', imgDir.name, 'p2.pcl.zst');
+    const bytes = readFileSync(stream);
+    const at = Math.floor(bytes.length / 3);
+    bytes[at] = (bytes[at] as number) ^ 0x40;
+    writeFileSync(stream, bytes);
+    const bad = await createTask(store.db, { type: 'deploy', mac: macB, image: 'srv-golden', options: { disk: bDev, table: 'gpt' } });
+    const c = await pxe(fb, macB);
+    const rb = await agent(['run', '--url', fb.url, '--task', c.task, '--token', c.token]);
+    assert.notEqual(rb.code, 0, 'the agent reported success for a corrupt stream');
+    const badTask = await getTask(store.db, bad.id);
+    assert.equal(badTask?.state, 'failed');
+    assert.match(badTask?.error ?? '', /partition 2 \(p2\.pcl\.zst\): checksum mismatch: expected [0-9a-f]{64}, got [0-9a-f]{64}/);
   });
 });
