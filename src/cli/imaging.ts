@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { Inventory, Manifest } from '../imaging/manifest.js';
-import type { Task } from '../store/index.js';
+import type { Host, Task } from '../store/index.js';
 import type { ImageInfo } from '../store/images.js';
 import { connect, CliError, type ApiClient } from './client.js';
 import type { GlobalOptions } from './globals.js';
@@ -15,13 +15,7 @@ import { printJson, printLine, printTable } from './output.js';
 type ImageDetail = ImageInfo & { manifest: Manifest };
 
 /** GET /api/v1/hosts/:mac */
-interface HostDetail {
-  mac: string;
-  name: string | null;
-  entry: string | null;
-  ip: string | null;
-  createdAt: string;
-  updatedAt: string;
+interface HostDetail extends Host {
   inventory: Inventory | null;
   activeTask: Task | null;
 }
