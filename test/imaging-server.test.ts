@@ -478,3 +478,82 @@ test('boot menu of an unknown machine offers register and inventory, which creat
     assert.ok(!existsSync(join(env.dir, 'images', 'x')));
   });
 });
+
+test('a capture cancelled before its completion never replaces the image', async () => {
+  await withServer(async (env) => {
+    await createHost(env.store.db, { mac: MAC_A, name: 'ref' });
+    const good = { 'p1.raw.zst': randomBytes(50_000) };
+    const first = await capture(env, MAC_A, 'gold', good);
+    const before = imageFiles(env.dir);
+    const img = await getImage(env.store.db, 'gold');
+    assert.equal(img?.info.taskId, first);
+
+    const second = await createTask(env.store.db, { type: 'capture', mac: MAC_A, image: 'gold' });
+    const boot = await pxe(env.fb, MAC_A);
+    assert.ok(boot.token);
+    const a = agent(env.fb, boot.token);
+    assert.equal((await a.get('/task')).status, 200);
+    const other = { 'p1.raw.zst': randomBytes(40_000) };
+    assert.equal((await a.put('p1.raw.zst', other['p1.raw.zst'])).status, 200);
+    // The administrator cancels it; the agent's completion comes after.
+    const cancel = await fetch(`${env.fb.url}/api/v1/tasks/${second.id}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${env.fb.token}` } });
+    assert.equal(cancel.status, 200, await cancel.clone().text());
+    const late = await a.post('/task/complete', { type: 'capture', manifest: manifestFor(other) });
+    assert.equal(late.status, 409);
+    assert.deepEqual(imageFiles(env.dir), before, 'the cancelled capture changed the stored image');
+    assert.equal((await getImage(env.store.db, 'gold'))?.info.taskId, first);
+    assert.ok(env.logs.some((l) => l['task'] === second.id && l['state'] === 'cancelled'), 'no transition line for the cancel');
+  });
+});
+
+test('a stream upload that is not application/octet-stream is refused (415) and leaves the earlier upload; a repeated completion is answered 200', async () => {
+  await withServer(async (env) => {
+    await createHost(env.store.db, { mac: MAC_A, name: 'ref' });
+    await createTask(env.store.db, { type: 'capture', mac: MAC_A, image: 'x' });
+    const boot = await pxe(env.fb, MAC_A);
+    assert.ok(boot.token);
+    const a = agent(env.fb, boot.token);
+    const data = randomBytes(20_000);
+    assert.equal((await a.put('p1.raw.zst', data)).status, 200);
+    const json = await fetch(`${env.fb.url}/agent/v1/task/streams/p1.raw.zst`, { method: 'PUT', headers: { authorization: `Bearer ${boot.token}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(json.status, 415);
+    const done = await a.post('/task/complete', { type: 'capture', manifest: manifestFor({ 'p1.raw.zst': data }) });
+    assert.equal(done.status, 200, await done.clone().text());
+    // The agent retries its completion (the first answer was lost): 200, the image stays.
+    const files = imageFiles(env.dir);
+    const again = await a.post('/task/complete', { type: 'capture', manifest: manifestFor({ 'p1.raw.zst': data }) });
+    assert.equal(again.status, 200, await again.clone().text());
+    assert.deepEqual(imageFiles(env.dir), files);
+  });
+});
+
+test('boot decision: a running task whose agent was heard from recently keeps its token (the machine is told to wait); too many boots fail the task', async () => {
+  await withServer(
+    async (env) => {
+      await createHost(env.store.db, { mac: MAC_A, name: 'ref' });
+      const t = await createTask(env.store.db, { type: 'capture', mac: MAC_A, image: 'y' });
+      const boot = await pxe(env.fb, MAC_A);
+      assert.ok(boot.token);
+      const a = agent(env.fb, boot.token);
+      assert.equal((await a.get('/task')).status, 200);
+      // Someone asks /boot/decide with the same MAC while the agent runs: no new token.
+      const again = await pxe(env.fb, MAC_A);
+      assert.equal(again.token, null);
+      assert.match(again.script, /is running on this machine/);
+      assert.match(again.script, /chain --replace --autofree http:\/\/127\.0\.0\.1:\d+\/boot\.ipxe/);
+      assert.equal((await a.post('/task/progress', { phase: 'transfer', bytesDone: 1, bytesTotal: null, partition: 1 })).status, 200);
+      assert.equal((await getTask(env.store.db, t.id))?.state, 'running');
+
+      // Boot loops end: a task handed out maxAttempts (2) times fails at the next boot.
+      const loop = await createTask(env.store.db, { type: 'inventory', mac: MAC_B }, { allowUnknownHost: true });
+      assert.ok((await pxe(env.fb, MAC_B)).token);
+      assert.ok((await pxe(env.fb, MAC_B)).token);
+      const third = await pxe(env.fb, MAC_B);
+      assert.equal(third.token, null);
+      const failed = await getTask(env.store.db, loop.id);
+      assert.equal(failed?.state, 'failed');
+      assert.match(failed?.error ?? '', /PXE-booted 2 times without finishing/);
+    },
+    { maxAttempts: 2 },
+  );
+});

@@ -17,7 +17,7 @@ import type { Writable } from 'node:stream';
 import type { Manifest, ManifestPartition } from '../imaging/manifest.js';
 import { partitionDevice, refreshPartitions, type DiskInfo } from './disk.js';
 import { AgentError } from './errors.js';
-import { runCommand, runOk, Watched } from './exec.js';
+import { runOk, Watched } from './exec.js';
 import { toError, type Progress } from './progress.js';
 import { checkDiskFits, planTable, type TableChoice } from './table.js';
 import { resolveTool } from './tools.js';
@@ -133,5 +133,5 @@ export async function deploy(o: DeployOptions): Promise<void> {
     await writePartition(o, p);
   }
   await o.progress.enter('verify', null);
-  await runCommand('blockdev', ['--flushbufs', disk.path]);
+  await runOk('blockdev', ['--flushbufs', disk.path]); // a failed flush is a failed deploy
 }

@@ -321,6 +321,13 @@ export function bootEnvScript(opts: { baseUrl: string; mac: string; hostName: st
 }
 
 /** A script that prints a message and returns to the firmware (bad request, server error). */
+/** Say why, wait, then ask the server again (the machine stays in iPXE instead of falling through to its disk). */
+export function retryScript(baseUrl: string, message: string, seconds: number): string {
+  assertSafe(`Base URL ${JSON.stringify(baseUrl)}`, ipxeUrlProblem(baseUrl));
+  const wait = Math.max(1, Math.min(600, Math.floor(seconds)));
+  return ['#!ipxe', `echo Fleetboot: ${ipxeText(message)}`, `echo Fleetboot: asking again in ${wait} s`, `sleep ${wait}`, `chain --replace --autofree ${baseUrl}/boot.ipxe`, ''].join('\n');
+}
+
 export function messageScript(message: string, opts: { pauseSeconds?: number } = {}): string {
   return ['#!ipxe', `echo Fleetboot: ${ipxeText(message)}`, `sleep ${opts.pauseSeconds ?? 5}`, 'exit 1', ''].join('\n');
 }

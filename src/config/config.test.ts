@@ -54,6 +54,7 @@ test('loadConfig() has imaging defaults and validates them', () => {
     unknownPolicy: 'menu',
     kernelArgs: '',
     maxImageBytes: 2 ** 40,
+    maxAttempts: 3,
   });
   assert.equal(loadConfig({ cwd: '/srv/x', overrides: { dataDir: '/d' } }).imaging.bootEnvDir, '/d/bootenv');
   assert.equal(loadConfig({ cwd: '/srv/x', overrides: { imaging: { bootEnvDir: 'be' } } }).imaging.bootEnvDir, '/srv/x/be');

@@ -129,6 +129,12 @@ export interface FleetbootConfig {
     kernelArgs: string;
     /** Largest stream (and image) a capture may upload. */
     maxImageBytes: number;
+    /**
+     * A task fails when its machine PXE-boots this many times without
+     * finishing it (a boot environment that never reaches the agent must not
+     * loop for ever, nor re-wipe a disk at every boot).
+     */
+    maxAttempts: number;
   };
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -185,6 +191,7 @@ export function defaultConfig(cwd: string = process.cwd()): FleetbootConfig {
       unknownPolicy: 'menu',
       kernelArgs: '',
       maxImageBytes: 2 ** 40,
+      maxAttempts: 3,
     },
     log: { level: 'info' },
   };
@@ -329,6 +336,7 @@ function validateImaging(c: FleetbootConfig): void {
     throw new FleetbootError('CONFIG', `'imaging.kernelArgs' must not set fleetboot.url, fleetboot.task or fleetboot.token (the server sets them): current value is ${JSON.stringify(m.kernelArgs)}`);
   }
   checkInt('imaging.maxImageBytes', m.maxImageBytes, 1, Number.MAX_SAFE_INTEGER);
+  checkInt('imaging.maxAttempts', m.maxAttempts, 1, 100);
 }
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;

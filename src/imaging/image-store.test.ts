@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { FleetbootError } from '../lib/errors.js';
-import { createHost, createTask, getImage, getImageRecord, openStore, type Store } from '../store/index.js';
+import { createHost, createTask, getImage, getImageRecord, getTask, openStore, type Store } from '../store/index.js';
 import { cleanupOrphans, commitCapture, discardIncoming, imageStreamPath, receiveStream, removeImage, StreamTooLargeError } from './image-store.js';
 import type { Manifest } from './manifest.js';
 
@@ -63,10 +63,18 @@ const isCode = (c: string) => (e: unknown) => e instanceof FleetbootError && e.c
 test('commitCapture() turns verified uploads into an image and replaces the old one only then', async () => {
   await withStore(async (s) => {
     const one = { 'p1.raw.zst': randomBytes(5000) };
-    await upload(s, 1, one);
-    const info = await commitCapture(s, 1, 'img', manifest(one), { mac: MAC, maxBytes: 1 << 30 });
+    const cap = await createTask(s.db, { type: 'capture', mac: MAC, image: 'img' });
+    await upload(s, cap.id, one);
+    const info = await commitCapture(s, cap.id, 'img', manifest(one), { mac: MAC, maxBytes: 1 << 30 });
     assert.equal(info.name, 'img');
-    assert.equal(info.taskId, 1);
+    assert.equal(info.taskId, cap.id);
+    // The commit ended the task in the same transaction.
+    assert.equal((await getTask(s.db, cap.id))?.state, 'done');
+    // A second commit for a task that is no longer active changes nothing.
+    const late = { 'p1.raw.zst': randomBytes(10) };
+    await upload(s, cap.id, late);
+    await assert.rejects(commitCapture(s, cap.id, 'img', manifest(late), { mac: MAC, maxBytes: 1 << 30 }), isCode('CONFLICT'));
+    assert.equal((await getImage(s.db, 'img'))?.info.sizeBytes, 5000);
     assert.equal(info.sourceMac, MAC);
     const rec = await getImageRecord(s.db, 'img');
     assert.ok(rec);
@@ -76,17 +84,18 @@ test('commitCapture() turns verified uploads into an image and replaces the old 
 
     // A second capture with a missing stream: refused, naming the partition; the image is untouched.
     const two = { 'p1.raw.zst': randomBytes(100), 'p2.raw.zst': randomBytes(100) };
-    await upload(s, 2, { 'p1.raw.zst': two['p1.raw.zst'] });
-    await assert.rejects(commitCapture(s, 2, 'img', manifest(two), { mac: MAC, maxBytes: 1 << 30 }), /Partition 2: stream p2\.raw\.zst was not uploaded/);
+    const cap2 = await createTask(s.db, { type: 'capture', mac: MAC, image: 'img' });
+    await upload(s, cap2.id, { 'p1.raw.zst': two['p1.raw.zst'] });
+    await assert.rejects(commitCapture(s, cap2.id, 'img', manifest(two), { mac: MAC, maxBytes: 1 << 30 }), /Partition 2: stream p2\.raw\.zst was not uploaded/);
     // A stream with other bytes than the manifest says.
-    await upload(s, 2, { 'p2.raw.zst': randomBytes(101) });
-    await assert.rejects(commitCapture(s, 2, 'img', manifest(two), { mac: MAC, maxBytes: 1 << 30 }), /Partition 2: stream p2\.raw\.zst has 101 bytes/);
+    await upload(s, cap2.id, { 'p2.raw.zst': randomBytes(101) });
+    await assert.rejects(commitCapture(s, cap2.id, 'img', manifest(two), { mac: MAC, maxBytes: 1 << 30 }), /Partition 2: stream p2\.raw\.zst has 101 bytes/);
     assert.equal((await getImageRecord(s.db, 'img'))?.dir, rec.dir);
     assert.deepEqual(readFileSync(join(dir, 'p1.raw.zst')), one['p1.raw.zst']);
 
     // Fixed: the commit replaces the image and removes the old directory.
-    await upload(s, 2, { 'p2.raw.zst': two['p2.raw.zst'] });
-    await commitCapture(s, 2, 'img', manifest(two), { mac: MAC, maxBytes: 1 << 30 });
+    await upload(s, cap2.id, { 'p2.raw.zst': two['p2.raw.zst'] });
+    await commitCapture(s, cap2.id, 'img', manifest(two), { mac: MAC, maxBytes: 1 << 30 });
     const now = await getImage(s.db, 'img');
     assert.equal(now?.info.partitions, 2);
     assert.ok(!existsSync(dir), 'the old directory is gone');
@@ -115,8 +124,9 @@ test('commitCapture() refuses an invalid manifest; receiveStream() refuses bad n
 test('removeImage() deletes the row and the directory; NOT_FOUND; CONFLICT while a task uses it', async () => {
   await withStore(async (s) => {
     const one = { 'p1.raw.zst': randomBytes(10) };
-    await upload(s, 1, one);
-    await commitCapture(s, 1, 'img', manifest(one), { mac: MAC, maxBytes: 1 << 30 });
+    const cap = await createTask(s.db, { type: 'capture', mac: MAC, image: 'img' });
+    await upload(s, cap.id, one);
+    await commitCapture(s, cap.id, 'img', manifest(one), { mac: MAC, maxBytes: 1 << 30 });
     const rec = await getImageRecord(s.db, 'img');
     assert.ok(rec);
     const t = await createTask(s.db, { type: 'deploy', mac: MAC, image: 'img' });
@@ -132,8 +142,9 @@ test('removeImage() deletes the row and the directory; NOT_FOUND; CONFLICT while
 test('cleanupOrphans() removes directories no row points at and incoming ones of inactive tasks', async () => {
   await withStore(async (s) => {
     const one = { 'p1.raw.zst': randomBytes(10) };
-    await upload(s, 1, one);
-    await commitCapture(s, 1, 'img', manifest(one), { mac: MAC, maxBytes: 1 << 30 });
+    const cap = await createTask(s.db, { type: 'capture', mac: MAC, image: 'img' });
+    await upload(s, cap.id, one);
+    await commitCapture(s, cap.id, 'img', manifest(one), { mac: MAC, maxBytes: 1 << 30 });
     const rec = await getImageRecord(s.db, 'img');
     const active = await createTask(s.db, { type: 'capture', mac: MAC, image: 'next' });
     const root = join(s.dataDir, 'images');

@@ -70,9 +70,24 @@ async function findIncoming(store: Store, taskId: number): Promise<string | null
 async function ensureIncoming(store: Store, taskId: number): Promise<string> {
   const existing = await findIncoming(store, taskId);
   if (existing) return existing;
-  const dir = join(incomingRoot(store), `task-${taskId}-${randomBytes(6).toString('hex')}`);
+  // One fixed name per task: two first uploads at once share it.
+  const dir = join(incomingRoot(store), `task-${taskId}-incoming`);
   await mkdir(dir, { recursive: true, mode: 0o750 });
   return dir;
+}
+
+/** Per-key queue: the steps that swap a stream and its receipt never interleave for one file. */
+const fileLocks = new Map<string, Promise<unknown>>();
+async function serially<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const before = fileLocks.get(key) ?? Promise.resolve();
+  const run = before.then(fn, fn);
+  const tail = run.catch(() => undefined);
+  fileLocks.set(key, tail);
+  try {
+    return await run;
+  } finally {
+    if (fileLocks.get(key) === tail) fileLocks.delete(key);
+  }
 }
 
 async function fsyncPath(path: string): Promise<void> {
@@ -133,9 +148,11 @@ export async function receiveStream(store: Store, taskId: number, file: string, 
     const receipt: StreamReceipt = { file, bytes, sha256: hash.digest('hex') };
     // Old receipt first: a crash between the two renames leaves a stream
     // without a receipt (recomputed at commit), never a receipt of other bytes.
-    await rm(join(dir, receiptName(file)), { force: true });
-    await rename(tmp, join(dir, file));
-    await writeFileAtomic(dir, receiptName(file), JSON.stringify(receipt));
+    await serially(`${taskId}/${file}`, async () => {
+      await rm(join(dir, receiptName(file)), { force: true });
+      await rename(tmp, join(dir, file));
+      await writeFileAtomic(dir, receiptName(file), JSON.stringify(receipt));
+    });
     return receipt;
   } catch (err) {
     await rm(tmp, { force: true });
@@ -211,11 +228,19 @@ export async function commitCapture(store: Store, taskId: number, name: string, 
   await fsyncPath(imagesRoot(store));
   let oldDir: string | null;
   try {
-    oldDir = await putImage(store.db, uuid, manifest);
+    // What was verified is what moved (nothing removed it meanwhile).
+    for (const p of manifest.partitions) {
+      const st = await stat(join(finalDir, p.file)).catch(() => null);
+      if (!st?.isFile() || st.size !== p.streamBytes) throw new FleetbootError('CONFLICT', `Partition ${p.number}: stream ${p.file} changed during the commit`);
+    }
+    // The row switch and the task's end are one transaction (putImage).
+    oldDir = await putImage(store.db, uuid, manifest, { finishTask: taskId });
   } catch (err) {
     await rm(finalDir, { recursive: true, force: true });
     throw err;
   }
+  // The switch must survive a power loss before the old files go.
+  store.durable();
   if (oldDir !== null && UUID_RE.test(oldDir)) await rm(join(imagesRoot(store), oldDir), { recursive: true, force: true });
   const rec = await getImageRecord(store.db, name);
   if (!rec) throw new FleetbootError('IO', `Image ${name} vanished right after its commit`);
@@ -252,6 +277,7 @@ export async function removeImage(store: Store, name: string): Promise<void> {
   if (busy) throw new FleetbootError('CONFLICT', `Image '${name}' is in use by task #${busy.id} (${busy.type}, ${busy.state})`);
   const dir = await deleteImageRow(store.db, name);
   if (dir === null) throw new FleetbootError('NOT_FOUND', `No image named '${name}'`);
+  store.durable();
   if (UUID_RE.test(dir)) await rm(join(imagesRoot(store), dir), { recursive: true, force: true });
 }
 

@@ -58,6 +58,9 @@ export interface ImagingDeps {
 
 export type ImagingService = ReturnType<typeof createImagingService>;
 
+/** What handOut() gives the boot decision. */
+export type HandOut = { kind: 'token'; token: string } | { kind: 'busy'; reason: string; retrySeconds: number } | { kind: 'gone' };
+
 export function createImagingService(deps: ImagingDeps) {
   const { store, config } = deps;
   const db = store.db;
@@ -65,6 +68,8 @@ export function createImagingService(deps: ImagingDeps) {
   const now = deps.now ?? Date.now;
   const rates = new RateTracker();
   const touched = new Map<number, number>();
+  /** Capture tasks whose image is being committed (one completion at a time). */
+  const committing = new Set<number>();
   const iso = (): string => new Date(now()).toISOString();
 
   function transition(t: Pick<Task, 'id' | 'mac' | 'type' | 'image'>, from: TaskState, to: TaskState, reason: string | null = null, extra: Record<string, unknown> = {}): void {
@@ -80,7 +85,8 @@ export function createImagingService(deps: ImagingDeps) {
     const after = await finishTask(db, t.id, state, r);
     rates.forget(t.id);
     touched.delete(t.id);
-    if (t.type === 'capture' && state !== 'done') {
+    // A commit in progress owns the incoming directory (it fails on its own when the task ended).
+    if (t.type === 'capture' && state !== 'done' && !committing.has(t.id)) {
       try {
         await discardIncoming(store, t.id);
       } catch (err) {
@@ -109,15 +115,44 @@ export function createImagingService(deps: ImagingDeps) {
 
     /**
      * The boot decision hands task `t` the boot environment: a new token
-     * (returned; the only time it exists in clear), state booting. Null when
-     * the task is no longer active.
+     * (the only time it exists in clear), state booting. Refused ('busy')
+     * while the task's agent is transferring and was heard from recently: a
+     * token of a running task is not rotated by whoever asks /boot/decide
+     * with its MAC. A task whose machine has booted imaging.maxAttempts times
+     * without finishing fails here ('gone', as for a task no longer active).
      */
-    async handOut(t: Task): Promise<string | null> {
+    async handOut(t: Task): Promise<HandOut> {
+      if (t.state === 'running' || t.state === 'waiting') {
+        const silentMs = now() - Date.parse(t.lastSeenAt ?? t.updatedAt);
+        const quietMs = Math.max(30_000, config.imaging.progressIntervalSeconds * 3000);
+        if (silentMs < quietMs) {
+          const reason = `task #${t.id} (${t.type}) is running on this machine, last contact ${Math.round(silentMs / 1000)} s ago`;
+          log.warn({ task: t.id, mac: t.mac, state: t.state, silentMs }, `boot environment not handed out again: ${reason}`);
+          return { kind: 'busy', reason, retrySeconds: Math.ceil((quietMs - silentMs) / 1000) + 1 };
+        }
+      }
+      if (t.attempts >= config.imaging.maxAttempts) {
+        await finish(t, 'failed', `the machine PXE-booted ${t.attempts} times without finishing the task (imaging.maxAttempts ${config.imaging.maxAttempts}); does its boot environment reach the agent? See the machine's console`);
+        return { kind: 'gone' };
+      }
       const token = newToken();
-      if (!(await bootTaskRow(db, t.id, tokenHash(token)))) return null;
+      if (!(await bootTaskRow(db, t.id, tokenHash(token)))) return { kind: 'gone' };
       rates.forget(t.id);
       transition(t, t.state, 'booting', null, { attempt: t.attempts + 1 });
-      return token;
+      return { kind: 'token', token };
+    },
+
+    /** Cancel task `id` (the API): NOT_FOUND; CONFLICT when it already ended. */
+    async cancel(id: number): Promise<Task> {
+      const t = await getTask(db, id);
+      if (!t) throw new FleetbootError('NOT_FOUND', `No task #${id}`);
+      if (!(await finish(t, 'cancelled', 'cancelled by the administrator'))) {
+        const now = await getTask(db, id);
+        throw new FleetbootError('CONFLICT', `Task #${id} is already ${now?.state ?? 'gone'}`);
+      }
+      const after = await getTask(db, id);
+      if (!after) throw new FleetbootError('NOT_FOUND', `No task #${id}`);
+      return after;
     },
 
     /** The task a Bearer token belongs to (any state), or null. */
@@ -222,16 +257,29 @@ export function createImagingService(deps: ImagingDeps) {
       const type = b['type'];
       const sameKind = type === t.type || ((type === 'inventory' || type === 'register') && (t.type === 'inventory' || t.type === 'register'));
       if (!sameKind) throw new FleetbootError('INVALID_INPUT', `Task #${t.id} is a ${t.type} task; the completion says ${JSON.stringify(type)}`);
+      if (t.state === 'done') {
+        // A retried completion whose first answer was lost: the same task committed it.
+        const img = t.type === 'capture' && t.image !== null ? await getImage(db, t.image) : null;
+        if (t.type !== 'capture' || img?.info.taskId === t.id) return;
+        throw new FleetbootError('CONFLICT', `Task #${t.id} is already done`);
+      }
       if (t.type === 'capture') {
-        await patchActiveTask(db, t.id, { phase: 'finishing', last_seen_at: iso() });
+        if (committing.has(t.id)) throw new FleetbootError('CONFLICT', `Task #${t.id} is already being committed`);
+        committing.add(t.id);
         try {
+          await patchActiveTask(db, t.id, { phase: 'finishing', last_seen_at: iso() });
+          // commitCapture ends the task as done in the transaction that switches the image.
           const info = await commitCapture(store, t.id, t.image ?? '', b['manifest'], { mac: t.mac, maxBytes: config.imaging.maxImageBytes });
+          rates.forget(t.id);
+          touched.delete(t.id);
           log.info({ task: t.id, mac: t.mac, image: info.name, bytes: info.sizeBytes, partitions: info.partitions }, `image '${info.name}' stored (${info.partitions} partitions, ${info.sizeBytes} bytes)`);
+          transition(t, t.state, 'done');
         } catch (err) {
           if (err instanceof FleetbootError && err.code === 'INVALID_INPUT') await finish(t, 'failed', `capture refused: ${err.message}`);
           throw err;
+        } finally {
+          committing.delete(t.id);
         }
-        await finish(t, 'done', null);
         return;
       }
       if (t.type === 'deploy') {

@@ -24,6 +24,12 @@ export interface Store {
    * outside src/store/ uses it.
    */
   readonly sqlite: SQLite.Database;
+  /**
+   * Make every committed transaction survive a power loss (WAL with
+   * synchronous=NORMAL only promises that at a checkpoint): call before
+   * deleting files that a just-committed row stopped pointing at.
+   */
+  durable(): void;
   close(): Promise<void>;
 }
 
@@ -55,6 +61,9 @@ export async function openStore(dataDir: string, opts: { migrations?: readonly M
     dataDir,
     entriesDir,
     sqlite,
+    durable() {
+      sqlite.pragma('wal_checkpoint(FULL)');
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -5,7 +5,9 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import { parseManifest, type Manifest } from '../imaging/manifest.js';
+import { FleetbootError } from '../lib/errors.js';
 import type { Database, ImageTable } from './schema.js';
+import { finishTask } from './tasks.js';
 
 export interface ImageInfo {
   name: string;
@@ -64,9 +66,14 @@ export async function imageDirs(db: Db): Promise<string[]> {
  * Point `manifest.name` at directory `dir` (insert or replace the row).
  * Returns the directory the name pointed at before, or null.
  */
-export async function putImage(db: Db, dir: string, manifest: Manifest): Promise<string | null> {
+export async function putImage(db: Db, dir: string, manifest: Manifest, opts: { finishTask?: number } = {}): Promise<string | null> {
   const sizeBytes = manifest.partitions.reduce((s, p) => s + p.streamBytes, 0);
   return db.transaction().execute(async (trx) => {
+    // The capture task ends as done in the same transaction, or nothing changes:
+    // a task cancelled, failed or reaped meanwhile never replaces the image.
+    if (opts.finishTask !== undefined && !(await finishTask(trx, opts.finishTask, 'done'))) {
+      throw new FleetbootError('CONFLICT', `Task #${opts.finishTask} is no longer active: its capture is not stored`);
+    }
     const old = await trx.selectFrom('images').select(['id', 'dir']).where('name', '=', manifest.name).executeTakeFirst();
     const values = { dir, manifest: JSON.stringify(manifest), size_bytes: sizeBytes, source_mac: manifest.source.mac, task_id: manifest.source.taskId, created_at: manifest.createdAt };
     if (old) await trx.updateTable('images').set(values).where('id', '=', old.id).execute();

@@ -62,7 +62,8 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
       return;
     }
     const path = req.url.split('?')[0] ?? '';
-    if (!isActiveState(t.state) && !path.endsWith('/task/progress')) {
+    // progress answers with the state; a repeated complete of a done task is answered by complete().
+    if (!isActiveState(t.state) && !path.endsWith('/task/progress') && !(t.state === 'done' && path.endsWith('/task/complete'))) {
       await reply.code(409).send({ error: 'CONFLICT', message: `Task #${t.id} is ${t.state}${t.error ? `: ${t.error}` : ''}` });
       return;
     }
@@ -94,7 +95,11 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
       const t = taskOf(req);
       if (t.type !== 'capture') throw new FleetbootError('CONFLICT', `Task #${t.id} is a ${t.type} task: only capture tasks upload streams`);
       const body: unknown = req.body;
-      const source = body instanceof Readable ? body : Readable.from([]);
+      // Only a raw stream is a stream: anything else must not replace an upload with nothing.
+      if (!(body instanceof Readable)) {
+        return reply.code(415).send({ error: 'UNSUPPORTED_MEDIA_TYPE', message: 'A stream upload must be sent as application/octet-stream' });
+      }
+      const source = body;
       const started = Date.now();
       await imaging.touch(t);
       try {

@@ -15,7 +15,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { cancelTask, createTask, getTask, listTasks, normaliseMac, retryTask, DISK_PATTERN, NAME_PATTERN, type Task, type TaskOptions } from '../../store/index.js';
+import { createTask, getTask, listTasks, normaliseMac, retryTask, DISK_PATTERN, NAME_PATTERN, type Task, type TaskOptions } from '../../store/index.js';
 import type { AppContext } from '../context.js';
 
 const nullableString = { type: ['string', 'null'] } as const;
@@ -167,7 +167,7 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
   );
 
   app.post<{ Params: { id: string } }>('/tasks/:id/cancel', { schema: { params: idParams, response: { 200: taskSchema } } }, async (req) => {
-    const task = await cancelTask(store.db, taskId(req.params.id));
+    const task = await ctx.imaging.cancel(taskId(req.params.id));
     ctx.log.info({ subsystem: 'api', task: task.id, mac: task.mac }, 'task cancelled');
     return task;
   });

@@ -12,11 +12,11 @@
  * and its rendering stay pure.
  */
 import type { FastifyInstance } from 'fastify';
-import { bootEnvScript, chainScript, messageScript } from '../../boot/ipxe.js';
+import { bootEnvScript, chainScript, messageScript, retryScript } from '../../boot/ipxe.js';
 import { BOOTENV_MISSING_MESSAGE, decideBoot, decisionLogFields, parseDecideQuery, renderDecision, type BootDecision } from '../../boot/decide.js';
 import { BOOTENV_INITRD, BOOTENV_KERNEL } from '../../imaging/tasks.js';
 import { FleetbootError } from '../../lib/errors.js';
-import { activeTaskForMac, createTask, entryDir, findBootTarget, getEntry, listEntries, normaliseMac, FILE_NAME_PATTERN, NAME_PATTERN, type Task } from '../../store/index.js';
+import { activeTaskForMac, createTask, entryDir, findBootTarget, getEntry, listEntries, listTasks, normaliseMac, FILE_NAME_PATTERN, NAME_PATTERN, type Task } from '../../store/index.js';
 import type { AppContext } from '../context.js';
 import { resolveInside, sendFile } from '../send-file.js';
 
@@ -24,6 +24,12 @@ const IPXE = 'text/plain; charset=utf-8';
 
 export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const { store, config, log, imaging } = ctx;
+
+  /** Auto-registration does not loop: not again within the hour after a register task of this MAC failed. */
+  async function recentlyFailedRegister(mac: string): Promise<boolean> {
+    const [last] = await listTasks(store.db, { mac, limit: 1 });
+    return last !== undefined && last.type === 'register' && last.state === 'failed' && Date.now() - Date.parse(last.finishedAt ?? last.updatedAt) < 3600_000;
+  }
 
   app.get('/boot.ipxe', async (req, reply) => {
     log.info({ subsystem: 'http', ip: req.ip, path: '/boot.ipxe' }, 'entry script served');
@@ -39,6 +45,10 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
       const imagingInput = { task: task ? { id: task.id, type: task.type } : null, unknownPolicy: config.imaging.unknownPolicy };
       let decision: BootDecision = decideBoot(q, target.host, target.entry, imagingInput);
       const envReady = decision.kind === 'task' || decision.kind === 'register' ? await imaging.bootEnvReady() : false;
+      if (decision.kind === 'register' && envReady && (await recentlyFailedRegister(decision.mac))) {
+        log.warn({ subsystem: 'imaging', mac: decision.mac }, `boot decision: ${decision.mac} is not registered again: its register task failed within the hour (see task list)`);
+        decision = decideBoot(q, target.host, target.entry, { task: null, unknownPolicy: 'menu' });
+      }
       if (decision.kind === 'register' && envReady) {
         // FOG's quick registration: a register task, then the boot environment.
         try {
@@ -52,9 +62,13 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
       }
       let bootEnv: { token: string; kernelArgs: string } | null = null;
       if (decision.kind === 'task' && task && envReady) {
-        const token = await imaging.handOut(task);
-        if (token) bootEnv = { token, kernelArgs: config.imaging.kernelArgs };
-        // The task ended between the two reads: decide as if it never was.
+        const h = await imaging.handOut(task);
+        if (h.kind === 'busy') {
+          log.info({ subsystem: 'http', ip: req.ip, mac: decision.mac, task: task.id }, `boot decision: ${decision.mac} waits (${h.reason})`);
+          return reply.send(retryScript(ctx.baseUrl(), h.reason, h.retrySeconds));
+        }
+        if (h.kind === 'token') bootEnv = { token: h.token, kernelArgs: config.imaging.kernelArgs };
+        // The task ended between the two reads (or just failed for too many boots): decide as if it never was.
         else decision = decideBoot(q, target.host, target.entry, { task: null, unknownPolicy: 'menu' });
       }
       const script = renderDecision(decision, {
@@ -105,8 +119,9 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
         throw err;
       }
       log.info({ subsystem: 'imaging', task: task.id, mac, type, state: 'queued' }, `task #${task.id} ${type} ${mac}: created from the boot menu`);
-      const token = await imaging.handOut(task);
-      if (!token) return reply.send(messageScript(`task ${task.id} ended before it could start`));
+      const h = await imaging.handOut(task);
+      if (h.kind !== 'token') return reply.send(messageScript(`task ${task.id} ended before it could start`));
+      const token = h.token;
       const target = await findBootTarget(store.db, mac);
       return reply.send(bootEnvScript({ baseUrl: ctx.baseUrl(), mac, hostName: target.host?.name ?? null, taskId: task.id, taskType: task.type, token, kernelArgs: config.imaging.kernelArgs }));
     } catch (err) {
