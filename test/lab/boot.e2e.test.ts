@@ -23,6 +23,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, labAvailable } from './lab.js';
+import { LabSuite } from './suite.js';
 import {
   INITRD_OK_MARKER,
   LOCAL_DISK_MARKER,
@@ -64,28 +65,10 @@ interface Env {
   fb: Fleetboot;
   cb: LabHttp;
 }
-let env: Env | null = null;
+const suite = new LabSuite<Env>();
+const { guarded, need } = suite;
 let labRef: Lab | null = null;
 let workDir: string | null = null;
-/** Set by a failing test: the work dir (logs, serial consoles) is then kept. */
-let failed = false;
-
-/** Run a test body; on failure remember to keep the logs. */
-async function guarded(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-}
-
-function need(): Env {
-  if (!env) throw new Error('the lab was not set up (see the error of the before() hook above)');
-  return env;
-}
-
-
 
 function explain(e: Env, guest: QemuGuest | null): string {
   return [
@@ -137,7 +120,7 @@ describe('fleetboot serve PXE-boots QEMU guests in a lab (proxyDHCP -> TFTP -> i
     writeFileSync(configFile, JSON.stringify({ boot: { menuTimeoutSeconds: MENU_TIMEOUT_S } }));
     const dataDir = join(work, 'data');
     const fb = await startFleetboot(lab, 'fb', { dataDir, serverIp: SERVER_IP, httpPort: 8080, configFile });
-    env = { lab, work, accel, dhcp, fb, cb };
+    suite.env = { lab, work, accel, dhcp, fb, cb };
 
     const cmdline = `console=ttyS0 fbcallback=http://${SERVER_IP}:${CALLBACK_PORT}/ran`;
     await fleetbootCli(lab, 'fb', dataDir, ['entry', 'add', 'test', '--kernel', kernel, '--initrd', initrd, '--cmdline', cmdline]);
@@ -145,12 +128,12 @@ describe('fleetboot serve PXE-boots QEMU guests in a lab (proxyDHCP -> TFTP -> i
   }));
 
   after(async () => {
-    const keep = process.env.FBTEST_KEEP === '1' || failed;
+    const keep = process.env.FBTEST_KEEP === '1' || suite.failed;
     try {
-      if (env) {
-        writeFileSync(join(env.work, 'fleetboot.log'), env.fb.log.all());
-        writeFileSync(join(env.work, 'dnsmasq.log'), env.dhcp.log.all());
-        writeFileSync(join(env.work, 'callbacks.log'), env.cb.log.all());
+      if (suite.env) {
+        writeFileSync(join(suite.env.work, 'fleetboot.log'), suite.env.fb.log.all());
+        writeFileSync(join(suite.env.work, 'dnsmasq.log'), suite.env.dhcp.log.all());
+        writeFileSync(join(suite.env.work, 'callbacks.log'), suite.env.cb.log.all());
       }
       await labRef?.destroy();
     } finally {

@@ -33,6 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, labAvailable } from './lab.js';
+import { LabSuite } from './suite.js';
 import { FIRMWARE, INITRD_OK_MARKER, QEMU_BIN, chooseAccel, ensureBootEnv, missingQemuPrerequisites, qemuArgs, type Accel } from './qemu.js';
 import { logEvents as events, macHex as hex, fleetbootCli, startExistingDhcp, startFleetboot, startLabHttp, type DhcpServer, type Fleetboot, type LabHttp } from './bootenv/services.js';
 
@@ -116,8 +117,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-
-
 interface Env {
   lab: Lab;
   work: string;
@@ -126,24 +125,10 @@ interface Env {
   fb: Fleetboot;
   cb: LabHttp;
 }
-let env: Env | null = null;
+const suite = new LabSuite<Env>();
+const { guarded, need } = suite;
 let labRef: Lab | null = null;
 let guest: Guest | null = null;
-let failed = false;
-
-async function guarded(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-}
-
-function need(): Env {
-  if (!env) throw new Error('the lab was not set up (see the error of the before() hook above)');
-  return env;
-}
 
 function explain(e: Env): string {
   const tail = (s: string, n: number): string => s.split(/\r?\n/).slice(-n).join('\n');
@@ -174,7 +159,7 @@ describe('fleetboot serve boots an OVMF guest by UEFI HTTP boot (proxyDHCP -> HT
     const cb = await startLabHttp(lab, 'fb', CALLBACK_PORT);
     const dataDir = join(work, 'data');
     const fb = await startFleetboot(lab, 'fb', { dataDir, serverIp: SERVER_IP, httpPort: HTTP_PORT });
-    env = { lab, work, accel, dhcp, fb, cb };
+    suite.env = { lab, work, accel, dhcp, fb, cb };
 
     const cmdline = `console=ttyS0 fbcallback=http://${SERVER_IP}:${CALLBACK_PORT}/ran`;
     await fleetbootCli(lab, 'fb', dataDir, ['entry', 'add', 'test', '--kernel', kernel, '--initrd', initrd, '--cmdline', cmdline]);
@@ -182,18 +167,18 @@ describe('fleetboot serve boots an OVMF guest by UEFI HTTP boot (proxyDHCP -> HT
   }));
 
   after(async () => {
-    const keep = process.env.FBTEST_KEEP === '1' || failed;
+    const keep = process.env.FBTEST_KEEP === '1' || suite.failed;
     try {
       if (guest) await stopGuest(guest);
-      if (env) {
-        writeFileSync(join(env.work, 'fleetboot.log'), env.fb.log.all());
-        writeFileSync(join(env.work, 'dnsmasq.log'), env.dhcp.log.all());
-        writeFileSync(join(env.work, 'callbacks.log'), env.cb.log.all());
+      if (suite.env) {
+        writeFileSync(join(suite.env.work, 'fleetboot.log'), suite.env.fb.log.all());
+        writeFileSync(join(suite.env.work, 'dnsmasq.log'), suite.env.dhcp.log.all());
+        writeFileSync(join(suite.env.work, 'callbacks.log'), suite.env.cb.log.all());
       }
       await labRef?.destroy();
     } finally {
-      if (env && !keep) rmSync(env.work, { recursive: true, force: true });
-      else if (env) console.log(`httpboot.e2e: logs kept in ${env.work} (fleetboot.log, dnsmasq.log, ovmf-http.serial.log)`);
+      if (suite.env && !keep) rmSync(suite.env.work, { recursive: true, force: true });
+      else if (suite.env) console.log(`httpboot.e2e: logs kept in ${suite.env.work} (fleetboot.log, dnsmasq.log, ovmf-http.serial.log)`);
     }
   });
 

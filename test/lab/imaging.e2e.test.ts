@@ -33,6 +33,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, labAvailable } from './lab.js';
+import { LabSuite } from './suite.js';
 import { CACHE_DIR, QemuGuest, chooseAccel, missingQemuPrerequisites, withTimeout, type Accel, type QemuVariant } from './qemu.js';
 import { REPO, fleetbootCli, startExistingDhcp, startFleetboot, type Fleetboot, type FleetbootOptions } from './bootenv/services.js';
 import { makeSourceDisk, readDiskFiles, sh, type SourceDisk } from './disks.js';
@@ -55,23 +56,9 @@ interface Env {
   bootEnvDir: string;
   a: SourceDisk;
 }
-let env: Env | null = null;
+const suite = new LabSuite<Env>();
+const { guarded, need } = suite;
 let labRef: Lab | null = null;
-let failed = false;
-
-function need(): Env {
-  if (!env) throw new Error('the lab was not set up (see the error of the before() hook above)');
-  return env;
-}
-
-async function guarded(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-}
 
 /** Build (or take from the cache) the boot environment with the real agent. */
 function buildBootEnv(out: string): Promise<void> {
@@ -172,7 +159,7 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
       writeFileSync(configFile, JSON.stringify({ boot: { menuTimeoutSeconds: 2 }, imaging: { bootEnvDir, agentTimeoutSeconds: 30, unknownPolicy: 'register' } }));
       const fbOpts: FleetbootOptions = { dataDir: join(work, 'data'), serverIp: SERVER_IP, httpPort: 8080, configFile };
       const fb = await startFleetboot(lab, 'fb', fbOpts);
-      env = { lab, work, accel, fb, fbOpts, bootEnvDir, a };
+      suite.env = { lab, work, accel, fb, fbOpts, bootEnvDir, a };
       await cli(['host', 'add', A.mac, '--name', 'machine-a']);
       await cli(['host', 'add', B.mac, '--name', 'machine-b']);
     }),
@@ -180,8 +167,8 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
 
   after(async () => {
     await labRef?.destroy();
-    const e = env;
-    if (e && !failed && !process.env.FBTEST_KEEP) rmSync(e.work, { recursive: true, force: true });
+    const e = suite.env;
+    if (e && !suite.failed && !process.env.FBTEST_KEEP) rmSync(e.work, { recursive: true, force: true });
     else if (e) console.log(`imaging.e2e: work directory kept: ${e.work}`);
   });
 

@@ -20,6 +20,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, labAvailable } from './lab.js';
+import { LabSuite } from './suite.js';
 import { INITRD_OK_MARKER, QemuGuest, chooseAccel, ensureBootEnv, missingQemuPrerequisites, type Accel, type QemuVariant } from './qemu.js';
 import { logEvents as events, macHex as hex, fleetbootCli, startFleetboot, startLabHttp, type Callback, type Fleetboot, type LabHttp } from './bootenv/services.js';
 
@@ -39,25 +40,10 @@ interface Env {
   fb: Fleetboot;
   cb: LabHttp;
 }
-let env: Env | null = null;
+const suite = new LabSuite<Env>();
+const { guarded, need } = suite;
 let labRef: Lab | null = null;
 let workDir = '';
-let failed = false;
-
-async function guarded(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-}
-
-function need(): Env {
-  if (!env) throw new Error('the lab was not set up (see the error of the before() hook above)');
-  return env;
-}
-
 
 function explain(e: Env, guest: QemuGuest | null): string {
   return [guest ? guest.diagnostics(50) : '', `--- Fleetboot log (last 60 lines)\n${e.fb.log.tail(60)}`, `--- callback listener\n${e.cb.log.tail(10)}`, `(work dir: ${e.work})`].join('\n');
@@ -109,7 +95,7 @@ describe('fleetboot serve --dhcp server: QEMU guests get their address from Flee
       configFile,
       extra: ['--dhcp', 'server', '--dhcp-range', `${S}.100,${S}.150,255.255.255.0,600`, '--dhcp-option', `3,${SERVER_IP}`],
     });
-    env = { lab, work, accel, fb, cb };
+    suite.env = { lab, work, accel, fb, cb };
     // HTTP answers first; the DHCP side (and server.json, for the CLI) may follow a start-up probe.
     if (!(await fb.log.waitFor(/DHCP server listening/, 20_000))) throw new Error(`Fleetboot's DHCP server did not start:\n${fb.log.tail(30)}`);
     for (let i = 0; i < 50 && !existsSync(join(dataDir, 'server.json')); i++) await new Promise((r) => setTimeout(r, 200));
@@ -119,11 +105,11 @@ describe('fleetboot serve --dhcp server: QEMU guests get their address from Flee
   }));
 
   after(async () => {
-    const keep = process.env.FBTEST_KEEP === '1' || failed;
+    const keep = process.env.FBTEST_KEEP === '1' || suite.failed;
     try {
-      if (env) {
-        writeFileSync(join(env.work, 'fleetboot.log'), env.fb.log.all());
-        writeFileSync(join(env.work, 'callbacks.log'), env.cb.log.all());
+      if (suite.env) {
+        writeFileSync(join(suite.env.work, 'fleetboot.log'), suite.env.fb.log.all());
+        writeFileSync(join(suite.env.work, 'callbacks.log'), suite.env.cb.log.all());
       }
       await labRef?.destroy();
     } finally {
