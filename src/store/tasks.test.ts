@@ -60,7 +60,7 @@ test('createTask() validates its input and queues the task', async () => {
   });
 });
 
-test('register tasks need no host; deploy accepts an existing image', async () => {
+test('register tasks need no host; deploy accepts an existing image; a capture and a deploy of one image exclude each other', async () => {
   await withStore(async (s) => {
     const r = await createTask(s.db, { type: 'register', mac: '52:54:00:00:00:09' });
     assert.equal(r.hostName, null);
@@ -68,6 +68,14 @@ test('register tasks need no host; deploy accepts an existing image', async () =
     await putImage(s.db, '00000000-0000-4000-8000-000000000000', sampleManifest('base'));
     const d = await createTask(s.db, { type: 'deploy', mac: MAC, image: 'base', options: { table: 'gpt' } });
     assert.equal(d.options.table, 'gpt');
+    // A capture would replace the files this deploy reads: refused while it is active, and the other way round.
+    await createHost(s.db, { mac: '52:54:00:00:00:02' });
+    await assert.rejects(createTask(s.db, { type: 'capture', mac: '52:54:00:00:00:02', image: 'base' }), /being deployed by task #\d+/);
+    await finishTask(s.db, d.id, 'done');
+    const c = await createTask(s.db, { type: 'capture', mac: '52:54:00:00:00:02', image: 'base' });
+    await assert.rejects(createTask(s.db, { type: 'deploy', mac: MAC, image: 'base' }), /being captured by task #\d+/);
+    await finishTask(s.db, c.id, 'failed', 'x');
+    assert.equal((await createTask(s.db, { type: 'deploy', mac: MAC, image: 'base' })).state, 'queued');
   });
 });
 

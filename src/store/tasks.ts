@@ -149,6 +149,12 @@ async function insertTask(db: Db, t: NewTask, retryOf: number | null, opts: Crea
     const img = await db.selectFrom('images').select('id').where('name', '=', image).executeTakeFirst();
     if (!img) throw new FleetbootError('NOT_FOUND', `No image named '${image}'`);
   }
+  if (image !== null && (t.type === 'capture' || t.type === 'deploy')) {
+    // A capture replaces the files a deploy of that image reads: never both at once.
+    const other = t.type === 'capture' ? 'deploy' : 'capture';
+    const clash = await db.selectFrom('tasks').select(['id', 'state']).where('image', '=', image).where('type', '=', other).where('state', 'in', [...ACTIVE_TASK_STATES]).executeTakeFirst();
+    if (clash) throw new FleetbootError('CONFLICT', `Image '${image}' is being ${other === 'capture' ? 'captured' : 'deployed'} by task #${clash.id} (${clash.state}): wait for it or cancel it`);
+  }
   const active = await activeTaskOf(db, mac);
   if (active) throw new FleetbootError('CONFLICT', `MAC ${mac} already has an active task (#${active.id}, ${active.type}, ${active.state}): cancel it first`);
   const now = new Date().toISOString();
