@@ -14,7 +14,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -76,6 +76,23 @@ async function ensureIncoming(store: Store, taskId: number): Promise<string> {
   return dir;
 }
 
+/** An upload stops before the data directory's file system is this close to full (the database lives there too). */
+export const MIN_FREE_BYTES = 512 * 1024 * 1024;
+const FREE_CHECK_EVERY = 64 * 1024 * 1024;
+
+export class NoSpaceError extends FleetbootError {
+  constructor(message: string) {
+    super('IO', message);
+    this.name = 'NoSpaceError';
+  }
+}
+
+async function checkFreeSpace(dir: string, file: string): Promise<void> {
+  const st = await statfs(dir);
+  const free = Number(st.bavail) * Number(st.bsize);
+  if (free < MIN_FREE_BYTES) throw new NoSpaceError(`Stream ${file} refused: ${Math.floor(free / 1048576)} MiB left on the file system of ${dir}, the server keeps ${MIN_FREE_BYTES / 1048576} MiB free`);
+}
+
 /** Per-key queue: the steps that swap a stream and its receipt never interleave for one file. */
 const fileLocks = new Map<string, Promise<unknown>>();
 async function serially<T>(key: string, fn: () => Promise<T>): Promise<T> {
@@ -130,6 +147,8 @@ export async function receiveStream(store: Store, taskId: number, file: string, 
   const tmp = join(dir, `.${file}.${randomBytes(6).toString('hex')}.part`);
   const hash = createHash('sha256');
   let bytes = 0;
+  let checkedAt = 0;
+  await checkFreeSpace(dir, file);
   const meter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       bytes += chunk.length;
@@ -139,7 +158,15 @@ export async function receiveStream(store: Store, taskId: number, file: string, 
       }
       hash.update(chunk);
       opts.onBytes?.(chunk.length);
-      cb(null, chunk);
+      if (bytes - checkedAt < FREE_CHECK_EVERY) {
+        cb(null, chunk);
+        return;
+      }
+      checkedAt = bytes;
+      checkFreeSpace(dir, file).then(
+        () => cb(null, chunk),
+        (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
+      );
     },
   });
   try {

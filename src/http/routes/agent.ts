@@ -16,7 +16,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { FleetbootError, errorMessage } from '../../lib/errors.js';
-import { imageStreamPath, receiveStream, StreamTooLargeError } from '../../imaging/image-store.js';
+import { imageStreamPath, NoSpaceError, receiveStream, StreamTooLargeError } from '../../imaging/image-store.js';
 import { STREAM_FILE_PATTERN, type ProgressReport } from '../../imaging/protocol.js';
 import { isActiveState, type Task } from '../../store/tasks.js';
 import type { AppContext } from '../context.js';
@@ -116,6 +116,11 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
         if (err instanceof StreamTooLargeError) {
           log.warn({ task: t.id, mac: t.mac, file: req.params.file, err: err.message }, 'stream refused: too large');
           return reply.code(413).send({ error: 'TOO_LARGE', message: err.message });
+        }
+        if (err instanceof NoSpaceError) {
+          // Final, not a retry: the task fails with the reason (its partial streams are dropped).
+          await imaging.fail(t, `the server is out of disk space: ${err.message}`, undefined);
+          return reply.code(507).send({ error: 'NO_SPACE', message: err.message });
         }
         if (err instanceof FleetbootError) throw err;
         // The agent went away mid-upload (or its connection broke): nothing was kept.
