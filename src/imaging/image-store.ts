@@ -13,11 +13,12 @@
  * leaves the old image as it was.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, fdatasync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Store } from '../store/db.js';
 import { deleteImageRow, getImageRecord, imageDirs, putImage, type ImageInfo } from '../store/images.js';
@@ -79,6 +80,7 @@ async function ensureIncoming(store: Store, taskId: number): Promise<string> {
 /** An upload stops before the data directory's file system is this close to full (the database lives there too). */
 export const MIN_FREE_BYTES = 512 * 1024 * 1024;
 const FREE_CHECK_EVERY = 64 * 1024 * 1024;
+const fdatasyncP = promisify(fdatasync);
 
 export class NoSpaceError extends FleetbootError {
   constructor(message: string) {
@@ -149,6 +151,11 @@ export async function receiveStream(store: Store, taskId: number, file: string, 
   let bytes = 0;
   let checkedAt = 0;
   await checkFreeSpace(dir, file);
+  const out = createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
+  let outFd: number | null = null;
+  out.once('open', (fd: number) => {
+    outFd = fd;
+  });
   const meter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       bytes += chunk.length;
@@ -163,14 +170,17 @@ export async function receiveStream(store: Store, taskId: number, file: string, 
         return;
       }
       checkedAt = bytes;
-      checkFreeSpace(dir, file).then(
+      // Flush what is written so far as we go: the final fsync stays short,
+      // so the agent gets its receipt in seconds even for a huge stream.
+      const flushed = outFd !== null ? fdatasyncP(outFd) : Promise.resolve();
+      Promise.all([flushed, checkFreeSpace(dir, file)]).then(
         () => cb(null, chunk),
         (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
       );
     },
   });
   try {
-    await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o640 }));
+    await pipeline(source, meter, out);
     await fsyncPath(tmp);
     const receipt: StreamReceipt = { file, bytes, sha256: hash.digest('hex') };
     // Old receipt first: a crash between the two renames leaves a stream
