@@ -14,7 +14,7 @@ runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linu
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
   isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server mtools
-  dosfstools e2fsprogs)
+  dosfstools e2fsprogs nginx-light)
 
 want=("${runtime_pkgs[@]}")
 if [ "${1:-}" = "--with-test" ]; then want+=("${test_pkgs[@]}"); fi
@@ -31,7 +31,8 @@ if [ "${#need_run[@]}" -gt 0 ]; then
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now tftpd-hpa >/dev/null 2>&1 || true; fi
   # isc-dhcp-server and kea-dhcp4-server are there for their config checkers
   # (dhcpd -t, kea-dhcp4 -t) and the benchmark: no system DHCP daemon may run.
-  for svc in isc-dhcp-server kea-dhcp4-server; do
+  # nginx-light is bench/imaging.ts's transport peer, started there on its own port.
+  for svc in isc-dhcp-server kea-dhcp4-server nginx; do
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
     if [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
   done
