@@ -18,12 +18,13 @@
  * The servers keep running across the rates, so later rates meet a lease
  * table already holding the clients of the earlier ones, as a real server does.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, labAvailable } from '../test/lab/lab.js';
+import { perfdhcpStats, runCapture, sleep, vmHwmMiB, waitForText } from './lib.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SUBNET = '10.214.0';
@@ -60,35 +61,6 @@ interface Result {
   achieved: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function runCapture(argv: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve) => {
-    const [cmd, ...rest] = argv;
-    const c = spawn(cmd as string, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    c.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    c.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-    c.on('exit', () => {
-      clearTimeout(t);
-      resolve(out);
-    });
-  });
-}
-
-/** perfdhcp prints one block per exchange ("***Statistics for: DISCOVER-OFFER***", "REQUEST-ACK"). */
-function exchange(out: string, name: string): { sent: number; received: number; avg: number } {
-  const i = out.indexOf(`Statistics for: ${name}`);
-  if (i < 0) return { sent: 0, received: 0, avg: NaN };
-  const block = out.slice(i, i + 2000);
-  const n = (re: RegExp) => {
-    const m = re.exec(block);
-    return m ? Number(m[1]) : NaN;
-  };
-  return { sent: n(/sent packets:\s*(\d+)/), received: n(/received packets:\s*(\d+)/), avg: n(/avg delay:\s*([\d.]+)\s*ms/) };
-}
-
 function perfArgs(lab: Lab, rate: number, seconds: number, server: string, extra: string[] = []): string[] {
   return [
     'ip', 'netns', 'exec', lab.host('cli').netns, 'taskset', '-c', '1',
@@ -98,8 +70,8 @@ function perfArgs(lab: Lab, rate: number, seconds: number, server: string, extra
 
 async function perfdhcp(lab: Lab, name: string, ip: string, rate: number): Promise<Result> {
   const out = await runCapture(perfArgs(lab, rate, SECONDS, ip), (SECONDS + 20) * 1000);
-  const d = exchange(out, 'DISCOVER-OFFER');
-  const r = exchange(out, 'REQUEST-ACK');
+  const d = perfdhcpStats(out, 'DISCOVER-OFFER');
+  const r = perfdhcpStats(out, 'REQUEST-ACK');
   if (!Number.isFinite(d.sent)) throw new Error(`perfdhcp output not understood:\n${out}`);
   // A DORA is complete when its ACK arrives; drops are DISCOVERs without an ACK at the end.
   const dropPct = d.sent > 0 ? (100 * (d.sent - r.received)) / d.sent : 100;
@@ -113,34 +85,11 @@ async function perfdhcp(lab: Lab, name: string, ip: string, rate: number): Promi
     requests: r.sent,
     acks: r.received,
     dropPct,
-    avgMs: (d.avg || 0) + (r.avg || 0),
+    avgMs: (d.avgMs || 0) + (r.avgMs || 0),
     achieved: r.received / SECONDS,
   };
-  console.log(`${name.padEnd(9)} rate ${String(rate).padStart(5)}/s: DISCOVER ${d.sent}, OFFER ${d.received}, REQUEST ${r.sent}, ACK ${r.received} (${dropPct.toFixed(2)}% without ACK), avg D-O ${d.avg} ms + R-A ${r.avg} ms`);
+  console.log(`${name.padEnd(9)} rate ${String(rate).padStart(5)}/s: DISCOVER ${d.sent}, OFFER ${d.received}, REQUEST ${r.sent}, ACK ${r.received} (${dropPct.toFixed(2)}% without ACK), avg D-O ${d.avgMs} ms + R-A ${r.avgMs} ms`);
   return res;
-}
-
-function vmHwmMiB(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    const m = /VmHWM:\s*(\d+)\s*kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-async function waitFor(file: string, re: RegExp, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      if (re.test(readFileSync(file, 'utf8'))) return;
-    } catch {
-      /* not yet */
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${re} in ${file}: ${(() => { try { return readFileSync(file, 'utf8').slice(-2000); } catch { return ''; } })()}`);
 }
 
 function sh(argv: string[]): Promise<string> {
@@ -222,8 +171,8 @@ async function uniquenessRun(lab: Lab, work: string, first: ChildProcess): Promi
   const out = await perf;
   second.proc.kill('SIGKILL');
   await sleep(300);
-  const d = exchange(out, 'DISCOVER-OFFER');
-  const r = exchange(out, 'REQUEST-ACK');
+  const d = perfdhcpStats(out, 'DISCOVER-OFFER');
+  const r = perfdhcpStats(out, 'REQUEST-ACK');
   const counts = [...out.matchAll(/non unique addresses:\s*(\d+)/g)].map((m) => Number(m[1]));
   const nonUnique = counts.length ? `non unique addresses: ${counts.join(' (DISCOVER-OFFER), ')} (REQUEST-ACK)` : 'no uniqueness line printed';
   // Fleetboot's own store after the run (ip is its primary key: one row per address).
@@ -282,8 +231,8 @@ async function main(): Promise<void> {
     let keaOut = '';
     keaProc.stdout?.on('data', (b: Buffer) => (keaOut += b.toString()));
     keaProc.stderr?.on('data', (b: Buffer) => (keaOut += b.toString()));
-    await waitFor(dqLog, /DHCP, IP range/, 10000);
-    await waitFor(dqroLog, /DHCP, IP range/, 10000);
+    await waitForText(dqLog, /DHCP, IP range/, 10000);
+    await waitForText(dqroLog, /DHCP, IP range/, 10000);
     await waitFleetboot(lab, 30000);
     await sleep(1000);
     if (keaProc.exitCode !== null) throw new Error(`kea-dhcp4 exited: ${keaOut}`);

@@ -13,12 +13,12 @@
  * in production (Fleetboot: pino info to stdout; dnsmasq: its default
  * per-packet DHCP log).
  */
-import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, labAvailable } from '../test/lab/lab.js';
+import { num, runCapture, sleep, vmHwmMiB, waitForText } from './lib.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SUBNET = '10.213.62';
@@ -50,28 +50,6 @@ interface Result {
   achieved: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function num(re: RegExp, text: string): number {
-  const m = re.exec(text);
-  return m ? Number(m[1]) : NaN;
-}
-
-function runCapture(argv: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve) => {
-    const [cmd, ...rest] = argv;
-    const c = spawn(cmd as string, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    c.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    c.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-    c.on('exit', () => {
-      clearTimeout(t);
-      resolve(out);
-    });
-  });
-}
-
 async function perfdhcp(lab: Lab, server: string, ip: string, rate: number, logging: string): Promise<Result> {
   const out = await runCapture(
     [
@@ -100,29 +78,6 @@ async function perfdhcp(lab: Lab, server: string, ip: string, rate: number, logg
   return r;
 }
 
-function vmHwmMiB(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    const kb = num(/VmHWM:\s*(\d+)\s*kB/, readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return kb / 1024;
-  } catch {
-    return NaN;
-  }
-}
-
-async function waitFor(file: string, re: RegExp, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      if (re.test(readFileSync(file, 'utf8'))) return;
-    } catch {
-      /* not yet */
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${re} in ${file}`);
-}
-
 function sh(argv: string[]): Promise<string> {
   return runCapture(argv, 5000).then((s) => s.trim());
 }
@@ -148,7 +103,7 @@ async function main(): Promise<void> {
         cwd: root,
       });
       closeSync(fd);
-      await waitFor(fbLog, /^ready$/m, 20000);
+      await waitForText(fbLog, /^ready$/m, 20000);
 
       const dqLog = join(work, `dnsmasq-${logging ? 'on' : 'off'}.log`);
       const dqProc = lab.spawnIn(dq.netns, [
@@ -156,7 +111,7 @@ async function main(): Promise<void> {
         `--dhcp-range=${SUBNET}.0,proxy,255.255.255.0`, '--dhcp-boot=undionly.kpxe', '--pxe-service=x86PC,Network boot,undionly', `--log-facility=${dqLog}`,
         ...(logging ? [] : ['--quiet-dhcp']),
       ]);
-      await waitFor(dqLog, /DHCP, proxy on subnet/, 10000);
+      await waitForText(dqLog, /DHCP, proxy on subnet/, 10000);
 
       // warm-up (JIT) for Fleetboot, not recorded
       await perfdhcp(lab, 'warm-up', FB_IP, 2000, tag);

@@ -5,47 +5,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-
-const execFileP = promisify(execFile);
-const root = new URL('..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(root, 'src/cli/main.ts')];
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileP(CLI[0] as string, [...CLI.slice(1), ...args], { cwd: root, timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-async function waitFor(file: string, child: ChildProcess, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (!existsSync(file)) {
-    if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}`);
-    if (Date.now() > until) throw new Error(`${file} did not appear within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { cli, spawnServe, waitUntil } from './cli-helpers.js';
 
 test('fleetboot host add --ip, host reserve, host unreserve and host list show and change reserved addresses', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-cli-ip-'));
-  let log = '';
-  const server = spawn(
-    CLI[0] as string,
-    [...CLI.slice(1), 'serve', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', '--dhcp', 'off', '--no-tftp', '--data-dir', dir],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  server.stdout?.on('data', (b: Buffer) => (log += b.toString()));
-  server.stderr?.on('data', (b: Buffer) => (log += b.toString()));
+  const { server, log } = spawnServe(dir);
   try {
-    await waitFor(join(dir, 'server.json'), server, 20_000);
+    await waitUntil(() => existsSync(join(dir, 'server.json')), 'server.json', 20_000, server);
     const d = ['--data-dir', dir];
 
     const add = await cli(['host', 'add', '52:54:00:00:00:01', '--name', 'pc1', '--ip', '10.0.0.21', ...d]);
@@ -99,7 +68,7 @@ test('fleetboot host add --ip, host reserve, host unreserve and host list show a
 
     const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
     server.kill('SIGTERM');
-    assert.equal(await exited, 0, log);
+    assert.equal(await exited, 0, log());
   } finally {
     if (server.exitCode === null) server.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

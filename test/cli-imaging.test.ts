@@ -7,52 +7,23 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { CLI, ROOT as root, cli, spawnServe, waitUntil as waitFor, type CliRun as Run } from './cli-helpers.js';
 import { openStore, finishTask, putInventory, type Store } from '../src/store/index.js';
 import { makeImage, sampleInventory } from './imaging-helpers.js';
 
-const execFileP = promisify(execFile);
-const root = new URL('..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(root, 'src/cli/main.ts')];
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[]): Promise<Run> {
-  try {
-    const { stdout, stderr } = await execFileP(CLI[0] as string, [...CLI.slice(1), ...args], { cwd: root, timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
 /** Start a CLI command and return its completion (for `task wait` running while the test acts). */
 function cliBackground(args: string[]): { done: Promise<Run>; child: ChildProcess } {
-  const child = spawn(CLI[0] as string, [...CLI.slice(1), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(CLI[0], [...CLI.slice(1), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));
   child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
   const done = new Promise<Run>((resolve) => child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr })));
   return { done, child };
-}
-
-async function waitFor(check: () => boolean, what: string, ms: number, child?: ChildProcess): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} while waiting for ${what}`);
-    if (Date.now() > until) throw new Error(`${what} did not happen within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const ok = (r: Run, what: string): Run => {
@@ -82,14 +53,7 @@ const C = '52:54:00:bb:00:03';
 
 test('fleetboot image, task and host show commands, with and without --json, and their exit statuses', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-cli-imaging-'));
-  let log = '';
-  const server = spawn(
-    CLI[0] as string,
-    [...CLI.slice(1), 'serve', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', '--dhcp', 'off', '--no-tftp', '--data-dir', dir],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  server.stdout?.on('data', (b: Buffer) => (log += b.toString()));
-  server.stderr?.on('data', (b: Buffer) => (log += b.toString()));
+  const { server, log } = spawnServe(dir);
   let store: Store | null = null;
   let waiter: ChildProcess | null = null;
   try {
@@ -290,7 +254,7 @@ test('fleetboot image, task and host show commands, with and without --json, and
 
     const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
     server.kill('SIGTERM');
-    assert.equal(await exited, 0, log);
+    assert.equal(await exited, 0, log());
   } finally {
     if (waiter && waiter.exitCode === null) waiter.kill('SIGKILL');
     if (server.exitCode === null) server.kill('SIGKILL');

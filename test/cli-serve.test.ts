@@ -5,34 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { cli, spawnServe, waitUntil } from './cli-helpers.js';
 
 const execFileP = promisify(execFile);
-const root = new URL('..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(root, 'src/cli/main.ts')];
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileP(CLI[0] as string, [...CLI.slice(1), ...args], { cwd: root, timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-async function waitFor(file: string, child: ChildProcess, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (!existsSync(file)) {
-    if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}`);
-    if (Date.now() > until) throw new Error(`${file} did not appear within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('fleetboot serve + entry/host commands work end to end, with --json and --data-dir anywhere', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-cli-'));
@@ -41,16 +21,9 @@ test('fleetboot serve + entry/host commands work end to end, with --json and --d
   writeFileSync(join(files, 'vmlinuz'), kernel);
   writeFileSync(join(files, 'initrd.gz'), 'initrd-bytes');
   writeFileSync(join(files, 'fleetboot.json'), JSON.stringify({ tftp: { bindAddress: '127.0.0.1' } }));
-  let log = '';
-  const server = spawn(
-    CLI[0] as string,
-    [...CLI.slice(1), 'serve', '--config', join(files, 'fleetboot.json'), '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', '--dhcp', 'off', '--tftp-port', '0', '--data-dir', dir],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  server.stdout?.on('data', (b: Buffer) => (log += b.toString()));
-  server.stderr?.on('data', (b: Buffer) => (log += b.toString()));
+  const { server, log } = spawnServe(dir, ['--config', join(files, 'fleetboot.json'), '--dhcp', 'off', '--tftp-port', '0']);
   try {
-    await waitFor(join(dir, 'server.json'), server, 20_000);
+    await waitUntil(() => existsSync(join(dir, 'server.json')), 'server.json', 20_000, server);
     const info = JSON.parse(readFileSync(join(dir, 'server.json'), 'utf8')) as { url: string; httpPort: number; tftpPort: number };
     assert.match(info.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.ok(info.tftpPort > 0);
@@ -113,9 +86,9 @@ test('fleetboot serve + entry/host commands work end to end, with --json and --d
     // SIGTERM: orderly stop, server.json removed.
     const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
     server.kill('SIGTERM');
-    assert.equal(await exited, 0, log);
+    assert.equal(await exited, 0, log());
     assert.ok(!existsSync(join(dir, 'server.json')));
-    assert.match(log, /"msg":"fleetboot stopped"/);
+    assert.match(log(), /"msg":"fleetboot stopped"/);
   } finally {
     if (server.exitCode === null) server.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

@@ -12,6 +12,7 @@ import { createProxyDhcpService, type ProxyDhcpService } from '../src/net/proxy-
 import { createPacket, cString, decodePacket, encodePacket, type DhcpPacket } from '../src/protocol/dhcp/packet.js';
 import { bootfileName, getOption, messageType, setOption } from '../src/protocol/dhcp/options.js';
 import { loadFixture } from '../src/protocol/dhcp/testdata/fixtures.js';
+import { exchangeDhcp } from './dhcp-helpers.js';
 
 let svc: ProxyDhcpService;
 let client: Socket; // stands in for port 68 (broadcast target) and for clients on 4011
@@ -49,27 +50,7 @@ after(async () => {
 /** Send from `from` to the service and collect the reply with this xid (or null after waitMs). */
 function exchange(bytes: Buffer, port: 'dhcp' | 'pxe', opts: { xid?: number; from?: Socket; waitFor?: Socket; waitMs?: number } = {}): Promise<DhcpPacket | null> {
   const from = opts.from ?? client;
-  const listen = opts.waitFor ?? from;
-  return new Promise((resolve) => {
-    const onMsg = (msg: Buffer) => {
-      let p: DhcpPacket;
-      try {
-        p = decodePacket(msg);
-      } catch {
-        return;
-      }
-      if (opts.xid !== undefined && p.xid !== opts.xid) return;
-      done(p);
-    };
-    const timer = setTimeout(() => done(null), opts.waitMs ?? 1000);
-    function done(p: DhcpPacket | null) {
-      clearTimeout(timer);
-      listen.off('message', onMsg);
-      resolve(p);
-    }
-    listen.on('message', onMsg);
-    from.send(bytes, port === 'dhcp' ? svc.ports.dhcp : svc.ports.pxe, '127.0.0.1');
-  });
+  return exchangeDhcp(from, opts.waitFor ?? from, bytes, port === 'dhcp' ? svc.ports.dhcp : svc.ports.pxe, opts);
 }
 
 let nextXid = 0x5000;

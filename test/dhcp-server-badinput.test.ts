@@ -15,8 +15,9 @@ import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { createDhcpServerService, type DhcpServerService } from '../src/net/dhcp-server.js';
 import type { Lease } from '../src/dhcp/engine.js';
-import { createPacket, decodePacket, encodePacket, type DhcpPacket } from '../src/protocol/dhcp/packet.js';
+import { createPacket, encodePacket, type DhcpPacket } from '../src/protocol/dhcp/packet.js';
 import { messageType, setOption } from '../src/protocol/dhcp/options.js';
+import { exchangeDhcp } from './dhcp-helpers.js';
 
 let svc: DhcpServerService;
 let client: Socket;
@@ -55,26 +56,7 @@ after(async () => {
 
 /** Send to the service and collect the reply with this xid (or any reply when xid is undefined), or null after waitMs. */
 function exchange(bytes: Buffer, port: 'dhcp' | 'pxe', opts: { xid?: number; waitMs?: number } = {}): Promise<DhcpPacket | null> {
-  return new Promise((resolve) => {
-    const onMsg = (msg: Buffer) => {
-      let p: DhcpPacket;
-      try {
-        p = decodePacket(msg);
-      } catch {
-        return;
-      }
-      if (opts.xid !== undefined && p.xid !== opts.xid) return;
-      done(p);
-    };
-    const timer = setTimeout(() => done(null), opts.waitMs ?? 1000);
-    function done(p: DhcpPacket | null) {
-      clearTimeout(timer);
-      client.off('message', onMsg);
-      resolve(p);
-    }
-    client.on('message', onMsg);
-    client.send(bytes, port === 'dhcp' ? svc.ports.dhcp : svc.ports.pxe, '127.0.0.1');
-  });
+  return exchangeDhcp(client, client, bytes, port === 'dhcp' ? svc.ports.dhcp : svc.ports.pxe, opts);
 }
 
 let nextXid = 0x7000;

@@ -19,11 +19,10 @@ import type { FleetbootConfig } from '../config/config.js';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
-import { openDhcpSockets, type DhcpSockets } from './dhcp-sockets.js';
-import { DhcpDecodeError } from '../protocol/dhcp/errors.js';
-import { decodePacket, encodePacket, hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
+import { dhcpReplier, openDhcpSockets, type DhcpSockets, type DhcpStats } from './dhcp-sockets.js';
+import { hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { messageTypeIfValid, messageTypeName } from '../protocol/dhcp/options.js';
-import { decideProxyAnswer, type Destination, type ProxyContext } from '../boot/proxy-answer.js';
+import { decideProxyAnswer, type ProxyContext } from '../boot/proxy-answer.js';
 import { LeaseEngine, type Lease, type LeaseStore, type Reservation } from '../dhcp/engine.js';
 
 export interface DhcpServerServiceOptions {
@@ -52,13 +51,7 @@ export interface DhcpServerServiceOptions {
   signal?: AbortSignal;
 }
 
-export interface DhcpServerStats {
-  received: number;
-  replied: number;
-  ignored: number;
-  malformed: number;
-  sendErrors: number;
-}
+export type DhcpServerStats = DhcpStats;
 
 export interface DhcpServerService extends Service {
   readonly ports: { dhcp: number; pxe: number };
@@ -89,36 +82,14 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
   let closed = false;
   const debug = () => log.isLevelEnabled('debug');
 
-  function send(sock: Socket, req: DhcpPacket, reply: DhcpPacket, to: Destination): string {
-    const out = encodePacket(reply);
-    let address = to.address;
-    let port = to.port;
-    if (to.kind === 'broadcast' && opts.broadcastTo) ({ address, port } = opts.broadcastTo);
-    else if (to.kind === 'relay') port = relayPort;
-    else if (to.kind === 'unicast' && port === 68) port = clientPort;
-    const via = to.kind === 'broadcast' && !opts.broadcastTo && sockets?.broadcast ? sockets.broadcast : sock;
-    via.send(out, port, address, (err) => {
-      if (err) {
-        stats.sendErrors++;
-        log.warn({ mac: hardwareAddress(req), xid: req.xid, to: `${address}:${port}`, err: err.message }, 'sending the DHCP reply failed');
-      }
-    });
-    stats.replied++;
-    return `${address}:${port}`;
-  }
+  const io = dhcpReplier({ sockets: () => sockets, routing: { broadcastTo: opts.broadcastTo, relayPort, clientPort }, stats, log });
 
   function onMessage(sock: Socket, which: 'dhcp' | 'pxe', msg: Buffer, rinfo: RemoteInfo): void {
     stats.received++;
     let req: DhcpPacket | undefined;
     try {
-      try {
-        req = decodePacket(msg);
-      } catch (err) {
-        if (!(err instanceof DhcpDecodeError)) throw err;
-        stats.malformed++;
-        if (debug()) log.debug({ from: `${rinfo.address}:${rinfo.port}`, bytes: msg.length, err: err.message }, 'malformed DHCP packet dropped');
-        return;
-      }
+      req = io.decode(msg, rinfo) ?? undefined;
+      if (!req) return;
       if (which === 'pxe') {
         const d = decideProxyAnswer(req, { port: 'pxe', address: rinfo.address, sourcePort: rinfo.port }, boot);
         if ('ignore' in d) {
@@ -126,7 +97,7 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
           if (debug()) log.debug({ mac: hardwareAddress(req), xid: req.xid, port: which, reason: d.ignore }, 'ignored');
           return;
         }
-        const to = send(sock, req, d.reply, d.to);
+        const to = io.send(sock, req, d.reply, d.to);
         log.info({ mac: hardwareAddress(req), xid: req.xid, step: 'REQUEST -> ACK', port: which, to, file: d.file, reason: d.reason }, 'dhcp boot server ACK');
         return;
       }
@@ -139,17 +110,10 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
         if (level === 'info' || debug()) log[level]({ mac: hardwareAddress(req), xid: req.xid, msg: messageTypeName(mt), reason: d.ignore }, `dhcp ${messageTypeName(mt)}: no reply`);
         return;
       }
-      const to = send(sock, req, d.reply, d.to);
+      const to = io.send(sock, req, d.reply, d.to);
       log.info({ mac: hardwareAddress(req), xid: req.xid, step: d.step, ip: d.ip, giaddr: req.giaddr, to, reason: d.reason }, `dhcp ${d.step}`);
     } catch (err) {
-      if (err instanceof DhcpDecodeError) {
-        stats.malformed++;
-        if (debug()) log.debug({ from: `${rinfo.address}:${rinfo.port}`, err: err.message }, 'malformed DHCP option, packet dropped');
-      } else {
-        // Includes a failed lease commit: then nothing was sent, the client retries.
-        stats.ignored++;
-        log.error({ from: `${rinfo.address}:${rinfo.port}`, mac: req ? hardwareAddress(req) : undefined, err: errorMessage(err) }, 'unexpected error handling a DHCP packet');
-      }
+      io.failed(err, rinfo, req);
     }
   }
 

@@ -21,6 +21,9 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import type { Destination } from '../boot/proxy-answer.js';
+import { DhcpDecodeError } from '../protocol/dhcp/errors.js';
+import { decodePacket, encodePacket, hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
 
 export type DhcpPort = 'dhcp' | 'pxe';
 
@@ -96,4 +99,82 @@ export async function openDhcpSockets(o: DhcpSocketsOptions): Promise<DhcpSocket
     await closeAll(sockets);
     throw err;
   }
+}
+
+/** The counters both DHCP services keep. */
+export interface DhcpStats {
+  received: number;
+  replied: number;
+  ignored: number;
+  malformed: number;
+  sendErrors: number;
+}
+
+/** Where replies really go: test overrides and the relay/client ports. */
+export interface ReplyRouting {
+  /** Send broadcasts here instead (tests on loopback). */
+  broadcastTo?: { address: string; port: number } | undefined;
+  /** Port of relay agents (giaddr). */
+  relayPort: number;
+  /** Port unicast replies to clients go to instead of 68 (tests). */
+  clientPort?: number | undefined;
+}
+
+export interface DhcpReplier {
+  /**
+   * Encode and send `reply` to `to` (broadcasts through the socket bound to
+   * the server address when there is one), counting it; a send error is
+   * counted and logged. Returns "address:port" for the log line.
+   */
+  send(sock: Socket, req: DhcpPacket, reply: DhcpPacket, to: Destination): string;
+  /** Decode a datagram; null (counted, logged at debug) when it is malformed. */
+  decode(msg: Buffer, rinfo: RemoteInfo): DhcpPacket | null;
+  /** A handler threw: a DhcpDecodeError from an option reader is a malformed packet, anything else a bug (logged). */
+  failed(err: unknown, rinfo: RemoteInfo, req: DhcpPacket | undefined): void;
+}
+
+/** The receive/send path both DHCP services share; `sockets()` is read at each send. */
+export function dhcpReplier(o: { sockets: () => DhcpSockets | null; routing: ReplyRouting; stats: DhcpStats; log: Logger }): DhcpReplier {
+  const { routing, stats, log } = o;
+  const debug = (): boolean => log.isLevelEnabled('debug');
+  return {
+    send(sock, req, reply, to) {
+      const out = encodePacket(reply);
+      let address = to.address;
+      let port = to.port;
+      if (to.kind === 'broadcast' && routing.broadcastTo) ({ address, port } = routing.broadcastTo);
+      else if (to.kind === 'relay') port = routing.relayPort;
+      else if (to.kind === 'unicast' && port === 68 && routing.clientPort !== undefined) port = routing.clientPort;
+      const bcast = o.sockets()?.broadcast;
+      const via = to.kind === 'broadcast' && !routing.broadcastTo && bcast ? bcast : sock;
+      via.send(out, port, address, (err) => {
+        if (err) {
+          stats.sendErrors++;
+          log.warn({ mac: hardwareAddress(req), xid: req.xid, to: `${address}:${port}`, err: err.message }, 'sending the DHCP reply failed');
+        }
+      });
+      stats.replied++;
+      return `${address}:${port}`;
+    },
+    decode(msg, rinfo) {
+      try {
+        return decodePacket(msg);
+      } catch (err) {
+        if (!(err instanceof DhcpDecodeError)) throw err;
+        stats.malformed++;
+        if (debug()) log.debug({ from: `${rinfo.address}:${rinfo.port}`, bytes: msg.length, err: err.message }, 'malformed DHCP packet dropped');
+        return null;
+      }
+    },
+    failed(err, rinfo, req) {
+      if (err instanceof DhcpDecodeError) {
+        stats.malformed++;
+        if (debug()) log.debug({ from: `${rinfo.address}:${rinfo.port}`, err: err.message }, 'malformed DHCP option, packet dropped');
+      } else {
+        // Includes a failed lease commit (server mode): then nothing was sent, the client retries.
+        stats.ignored++;
+        log.error({ from: `${rinfo.address}:${rinfo.port}`, mac: req ? hardwareAddress(req) : undefined, err: errorMessage(err) }, 'unexpected error handling a DHCP packet');
+      }
+    },
+  };
 }

@@ -22,9 +22,8 @@ import type { FleetbootConfig } from '../config/config.js';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
-import { openDhcpSockets, type DhcpSockets } from './dhcp-sockets.js';
-import { DhcpDecodeError } from '../protocol/dhcp/errors.js';
-import { decodePacket, encodePacket, hardwareAddress } from '../protocol/dhcp/packet.js';
+import { dhcpReplier, openDhcpSockets, type DhcpSockets, type DhcpStats } from './dhcp-sockets.js';
+import { hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { messageType, messageTypeIfValid, messageTypeName } from '../protocol/dhcp/options.js';
 import { decideProxyAnswer, type Arrival, type ProxyContext } from '../boot/proxy-answer.js';
 
@@ -47,13 +46,7 @@ export interface ProxyDhcpServiceOptions {
   signal?: AbortSignal;
 }
 
-export interface ProxyDhcpStats {
-  received: number;
-  replied: number;
-  ignored: number;
-  malformed: number;
-  sendErrors: number;
-}
+export type ProxyDhcpStats = DhcpStats;
 
 export interface ProxyDhcpService extends Service {
   /** Ports actually bound (0 before start() or when dhcp.mode is 'off'). */
@@ -71,19 +64,14 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
   let sockets: DhcpSockets | null = null;
   let closed = false;
   const debug = () => log.isLevelEnabled('debug');
+  const io = dhcpReplier({ sockets: () => sockets, routing: { broadcastTo: opts.broadcastTo, relayPort }, stats, log });
 
   function onMessage(sock: Socket, which: Arrival['port'], msg: Buffer, rinfo: RemoteInfo): void {
     stats.received++;
+    let req: DhcpPacket | undefined;
     try {
-      let req;
-      try {
-        req = decodePacket(msg);
-      } catch (err) {
-        if (!(err instanceof DhcpDecodeError)) throw err;
-        stats.malformed++;
-        if (debug()) log.debug({ from: `${rinfo.address}:${rinfo.port}`, bytes: msg.length, err: err.message }, 'malformed DHCP packet dropped');
-        return;
-      }
+      req = io.decode(msg, rinfo) ?? undefined;
+      if (!req) return;
       const decision = decideProxyAnswer(req, { port: which, address: rinfo.address, sourcePort: rinfo.port }, ctx);
       if ('ignore' in decision) {
         stats.ignored++;
@@ -96,19 +84,7 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
         return;
       }
       const { reply, to, file, reason, firmware } = decision;
-      const out = encodePacket(reply);
-      let address = to.address;
-      let port = to.port;
-      if (to.kind === 'broadcast' && opts.broadcastTo) ({ address, port } = opts.broadcastTo);
-      else if (to.kind === 'relay') port = relayPort;
-      const via = to.kind === 'broadcast' && !opts.broadcastTo && sockets?.broadcast ? sockets.broadcast : sock;
-      via.send(out, port, address, (err) => {
-        if (err) {
-          stats.sendErrors++;
-          log.warn({ mac: hardwareAddress(req), xid: req.xid, to: `${address}:${port}`, err: err.message }, 'sending the DHCP reply failed');
-        }
-      });
-      stats.replied++;
+      const sentTo = io.send(sock, req, reply, to);
       const step = `${messageTypeName(messageType(req))} -> ${messageTypeName(messageType(reply))}`;
       log.info(
         {
@@ -118,7 +94,7 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
           ipxe: firmware.ipxe,
           step,
           port: which,
-          to: `${address}:${port}`,
+          to: sentTo,
           file,
           reason,
         },
@@ -126,13 +102,7 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
       );
     } catch (err) {
       // A bug, or an option too broken to read (DhcpDecodeError from a reader).
-      if (err instanceof DhcpDecodeError) {
-        stats.malformed++;
-        if (debug()) log.debug({ from: `${rinfo.address}:${rinfo.port}`, err: err.message }, 'malformed DHCP option, packet dropped');
-      } else {
-        stats.ignored++;
-        log.error({ from: `${rinfo.address}:${rinfo.port}`, err: errorMessage(err) }, 'unexpected error handling a DHCP packet');
-      }
+      io.failed(err, rinfo, req);
     }
   }
 

@@ -5,7 +5,7 @@
  *
  * - GET /ran?mac=..&ip=..&marker=.. (any path ending in /ran): the test initrd's
  *   callback; answered 200 "ok" and reported on stdout.
- * - With --root: any other GET/HEAD serves the file of that name from DIR
+ * - With --root: every other GET/HEAD serves the file of that name from DIR
  *   (no `..`), so it can stand in for a boot server's HTTP side.
  *
  * Every event is one JSON line on stdout: {"event":"listening",...},

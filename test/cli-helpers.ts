@@ -1,0 +1,50 @@
+/** The real CLI from the sources, for the CLI tests: run commands, start `serve` on loopback. */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+export const ROOT = new URL('..', import.meta.url).pathname;
+export const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'src/cli/main.ts')] as const;
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `fleetboot ARGS` to its end (30 s at most). */
+export async function cli(args: string[]): Promise<CliRun> {
+  try {
+    const { stdout, stderr } = await execFileP(CLI[0], [...CLI.slice(1), ...args], { cwd: ROOT, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** Poll `check` every 100 ms; throws when `child` exits first or after `ms`. */
+export async function waitUntil(check: () => boolean, what: string, ms: number, child?: ChildProcess): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} while waiting for ${what}`);
+    if (Date.now() > until) throw new Error(`${what} did not happen within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * `fleetboot serve` on 127.0.0.1 (HTTP port 0) with `dataDir`, plus `extra`
+ * flags (default: no DHCP, no TFTP); its stdout and stderr are collected.
+ */
+export function spawnServe(dataDir: string, extra: string[] = ['--dhcp', 'off', '--no-tftp']): { server: ChildProcess; log: () => string } {
+  let log = '';
+  const server = spawn(CLI[0], [...CLI.slice(1), 'serve', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', ...extra, '--data-dir', dataDir], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  server.stdout?.on('data', (b: Buffer) => (log += b.toString()));
+  server.stderr?.on('data', (b: Buffer) => (log += b.toString()));
+  return { server, log: () => log };
+}
