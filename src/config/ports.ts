@@ -36,7 +36,7 @@ export function requiredPorts(c: Readonly<FleetbootConfig>): PortUse[] {
       setting: 'tftp.dataPorts',
     });
   }
-  out.push({ proto: 'tcp', port: c.http.port, service: 'HTTP', why: 'iPXE scripts, kernels and initrds, UEFI HTTP boot, the REST API', setting: 'http.port' });
+  out.push({ proto: 'tcp', port: c.http.port, service: 'HTTP', why: 'iPXE scripts, kernels and initrds, UEFI HTTP boot, the imaging boot environment and image transfers, the REST API', setting: 'http.port' });
   return out;
 }
 
