@@ -2,7 +2,7 @@
  * A tiny runner that starts only the TFTP service, for benchmarks and manual tries:
  *   node --import tsx bench/tftp-server.ts --root DIR [--address 127.0.0.1] [--port 69]
  *        [--data-ports 64001-65000] [--max-blksize 65464] [--max-windowsize 64]
- *        [--timeout-ms 1000] [--max-retries 5] [--log info]
+ *        [--timeout-ms 1000] [--max-retries 5] [--log info] [--busy-poll-us 0]
  * Prints "listening PORT" on stdout once bound; SIGTERM/SIGINT close it.
  */
 import { parseArgs } from 'node:util';
@@ -21,6 +21,7 @@ const { values } = parseArgs({
     'timeout-ms': { type: 'string', default: '1000' },
     'max-retries': { type: 'string', default: '5' },
     log: { type: 'string', default: 'info' },
+    'busy-poll-us': { type: 'string', default: '0' },
   },
 });
 if (!values.root) throw new TypeError('--root DIR is required');
@@ -39,6 +40,7 @@ const svc = createTftpService({
   maxRetries: Number(values['max-retries']),
   maxBlksize: Number(values['max-blksize']),
   maxWindowsize: Number(values['max-windowsize']),
+  busyPollMicros: Number(values['busy-poll-us']),
   logger: createLogger(level, process.stderr),
 });
 await svc.start();

@@ -3,7 +3,8 @@
  * in the same run, on a lab bridge, runs interleaved, medians reported.
  *
  *   node --import tsx bench/tftp.ts [--reps 3] [--size-mib 64] [--clients 20]
- *        [--concurrent-mib 16] [--out bench/results/tftp.md]
+ *        [--concurrent-mib 16] [--out bench/results/tftp.md] [--scenarios lockstep,window16,concurrent]
+ *        [--fb-data-ports 64001-65000] [--fb-busy-poll-us 0]
  *
  * Lab: a server namespace holding three addresses, one per server, each on
  * port 69: Fleetboot (10.213.70.1, bench/tftp-server.ts), dnsmasq (.3,
@@ -27,6 +28,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Lab, labAvailable } from '../test/lab/lab.js';
+import { defaultUdpBackend } from '../src/net/udp.js';
 
 const run = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -53,6 +55,8 @@ type Scenario = 'lockstep' | 'window16' | 'concurrent';
 const SCENARIOS: Scenario[] = (['lockstep', 'window16', 'concurrent'] as const).filter((x) => arg('scenarios', 'lockstep,window16,concurrent').split(',').includes(x));
 /** Fleetboot's data ports, e.g. `69-69` (every transfer on the server port, like dnsmasq's --tftp-single-port); default one ephemeral port per transfer. */
 const FB_DATA_PORTS = arg('fb-data-ports', '');
+/** Fleetboot's tftp.busyPollMicros (0 = off, the default configuration). */
+const FB_BUSY_POLL = arg('fb-busy-poll-us', '0');
 
 const CPUACCT = '/sys/fs/cgroup/cpuacct';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -61,6 +65,55 @@ interface Sample {
   wallS: number;
   cpuS: number | null;
   bytes: number;
+  /** Busy share of CPU 0 (servers) and CPU 1 (clients) during the run, from /proc/stat. */
+  busy: [number, number];
+}
+
+/** Context switches (voluntary = went to sleep) of a process, all its threads and direct children. */
+function ctxSwitches(pid: number | undefined): number {
+  if (!pid) return 0;
+  let n = 0;
+  for (const p of [pid, ...childrenOf(pid)]) {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      try {
+        const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${p}/task/${t}/status`, 'utf8'));
+        if (m) n += Number(m[1]);
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  return n;
+}
+
+/** [busy, total] jiffies of CPU 0 and CPU 1. */
+function cpuTimes(): [number, number][] {
+  const out: [number, number][] = [];
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^cpu([01]) (.*)$/.exec(line);
+    if (!m) continue;
+    const f = (m[2] as string).trim().split(/\s+/).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = (f[3] ?? 0) + (f[4] ?? 0);
+    out[Number(m[1])] = [total - idle, total];
+  }
+  return out;
+}
+
+function busyShare(a: [number, number][], b: [number, number][]): [number, number] {
+  const one = (i: number): number => {
+    const x = a[i];
+    const y = b[i];
+    if (!x || !y || y[1] === x[1]) return 0;
+    return (y[0] - x[0]) / (y[1] - x[1]);
+  };
+  return [one(0), one(1)];
 }
 
 function median(xs: number[]): number {
@@ -124,7 +177,7 @@ async function main(): Promise<void> {
     await lab.addHost('cli', CLIENT_IP);
 
     const argv: Record<ServerName, string[]> = {
-      fleetboot: [process.execPath, '--import', 'tsx', join(repo, 'bench/tftp-server.ts'), '--root', dir, '--address', `${SUBNET}.1`, '--port', '69', '--log', 'warn', ...(FB_DATA_PORTS ? ['--data-ports', FB_DATA_PORTS] : [])],
+      fleetboot: [process.execPath, '--import', 'tsx', join(repo, 'bench/tftp-server.ts'), '--root', dir, '--address', `${SUBNET}.1`, '--port', '69', '--log', 'warn', ...(FB_DATA_PORTS ? ['--data-ports', FB_DATA_PORTS] : []), '--busy-poll-us', FB_BUSY_POLL],
       dnsmasq: ['dnsmasq', '--port=0', '--enable-tftp', `--tftp-root=${dir}`, '--no-daemon', `--listen-address=${SUBNET}.3`, '--bind-interfaces', '--conf-file=/dev/null', '--pid-file=', '--log-facility=-'],
       'tftpd-hpa': ['in.tftpd', '-L', '-s', dir, '--address', `${SUBNET}.4:69`],
     };
@@ -171,6 +224,9 @@ async function main(): Promise<void> {
         const order = SERVERS.map((_, i) => SERVERS[(i + rep) % SERVERS.length] as (typeof SERVERS)[number]);
         for (const s of order) {
           const cpu0 = cgroupUsage(s.name);
+          const jiffies0 = cpuTimes();
+          const pid = procs.get(s.name)?.pid;
+          const cs0 = ctxSwitches(pid);
           const t0 = performance.now();
           let bytes = SIZE_MIB * 1024 * 1024;
           if (sc === 'lockstep') await cli(curlArgs(s.ip, 'big.bin', '/dev/null'));
@@ -182,12 +238,16 @@ async function main(): Promise<void> {
             await cli(['sh', '-c', `fail=0; for i in $(seq ${CLIENTS}); do ${one} & done; for j in $(jobs -p); do wait $j || fail=1; done; exit $fail`]);
           }
           const wallS = (performance.now() - t0) / 1000;
+          const busy = busyShare(jiffies0, cpuTimes());
+          const sleeps = ctxSwitches(pid) - cs0;
           const cpu1 = cgroupUsage(s.name);
           const key = `${sc}/${s.name}`;
           const list = samples.get(key) ?? [];
-          list.push({ wallS, cpuS: cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null, bytes });
+          list.push({ wallS, cpuS: cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null, bytes, busy });
           samples.set(key, list);
-          process.stdout.write(`rep ${rep + 1} ${key}: ${wallS.toFixed(3)} s, ${(bytes / 1e6 / wallS).toFixed(1)} MB/s\n`);
+          process.stdout.write(
+            `rep ${rep + 1} ${key}: ${wallS.toFixed(3)} s, ${(bytes / 1e6 / wallS).toFixed(1)} MB/s, CPU 0/1 busy ${Math.round(busy[0] * 100)}%/${Math.round(busy[1] * 100)}%, server sleeps ${sleeps}\n`,
+          );
         }
       }
     }
@@ -216,7 +276,12 @@ async function main(): Promise<void> {
     const tftpdVersion = (await ver('dpkg-query', ['-W', '-f', '${Version}', 'tftpd-hpa'])) || '?';
     const lines: string[] = [];
     lines.push('# TFTP benchmark: Fleetboot vs dnsmasq vs tftpd-hpa', '');
-    lines.push(`Run ${new Date().toISOString()} with \`node --import tsx bench/tftp.ts\` (reps ${REPS}, medians).`, '');
+    const cmdArgs = process.argv.slice(2).join(' ');
+    lines.push(`Run ${new Date().toISOString()} with \`node --import tsx bench/tftp.ts${cmdArgs ? ` ${cmdArgs}` : ''}\` (reps ${REPS}, medians).`, '');
+    lines.push(
+      `Fleetboot: UDP I/O ${defaultUdpBackend()}, data ports ${FB_DATA_PORTS || 'ephemeral (one per transfer)'}, tftp.busyPollMicros ${FB_BUSY_POLL}.`,
+      '',
+    );
     lines.push('## Machine', '');
     lines.push(`- CPU: ${cpus()[0]?.model ?? '?'}, nproc ${cpus().length}`);
     lines.push(`- Kernel: ${release()}; Node ${process.version}`);
@@ -227,13 +292,17 @@ async function main(): Promise<void> {
     lines.push(`Lab bridge (veth, no added latency). Servers in one namespace pinned to CPU 0, clients in another pinned to CPU 1. ` +
       `File ${SIZE_MIB} MiB for lockstep/window16; ${CLIENTS} concurrent clients each fetch a ${CONC_MIB} MiB file (total ${CLIENTS * CONC_MIB} MiB). ` +
       `Clients write to /dev/null; a first download from each server through curl and atftp was checked by sha256. ` +
-      `"server CPU" is the server's CPU time for the run (cpuacct cgroup, includes its children).`, '');
+      `"server CPU" is the server's CPU time for the run (cpuacct cgroup, includes its children). ` +
+      `"CPU 0/1 busy" is the non-idle share of each core during the run (/proc/stat): when CPU 1 is near 100 % the clients, not the server, set the pace.`, '');
     lines.push('## Results (median)', '');
-    lines.push('| scenario | server | time (s) | MB/s | server CPU (s) |', '|---|---|---:|---:|---:|');
+    lines.push('| scenario | server | time (s) | MB/s | server CPU (s) | CPU 0/1 busy |', '|---|---|---:|---:|---:|---:|');
     for (const sc of SCENARIOS) {
       for (const s of SERVERS) {
         const m = med(sc, s.name);
-        lines.push(`| ${sc} | ${s.name} | ${m.wall.toFixed(3)} | ${m.mbps.toFixed(1)} | ${m.cpu === null ? 'n/a' : m.cpu.toFixed(2)} |`);
+        const l = samples.get(`${sc}/${s.name}`) ?? [];
+        const b0 = Math.round(median(l.map((x) => x.busy[0])) * 100);
+        const b1 = Math.round(median(l.map((x) => x.busy[1])) * 100);
+        lines.push(`| ${sc} | ${s.name} | ${m.wall.toFixed(3)} | ${m.mbps.toFixed(1)} | ${m.cpu === null ? 'n/a' : m.cpu.toFixed(2)} | ${b0}% / ${b1}% |`);
       }
     }
     lines.push('', 'All runs (s): ' + [...samples].map(([k, l]) => `${k} ${l.map((x) => x.wallS.toFixed(2)).join('/')}`).join('; '), '');

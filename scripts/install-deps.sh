@@ -9,7 +9,9 @@ need_run=()
 # Runtime: iPXE binaries served over TFTP; what scripts/build-bootenv.sh
 # copies into the boot environment (busybox, kmod, partclone, sfdisk, sgdisk,
 # util-linux tools, zstd) and packs it with (cpio, zstd, kmod's depmod).
-runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linux)
+# gcc and libc6-dev build native/fastudp.c (the TFTP service's UDP I/O) against
+# the headers the nodejs package ships in /usr/include/node.
+runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linux gcc libc6-dev)
 # Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling.
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc

@@ -277,6 +277,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
         maxRetries: config.tftp.maxRetries,
         maxBlksize: config.tftp.maxBlksize,
         maxWindowsize: config.tftp.maxWindowsize,
+        busyPollMicros: config.tftp.busyPollMicros,
         logger: log,
       });
       await tftp.start();

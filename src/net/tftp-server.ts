@@ -47,7 +47,6 @@
  * kernel would then drop wrong-TID packets silently, and catching them on a
  * second SO_REUSEADDR socket lets unrelated sockets share our ports).
  */
-import dgram from 'node:dgram';
 import { read as fsRead } from 'node:fs';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIPv4 } from 'node:net';
@@ -70,6 +69,7 @@ import {
 } from '../protocol/tftp/index.js';
 import { negotiate, type Negotiated } from '../protocol/tftp/options.js';
 import { openInRoot, wireNameToUtf8 } from './safe-path.js';
+import { defaultUdpBackend, openUdp, setUdpBusyPoll, udpPeer, type UdpBackend, type UdpPeer, type UdpSocket } from './udp.js';
 
 export interface TftpServiceOptions {
   /** Directory files are served from (read-only). */
@@ -87,6 +87,10 @@ export interface TftpServiceOptions {
   maxBlksize: number;
   maxWindowsize: number;
   logger: Logger;
+  /** UDP I/O: the native addon when built, else node:dgram (see net/udp.ts). */
+  udp?: UdpBackend;
+  /** Keep polling this long after each datagram instead of sleeping (native only; 0 = off). */
+  busyPollMicros?: number;
 }
 
 export type TftpService = Service & { readonly port: number };
@@ -99,51 +103,21 @@ export type TftpService = Service & { readonly port: number };
 const CHUNK_BYTES = 512 * 1024;
 const EMPTY = Buffer.alloc(0);
 
-/** dgram's default lookup goes through dns.lookup and a process.nextTick per send; peers are always IP literals. */
-function literalLookup(address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
-  cb(null, address, 4);
+interface Peer extends UdpPeer {
+  /** ip * 65536 + port: the transfer's key */
+  readonly key: number;
+  /** "address:port", for logs */
+  readonly label: string;
 }
 
-function newSocket(): dgram.Socket {
-  return dgram.createSocket({ type: 'udp4', lookup: literalLookup as unknown as dgram.SocketOptions['lookup'] });
-}
-
-function bindSocket(sock: dgram.Socket, port: number, address: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      sock.removeListener('listening', onListening);
-      reject(err);
-    };
-    const onListening = (): void => {
-      sock.removeListener('error', onError);
-      resolve();
-    };
-    sock.once('error', onError);
-    sock.once('listening', onListening);
-    sock.bind({ port, address, exclusive: true });
-  });
-}
-
-function closeSocket(sock: dgram.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    try {
-      sock.close(() => resolve());
-    } catch {
-      resolve(); // already closed
-    }
-  });
-}
-
-interface Peer {
-  address: string;
-  port: number;
-  /** "address:port" */
-  key: string;
+function peerOf(ip: number, port: number): Peer {
+  const p = udpPeer(ip, port);
+  return { ...p, key: ip * 65536 + port, label: `${p.address}:${port}` };
 }
 
 /** Where a transfer's packets go out. */
 interface Channel {
-  readonly socket: dgram.Socket;
+  readonly socket: UdpSocket;
   readonly localPort: number;
   /** True when the socket belongs to this transfer alone (closed at the end). */
   readonly owned: boolean;
@@ -181,7 +155,6 @@ class Transfer {
   private readonly chunkBytes: number;
   private readonly oack: Buffer | null;
   private readonly startedAt = performance.now();
-  private readonly list: Buffer[] = [EMPTY, EMPTY];
   private hdr = Buffer.alloc(4);
 
   phase: Phase;
@@ -337,18 +310,15 @@ class Transfer {
 
   private sendData(block: number, data: Buffer): void {
     const sock = this.channel.socket;
-    // A send the kernel could not take at once is queued by libuv with our buffers:
-    // then the shared header must not be rewritten, so take a fresh one.
-    if (sock.getSendQueueCount() !== 0) this.hdr = Buffer.allocUnsafe(4);
+    // A send the kernel could not take at once may still point at our buffers
+    // (dgram queues them): then the shared header must not be rewritten, so take a fresh one.
+    if (sock.retainsBuffers()) this.hdr = Buffer.allocUnsafe(4);
     writeDataHeader(this.hdr, block & 0xffff);
-    const list = this.list;
-    list[0] = this.hdr;
-    list[1] = data;
-    sock.send(list, this.peer.port, this.peer.address);
+    sock.send(this.hdr, data, this.peer);
   }
 
   private send(packet: Buffer): void {
-    this.channel.socket.send(packet, this.peer.port, this.peer.address);
+    this.channel.socket.send(packet, null, this.peer);
   }
 
   /** Block data outside the current chunk: switch chunks, or start reading and return null. */
@@ -408,7 +378,7 @@ class Transfer {
     for (const c of this.chunks) {
       if ((c.idx >= idx - 1 && c.idx <= idx + 1) || c.idx === also) kept.push(c);
       // A buffer may be reused only when no queued send still points into it.
-      else if (c.buf.length === this.chunkBytes && this.spare.length < 2 && this.channel.socket.getSendQueueCount() === 0) this.spare.push(c.buf);
+      else if (c.buf.length === this.chunkBytes && this.spare.length < 2 && !this.channel.socket.retainsBuffers()) this.spare.push(c.buf);
     }
     this.chunks = kept;
   }
@@ -425,7 +395,7 @@ class Transfer {
     if (errCode !== undefined && errMsg !== undefined) this.send(errorPacket(errCode, errMsg));
     const durationMs = performance.now() - this.startedAt;
     const fields = {
-      client: this.peer.key,
+      client: this.peer.label,
       file: this.file,
       dataPort: this.channel.localPort,
       durationMs: Math.round(durationMs * 10) / 10,
@@ -460,6 +430,7 @@ function validate(opts: TftpServiceOptions): void {
   int('maxRetries', opts.maxRetries, 1, 1000);
   int('maxBlksize', opts.maxBlksize, 8, 65464);
   int('maxWindowsize', opts.maxWindowsize, 1, 65535);
+  int('busyPollMicros', opts.busyPollMicros ?? 0, 0, 1000);
   if (opts.dataPorts) {
     int('dataPorts.from', opts.dataPorts.from, 1, 65535);
     int('dataPorts.to', opts.dataPorts.to, opts.dataPorts.from, 65535);
@@ -472,19 +443,21 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
   const log = opts.logger.child({ subsystem: 'tftp' });
   const { root, dataPorts } = opts;
   const sharedPort = dataPorts !== null && dataPorts.from === dataPorts.to ? dataPorts.from : null;
+  const backend = opts.udp ?? defaultUdpBackend();
 
   let bindAddress = opts.bindAddress;
-  let main: dgram.Socket | null = null;
+  let main: UdpSocket | null = null;
   /** The one data socket when sharedPort is set (the main socket when sharedPort equals the server port). */
-  let shared: dgram.Socket | null = null;
+  let shared: UdpSocket | null = null;
   let boundPort = 0;
   let closing = false;
   let started = false;
+  let ready = false;
   let rangeCursor = 0;
   const portsInUse = new Set<number>();
-  const byPeer = new Map<string, Transfer>();
-  const pendingPeers = new Set<string>();
-  const ownSockets = new Set<dgram.Socket>();
+  const byPeer = new Map<number, Transfer>();
+  const pendingPeers = new Set<number>();
+  const ownSockets = new Set<UdpSocket>();
   const socketCloses = new Set<Promise<void>>();
 
   const ctx: TransferContext = {
@@ -496,7 +469,7 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       channels.delete(t);
       if (ch?.owned) {
         ownSockets.delete(ch.socket);
-        const p = closeSocket(ch.socket).then(() => {
+        const p = ch.socket.close().then(() => {
           portsInUse.delete(ch.localPort);
           socketCloses.delete(p);
         });
@@ -506,24 +479,21 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
   };
   const channels = new Map<Transfer, Channel>();
 
-  function sendTo(sock: dgram.Socket, packet: Buffer, rinfo: dgram.RemoteInfo): void {
-    sock.send(packet, rinfo.port, rinfo.address);
-  }
-
   /** A packet on a data port from someone who is not that port's client. */
-  function wrongTid(sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  function wrongTid(sock: UdpSocket, msg: Buffer, ip: number, port: number): void {
     if (peekOpcode(msg) === Opcode.ERROR) return; // never answer an error with an error
-    sendTo(sock, errorPacket(ErrorCode.UNKNOWN_TID, 'Unknown transfer ID'), rinfo);
+    sock.send(errorPacket(ErrorCode.UNKNOWN_TID, 'Unknown transfer ID'), null, udpPeer(ip, port));
   }
 
-  function refuse(rinfo: dgram.RemoteInfo, code: number, message: string, fields: Record<string, unknown>): void {
-    log.info({ client: `${rinfo.address}:${rinfo.port}`, code, ...fields }, `tftp request refused: ${message}`);
-    if (main) sendTo(main, errorPacket(code, message), rinfo);
+  function refuse(peer: Peer, code: number, message: string, fields: Record<string, unknown>): void {
+    log.info({ client: peer.label, code, ...fields }, `tftp request refused: ${message}`);
+    if (main) main.send(errorPacket(code, message), null, peer);
   }
 
-  function onMainMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  function onMainMessage(msg: Buffer, ip: number, port: number): void {
+    if (!ready) return; // the shared data port is still being bound
     if (sharedPort !== null && shared === main) {
-      const t = byPeer.get(`${rinfo.address}:${rinfo.port}`);
+      const t = byPeer.get(ip * 65536 + port);
       const op = peekOpcode(msg);
       if (t && op !== Opcode.RRQ && op !== Opcode.WRQ) {
         t.onPacket(msg);
@@ -531,22 +501,24 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       }
     }
     try {
-      onRequest(msg, rinfo);
+      onRequest(msg, ip, port);
     } catch (err) {
-      log.error({ err, client: `${rinfo.address}:${rinfo.port}` }, 'tftp request handling failed');
+      log.error({ err, client: peerOf(ip, port).label }, 'tftp request handling failed');
     }
   }
 
-  function onSharedMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    const t = byPeer.get(`${rinfo.address}:${rinfo.port}`);
+  function onSharedMessage(msg: Buffer, ip: number, port: number): void {
+    const t = byPeer.get(ip * 65536 + port);
     if (t) t.onPacket(msg);
-    else wrongTid(shared as dgram.Socket, msg, rinfo);
+    else wrongTid(shared as UdpSocket, msg, ip, port);
   }
 
-  function onRequest(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  /** `msg` is only valid during this call: everything kept from it is decoded into strings first. */
+  function onRequest(msg: Buffer, ip: number, port: number): void {
     const op = peekOpcode(msg);
     if (op === null) return; // not even an opcode: silence
     if (op >= Opcode.DATA && op <= Opcode.OACK) return; // stray packet of a finished transfer
+    const peer = peerOf(ip, port);
     let req: RequestPacket;
     try {
       const p = decode(msg);
@@ -554,24 +526,24 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       req = p;
     } catch (err) {
       const why = err instanceof TftpDecodeError ? err.message : String(err);
-      refuse(rinfo, ErrorCode.ILLEGAL_OPERATION, 'Illegal TFTP operation', { why });
+      refuse(peer, ErrorCode.ILLEGAL_OPERATION, 'Illegal TFTP operation', { why });
       return;
     }
     if (req.op === 'WRQ') {
-      refuse(rinfo, ErrorCode.ACCESS_VIOLATION, 'Read-only server', { file: req.filename });
+      refuse(peer, ErrorCode.ACCESS_VIOLATION, 'Read-only server', { file: req.filename });
       return;
     }
     const mode = req.mode.toLowerCase();
     if (mode !== 'octet' && mode !== 'netascii') {
-      refuse(rinfo, ErrorCode.ILLEGAL_OPERATION, 'Unsupported mode', { file: req.filename, mode: req.mode });
+      refuse(peer, ErrorCode.ILLEGAL_OPERATION, 'Unsupported mode', { file: req.filename, mode: req.mode });
       return;
     }
     const name = wireNameToUtf8(req.filename);
     if (name === null) {
-      refuse(rinfo, ErrorCode.FILE_NOT_FOUND, 'File not found', { file: req.filename, why: 'name is not UTF-8' });
+      refuse(peer, ErrorCode.FILE_NOT_FOUND, 'File not found', { file: req.filename, why: 'name is not UTF-8' });
       return;
     }
-    const key = `${rinfo.address}:${rinfo.port}`;
+    const key = peer.key;
     if (pendingPeers.has(key)) return; // the same request again while we open the file
     const existing = byPeer.get(key);
     if (existing) {
@@ -579,66 +551,66 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       existing.abort('replaced by a new request from the same client port');
     }
     pendingPeers.add(key);
-    startTransfer(req, name, mode, { address: rinfo.address, port: rinfo.port, key }, rinfo)
+    startTransfer(req, name, mode, peer)
       .catch((err: unknown) => {
-        log.error({ err, client: key, file: name }, 'tftp transfer could not start');
+        log.error({ err, client: peer.label, file: name }, 'tftp transfer could not start');
       })
       .finally(() => pendingPeers.delete(key));
   }
 
+  /** Binds a data socket for one transfer; its packets go to that transfer alone (others get ERROR 5). */
+  async function bindOwned(port: number, peer: Peer): Promise<Channel> {
+    let channel: Channel | null = null;
+    const sock = await openUdp(backend, {
+      address: bindAddress,
+      port,
+      onMessage(msg, ip, srcPort) {
+        const t = channel?.transfer ?? null;
+        if (t !== null && srcPort === peer.port && ip === peer.ip) t.onPacket(msg);
+        else wrongTid(sock, msg, ip, srcPort);
+      },
+      onError(err) {
+        log.warn({ err, dataPort: sock.port }, 'tftp data socket error');
+      },
+    });
+    channel = { socket: sock, localPort: sock.port, owned: true, transfer: null };
+    ownSockets.add(sock);
+    portsInUse.add(sock.port);
+    return channel;
+  }
+
   async function openChannel(peer: Peer): Promise<Channel | null> {
-    if (sharedPort !== null) return { socket: shared as dgram.Socket, localPort: sharedPort, owned: false, transfer: null };
-    const sock = newSocket();
-    if (dataPorts === null) {
-      await bindSocket(sock, 0, bindAddress);
-      return attach(sock, sock.address().port, peer);
-    }
+    if (sharedPort !== null) return { socket: shared as UdpSocket, localPort: sharedPort, owned: false, transfer: null };
+    if (dataPorts === null) return bindOwned(0, peer);
     // A range: the next free port after the last one handed out.
     const n = dataPorts.to - dataPorts.from + 1;
-    let candidate = sock;
     for (let i = 0; i < n; i++) {
       const port = dataPorts.from + ((rangeCursor + i) % n);
       if (portsInUse.has(port)) continue;
       portsInUse.add(port);
       try {
-        await bindSocket(candidate, port, bindAddress);
+        const channel = await bindOwned(port, peer);
         rangeCursor = (port - dataPorts.from + 1) % n;
-        return attach(candidate, port, peer);
+        return channel;
       } catch (err) {
         portsInUse.delete(port);
         const code = (err as NodeJS.ErrnoException).code;
         if (code !== 'EADDRINUSE' && code !== 'EACCES') throw err;
-        await closeSocket(candidate);
-        candidate = newSocket(); // a socket that failed to bind cannot be bound again
       }
     }
-    await closeSocket(candidate);
     return null;
   }
 
-  function attach(sock: dgram.Socket, localPort: number, peer: Peer): Channel {
-    ownSockets.add(sock);
-    const channel: Channel = { socket: sock, localPort, owned: true, transfer: null };
-    sock.on('error', (err) => log.warn({ err, dataPort: localPort }, 'tftp data socket error'));
-    sock.on('message', (msg, rinfo) => {
-      const t = channel.transfer;
-      if (t !== null && rinfo.port === peer.port && rinfo.address === peer.address) t.onPacket(msg);
-      else wrongTid(sock, msg, rinfo);
-    });
-    if (dataPorts === null) portsInUse.add(localPort);
-    return channel;
-  }
-
-  async function startTransfer(req: RequestPacket, name: string, mode: string, peer: Peer, rinfo: dgram.RemoteInfo): Promise<void> {
+  async function startTransfer(req: RequestPacket, name: string, mode: string, peer: Peer): Promise<void> {
     const opened = await openInRoot(root, name);
     if (closing) {
       if (opened.ok) await opened.handle.close();
       return;
     }
     if (!opened.ok) {
-      if (opened.reason === 'not-found') refuse(rinfo, ErrorCode.FILE_NOT_FOUND, 'File not found', { file: name });
-      else if (opened.reason === 'access') refuse(rinfo, ErrorCode.ACCESS_VIOLATION, 'Access violation', { file: name, why: opened.message });
-      else refuse(rinfo, ErrorCode.ACCESS_VIOLATION, 'Not a regular file', { file: name });
+      if (opened.reason === 'not-found') refuse(peer, ErrorCode.FILE_NOT_FOUND, 'File not found', { file: name });
+      else if (opened.reason === 'access') refuse(peer, ErrorCode.ACCESS_VIOLATION, 'Access violation', { file: name, why: opened.message });
+      else refuse(peer, ErrorCode.ACCESS_VIOLATION, 'Not a regular file', { file: name });
       return;
     }
     const neg = negotiate({ op: 'RRQ', options: req.options, fileSize: opened.size }, opts);
@@ -653,10 +625,10 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       await opened.handle.close();
       if (channel?.owned) {
         ownSockets.delete(channel.socket);
-        await closeSocket(channel.socket);
+        await channel.socket.close();
         portsInUse.delete(channel.localPort);
       }
-      if (channel === null) refuse(rinfo, ErrorCode.NOT_DEFINED, 'No free data port', { file: name });
+      if (channel === null) refuse(peer, ErrorCode.NOT_DEFINED, 'No free data port', { file: name });
       return;
     }
     const t = new Transfer(ctx, peer, name, opened.handle, opened.size, neg, opts.timeoutMs, channel);
@@ -666,7 +638,7 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
     byPeer.set(peer.key, t);
     log.info(
       {
-        client: peer.key,
+        client: peer.label,
         file: name,
         size: opened.size,
         mode,
@@ -692,33 +664,41 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       if (started) throw new Error('TFTP service already started');
       started = true;
       if (!isIPv4(bindAddress)) bindAddress = (await dnsLookup(bindAddress, { family: 4 })).address;
-      const sock = newSocket();
-      sock.on('error', (err) => log.error({ err }, 'tftp server socket error'));
-      await bindSocket(sock, opts.port, bindAddress);
+      const sock = await openUdp(backend, {
+        address: bindAddress,
+        port: opts.port,
+        onMessage: onMainMessage,
+        onError: (err) => log.error({ err }, 'tftp server socket error'),
+      });
       main = sock;
-      boundPort = sock.address().port;
+      boundPort = sock.port;
       if (sharedPort !== null) {
         if (sharedPort === boundPort) shared = main;
         else {
-          const s = newSocket();
-          s.on('error', (err) => log.error({ err }, 'tftp shared data socket error'));
           try {
-            await bindSocket(s, sharedPort, bindAddress);
+            shared = await openUdp(backend, {
+              address: bindAddress,
+              port: sharedPort,
+              onMessage: onSharedMessage,
+              onError: (err) => log.error({ err }, 'tftp shared data socket error'),
+            });
           } catch (err) {
-            await closeSocket(main);
+            await main.close();
             main = null;
             throw err;
           }
-          s.on('message', onSharedMessage);
-          shared = s;
         }
       }
-      sock.on('message', onMainMessage);
-      log.info({ address: bindAddress, port: boundPort, root, dataPorts }, 'tftp listening');
+      ready = true;
+      const busyPoll = opts.busyPollMicros ?? 0;
+      const polling = busyPoll > 0 && backend === 'native' && setUdpBusyPoll(busyPoll);
+      if (busyPoll > 0 && !polling) log.warn({ busyPollMicros: busyPoll }, 'tftp busy polling needs the native UDP addon: not used');
+      log.info({ address: bindAddress, port: boundPort, root, dataPorts, udp: backend, busyPollMicros: polling ? busyPoll : undefined }, 'tftp listening');
     },
     async close() {
       if (closing) return;
       closing = true;
+      if ((opts.busyPollMicros ?? 0) > 0 && backend === 'native') setUdpBusyPoll(0);
       for (const t of [...byPeer.values()]) t.abort('server closing');
       const socks = [...ownSockets];
       ownSockets.clear();
@@ -726,7 +706,7 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       if (main) socks.push(main);
       shared = null;
       main = null;
-      await Promise.all([...socks.map(closeSocket), ...socketCloses]);
+      await Promise.all([...socks.map((x) => x.close()), ...socketCloses]);
     },
   };
 }

@@ -1,0 +1,543 @@
+/*
+ * fastudp: IPv4 UDP sockets for the TFTP service without dgram's per-packet
+ * overhead. Node's dgram allocates a 64 KiB buffer and builds an `rinfo`
+ * object with two strings for every datagram received, and a SendWrap plus
+ * argument normalisation for every datagram sent; for TFTP's lock-step
+ * transfers that is a fifth of the server's CPU per block.
+ *
+ * This addon does only the I/O; all protocol logic stays in TypeScript
+ * (src/net/udp.ts wraps it, src/net/tftp-server.ts uses it):
+ *   - receive: the socket is watched by a uv_poll handle on Node's own loop;
+ *     when readable, one recvmmsg() takes up to BATCH datagrams into a
+ *     process-wide arena shared with JavaScript (an external ArrayBuffer),
+ *     their sources and lengths go into a Uint32Array, and JavaScript is
+ *     called once for the batch. The arena is only valid during that call.
+ *   - send: one sendmsg() straight from the caller's buffers (head + body,
+ *     no copy). The socket is non-blocking: the result is 0 or an errno, and
+ *     on EAGAIN the caller queues a copy and asks to be told when the socket
+ *     is writable (want_writable).
+ *
+ * JavaScript API (see src/net/udp.ts for the typed wrapper):
+ *   init() -> { arena: ArrayBuffer, meta: ArrayBuffer, batch, slot }
+ *   open(ip, port) -> [handle, boundPort]     throws Error with .code (EADDRINUSE...)
+ *   start(handle, onRead(n), onWritable())    onRead(n): n >= 0 datagrams, n < 0 = -errno
+ *   send(handle, ip, port, head, body?) -> 0 | errno
+ *   want_writable(handle, on)
+ *   close(handle)
+ *   busy_poll(micros)   after a datagram, keep Node's loop polling instead of
+ *                       sleeping for this long (0 = off): a sleeping server
+ *                       must be woken per packet, which costs more than the
+ *                       packet itself on virtual machines
+ * Addresses are IPv4 as unsigned 32-bit integers in host order.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#define BATCH 32
+#define SLOT 65536 /* larger than any UDP payload: nothing is ever truncated */
+#define META_FIELDS 3 /* per datagram: source ip, source port, length */
+
+typedef struct {
+  uv_idle_t spin;      /* active while busy-polling: libuv then polls with a zero timeout */
+  int spin_init;
+  uint64_t spin_ns;    /* how long to keep polling after the last datagram (0 = never) */
+  uint64_t last_rx;    /* uv_hrtime() of the last datagram received */
+  unsigned char *arena;
+  uint32_t *meta;
+  struct mmsghdr msgs[BATCH];
+  struct iovec iovs[BATCH];
+  struct sockaddr_in addrs[BATCH];
+} instance_t;
+
+typedef struct sock_s {
+  napi_env env;
+  instance_t *inst;
+  int fd;
+  int polling; /* uv_poll_init done */
+  int closed;  /* close() called (or finalised) */
+  int owners;  /* the JS handle, and the poll handle while libuv holds it */
+  int events;
+  uv_poll_t poll;
+  napi_ref on_read;
+  napi_ref on_writable;
+  napi_async_context actx;
+} sock_t;
+
+#define CHECK(call)                                                          \
+  do {                                                                       \
+    if ((call) != napi_ok) {                                                 \
+      const napi_extended_error_info *info_ = NULL;                          \
+      napi_get_last_error_info(env, &info_);                                 \
+      napi_throw_error(env, NULL,                                            \
+                       info_ && info_->error_message ? info_->error_message  \
+                                                     : "fastudp: N-API call failed"); \
+      return NULL;                                                           \
+    }                                                                        \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, const char *syscall, int err) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s %s", syscall, strerror(err));
+  napi_value code = NULL, text = NULL, error = NULL, num = NULL, sc = NULL;
+  const char *name = err == EADDRINUSE ? "EADDRINUSE"
+                     : err == EACCES ? "EACCES"
+                     : err == EADDRNOTAVAIL ? "EADDRNOTAVAIL"
+                     : err == EINVAL ? "EINVAL"
+                     : err == EMFILE ? "EMFILE"
+                     : err == ENFILE ? "ENFILE"
+                     : err == EPERM ? "EPERM"
+                     : "EIO";
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, code, text, &error);
+  napi_create_int32(env, -err, &num);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
+  napi_set_named_property(env, error, "errno", num);
+  napi_set_named_property(env, error, "syscall", sc);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static void instance_release(uv_handle_t *h) {
+  free(h->data);
+}
+
+/* The environment is going away (process exit, or a worker thread ending). */
+static void instance_free(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  instance_t *inst = data;
+  free(inst->arena);
+  free(inst->meta);
+  inst->arena = NULL;
+  inst->meta = NULL;
+  if (inst->spin_init) {
+    uv_idle_stop(&inst->spin);
+    uv_close((uv_handle_t *)&inst->spin, instance_release); /* spin.data == inst */
+  } else {
+    free(inst);
+  }
+}
+
+static void noop_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  (void)hint;
+}
+
+static instance_t *instance(napi_env env) {
+  instance_t *inst = NULL;
+  if (napi_get_instance_data(env, (void **)&inst) != napi_ok) return NULL;
+  return inst;
+}
+
+static napi_value Init(napi_env env, napi_callback_info info) {
+  (void)info;
+  instance_t *inst = instance(env);
+  if (inst == NULL) {
+    inst = calloc(1, sizeof *inst);
+    if (inst == NULL) return throw_errno(env, "calloc", ENOMEM);
+    inst->arena = malloc((size_t)BATCH * SLOT);
+    inst->meta = calloc(BATCH * META_FIELDS, sizeof(uint32_t));
+    if (inst->arena == NULL || inst->meta == NULL) {
+      free(inst->arena);
+      free(inst->meta);
+      free(inst);
+      return throw_errno(env, "malloc", ENOMEM);
+    }
+    for (int i = 0; i < BATCH; i++) {
+      inst->iovs[i].iov_base = inst->arena + (size_t)i * SLOT;
+      inst->iovs[i].iov_len = SLOT;
+    }
+    CHECK(napi_set_instance_data(env, inst, instance_free, NULL));
+  }
+  napi_value result, arena, meta, batch, slot;
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_create_external_arraybuffer(env, inst->arena, (size_t)BATCH * SLOT, noop_finalize, NULL, &arena));
+  CHECK(napi_create_external_arraybuffer(env, inst->meta, BATCH * META_FIELDS * sizeof(uint32_t), noop_finalize, NULL, &meta));
+  CHECK(napi_create_uint32(env, BATCH, &batch));
+  CHECK(napi_create_uint32(env, SLOT, &slot));
+  CHECK(napi_set_named_property(env, result, "arena", arena));
+  CHECK(napi_set_named_property(env, result, "meta", meta));
+  CHECK(napi_set_named_property(env, result, "batch", batch));
+  CHECK(napi_set_named_property(env, result, "slot", slot));
+  return result;
+}
+
+static void release(sock_t *s) {
+  if (--s->owners == 0) free(s);
+}
+
+static void on_spin(uv_idle_t *h) {
+  instance_t *inst = h->data;
+  if (uv_hrtime() - inst->last_rx > inst->spin_ns) uv_idle_stop(h);
+}
+
+static void on_closed(uv_handle_t *h) {
+  release(h->data);
+}
+
+/* Stops polling and closes the fd. The struct is freed once libuv lets go of the poll handle. */
+static void sock_close(sock_t *s) {
+  if (s->closed) return;
+  s->closed = 1;
+  napi_env env = s->env;
+  if (s->on_read) napi_delete_reference(env, s->on_read);
+  if (s->on_writable) napi_delete_reference(env, s->on_writable);
+  if (s->actx) napi_async_destroy(env, s->actx);
+  s->on_read = s->on_writable = NULL;
+  s->actx = NULL;
+  if (s->polling) {
+    uv_poll_stop(&s->poll);
+    close(s->fd);
+    s->fd = -1;
+    uv_close((uv_handle_t *)&s->poll, on_closed);
+  } else {
+    close(s->fd);
+    s->fd = -1;
+  }
+}
+
+/* The handle object was garbage collected. */
+static void sock_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  sock_t *s = data;
+  sock_close(s);
+  release(s);
+}
+
+static sock_t *get_sock(napi_env env, napi_value v) {
+  sock_t *s = NULL;
+  if (napi_get_value_external(env, v, (void **)&s) != napi_ok || s == NULL) {
+    napi_throw_type_error(env, NULL, "fastudp: not a socket handle");
+    return NULL;
+  }
+  if (s->closed) {
+    napi_throw_error(env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "fastudp: socket is closed");
+    return NULL;
+  }
+  return s;
+}
+
+static napi_value Open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t ip = 0, port = 0;
+  if (argc < 2 || napi_get_value_uint32(env, argv[0], &ip) != napi_ok || napi_get_value_uint32(env, argv[1], &port) != napi_ok ||
+      port > 65535) {
+    napi_throw_type_error(env, NULL, "fastudp.open(ip, port): ip and port must be numbers");
+    return NULL;
+  }
+  if (instance(env) == NULL) {
+    napi_throw_error(env, NULL, "fastudp: init() first");
+    return NULL;
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(ip);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, "bind", err);
+  }
+  socklen_t len = sizeof sa;
+  if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, "getsockname", err);
+  }
+  sock_t *s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    close(fd);
+    return throw_errno(env, "calloc", ENOMEM);
+  }
+  s->env = env;
+  s->inst = instance(env);
+  s->fd = fd;
+  s->owners = 1;
+  napi_value handle, bound, result;
+  if (napi_create_external(env, s, sock_finalize, NULL, &handle) != napi_ok) {
+    close(fd);
+    free(s);
+    napi_throw_error(env, NULL, "fastudp: napi_create_external failed");
+    return NULL;
+  }
+  CHECK(napi_create_uint32(env, ntohs(sa.sin_port), &bound));
+  CHECK(napi_create_array_with_length(env, 2, &result));
+  CHECK(napi_set_element(env, result, 0, handle));
+  CHECK(napi_set_element(env, result, 1, bound));
+  return result;
+}
+
+/* Calls a JS callback from the loop, as Node's own handles do (microtasks and nextTicks run after it). */
+static void call_js(sock_t *s, napi_ref ref, size_t argc, napi_value *argv) {
+  napi_env env = s->env;
+  napi_value fn, recv, ignored;
+  if (ref == NULL || napi_get_reference_value(env, ref, &fn) != napi_ok || fn == NULL) return;
+  napi_get_global(env, &recv);
+  napi_status st = napi_make_callback(env, s->actx, recv, fn, argc, argv, &ignored);
+  if (st == napi_pending_exception) {
+    napi_value err;
+    if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+  }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  sock_t *s = h->data;
+  if (s->closed) return;
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (status < 0) {
+    napi_value n;
+    napi_create_int32(env, status, &n); /* libuv errors are already negative errnos */
+    call_js(s, s->on_read, 1, &n);
+  } else {
+    if ((events & UV_READABLE) && !s->closed) {
+      instance_t *inst = s->inst;
+      for (int i = 0; i < BATCH; i++) {
+        struct msghdr *m = &inst->msgs[i].msg_hdr;
+        m->msg_name = &inst->addrs[i];
+        m->msg_namelen = sizeof inst->addrs[i];
+        m->msg_iov = &inst->iovs[i];
+        m->msg_iovlen = 1;
+        m->msg_control = NULL;
+        m->msg_controllen = 0;
+        m->msg_flags = 0;
+      }
+      int n = recvmmsg(s->fd, inst->msgs, BATCH, MSG_DONTWAIT, NULL);
+      int report = 1;
+      if (n < 0) {
+        n = -errno;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) report = 0;
+      } else {
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+          /* Only IPv4 sources can reach an AF_INET socket; anything else is skipped. */
+          if (inst->addrs[i].sin_family != AF_INET) continue;
+          if (k != i) memmove(inst->arena + (size_t)k * SLOT, inst->arena + (size_t)i * SLOT, inst->msgs[i].msg_len);
+          inst->meta[k * META_FIELDS] = ntohl(inst->addrs[i].sin_addr.s_addr);
+          inst->meta[k * META_FIELDS + 1] = ntohs(inst->addrs[i].sin_port);
+          inst->meta[k * META_FIELDS + 2] = inst->msgs[i].msg_len;
+          k++;
+        }
+        n = k;
+        if (n == 0) report = 0;
+        if (n > 0 && inst->spin_ns > 0) {
+          inst->last_rx = uv_hrtime();
+          if (inst->spin_init && !uv_is_active((uv_handle_t *)&inst->spin)) uv_idle_start(&inst->spin, on_spin);
+        }
+      }
+      if (report) {
+        napi_value arg;
+        napi_create_int32(env, n, &arg);
+        call_js(s, s->on_read, 1, &arg);
+      }
+    }
+    if ((events & UV_WRITABLE) && !s->closed) call_js(s, s->on_writable, 0, NULL);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static napi_value Start(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    napi_throw_type_error(env, NULL, "fastudp.start(handle, onRead, onWritable)");
+    return NULL;
+  }
+  sock_t *s = get_sock(env, argv[0]);
+  if (s == NULL) return NULL;
+  if (s->polling) {
+    napi_throw_error(env, NULL, "fastudp: already started");
+    return NULL;
+  }
+  napi_valuetype t1, t2;
+  CHECK(napi_typeof(env, argv[1], &t1));
+  CHECK(napi_typeof(env, argv[2], &t2));
+  if (t1 != napi_function || t2 != napi_function) {
+    napi_throw_type_error(env, NULL, "fastudp.start: callbacks must be functions");
+    return NULL;
+  }
+  uv_loop_t *loop = NULL;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  napi_value resource, name;
+  CHECK(napi_create_object(env, &resource));
+  CHECK(napi_create_string_utf8(env, "FASTUDP", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, resource, name, &s->actx));
+  CHECK(napi_create_reference(env, argv[1], 1, &s->on_read));
+  CHECK(napi_create_reference(env, argv[2], 1, &s->on_writable));
+  int r = uv_poll_init(loop, &s->poll, s->fd);
+  if (r != 0) return throw_errno(env, "uv_poll_init", -r);
+  s->poll.data = s;
+  s->polling = 1;
+  s->owners++;
+  s->events = UV_READABLE;
+  r = uv_poll_start(&s->poll, s->events, on_poll);
+  if (r != 0) return throw_errno(env, "uv_poll_start", -r);
+  return NULL;
+}
+
+static napi_value WantWritable(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "fastudp.want_writable(handle, on)");
+    return NULL;
+  }
+  sock_t *s = get_sock(env, argv[0]);
+  if (s == NULL) return NULL;
+  bool on = false;
+  CHECK(napi_get_value_bool(env, argv[1], &on));
+  if (!s->polling) return NULL;
+  int events = on ? (UV_READABLE | UV_WRITABLE) : UV_READABLE;
+  if (events != s->events) {
+    s->events = events;
+    int r = uv_poll_start(&s->poll, events, on_poll);
+    if (r != 0) return throw_errno(env, "uv_poll_start", -r);
+  }
+  return NULL;
+}
+
+static napi_value Send(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) {
+    napi_throw_type_error(env, NULL, "fastudp.send(handle, ip, port, head, body?)");
+    return NULL;
+  }
+  sock_t *s = get_sock(env, argv[0]);
+  if (s == NULL) return NULL;
+  uint32_t ip = 0, port = 0;
+  if (napi_get_value_uint32(env, argv[1], &ip) != napi_ok || napi_get_value_uint32(env, argv[2], &port) != napi_ok || port == 0 ||
+      port > 65535) {
+    napi_throw_type_error(env, NULL, "fastudp.send: bad ip or port");
+    return NULL;
+  }
+  struct iovec iov[2];
+  int niov = 1;
+  bool is_buf = false;
+  CHECK(napi_is_buffer(env, argv[3], &is_buf));
+  if (!is_buf) {
+    napi_throw_type_error(env, NULL, "fastudp.send: head must be a Buffer");
+    return NULL;
+  }
+  CHECK(napi_get_buffer_info(env, argv[3], &iov[0].iov_base, &iov[0].iov_len));
+  if (argc >= 5) {
+    CHECK(napi_is_buffer(env, argv[4], &is_buf));
+    if (is_buf) {
+      CHECK(napi_get_buffer_info(env, argv[4], &iov[1].iov_base, &iov[1].iov_len));
+      if (iov[1].iov_len > 0) niov = 2;
+    }
+  }
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(ip);
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_name = &sa;
+  mh.msg_namelen = sizeof sa;
+  mh.msg_iov = iov;
+  mh.msg_iovlen = niov;
+  ssize_t r;
+  do {
+    r = sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (r < 0 && errno == EINTR);
+  napi_value result;
+  CHECK(napi_create_int32(env, r < 0 ? errno : 0, &result));
+  return result;
+}
+
+/* busy_poll(micros): after a datagram, keep the loop polling (no sleep) this long. 0 turns it off. */
+static napi_value BusyPoll(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t us = 0;
+  if (argc < 1 || napi_get_value_uint32(env, argv[0], &us) != napi_ok || us > 1000000) {
+    napi_throw_type_error(env, NULL, "fastudp.busy_poll(micros): 0-1000000");
+    return NULL;
+  }
+  instance_t *inst = instance(env);
+  if (inst == NULL) {
+    napi_throw_error(env, NULL, "fastudp: init() first");
+    return NULL;
+  }
+  if (!inst->spin_init) {
+    uv_loop_t *loop = NULL;
+    CHECK(napi_get_uv_event_loop(env, &loop));
+    uv_idle_init(loop, &inst->spin);
+    uv_unref((uv_handle_t *)&inst->spin); /* never keeps the process alive */
+    inst->spin.data = inst;
+    inst->spin_init = 1;
+  }
+  inst->spin_ns = (uint64_t)us * 1000;
+  if (us == 0) uv_idle_stop(&inst->spin);
+  return NULL;
+}
+
+static napi_value Close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = NULL;
+  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&s) != napi_ok || s == NULL) {
+    napi_throw_type_error(env, NULL, "fastudp.close(handle)");
+    return NULL;
+  }
+  sock_close(s);
+  return NULL;
+}
+
+static napi_value Errno(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value r, v;
+  CHECK(napi_create_object(env, &r));
+#define E(name)                                  \
+  CHECK(napi_create_int32(env, name, &v));        \
+  CHECK(napi_set_named_property(env, r, #name, v));
+  E(EAGAIN)
+  E(EWOULDBLOCK)
+  E(ENOBUFS)
+  E(EMSGSIZE)
+#undef E
+  return r;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+      {"init", NULL, Init, NULL, NULL, NULL, napi_default, NULL},
+      {"open", NULL, Open, NULL, NULL, NULL, napi_default, NULL},
+      {"start", NULL, Start, NULL, NULL, NULL, napi_default, NULL},
+      {"send", NULL, Send, NULL, NULL, NULL, napi_default, NULL},
+      {"want_writable", NULL, WantWritable, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
+      {"busy_poll", NULL, BusyPoll, NULL, NULL, NULL, napi_default, NULL},
+      {"errno", NULL, Errno, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}

@@ -1,0 +1,361 @@
+/**
+ * IPv4 UDP sockets for the TFTP service, with two interchangeable backends:
+ *
+ *   - `native`: build/native/fastudp.node (native/fastudp.c, built by
+ *     scripts/build-native.sh). One recvmmsg() per wake-up and one sendmsg()
+ *     per datagram, no per-packet allocation: received datagrams are views of
+ *     a shared arena, sources are numbers.
+ *   - `dgram`: node:dgram, used when the addon is not built (no C compiler)
+ *     or `FLEETBOOT_UDP=dgram` is set. Same behaviour, more CPU per packet.
+ *
+ * Contract of both (what tftp-server.ts relies on):
+ *   - `onMessage(msg, ip, port)` gets each datagram; `msg` is valid only
+ *     during the call (the native arena is reused): copy what must outlive it.
+ *   - `send(head, body, peer)` sends head+body as one datagram. While
+ *     `retainsBuffers()` is true a later change to head/body may still alter
+ *     what goes out (dgram queues the caller's buffers when the kernel is
+ *     busy; the native backend copies instead, so for it this is always false).
+ *   - Send errors other than "try again" are dropped (UDP is best effort; the
+ *     protocol's timers retransmit), as dgram does without a callback.
+ */
+import dgram from 'node:dgram';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+
+/** An IPv4 peer: `ip` is the address as an unsigned 32-bit number. */
+export interface UdpPeer {
+  readonly ip: number;
+  readonly address: string;
+  readonly port: number;
+}
+
+export type UdpBackend = 'native' | 'dgram';
+
+export type OnDatagram = (msg: Buffer, ip: number, port: number) => void;
+
+export interface UdpSocket {
+  readonly backend: UdpBackend;
+  /** The bound local port. */
+  readonly port: number;
+  send(head: Buffer, body: Buffer | null, peer: UdpPeer): void;
+  /** True while an earlier send may still read the caller's buffers. */
+  retainsBuffers(): boolean;
+  close(): Promise<void>;
+}
+
+export interface UdpOpenOptions {
+  /** Dotted-quad IPv4 address to bind. */
+  address: string;
+  /** 0 picks a free port. */
+  port: number;
+  onMessage: OnDatagram;
+  /** Receive errors (rare on UDP: the socket stays usable). */
+  onError: (err: Error) => void;
+}
+
+/** "a.b.c.d" to a number; NaN when it is not a dotted quad. */
+export function ipv4ToNumber(address: string): number {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return NaN;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      if (part > 255) return NaN;
+      digits++;
+    } else {
+      return NaN;
+    }
+  }
+  if (digits === 0 || dots !== 3) return NaN;
+  return n * 256 + part;
+}
+
+export function numberToIpv4(ip: number): string {
+  return `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`;
+}
+
+export function udpPeer(ip: number, port: number): UdpPeer {
+  return { ip, address: numberToIpv4(ip), port };
+}
+
+// ---------------------------------------------------------------- native
+
+type Handle = object;
+interface FastUdp {
+  init(): { arena: ArrayBuffer; meta: ArrayBuffer; batch: number; slot: number };
+  open(ip: number, port: number): [Handle, number];
+  start(h: Handle, onRead: (n: number) => void, onWritable: () => void): void;
+  send(h: Handle, ip: number, port: number, head: Buffer, body?: Buffer | null): number;
+  want_writable(h: Handle, on: boolean): void;
+  close(h: Handle): void;
+  busy_poll(micros: number): void;
+  errno(): { EAGAIN: number; EWOULDBLOCK: number };
+}
+
+interface NativeState {
+  addon: FastUdp;
+  arena: Buffer;
+  meta: Uint32Array;
+  slot: number;
+  eagain: number;
+  ewouldblock: number;
+}
+
+let native: NativeState | null | undefined;
+let nativeLoadError: string | null = null;
+
+function addonPath(): string {
+  // This file is src/net/udp.ts (tsx) or dist/src/net/udp.js (compiled): the repository root is two or three levels up.
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '..', '..', 'build', 'native', 'fastudp.node'), join(here, '..', '..', '..', 'build', 'native', 'fastudp.node')];
+  return candidates.find((c) => existsSync(c)) ?? (candidates[0] as string);
+}
+
+function loadNative(): NativeState | null {
+  if (native !== undefined) return native;
+  native = null;
+  const path = addonPath();
+  if (!existsSync(path)) {
+    nativeLoadError = `${path} is not built (scripts/build-native.sh)`;
+    return null;
+  }
+  try {
+    const addon = createRequire(import.meta.url)(path) as FastUdp;
+    const info = addon.init();
+    const codes = addon.errno();
+    native = {
+      addon,
+      arena: Buffer.from(info.arena),
+      meta: new Uint32Array(info.meta),
+      slot: info.slot,
+      eagain: codes.EAGAIN,
+      ewouldblock: codes.EWOULDBLOCK,
+    };
+  } catch (err) {
+    nativeLoadError = `${path}: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  return native;
+}
+
+/**
+ * The backend sockets get unless told otherwise: `FLEETBOOT_UDP=dgram|native`
+ * forces one (native fails when the addon is missing); by default native when built.
+ */
+export function defaultUdpBackend(): UdpBackend {
+  const forced = process.env.FLEETBOOT_UDP;
+  if (forced === 'dgram') return 'dgram';
+  if (forced === 'native') {
+    if (!loadNative()) throw new Error(`FLEETBOOT_UDP=native but the addon cannot be loaded: ${nativeLoadError ?? 'unknown error'}`);
+    return 'native';
+  }
+  return loadNative() ? 'native' : 'dgram';
+}
+
+/**
+ * Busy polling for native sockets (process-wide): after each received
+ * datagram Node's loop keeps polling without sleeping for `micros` (0 = off).
+ * Returns false when the native backend is not loaded (dgram cannot do it).
+ */
+export function setUdpBusyPoll(micros: number): boolean {
+  if (!Number.isInteger(micros) || micros < 0 || micros > 1_000_000) throw new RangeError(`busy poll must be 0-1000000 us: ${micros}`);
+  const st = loadNative();
+  if (!st) return false;
+  st.addon.busy_poll(micros);
+  return true;
+}
+
+/** Why the native backend is not available (null when it is). */
+export function nativeUdpUnavailableReason(): string | null {
+  return loadNative() ? null : nativeLoadError;
+}
+
+interface Pending {
+  packet: Buffer;
+  peer: UdpPeer;
+}
+
+class NativeSocket implements UdpSocket {
+  readonly backend = 'native' as const;
+  readonly port: number;
+  private readonly st: NativeState;
+  private readonly h: Handle;
+  private pending: Pending[] | null = null;
+  private closed = false;
+
+  constructor(st: NativeState, h: Handle, port: number, opts: UdpOpenOptions) {
+    this.st = st;
+    this.h = h;
+    this.port = port;
+    const { arena, meta, slot } = st;
+    const onMessage = opts.onMessage;
+    const onError = opts.onError;
+    st.addon.start(
+      h,
+      (n: number) => {
+        if (n < 0) {
+          onError(Object.assign(new Error(`recvmmsg failed: errno ${-n}`), { errno: n, syscall: 'recvmmsg' }));
+          return;
+        }
+        for (let i = 0; i < n && !this.closed; i++) {
+          const m = i * 3;
+          const off = i * slot;
+          onMessage(arena.subarray(off, off + (meta[m + 2] as number)), meta[m] as number, meta[m + 1] as number);
+        }
+      },
+      () => this.flush(),
+    );
+  }
+
+  send(head: Buffer, body: Buffer | null, peer: UdpPeer): void {
+    if (this.closed) return;
+    if (this.pending !== null) {
+      this.pending.push({ packet: body ? Buffer.concat([head, body]) : Buffer.from(head), peer });
+      return;
+    }
+    const err = this.st.addon.send(this.h, peer.ip, peer.port, head, body);
+    if (err === 0) return;
+    if (err === this.st.eagain || err === this.st.ewouldblock) {
+      // The kernel's send buffer is full: keep a copy, in order, until it drains.
+      this.pending = [{ packet: body ? Buffer.concat([head, body]) : Buffer.from(head), peer }];
+      this.st.addon.want_writable(this.h, true);
+    }
+    // Anything else (a firewall's EPERM, EMSGSIZE, unreachable): dropped, as a lost datagram.
+  }
+
+  private flush(): void {
+    const q = this.pending;
+    if (q === null || this.closed) return;
+    let i = 0;
+    for (; i < q.length; i++) {
+      const p = q[i] as Pending;
+      const err = this.st.addon.send(this.h, p.peer.ip, p.peer.port, p.packet, null);
+      if (err === this.st.eagain || err === this.st.ewouldblock) break;
+    }
+    if (i === q.length) {
+      this.pending = null;
+      this.st.addon.want_writable(this.h, false);
+    } else {
+      q.splice(0, i);
+    }
+  }
+
+  retainsBuffers(): boolean {
+    return false;
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.pending = null;
+      this.st.addon.close(this.h);
+    }
+    return Promise.resolve();
+  }
+}
+
+// ---------------------------------------------------------------- dgram
+
+/** dgram's default lookup goes through dns.lookup and a process.nextTick per send; peers are always IP literals. */
+function literalLookup(address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+  cb(null, address, 4);
+}
+
+class DgramSocket implements UdpSocket {
+  readonly backend = 'dgram' as const;
+  readonly port: number;
+  private readonly sock: dgram.Socket;
+  private readonly list: Buffer[] = [];
+  private closing: Promise<void> | null = null;
+
+  constructor(sock: dgram.Socket, opts: UdpOpenOptions) {
+    this.sock = sock;
+    this.port = sock.address().port;
+    const onMessage = opts.onMessage;
+    sock.on('message', (msg, rinfo) => {
+      const ip = ipv4ToNumber(rinfo.address);
+      if (!Number.isNaN(ip)) onMessage(msg, ip, rinfo.port);
+    });
+    sock.on('error', opts.onError);
+  }
+
+  send(head: Buffer, body: Buffer | null, peer: UdpPeer): void {
+    if (this.closing) return;
+    if (body === null || body.length === 0) {
+      this.sock.send(head, peer.port, peer.address);
+      return;
+    }
+    const list = this.list;
+    list[0] = head;
+    list[1] = body;
+    this.sock.send(list, peer.port, peer.address);
+  }
+
+  retainsBuffers(): boolean {
+    return this.closing === null && this.sock.getSendQueueCount() !== 0;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise((resolve) => {
+      try {
+        this.sock.close(() => resolve());
+      } catch {
+        resolve(); // already closed
+      }
+    });
+    return this.closing;
+  }
+}
+
+function bindDgram(address: string, port: number): Promise<dgram.Socket> {
+  const sock = dgram.createSocket({ type: 'udp4', lookup: literalLookup as unknown as dgram.SocketOptions['lookup'] });
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      sock.removeListener('listening', onListening);
+      try {
+        sock.close();
+      } catch {
+        // never bound
+      }
+      reject(err);
+    };
+    const onListening = (): void => {
+      sock.removeListener('error', onError);
+      resolve(sock);
+    };
+    sock.once('error', onError);
+    sock.once('listening', onListening);
+    sock.bind({ port, address, exclusive: true });
+  });
+}
+
+/**
+ * Binds an IPv4 UDP socket. Rejects like dgram does (err.code EADDRINUSE,
+ * EACCES, ...) when the port cannot be had.
+ */
+export async function openUdp(backend: UdpBackend, opts: UdpOpenOptions): Promise<UdpSocket> {
+  const ip = ipv4ToNumber(opts.address);
+  if (Number.isNaN(ip)) throw new TypeError(`UDP bind address must be an IPv4 address: ${opts.address}`);
+  if (backend === 'native') {
+    const st = loadNative();
+    if (!st) throw new Error(`native UDP is not available: ${nativeLoadError ?? 'unknown error'}`);
+    const [h, port] = st.addon.open(ip, opts.port);
+    try {
+      return new NativeSocket(st, h, port, opts);
+    } catch (err) {
+      st.addon.close(h);
+      throw err;
+    }
+  }
+  return new DgramSocket(await bindDgram(opts.address, opts.port), opts);
+}
