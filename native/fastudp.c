@@ -232,6 +232,16 @@ static sock_t *get_sock(napi_env env, napi_value v) {
   return s;
 }
 
+/* Fetches up to `max` arguments, requires `min`, and resolves argv[0] to an open socket; NULL (with a JS exception) otherwise. */
+static sock_t *sock_args(napi_env env, napi_callback_info info, size_t min, size_t max, napi_value *argv, size_t *argc, const char *usage) {
+  *argc = max;
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok || *argc < min) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  return get_sock(env, argv[0]);
+}
+
 static napi_value Open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -358,14 +368,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 }
 
 static napi_value Start(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
+  size_t argc;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, NULL, "fastudp.start(handle, onRead, onWritable)");
-    return NULL;
-  }
-  sock_t *s = get_sock(env, argv[0]);
+  sock_t *s = sock_args(env, info, 3, 3, argv, &argc, "fastudp.start(handle, onRead, onWritable)");
   if (s == NULL) return NULL;
   if (s->polling) {
     napi_throw_error(env, NULL, "fastudp: already started");
@@ -398,14 +403,9 @@ static napi_value Start(napi_env env, napi_callback_info info) {
 }
 
 static napi_value WantWritable(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+  size_t argc;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "fastudp.want_writable(handle, on)");
-    return NULL;
-  }
-  sock_t *s = get_sock(env, argv[0]);
+  sock_t *s = sock_args(env, info, 2, 2, argv, &argc, "fastudp.want_writable(handle, on)");
   if (s == NULL) return NULL;
   bool on = false;
   CHECK(napi_get_value_bool(env, argv[1], &on));
@@ -420,14 +420,9 @@ static napi_value WantWritable(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Send(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
+  size_t argc;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) {
-    napi_throw_type_error(env, NULL, "fastudp.send(handle, ip, port, head, body?)");
-    return NULL;
-  }
-  sock_t *s = get_sock(env, argv[0]);
+  sock_t *s = sock_args(env, info, 4, 5, argv, &argc, "fastudp.send(handle, ip, port, head, body?)");
   if (s == NULL) return NULL;
   uint32_t ip = 0, port = 0;
   if (napi_get_value_uint32(env, argv[1], &ip) != napi_ok || napi_get_value_uint32(env, argv[2], &port) != napi_ok || port == 0 ||
