@@ -19,9 +19,20 @@
  *
  * JavaScript API (see src/net/udp.ts for the typed wrapper):
  *   init() -> { arena: ArrayBuffer, meta: ArrayBuffer, batch, slot }
- *   open(ip, port) -> [handle, boundPort]     throws Error with .code (EADDRINUSE...)
+ *   open(ip, port, mode?, peerIp?, peerPort?) -> [handle, boundPort]
+ *                       throws Error with .code (EADDRINUSE...). mode 0: a
+ *                       plain socket; 1: the port must be free, then it is
+ *                       opened to sockets of the same user (SO_REUSEPORT,
+ *                       set after bind); 2: joins such a port and connect()s
+ *                       to the peer, so the kernel hands it that peer's
+ *                       datagrams straight away (early demux, a cached
+ *                       route) and everyone else's to the mode-1 socket
+ *                       (Linux skips connected sockets when it picks a
+ *                       reuseport socket for a stranger, and scores the
+ *                       connected one higher for its peer)
  *   start(handle, onRead(n), onWritable())    onRead(n): n >= 0 datagrams, n < 0 = -errno
- *   send(handle, ip, port, head, body?) -> 0 | errno
+ *   send(handle, ip, port, head, body?) -> 0 | errno   (to a connected
+ *                       socket's own peer without an address: the cached route)
  *   want_writable(handle, on)
  *   close(handle)
  *   busy_poll(micros)   after a datagram, keep Node's loop polling instead of
@@ -69,6 +80,9 @@ typedef struct sock_s {
   int closed;  /* close() called (or finalised) */
   int owners;  /* the JS handle, and the poll handle while libuv holds it */
   int events;
+  int connected;       /* mode 2: connect()ed to peer_ip:peer_port */
+  uint32_t peer_ip;
+  uint32_t peer_port;
   uv_poll_t poll;
   napi_ref on_read;
   napi_ref on_writable;
@@ -243,13 +257,16 @@ static sock_t *sock_args(napi_env env, napi_callback_info info, size_t min, size
 }
 
 static napi_value Open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  uint32_t ip = 0, port = 0;
+  uint32_t ip = 0, port = 0, mode = 0, peer_ip = 0, peer_port = 0;
   if (argc < 2 || napi_get_value_uint32(env, argv[0], &ip) != napi_ok || napi_get_value_uint32(env, argv[1], &port) != napi_ok ||
-      port > 65535) {
-    napi_throw_type_error(env, NULL, "fastudp.open(ip, port): ip and port must be numbers");
+      port > 65535 || (argc >= 3 && (napi_get_value_uint32(env, argv[2], &mode) != napi_ok || mode > 2)) ||
+      (mode == 2 && (argc < 5 || napi_get_value_uint32(env, argv[3], &peer_ip) != napi_ok ||
+                     napi_get_value_uint32(env, argv[4], &peer_port) != napi_ok || port == 0 || peer_port == 0 ||
+                     peer_port > 65535))) {
+    napi_throw_type_error(env, NULL, "fastudp.open(ip, port, mode?, peerIp?, peerPort?): numbers; mode 0-2; mode 2 needs a port and a peer");
     return NULL;
   }
   if (instance(env) == NULL) {
@@ -258,21 +275,30 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   }
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket", errno);
+  const int one = 1;
+  const char *failed = NULL;
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
   sa.sin_port = htons((uint16_t)port);
   sa.sin_addr.s_addr = htonl(ip);
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, "bind", err);
+  if (mode == 2 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) failed = "setsockopt(SO_REUSEPORT)";
+  else if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) failed = "bind";
+  else if (mode == 1 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) failed = "setsockopt(SO_REUSEPORT)";
+  else if (mode == 2) {
+    struct sockaddr_in pa;
+    memset(&pa, 0, sizeof pa);
+    pa.sin_family = AF_INET;
+    pa.sin_port = htons((uint16_t)peer_port);
+    pa.sin_addr.s_addr = htonl(peer_ip);
+    if (connect(fd, (struct sockaddr *)&pa, sizeof pa) != 0) failed = "connect";
   }
   socklen_t len = sizeof sa;
-  if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+  if (failed == NULL && getsockname(fd, (struct sockaddr *)&sa, &len) != 0) failed = "getsockname";
+  if (failed != NULL) {
     int err = errno;
     close(fd);
-    return throw_errno(env, "getsockname", err);
+    return throw_errno(env, failed, err);
   }
   sock_t *s = calloc(1, sizeof *s);
   if (s == NULL) {
@@ -283,6 +309,9 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   s->inst = instance(env);
   s->fd = fd;
   s->owners = 1;
+  s->connected = mode == 2;
+  s->peer_ip = peer_ip;
+  s->peer_port = peer_port;
   napi_value handle, bound, result;
   if (napi_create_external(env, s, sock_finalize, NULL, &handle) != napi_ok) {
     close(fd);
@@ -338,6 +367,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       if (n < 0) {
         n = -errno;
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) report = 0;
+        /* A connected socket's peer went away (ICMP port unreachable): not a socket failure. */
+        if (errno == ECONNREFUSED && s->connected) report = 0;
       } else {
         int k = 0;
         for (int i = 0; i < n; i++) {
@@ -453,8 +484,10 @@ static napi_value Send(napi_env env, napi_callback_info info) {
   sa.sin_addr.s_addr = htonl(ip);
   struct msghdr mh;
   memset(&mh, 0, sizeof mh);
-  mh.msg_name = &sa;
-  mh.msg_namelen = sizeof sa;
+  if (!s->connected || ip != s->peer_ip || port != s->peer_port) {
+    mh.msg_name = &sa;
+    mh.msg_namelen = sizeof sa;
+  }
   mh.msg_iov = iov;
   mh.msg_iovlen = niov;
   ssize_t r;

@@ -72,7 +72,7 @@ import {
 } from '../protocol/tftp/index.js';
 import { negotiate, type Negotiated } from '../protocol/tftp/options.js';
 import { openInRoot, wireNameToUtf8 } from './safe-path.js';
-import { defaultUdpBackend, openUdp, setUdpBusyPoll, udpPeer, type UdpBackend, type UdpPeer, type UdpSocket } from './udp.js';
+import { defaultUdpBackend, openUdp, openUdpForPeer, setUdpBusyPoll, udpPeer, type UdpBackend, type UdpPeer, type UdpSocket } from './udp.js';
 
 export interface TftpServiceOptions {
   /** Directory files are served from (read-only). */
@@ -564,9 +564,10 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
   /** Binds a data socket for one transfer; its packets go to that transfer alone (others get ERROR 5). */
   async function bindOwned(port: number, peer: Peer): Promise<Channel> {
     let channel: Channel | null = null;
-    const sock = await openUdp(backend, {
+    const sock = await openUdpForPeer(backend, {
       address: bindAddress,
       port,
+      peer,
       onMessage(msg, ip, srcPort) {
         const t = channel?.transfer ?? null;
         if (t !== null && srcPort === peer.port && ip === peer.ip) t.onPacket(msg);

@@ -1,15 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   defaultUdpBackend,
   ipv4ToNumber,
   nativeUdpUnavailableReason,
   numberToIpv4,
   openUdp,
+  openUdpForPeer,
   setUdpBusyPoll,
   udpPeer,
   type UdpBackend,
@@ -118,6 +122,95 @@ for (const backend of ['native', 'dgram'] as const) {
     }
   });
 }
+
+/** UDP sockets on 127.0.0.1:port in /proc/net/udp, with their remote end ("0.0.0.0:0" when not connected). */
+async function procUdp(port: number): Promise<string[]> {
+  const hex = (h: string): string => {
+    const [a, p] = h.split(':') as [string, string];
+    return `${numberToIpv4(Buffer.from(a, 'hex').readUInt32LE(0))}:${parseInt(p, 16)}`;
+  };
+  const rows = (await readFile('/proc/net/udp', 'utf8')).split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+  return rows.filter((r) => r[1] === `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`).map((r) => hex(r[2] as string)).sort();
+}
+
+for (const backend of ['native', 'dgram'] as const) {
+  test(`${backend}: openUdpForPeer() hears its peer and strangers on one port and answers both; close() frees the port`, async () => {
+    const { a: peer, b: stranger, got: peerGot, next: peerNext } = await pair(backend);
+    const got: Got[] = [];
+    let wake: (() => void) | null = null;
+    const strangerGot: Got[] = [];
+    const s2 = await openUdp(backend, { address: '127.0.0.1', port: 0, onMessage: (m, ip, port) => void strangerGot.push({ data: Buffer.from(m), ip, port }), onError() {} });
+    await stranger.close();
+    const sock = await openUdpForPeer(backend, {
+      address: '127.0.0.1',
+      port: 0,
+      peer: udpPeer(LOOP, peer.port),
+      onMessage(msg, ip, port) {
+        got.push({ data: Buffer.from(msg), ip, port });
+        wake?.();
+      },
+      onError(err) {
+        throw err;
+      },
+    });
+    const next = async (): Promise<Got> => {
+      while (got.length === 0) await new Promise<void>((r) => (wake = r));
+      return got.shift() as Got;
+    };
+    try {
+      const port = sock.port;
+      assert.ok(port > 0);
+      const rows = await procUdp(port);
+      if (backend === 'native') assert.deepEqual(rows, ['0.0.0.0:0', `127.0.0.1:${peer.port}`].sort()); // one connected to the peer, one for everyone else
+      else assert.deepEqual(rows, ['0.0.0.0:0']);
+      peer.send(Buffer.from('from the peer'), null, udpPeer(LOOP, port));
+      const m1 = await next();
+      assert.equal(m1.data.toString(), 'from the peer');
+      assert.equal(m1.port, peer.port);
+      s2.send(Buffer.from('from a stranger'), null, udpPeer(LOOP, port));
+      const m2 = await next();
+      assert.equal(m2.data.toString(), 'from a stranger');
+      assert.equal(m2.port, s2.port);
+      sock.send(Buffer.from([1, 2]), Buffer.from([3]), udpPeer(LOOP, peer.port));
+      sock.send(Buffer.from('go away'), null, udpPeer(LOOP, s2.port));
+      const r1 = await peerNext();
+      assert.deepEqual(r1.data, Buffer.from([1, 2, 3]));
+      assert.equal(r1.port, port);
+      for (let i = 0; i < 100 && strangerGot.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(strangerGot[0]?.data.toString(), 'go away');
+      assert.equal(strangerGot[0]?.port, port);
+      // The port is this transfer's alone: a plain bind or a second transfer on it fails.
+      await assert.rejects(openUdp(backend, { address: '127.0.0.1', port, onMessage() {}, onError() {} }), { code: 'EADDRINUSE' });
+      await assert.rejects(openUdpForPeer(backend, { address: '127.0.0.1', port, peer: udpPeer(LOOP, s2.port), onMessage() {}, onError() {} }), { code: 'EADDRINUSE' });
+      await sock.close();
+      assert.deepEqual(await procUdp(port), []);
+      assert.equal(peerGot.length, 0);
+    } finally {
+      await sock.close();
+      await peer.close();
+      await s2.close();
+    }
+  });
+}
+
+test('native: another user cannot join a transfer port (SO_REUSEPORT admits the same user only)', { skip: process.getuid?.() !== 0 ? 'needs root, to run a child as nobody' : false }, async () => {
+  const peer = await openUdp('native', { address: '127.0.0.1', port: 0, onMessage() {}, onError() {} });
+  const sock = await openUdpForPeer('native', { address: '127.0.0.1', port: 0, peer: udpPeer(LOOP, peer.port), onMessage() {}, onError() {} });
+  try {
+    const addon = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'native', 'fastudp.node');
+    const tryJoin = (uid: number): Promise<string> =>
+      promisify(execFile)(process.execPath, [
+        '-e',
+        `const a = require(${JSON.stringify(addon)}); a.init(); process.setuid(${uid}); // loaded first: the checkout may not be readable by nobody
+         try { a.open(${LOOP}, ${sock.port}, 2, ${LOOP}, 9); console.log('joined'); } catch (e) { console.log(e.code); }`,
+      ]).then((r) => r.stdout.trim());
+    assert.equal(await tryJoin(65534), 'EADDRINUSE'); // nobody: refused
+    assert.equal(await tryJoin(0), 'joined'); // the same user: admitted (that is how the two sockets share the port)
+  } finally {
+    await sock.close();
+    await peer.close();
+  }
+});
 
 test('native: a send after close() is ignored and busy polling can be switched on and off', async () => {
   const { a, b, next } = await pair('native');
