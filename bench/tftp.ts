@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/tftp.ts [--reps 3] [--size-mib 64] [--clients 20]
  *        [--concurrent-mib 16] [--out bench/results/tftp.md] [--scenarios lockstep,window16,concurrent]
- *        [--fb-data-ports 64001-65000] [--fb-busy-poll-us 0]
+ *        [--fb-data-ports 64001-65000] [--fb-busy-poll-us N] [--steal-max 0.01]
  *
  * Lab: a server namespace holding three addresses, one per server, each on
  * port 69: Fleetboot (10.213.70.1, bench/tftp-server.ts), dnsmasq (.3,
@@ -17,6 +17,10 @@
  *   window16  atftp blksize 1468, windowsize 16 (dnsmasq and tftpd-hpa drop
  *             windowsize from their OACK, so for them this is lock-step again)
  *   concurrent N curl clients at once (lock-step, blksize 1468), total MB/s
+ * This machine is a VM on a shared host: bursts of steal (the hypervisor
+ * running someone else) slow a run by up to 3x. Each run records the share of
+ * both cores stolen (/proc/stat) and a run over --steal-max is done again (up
+ * to 5 attempts, the least disturbed one counts), whichever server it was.
  * Each server's CPU time per run is read from a cpuacct cgroup when
  * available (cgroup v1), its peak RSS from /proc/PID/status VmHWM (for
  * tftpd-hpa the largest of the parent and its per-transfer children, sampled).
@@ -29,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { defaultUdpBackend } from '../src/net/udp.js';
+import { defaultConfig } from '../src/config/config.js';
 
 const run = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -55,8 +60,12 @@ type Scenario = 'lockstep' | 'window16' | 'concurrent';
 const SCENARIOS: Scenario[] = (['lockstep', 'window16', 'concurrent'] as const).filter((x) => arg('scenarios', 'lockstep,window16,concurrent').split(',').includes(x));
 /** Fleetboot's data ports, e.g. `69-69` (every transfer on the server port, like dnsmasq's --tftp-single-port); default one ephemeral port per transfer. */
 const FB_DATA_PORTS = arg('fb-data-ports', '');
-/** Fleetboot's tftp.busyPollMicros (0 = off, the default configuration). */
-const FB_BUSY_POLL = arg('fb-busy-poll-us', '0');
+/** Fleetboot's tftp.busyPollMicros (0 = off); by default the configuration's default. */
+const FB_BUSY_POLL = arg('fb-busy-poll-us', String(defaultConfig().tftp.busyPollMicros));
+
+/** A run with more steal than this (share of both cores) is done again, up to MAX_ATTEMPTS times. */
+const STEAL_MAX = Number(arg('steal-max', '0.01'));
+const MAX_ATTEMPTS = 5;
 
 const CPUACCT = '/sys/fs/cgroup/cpuacct';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -67,6 +76,8 @@ interface Sample {
   bytes: number;
   /** Busy share of CPU 0 (servers) and CPU 1 (clients) during the run, from /proc/stat. */
   busy: [number, number];
+  /** Share of both cores' time stolen by the hypervisor during the run. */
+  steal: number;
 }
 
 /** Context switches (voluntary = went to sleep) of a process, all its threads and direct children. */
@@ -92,21 +103,21 @@ function ctxSwitches(pid: number | undefined): number {
   return n;
 }
 
-/** [busy, total] jiffies of CPU 0 and CPU 1. */
-function cpuTimes(): [number, number][] {
-  const out: [number, number][] = [];
+/** [busy, total, steal] jiffies of CPU 0 and CPU 1 (busy includes steal: time the hypervisor gave to others). */
+function cpuTimes(): [number, number, number][] {
+  const out: [number, number, number][] = [];
   for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
     const m = /^cpu([01]) (.*)$/.exec(line);
     if (!m) continue;
     const f = (m[2] as string).trim().split(/\s+/).map(Number);
     const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
     const idle = (f[3] ?? 0) + (f[4] ?? 0);
-    out[Number(m[1])] = [total - idle, total];
+    out[Number(m[1])] = [total - idle, total, f[7] ?? 0];
   }
   return out;
 }
 
-function busyShare(a: [number, number][], b: [number, number][]): [number, number] {
+function busyShare(a: [number, number, number][], b: [number, number, number][]): [number, number] {
   const one = (i: number): number => {
     const x = a[i];
     const y = b[i];
@@ -114,6 +125,17 @@ function busyShare(a: [number, number][], b: [number, number][]): [number, numbe
     return (y[0] - x[0]) / (y[1] - x[1]);
   };
   return [one(0), one(1)];
+}
+
+/** Share of both cores' time that the hypervisor stole during a run. */
+function stealShare(a: [number, number, number][], b: [number, number, number][]): number {
+  let steal = 0;
+  let total = 0;
+  for (const i of [0, 1]) {
+    steal += (b[i]?.[2] ?? 0) - (a[i]?.[2] ?? 0);
+    total += (b[i]?.[1] ?? 0) - (a[i]?.[1] ?? 0);
+  }
+  return total > 0 ? steal / total : 0;
 }
 
 function median(xs: number[]): number {
@@ -218,36 +240,52 @@ async function main(): Promise<void> {
     }
 
     const samples = new Map<string, Sample[]>();
+    let redone = 0;
     for (let rep = 0; rep < REPS; rep++) {
       for (const sc of SCENARIOS) {
         // Rotate the order each repetition so no server always runs first.
         const order = SERVERS.map((_, i) => SERVERS[(i + rep) % SERVERS.length] as (typeof SERVERS)[number]);
         for (const s of order) {
-          const cpu0 = cgroupUsage(s.name);
-          const jiffies0 = cpuTimes();
-          const pid = procs.get(s.name)?.pid;
-          const cs0 = ctxSwitches(pid);
-          const t0 = performance.now();
-          let bytes = SIZE_MIB * 1024 * 1024;
-          if (sc === 'lockstep') await cli(curlArgs(s.ip, 'big.bin', '/dev/null'));
-          else if (sc === 'window16') {
-            await cli(['atftp', '--option', 'blksize 1468', '--option', 'windowsize 16', '-g', '-r', 'big.bin', '-l', '/dev/null', s.ip, '69']);
-          } else {
-            bytes = CLIENTS * CONC_MIB * 1024 * 1024;
-            const one = curlArgs(s.ip, 'conc.bin', '/dev/null').map((a) => `'${a}'`).join(' ');
-            await cli(['sh', '-c', `fail=0; for i in $(seq ${CLIENTS}); do ${one} & done; for j in $(jobs -p); do wait $j || fail=1; done; exit $fail`]);
+          // A run during which the hypervisor took more than STEAL_MAX of the cores is done again
+          // (up to MAX_ATTEMPTS times; the least disturbed attempt counts): on a shared VM a burst of
+          // steal slows one run by up to 3x and says nothing about the server.
+          let best: { sample: Sample; line: string } | null = null;
+          for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+            const cpu0 = cgroupUsage(s.name);
+            const jiffies0 = cpuTimes();
+            const pid = procs.get(s.name)?.pid;
+            const cs0 = ctxSwitches(pid);
+            const t0 = performance.now();
+            let bytes = SIZE_MIB * 1024 * 1024;
+            if (sc === 'lockstep') await cli(curlArgs(s.ip, 'big.bin', '/dev/null'));
+            else if (sc === 'window16') {
+              await cli(['atftp', '--option', 'blksize 1468', '--option', 'windowsize 16', '-g', '-r', 'big.bin', '-l', '/dev/null', s.ip, '69']);
+            } else {
+              bytes = CLIENTS * CONC_MIB * 1024 * 1024;
+              const one = curlArgs(s.ip, 'conc.bin', '/dev/null').map((a) => `'${a}'`).join(' ');
+              await cli(['sh', '-c', `fail=0; for i in $(seq ${CLIENTS}); do ${one} & done; for j in $(jobs -p); do wait $j || fail=1; done; exit $fail`]);
+            }
+            const wallS = (performance.now() - t0) / 1000;
+            const jiffies1 = cpuTimes();
+            const busy = busyShare(jiffies0, jiffies1);
+            const steal = stealShare(jiffies0, jiffies1);
+            const sleeps = ctxSwitches(pid) - cs0;
+            const cpu1 = cgroupUsage(s.name);
+            const sample: Sample = { wallS, cpuS: cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null, bytes, busy, steal };
+            const line =
+              `rep ${rep + 1} ${sc}/${s.name}: ${wallS.toFixed(3)} s, ${(bytes / 1e6 / wallS).toFixed(1)} MB/s, CPU 0/1 busy ${Math.round(busy[0] * 100)}%/${Math.round(busy[1] * 100)}%, ` +
+              `steal ${(steal * 100).toFixed(1)}%, server sleeps ${sleeps}`;
+            if (best === null || steal < best.sample.steal) best = { sample, line };
+            if (steal <= STEAL_MAX) break;
+            redone++;
+            process.stdout.write(`${line}: steal over ${STEAL_MAX * 100}%, ${attempt < MAX_ATTEMPTS ? 'again' : 'giving up, the least disturbed attempt counts'}\n`);
           }
-          const wallS = (performance.now() - t0) / 1000;
-          const busy = busyShare(jiffies0, cpuTimes());
-          const sleeps = ctxSwitches(pid) - cs0;
-          const cpu1 = cgroupUsage(s.name);
+          if (best === null) continue;
           const key = `${sc}/${s.name}`;
           const list = samples.get(key) ?? [];
-          list.push({ wallS, cpuS: cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null, bytes, busy });
+          list.push(best.sample);
           samples.set(key, list);
-          process.stdout.write(
-            `rep ${rep + 1} ${key}: ${wallS.toFixed(3)} s, ${(bytes / 1e6 / wallS).toFixed(1)} MB/s, CPU 0/1 busy ${Math.round(busy[0] * 100)}%/${Math.round(busy[1] * 100)}%, server sleeps ${sleeps}\n`,
-          );
+          process.stdout.write(`${best.line}\n`);
         }
       }
     }
@@ -295,17 +333,23 @@ async function main(): Promise<void> {
       `"server CPU" is the server's CPU time for the run (cpuacct cgroup, includes its children). ` +
       `"CPU 0/1 busy" is the non-idle share of each core during the run (/proc/stat): when CPU 1 is near 100 % the clients, not the server, set the pace.`, '');
     lines.push('## Results (median)', '');
-    lines.push('| scenario | server | time (s) | MB/s | server CPU (s) | CPU 0/1 busy |', '|---|---|---:|---:|---:|---:|');
+    lines.push('| scenario | server | time (s) | MB/s | server CPU (s) | CPU 0/1 busy | steal |', '|---|---|---:|---:|---:|---:|---:|');
     for (const sc of SCENARIOS) {
       for (const s of SERVERS) {
         const m = med(sc, s.name);
         const l = samples.get(`${sc}/${s.name}`) ?? [];
         const b0 = Math.round(median(l.map((x) => x.busy[0])) * 100);
         const b1 = Math.round(median(l.map((x) => x.busy[1])) * 100);
-        lines.push(`| ${sc} | ${s.name} | ${m.wall.toFixed(3)} | ${m.mbps.toFixed(1)} | ${m.cpu === null ? 'n/a' : m.cpu.toFixed(2)} | ${b0}% / ${b1}% |`);
+        const st = median(l.map((x) => x.steal)) * 100;
+        lines.push(`| ${sc} | ${s.name} | ${m.wall.toFixed(3)} | ${m.mbps.toFixed(1)} | ${m.cpu === null ? 'n/a' : m.cpu.toFixed(2)} | ${b0}% / ${b1}% | ${st.toFixed(1)}% |`);
       }
     }
     lines.push('', 'All runs (s): ' + [...samples].map(([k, l]) => `${k} ${l.map((x) => x.wallS.toFixed(2)).join('/')}`).join('; '), '');
+    lines.push(
+      `Steal: ${redone} run(s) were done again because the hypervisor stole more than ${(STEAL_MAX * 100).toFixed(1)} % of the cores during them ` +
+        `(up to ${MAX_ATTEMPTS} attempts; the least disturbed counts); runs still over it: ${[...samples.values()].flat().filter((x) => x.steal > STEAL_MAX).length}.`,
+      '',
+    );
     lines.push('## Peak resident memory (VmHWM)', '');
     for (const s of SERVERS) lines.push(`- ${s.name}: ${((peakKiB.get(s.name) ?? 0) / 1024).toFixed(1)} MB${s.name === 'tftpd-hpa' ? ' (largest of the parent and its per-transfer children)' : ''}`);
     lines.push('');

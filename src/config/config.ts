@@ -104,8 +104,10 @@ export interface FleetbootConfig {
     maxWindowsize: number;
     /**
      * Microseconds the server keeps polling after each TFTP datagram instead of
-     * sleeping (0 = off). Costs CPU while transfers run; halves lock-step
-     * transfer time on virtual machines, where waking a sleeping process is slow.
+     * sleeping (0 = off; default 50). Costs CPU while transfers run (the gaps
+     * between a client's packets), nothing when idle; halves lock-step transfer
+     * time on virtual machines, where waking a sleeping process is slow, and
+     * spares the clients' cores the wake-ups when many transfer at once.
      */
     busyPollMicros: number;
   };
@@ -179,7 +181,7 @@ export function defaultConfig(cwd: string = process.cwd()): FleetbootConfig {
       maxRetries: 5,
       maxBlksize: 65464,
       maxWindowsize: 64,
-      busyPollMicros: 0,
+      busyPollMicros: 50,
     },
     boot: {
       menuTimeoutSeconds: 10,

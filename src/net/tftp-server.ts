@@ -43,12 +43,13 @@
  * files are read in 512 KiB chunks (the next one prefetched, buffers recycled)
  * and blocks are sent as views of them after a reused 4-byte header; ACKs are
  * parsed without allocating; one timer per transfer is refreshed on progress,
- * not created per packet; nothing is logged per packet. Optional busy polling
- * (`busyPollMicros`) spares the wake-up per packet. Data sockets stay
- * unconnected so that strangers get ERROR 5 (connected ones measured ~4 %
- * faster with 20 clients, but the kernel would then answer wrong-TID packets
- * with ICMP port unreachable, and catching them on a second SO_REUSEADDR
- * socket would let unrelated sockets share our ports).
+ * not created per packet; nothing is logged per packet. Busy polling
+ * (`busyPollMicros`, config default 50) spares the wake-up per packet. A
+ * transfer's own port is served by two sockets (udp.ts openUdpForPeer): one
+ * connect()ed to the client, so the kernel finds it and its route without a
+ * lookup per packet, and one for everyone else, which answers strangers with
+ * ERROR 5 (a connected socket alone would make the kernel answer them with
+ * ICMP port unreachable).
  */
 import { read as fsRead } from 'node:fs';
 import { lookup as dnsLookup } from 'node:dns/promises';
