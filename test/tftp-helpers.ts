@@ -192,6 +192,8 @@ export async function startTftp(root: string, over: Partial<TftpServiceOptions> 
     maxRetries: 5,
     maxBlksize: 65464,
     maxWindowsize: 64,
+    // src/net/tftp-server-busypoll.test.ts reruns the TFTP unit suite with busy polling on.
+    busyPollMicros: Number(process.env.FLEETBOOT_TEST_TFTP_BUSY_POLL ?? 0),
     logger: silentLogger,
     ...over,
   });
