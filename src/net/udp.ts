@@ -400,12 +400,14 @@ class PeerSocket implements UdpSocket {
  * gets everyone else's datagrams (so strangers still get an answer, where a
  * connected socket alone would make the kernel send ICMP port unreachable).
  * The port is taken only when it is free and then shared through SO_REUSEPORT,
- * which admits sockets of the same user only. dgram backend: one socket.
+ * which admits sockets of the same user only. dgram backend (or a peer with
+ * port 0 or address 0.0.0.0): one socket.
  */
 export async function openUdpForPeer(backend: UdpBackend, opts: UdpOpenOptions & { peer: UdpPeer }): Promise<UdpSocket> {
   const ip = ipv4ToNumber(opts.address);
   if (Number.isNaN(ip)) throw new TypeError(`UDP bind address must be an IPv4 address: ${opts.address}`);
-  if (backend !== 'native') return openUdp(backend, opts);
+  // A source of port 0 or 0.0.0.0 is no address to connect to (a forged packet): one plain socket then.
+  if (backend !== 'native' || opts.peer.port === 0 || opts.peer.ip === 0) return openUdp(backend, opts);
   const st = loadNative();
   if (!st) throw new Error(`native UDP is not available: ${nativeLoadError ?? 'unknown error'}`);
   const [ho, port] = st.addon.open(ip, opts.port, 1);
