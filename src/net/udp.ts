@@ -399,8 +399,9 @@ class PeerSocket implements UdpSocket {
  * that is a measurable part of each packet's cost. The other, unconnected,
  * gets everyone else's datagrams (so strangers still get an answer, where a
  * connected socket alone would make the kernel send ICMP port unreachable).
- * The port is taken only when it is free and then shared through SO_REUSEPORT,
- * which admits sockets of the same user only. dgram backend (or a peer with
+ * Both deliver to `onMessage`, so which one a kernel picks for a datagram
+ * changes speed, never behaviour. The port is taken only when it is free and
+ * then shared through SO_REUSEPORT, which admits sockets of the same user only. dgram backend (or a peer with
  * port 0 or address 0.0.0.0): one socket.
  */
 export async function openUdpForPeer(backend: UdpBackend, opts: UdpOpenOptions & { peer: UdpPeer }): Promise<UdpSocket> {
