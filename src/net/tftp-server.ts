@@ -457,6 +457,8 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
   let closing = false;
   let started = false;
   let ready = false;
+  /** Busy polling was switched on by start() (and is switched off by close()). */
+  let busyPolling = false;
   let rangeCursor = 0;
   const portsInUse = new Set<number>();
   const byPeer = new Map<number, Transfer>();
@@ -696,14 +698,14 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       }
       ready = true;
       const busyPoll = opts.busyPollMicros ?? 0;
-      const polling = busyPoll > 0 && backend === 'native' && setUdpBusyPoll(busyPoll);
-      if (busyPoll > 0 && !polling) log.warn({ busyPollMicros: busyPoll }, 'tftp busy polling needs the native UDP addon: not used');
-      log.info({ address: bindAddress, port: boundPort, root, dataPorts, udp: backend, busyPollMicros: polling ? busyPoll : undefined }, 'tftp listening');
+      busyPolling = busyPoll > 0 && backend === 'native' && setUdpBusyPoll(busyPoll);
+      if (busyPoll > 0 && !busyPolling) log.warn({ busyPollMicros: busyPoll }, 'tftp busy polling needs the native UDP addon: not used');
+      log.info({ address: bindAddress, port: boundPort, root, dataPorts, udp: backend, busyPollMicros: busyPolling ? busyPoll : undefined }, 'tftp listening');
     },
     async close() {
       if (closing) return;
       closing = true;
-      if ((opts.busyPollMicros ?? 0) > 0 && backend === 'native') setUdpBusyPoll(0);
+      if (busyPolling) setUdpBusyPoll(0);
       for (const t of [...byPeer.values()]) t.abort('server closing');
       const socks = [...ownSockets];
       ownSockets.clear();

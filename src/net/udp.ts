@@ -340,24 +340,28 @@ function bindDgram(address: string, port: number): Promise<dgram.Socket> {
   });
 }
 
+/** One started native socket (open mode and peer as in native/fastudp.c); the handle is closed if starting fails. */
+function openNative(opts: UdpOpenOptions, port: number, mode: 0 | 1 | 2 = 0, peer?: UdpPeer): NativeSocket {
+  const ip = ipv4ToNumber(opts.address);
+  if (Number.isNaN(ip)) throw new TypeError(`UDP bind address must be an IPv4 address: ${opts.address}`);
+  const st = loadNative();
+  if (!st) throw new Error(`native UDP is not available: ${nativeLoadError ?? 'unknown error'}`);
+  const [h, bound] = st.addon.open(ip, port, mode, peer?.ip, peer?.port);
+  try {
+    return new NativeSocket(st, h, bound, opts);
+  } catch (err) {
+    st.addon.close(h);
+    throw err;
+  }
+}
+
 /**
  * Binds an IPv4 UDP socket. Rejects like dgram does (err.code EADDRINUSE,
  * EACCES, ...) when the port cannot be had.
  */
 export async function openUdp(backend: UdpBackend, opts: UdpOpenOptions): Promise<UdpSocket> {
-  const ip = ipv4ToNumber(opts.address);
-  if (Number.isNaN(ip)) throw new TypeError(`UDP bind address must be an IPv4 address: ${opts.address}`);
-  if (backend === 'native') {
-    const st = loadNative();
-    if (!st) throw new Error(`native UDP is not available: ${nativeLoadError ?? 'unknown error'}`);
-    const [h, port] = st.addon.open(ip, opts.port);
-    try {
-      return new NativeSocket(st, h, port, opts);
-    } catch (err) {
-      st.addon.close(h);
-      throw err;
-    }
-  }
+  if (backend === 'native') return openNative(opts, opts.port);
+  if (Number.isNaN(ipv4ToNumber(opts.address))) throw new TypeError(`UDP bind address must be an IPv4 address: ${opts.address}`);
   return new DgramSocket(await bindDgram(opts.address, opts.port), opts);
 }
 
@@ -401,35 +405,16 @@ class PeerSocket implements UdpSocket {
  * connected socket alone would make the kernel send ICMP port unreachable).
  * Both deliver to `onMessage`, so which one a kernel picks for a datagram
  * changes speed, never behaviour. The port is taken only when it is free and
- * then shared through SO_REUSEPORT, which admits sockets of the same user only. dgram backend (or a peer with
- * port 0 or address 0.0.0.0): one socket.
+ * then shared through SO_REUSEPORT, which admits sockets of the same user
+ * only. dgram backend (or a peer with port 0 or address 0.0.0.0): one socket.
  */
 export async function openUdpForPeer(backend: UdpBackend, opts: UdpOpenOptions & { peer: UdpPeer }): Promise<UdpSocket> {
-  const ip = ipv4ToNumber(opts.address);
-  if (Number.isNaN(ip)) throw new TypeError(`UDP bind address must be an IPv4 address: ${opts.address}`);
   // A source of port 0 or 0.0.0.0 is no address to connect to (a forged packet): one plain socket then.
   if (backend !== 'native' || opts.peer.port === 0 || opts.peer.ip === 0) return openUdp(backend, opts);
-  const st = loadNative();
-  if (!st) throw new Error(`native UDP is not available: ${nativeLoadError ?? 'unknown error'}`);
-  const [ho, port] = st.addon.open(ip, opts.port, 1);
-  let others: NativeSocket;
+  const others = openNative(opts, opts.port, 1);
   try {
-    others = new NativeSocket(st, ho, port, opts);
+    return new PeerSocket(openNative(opts, others.port, 2, opts.peer), others);
   } catch (err) {
-    st.addon.close(ho);
-    throw err;
-  }
-  let hd: Handle;
-  try {
-    [hd] = st.addon.open(ip, port, 2, opts.peer.ip, opts.peer.port);
-  } catch (err) {
-    await others.close();
-    throw err;
-  }
-  try {
-    return new PeerSocket(new NativeSocket(st, hd, port, opts), others);
-  } catch (err) {
-    st.addon.close(hd);
     await others.close();
     throw err;
   }
