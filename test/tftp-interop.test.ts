@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -146,6 +146,24 @@ test('two clients at once share one fixed data port', async () => {
   }
 });
 
+/** Fleetboot's TFTP service (bench/tftp-server.ts) in a lab host's namespace; resolves once it listens. */
+async function startLabTftp(lab: Lab, host: string, args: string[]): Promise<ChildProcess> {
+  const srv = lab.spawnIn(lab.host(host).netns, [process.execPath, '--import', 'tsx', 'bench/tftp-server.ts', ...args], {
+    cwd: new URL('..', import.meta.url).pathname,
+  });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('tftp server did not start')), 20_000);
+    srv.stdout?.on('data', (d: Buffer) => {
+      if (d.toString().includes('listening')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    srv.on('exit', (code) => reject(new Error(`tftp server exited with ${code}`)));
+  });
+  return srv;
+}
+
 test('atftp gets a byte-identical file through a lab link that drops 10% of packets', { timeout: 180_000 }, async () => {
   assert.ok(await labAvailable(), 'lab tests need root and ip netns');
   const lab = await Lab.create({ subnet: '10.213.69' });
@@ -157,21 +175,7 @@ test('atftp gets a byte-identical file through a lab link that drops 10% of pack
     const data = randomBytes(200_000);
     await writeFile(join(lossRoot, 'f.bin'), data);
     sums.set('loss', await sha256File(join(lossRoot, 'f.bin')));
-    const srv = lab.spawnIn(
-      lab.host('srv').netns,
-      [process.execPath, '--import', 'tsx', 'bench/tftp-server.ts', '--root', lossRoot, '--address', '10.213.69.1', '--port', '69', '--timeout-ms', '300', '--max-retries', '30', '--log', 'warn'],
-      { cwd: new URL('..', import.meta.url).pathname },
-    );
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('tftp server did not start')), 20_000);
-      srv.stdout?.on('data', (d: Buffer) => {
-        if (d.toString().includes('listening')) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-      srv.on('exit', (code) => reject(new Error(`tftp server exited with ${code}`)));
-    });
+    await startLabTftp(lab, 'srv', ['--root', lossRoot, '--address', '10.213.69.1', '--port', '69', '--timeout-ms', '300', '--max-retries', '30', '--log', 'warn']);
     // Every packet may be lost except the client's ACK of the OACK (ACK block 0,
     // bytes 00 04 00 00): when that is lost the server resends its OACK, and atftp
     // aborts on any second OACK ("tftp: unexpected OACK", its tftp_file.c), which
@@ -188,6 +192,37 @@ test('atftp gets a byte-identical file through a lab link that drops 10% of pack
       await lab.exec('cli', ['timeout', '120', 'atftp', '--tftp-timeout', '1', ...opts.flatMap((o) => ['--option', o]), '-g', '-r', 'f.bin', '-l', out, '10.213.69.1', '69']);
       await assertSame(out, 'loss');
     }
+  } finally {
+    await lab.destroy();
+  }
+});
+
+test('a window larger than the send buffer on a slow link: the sends the kernel cannot take wait in order, none is lost or sent twice (atftp)', { timeout: 180_000 }, async () => {
+  assert.ok(await labAvailable(), 'lab tests need root and ip netns');
+  const lab = await Lab.create({ subnet: '10.213.68' });
+  try {
+    await lab.addHost('srv', '10.213.68.1');
+    await lab.addHost('cli', '10.213.68.2');
+    const slowRoot = join(dir, 'slow');
+    await run('mkdir', ['-p', slowRoot]);
+    const size = 3 * MiB + 777;
+    await writeFile(join(slowRoot, 'f.bin'), randomBytes(size));
+    sums.set('slow', await sha256File(join(slowRoot, 'f.bin')));
+    // 128 blocks of 1468 bytes are ~290 KB of socket memory (each datagram is
+    // charged ~2.3 KB): more than the kernel's default send buffer, and the
+    // token bucket drains it at 40 Mbit/s, so most of each window meets EAGAIN.
+    const wmem = Number(await lab.exec('srv', ['cat', '/proc/sys/net/core/wmem_default']));
+    assert.ok(wmem < 128 * 2304, `wmem_default ${wmem} is too large for this test to fill the send buffer`);
+    await lab.exec('srv', ['tc', 'qdisc', 'replace', 'dev', 'eth0', 'root', 'tbf', 'rate', '40mbit', 'burst', '16kb', 'limit', '4mb']);
+    await startLabTftp(lab, 'srv', ['--root', slowRoot, '--address', '10.213.68.1', '--port', '69', '--max-windowsize', '128', '--log', 'warn']);
+    // Count what reaches the client from the server: exactly the OACK and one DATA per block.
+    await lab.exec('cli', ['nft', 'add table inet fbslow { chain input { type filter hook input priority 0; ip saddr 10.213.68.1 udp sport != 69 counter; }; }']);
+    const out = join(dir, 'slow.out');
+    await lab.exec('cli', ['timeout', '120', 'atftp', '--tftp-timeout', '5', '--option', 'blksize 1468', '--option', 'windowsize 128', '-g', '-r', 'f.bin', '-l', out, '10.213.68.1', '69']);
+    await assertSame(out, 'slow');
+    const counted = /packets (\d+)/.exec(await lab.exec('cli', ['nft', 'list table inet fbslow']));
+    const blocks = Math.floor(size / 1468) + 1;
+    assert.equal(Number(counted?.[1]), blocks + 1, 'datagrams from the server: the OACK and each block once');
   } finally {
     await lab.destroy();
   }
