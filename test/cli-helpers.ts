@@ -13,10 +13,10 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Run `fleetboot ARGS` to its end (30 s at most). */
+/** Run `fleetboot ARGS` to its end (120 s at most: several CLIs at once on a loaded 2-core VM take seconds each). */
 export async function cli(args: string[]): Promise<CliRun> {
   try {
-    const { stdout, stderr } = await execFileP(CLI[0], [...CLI.slice(1), ...args], { cwd: ROOT, timeout: 30_000 });
+    const { stdout, stderr } = await execFileP(CLI[0], [...CLI.slice(1), ...args], { cwd: ROOT, timeout: 120_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };

@@ -209,7 +209,9 @@ test('a capture uploaded in chunks becomes an image; a cut-off second capture of
     await a.get('/task');
     assert.equal((await a.put('p1.raw.zst', randomBytes(50_000))).status, 200);
     await assert.rejects(a.put('p2.pcl.zst', randomBytes(2_000_000), { chunk: 16_384, abortAfter: 5 }));
-    await new Promise((r) => setTimeout(r, 200));
+    // The agent fails the task only once the server has seen the upload end.
+    const cutOff = (): boolean => env.logs.some((l) => l['task'] === second.id && /upload of p2\.pcl\.zst cut off/.test(String(l['msg'])));
+    for (const until = Date.now() + 10_000; !cutOff() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
     assert.equal((await a.post('/task/fail', { reason: 'power lost' })).status, 200);
     assert.equal((await getTask(env.store.db, second.id))?.state, 'failed');
     assert.deepEqual(imageFiles(env.dir), before, 'the first image is byte for byte as it was');
@@ -358,7 +360,7 @@ test('a server restart keeps the task and its token working (and does not reap i
   mkdirSync(join(dir, 'bootenv'));
   writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'k');
   writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'i');
-  let fb = await start(dir, { agentTimeoutSeconds: 2, progressIntervalSeconds: 1 });
+  let fb = await start(dir, { agentTimeoutSeconds: 30, progressIntervalSeconds: 1 });
   const store = await openStore(dir);
   try {
     await createHost(store.db, { mac: MAC_A });
@@ -370,8 +372,10 @@ test('a server restart keeps the task and its token working (and does not reap i
     assert.ok(b.token && b.task);
     assert.equal((await agent(fb, b.token).get('/task')).status, 200);
     await fb.close();
-    await new Promise((r) => setTimeout(r, 2300)); // longer than the agent timeout, while the server is down
-    fb = await start(dir, { agentTimeoutSeconds: 2, progressIntervalSeconds: 1 });
+    // The server was down for longer than the agent timeout: the last contact is 60 s old.
+    const longAgo = new Date(Date.now() - 60_000).toISOString();
+    await store.db.updateTable('tasks').set({ last_seen_at: longAgo }).where('id', '=', b.task).execute();
+    fb = await start(dir, { agentTimeoutSeconds: 30, progressIntervalSeconds: 1 });
     assert.deepEqual(await fb.reaper.sweep(), [], 'the grace period counts from the restart');
     const a = agent(fb, b.token);
     assert.equal((await a.get('/task')).status, 200);

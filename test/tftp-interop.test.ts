@@ -172,10 +172,10 @@ test('atftp gets a byte-identical file through a lab link that drops 10% of pack
     await lab.addHost('cli', '10.213.69.2');
     const lossRoot = join(dir, 'loss');
     await run('mkdir', ['-p', lossRoot]);
-    const data = randomBytes(200_000);
+    const data = randomBytes(100_000);
     await writeFile(join(lossRoot, 'f.bin'), data);
     sums.set('loss', await sha256File(join(lossRoot, 'f.bin')));
-    await startLabTftp(lab, 'srv', ['--root', lossRoot, '--address', '10.213.69.1', '--port', '69', '--timeout-ms', '300', '--max-retries', '30', '--log', 'warn']);
+    await startLabTftp(lab, 'srv', ['--root', lossRoot, '--address', '10.213.69.1', '--port', '69', '--timeout-ms', '1000', '--max-retries', '30', '--log', 'warn']);
     // Every packet may be lost except the client's ACK of the OACK (ACK block 0,
     // bytes 00 04 00 00): when that is lost the server resends its OACK, and atftp
     // aborts on any second OACK ("tftp: unexpected OACK", its tftp_file.c), which
@@ -188,7 +188,9 @@ test('atftp gets a byte-identical file through a lab link that drops 10% of pack
     ].entries()) {
       const out = join(dir, `loss${i}`);
       // atftp re-ACKs a repeated block only once, then waits for its own timeout (1 s
-      // here); the server's backoff (300 ms doubling to 1.2 s) lets that timeout expire.
+      // here); the server's backoff (1 s doubling to 4 s) lets that timeout expire.
+      // The server's first interval is not shorter than 1 s: a stall of this VM must
+      // not make it resend the OACK, which atftp would abort on.
       await lab.exec('cli', ['timeout', '120', 'atftp', '--tftp-timeout', '1', ...opts.flatMap((o) => ['--option', o]), '-g', '-r', 'f.bin', '-l', out, '10.213.69.1', '69']);
       await assertSame(out, 'loss');
     }
@@ -214,8 +216,9 @@ test('a window larger than the send buffer on a slow link: the sends the kernel 
     const wmem = Number(await lab.exec('srv', ['cat', '/proc/sys/net/core/wmem_default']));
     assert.ok(wmem < 128 * 2304, `wmem_default ${wmem} is too large for this test to fill the send buffer`);
     await lab.exec('srv', ['tc', 'qdisc', 'replace', 'dev', 'eth0', 'root', 'tbf', 'rate', '40mbit', 'burst', '16kb', 'limit', '4mb']);
-    await startLabTftp(lab, 'srv', ['--root', slowRoot, '--address', '10.213.68.1', '--port', '69', '--max-windowsize', '128', '--log', 'warn']);
-    // Count what reaches the client from the server: exactly the OACK and one DATA per block.
+    await startLabTftp(lab, 'srv', ['--root', slowRoot, '--address', '10.213.68.1', '--port', '69', '--max-windowsize', '128', '--timeout-ms', '5000', '--log', 'warn']);
+    // Count what reaches the client from the server: exactly the OACK and one DATA
+    // per block (the 5 s resend timeout keeps a stall of this VM from adding any).
     await lab.exec('cli', ['nft', 'add table inet fbslow { chain input { type filter hook input priority 0; ip saddr 10.213.68.1 udp sport != 69 counter; }; }']);
     const out = join(dir, 'slow.out');
     await lab.exec('cli', ['timeout', '120', 'atftp', '--tftp-timeout', '5', '--option', 'blksize 1468', '--option', 'windowsize 128', '-g', '-r', 'f.bin', '-l', out, '10.213.68.1', '69']);

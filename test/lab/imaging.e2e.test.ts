@@ -156,7 +156,11 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
       await lab.addHost('dhcp', `${S}.2`);
       await startExistingDhcp(lab, 'dhcp', work);
       const configFile = join(work, 'fleetboot.json');
-      writeFileSync(configFile, JSON.stringify({ boot: { menuTimeoutSeconds: 2 }, imaging: { bootEnvDir, agentTimeoutSeconds: 30, unknownPolicy: 'register' } }));
+      // The agent's first contact comes after iPXE has fetched the boot environment
+      // and Linux has started (~15 s under TCG, up to 3x that when the host steals
+      // time); the same timeout is the agent's retry window over the deploy test's
+      // server restart. 90 s leaves room for both; the fault test waits for it.
+      writeFileSync(configFile, JSON.stringify({ boot: { menuTimeoutSeconds: 2 }, imaging: { bootEnvDir, agentTimeoutSeconds: 90, unknownPolicy: 'register' } }));
       const fbOpts: FleetbootOptions = { dataDir: join(work, 'data'), serverIp: SERVER_IP, httpPort: 8080, configFile };
       const fb = await startFleetboot(lab, 'fb', fbOpts);
       suite.env = { lab, work, accel, fb, fbOpts, bootEnvDir, a };
@@ -207,7 +211,7 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
       } finally {
         await guest.stop(); // power off
       }
-      const t = await waitTask(task.id, null, { timeoutS: 120 });
+      const t = await waitTask(task.id, null, { timeoutS: 300 }); // the reaper fails it after 90 s of silence
       assert.equal(t.state, 'failed');
       assert.match(t.error ?? '', /contact|agent|stopped|upload/i);
       assert.deepEqual(await imageDirSums(e.fbOpts.dataDir), before, 'the stored image changed');
