@@ -2,7 +2,8 @@
  * Interop: real TFTP clients (curl, atftp, tftp-hpa) download byte-identical
  * files from Fleetboot's TFTP service on 127.0.0.1 (port 0), including one
  * over 100 MiB (block numbers wrap), through a data-port range and through
- * one fixed data port; and atftp through a lossy lab link.
+ * one fixed data port; and atftp through a lossy lab link and through a slow
+ * one (a token bucket) with a window larger than the server's send buffer.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
