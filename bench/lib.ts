@@ -71,3 +71,26 @@ export async function waitForText(file: string, re: RegExp, ms: number): Promise
   }
   throw new Error(`timed out waiting for ${re} in ${file}: ${read().slice(-2000)}`);
 }
+
+/** Two-sided 97.5 % quantiles of Student's t for 1-30 degrees of freedom. */
+const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
+
+/**
+ * The geometric mean of paired ratios (each the peer's time over ours in one
+ * repetition, the two runs side by side) with its 95 % confidence interval
+ * (t interval on the logarithms). Pairing removes the drift of a shared
+ * host between repetitions; the interval says whether a difference is more
+ * than that host's noise. n < 2 gives an interval of NaN.
+ */
+export function pairedRatio(ratios: readonly number[]): { mean: number; low: number; high: number; n: number } {
+  const logs = ratios.filter((r) => Number.isFinite(r) && r > 0).map(Math.log);
+  const n = logs.length;
+  if (n === 0) return { mean: NaN, low: NaN, high: NaN, n };
+  const m = logs.reduce((a, b) => a + b, 0) / n;
+  if (n < 2) return { mean: Math.exp(m), low: NaN, high: NaN, n };
+  const sd = Math.sqrt(logs.reduce((a, b) => a + (b - m) ** 2, 0) / (n - 1));
+  const df = n - 1;
+  const t = T975[df - 1] ?? 1.96 + 2.4 / df;
+  const half = (t * sd) / Math.sqrt(n);
+  return { mean: Math.exp(m), low: Math.exp(m - half), high: Math.exp(m + half), n };
+}

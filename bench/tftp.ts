@@ -2,9 +2,9 @@
  * TFTP benchmark: Fleetboot's TFTP service against dnsmasq 2.90 and tftpd-hpa
  * in the same run, on a lab bridge, runs interleaved, medians reported.
  *
- *   node --import tsx bench/tftp.ts [--reps 3] [--size-mib 64] [--clients 20]
- *        [--concurrent-mib 16] [--out bench/results/tftp.md] [--scenarios lockstep,window16,concurrent]
- *        [--fb-data-ports 64001-65000] [--fb-busy-poll-us N] [--steal-max 0.01]
+ *   node --import tsx bench/tftp.ts [--reps 3] [--concurrent-reps 25] [--size-mib 64]
+ *        [--clients 20] [--concurrent-mib 16] [--out bench/results/tftp.md] [--scenarios lockstep,window16,concurrent]
+ *        [--fb-data-ports 64001-65000] [--fb-busy-poll-us N] [--steal-max 0.01] [--control]
  *
  * Lab: a server namespace holding three addresses, one per server, each on
  * port 69: Fleetboot (10.213.70.1, bench/tftp-server.ts), dnsmasq (.3,
@@ -16,7 +16,16 @@
  *   lockstep  curl --tftp-blksize 1468 (curl also asks tsize and timeout)
  *   window16  atftp blksize 1468, windowsize 16 (dnsmasq and tftpd-hpa drop
  *             windowsize from their OACK, so for them this is lock-step again)
- *   concurrent N curl clients at once (lock-step, blksize 1468), total MB/s
+ *   concurrent N curl clients at once (lock-step, blksize 1468), total MB/s;
+ *             its own (larger) number of repetitions, and its target is judged
+ *             on the paired ratios (dnsmasq's time over Fleetboot's in the
+ *             same repetition): geometric mean with a 95 % interval. The
+ *             clients' core sets the pace there for every server, so the
+ *             servers differ by a few per cent, less than this VM's drift
+ *             between runs; pairing and many repetitions tell them apart.
+ * --control adds a second, identical Fleetboot server (fleetboot-b, .5) to
+ * every run: the paired ratio of the same program against itself shows how
+ * far apart this host puts two servers that cannot differ.
  * This machine is a VM on a shared host: bursts of steal (the hypervisor
  * running someone else) slow a run by up to 3x. Each run records the share of
  * both cores stolen (/proc/stat) and a run over --steal-max is done again (up
@@ -34,6 +43,7 @@ import { promisify } from 'node:util';
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { defaultUdpBackend } from '../src/net/udp.js';
 import { defaultConfig } from '../src/config/config.js';
+import { pairedRatio } from './lib.js';
 
 const run = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -43,6 +53,7 @@ function arg(name: string, def: string): string {
   return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : def;
 }
 const REPS = Number(arg('reps', '3'));
+const CONC_REPS = Number(arg('concurrent-reps', '25'));
 const SIZE_MIB = Number(arg('size-mib', '64'));
 const CLIENTS = Number(arg('clients', '20'));
 const CONC_MIB = Number(arg('concurrent-mib', '16'));
@@ -50,11 +61,13 @@ const OUT = arg('out', join(repo, 'bench/results/tftp.md'));
 
 const SUBNET = '10.213.70';
 const CLIENT_IP = `${SUBNET}.2`;
-type ServerName = 'fleetboot' | 'dnsmasq' | 'tftpd-hpa';
+type ServerName = 'fleetboot' | 'dnsmasq' | 'tftpd-hpa' | 'fleetboot-b';
+const CONTROL = process.argv.includes('--control');
 const SERVERS: { name: ServerName; ip: string }[] = [
   { name: 'fleetboot', ip: `${SUBNET}.1` },
   { name: 'dnsmasq', ip: `${SUBNET}.3` },
   { name: 'tftpd-hpa', ip: `${SUBNET}.4` },
+  ...(CONTROL ? [{ name: 'fleetboot-b' as const, ip: `${SUBNET}.5` }] : []),
 ];
 type Scenario = 'lockstep' | 'window16' | 'concurrent';
 const SCENARIOS: Scenario[] = (['lockstep', 'window16', 'concurrent'] as const).filter((x) => arg('scenarios', 'lockstep,window16,concurrent').split(',').includes(x));
@@ -198,8 +211,10 @@ async function main(): Promise<void> {
     for (const s of SERVERS.slice(1)) await lab.exec('srv', ['ip', 'addr', 'add', `${s.ip}/24`, 'dev', 'eth0']);
     await lab.addHost('cli', CLIENT_IP);
 
+    const fleetboot = (ip: string): string[] => [process.execPath, '--import', 'tsx', join(repo, 'bench/tftp-server.ts'), '--root', dir, '--address', ip, '--port', '69', '--log', 'warn', ...(FB_DATA_PORTS ? ['--data-ports', FB_DATA_PORTS] : []), '--busy-poll-us', FB_BUSY_POLL];
     const argv: Record<ServerName, string[]> = {
-      fleetboot: [process.execPath, '--import', 'tsx', join(repo, 'bench/tftp-server.ts'), '--root', dir, '--address', `${SUBNET}.1`, '--port', '69', '--log', 'warn', ...(FB_DATA_PORTS ? ['--data-ports', FB_DATA_PORTS] : []), '--busy-poll-us', FB_BUSY_POLL],
+      fleetboot: fleetboot(`${SUBNET}.1`),
+      'fleetboot-b': fleetboot(`${SUBNET}.5`),
       dnsmasq: ['dnsmasq', '--port=0', '--enable-tftp', `--tftp-root=${dir}`, '--no-daemon', `--listen-address=${SUBNET}.3`, '--bind-interfaces', '--conf-file=/dev/null', '--pid-file=', '--log-facility=-'],
       'tftpd-hpa': ['in.tftpd', '-L', '-s', dir, '--address', `${SUBNET}.4:69`],
     };
@@ -241,8 +256,10 @@ async function main(): Promise<void> {
 
     const samples = new Map<string, Sample[]>();
     let redone = 0;
-    for (let rep = 0; rep < REPS; rep++) {
+    const repsOf = (sc: Scenario): number => (sc === 'concurrent' ? CONC_REPS : REPS);
+    for (let rep = 0; rep < Math.max(...SCENARIOS.map(repsOf)); rep++) {
       for (const sc of SCENARIOS) {
+        if (rep >= repsOf(sc)) continue;
         // Rotate the order each repetition so no server always runs first.
         const order = SERVERS.map((_, i) => SERVERS[(i + rep) % SERVERS.length] as (typeof SERVERS)[number]);
         for (const s of order) {
@@ -300,7 +317,12 @@ async function main(): Promise<void> {
     const peerLock = Math.min(med('lockstep', 'dnsmasq').wall, med('lockstep', 'tftpd-hpa').wall);
     const lockRatio = peerLock / med('lockstep', 'fleetboot').wall;
     const winRatio = peerLock / med('window16', 'fleetboot').wall;
-    const concRatio = med('concurrent', 'fleetboot').mbps / med('concurrent', 'dnsmasq').mbps;
+    /** Paired ratios of the concurrent runs: b's time over a's in each repetition. */
+    const pairs = (a: ServerName, b: ServerName): ReturnType<typeof pairedRatio> => {
+      const as = samples.get(`concurrent/${a}`) ?? [];
+      return pairedRatio((samples.get(`concurrent/${b}`) ?? []).map((x, i) => x.wallS / (as[i]?.wallS ?? NaN)));
+    };
+    const conc = pairs('fleetboot', 'dnsmasq');
     const fbPeakMB = (peakKiB.get('fleetboot') ?? 0) / 1024;
 
     const ver = async (cmd: string, args: string[]): Promise<string> => {
@@ -315,7 +337,7 @@ async function main(): Promise<void> {
     const lines: string[] = [];
     lines.push('# TFTP benchmark: Fleetboot vs dnsmasq vs tftpd-hpa', '');
     const cmdArgs = process.argv.slice(2).join(' ');
-    lines.push(`Run ${new Date().toISOString()} with \`node --import tsx bench/tftp.ts${cmdArgs ? ` ${cmdArgs}` : ''}\` (reps ${REPS}, medians).`, '');
+    lines.push(`Run ${new Date().toISOString()} with \`node --import tsx bench/tftp.ts${cmdArgs ? ` ${cmdArgs}` : ''}\` (reps ${REPS}, ${CONC_REPS} for concurrent; medians).`, '');
     lines.push(
       `Fleetboot: UDP I/O ${defaultUdpBackend()}, data ports ${FB_DATA_PORTS || 'ephemeral (one per transfer)'}, tftp.busyPollMicros ${FB_BUSY_POLL}.`,
       '',
@@ -357,7 +379,21 @@ async function main(): Promise<void> {
     const verdict = (ok: boolean): string => (ok ? '**met**' : '**NOT met**');
     lines.push(`- Lock-step blksize 1468 ≥ 0.75x the faster peer: ${lockRatio.toFixed(2)}x → ${verdict(lockRatio >= 0.75)}`);
     lines.push(`- windowsize 16 (atftp) ≥ 1.0x the faster peer's lock-step: ${winRatio.toFixed(2)}x → ${verdict(winRatio >= 1.0)}`);
-    lines.push(`- ${CLIENTS} concurrent clients, total ≥ 1.0x dnsmasq: ${concRatio.toFixed(2)}x → ${verdict(concRatio >= 1.0)}`);
+    const interval = Number.isNaN(conc.low)
+      ? 'no interval (fewer than 2 pairs)'
+      : `95 % interval ${conc.low.toFixed(3)}-${conc.high.toFixed(3)}x, ${conc.low >= 1 ? 'above 1.0: faster than dnsmasq beyond the noise' : conc.high <= 1 ? 'below 1.0: slower than dnsmasq beyond the noise' : 'spans 1.0: not told apart from dnsmasq'}`;
+    lines.push(
+      `- ${CLIENTS} concurrent clients, total ≥ 1.0x dnsmasq: ${conc.mean.toFixed(3)}x (geometric mean of ${conc.n} paired ratios; ${interval}; ` +
+        `ratio of the medians ${(med('concurrent', 'dnsmasq').wall / med('concurrent', 'fleetboot').wall).toFixed(3)}x) → ${verdict(conc.mean >= 1.0)}`,
+    );
+    if (CONTROL) {
+      const b = pairs('fleetboot', 'fleetboot-b');
+      const bd = pairs('fleetboot-b', 'dnsmasq');
+      lines.push(
+        `- Control (not a target): the same Fleetboot twice, fleetboot-b's time over fleetboot's ${b.mean.toFixed(3)}x (95 % interval ${b.low.toFixed(3)}-${b.high.toFixed(3)}x); ` +
+          `fleetboot-b vs dnsmasq ${bd.mean.toFixed(3)}x (${bd.low.toFixed(3)}-${bd.high.toFixed(3)}x)`,
+      );
+    }
     lines.push(`- Peak RSS under 200 MB: ${fbPeakMB.toFixed(1)} MB → ${verdict(fbPeakMB > 0 && fbPeakMB < 200)}`);
     lines.push('');
     const text = lines.join('\n');
