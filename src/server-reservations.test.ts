@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { freeUdpPortPair } from '../test/dhcp-helpers.js';
 import { loadConfig } from './config/config.js';
 import { createLogger, silentLogger } from './lib/log.js';
 import { createHost, openStore } from './store/index.js';
@@ -36,8 +37,8 @@ test('startFleetboot() in DHCP server mode loads the hosts\' reservations and re
       cb();
     },
   });
-  // High random ports on loopback (dhcp.port cannot be 0); no DHCP packet is sent by this test.
-  const base = 40000 + Math.floor(Math.random() * 20000);
+  // dhcp.port cannot be 0: a pair of ports free a moment ago; no DHCP packet is sent by this test.
+  const base = await freeUdpPortPair();
   writeFileSync(
     join(dir, 'config.json'),
     JSON.stringify({

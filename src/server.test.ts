@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeUdpPortPair } from '../test/dhcp-helpers.js';
 import { loadConfig } from './config/config.js';
 import { FleetbootError } from './lib/errors.js';
 import { silentLogger } from './lib/log.js';
@@ -43,7 +44,7 @@ test('resolveServerIp() prefers serverIp, then the interface, and fails clearly'
 
 test('startFleetboot() starts HTTP, TFTP and proxyDHCP on loopback and closes them', async () => {
   const dir = tmp();
-  const dhcpPort = 20000 + Math.floor(Math.random() * 20000);
+  const dhcpPort = await freeUdpPortPair();
   const config = loadConfig({
     overrides: {
       dataDir: dir,
