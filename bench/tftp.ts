@@ -6,7 +6,7 @@
  *        [--clients 20] [--concurrent-mib 16] [--out bench/results/tftp.md] [--scenarios lockstep,window16,concurrent]
  *        [--fb-data-ports 64001-65000] [--fb-busy-poll-us N] [--steal-max 0.01] [--control]
  *
- * Lab: a server namespace holding three addresses, one per server, each on
+ * Lab: a server namespace holding one address per server, each on
  * port 69: Fleetboot (10.213.70.1, bench/tftp-server.ts), dnsmasq (.3,
  * `--port=0 --enable-tftp`), tftpd-hpa (.4, `in.tftpd -L -s`); a client
  * namespace (.2). Servers are pinned to CPU 0, clients to CPU 1 (NOTES.md:
@@ -21,8 +21,9 @@
  *             on the paired ratios (dnsmasq's time over Fleetboot's in the
  *             same repetition): geometric mean with a 95 % interval. The
  *             clients' core sets the pace there for every server, so the
- *             servers differ by a few per cent, less than this VM's drift
- *             between runs; pairing and many repetitions tell them apart.
+ *             servers differ by a few per cent at most, less than this VM's
+ *             drift between runs; pairing and many repetitions are what it
+ *             takes to say whether they differ at all.
  * --control adds a second, identical Fleetboot server (fleetboot-b, .5) to
  * every run: the paired ratio of the same program against itself shows how
  * far apart this host puts two servers that cannot differ.
