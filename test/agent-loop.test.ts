@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, c
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
-import { parseManifest } from '../src/imaging/manifest.js';
+import { parseManifest } from '../src/model/manifest.js';
 import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { startFleetboot, type RunningFleetboot } from '../src/server.js';

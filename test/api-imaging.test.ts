@@ -217,7 +217,7 @@ test('tasks: create, list with filters, show, one active task per MAC (409), can
 
 test('images: list, show (info + manifest), rm refused while a deploy uses it (409), then removed', async () => {
   assert.deepEqual((await call('GET', '/api/v1/images')).body, { images: [] });
-  const { info, taskId } = await makeImage(store, 'golden', A);
+  const { info, taskId, manifestSha256 } = await makeImage(store, 'golden', A);
   assert.equal(info.name, 'golden');
 
   const list = await call('GET', '/api/v1/images');
@@ -233,6 +233,10 @@ test('images: list, show (info + manifest), rm refused while a deploy uses it (4
     partitions: 2,
     sourceMac: A,
     taskId,
+    revision: 1,
+    revisionCount: 1,
+    pending: 0,
+    manifestSha256,
   });
 
   const show = await call('GET', '/api/v1/images/golden');
@@ -305,6 +309,6 @@ test('GET /api/v1/hosts/:mac adds inventory and activeTask, keeping the host fie
 
   // The host list is unchanged (no inventory there).
   const list = await call('GET', '/api/v1/hosts');
-  assert.deepEqual(Object.keys((list.body['hosts'] as Json[])[0] ?? {}).sort(), ['createdAt', 'entry', 'ip', 'mac', 'name', 'updatedAt']);
+  assert.deepEqual(Object.keys((list.body['hosts'] as Json[])[0] ?? {}).sort(), ['createdAt', 'entry', 'ip', 'mac', 'name', 'status', 'updatedAt']);
   assert.equal((await call('GET', '/api/v1/hosts/52:54:00:ff:ff:fe')).status, 404);
 });

@@ -72,7 +72,7 @@ test('fleetboot image, task and host show commands, with and without --json, and
 
     const { info, streams } = await makeImage(store, 'golden', A);
     const [list, listJson, show, showJson] = await Promise.all([run('image', 'list'), run('--json', 'image', 'list'), run('image', 'show', 'golden'), run('image', 'show', 'golden', '--json')]);
-    assert.match(ok(list, 'image list').stdout, /^NAME\s+CREATED\s+TABLE\s+PARTS\s+DISK\s+STORED\s+SOURCE\ngolden\s+\S+ \S+\s+mbr\s+2\s+2\.0 GiB\s+293 KiB\s+52:54:00:bb:00:01\n$/);
+    assert.match(ok(list, 'image list').stdout, /^NAME\s+REV\s+REVS\s+CREATED\s+TABLE\s+PARTS\s+DISK\s+STORED\s+SOURCE\ngolden\s+1\s+1\s+\S+ \S+\s+mbr\s+2\s+2\.0 GiB\s+293 KiB\s+52:54:00:bb:00:01\n$/);
     assert.deepEqual(json<unknown[]>(ok(listJson, 'image list --json')), [info]);
     const s = ok(show, 'image show').stdout;
     assert.match(s, /^image\s+golden$/m);

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { commitCapture, receiveStream } from '../src/imaging/image-store.js';
-import type { Inventory, Manifest } from '../src/imaging/manifest.js';
+import type { Inventory, Manifest } from '../src/model/manifest.js';
 import { createTask, finishTask, type Store } from '../src/store/index.js';
 import type { ImageInfo } from '../src/store/images.js';
 
@@ -15,9 +15,14 @@ const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex
  * Commit image `name` captured from host `mac` (which must exist and have no
  * active task): a capture task, two uploaded streams, the commit, the task done.
  */
-export async function makeImage(store: Store, name: string, mac: string): Promise<{ info: ImageInfo; taskId: number; streams: Buffer[] }> {
+export async function makeImage(
+  store: Store,
+  name: string,
+  mac: string,
+  opts: { approval?: boolean; keepRevisions?: number; fill?: number } = {},
+): Promise<{ info: ImageInfo; taskId: number; streams: Buffer[]; revision: number; manifestSha256: string }> {
   const task = await createTask(store.db, { type: 'capture', mac, image: name });
-  const p1 = Buffer.alloc(300_000, 1);
+  const p1 = Buffer.alloc(300_000, opts.fill ?? 1);
   const p2 = Buffer.from('a small fat partition stream');
   // As the agent's uploads arrive (PUT /agent/v1/task/streams/:file), counted and hashed by the server.
   await receiveStream(store, task.id, 'p1.pcl.zst', Readable.from([p1]), { maxBytes: 1024 ** 3 });
@@ -67,9 +72,10 @@ export async function makeImage(store: Store, name: string, mac: string): Promis
       },
     ],
   };
-  const info = await commitCapture(store, task.id, name, manifest, { mac: task.mac, maxBytes: 1024 ** 3 });
+  const c = await commitCapture(store, task.id, name, manifest, { mac: task.mac, maxBytes: 1024 ** 3, approval: opts.approval ?? false, keepRevisions: opts.keepRevisions ?? 3 });
   await finishTask(store.db, task.id, 'done');
-  return { info, taskId: task.id, streams: [p1, p2] };
+  if (c.info === null) throw new Error(`image ${name} has no current revision after the commit`);
+  return { info: c.info, taskId: task.id, streams: [p1, p2], revision: c.revision, manifestSha256: c.manifestSha256 };
 }
 
 export function sampleInventory(mac: string): Inventory {

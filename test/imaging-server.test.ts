@@ -15,8 +15,8 @@ import { loadConfig, type ConfigOverrides } from '../src/config/config.js';
 import { createLogger, silentLogger, type Logger } from '../src/lib/log.js';
 import { startFleetboot, type RunningFleetboot } from '../src/server.js';
 import { cancelTask, createHost, createTask, getHost, getImage, getInventory, getTask, listTasks, openStore, type Store } from '../src/store/index.js';
-import type { Manifest } from '../src/imaging/manifest.js';
-import type { Inventory } from '../src/imaging/manifest.js';
+import type { Manifest } from '../src/model/manifest.js';
+import type { Inventory } from '../src/model/manifest.js';
 
 const MAC_A = '52:54:00:aa:00:01';
 const MAC_B = '52:54:00:aa:00:02';
@@ -74,11 +74,27 @@ async function pxe(fb: RunningFleetboot, mac: string): Promise<{ script: string;
   return { script, task: task ? Number(task) : null, token: token ?? null };
 }
 
-function agent(fb: RunningFleetboot, token: string) {
+/** What the test agent reports as its hardware identity (the inventory below has no SMBIOS UUID or serial, and disk vda). */
+const IDENTITY = { smbiosUuid: null, smbiosSerial: null, disk: { name: 'vda', model: null, sizeBytes: 8 * 1024 ** 3 } };
+
+/**
+ * An agent speaking the protocol by hand. Like the real agent, it reports
+ * its hardware identity right after it fetched its task (GET /task), unless
+ * `identity` is false.
+ */
+function agent(fb: RunningFleetboot, token: string, opts: { identity?: false | typeof IDENTITY } = {}) {
   const h = { authorization: `Bearer ${token}` };
   const url = (p: string): string => `${fb.url}/agent/v1${p}`;
+  const identity = opts.identity ?? IDENTITY;
   return {
-    get: (p: string, extra: Record<string, string> = {}) => fetch(url(p), { headers: { ...h, ...extra } }),
+    get: async (p: string, extra: Record<string, string> = {}) => {
+      const res = await fetch(url(p), { headers: { ...h, ...extra } });
+      if (p === '/task' && res.status === 200 && identity !== false) {
+        const id = await fetch(url('/task/identity'), { method: 'POST', headers: { ...h, 'content-type': 'application/json' }, body: JSON.stringify(identity) });
+        assert.equal(id.status, 200, await id.clone().text());
+      }
+      return res;
+    },
     post: (p: string, body?: unknown) =>
       fetch(url(p), body === undefined ? { method: 'POST', headers: h } : { method: 'POST', headers: { ...h, 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     /** PUT a stream in chunks; `abortAfter` chunks cuts the request off. */
@@ -403,7 +419,7 @@ test('boot decision: a queued task boots the environment with a token; after don
     assert.ok(b.token && b.token.length === 64);
     assert.ok(
       b.script.includes(
-        `kernel ${base}/boot/env/vmlinuz initrd=initrd.img fleetboot.url=${base} fleetboot.task=${task.id} fleetboot.token=${b.token} BOOTIF=01-\${net0/mac:hexhyp} console=tty0 console=ttyS0,115200 || goto failed`,
+        `kernel ${base}/boot/env/vmlinuz initrd=initrd.img fleetboot.url=${base} fleetboot.task=${task.id} fleetboot.token=${b.token} fleetboot.ip=127.0.0.1 BOOTIF=01-\${net0/mac:hexhyp} console=tty0 console=ttyS0,115200 || goto failed`,
       ),
       b.script,
     );
@@ -434,15 +450,17 @@ test('boot decision: a queued task boots the environment with a token; after don
   });
 });
 
-test('boot decision: without the boot environment the task stays queued and the machine is told how to build it', async () => {
+test('boot decision: without the boot environment the task fails naming the build command; the machine boots as without it', async () => {
   await withServer(
     async (env) => {
       await createHost(env.store.db, { mac: MAC_A });
       const task = await createTask(env.store.db, { type: 'inventory', mac: MAC_A });
       const b = await pxe(env.fb, MAC_A);
       assert.equal(b.token, null);
-      assert.match(b.script, /build-bootenv\.sh/);
-      assert.equal((await getTask(env.store.db, task.id))?.state, 'queued');
+      assert.match(b.script, /^menu /m, 'the machine is not stuck: it gets its menu (local disk by default)');
+      const t = await getTask(env.store.db, task.id);
+      assert.equal(t?.state, 'failed');
+      assert.match(t?.error ?? '', /boot environment is not built on the server: run fleetboot bootenv build/);
       assert.equal((await fetch(`${env.fb.url}/boot/env/vmlinuz`)).status, 404);
     },
     {},
@@ -527,6 +545,7 @@ test('a stream upload that is not application/octet-stream is refused (415) and 
     assert.ok(boot.token);
     const a = agent(env.fb, boot.token);
     const data = randomBytes(20_000);
+    assert.equal((await a.get('/task')).status, 200);
     assert.equal((await a.put('p1.raw.zst', data)).status, 200);
     const json = await fetch(`${env.fb.url}/agent/v1/task/streams/p1.raw.zst`, { method: 'PUT', headers: { authorization: `Bearer ${boot.token}`, 'content-type': 'application/json' }, body: '{}' });
     assert.equal(json.status, 415);

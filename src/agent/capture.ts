@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MANIFEST_FORMAT, MANIFEST_VERSION, parseManifest, type Manifest, type ManifestPartition } from '../imaging/manifest.js';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, parseManifest, type Manifest, type ManifestPartition } from '../model/manifest.js';
 import { filesystemOf, partitionDevice, readTable, refreshPartitions, type DiskInfo } from './disk.js';
 import { AgentError, CancelledError, TransportError, errorMessage } from './errors.js';
 import { Watched } from './exec.js';

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import type { Manifest, ManifestPartition } from '../imaging/manifest.js';
+import type { Manifest, ManifestPartition } from '../model/manifest.js';
 import { partitionDevice, refreshPartitions, type DiskInfo } from './disk.js';
 import { AgentError } from './errors.js';
 import { runOk, Watched } from './exec.js';

@@ -15,7 +15,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { STREAM_FILE_PATTERN, type CompleteBody, type FailBody, type ProgressReport, type SlotAnswer, type StreamReceipt, type TaskState } from '../imaging/protocol.js';
+import { STREAM_FILE_PATTERN, type CompleteBody, type FailBody, type HardwareIdentity, type ProgressReport, type SlotAnswer, type StreamReceipt, type TaskState } from '../imaging/protocol.js';
 import { AgentError } from './errors.js';
 import type { Transport } from './transport.js';
 
@@ -115,6 +115,9 @@ export class DirTransport implements Transport {
     this.staging = null;
     if (old) await rm(old, { recursive: true, force: true });
   }
+
+  /** A local image directory has no inventory of record to compare with. */
+  async identify(_identity: HardwareIdentity): Promise<void> {}
 
   async fail(_body: FailBody): Promise<void> {
     if (this.staging) await rm(this.staging, { recursive: true, force: true });

@@ -14,7 +14,7 @@
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TableType } from '../imaging/manifest.js';
+import type { TableType } from '../model/manifest.js';
 import { AgentError } from './errors.js';
 import { runCommand, runOk } from './exec.js';
 

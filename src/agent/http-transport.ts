@@ -17,7 +17,7 @@ import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AGENT_PREFIX, type CompleteBody, type FailBody, type ProgressAnswer, type ProgressReport, type SlotAnswer, type StreamReceipt, type TaskSpec, type TaskState } from '../imaging/protocol.js';
+import { AGENT_PREFIX, type CompleteBody, type HardwareIdentity, type FailBody, type ProgressAnswer, type ProgressReport, type SlotAnswer, type StreamReceipt, type TaskSpec, type TaskState } from '../imaging/protocol.js';
 import { CancelledError, TransportError, errorMessage } from './errors.js';
 import type { Transport } from './transport.js';
 
@@ -206,6 +206,10 @@ export class HttpTransport implements Transport {
     const pos = typeof a['position'] === 'number' ? a['position'] : 0;
     const ra = typeof a['retryAfterSeconds'] === 'number' ? a['retryAfterSeconds'] : 5;
     return { granted: false, position: pos, retryAfterSeconds: ra };
+  }
+
+  async identify(identity: HardwareIdentity): Promise<void> {
+    await this.json('POST', '/task/identity', identity);
   }
 
   async complete(body: CompleteBody): Promise<void> {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parseInventory } from '../imaging/manifest.js';
+import { parseInventory } from '../model/manifest.js';
 import { collectInventory, collectInventoryWithSource, parseCpuinfo, smbiosMemoryBytes } from './inventory.js';
 
 const CPUINFO = [0, 1, 2, 3]

@@ -13,7 +13,7 @@
  */
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Inventory } from '../imaging/manifest.js';
+import type { Inventory } from '../model/manifest.js';
 
 function read(path: string): string | null {
   try {
@@ -147,10 +147,17 @@ export function nics(root: string): Inventory['nics'] {
   return out;
 }
 
+/** SMBIOS UUID (lower case) and serial, as the inventory records them: the identity part. */
+export function readSmbiosIdentity(root = '/'): { smbiosUuid: string | null; smbiosSerial: string | null } {
+  const dmi = (f: string): string | null => readTrim(join(root, 'sys/class/dmi/id', f));
+  return { smbiosUuid: dmi('product_uuid')?.toLowerCase() ?? null, smbiosSerial: dmi('product_serial') };
+}
+
 /** The inventory, and which source gave the memory size. */
 export function collectInventoryWithSource(root = '/', now = new Date()): { inventory: Inventory; memorySource: string } {
   const dmi = (f: string): string | null => readTrim(join(root, 'sys/class/dmi/id', f));
   const mem = memoryBytes(root);
+  const id = readSmbiosIdentity(root);
   const inventory: Inventory = {
     collectedAt: now.toISOString(),
     cpu: parseCpuinfo(read(join(root, 'proc/cpuinfo')) ?? ''),
@@ -160,8 +167,8 @@ export function collectInventoryWithSource(root = '/', now = new Date()): { inve
     smbios: {
       manufacturer: dmi('sys_vendor'),
       product: dmi('product_name'),
-      serial: dmi('product_serial'),
-      uuid: dmi('product_uuid')?.toLowerCase() ?? null,
+      serial: id.smbiosSerial,
+      uuid: id.smbiosUuid,
       biosVendor: dmi('bios_vendor'),
       biosVersion: dmi('bios_version'),
     },

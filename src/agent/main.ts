@@ -16,7 +16,7 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseManifest } from '../imaging/manifest.js';
+import { parseManifest } from '../model/manifest.js';
 import { bootParams, parseArgs, parseKernelCmdline, UsageError } from './cmdline.js';
 import { DirTransport } from './dir-transport.js';
 import { AgentError, CancelledError, errorMessage } from './errors.js';

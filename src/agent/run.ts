@@ -11,13 +11,13 @@
  * CancelledError is thrown.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseManifest, type Manifest } from '../imaging/manifest.js';
-import type { TaskType } from '../imaging/protocol.js';
+import { parseManifest, type Manifest } from '../model/manifest.js';
+import type { HardwareIdentity, TaskType } from '../imaging/protocol.js';
 import { capture } from './capture.js';
 import { deploy } from './deploy.js';
-import { pickDisk } from './disk.js';
+import { pickDisk, type DiskInfo } from './disk.js';
 import { CancelledError, errorMessage } from './errors.js';
-import { collectInventory } from './inventory.js';
+import { collectInventory, readSmbiosIdentity } from './inventory.js';
 import { Progress, etaSeconds, formatDuration, formatRate, toError } from './progress.js';
 import { checkDiskFits, type TableChoice } from './table.js';
 import type { Transport } from './transport.js';
@@ -53,6 +53,12 @@ export interface RunResult {
   /** capture: sum of used bytes (partclone) or partition sizes (raw); deploy: the same from the manifest. */
   dataBytes: number;
   manifest: Manifest | null;
+}
+
+/** The machine's hardware identity (SMBIOS UUID and serial, the task's disk), for the server's check before any transfer. */
+export function identityOf(disk: DiskInfo | null, root = '/'): HardwareIdentity {
+  const smbios = readSmbiosIdentity(root);
+  return { ...smbios, disk: disk ? { name: disk.name, model: disk.model, sizeBytes: disk.sizeBytes } : null };
 }
 
 function dataBytesOf(m: Manifest): number {
@@ -95,6 +101,7 @@ export async function runJob(job: Job, transport: Transport, opts: RunOptions = 
       case 'capture': {
         const disk = pickDisk(opts.disk ?? job.disk);
         log(`capture of ${disk.path} (${(disk.sizeBytes / 2 ** 30).toFixed(1)} GiB${disk.model ? `, ${disk.model}` : ''})`);
+        await transport.identify(identityOf(disk));
         await waitSlot();
         manifest = await capture({ transport, disk, progress, signal: abort.signal, name: job.image ?? '', source: { mac: job.mac, taskId: job.id }, retrySeconds: job.agentTimeoutSeconds, log });
         await progress.enter('finishing', null);
@@ -108,6 +115,7 @@ export async function runJob(job: Job, transport: Transport, opts: RunOptions = 
         const disk = pickDisk(opts.disk ?? job.disk);
         // Before waiting for a slot, before anything is written.
         checkDiskFits(m, job.table, disk);
+        await transport.identify(identityOf(disk));
         log(`deploy of ${m.name || 'the image'} onto ${disk.path} (${job.table} table)`);
         await waitSlot();
         await deploy({ transport, disk, manifest: m, table: job.table, progress, signal: abort.signal, log });
@@ -120,6 +128,7 @@ export async function runJob(job: Job, transport: Transport, opts: RunOptions = 
       case 'inventory':
       case 'register': {
         await progress.enter('inventory', null);
+        await transport.identify(identityOf(null));
         const inventory = collectInventory();
         await transport.complete({ type: job.type, inventory });
         break;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { MANIFEST_FORMAT, MANIFEST_VERSION, parseManifest, type Manifest } from '../imaging/manifest.js';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, parseManifest, type Manifest } from '../model/manifest.js';
 import { parseSfdiskDump, parseSfdiskJson } from './disk.js';
 import { checkDiskFits, formatBytes, gptFirstUsable, planTable } from './table.js';
 import { isExtendedType } from './table.js';

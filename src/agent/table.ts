@@ -4,7 +4,7 @@
  * the new disk), 'gpt' (an MBR layout converted) and 'mbr' (a GPT layout
  * converted). Pure: no I/O.
  */
-import { gptTailSectors, requiredDiskBytes, type Manifest, type ManifestPartition, type TableType } from '../imaging/manifest.js';
+import { gptTailSectors, requiredDiskBytes, type Manifest, type ManifestPartition, type TableType } from '../model/manifest.js';
 import { partitionDevice, parseSfdiskDump, partitionNumberOf, type ExpectedPartition } from './disk.js';
 import { AgentError } from './errors.js';
 

@@ -5,7 +5,7 @@
  * see this interface.
  */
 import type { Readable } from 'node:stream';
-import type { CompleteBody, FailBody, ProgressReport, SlotAnswer, StreamReceipt, TaskState } from '../imaging/protocol.js';
+import type { CompleteBody, FailBody, HardwareIdentity, ProgressReport, SlotAnswer, StreamReceipt, TaskState } from '../imaging/protocol.js';
 
 export interface Transport {
   /**
@@ -24,6 +24,12 @@ export interface Transport {
   getStream(file: string, offset: number, signal: AbortSignal): Promise<Readable>;
   /** Report progress; resolves with the task's state ('cancelled' = stop). */
   progress(report: ProgressReport): Promise<TaskState>;
+  /**
+   * Say which machine this is, before any transfer. The server compares it
+   * with the host's inventory of record and ends the task (CancelledError
+   * here) when it is another machine.
+   */
+  identify(identity: HardwareIdentity): Promise<void>;
   /** Ask for a transfer slot. */
   slot(): Promise<SlotAnswer>;
   complete(body: CompleteBody): Promise<void>;

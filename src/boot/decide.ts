@@ -3,8 +3,8 @@
  * its entry up and passes them in; this module says what the machine boots
  * and renders the iPXE script for it.
  */
-import { normaliseMac } from '../store/validate.js';
-import { bootEnvScript, entryProblem, entryScript, menuScript, messageScript, type MenuTool, type Platform, type ScriptEntry } from './ipxe.js';
+import { normaliseMac } from '../model/validate.js';
+import { bootEnvScript, entryProblem, entryScript, menuScript, messageScript, retryScript, type MenuTool, type Platform, type ScriptEntry } from './ipxe.js';
 
 /** What iPXE reports in the decision request (see chainScript). */
 export interface DecideRequest {
@@ -40,6 +40,8 @@ export interface DecisionHost {
   readonly mac: string;
   readonly name: string | null;
   readonly entry: string | null;
+  /** 'pending': registered from the boot menu, waiting for an administrator. */
+  readonly status?: 'approved' | 'pending';
 }
 
 export type MenuReason = 'unknown-host' | 'unassigned' | 'entry-missing' | 'entry-invalid';
@@ -48,44 +50,148 @@ export type MenuReason = 'unknown-host' | 'unassigned' | 'entry-missing' | 'entr
 export interface DecisionTask {
   readonly id: number;
   readonly type: string;
+  readonly state: 'queued' | 'booting' | 'waiting' | 'running';
+  /** Boot environments handed out for it so far. */
+  readonly attempts: number;
+  /** Last agent contact or hand-out (ms since the epoch), null when neither happened. */
+  readonly lastSeenMs: number | null;
+  /** The client address the current token went to, null when none is out. */
+  readonly tokenIp: string | null;
 }
 
-/** What imaging adds to the decision. */
-export interface ImagingInput {
-  /** The MAC's active task, or null. */
-  readonly task: DecisionTask | null;
+/** The imaging rules of the decision (from the config). */
+export interface ImagingPolicy {
   /** Unknown machines: the menu, or a register task at once. */
   readonly unknownPolicy: 'menu' | 'register';
+  /** imaging.maxAttempts: a task whose machine booted that often without finishing fails. */
+  readonly maxAttempts: number;
+  /** A token out to one address is not handed to another until the attempt was silent this long. */
+  readonly attemptTimeoutMs: number;
+  /** A transferring agent heard from within this long is not handed a new token, even on its own address. */
+  readonly runningQuietMs: number;
+}
+
+/** Everything the decision needs; the route gathers it (src/http/routes/boot.ts). */
+export interface DecideInput {
+  readonly req: DecideRequest;
+  /** The address the request came from. */
+  readonly clientIp: string;
+  readonly host: DecisionHost | null;
+  readonly entry: ScriptEntry | null;
+  readonly task: DecisionTask | null;
+  /**
+   * The MAC the server's own network knows for clientIp (neighbour table on
+   * the same segment, or a DHCP lease in server mode); null when it cannot
+   * tell (a routed client, no entry).
+   */
+  readonly addressMac: string | null;
+  readonly bootEnvReady: boolean;
+  /** A register task of this MAC failed within the hour (no registration loop). */
+  readonly registerFailedRecently: boolean;
+  readonly nowMs: number;
+  readonly policy: ImagingPolicy;
 }
 
 export type BootDecision =
   | { readonly kind: 'invalid-mac'; readonly rawMac: string }
-  /** The machine has an active task: it boots the boot environment (the caller makes the token). */
+  /** Boot the boot environment for the task; the caller hands out a new token bound to the client address. */
   | { readonly kind: 'task'; readonly mac: string; readonly host: DecisionHost | null; readonly task: DecisionTask }
-  /** Unknown machine, policy register: the caller creates a register task, then it is a 'task' decision. */
+  /** The machine must ask again later (its task's token is out, or its agent is transferring). */
+  | { readonly kind: 'wait'; readonly mac: string; readonly task: DecisionTask; readonly reason: string; readonly retrySeconds: number; readonly suspicious: boolean }
+  /** The request cannot come from that MAC: nothing is handed out. */
+  | { readonly kind: 'refuse'; readonly mac: string; readonly task: DecisionTask; readonly reason: string }
+  /** The caller fails the task with `reason`, then the machine boots as `then` says. */
+  | { readonly kind: 'fail-task'; readonly mac: string; readonly task: DecisionTask; readonly reason: string; readonly then: BootDecision }
+  /** Unknown machine, policy register: the caller creates a register task (rate-limited), then boots it as a 'task'. */
   | { readonly kind: 'register'; readonly mac: string }
   | { readonly kind: 'entry'; readonly mac: string; readonly host: DecisionHost; readonly entry: ScriptEntry }
+  /** Straight to the local disk (a host waiting for approval). */
+  | { readonly kind: 'local'; readonly mac: string; readonly host: DecisionHost; readonly reason: string }
   | { readonly kind: 'menu'; readonly mac: string; readonly reason: MenuReason; readonly host: DecisionHost | null; readonly problem?: string };
 
-/**
- * Decide: a machine with an active imaging task boots the boot environment
- * (finished tasks play no part: after a deploy the machine boots as before,
- * no re-imaging loop); an unknown machine under the 'register' policy gets a
- * register task; a host with an assigned entry that renders safely boots it;
- * anything else (unknown MAC, no entry assigned, the entry vanished or holds
- * values that cannot go into a script) gets the menu, whose default is the
- * local disk.
- */
-export function decideBoot(req: DecideRequest, host: DecisionHost | null, entry: ScriptEntry | null, imaging?: ImagingInput): BootDecision {
-  if (req.mac === null) return { kind: 'invalid-mac', rawMac: req.rawMac };
-  if (imaging?.task) return { kind: 'task', mac: req.mac, host, task: imaging.task };
-  if (host === null && imaging?.unknownPolicy === 'register') return { kind: 'register', mac: req.mac };
-  if (host === null) return { kind: 'menu', mac: req.mac, reason: 'unknown-host', host: null };
-  if (host.entry === null) return { kind: 'menu', mac: req.mac, reason: 'unassigned', host };
-  if (entry === null) return { kind: 'menu', mac: req.mac, reason: 'entry-missing', host };
+/** What a machine gets when its task cannot boot because the boot environment was not built. */
+export const BOOTENV_MISSING_MESSAGE = 'the imaging boot environment is not built on the server: run fleetboot bootenv build there (or scripts/build-bootenv.sh), then queue the task again';
+
+/** The decision without imaging work: entry, local disk or menu. */
+function plainDecision(mac: string, host: DecisionHost | null, entry: ScriptEntry | null): BootDecision {
+  if (host === null) return { kind: 'menu', mac, reason: 'unknown-host', host: null };
+  if (host.status === 'pending') return { kind: 'local', mac, host, reason: 'registered, waiting for approval (fleetboot host approve)' };
+  if (host.entry === null) return { kind: 'menu', mac, reason: 'unassigned', host };
+  if (entry === null) return { kind: 'menu', mac, reason: 'entry-missing', host };
   const problem = entryProblem(entry);
-  if (problem !== null) return { kind: 'menu', mac: req.mac, reason: 'entry-invalid', host, problem };
-  return { kind: 'entry', mac: req.mac, host, entry };
+  if (problem !== null) return { kind: 'menu', mac, reason: 'entry-invalid', host, problem };
+  return { kind: 'entry', mac, host, entry };
+}
+
+/**
+ * Decide what machine `req.mac` boots. Pure: the route gathers the inputs
+ * and performs the effects the decision names (hand out a token, fail a
+ * task, create a register task). In order:
+ *
+ * 1. A malformed MAC gets a script that says so.
+ * 2. A machine with an active task:
+ *    - the request's address belongs to another MAC (the server's neighbour
+ *      table or DHCP leases say so): refused, nothing handed out;
+ *    - no boot environment on the server: the task fails naming the build
+ *      command, the machine boots as it would without the task;
+ *    - its token is out to another address and that attempt has not timed
+ *      out: wait (a second asker never rotates the token of the first);
+ *    - its agent is transferring and was heard from recently: wait;
+ *    - it booted imaging.maxAttempts times without finishing: the task fails,
+ *      the machine boots as it would without it (no re-imaging loop);
+ *    - otherwise: the boot environment with a new token.
+ *    Finished tasks play no part: after a deploy the machine boots as before.
+ * 3. An unknown machine under the 'register' policy gets a register task
+ *    (unless its last one failed within the hour, or there is no boot
+ *    environment to run it).
+ * 4. A pending host boots its local disk; a host with an assigned entry
+ *    that renders safely boots it; anything else gets the menu, whose
+ *    default is the local disk.
+ */
+export function decideBoot(input: DecideInput): BootDecision {
+  const { req, host, entry, task, policy } = input;
+  const mac = req.mac;
+  if (mac === null) return { kind: 'invalid-mac', rawMac: req.rawMac };
+  if (task !== null) {
+    if (input.addressMac !== null && input.addressMac !== mac) {
+      return { kind: 'refuse', mac, task, reason: `the request for ${mac} came from ${input.clientIp}, which is ${input.addressMac} on this network: task #${task.id} is not handed out` };
+    }
+    if (!input.bootEnvReady) return { kind: 'fail-task', mac, task, reason: BOOTENV_MISSING_MESSAGE, then: plainDecision(mac, host, entry) };
+    const silentMs = task.lastSeenMs === null ? Infinity : input.nowMs - task.lastSeenMs;
+    const tokenOut = task.state !== 'queued' && task.tokenIp !== null;
+    if (tokenOut && task.tokenIp !== input.clientIp && silentMs < policy.attemptTimeoutMs) {
+      return {
+        kind: 'wait',
+        mac,
+        task,
+        suspicious: true,
+        reason: `task #${task.id} (${task.type}) was handed to ${task.tokenIp}, last contact ${Math.round(silentMs / 1000)} s ago; not handed to ${input.clientIp} before that attempt times out`,
+        retrySeconds: Math.min(60, Math.ceil((policy.attemptTimeoutMs - silentMs) / 1000) + 1),
+      };
+    }
+    if ((task.state === 'running' || task.state === 'waiting') && silentMs < policy.runningQuietMs) {
+      return {
+        kind: 'wait',
+        mac,
+        task,
+        suspicious: false,
+        reason: `task #${task.id} (${task.type}) is running on this machine, last contact ${Math.round(silentMs / 1000)} s ago`,
+        retrySeconds: Math.ceil((policy.runningQuietMs - silentMs) / 1000) + 1,
+      };
+    }
+    if (task.attempts >= policy.maxAttempts) {
+      return {
+        kind: 'fail-task',
+        mac,
+        task,
+        reason: `the machine PXE-booted ${task.attempts} times without finishing the task (imaging.maxAttempts ${policy.maxAttempts}); does its boot environment reach the agent? See the machine's console`,
+        then: plainDecision(mac, host, entry),
+      };
+    }
+    return { kind: 'task', mac, host, task };
+  }
+  if (host === null && policy.unknownPolicy === 'register' && input.bootEnvReady && !input.registerFailedRecently) return { kind: 'register', mac };
+  return plainDecision(mac, host, entry);
 }
 
 const reasonText: Record<MenuReason, string> = {
@@ -101,12 +207,10 @@ export interface RenderContext {
   menuTimeoutSeconds: number;
   /** Boot entries offered in the menu. */
   menuEntries: readonly ScriptEntry[];
-  /**
-   * Imaging: the boot environment for a 'task' decision (token made by the
-   * caller; null when the files are missing), and whether the menu offers
-   * "Register this machine" / "Hardware inventory".
-   */
-  imaging?: { bootEnv: { token: string; kernelArgs: string } | null; menuTools: boolean };
+  /** A 'task' decision: the token the caller handed out, the boot environment's extra kernel arguments and the client address. */
+  bootEnv?: { token: string; kernelArgs: string; clientIp: string | null } | null;
+  /** Does the menu offer "Register this machine" / "Hardware inventory"? */
+  menuTools?: boolean;
 }
 
 /** The menu's imaging items for a machine (register only for unknown ones). */
@@ -117,9 +221,6 @@ export function imagingMenuTools(baseUrl: string, mac: string, known: boolean): 
   return tools;
 }
 
-/** What a machine gets when its task cannot boot because the boot environment was not built. */
-export const BOOTENV_MISSING_MESSAGE = 'the imaging boot environment is not built on the server: run scripts/build-bootenv.sh there, then boot this machine again';
-
 /** The iPXE script for a decision. */
 export function renderDecision(d: BootDecision, ctx: RenderContext): string {
   switch (d.kind) {
@@ -128,13 +229,21 @@ export function renderDecision(d: BootDecision, ctx: RenderContext): string {
     case 'entry':
       return entryScript({ baseUrl: ctx.baseUrl, mac: d.mac, hostName: d.host.name, entry: d.entry, platform: ctx.platform });
     case 'task': {
-      const env = ctx.imaging?.bootEnv ?? null;
+      const env = ctx.bootEnv ?? null;
       if (env === null) return messageScript(BOOTENV_MISSING_MESSAGE, { pauseSeconds: 10 });
-      return bootEnvScript({ baseUrl: ctx.baseUrl, mac: d.mac, hostName: d.host?.name ?? null, taskId: d.task.id, taskType: d.task.type, token: env.token, kernelArgs: env.kernelArgs });
+      return bootEnvScript({ baseUrl: ctx.baseUrl, mac: d.mac, hostName: d.host?.name ?? null, taskId: d.task.id, taskType: d.task.type, token: env.token, kernelArgs: env.kernelArgs, clientIp: env.clientIp ?? undefined });
     }
+    case 'wait':
+      return retryScript(ctx.baseUrl, d.reason, d.retrySeconds);
+    case 'refuse':
+      return messageScript(d.reason, { pauseSeconds: 10 });
+    case 'fail-task':
+      return renderDecision(d.then, ctx);
     case 'register':
-      // The caller turns this into a 'task' decision when the boot environment is there.
-      return messageScript(`automatic registration: ${BOOTENV_MISSING_MESSAGE}`, { pauseSeconds: 10 });
+      // The caller turns this into a 'task' decision once the register task exists.
+      return messageScript('automatic registration did not start; see the server log', { pauseSeconds: 10 });
+    case 'local':
+      return menuScript({ baseUrl: ctx.baseUrl, mac: d.mac, title: `${d.host.name ? `${d.mac} (${d.host.name})` : d.mac}, ${d.reason}`, entries: [], timeoutSeconds: 0, platform: ctx.platform });
     case 'menu': {
       const who = d.host?.name ? `${d.mac} (${d.host.name})` : d.mac;
       return menuScript({
@@ -144,7 +253,7 @@ export function renderDecision(d: BootDecision, ctx: RenderContext): string {
         entries: ctx.menuEntries,
         timeoutSeconds: ctx.menuTimeoutSeconds,
         platform: ctx.platform,
-        tools: ctx.imaging?.menuTools ? imagingMenuTools(ctx.baseUrl, d.mac, d.host !== null) : [],
+        tools: ctx.menuTools ? imagingMenuTools(ctx.baseUrl, d.mac, d.host !== null) : [],
       });
     }
   }
@@ -155,12 +264,19 @@ export function decisionLogFields(d: BootDecision): { mac: string; decision: str
   switch (d.kind) {
     case 'task':
       return { mac: d.mac, decision: 'task', entry: d.host?.entry ?? null, task: d.task.id, reason: d.task.type };
+    case 'wait':
+    case 'refuse':
+      return { mac: d.mac, decision: d.kind, entry: null, task: d.task.id, reason: d.reason };
+    case 'fail-task':
+      return { ...decisionLogFields(d.then), decision: `fail-task+${d.then.kind}`, task: d.task.id, reason: d.reason };
     case 'register':
       return { mac: d.mac, decision: 'register', entry: null };
     case 'invalid-mac':
       return { mac: d.rawMac, decision: 'invalid-mac', entry: null };
     case 'entry':
       return { mac: d.mac, decision: 'entry', entry: d.entry.name };
+    case 'local':
+      return { mac: d.mac, decision: 'local', entry: d.host.entry, reason: d.reason };
     case 'menu':
       return { mac: d.mac, decision: 'menu', entry: d.host?.entry ?? null, reason: d.reason, ...(d.problem ? { problem: d.problem } : {}) };
   }

@@ -279,6 +279,7 @@ export interface MenuTool {
 
 const TOOL_ID = /^[a-z][a-z0-9-]{0,31}$/;
 const TOKEN_RE = /^[0-9a-f]{16,128}$/;
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 /**
  * The boot environment for task `taskId`: Fleetboot's kernel and initramfs
@@ -288,11 +289,12 @@ const TOKEN_RE = /^[0-9a-f]{16,128}$/;
  * the machine returns to the firmware (never to a half-written disk's OS
  * on purpose: the task stays active and the next PXE boot tries again).
  */
-export function bootEnvScript(opts: { baseUrl: string; mac: string; hostName: string | null; taskId: number; taskType: string; token: string; kernelArgs: string }): string {
+export function bootEnvScript(opts: { baseUrl: string; mac: string; hostName: string | null; taskId: number; taskType: string; token: string; kernelArgs: string; clientIp?: string }): string {
   assertSafe(`Base URL ${JSON.stringify(opts.baseUrl)}`, ipxeUrlProblem(opts.baseUrl));
   if (!Number.isSafeInteger(opts.taskId) || opts.taskId < 1) throw new RangeError(`Task id ${opts.taskId} is not a positive integer`);
   if (!TOKEN_RE.test(opts.token)) throw new RangeError('The task token must be 16-128 lower-case hex digits');
   assertSafe('Boot environment kernel arguments', ipxeArgsProblem(opts.kernelArgs));
+  if (opts.clientIp !== undefined && !IPV4_RE.test(opts.clientIp)) throw new RangeError(`Client address ${JSON.stringify(opts.clientIp)} is not a dotted-quad IPv4 address`);
   const who = ipxeText(opts.hostName ? `${opts.mac} (${opts.hostName})` : opts.mac);
   const what = ipxeText(`task ${opts.taskId} (${opts.taskType})`);
   const args = [
@@ -300,6 +302,8 @@ export function bootEnvScript(opts: { baseUrl: string; mac: string; hostName: st
     `fleetboot.url=${opts.baseUrl}`,
     `fleetboot.task=${opts.taskId}`,
     `fleetboot.token=${opts.token}`,
+    // The token is bound to this address: the environment asks its DHCP server for it again.
+    ...(opts.clientIp !== undefined ? [`fleetboot.ip=${opts.clientIp}`] : []),
     'BOOTIF=01-${net0/mac:hexhyp}',
     'console=tty0',
     'console=ttyS0,115200',

@@ -174,11 +174,38 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
   host
     .command('list')
     .alias('ls')
-    .description('list hosts')
-    .action(async () => {
-      const { hosts } = await (await api()).request<{ hosts: Host[] }>('GET', '/hosts');
+    .description('list hosts (approved ones; --pending: the inbox of machines registered from the boot menu)')
+    .option('--pending', 'only hosts waiting for approval')
+    .action(async (opts: { pending?: boolean }) => {
+      const { hosts } = await (await api()).request<{ hosts: Host[] }>('GET', `/hosts?status=${opts.pending ? 'pending' : 'approved'}`);
       if (globals.json) printJson(hosts);
-      else printTable(['MAC', 'NAME', 'IP', 'ENTRY', 'UPDATED'], hosts.map(hostRow), 'No hosts.');
+      else printTable(['MAC', 'NAME', 'IP', 'ENTRY', 'UPDATED'], hosts.map(hostRow), opts.pending ? 'No pending hosts.' : 'No hosts.');
+    });
+  host
+    .command('approve')
+    .description('approve a pending host (registered from the boot menu): it becomes a host that tasks and entries can be given to')
+    .argument('<mac>')
+    .option('--name <name>', 'a name for the host')
+    .action(async (mac: string, opts: { name?: string }) => {
+      printHost(globals, await (await api()).request<Host>('POST', `${macPath(mac)}/approve`, opts.name ? { name: opts.name } : {}), 'Approved');
+    });
+  host
+    .command('reject')
+    .description('reject a pending host (it is removed; the machine may register again)')
+    .argument('<mac>')
+    .action(async (mac: string) => {
+      const r = await (await api()).request<{ rejected: string }>('POST', `${macPath(mac)}/reject`);
+      if (globals.json) printJson(r);
+      else printLine(`Rejected pending host ${r.rejected}`);
+    });
+  host
+    .command('forget-inventory')
+    .description("forget a host's inventory of record (after a hardware change: imaging tasks compare the machine with it)")
+    .argument('<mac>')
+    .action(async (mac: string) => {
+      const r = await (await api()).request<{ deleted: string }>('DELETE', `${macPath(mac)}/inventory`);
+      if (globals.json) printJson(r);
+      else printLine(`Forgot the inventory of host ${r.deleted}`);
     });
   host
     .command('rm')

@@ -54,6 +54,9 @@ const task: Task = {
   startedAt: null,
   finishedAt: null,
   lastSeenAt: null,
+  revision: 2,
+  tokenIp: null,
+  identity: null,
 };
 
 test('formatProgress() shows bytes done of the total with the percentage, or bytes done alone', () => {

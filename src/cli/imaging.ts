@@ -4,15 +4,15 @@
  * (/api/v1/images, /api/v1/tasks, /api/v1/hosts/:mac).
  */
 import type { Command } from 'commander';
-import type { Inventory, Manifest } from '../imaging/manifest.js';
+import type { Inventory, Manifest } from '../model/manifest.js';
 import type { Host, Task } from '../store/index.js';
-import type { ImageInfo } from '../store/images.js';
+import type { ImageInfo, ImageRevision } from '../store/images.js';
 import { connect, CliError, type ApiClient } from './client.js';
 import type { GlobalOptions } from './globals.js';
 import { printJson, printLine, printTable } from './output.js';
 
 /** GET /api/v1/images/:name */
-type ImageDetail = ImageInfo & { manifest: Manifest };
+type ImageDetail = ImageInfo & { manifest: Manifest | null; revisions: ImageRevision[] };
 
 /** GET /api/v1/hosts/:mac */
 interface HostDetail extends Host {
@@ -182,18 +182,32 @@ function printImage(img: ImageDetail): void {
   printFields([
     ['image', img.name],
     ['created', time(img.createdAt)],
+    ['current', img.revision !== null ? `revision ${img.revision}` : 'none (no approved revision yet)'],
     ['stored', formatBytes(img.sizeBytes)],
-    ['disk', `${formatBytes(img.diskBytes)}${m.source.diskModel ? ` (${m.source.diskModel})` : ''}`],
-    ['table', `${img.tableType === 'dos' ? 'MBR (dos)' : 'GPT'}, ${m.table.sectorSize}-byte sectors${m.table.id ? `, id ${m.table.id}` : ''}`],
+    ['disk', m ? `${formatBytes(img.diskBytes)}${m.source.diskModel ? ` (${m.source.diskModel})` : ''}` : null],
+    ['table', m ? `${img.tableType === 'dos' ? 'MBR (dos)' : 'GPT'}, ${m.table.sectorSize}-byte sectors${m.table.id ? `, id ${m.table.id}` : ''}` : null],
     ['partitions', img.partitions],
     ['source', img.sourceMac ? `${img.sourceMac}${img.taskId !== null ? `, task ${img.taskId}` : ''}` : img.taskId !== null ? `task ${img.taskId}` : null],
   ]);
   printLine('');
   printTable(
-    ['#', 'FS', 'TOOL', 'SIZE', 'USED', 'STREAM', 'SHA256'],
-    m.partitions.map((p) => [String(p.number), p.filesystem, p.tool, formatBytes(p.sizeBytes), formatBytes(p.usedBytes), formatBytes(p.streamBytes), p.sha256.slice(0, 12)]),
-    'No partitions.',
+    ['REV', 'STATE', 'CREATED', 'SOURCE', 'SIZE', 'MANIFEST SHA256'],
+    img.revisions.map((r) => [`${r.number}${r.current ? ' *' : ''}`, r.current ? 'current' : r.state, time(r.createdAt), r.sourceMac, formatBytes(r.sizeBytes), r.manifestSha256]),
+    'No revisions.',
   );
+  if (m) {
+    printLine('');
+    printTable(
+      ['#', 'FS', 'TOOL', 'SIZE', 'USED', 'STREAM', 'SHA256'],
+      m.partitions.map((p) => [String(p.number), p.filesystem, p.tool, formatBytes(p.sizeBytes), formatBytes(p.usedBytes), formatBytes(p.streamBytes), p.sha256.slice(0, 12)]),
+      'No partitions.',
+    );
+  }
+}
+
+function parseRevision(raw: string): number {
+  if (!/^[1-9][0-9]{0,9}$/.test(raw)) throw new CliError(`Invalid revision ${JSON.stringify(raw)}: expected a revision number (1, 2, ...)`);
+  return Number(raw);
 }
 
 // ------------------------------------------------------------------ commands
@@ -290,14 +304,44 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
       if (globals.json) printJson(images);
       else
         printTable(
-          ['NAME', 'CREATED', 'TABLE', 'PARTS', 'DISK', 'STORED', 'SOURCE'],
-          images.map((i) => [i.name, time(i.createdAt), i.tableType === 'dos' ? 'mbr' : 'gpt', String(i.partitions), formatBytes(i.diskBytes), formatBytes(i.sizeBytes), i.sourceMac]),
+          ['NAME', 'REV', 'REVS', 'CREATED', 'TABLE', 'PARTS', 'DISK', 'STORED', 'SOURCE'],
+          images.map((i) => [
+            i.name,
+            i.revision !== null ? String(i.revision) : '-',
+            `${i.revisionCount}${i.pending > 0 ? ` (${i.pending} pending)` : ''}`,
+            time(i.createdAt),
+            i.tableType === 'dos' ? 'mbr' : 'gpt',
+            String(i.partitions),
+            formatBytes(i.diskBytes),
+            formatBytes(i.sizeBytes),
+            i.sourceMac,
+          ]),
           'No images.',
         );
     });
   image
+    .command('rollback')
+    .description('make an earlier revision current (default: the newest ready one before the current); deploys then write it')
+    .argument('<name>')
+    .option('--to <n>', 'the revision to make current')
+    .action(async (name: string, opts: { to?: string }) => {
+      const r = await (await api()).request<ImageRevision>('POST', `${imagePath(name)}/rollback`, opts.to !== undefined ? { to: parseRevision(opts.to) } : {});
+      if (globals.json) printJson(r);
+      else printLine(`Image ${name}: revision ${r.number} is current (manifest sha256 ${r.manifestSha256})`);
+    });
+  image
+    .command('approve')
+    .description('approve a pending revision (imaging.captureApproval): it becomes current')
+    .argument('<name>')
+    .argument('<n>')
+    .action(async (name: string, n: string) => {
+      const r = await (await api()).request<ImageRevision>('POST', `${imagePath(name)}/revisions/${parseRevision(n)}/approve`);
+      if (globals.json) printJson(r);
+      else printLine(`Image ${name}: revision ${r.number} approved and current`);
+    });
+  image
     .command('show')
-    .description("an image's disk, partition table and partitions (filesystem, tool, sizes, stream bytes, sha256)")
+    .description("an image's revisions (number, date, source host, size, manifest sha256) and the current one's partitions")
     .argument('<name>')
     .action(async (name: string) => {
       const img = await (await api()).request<ImageDetail>('GET', imagePath(name));
@@ -324,7 +368,7 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
   };
   task
     .command('capture')
-    .description("capture a host's disk into an image (replaces an image of that name once the capture is complete and verified)")
+    .description("capture a host's disk into a new revision of an image (current once complete and verified; earlier revisions are kept)")
     .argument('<mac>')
     .requiredOption('--image <name>', 'image name: letters, digits, . _ - (up to 64)')
     .option('--disk <dev>', 'the disk to capture, e.g. /dev/sda (default: the first fixed disk)')
@@ -336,11 +380,12 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
     .description("write an image to a host's disk (everything on that disk is replaced)")
     .argument('<mac>')
     .requiredOption('--image <name>', 'the image to write')
+    .option('--revision <n>', 'write this revision (default: the current one when the machine starts)')
     .option('--disk <dev>', 'the target disk, e.g. /dev/sda (default: the first fixed disk)')
     .option('--table <kind>', 'partition table to write: keep (as captured), gpt or mbr', 'keep')
-    .action(async (mac: string, opts: { image: string; disk?: string; table: string }) => {
+    .action(async (mac: string, opts: { image: string; revision?: string; disk?: string; table: string }) => {
       if (!['keep', 'gpt', 'mbr'].includes(opts.table)) throw new CliError(`Invalid --table ${JSON.stringify(opts.table)}: expected keep, gpt or mbr`);
-      await queue({ type: 'deploy', mac, image: opts.image, table: opts.table, ...(opts.disk ? { disk: opts.disk } : {}) });
+      await queue({ type: 'deploy', mac, image: opts.image, table: opts.table, ...(opts.revision !== undefined ? { revision: parseRevision(opts.revision) } : {}), ...(opts.disk ? { disk: opts.disk } : {}) });
     });
   task
     .command('inventory')

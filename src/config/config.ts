@@ -143,6 +143,12 @@ export interface FleetbootConfig {
      * loop for ever, nor re-wipe a disk at every boot).
      */
     maxAttempts: number;
+    /** Revisions kept per image (the current one is never removed). */
+    keepRevisions: number;
+    /** A captured revision waits as pending until `fleetboot image approve`. */
+    captureApproval: boolean;
+    /** Boot-time requests that create hosts or tasks, per client address (token bucket). */
+    createRateLimit: { burst: number; perMinute: number };
   };
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -201,6 +207,9 @@ export function defaultConfig(cwd: string = process.cwd()): FleetbootConfig {
       kernelArgs: '',
       maxImageBytes: 2 ** 40,
       maxAttempts: 3,
+      keepRevisions: 3,
+      captureApproval: false,
+      createRateLimit: { burst: 20, perMinute: 10 },
     },
     log: { level: 'info' },
   };
@@ -347,6 +356,10 @@ function validateImaging(c: FleetbootConfig): void {
   }
   checkInt('imaging.maxImageBytes', m.maxImageBytes, 1, Number.MAX_SAFE_INTEGER);
   checkInt('imaging.maxAttempts', m.maxAttempts, 1, 100);
+  checkInt('imaging.keepRevisions', m.keepRevisions, 1, 1000);
+  if (typeof m.captureApproval !== 'boolean') throw new FleetbootError('CONFIG', `'imaging.captureApproval' must be true or false: current value is ${JSON.stringify(m.captureApproval)}`);
+  checkInt('imaging.createRateLimit.burst', m.createRateLimit.burst, 1, 100_000);
+  checkInt('imaging.createRateLimit.perMinute', m.createRateLimit.perMinute, 1, 100_000);
 }
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;

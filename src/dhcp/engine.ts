@@ -43,20 +43,9 @@ import { bootAnswer, type Destination, type ProxyContext } from '../boot/proxy-a
 import { detectFirmware, type FirmwareInfo } from '../boot/firmware.js';
 import { buildSubnets, intToIp, ipBuffer, subnetContaining, type OptionSetting, type PoolSettings, type Subnet } from './subnets.js';
 
-export type LeaseState = 'offered' | 'bound' | 'released' | 'expired' | 'declined';
+import type { Lease, LeaseState } from '../model/lease.js';
 
-export interface Lease {
-  ip: string;
-  /** Lower-case colon form; '' for a declined address. */
-  mac: string;
-  /** Option 61 as hex, or null. */
-  clientId: string | null;
-  state: LeaseState;
-  /** Milliseconds since the epoch. */
-  expiresAt: number;
-  hostname: string | null;
-  updatedAt: number;
-}
+export type { Lease, LeaseState } from '../model/lease.js';
 
 /** Where leases are kept. Synchronous on purpose: a lease is committed before its OFFER/ACK is sent. */
 export interface LeaseStore {

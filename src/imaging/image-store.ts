@@ -2,15 +2,16 @@
  * Images on disk: <dataDir>/images/<uuid>/ holds manifest.json and one stream
  * file per partition; the `images` table maps each name to its directory.
  *
+ * Every capture adds a revision (its own directory); see commitCapture.
  * A capture writes into <dataDir>/images/.incoming/task-<id>-<rand>/: each
  * stream goes to a temporary file as it arrives (the server counts its bytes
  * and sha256), then is renamed to its name with a small receipt beside it
  * (`.<file>.receipt`), so an agent's retry of the same file replaces a cut-off
  * one. The commit verifies every stream of the manifest against what the
  * server counted, writes manifest.json (temp + fsync + rename), renames the
- * directory to images/<uuid>, switches the name's row in one transaction and
- * only then removes the old directory. Whatever fails before the row switch
- * leaves the old image as it was.
+ * directory to images/<uuid>, adds the revision row in one transaction with
+ * the task's end, and only then removes revisions beyond keepRevisions.
+ * Whatever fails before the row is added leaves the image as it was.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, fdatasync } from 'node:fs';
@@ -21,10 +22,10 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Store } from '../store/db.js';
-import { deleteImageRow, getImageRecord, imageDirs, putImage, type ImageInfo } from '../store/images.js';
-import { isValidName } from '../store/validate.js';
+import { addRevision, deleteImageRows, getImage, getRevision, imageDirs, pruneRevisions, type ImageInfo, type RevisionState } from '../store/images.js';
+import { isValidName } from '../model/validate.js';
 import { ACTIVE_TASK_STATES, STREAM_FILE_PATTERN, type StreamReceipt } from './protocol.js';
-import { parseManifest, type Manifest } from './manifest.js';
+import { parseManifest, type Manifest } from '../model/manifest.js';
 
 export const IMAGES_DIR = 'images';
 export const INCOMING_DIR = '.incoming';
@@ -73,7 +74,7 @@ async function ensureIncoming(store: Store, taskId: number): Promise<string> {
   if (existing) return existing;
   // One fixed name per task: two first uploads at once share it.
   const dir = join(incomingRoot(store), `task-${taskId}-incoming`);
-  await mkdir(dir, { recursive: true, mode: 0o750 });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   return dir;
 }
 
@@ -121,7 +122,7 @@ async function fsyncPath(path: string): Promise<void> {
 /** Write a small file atomically: temp file, fsync, rename, fsync of the directory. */
 export async function writeFileAtomic(dir: string, name: string, data: string): Promise<void> {
   const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o644);
+  const fh = await open(tmp, 'wx', 0o600);
   try {
     await fh.writeFile(data);
     await fh.sync();
@@ -151,7 +152,7 @@ export async function receiveStream(store: Store, taskId: number, file: string, 
   let bytes = 0;
   let checkedAt = 0;
   await checkFreeSpace(dir, file);
-  const out = createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
+  const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
   let outFd: number | null = null;
   out.once('open', (fd: number) => {
     outFd = fd;
@@ -230,12 +231,35 @@ async function countedStream(dir: string, file: string): Promise<{ bytes: number
   return hashFile(join(dir, file));
 }
 
+export interface CommitOptions {
+  /** The capture task's MAC (the manifest's source is forced to it). */
+  mac: string;
+  maxBytes: number;
+  /** The new revision waits as pending (imaging.captureApproval). */
+  approval: boolean;
+  /** Revisions kept per image (imaging.keepRevisions). */
+  keepRevisions: number;
+}
+
+export interface CommitResult {
+  info: ImageInfo | null;
+  revision: number;
+  state: RevisionState;
+  manifestSha256: string;
+  /** Revisions removed beyond keepRevisions. */
+  pruned: number[];
+}
+
 /**
- * Make capture task `taskId`'s uploads the image `name` (manifest from the
- * agent, name and source forced here). INVALID_INPUT naming the partition when
- * a stream is missing or differs from the manifest; nothing changes then.
+ * Make capture task `taskId`'s uploads revision N+1 of image `name`
+ * (manifest from the agent, name and source forced here). INVALID_INPUT
+ * naming the partition when a stream is missing or differs from the
+ * manifest; nothing changes then. A capture never overwrites: the new
+ * revision has its own directory, becomes current only when it is ready
+ * (not waiting for approval), and revisions beyond `keepRevisions` go (never
+ * the current one, nor one a deploy is writing).
  */
-export async function commitCapture(store: Store, taskId: number, name: string, input: unknown, source: { mac: string; maxBytes: number }): Promise<ImageInfo> {
+export async function commitCapture(store: Store, taskId: number, name: string, input: unknown, opts: CommitOptions): Promise<CommitResult> {
   if (!isValidName(name)) throw new FleetbootError('INVALID_INPUT', `Invalid image name ${JSON.stringify(name)}`);
   let manifest: Manifest;
   try {
@@ -243,7 +267,7 @@ export async function commitCapture(store: Store, taskId: number, name: string, 
   } catch (err) {
     throw new FleetbootError('INVALID_INPUT', `Invalid manifest: ${errorMessage(err)}`, { cause: err });
   }
-  manifest = { ...manifest, name, source: { ...manifest.source, mac: source.mac, taskId } };
+  manifest = { ...manifest, name, source: { ...manifest.source, mac: opts.mac, taskId } };
   const dir = await findIncoming(store, taskId);
   if (!dir) throw new FleetbootError('INVALID_INPUT', `Task #${taskId} uploaded no streams`);
   let total = 0;
@@ -254,34 +278,37 @@ export async function commitCapture(store: Store, taskId: number, name: string, 
     if (got.sha256 !== p.sha256) throw new FleetbootError('INVALID_INPUT', `Partition ${p.number}: stream ${p.file} has sha256 ${got.sha256} on the server, the manifest says ${p.sha256}`);
     total += got.bytes;
   }
-  if (total > source.maxBytes) throw new StreamTooLargeError(`The image is ${total} bytes, more than imaging.maxImageBytes (${source.maxBytes})`);
+  if (total > opts.maxBytes) throw new StreamTooLargeError(`The image is ${total} bytes, more than imaging.maxImageBytes (${opts.maxBytes})`);
   // Keep only the manifest's streams.
   const keep = new Set(manifest.partitions.map((p) => p.file));
   for (const f of await readdir(dir)) if (!keep.has(f)) await rm(join(dir, f), { recursive: true, force: true });
-  await writeFileAtomic(dir, MANIFEST_FILE, JSON.stringify(manifest, null, 2) + '\n');
+  const manifestText = JSON.stringify(manifest, null, 2) + '\n';
+  const manifestSha256 = createHash('sha256').update(manifestText).digest('hex');
+  await writeFileAtomic(dir, MANIFEST_FILE, manifestText);
   const uuid = randomUUID();
   const finalDir = join(imagesRoot(store), uuid);
   await rename(dir, finalDir);
   await fsyncPath(imagesRoot(store));
-  let oldDir: string | null;
+  const state: RevisionState = opts.approval ? 'pending' : 'ready';
+  let revision: number;
   try {
     // What was verified is what moved (nothing removed it meanwhile).
     for (const p of manifest.partitions) {
       const st = await stat(join(finalDir, p.file)).catch(() => null);
       if (!st?.isFile() || st.size !== p.streamBytes) throw new FleetbootError('CONFLICT', `Partition ${p.number}: stream ${p.file} changed during the commit`);
     }
-    // The row switch and the task's end are one transaction (putImage).
-    oldDir = await putImage(store.db, uuid, manifest, { finishTask: taskId });
+    // The new revision and the task's end are one transaction (addRevision).
+    revision = await addRevision(store.db, { dir: uuid, manifest, manifestSha256, state, finishTask: taskId });
   } catch (err) {
     await rm(finalDir, { recursive: true, force: true });
     throw err;
   }
-  // The switch must survive a power loss before the old files go.
+  const pruned = await pruneRevisions(store.db, name, opts.keepRevisions);
+  // The new revision and the pruning must survive a power loss before old files go.
   store.durable();
-  if (oldDir !== null && UUID_RE.test(oldDir)) await rm(join(imagesRoot(store), oldDir), { recursive: true, force: true });
-  const rec = await getImageRecord(store.db, name);
-  if (!rec) throw new FleetbootError('IO', `Image ${name} vanished right after its commit`);
-  return rec.info;
+  for (const p of pruned) if (UUID_RE.test(p.dir)) await rm(join(imagesRoot(store), p.dir), { recursive: true, force: true });
+  const img = await getImage(store.db, name);
+  return { info: img?.info ?? null, revision, state, manifestSha256, pruned: pruned.map((p) => p.number) };
 }
 
 /** Remove a capture task's incoming directory (failed, cancelled). */
@@ -293,10 +320,10 @@ export async function discardIncoming(store: Store, taskId: number): Promise<voi
   }
 }
 
-/** The path of stream `file` of image `name`, or null when the image has no such stream. */
-export async function imageStreamPath(store: Store, name: string, file: string): Promise<string | null> {
+/** The path of stream `file` of revision `revision` of image `name`, or null when that revision has no such stream. */
+export async function imageStreamPath(store: Store, name: string, revision: number, file: string): Promise<string | null> {
   if (!isStreamFile(file)) return null;
-  const rec = await getImageRecord(store.db, name);
+  const rec = await getRevision(store.db, name, revision);
   if (!rec || !rec.manifest.partitions.some((p) => p.file === file)) return null;
   return join(imagesRoot(store), rec.dir, file);
 }
@@ -312,10 +339,10 @@ export async function removeImage(store: Store, name: string): Promise<void> {
     .where('state', 'in', [...ACTIVE_TASK_STATES])
     .executeTakeFirst();
   if (busy) throw new FleetbootError('CONFLICT', `Image '${name}' is in use by task #${busy.id} (${busy.type}, ${busy.state})`);
-  const dir = await deleteImageRow(store.db, name);
-  if (dir === null) throw new FleetbootError('NOT_FOUND', `No image named '${name}'`);
+  const dirs = await deleteImageRows(store.db, name);
+  if (dirs === null) throw new FleetbootError('NOT_FOUND', `No image named '${name}'`);
   store.durable();
-  if (UUID_RE.test(dir)) await rm(join(imagesRoot(store), dir), { recursive: true, force: true });
+  for (const dir of dirs) if (UUID_RE.test(dir)) await rm(join(imagesRoot(store), dir), { recursive: true, force: true });
 }
 
 /**
@@ -327,7 +354,7 @@ export async function removeImage(store: Store, name: string): Promise<void> {
  */
 export async function cleanupOrphans(store: Store): Promise<string[]> {
   const root = imagesRoot(store);
-  await mkdir(join(root, INCOMING_DIR), { recursive: true, mode: 0o750 });
+  await mkdir(join(root, INCOMING_DIR), { recursive: true, mode: 0o700 });
   const used = new Set(await imageDirs(store.db));
   const active = new Set(
     (

@@ -8,9 +8,13 @@
  * The token is made when the boot decision hands the boot environment to the
  * machine (a new one per boot; only its sha256 is stored), goes to the agent
  * on the kernel command line (`fleetboot.token=`) and is valid for that one
- * task while it is not finished. It grants nothing else.
+ * task while it is not finished. It grants nothing else, and only from the
+ * client address it was handed to (403 from any other). Capture and deploy
+ * transfers (slot, streams, image) need the identity reported first (409).
  *
  *   GET  /agent/v1/task                  -> TaskSpec (first call: state booting -> running)
+ *   POST /agent/v1/task/identity         HardwareIdentity -> { ok: true }; 409 when it is not
+ *                                        the machine the host's inventory records (task failed)
  *   POST /agent/v1/task/progress         ProgressReport -> ProgressAnswer
  *   POST /agent/v1/task/slot             -> SlotAnswer (transfer slot, FOG's "max clients")
  *   PUT  /agent/v1/task/streams/:file    capture: one partition stream (octet-stream, chunked)
@@ -25,23 +29,16 @@
  * The agent retries network errors and 5xx with backoff for as long as
  * `TaskSpec.agentTimeoutSeconds`; a 4xx other than 429 is final.
  */
-import type { Inventory, Manifest } from './manifest.js';
+import type { Inventory, Manifest } from '../model/manifest.js';
 
-export type { Inventory, Manifest } from './manifest.js';
+export type { HardwareIdentity } from '../model/identity.js';
+
+export type { Inventory, Manifest } from '../model/manifest.js';
 
 export const AGENT_PREFIX = '/agent/v1';
 
-export type TaskType = 'capture' | 'deploy' | 'inventory' | 'register';
-
-/**
- * queued: waiting for the machine to boot (PXE). booting: the boot decision
- * handed it the boot environment. waiting: the agent runs and waits for a
- * transfer slot. running: transferring (or collecting inventory). Then one
- * of done, failed (with a reason), cancelled.
- */
-export type TaskState = 'queued' | 'booting' | 'waiting' | 'running' | 'done' | 'failed' | 'cancelled';
-
-export const ACTIVE_TASK_STATES: readonly TaskState[] = ['queued', 'booting', 'waiting', 'running'];
+export { ACTIVE_TASK_STATES, type TaskPhase, type TaskState, type TaskType } from '../model/task.js';
+import type { TaskState, TaskType, TaskPhase } from '../model/task.js';
 
 /** What the agent is told to do. */
 export interface TaskSpec {
@@ -51,7 +48,9 @@ export interface TaskSpec {
   mac: string;
   /** capture/deploy: the image name. */
   image: string | null;
-  /** deploy: the manifest of the image to write. */
+  /** deploy: the revision of the image it writes (its manifest is below). */
+  revision: number | null;
+  /** deploy: the manifest of the image revision to write. */
   manifest: Manifest | null;
   /**
    * Target disk: a device path the server was told (task option), or null for
@@ -67,7 +66,6 @@ export interface TaskSpec {
   agentTimeoutSeconds: number;
 }
 
-export type TaskPhase = 'starting' | 'waiting-slot' | 'partition-table' | 'transfer' | 'verify' | 'inventory' | 'finishing';
 
 export interface ProgressReport {
   phase: TaskPhase;
@@ -116,6 +114,8 @@ export const CMDLINE = {
   task: 'fleetboot.task',
   token: 'fleetboot.token',
   disk: 'fleetboot.disk',
+  /** The address the task's token is bound to: the environment asks DHCP for it again (udhcpc -r). */
+  ip: 'fleetboot.ip',
   /** What the boot environment does when the agent ends: reboot (default), poweroff, shell. */
   onExit: 'fleetboot.onexit',
 } as const;

@@ -18,11 +18,12 @@ import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Store } from '../store/db.js';
 import { createHost, getHost } from '../store/hosts.js';
-import { getImage } from '../store/images.js';
-import { putInventory } from '../store/inventory.js';
+import { getRevision } from '../store/images.js';
+import { getInventory, putInventory } from '../store/inventory.js';
+import { identityMismatch, IdentityError, parseIdentity, type HardwareIdentity } from '../model/identity.js';
 import { bootTaskRow, finishTask, getTask, isActiveState, patchActiveTask, slotStates, taskByTokenHash, type Task } from '../store/tasks.js';
 import { commitCapture, discardIncoming } from './image-store.js';
-import { ManifestError, parseInventory, type Inventory } from './manifest.js';
+import { ManifestError, parseInventory, type Inventory } from '../model/manifest.js';
 import type { ProgressReport, SlotAnswer, TaskPhase, TaskSpec, TaskState } from './protocol.js';
 import { RateTracker } from './rate.js';
 import { decideSlot } from './slots.js';
@@ -59,7 +60,7 @@ export interface ImagingDeps {
 export type ImagingService = ReturnType<typeof createImagingService>;
 
 /** What handOut() gives the boot decision. */
-export type HandOut = { kind: 'token'; token: string } | { kind: 'busy'; reason: string; retrySeconds: number } | { kind: 'gone' };
+export type HandOut = { kind: 'token'; token: string } | { kind: 'gone' };
 
 export function createImagingService(deps: ImagingDeps) {
   const { store, config } = deps;
@@ -98,6 +99,13 @@ export function createImagingService(deps: ImagingDeps) {
     return true;
   }
 
+  /** Null when `id` is the machine the host's inventory of record describes (or there is none); else why not. */
+  async function mismatchOf(t: Task, id: HardwareIdentity): Promise<string | null> {
+    const recorded = await getInventory(db, t.mac);
+    if (!recorded) return null;
+    return identityMismatch(id, recorded.inventory, t.type === 'capture' || t.type === 'deploy');
+  }
+
   return {
     rates,
 
@@ -114,31 +122,17 @@ export function createImagingService(deps: ImagingDeps) {
     },
 
     /**
-     * The boot decision hands task `t` the boot environment: a new token
-     * (the only time it exists in clear), state booting. Refused ('busy')
-     * while the task's agent is transferring and was heard from recently: a
-     * token of a running task is not rotated by whoever asks /boot/decide
-     * with its MAC. A task whose machine has booted imaging.maxAttempts times
-     * without finishing fails here ('gone', as for a task no longer active).
+     * The boot decision (src/boot/decide.ts) chose to hand task `t` the boot
+     * environment: a new token (the only time it exists in clear), bound to
+     * `clientIp`, state booting, attempts + 1. The row changes only if
+     * nobody handed the task out since `t` was read (attempts is the
+     * version), so two machines asking at once never both get a token.
      */
-    async handOut(t: Task): Promise<HandOut> {
-      if (t.state === 'running' || t.state === 'waiting') {
-        const silentMs = now() - Date.parse(t.lastSeenAt ?? t.updatedAt);
-        const quietMs = Math.max(30_000, config.imaging.progressIntervalSeconds * 3000);
-        if (silentMs < quietMs) {
-          const reason = `task #${t.id} (${t.type}) is running on this machine, last contact ${Math.round(silentMs / 1000)} s ago`;
-          log.warn({ task: t.id, mac: t.mac, state: t.state, silentMs }, `boot environment not handed out again: ${reason}`);
-          return { kind: 'busy', reason, retrySeconds: Math.ceil((quietMs - silentMs) / 1000) + 1 };
-        }
-      }
-      if (t.attempts >= config.imaging.maxAttempts) {
-        await finish(t, 'failed', `the machine PXE-booted ${t.attempts} times without finishing the task (imaging.maxAttempts ${config.imaging.maxAttempts}); does its boot environment reach the agent? See the machine's console`);
-        return { kind: 'gone' };
-      }
+    async handOut(t: Task, clientIp: string): Promise<HandOut> {
       const token = newToken();
-      if (!(await bootTaskRow(db, t.id, tokenHash(token)))) return { kind: 'gone' };
+      if (!(await bootTaskRow(db, t.id, tokenHash(token), clientIp, t.attempts))) return { kind: 'gone' };
       rates.forget(t.id);
-      transition(t, t.state, 'booting', null, { attempt: t.attempts + 1 });
+      transition(t, t.state, 'booting', null, { attempt: t.attempts + 1, ip: clientIp });
       return { kind: 'token', token };
     },
 
@@ -185,20 +179,27 @@ export function createImagingService(deps: ImagingDeps) {
         await patchActiveTask(db, t.id, { last_seen_at: at });
       }
       let manifest = null;
+      let revision = t.revision;
       if (t.type === 'deploy') {
-        const img = t.image === null ? null : await getImage(db, t.image);
-        if (!img) {
-          const reason = `image '${t.image ?? ''}' no longer exists`;
+        // A deploy writes one revision from start to end: pinned here when the task did not name one.
+        const rec = t.image === null ? null : await getRevision(db, t.image, revision);
+        if (!rec) {
+          const reason = revision === null ? `image '${t.image ?? ''}' no longer exists or has no approved revision` : `revision ${revision} of image '${t.image ?? ''}' no longer exists`;
           await finish(t, 'failed', reason);
           throw new FleetbootError('CONFLICT', `Task #${t.id}: ${reason}`);
         }
-        manifest = img.manifest;
+        if (revision === null) {
+          revision = rec.revision.number;
+          await patchActiveTask(db, t.id, { revision });
+        }
+        manifest = rec.manifest;
       }
       return {
         id: t.id,
         type: t.type,
         mac: t.mac,
         image: t.image,
+        revision,
         manifest,
         disk: t.options.disk,
         table: t.options.table,
@@ -250,6 +251,30 @@ export function createImagingService(deps: ImagingDeps) {
       return answer;
     },
 
+    /**
+     * POST identity: the agent says which machine it runs on before any
+     * transfer. Stored on the task; when the host has an inventory of record
+     * and the identity differs (src/model/identity.ts), the task fails with
+     * both named (CONFLICT: the agent stops) before a byte moves.
+     */
+    async identify(t: Task, body: unknown): Promise<void> {
+      let id: HardwareIdentity;
+      try {
+        id = parseIdentity(body);
+      } catch (err) {
+        if (err instanceof IdentityError) throw new FleetbootError('INVALID_INPUT', `Invalid identity: ${err.message}`);
+        throw err;
+      }
+      const mismatch = await mismatchOf(t, id);
+      if (mismatch !== null) {
+        log.warn({ task: t.id, mac: t.mac, type: t.type, identity: id }, `task #${t.id} ${t.type} ${t.mac}: ${mismatch}`);
+        await finish(t, 'failed', `hardware identity check: ${mismatch}`);
+        throw new FleetbootError('CONFLICT', `Task #${t.id}: hardware identity check: ${mismatch}`);
+      }
+      await patchActiveTask(db, t.id, { identity: JSON.stringify(id), last_seen_at: iso() });
+      log.info({ task: t.id, mac: t.mac, identity: id }, `task #${t.id}: hardware identity reported${(await getInventory(db, t.mac)) ? ' and matches the inventory of record' : ' (no inventory of record to compare)'}`);
+    },
+
     /** POST complete: capture -> commit the image; deploy -> done; inventory/register -> store it (register: the host). */
     async complete(t: Task, body: unknown): Promise<void> {
       if (typeof body !== 'object' || body === null) throw new FleetbootError('INVALID_INPUT', 'The body must be a JSON object');
@@ -258,9 +283,8 @@ export function createImagingService(deps: ImagingDeps) {
       const sameKind = type === t.type || ((type === 'inventory' || type === 'register') && (t.type === 'inventory' || t.type === 'register'));
       if (!sameKind) throw new FleetbootError('INVALID_INPUT', `Task #${t.id} is a ${t.type} task; the completion says ${JSON.stringify(type)}`);
       if (t.state === 'done') {
-        // A retried completion whose first answer was lost: the same task committed it.
-        const img = t.type === 'capture' && t.image !== null ? await getImage(db, t.image) : null;
-        if (t.type !== 'capture' || img?.info.taskId === t.id) return;
+        // A retried completion whose first answer was lost: the same task committed its revision.
+        if (t.type !== 'capture' || t.revision !== null) return;
         throw new FleetbootError('CONFLICT', `Task #${t.id} is already done`);
       }
       if (t.type === 'capture') {
@@ -269,10 +293,19 @@ export function createImagingService(deps: ImagingDeps) {
         try {
           await patchActiveTask(db, t.id, { phase: 'finishing', last_seen_at: iso() });
           // commitCapture ends the task as done in the transaction that switches the image.
-          const info = await commitCapture(store, t.id, t.image ?? '', b['manifest'], { mac: t.mac, maxBytes: config.imaging.maxImageBytes });
+          const name = t.image ?? '';
+          const c = await commitCapture(store, t.id, name, b['manifest'], {
+            mac: t.mac,
+            maxBytes: config.imaging.maxImageBytes,
+            approval: config.imaging.captureApproval,
+            keepRevisions: config.imaging.keepRevisions,
+          });
           rates.forget(t.id);
           touched.delete(t.id);
-          log.info({ task: t.id, mac: t.mac, image: info.name, bytes: info.sizeBytes, partitions: info.partitions }, `image '${info.name}' stored (${info.partitions} partitions, ${info.sizeBytes} bytes)`);
+          const fields = { task: t.id, mac: t.mac, image: name, revision: c.revision, state: c.state, manifestSha256: c.manifestSha256, pruned: c.pruned };
+          if (c.state === 'pending') log.info(fields, `image '${name}' revision ${c.revision} stored, pending approval (fleetboot image approve ${name} ${c.revision})`);
+          else log.info(fields, `image '${name}' revision ${c.revision} stored and current`);
+          if (c.pruned.length > 0) log.info(fields, `image '${name}': revisions ${c.pruned.join(', ')} removed (imaging.keepRevisions ${config.imaging.keepRevisions})`);
           transition(t, t.state, 'done');
         } catch (err) {
           if (err instanceof FleetbootError && err.code === 'INVALID_INPUT') await finish(t, 'failed', `capture refused: ${err.message}`);
@@ -294,11 +327,19 @@ export function createImagingService(deps: ImagingDeps) {
         if (err instanceof ManifestError) throw new FleetbootError('INVALID_INPUT', `Invalid inventory: ${err.message}`);
         throw err;
       }
+      // A known host's record changes only from the machine it describes.
+      const mismatch = await mismatchOf(t, { smbiosUuid: inv.smbios.uuid, smbiosSerial: inv.smbios.serial, disk: null });
+      if (mismatch !== null) {
+        await finish(t, 'failed', `inventory refused: ${mismatch}`);
+        throw new FleetbootError('CONFLICT', `Task #${t.id}: inventory refused: ${mismatch}`);
+      }
       await putInventory(db, t.mac, inv);
       if (t.type === 'register' && !(await getHost(db, t.mac))) {
+        // From the boot menu (imaging.unknownPolicy 'menu') the host waits in the inbox; the register policy approves at once.
+        const status = config.imaging.unknownPolicy === 'register' ? 'approved' : 'pending';
         try {
-          await createHost(db, { mac: t.mac, name: registeredHostName(t.mac) });
-          log.info({ task: t.id, mac: t.mac, name: registeredHostName(t.mac) }, `host ${t.mac} registered as ${registeredHostName(t.mac)}`);
+          await createHost(db, { mac: t.mac, name: registeredHostName(t.mac), status });
+          log.info({ task: t.id, mac: t.mac, name: registeredHostName(t.mac), status }, `host ${t.mac} registered as ${registeredHostName(t.mac)}${status === 'pending' ? ', pending approval (fleetboot host approve)' : ''}`);
         } catch (err) {
           if (!(err instanceof FleetbootError && err.code === 'CONFLICT')) throw err;
         }

@@ -6,7 +6,7 @@
 import type { Kysely } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
 import type { Database } from './schema.js';
-import { isValidName } from './validate.js';
+import { isValidName } from '../model/validate.js';
 
 export interface BootEntry {
   name: string;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FleetbootError } from '../lib/errors.js';
-import { isValidFileName, isValidName } from './validate.js';
+import { isValidFileName, isValidName } from '../model/validate.js';
 
 function check(name: string, file?: string): void {
   if (!isValidName(name)) throw new FleetbootError('INVALID_INPUT', `Invalid entry name ${JSON.stringify(name)}`);

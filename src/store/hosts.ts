@@ -10,7 +10,7 @@ import { FleetbootError } from '../lib/errors.js';
 import type { Store } from './db.js';
 import type { Database } from './schema.js';
 import { getEntry, type BootEntry } from './entries.js';
-import { isReservableIPv4, isValidName, normaliseMac } from './validate.js';
+import { isReservableIPv4, isValidName, normaliseMac } from '../model/validate.js';
 
 export interface Host {
   mac: string;
@@ -19,12 +19,18 @@ export interface Host {
   entry: string | null;
   /** Reserved IPv4 address (DHCP server mode), or null. */
   ip: string | null;
+  /** 'pending': registered from the boot menu, waiting for an administrator (nothing may be assigned to it). */
+  status: HostStatus;
   createdAt: string;
   updatedAt: string;
 }
 
+export type HostStatus = 'approved' | 'pending';
+
 export interface NewHost {
   mac: string;
+  /** Default 'approved'. */
+  status?: HostStatus;
   name?: string | null;
   entry?: string | null;
   ip?: string | null;
@@ -74,7 +80,7 @@ function hostQuery(db: Db) {
   return db
     .selectFrom('hosts')
     .leftJoin('boot_entries', 'boot_entries.id', 'hosts.entry_id')
-    .select(['hosts.mac', 'hosts.name', 'boot_entries.name as entry', 'hosts.ip', 'hosts.created_at', 'hosts.updated_at']);
+    .select(['hosts.mac', 'hosts.name', 'boot_entries.name as entry', 'hosts.ip', 'hosts.status', 'hosts.created_at', 'hosts.updated_at']);
 }
 
 interface HostRow {
@@ -82,16 +88,20 @@ interface HostRow {
   name: string | null;
   entry: string | null;
   ip: string | null;
+  status: string;
   created_at: string;
   updated_at: string;
 }
 
 function toHost(r: HostRow): Host {
-  return { mac: r.mac, name: r.name, entry: r.entry, ip: r.ip, createdAt: r.created_at, updatedAt: r.updated_at };
+  return { mac: r.mac, name: r.name, entry: r.entry, ip: r.ip, status: r.status === 'pending' ? 'pending' : 'approved', createdAt: r.created_at, updatedAt: r.updated_at };
 }
 
-export async function listHosts(db: Db): Promise<Host[]> {
-  return (await hostQuery(db).orderBy('hosts.mac').execute()).map(toHost);
+/** Hosts by MAC; `status` keeps only approved hosts or only the pending inbox. */
+export async function listHosts(db: Db, filter: { status?: HostStatus } = {}): Promise<Host[]> {
+  let q = hostQuery(db);
+  if (filter.status !== undefined) q = q.where('hosts.status', '=', filter.status);
+  return (await q.orderBy('hosts.mac').execute()).map(toHost);
 }
 
 /** The host with this MAC (any spelling), or null. INVALID_INPUT for a malformed MAC. */
@@ -110,10 +120,12 @@ export async function createHost(db: Db, input: NewHost): Promise<Host> {
     }
     await checkIpFree(trx, input.ip, null);
     const now = new Date().toISOString();
+    const status = input.status ?? 'approved';
+    if (status === 'pending' && (input.entry || input.ip)) throw new FleetbootError('INVALID_INPUT', `A pending host gets no entry and no reserved address`);
     const eid = input.entry ? await entryId(trx, input.entry) : null;
     const ip = input.ip ?? null;
-    await trx.insertInto('hosts').values({ mac: m, name: input.name ?? null, entry_id: eid, ip, created_at: now, updated_at: now }).execute();
-    return { mac: m, name: input.name ?? null, entry: input.entry ?? null, ip, createdAt: now, updatedAt: now };
+    await trx.insertInto('hosts').values({ mac: m, name: input.name ?? null, entry_id: eid, ip, status, created_at: now, updated_at: now }).execute();
+    return { mac: m, name: input.name ?? null, entry: input.entry ?? null, ip, status, createdAt: now, updatedAt: now };
   });
 }
 
@@ -127,8 +139,11 @@ export async function updateHost(db: Db, macAddress: string, changes: HostChange
   checkName(changes.name);
   checkIp(changes.ip);
   return db.transaction().execute(async (trx) => {
-    const exists = await trx.selectFrom('hosts').select('id').where('mac', '=', m).executeTakeFirst();
+    const exists = await trx.selectFrom('hosts').select(['id', 'status']).where('mac', '=', m).executeTakeFirst();
     if (!exists) throw new FleetbootError('NOT_FOUND', `No host with MAC ${m}`);
+    if (exists.status === 'pending' && ((changes.entry !== undefined && changes.entry !== null) || (changes.ip !== undefined && changes.ip !== null))) {
+      throw new FleetbootError('CONFLICT', `Host ${m} is pending approval: approve it first (fleetboot host approve ${m})`);
+    }
     await checkIpFree(trx, changes.ip, exists.id);
     const set: { name?: string | null; entry_id?: number | null; ip?: string | null; updated_at: string } = { updated_at: new Date().toISOString() };
     if (changes.name !== undefined) set.name = changes.name;
@@ -144,6 +159,30 @@ export async function deleteHost(db: Db, macAddress: string): Promise<void> {
   const m = mac(macAddress);
   const r = await db.deleteFrom('hosts').where('mac', '=', m).executeTakeFirst();
   if (r.numDeletedRows === 0n) throw new FleetbootError('NOT_FOUND', `No host with MAC ${m}`);
+}
+
+/** Approve a pending host (optionally naming it). NOT_FOUND; CONFLICT when it is not pending. */
+export async function approveHost(db: Db, macAddress: string, name?: string | null): Promise<Host> {
+  const m = mac(macAddress);
+  checkName(name);
+  return db.transaction().execute(async (trx) => {
+    const h = await trx.selectFrom('hosts').select(['id', 'status']).where('mac', '=', m).executeTakeFirst();
+    if (!h) throw new FleetbootError('NOT_FOUND', `No host with MAC ${m}`);
+    if (h.status !== 'pending') throw new FleetbootError('CONFLICT', `Host ${m} is not pending (it is already approved)`);
+    const set: { status: string; updated_at: string; name?: string | null } = { status: 'approved', updated_at: new Date().toISOString() };
+    if (name !== undefined && name !== null) set.name = name;
+    await trx.updateTable('hosts').set(set).where('id', '=', h.id).execute();
+    return toHost(await hostQuery(trx).where('hosts.id', '=', h.id).executeTakeFirstOrThrow());
+  });
+}
+
+/** Reject (delete) a pending host. NOT_FOUND; CONFLICT when it is not pending (use deleteHost for approved ones). */
+export async function rejectHost(db: Db, macAddress: string): Promise<void> {
+  const m = mac(macAddress);
+  const r = await db.deleteFrom('hosts').where('mac', '=', m).where('status', '=', 'pending').executeTakeFirst();
+  if (r.numDeletedRows > 0n) return;
+  const h = await db.selectFrom('hosts').select('id').where('mac', '=', m).executeTakeFirst();
+  throw h ? new FleetbootError('CONFLICT', `Host ${m} is not pending: remove it with host rm`) : new FleetbootError('NOT_FOUND', `No host with MAC ${m}`);
 }
 
 /** What the boot decision needs: the host (or null) and its assigned entry (or null). */

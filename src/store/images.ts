@@ -1,89 +1,262 @@
 /**
- * Images: one row per image name, pointing at its directory under
- * <dataDir>/images/ and holding the manifest. The files are managed by
- * src/imaging/image-store.ts; this module holds only the SQL.
+ * Images and their revisions. One `images` row per name points at its
+ * current revision; every capture adds an `image_revisions` row (its own
+ * directory under <dataDir>/images/, its manifest and the manifest's
+ * sha256), 'ready' or 'pending' approval. Nothing here overwrites a
+ * revision: rollback and approval only move the current pointer, and
+ * pruning removes rows (the caller removes their directories). The files
+ * are managed by src/imaging/image-store.ts; this module holds only the SQL.
  */
 import type { Kysely, Selectable } from 'kysely';
-import { parseManifest, type Manifest } from '../imaging/manifest.js';
+import { parseManifest, type Manifest } from '../model/manifest.js';
+import { ACTIVE_TASK_STATES } from '../model/task.js';
 import { FleetbootError } from '../lib/errors.js';
-import type { Database, ImageTable } from './schema.js';
+import type { Database, ImageRevisionTable } from './schema.js';
 import { finishTask } from './tasks.js';
 
+export type RevisionState = 'ready' | 'pending';
+
+export interface ImageRevision {
+  image: string;
+  number: number;
+  state: RevisionState;
+  /** Is this the revision deploys use? */
+  current: boolean;
+  createdAt: string;
+  approvedAt: string | null;
+  sourceMac: string | null;
+  taskId: number | null;
+  /** Bytes stored (sum of the compressed streams). */
+  sizeBytes: number;
+  /** sha256 (hex) of manifest.json. */
+  manifestSha256: string;
+  diskBytes: number;
+  tableType: 'dos' | 'gpt';
+  partitions: number;
+}
+
+/** An image as lists show it: the current revision's facts (or the newest revision's while none is current). */
 export interface ImageInfo {
   name: string;
   createdAt: string;
-  /** Bytes stored (sum of the compressed streams). */
+  /** The revision deploys use; null while none is ready. */
+  revision: number | null;
+  /** How many revisions are kept; pending ones among them. */
+  revisionCount: number;
+  pending: number;
   sizeBytes: number;
-  /** Size of the captured disk. */
   diskBytes: number;
   tableType: 'dos' | 'gpt';
   partitions: number;
   sourceMac: string | null;
   taskId: number | null;
+  manifestSha256: string;
+}
+
+/** One revision with what reading it needs. */
+export interface RevisionRecord {
+  revision: ImageRevision;
+  manifest: Manifest;
+  /** Directory name under <dataDir>/images/. */
+  dir: string;
 }
 
 type Db = Kysely<Database>;
+type RevisionRow = Selectable<ImageRevisionTable>;
 
-function toImage(r: Selectable<ImageTable>): { info: ImageInfo; manifest: Manifest; dir: string } {
+function toRecord(r: RevisionRow, current: number | null): RevisionRecord {
   const manifest = parseManifest(JSON.parse(r.manifest));
   return {
-    info: {
-      name: r.name,
+    revision: {
+      image: r.image,
+      number: r.number,
+      state: r.state === 'pending' ? 'pending' : 'ready',
+      current: r.number === current,
       createdAt: r.created_at,
+      approvedAt: r.approved_at,
+      sourceMac: r.source_mac,
+      taskId: r.task_id,
       sizeBytes: Number(r.size_bytes),
+      manifestSha256: r.manifest_sha256,
       diskBytes: manifest.diskBytes,
       tableType: manifest.table.type,
       partitions: manifest.partitions.length,
-      sourceMac: r.source_mac,
-      taskId: r.task_id,
     },
     manifest,
     dir: r.dir,
   };
 }
 
+async function currentOf(db: Db, name: string): Promise<{ current: number | null } | null> {
+  const r = await db.selectFrom('images').select('current_revision').where('name', '=', name).executeTakeFirst();
+  return r ? { current: r.current_revision } : null;
+}
+
+/** Every revision of image `name`, oldest first (empty when there is no such image). */
+export async function listRevisions(db: Db, name: string): Promise<RevisionRecord[]> {
+  const img = await currentOf(db, name);
+  if (!img) return [];
+  const rows = await db.selectFrom('image_revisions').selectAll().where('image', '=', name).orderBy('number').execute();
+  return rows.map((r) => toRecord(r, img.current));
+}
+
+function infoOf(name: string, createdAt: string, records: readonly RevisionRecord[]): ImageInfo | null {
+  const shown = records.find((r) => r.revision.current) ?? records[records.length - 1];
+  if (!shown) return null;
+  const v = shown.revision;
+  return {
+    name,
+    createdAt,
+    revision: v.current ? v.number : null,
+    revisionCount: records.length,
+    pending: records.filter((r) => r.revision.state === 'pending').length,
+    sizeBytes: v.sizeBytes,
+    diskBytes: v.diskBytes,
+    tableType: v.tableType,
+    partitions: v.partitions,
+    sourceMac: v.sourceMac,
+    taskId: v.taskId,
+    manifestSha256: v.manifestSha256,
+  };
+}
+
 export async function listImages(db: Db): Promise<ImageInfo[]> {
-  return (await db.selectFrom('images').selectAll().orderBy('name').execute()).map((r) => toImage(r).info);
+  const out: ImageInfo[] = [];
+  for (const img of await db.selectFrom('images').selectAll().orderBy('name').execute()) {
+    const info = infoOf(img.name, img.created_at, await listRevisions(db, img.name));
+    if (info) out.push(info);
+  }
+  return out;
 }
 
+/** The image with its revisions, or null. */
+export async function getImageDetail(db: Db, name: string): Promise<{ info: ImageInfo; revisions: RevisionRecord[] } | null> {
+  const img = await db.selectFrom('images').selectAll().where('name', '=', name).executeTakeFirst();
+  if (!img) return null;
+  const revisions = await listRevisions(db, name);
+  const info = infoOf(name, img.created_at, revisions);
+  return info ? { info, revisions } : null;
+}
+
+/** Revision `number` of image `name` (null: the current one), or null when there is none. */
+export async function getRevision(db: Db, name: string, number: number | null = null): Promise<RevisionRecord | null> {
+  const img = await currentOf(db, name);
+  if (!img) return null;
+  const n = number ?? img.current;
+  if (n === null) return null;
+  const r = await db.selectFrom('image_revisions').selectAll().where('image', '=', name).where('number', '=', n).executeTakeFirst();
+  return r ? toRecord(r, img.current) : null;
+}
+
+/** The current revision's facts and manifest, or null when the image does not exist or has no ready revision. */
 export async function getImage(db: Db, name: string): Promise<{ info: ImageInfo; manifest: Manifest } | null> {
-  const r = await getImageRecord(db, name);
-  return r ? { info: r.info, manifest: r.manifest } : null;
+  const d = await getImageDetail(db, name);
+  if (!d || d.info.revision === null) return null;
+  const cur = d.revisions.find((r) => r.revision.current);
+  return cur ? { info: d.info, manifest: cur.manifest } : null;
 }
 
-/** getImage plus the directory name (under <dataDir>/images/). */
-export async function getImageRecord(db: Db, name: string): Promise<{ info: ImageInfo; manifest: Manifest; dir: string } | null> {
-  const r = await db.selectFrom('images').selectAll().where('name', '=', name).executeTakeFirst();
-  return r ? toImage(r) : null;
-}
-
-/** Every directory an image row points at. */
+/** Every directory a revision row points at. */
 export async function imageDirs(db: Db): Promise<string[]> {
-  return (await db.selectFrom('images').select('dir').execute()).map((r) => r.dir);
+  return (await db.selectFrom('image_revisions').select('dir').execute()).map((r) => r.dir);
+}
+
+export interface NewRevision {
+  dir: string;
+  manifest: Manifest;
+  manifestSha256: string;
+  state: RevisionState;
+  /** The capture task that ends as done in the same transaction (or nothing is stored). */
+  finishTask?: number;
 }
 
 /**
- * Point `manifest.name` at directory `dir` (insert or replace the row).
- * Returns the directory the name pointed at before, or null.
+ * Add revision N+1 of `manifest.name` (creating the image on its first
+ * revision); a ready revision becomes current. One transaction with the
+ * capture task's end: a task cancelled, failed or reaped meanwhile never
+ * adds a revision. Returns the new revision's number.
  */
-export async function putImage(db: Db, dir: string, manifest: Manifest, opts: { finishTask?: number } = {}): Promise<string | null> {
-  const sizeBytes = manifest.partitions.reduce((s, p) => s + p.streamBytes, 0);
+export async function addRevision(db: Db, r: NewRevision): Promise<number> {
+  const name = r.manifest.name;
+  const sizeBytes = r.manifest.partitions.reduce((s, p) => s + p.streamBytes, 0);
   return db.transaction().execute(async (trx) => {
-    // The capture task ends as done in the same transaction, or nothing changes:
-    // a task cancelled, failed or reaped meanwhile never replaces the image.
-    if (opts.finishTask !== undefined && !(await finishTask(trx, opts.finishTask, 'done'))) {
-      throw new FleetbootError('CONFLICT', `Task #${opts.finishTask} is no longer active: its capture is not stored`);
+    if (r.finishTask !== undefined && !(await finishTask(trx, r.finishTask, 'done'))) {
+      throw new FleetbootError('CONFLICT', `Task #${r.finishTask} is no longer active: its capture is not stored`);
     }
-    const old = await trx.selectFrom('images').select(['id', 'dir']).where('name', '=', manifest.name).executeTakeFirst();
-    const values = { dir, manifest: JSON.stringify(manifest), size_bytes: sizeBytes, source_mac: manifest.source.mac, task_id: manifest.source.taskId, created_at: manifest.createdAt };
-    if (old) await trx.updateTable('images').set(values).where('id', '=', old.id).execute();
-    else await trx.insertInto('images').values({ name: manifest.name, ...values }).execute();
-    return old ? old.dir : null;
+    const now = new Date().toISOString();
+    if (!(await currentOf(trx, name))) await trx.insertInto('images').values({ name, current_revision: null, created_at: now }).execute();
+    const last = await trx.selectFrom('image_revisions').select((eb) => eb.fn.max('number').as('n')).where('image', '=', name).executeTakeFirst();
+    const number = Number(last?.n ?? 0) + 1;
+    await trx
+      .insertInto('image_revisions')
+      .values({
+        image: name,
+        number,
+        state: r.state,
+        dir: r.dir,
+        manifest: JSON.stringify(r.manifest),
+        manifest_sha256: r.manifestSha256,
+        size_bytes: sizeBytes,
+        source_mac: r.manifest.source.mac,
+        task_id: r.manifest.source.taskId,
+        created_at: r.manifest.createdAt,
+        approved_at: r.state === 'ready' ? now : null,
+      })
+      .execute();
+    if (r.state === 'ready') await trx.updateTable('images').set({ current_revision: number }).where('name', '=', name).execute();
+    if (r.finishTask !== undefined) await trx.updateTable('tasks').set({ revision: number }).where('id', '=', r.finishTask).execute();
+    return number;
   });
 }
 
-/** Delete the row; returns its directory, or null when there was none. */
-export async function deleteImageRow(db: Db, name: string): Promise<string | null> {
-  const r = await db.deleteFrom('images').where('name', '=', name).returning('dir').executeTakeFirst();
-  return r ? r.dir : null;
+/** Make ready revision `number` current (rollback, roll forward). NOT_FOUND; CONFLICT for a pending one. */
+export async function setCurrentRevision(db: Db, name: string, number: number): Promise<RevisionRecord> {
+  return db.transaction().execute(async (trx) => {
+    const r = await getRevision(trx, name, number);
+    if (!r) throw new FleetbootError('NOT_FOUND', `Image '${name}' has no revision ${number}`);
+    if (r.revision.state !== 'ready') throw new FleetbootError('CONFLICT', `Revision ${number} of image '${name}' is pending approval: approve it (fleetboot image approve ${name} ${number})`);
+    await trx.updateTable('images').set({ current_revision: number }).where('name', '=', name).execute();
+    return { ...r, revision: { ...r.revision, current: true } };
+  });
+}
+
+/** Approve pending revision `number`: it becomes ready and current. NOT_FOUND; CONFLICT when it is not pending. */
+export async function approveRevision(db: Db, name: string, number: number): Promise<RevisionRecord> {
+  return db.transaction().execute(async (trx) => {
+    const r = await getRevision(trx, name, number);
+    if (!r) throw new FleetbootError('NOT_FOUND', `Image '${name}' has no revision ${number}`);
+    if (r.revision.state !== 'pending') throw new FleetbootError('CONFLICT', `Revision ${number} of image '${name}' is not pending (it is ${r.revision.state})`);
+    await trx.updateTable('image_revisions').set({ state: 'ready', approved_at: new Date().toISOString() }).where('image', '=', name).where('number', '=', number).execute();
+    await trx.updateTable('images').set({ current_revision: number }).where('name', '=', name).execute();
+    return { ...r, revision: { ...r.revision, state: 'ready', current: true } };
+  });
+}
+
+/**
+ * Remove the revisions of `name` beyond the newest `keep`, never the
+ * current one nor one an active deploy task writes. Returns the removed
+ * revisions' directories (the caller deletes them once this is durable).
+ */
+export async function pruneRevisions(db: Db, name: string, keep: number): Promise<{ number: number; dir: string }[]> {
+  return db.transaction().execute(async (trx) => {
+    const img = await currentOf(trx, name);
+    if (!img) return [];
+    const rows = await trx.selectFrom('image_revisions').select(['number', 'dir']).where('image', '=', name).orderBy('number', 'desc').execute();
+    const inUse = new Set(
+      (await trx.selectFrom('tasks').select('revision').where('image', '=', name).where('type', '=', 'deploy').where('state', 'in', [...ACTIVE_TASK_STATES]).execute()).map((t) => t.revision),
+    );
+    const drop = rows.slice(keep).filter((r) => r.number !== img.current && !inUse.has(r.number));
+    for (const r of drop) await trx.deleteFrom('image_revisions').where('image', '=', name).where('number', '=', r.number).execute();
+    return drop;
+  });
+}
+
+/** Delete the image and all its revisions; returns their directories, or null when there was no such image. */
+export async function deleteImageRows(db: Db, name: string): Promise<string[] | null> {
+  return db.transaction().execute(async (trx) => {
+    const r = await trx.deleteFrom('images').where('name', '=', name).returning('id').executeTakeFirst();
+    if (!r) return null;
+    const dirs = await trx.deleteFrom('image_revisions').where('image', '=', name).returning('dir').execute();
+    return dirs.map((d) => d.dir);
+  });
 }

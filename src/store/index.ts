@@ -2,11 +2,11 @@
 export { openStore, migrate, DB_FILE, type Store } from './db.js';
 export { ensureApiToken, readApiToken, tokenPath, TOKEN_FILE } from './token.js';
 export { listEntries, getEntry, createEntry, deleteEntry, type BootEntry, type NewBootEntry } from './entries.js';
-export { listHosts, getHost, createHost, updateHost, deleteHost, findBootTarget, hostReservations, type Host, type NewHost, type HostChanges, type HostReservation } from './hosts.js';
-export { normaliseMac, isReservableIPv4, IPV4_PATTERN, isValidName, isValidFileName, isUrlSource, NAME_PATTERN, FILE_NAME_PATTERN } from './validate.js';
+export { listHosts, getHost, createHost, updateHost, deleteHost, approveHost, rejectHost, findBootTarget, hostReservations, type Host, type HostStatus, type NewHost, type HostChanges, type HostReservation } from './hosts.js';
+export { normaliseMac, isReservableIPv4, IPV4_PATTERN, isValidName, isValidFileName, isUrlSource, NAME_PATTERN, FILE_NAME_PATTERN } from '../model/validate.js';
 export type { Database } from './schema.js';
 export { entryDir, entryFilePath, entryFileSize, writeEntryFile, removeEntryFiles } from './files.js';
-export { openLeaseStore, listLeases, type LeaseInfo, type LeaseStoreHandle } from './leases.js';
+export { openLeaseStore, listLeases, leaseMacOf, type LeaseInfo, type LeaseStoreHandle } from './leases.js';
 export {
   createTask,
   getTask,
@@ -29,5 +29,21 @@ export {
   type TaskPatch,
   type CreateTaskOptions,
 } from './tasks.js';
-export { listImages, getImage, getImageRecord, putImage, deleteImageRow, imageDirs, type ImageInfo } from './images.js';
-export { getInventory, putInventory } from './inventory.js';
+export {
+  listImages,
+  getImage,
+  getImageDetail,
+  getRevision,
+  listRevisions,
+  addRevision,
+  setCurrentRevision,
+  approveRevision,
+  pruneRevisions,
+  deleteImageRows,
+  imageDirs,
+  type ImageInfo,
+  type ImageRevision,
+  type RevisionRecord,
+  type RevisionState,
+} from './images.js';
+export { getInventory, putInventory, deleteInventory } from './inventory.js';

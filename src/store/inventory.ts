@@ -1,9 +1,9 @@
 /** Hardware inventories: the last one collected per MAC (JSON). */
 import type { Kysely } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
-import { parseInventory, type Inventory } from '../imaging/manifest.js';
+import { parseInventory, type Inventory } from '../model/manifest.js';
 import type { Database } from './schema.js';
-import { normaliseMac } from './validate.js';
+import { normaliseMac } from '../model/validate.js';
 
 type Db = Kysely<Database>;
 
@@ -29,4 +29,10 @@ export async function putInventory(db: Db, macAddress: string, inventory: Invent
     .onConflict((oc) => oc.column('mac').doUpdateSet({ inventory: text, collected_at: now }))
     .execute();
   return now;
+}
+
+/** Forget the MAC's inventory; false when there was none. */
+export async function deleteInventory(db: Db, macAddress: string): Promise<boolean> {
+  const r = await db.deleteFrom('inventories').where('mac', '=', mac(macAddress)).executeTakeFirst();
+  return r.numDeletedRows > 0n;
 }

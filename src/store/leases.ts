@@ -8,7 +8,7 @@
  * - `listLeases(db)`: the rows for the API and the CLI, through Kysely.
  */
 import type { Kysely } from 'kysely';
-import type { Lease, LeaseState } from '../dhcp/engine.js';
+import type { Lease, LeaseState } from '../model/lease.js';
 import type { Store } from './db.js';
 import type { Database } from './schema.js';
 
@@ -87,4 +87,10 @@ export async function listLeases(db: Kysely<Database>, now: number = Date.now())
       updatedAt: new Date(l.updatedAt).toISOString(),
       active: (l.state === 'offered' || l.state === 'bound' || l.state === 'declined') && l.expiresAt > now,
     }));
+}
+
+/** The MAC holding a live (offered or bound, not expired) lease on `ip`, or null. */
+export async function leaseMacOf(db: Kysely<Database>, ip: string, now: number = Date.now()): Promise<string | null> {
+  const r = await db.selectFrom('dhcp_leases').select('mac').where('ip', '=', ip).where('state', 'in', ['offered', 'bound']).where('expires_at', '>', now).executeTakeFirst();
+  return r && r.mac !== '' ? r.mac : null;
 }

@@ -35,6 +35,8 @@ export interface HostTable {
   entry_id: number | null;
   /** Reserved IPv4 address (DHCP server mode), dotted quad; unique when set. */
   ip: string | null;
+  /** approved | pending (registered from the boot menu, waiting for an administrator). */
+  status: Generated<string>;
   created_at: string;
   updated_at: string;
 }
@@ -83,21 +85,43 @@ export interface TaskTable {
   started_at: string | null;
   finished_at: string | null;
   last_seen_at: string | null;
+  /** deploy: the image revision it writes; capture: the revision it created. */
+  revision: number | null;
+  /** The client address the current token was handed to (agent requests from elsewhere get 403). */
+  token_ip: string | null;
+  /** JSON: the hardware identity the agent reported before any transfer. */
+  identity: string | null;
 }
 
 export interface ImageTable {
   id: Generated<number>;
   /** Unique image name (NAME_PATTERN). */
   name: string;
-  /** Directory name under <dataDir>/images/. */
+  /** The revision deploys use; null while none is ready (approved). */
+  current_revision: number | null;
+  created_at: string;
+}
+
+export interface ImageRevisionTable {
+  id: Generated<number>;
+  /** The image's name. */
+  image: string;
+  /** 1, 2, ... per image, never reused while the image exists. */
+  number: number;
+  /** ready | pending (waits for `fleetboot image approve`). */
+  state: string;
+  /** Directory name under <dataDir>/images/ (a UUID). */
   dir: string;
   /** The manifest, JSON text. */
   manifest: string;
+  /** sha256 (hex) of manifest.json in the directory. */
+  manifest_sha256: string;
   /** Bytes of the stored stream files. */
   size_bytes: number;
   source_mac: string | null;
   task_id: number | null;
   created_at: string;
+  approved_at: string | null;
 }
 
 export interface InventoryTable {
@@ -119,6 +143,7 @@ export interface Database {
   dhcp_leases: DhcpLeaseTable;
   tasks: TaskTable;
   images: ImageTable;
+  image_revisions: ImageRevisionTable;
   inventories: InventoryTable;
   fleetboot_migrations: MigrationTable;
 }

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FleetbootError } from '../lib/errors.js';
-import { cancelTask, createHost, createTask, finishTask, getTask, listTasks, openStore, putImage, retryTask, type Store } from './index.js';
-import type { Manifest } from '../imaging/manifest.js';
+import { cancelTask, createHost, createTask, finishTask, getTask, listTasks, openStore, addRevision, retryTask, type Store } from './index.js';
+import type { Manifest } from '../model/manifest.js';
 
 async function withStore(fn: (s: Store) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-tasks-'));
@@ -65,7 +65,7 @@ test('register tasks need no host; deploy accepts an existing image; a capture a
     const r = await createTask(s.db, { type: 'register', mac: '52:54:00:00:00:09' });
     assert.equal(r.hostName, null);
     await createHost(s.db, { mac: MAC });
-    await putImage(s.db, '00000000-0000-4000-8000-000000000000', sampleManifest('base'));
+    await addRevision(s.db, { dir: '00000000-0000-4000-8000-000000000000', manifest: sampleManifest('base'), manifestSha256: 'a'.repeat(64), state: 'ready' });
     const d = await createTask(s.db, { type: 'deploy', mac: MAC, image: 'base', options: { table: 'gpt' } });
     assert.equal(d.options.table, 'gpt');
     // A capture would replace the files this deploy reads: refused while it is active, and the other way round.

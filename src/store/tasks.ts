@@ -6,9 +6,9 @@
  */
 import type { Kysely, Selectable, Updateable } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
-import { ACTIVE_TASK_STATES, type TaskPhase, type TaskState, type TaskType } from '../imaging/protocol.js';
+import { ACTIVE_TASK_STATES, type TaskPhase, type TaskState, type TaskType } from '../model/task.js';
 import type { Database, TaskTable } from './schema.js';
-import { isValidName, normaliseMac } from './validate.js';
+import { isValidName, normaliseMac } from '../model/validate.js';
 
 export interface TaskOptions {
   /** Target disk device (/dev/...), or null for the agent's default (first fixed disk). */
@@ -42,12 +42,20 @@ export interface Task {
   startedAt: string | null;
   finishedAt: string | null;
   lastSeenAt: string | null;
+  /** deploy: the image revision it writes (null until pinned at the agent's start); capture: the revision it created. */
+  revision: number | null;
+  /** The client address the current token was handed to. */
+  tokenIp: string | null;
+  /** The hardware identity the agent reported (JSON as stored), or null before it did. */
+  identity: string | null;
 }
 
 export interface NewTask {
   type: TaskType;
   mac: string;
   image?: string | null;
+  /** deploy: a ready revision of the image (default: the current one when the agent starts). */
+  revision?: number | null;
   options?: Partial<TaskOptions>;
 }
 
@@ -115,6 +123,9 @@ export function toTask(r: TaskRow): Task {
     startedAt: r.started_at,
     finishedAt: r.finished_at,
     lastSeenAt: r.last_seen_at,
+    revision: r.revision,
+    tokenIp: r.token_ip,
+    identity: r.identity,
   };
 }
 
@@ -142,12 +153,24 @@ async function insertTask(db: Db, t: NewTask, retryOf: number | null, opts: Crea
   if ((t.type === 'inventory' || t.type === 'register') && image !== null) throw new FleetbootError('INVALID_INPUT', `A ${t.type} task takes no image`);
   const options = checkOptions(t.options);
   if (t.type !== 'register' && !(t.type === 'inventory' && opts.allowUnknownHost === true)) {
-    const host = await db.selectFrom('hosts').select('id').where('mac', '=', mac).executeTakeFirst();
+    const host = await db.selectFrom('hosts').select(['id', 'status']).where('mac', '=', mac).executeTakeFirst();
     if (!host) throw new FleetbootError('NOT_FOUND', `No host with MAC ${mac} (add it first, or use a register task)`);
+    if (host.status === 'pending') throw new FleetbootError('CONFLICT', `Host ${mac} is pending approval: approve it first (fleetboot host approve ${mac})`);
+  }
+  const revision = t.revision ?? null;
+  if (revision !== null && (t.type !== 'deploy' || !Number.isSafeInteger(revision) || revision < 1)) {
+    throw new FleetbootError('INVALID_INPUT', t.type === 'deploy' ? `Invalid revision ${JSON.stringify(revision)}: expected a revision number (1, 2, ...)` : `A ${t.type} task takes no revision`);
   }
   if (t.type === 'deploy' && image !== null) {
-    const img = await db.selectFrom('images').select('id').where('name', '=', image).executeTakeFirst();
+    const img = await db.selectFrom('images').select(['id', 'current_revision']).where('name', '=', image).executeTakeFirst();
     if (!img) throw new FleetbootError('NOT_FOUND', `No image named '${image}'`);
+    if (revision !== null) {
+      const rev = await db.selectFrom('image_revisions').select('state').where('image', '=', image).where('number', '=', revision).executeTakeFirst();
+      if (!rev) throw new FleetbootError('NOT_FOUND', `Image '${image}' has no revision ${revision}`);
+      if (rev.state !== 'ready') throw new FleetbootError('CONFLICT', `Revision ${revision} of image '${image}' is pending approval (fleetboot image approve ${image} ${revision})`);
+    } else if (img.current_revision === null) {
+      throw new FleetbootError('CONFLICT', `Image '${image}' has no approved revision yet (fleetboot image show ${image})`);
+    }
   }
   if (image !== null && (t.type === 'capture' || t.type === 'deploy')) {
     // A capture replaces the files a deploy of that image reads: never both at once.
@@ -161,7 +184,7 @@ async function insertTask(db: Db, t: NewTask, retryOf: number | null, opts: Crea
   try {
     const { id } = await db
       .insertInto('tasks')
-      .values({ type: t.type, mac, image, state: 'queued', options: JSON.stringify(options), retry_of: retryOf, bytes_done: 0, attempts: 0, created_at: now, updated_at: now })
+      .values({ type: t.type, mac, image, revision, state: 'queued', options: JSON.stringify(options), retry_of: retryOf, bytes_done: 0, attempts: 0, created_at: now, updated_at: now })
       .returning('id')
       .executeTakeFirstOrThrow();
     return id;
@@ -255,7 +278,7 @@ export async function retryTask(db: Db, id: number): Promise<Task> {
     const old = await getTask(trx, id);
     if (!old) throw new FleetbootError('NOT_FOUND', `No task #${id}`);
     if (old.state !== 'failed' && old.state !== 'cancelled') throw new FleetbootError('CONFLICT', `Task #${id} is ${old.state}: only a failed or cancelled task can be retried`);
-    const newId = await insertTask(trx, { type: old.type, mac: old.mac, image: old.image, options: old.options }, old.id);
+    const newId = await insertTask(trx, { type: old.type, mac: old.mac, image: old.image, revision: old.type === 'deploy' ? old.revision : null, options: old.options }, old.id);
     return toTask(await taskQuery(trx).where('tasks.id', '=', newId).executeTakeFirstOrThrow());
   });
 }
@@ -263,7 +286,7 @@ export async function retryTask(db: Db, id: number): Promise<Task> {
 /** Columns the lifecycle may change on an active task. */
 export type TaskPatch = Pick<
   Updateable<TaskTable>,
-  'state' | 'phase' | 'bytes_done' | 'bytes_total' | 'rate_bps' | 'eta_seconds' | 'partition' | 'message' | 'started_at' | 'last_seen_at' | 'slot_requested_at' | 'slot_granted_at'
+  'state' | 'phase' | 'bytes_done' | 'bytes_total' | 'rate_bps' | 'eta_seconds' | 'partition' | 'message' | 'started_at' | 'last_seen_at' | 'slot_requested_at' | 'slot_granted_at' | 'revision' | 'identity'
 >;
 
 /** Change an active task (updated_at set); false when it is not active any more. */
@@ -279,17 +302,20 @@ export async function patchActiveTask(db: Db, id: number, patch: TaskPatch): Pro
 
 /**
  * The boot decision handed the machine the boot environment: store the new
- * token's sha256 (the old token stops working), state booting, attempts+1,
- * slot released (the previous agent, if any, is gone). False when the task
- * is not active.
+ * token's sha256 (the old token stops working) and the address it went to,
+ * state booting, attempts+1, slot released and reported identity cleared
+ * (the previous agent, if any, is gone). False when the task is not active
+ * or was handed out since it was read (attempts is no longer `attemptsBefore`).
  */
-export async function bootTaskRow(db: Db, id: number, tokenSha256: string): Promise<boolean> {
+export async function bootTaskRow(db: Db, id: number, tokenSha256: string, clientIp: string, attemptsBefore: number): Promise<boolean> {
   const now = new Date().toISOString();
   const r = await db
     .updateTable('tasks')
     .set((eb) => ({
       state: 'booting',
       token_sha256: tokenSha256,
+      token_ip: clientIp,
+      identity: null,
       attempts: eb('attempts', '+', 1),
       slot_granted_at: null,
       slot_requested_at: null,
@@ -299,6 +325,7 @@ export async function bootTaskRow(db: Db, id: number, tokenSha256: string): Prom
       updated_at: now,
     }))
     .where('id', '=', id)
+    .where('attempts', '=', attemptsBefore)
     .where('state', 'in', [...ACTIVE_TASK_STATES])
     .executeTakeFirst();
   return r.numUpdatedRows > 0n;

@@ -2,10 +2,13 @@
  * The imaging agent's endpoints (src/imaging/protocol.ts), under /agent/v1.
  * Authentication: the task token (Bearer), looked up by its sha256; it names
  * the task, so no path carries a task id.
- *   401 no or unknown token; 409 the task is no longer active (progress
- *   answers 200 with the state instead, so the agent learns it was cancelled).
+ *   401 no or unknown token; 403 the token from another address than the one
+ *   it was handed to (logged: someone else holds the token); 409 the task is
+ *   no longer active (progress answers 200 with the state instead, so the
+ *   agent learns it was cancelled), or a transfer before the identity.
  *
  *   GET  /task                spec (booting -> running)
+ *   POST /task/identity       HardwareIdentity (before slot/streams/image)
  *   POST /task/progress       ProgressReport -> { state }
  *   POST /task/slot           -> SlotAnswer
  *   PUT  /task/streams/:file  capture upload (octet-stream, streamed to disk)
@@ -21,6 +24,7 @@ import { STREAM_FILE_PATTERN, type ProgressReport } from '../../imaging/protocol
 import { isActiveState, type Task } from '../../store/tasks.js';
 import type { AppContext } from '../context.js';
 import { sendFile } from '../send-file.js';
+import { clientAddress } from '../client-address.js';
 
 const PHASES = ['starting', 'waiting-slot', 'partition-table', 'transfer', 'verify', 'inventory', 'finishing'];
 
@@ -62,6 +66,12 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
       return;
     }
     const path = req.url.split('?')[0] ?? '';
+    const ip = clientAddress(req.ip);
+    if (t.tokenIp !== null && t.tokenIp !== ip) {
+      log.warn({ task: t.id, mac: t.mac, ip, tokenIp: t.tokenIp, path, method: req.method }, `task #${t.id}: its token was used from ${ip}, but it was handed to ${t.tokenIp}: refused (403)`);
+      await reply.code(403).send({ error: 'FORBIDDEN', message: `This task's token was handed to ${t.tokenIp}; requests from ${ip} are refused` });
+      return;
+    }
     // progress answers with the state; a repeated complete of a done task is answered by complete().
     if (!isActiveState(t.state) && !path.endsWith('/task/progress') && !(t.state === 'done' && path.endsWith('/task/complete'))) {
       await reply.code(409).send({ error: 'CONFLICT', message: `Task #${t.id} is ${t.state}${t.error ? `: ${t.error}` : ''}` });
@@ -75,15 +85,28 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
     if (!t) throw new FleetbootError('UNAUTHORIZED', 'No task for this request');
     return t;
   };
+  /** Capture and deploy move no byte before the agent said which machine it runs on. */
+  const transferTaskOf = (req: FastifyRequest): Task => {
+    const t = taskOf(req);
+    if ((t.type === 'capture' || t.type === 'deploy') && t.identity === null) {
+      throw new FleetbootError('CONFLICT', `Task #${t.id}: report the hardware identity (POST ${'/agent/v1/task/identity'}) before any transfer`);
+    }
+    return t;
+  };
 
   app.get('/task', async (req) => imaging.start(taskOf(req)));
+
+  app.post('/task/identity', { bodyLimit: 64 * 1024, schema: { body: { type: 'object' } } }, async (req) => {
+    await imaging.identify(taskOf(req), req.body);
+    return { ok: true };
+  });
 
   app.post<{ Body: ProgressReport }>('/task/progress', { schema: { body: progressSchema } }, async (req) => {
     return { state: await imaging.progress(taskOf(req), req.body) };
   });
 
   app.post('/task/slot', async (req, reply) => {
-    const a = await imaging.slot(taskOf(req));
+    const a = await imaging.slot(transferTaskOf(req));
     if (!a.granted) reply.header('retry-after', String(a.retryAfterSeconds));
     return a;
   });
@@ -92,7 +115,7 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
     '/task/streams/:file',
     { schema: { params: fileParams }, bodyLimit: config.imaging.maxImageBytes },
     async (req, reply) => {
-      const t = taskOf(req);
+      const t = transferTaskOf(req);
       if (t.type !== 'capture') throw new FleetbootError('CONFLICT', `Task #${t.id} is a ${t.type} task: only capture tasks upload streams`);
       const body: unknown = req.body;
       // Only a raw stream is a stream: anything else must not replace an upload with nothing.
@@ -136,8 +159,8 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
     exposeHeadRoute: false,
     schema: { params: fileParams },
     handler: async (req, reply: FastifyReply) => {
-      const t = taskOf(req);
-      const path = t.type === 'deploy' && t.image !== null ? await imageStreamPath(store, t.image, req.params.file) : null;
+      const t = transferTaskOf(req);
+      const path = t.type === 'deploy' && t.image !== null && t.revision !== null ? await imageStreamPath(store, t.image, t.revision, req.params.file) : null;
       if (path === null) return reply.code(404).send({ error: 'NOT_FOUND', message: `Task #${t.id} has no image file ${req.params.file}` });
       await imaging.touch(t);
       reply.raw.once('finish', () => {

@@ -1,6 +1,11 @@
 /**
  * Hosts (token required):
- *   GET    /api/v1/hosts
+ *   GET    /api/v1/hosts[?status=pending|approved]   (pending: the inbox of machines
+ *                               registered from the boot menu)
+ *   POST   /api/v1/hosts/:mac/approve { name? }  a pending host becomes a host
+ *   POST   /api/v1/hosts/:mac/reject             a pending host is removed
+ *   DELETE /api/v1/hosts/:mac/inventory          forget the inventory of record (after a
+ *                               hardware change: the identity check compares with it)
  *   POST   /api/v1/hosts        { mac, name?, entry?, ip? } -> 201
  *   GET    /api/v1/hosts/:mac   (any usual MAC spelling; stored lower-case with colons)
  *                               + inventory (last collected, or null) and activeTask (or null)
@@ -13,8 +18,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { createHost, deleteHost, getHost, listHosts, listTasks, updateHost, NAME_PATTERN, normaliseMac } from '../../store/index.js';
-import { getInventory } from '../../store/inventory.js';
+import { approveHost, createHost, deleteHost, getHost, listHosts, listTasks, rejectHost, updateHost, NAME_PATTERN, normaliseMac, type HostStatus } from '../../store/index.js';
+import { deleteInventory, getInventory } from '../../store/inventory.js';
 import type { AppContext } from '../context.js';
 import { taskSchema } from './api-tasks.js';
 
@@ -24,12 +29,13 @@ const nullableIp = { type: ['string', 'null'], maxLength: 15 } as const;
 
 const hostSchema = {
   type: 'object',
-  required: ['mac', 'name', 'entry', 'ip', 'createdAt', 'updatedAt'],
+  required: ['mac', 'name', 'entry', 'ip', 'status', 'createdAt', 'updatedAt'],
   properties: {
     mac: { type: 'string' },
     name: { type: ['string', 'null'] },
     entry: { type: ['string', 'null'] },
     ip: { type: ['string', 'null'] },
+    status: { type: 'string', enum: ['approved', 'pending'] },
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
   },
@@ -63,9 +69,41 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
     if (r) throw new FleetbootError('CONFLICT', `Address ${ip} is reserved for ${r.mac} in the configuration (dhcp.reservations)`);
   };
 
-  app.get('/hosts', { schema: { response: { 200: { type: 'object', properties: { hosts: { type: 'array', items: hostSchema } } } } } }, async () => ({
-    hosts: await listHosts(store.db),
-  }));
+  app.get<{ Querystring: { status?: HostStatus } }>(
+    '/hosts',
+    {
+      schema: {
+        querystring: { type: 'object', additionalProperties: false, properties: { status: { type: 'string', enum: ['approved', 'pending'] } } },
+        response: { 200: { type: 'object', properties: { hosts: { type: 'array', items: hostSchema } } } },
+      },
+    },
+    async (req) => ({ hosts: await listHosts(store.db, req.query.status !== undefined ? { status: req.query.status } : {}) }),
+  );
+
+  app.post<{ Params: { mac: string }; Body: { name?: string | null } | undefined }>(
+    '/hosts/:mac/approve',
+    { schema: { params: macParams, body: { type: ['object', 'null'], additionalProperties: false, properties: { name: nullableName } }, response: { 200: hostSchema } } },
+    async (req) => {
+      const host = await approveHost(store.db, req.params.mac, req.body?.name ?? null);
+      ctx.log.info({ subsystem: 'api', mac: host.mac, name: host.name }, 'pending host approved');
+      ctx.hostsChanged();
+      return host;
+    },
+  );
+
+  app.post<{ Params: { mac: string } }>('/hosts/:mac/reject', { schema: { params: macParams } }, async (req) => {
+    await rejectHost(store.db, req.params.mac);
+    ctx.log.info({ subsystem: 'api', mac: req.params.mac }, 'pending host rejected');
+    return { rejected: req.params.mac };
+  });
+
+  app.delete<{ Params: { mac: string } }>('/hosts/:mac/inventory', { schema: { params: macParams } }, async (req) => {
+    const host = await getHost(store.db, req.params.mac);
+    if (!host) throw new FleetbootError('NOT_FOUND', `No host with MAC ${req.params.mac}`);
+    if (!(await deleteInventory(store.db, host.mac))) throw new FleetbootError('NOT_FOUND', `Host ${host.mac} has no inventory of record`);
+    ctx.log.info({ subsystem: 'api', mac: host.mac }, 'inventory of record removed');
+    return { deleted: host.mac };
+  });
 
   app.post<{ Body: { mac: string; name?: string | null; entry?: string | null; ip?: string | null } }>(
     '/hosts',

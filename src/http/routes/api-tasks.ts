@@ -2,13 +2,14 @@
  * Imaging tasks (token required):
  *   GET    /api/v1/tasks[?mac=MAC&active=true|false&limit=N]   newest first -> { tasks }
  *   GET    /api/v1/tasks/:id
- *   POST   /api/v1/tasks            { type: capture|deploy|inventory, mac, image?, disk?, table? } -> 201
+ *   POST   /api/v1/tasks            { type: capture|deploy|inventory, mac, image?, revision?, disk?, table? } -> 201
  *   POST   /api/v1/tasks/:id/cancel -> the task (409 when it has already finished)
  *   POST   /api/v1/tasks/:id/retry  -> 201, a new queued task (retryOf = id)
  *
  * `register` tasks are made by the boot decision for unknown machines, never
  * here (a MAC given here is a known host). capture and deploy need an image
- * name; `disk` (a /dev path on the machine, default: its first fixed disk)
+ * name; a deploy writes `revision` (a ready one) or, by default, the revision
+ * that is current when its agent starts; `disk` (a /dev path on the machine, default: its first fixed disk)
  * applies to capture and deploy, `table` (keep | gpt | mbr) to deploy only.
  * The repository checks the rest: the host exists, a deploy's image exists,
  * the MAC has no other active task (409).
@@ -49,6 +50,8 @@ export const taskSchema = {
     startedAt: nullableString,
     finishedAt: nullableString,
     lastSeenAt: nullableString,
+    revision: nullableInt,
+    tokenIp: nullableString,
   },
 } as const;
 
@@ -66,6 +69,7 @@ interface NewTaskBody {
   type: ApiTaskType;
   mac: string;
   image?: string | null;
+  revision?: number | null;
   disk?: string | null;
   table?: TaskOptions['table'];
 }
@@ -147,6 +151,7 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
             mac: { type: 'string', minLength: 12, maxLength: 17 },
             // (a pattern applies to strings only: null passes it)
             image: { type: ['string', 'null'], pattern: NAME_PATTERN },
+            revision: { type: ['integer', 'null'], minimum: 1 },
             disk: { type: ['string', 'null'], pattern: DISK_PATTERN, maxLength: 128 },
             table: { type: 'string', enum: ['keep', 'gpt', 'mbr'] },
           },
@@ -160,7 +165,7 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
       const options: Partial<TaskOptions> = {};
       if (b.disk !== undefined) options.disk = b.disk;
       if (b.table !== undefined) options.table = b.table;
-      const task = await createTask(store.db, { type: b.type, mac: b.mac, image: b.image ?? null, options });
+      const task = await createTask(store.db, { type: b.type, mac: b.mac, image: b.image ?? null, revision: b.revision ?? null, options });
       ctx.log.info({ subsystem: 'api', task: task.id, type: task.type, mac: task.mac, image: task.image }, 'task queued');
       return reply.code(201).send(task);
     },

@@ -1,0 +1,60 @@
+/**
+ * The layers read one way (README "Layout"): each folder below may import
+ * only the folders listed for it (and node: / npm packages). A new import
+ * that runs back up fails here, naming the file and the import.
+ */
+import { strict as assert } from 'node:assert';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { test } from 'node:test';
+
+const SRC = new URL('.', import.meta.url).pathname;
+
+/** folder -> the folders of src/ it may import from. */
+const ALLOWED: Record<string, readonly string[]> = {
+  protocol: ['protocol'],
+  lib: ['lib'],
+  model: ['model', 'lib'],
+  store: ['store', 'model', 'lib'],
+  boot: ['boot', 'model', 'lib', 'protocol'],
+  agent: ['agent', 'model', 'lib', 'imaging/protocol.ts'],
+};
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    // testdata/ holds tools that recapture fixtures in the lab, not code of the layer.
+    if (statSync(p).isDirectory()) {
+      if (name !== 'testdata') out.push(...walk(p));
+    }
+    else if (name.endsWith('.ts') && !name.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const found: string[] = [];
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+['"](\.{1,2}\/[^'"]+)['"]/g)) found.push(m[1] as string);
+  for (const m of text.matchAll(/\bimport\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g)) found.push(m[1] as string);
+  return found;
+}
+
+test('every folder imports only the layers below it', () => {
+  const problems: string[] = [];
+  for (const [folder, allowed] of Object.entries(ALLOWED)) {
+    for (const file of walk(join(SRC, folder))) {
+      for (const spec of importsOf(file)) {
+        const target = relative(SRC, resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
+        const ok = allowed.some((a) => target === a || target.startsWith(`${a}/`));
+        if (!ok) problems.push(`${relative(SRC, file)} imports ${spec} (${folder}/ may import only ${allowed.join(', ')})`);
+      }
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
+test('the import scan sees imports (not vacuous)', () => {
+  assert.ok(importsOf(join(SRC, 'store/tasks.ts')).some((s) => s.includes('model/task.js')));
+});

@@ -1,0 +1,15 @@
+/** A DHCP lease as the lease engine (src/dhcp/engine.ts) and the store (src/store/leases.ts) see it. */
+export type LeaseState = 'offered' | 'bound' | 'released' | 'expired' | 'declined';
+
+export interface Lease {
+  ip: string;
+  /** Lower-case colon form; '' for a declined address. */
+  mac: string;
+  /** Option 61 as hex, or null. */
+  clientId: string | null;
+  state: LeaseState;
+  /** Milliseconds since the epoch. */
+  expiresAt: number;
+  hostname: string | null;
+  updatedAt: number;
+}
