@@ -6,7 +6,7 @@
  * Behaviour worth knowing (the choices are deliberate):
  *   - Read-only: WRQ gets ERROR 2. Missing files get ERROR 1, names that leave
  *     the root (`..`, symlinks escaping it) ERROR 2, directories and other
- *     non-regular files ERROR 2. Names are resolved by net/safe-path.ts
+ *     non-regular files ERROR 2. Names are resolved by lib/safe-path.ts
  *     (backslashes are separators; a leading '/' is relative to the root).
  *   - Modes: octet and netascii; netascii is served byte for byte as octet
  *     (boot files are binary; tftp-hpa and dnsmasq convert, we do not). "mail"
@@ -72,7 +72,7 @@ import {
   type TftpOption,
 } from '../protocol/tftp/index.js';
 import { negotiate, type Negotiated } from '../protocol/tftp/options.js';
-import { openInRoot, wireNameToUtf8 } from './safe-path.js';
+import { openInRoot, wireNameToUtf8 } from '../lib/safe-path.js';
 import { defaultUdpBackend, openUdp, openUdpForPeer, setUdpBusyPoll, udpPeer, type UdpBackend, type UdpPeer, type UdpSocket } from './udp.js';
 
 export interface TftpServiceOptions {
