@@ -27,7 +27,7 @@ test('dhcpStatusText() shows proxy, server and off with their ports', () => {
 
 test('GET /api/v1/status gives the DHCP mode that runs: off when no DHCP service runs, whatever the config says', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-status-api-'));
-  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', dhcp: { mode: 'server' } } });
+  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', dhcp: { mode: 'proxy' } } });
   const store = await openStore(config.dataDir);
   const token = ensureApiToken(config.dataDir);
   let dhcpRunning = false;
@@ -43,7 +43,7 @@ test('GET /api/v1/status gives the DHCP mode that runs: off when no DHCP service
     const get = async (): Promise<unknown> => (await app.inject({ method: 'GET', url: '/api/v1/status', headers: { authorization: `Bearer ${token}` } })).json();
     assert.deepEqual(((await get()) as { dhcp: unknown }).dhcp, { mode: 'off', port: null, pxePort: null });
     dhcpRunning = true;
-    assert.deepEqual(((await get()) as { dhcp: unknown }).dhcp, { mode: 'server', port: 6767, pxePort: 6768 });
+    assert.deepEqual(((await get()) as { dhcp: unknown }).dhcp, { mode: 'proxy', port: 6767, pxePort: 6768 });
   } finally {
     await app.close();
     await store.close();
