@@ -240,7 +240,7 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
           ['boot script', get('bootScriptUrl')],
           ['http port', get('http.port')],
           ['tftp', get('tftp.enabled') === 'true' ? `port ${get('tftp.port')}, root ${get('tftp.root')}` : 'off'],
-          ['dhcp', get('dhcp.mode') === 'proxy' ? `proxy, ports ${get('dhcp.port')}/${get('dhcp.pxePort')}` : 'off'],
+          ['dhcp', dhcpStatusText(s)],
           ['hosts', get('counts.hosts')],
           ['entries', get('counts.entries')],
           ['data dir', get('dataDir')],
@@ -248,4 +248,18 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
         '',
       );
     });
+}
+
+/**
+ * The `dhcp` line of `fleetboot status`, from /api/v1/status: "proxy, ports
+ * 67/4011", "server, ports 67/4011" or "off" (the mode as it runs).
+ */
+export function dhcpStatusText(status: unknown): string {
+  const dhcp = typeof status === 'object' && status !== null ? (status as Record<string, unknown>)['dhcp'] : undefined;
+  if (typeof dhcp !== 'object' || dhcp === null) return '-';
+  const { mode, port, pxePort } = dhcp as Record<string, unknown>;
+  if (mode === 'off') return 'off';
+  if (typeof mode !== 'string') return '-';
+  const show = (p: unknown): string => (typeof p === 'number' ? String(p) : '-');
+  return `${mode}, ports ${show(port)}/${show(pxePort)}`;
 }

@@ -1,35 +1,24 @@
 /**
- * Serving files: paths resolved strictly inside a root (no "..", no
- * absolute paths, no symlink leading outside: checked on the real path), and
- * sent with exact Content-Length and single-range Range support (206/416).
+ * Serving files over HTTP: a name inside a root is opened by lib/safe-path.ts
+ * (the same rules and the same function as TFTP: no "..", absolute names
+ * taken inside the root, symlinks only when they stay inside, O_NOFOLLOW and
+ * a check of the opened descriptor), and the opened file is sent with exact
+ * Content-Length and single-range Range support (206/416). No path is ever
+ * opened twice: the bytes sent are those of the file that was checked.
  */
-import { open, realpath, stat } from 'node:fs/promises';
-import { join, sep } from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { openInRoot, type SafeFile } from '../lib/safe-path.js';
+
+export type { SafeFile } from '../lib/safe-path.js';
 
 /**
- * The real path of `relative` inside `root`, or null when it does not name a
- * regular file inside the root (missing, a directory, "..", a symlink that
- * leads out, a NUL or backslash...).
+ * `name` inside `root`, open for reading, or null when it is not a regular
+ * file inside the root (missing, a directory, "..", a symlink that leads out,
+ * a NUL...). Pass the result to sendFile(), which closes it.
  */
-export async function resolveInside(root: string, relative: string): Promise<string | null> {
-  if (relative.includes('\0') || relative.includes('\\')) return null;
-  const parts = relative.split('/').filter((p) => p !== '');
-  if (parts.length === 0 || parts.some((p) => p === '..' || p === '.')) return null;
-  let realRoot: string;
-  let real: string;
-  try {
-    realRoot = await realpath(root);
-    real = await realpath(join(root, ...parts));
-  } catch {
-    return null;
-  }
-  if (!real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)) return null;
-  try {
-    return (await stat(real)).isFile() ? real : null;
-  } catch {
-    return null;
-  }
+export async function openInside(root: string, name: string): Promise<SafeFile | null> {
+  const r = await openInRoot(root, name);
+  return r.ok ? r : null;
 }
 
 /** A parsed Range header: one range, 'unsatisfiable', or null (absent or ignored). */
@@ -57,17 +46,20 @@ function contentType(path: string): string {
   return 'application/octet-stream';
 }
 
-/** Send a regular file (GET or HEAD) with Range support. The file is opened once: size and bytes always match. */
-export async function sendFile(req: FastifyRequest, reply: FastifyReply, path: string): Promise<FastifyReply> {
-  const fh = await open(path, 'r');
+/**
+ * Send an opened file (GET or HEAD) with Range support, and close it. Size
+ * and bytes come from the one descriptor: they always match.
+ */
+export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: SafeFile): Promise<FastifyReply> {
+  const fh = file.handle;
   let handedOff = false;
   try {
-    const st = await fh.stat();
+    const st = file.stat;
     if (!st.isFile()) {
       return reply.code(404).send({ error: 'NOT_FOUND', message: 'Not found' });
     }
     const size = st.size;
-    reply.header('accept-ranges', 'bytes').header('content-type', contentType(path)).header('last-modified', st.mtime.toUTCString());
+    reply.header('accept-ranges', 'bytes').header('content-type', contentType(file.path)).header('last-modified', st.mtime.toUTCString());
     const range = parseRange(req.headers.range, size);
     if (range === 'unsatisfiable') {
       return reply.code(416).header('content-range', `bytes */${size}`).send();

@@ -6,7 +6,7 @@
  * Behaviour worth knowing (the choices are deliberate):
  *   - Read-only: WRQ gets ERROR 2. Missing files get ERROR 1, names that leave
  *     the root (`..`, symlinks escaping it) ERROR 2, directories and other
- *     non-regular files ERROR 2. Names are resolved by net/safe-path.ts
+ *     non-regular files ERROR 2. Names are resolved by lib/safe-path.ts
  *     (backslashes are separators; a leading '/' is relative to the root).
  *   - Modes: octet and netascii; netascii is served byte for byte as octet
  *     (boot files are binary; tftp-hpa and dnsmasq convert, we do not). "mail"
@@ -16,9 +16,10 @@
  *     port get no reply.
  *   - Each transfer gets its own socket (its TID): an ephemeral port, or one
  *     from `dataPorts` (the next free port of the range, skipping ports in
- *     use). With `dataPorts.from === dataPorts.to` every transfer shares that
- *     one port and packets are told apart by the client's address:port (if
- *     that port is the server port itself, the server socket is shared).
+ *     use; net/tftp-ports.ts picks them, and no free port is ERROR 0). With
+ *     `dataPorts.from === dataPorts.to` every transfer shares that one port
+ *     and packets are told apart by the client's address:port (if that port
+ *     is the server port itself, the server socket is shared).
  *   - Packets from a wrong TID get ERROR 5 and do not touch the transfer; an
  *     ERROR from the client ends it.
  *   - Sending: a window of `windowsize` blocks (1 = lock-step), then wait for
@@ -72,7 +73,8 @@ import {
   type TftpOption,
 } from '../protocol/tftp/index.js';
 import { negotiate, type Negotiated } from '../protocol/tftp/options.js';
-import { openInRoot, wireNameToUtf8 } from './safe-path.js';
+import { openInRoot, wireNameToUtf8 } from '../lib/safe-path.js';
+import { DataPortAllocator, dataPortMode, NoFreeDataPortError } from './tftp-ports.js';
 import { defaultUdpBackend, openUdp, openUdpForPeer, setUdpBusyPoll, udpPeer, type UdpBackend, type UdpPeer, type UdpSocket } from './udp.js';
 
 export interface TftpServiceOptions {
@@ -446,7 +448,10 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
   validate(opts);
   const log = opts.logger.child({ subsystem: 'tftp' });
   const { root, dataPorts } = opts;
-  const sharedPort = dataPorts !== null && dataPorts.from === dataPorts.to ? dataPorts.from : null;
+  const portMode = dataPortMode(dataPorts);
+  const sharedPort = portMode.kind === 'shared' ? portMode.port : null;
+  /** Per-transfer ports (ephemeral or a range); null in the shared mode. */
+  const ports = portMode.kind === 'shared' ? null : new DataPortAllocator(portMode.kind === 'range' ? portMode.range : null);
   const backend = opts.udp ?? defaultUdpBackend();
 
   let bindAddress = opts.bindAddress;
@@ -459,12 +464,8 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
   let ready = false;
   /** Busy polling was switched on by start() (and is switched off by close()). */
   let busyPolling = false;
-  let rangeCursor = 0;
-  const portsInUse = new Set<number>();
   const byPeer = new Map<number, Transfer>();
   const pendingPeers = new Set<number>();
-  const ownSockets = new Set<UdpSocket>();
-  const socketCloses = new Set<Promise<void>>();
 
   const ctx: TransferContext = {
     log,
@@ -473,14 +474,7 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       if (byPeer.get(t.peer.key) === t) byPeer.delete(t.peer.key);
       const ch = channels.get(t);
       channels.delete(t);
-      if (ch?.owned) {
-        ownSockets.delete(ch.socket);
-        const p = ch.socket.close().then(() => {
-          portsInUse.delete(ch.localPort);
-          socketCloses.delete(p);
-        });
-        socketCloses.add(p);
-      }
+      if (ch?.owned && ports) void ports.release(ch.socket);
     },
   };
   const channels = new Map<Transfer, Channel>();
@@ -564,48 +558,33 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       .finally(() => pendingPeers.delete(key));
   }
 
-  /** Binds a data socket for one transfer; its packets go to that transfer alone (others get ERROR 5). */
-  async function bindOwned(port: number, peer: Peer): Promise<Channel> {
+  /** A data socket for one transfer, on a port from `ports`; its packets go to that transfer alone (others get ERROR 5). */
+  async function bindOwned(allocator: DataPortAllocator, peer: Peer): Promise<Channel> {
     let channel: Channel | null = null;
-    const sock = await openUdpForPeer(backend, {
-      address: bindAddress,
-      port,
-      peer,
-      onMessage(msg, ip, srcPort) {
-        const t = channel?.transfer ?? null;
-        if (t !== null && srcPort === peer.port && ip === peer.ip) t.onPacket(msg);
-        else wrongTid(sock, msg, ip, srcPort);
-      },
-      onError(err) {
-        log.warn({ err, dataPort: sock.port }, 'tftp data socket error');
-      },
-    });
+    const sock = await allocator.acquire((port) =>
+      openUdpForPeer(backend, {
+        address: bindAddress,
+        port,
+        peer,
+        onMessage(msg, ip, srcPort) {
+          if (channel === null) return; // no I/O callback runs before acquire() has returned; for the type
+          const t = channel.transfer;
+          if (t !== null && srcPort === peer.port && ip === peer.ip) t.onPacket(msg);
+          else wrongTid(channel.socket, msg, ip, srcPort);
+        },
+        onError(err) {
+          log.warn({ err, dataPort: channel?.localPort ?? port }, 'tftp data socket error');
+        },
+      }),
+    );
     channel = { socket: sock, localPort: sock.port, owned: true, transfer: null };
-    ownSockets.add(sock);
-    portsInUse.add(sock.port);
     return channel;
   }
 
-  async function openChannel(peer: Peer): Promise<Channel | null> {
-    if (sharedPort !== null) return { socket: shared as UdpSocket, localPort: sharedPort, owned: false, transfer: null };
-    if (dataPorts === null) return bindOwned(0, peer);
-    // A range: the next free port after the last one handed out.
-    const n = dataPorts.to - dataPorts.from + 1;
-    for (let i = 0; i < n; i++) {
-      const port = dataPorts.from + ((rangeCursor + i) % n);
-      if (portsInUse.has(port)) continue;
-      portsInUse.add(port);
-      try {
-        const channel = await bindOwned(port, peer);
-        rangeCursor = (port - dataPorts.from + 1) % n;
-        return channel;
-      } catch (err) {
-        portsInUse.delete(port);
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'EADDRINUSE' && code !== 'EACCES') throw err;
-      }
-    }
-    return null;
+  /** Where the transfer's packets go: the shared data socket, or a socket of its own (NoFreeDataPortError when the range is full). */
+  async function openChannel(peer: Peer): Promise<Channel> {
+    if (ports === null) return { socket: shared as UdpSocket, localPort: sharedPort as number, owned: false, transfer: null };
+    return bindOwned(ports, peer);
   }
 
   async function startTransfer(req: RequestPacket, name: string, mode: string, peer: Peer): Promise<void> {
@@ -621,21 +600,20 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       return;
     }
     const neg = negotiate({ op: 'RRQ', options: req.options, fileSize: opened.size }, opts);
-    let channel: Channel | null;
+    let channel: Channel;
     try {
       channel = await openChannel(peer);
     } catch (err) {
       await opened.handle.close();
+      if (err instanceof NoFreeDataPortError) {
+        refuse(peer, ErrorCode.NOT_DEFINED, 'No free data port', { file: name, why: err.message });
+        return;
+      }
       throw err;
     }
-    if (channel === null || closing) {
+    if (closing) {
       await opened.handle.close();
-      if (channel?.owned) {
-        ownSockets.delete(channel.socket);
-        await channel.socket.close();
-        portsInUse.delete(channel.localPort);
-      }
-      if (channel === null) refuse(peer, ErrorCode.NOT_DEFINED, 'No free data port', { file: name });
+      if (channel.owned && ports) await ports.release(channel.socket);
       return;
     }
     const t = new Transfer(ctx, peer, name, opened.handle, opened.size, neg, opts.timeoutMs, channel);
@@ -707,13 +685,12 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
       closing = true;
       if (busyPolling) setUdpBusyPoll(0);
       for (const t of [...byPeer.values()]) t.abort('server closing');
-      const socks = [...ownSockets];
-      ownSockets.clear();
+      const socks: UdpSocket[] = [];
       if (shared && shared !== main) socks.push(shared);
       if (main) socks.push(main);
       shared = null;
       main = null;
-      await Promise.all([...socks.map((x) => x.close()), ...socketCloses]);
+      await Promise.all([...socks.map((x) => x.close()), ports?.closeAll()]);
     },
   };
 }

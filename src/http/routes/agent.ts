@@ -17,13 +17,14 @@
  *   POST /task/fail           FailBody
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { FleetbootError, errorMessage } from '../../lib/errors.js';
-import { imageStreamPath, NoSpaceError, receiveStream, StreamTooLargeError } from '../../imaging/image-store.js';
+import { imagesRoot, imageStreamPath, NoSpaceError, receiveStream, StreamTooLargeError } from '../../imaging/image-store.js';
 import { STREAM_FILE_PATTERN, type ProgressReport } from '../../imaging/protocol.js';
 import { isActiveState, type Task } from '../../store/tasks.js';
 import type { AppContext } from '../context.js';
-import { sendFile } from '../send-file.js';
+import { openInside, sendFile } from '../send-file.js';
 import { clientAddress } from '../client-address.js';
 
 const PHASES = ['starting', 'waiting-slot', 'partition-table', 'transfer', 'verify', 'inventory', 'finishing'];
@@ -161,13 +162,20 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
     handler: async (req, reply: FastifyReply) => {
       const t = transferTaskOf(req);
       const path = t.type === 'deploy' && t.image !== null && t.revision !== null ? await imageStreamPath(store, t.image, t.revision, req.params.file) : null;
-      if (path === null) return reply.code(404).send({ error: 'NOT_FOUND', message: `Task #${t.id} has no image file ${req.params.file}` });
-      await imaging.touch(t);
+      // The path is the server's own, but it is opened like any other served file (lib/safe-path.ts): inside the images directory, O_NOFOLLOW.
+      const file = path === null ? null : await openInside(imagesRoot(store), relative(imagesRoot(store), path));
+      if (file === null) return reply.code(404).send({ error: 'NOT_FOUND', message: `Task #${t.id} has no image file ${req.params.file}` });
+      try {
+        await imaging.touch(t);
+      } catch (err) {
+        await file.handle.close();
+        throw err;
+      }
       reply.raw.once('finish', () => {
         imaging.touch(t).catch(() => undefined);
       });
       log.info({ task: t.id, mac: t.mac, file: req.params.file, range: req.headers.range }, `task #${t.id}: sending ${req.params.file}${req.headers.range ? ` (${req.headers.range})` : ''}`);
-      return sendFile(req, reply, path);
+      return sendFile(req, reply, file);
     },
   });
 

@@ -1,5 +1,9 @@
 /**
  *   GET /api/v1/status   version, server address, base URL, ports, counts (token required)
+ *
+ * What runs, not what the config asks for: `dhcp.mode` is 'off' (ports null)
+ * when no DHCP service is running, else the config's mode ('proxy' or
+ * 'server') with the ports the service bound; likewise `tftp.port`.
  */
 import type { FastifyInstance } from 'fastify';
 import { listEntries, listHosts } from '../../store/index.js';
@@ -19,7 +23,7 @@ export async function statusRoutes(app: FastifyInstance, ctx: AppContext): Promi
       dataDir: ctx.config.dataDir,
       http: { port: rt.httpPort },
       tftp: { enabled: ctx.config.tftp.enabled, port: rt.tftpPort, root: ctx.config.tftp.root },
-      dhcp: { mode: ctx.config.dhcp.mode, port: rt.dhcpPort, pxePort: rt.pxePort },
+      dhcp: { mode: rt.dhcpPort === null ? 'off' : ctx.config.dhcp.mode, port: rt.dhcpPort, pxePort: rt.pxePort },
       counts: { hosts: hosts.length, entries: entries.length },
       startedAt: ctx.startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt.getTime()) / 1000),

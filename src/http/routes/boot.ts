@@ -27,7 +27,7 @@ import { neighbourMac } from '../../net/neighbours.js';
 import { activeTaskForMac, createHost, createTask, entryDir, findBootTarget, getEntry, getHost, leaseMacOf, listEntries, listTasks, normaliseMac, FILE_NAME_PATTERN, NAME_PATTERN, type Task } from '../../store/index.js';
 import type { AppContext } from '../context.js';
 import { clientAddress } from '../client-address.js';
-import { resolveInside, sendFile } from '../send-file.js';
+import { openInside, sendFile } from '../send-file.js';
 
 const IPXE = 'text/plain; charset=utf-8';
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
@@ -243,7 +243,7 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
     exposeHeadRoute: false,
     schema: { params: { type: 'object', required: ['file'], properties: { file: { type: 'string', enum: [BOOTENV_KERNEL, BOOTENV_INITRD] } } } },
     handler: async (req, reply) => {
-      const real = await resolveInside(config.imaging.bootEnvDir, req.params.file);
+      const real = await openInside(config.imaging.bootEnvDir, req.params.file);
       if (real === null) {
         return reply.code(404).send({ error: 'NOT_FOUND', message: `The boot environment has no ${req.params.file}: build it with scripts/build-bootenv.sh (into ${config.imaging.bootEnvDir})` });
       }
@@ -269,7 +269,7 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
       if (!entry || (entry.kernel !== file && !entry.initrds.includes(file))) {
         return reply.code(404).send({ error: 'NOT_FOUND', message: `No file ${file} in boot entry ${name}` });
       }
-      const real = await resolveInside(entryDir(store.entriesDir, name), file);
+      const real = await openInside(entryDir(store.entriesDir, name), file);
       if (real === null) return reply.code(404).send({ error: 'NOT_FOUND', message: `No file ${file} in boot entry ${name}` });
       return sendFile(req, reply, real);
     },

@@ -7,7 +7,7 @@
  *
  * Strings (file name, mode, option names and values) are decoded as latin1:
  * one character per byte, so any byte sequence survives a round trip. The
- * server decides how to turn a file name into a path (see net/safe-path.ts).
+ * server decides how to turn a file name into a path (see lib/safe-path.ts).
  */
 
 export const Opcode = {
