@@ -134,7 +134,7 @@ function wrongValue(rule: Rule): unknown {
 
 test('loadConfig() refuses a wrong value for every key, naming the key and the value', () => {
   const fields = schemaFields();
-  assert.ok(fields.length >= 40);
+  assert.ok(fields.length >= 45);
   for (const [key, field] of fields) {
     const v = wrongValue(field.rule);
     assert.throws(() => loadConfig({ cwd: '/tmp', overrides: at(key, v) }), configError(new RegExp(`^'${escape(key)}' .*: current value is ${escape(JSON.stringify(v))}$`)), key);
@@ -195,6 +195,7 @@ test('loadConfig() and validateConfig() leave their input alone and return a new
       biosMenu: { enabled: true },
     },
     tftp: { dataPorts: { from: 64001, to: 65000 }, root: 'tftp-here' },
+    imaging: { createRateLimit: { burst: 5 } },
   };
   const before = structuredClone(overrides);
   const c = loadConfig({ cwd: '/srv/x', overrides });
@@ -202,8 +203,9 @@ test('loadConfig() and validateConfig() leave their input alone and return a new
   assert.ok(!Object.isFrozen(overrides.dhcp?.pools?.[0]) && !Object.isFrozen(overrides.tftp?.dataPorts));
   assert.equal(c.dhcp.pools[0]?.netmask, '255.255.255.0');
   assert.equal(c.dhcp.reservations[0]?.mac, '52:54:00:aa:bb:01');
+  assert.deepEqual(c.imaging.createRateLimit, { burst: 5, perMinute: 10 });
   assert.notEqual(c.tftp.dataPorts, overrides.tftp?.dataPorts);
-  const frozen = [c, c.dhcp, c.dhcp.biosMenu, c.dhcp.pools, c.dhcp.pools[0], c.dhcp.pools[0]?.dns, c.dhcp.options[0], c.dhcp.reservations[0], c.tftp.dataPorts, c.boot.files, c.log];
+  const frozen = [c, c.dhcp, c.dhcp.biosMenu, c.dhcp.pools, c.dhcp.pools[0], c.dhcp.pools[0]?.dns, c.dhcp.options[0], c.dhcp.reservations[0], c.tftp.dataPorts, c.boot.files, c.imaging.createRateLimit, c.log];
   frozen.forEach((o, i) => assert.ok(Object.isFrozen(o), `object ${i} is frozen`));
 
   const whole = defaultConfig('/srv/x');
@@ -224,14 +226,37 @@ test('loadConfig() has imaging defaults and validates them', () => {
     kernelArgs: '',
     maxImageBytes: 2 ** 40,
     maxAttempts: 3,
+    keepRevisions: 3,
+    captureApproval: false,
+    createRateLimit: { burst: 20, perMinute: 10 },
   });
   assert.equal(loadConfig({ cwd: '/srv/x', overrides: { dataDir: '/d' } }).imaging.bootEnvDir, '/d/bootenv');
   assert.equal(loadConfig({ cwd: '/srv/x', overrides: { imaging: { bootEnvDir: 'be' } } }).imaging.bootEnvDir, '/srv/x/be');
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { maxTransfers: 0 } } }), /imaging\.maxTransfers.*0/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { unknownPolicy: 'boot' as 'menu' } } }), /imaging\.unknownPolicy/);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { unknownPolicy: 'pending' as 'menu' } } }), /imaging\.unknownPolicy/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'quiet ${x}' } } }), /imaging\.kernelArgs/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'a || b' } } }), /imaging\.kernelArgs/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'fleetboot.token=abc' } } }), /imaging\.kernelArgs/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { agentTimeoutSeconds: 4, progressIntervalSeconds: 3 } } }), /progressIntervalSeconds/);
   assert.equal(loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'quiet loglevel=3 fleetboot.onexit=poweroff' } } }).imaging.kernelArgs, 'quiet loglevel=3 fleetboot.onexit=poweroff');
+});
+
+test('loadConfig() bounds the new keys: imaging.keepRevisions, captureApproval, createRateLimit, log.format', () => {
+  const ok = (o: ConfigOverrides) => loadConfig({ cwd: '/tmp', overrides: o });
+  const bad = (o: ConfigOverrides, re: RegExp) => assert.throws(() => ok(o), configError(re));
+  assert.equal(ok({}).log.format, 'auto');
+  assert.equal(ok({ imaging: { keepRevisions: 1 } }).imaging.keepRevisions, 1);
+  assert.equal(ok({ imaging: { keepRevisions: 1000 } }).imaging.keepRevisions, 1000);
+  bad({ imaging: { keepRevisions: 0 } }, /^'imaging\.keepRevisions' must be an integer 1-1000: current value is 0$/);
+  bad({ imaging: { keepRevisions: 1001 } }, /^'imaging\.keepRevisions' must be an integer 1-1000: current value is 1001$/);
+  bad({ imaging: { keepRevisions: 2.5 } }, /imaging\.keepRevisions/);
+  assert.equal(ok({ imaging: { captureApproval: true } }).imaging.captureApproval, true);
+  bad({ imaging: { captureApproval: 'true' as never } }, /^'imaging\.captureApproval' must be true or false: current value is "true"$/);
+  assert.deepEqual(ok({ imaging: { createRateLimit: { burst: 1, perMinute: 100_000 } } }).imaging.createRateLimit, { burst: 1, perMinute: 100_000 });
+  bad({ imaging: { createRateLimit: { burst: 0 } } }, /^'imaging\.createRateLimit\.burst' must be an integer 1-100000: current value is 0$/);
+  bad({ imaging: { createRateLimit: { perMinute: 100_001 } } }, /^'imaging\.createRateLimit\.perMinute' must be an integer 1-100000: current value is 100001$/);
+  bad({ imaging: { createRateLimit: 20 as never } }, /^'imaging\.createRateLimit' must be an object: current value is 20$/);
+  for (const format of ['auto', 'pretty', 'json'] as const) assert.equal(ok({ log: { format } }).log.format, format);
+  bad({ log: { format: 'text' as never } }, /^'log\.format' must be one of 'auto', 'pretty', 'json': current value is "text"$/);
 });

@@ -19,6 +19,7 @@ export type {
   DhcpPoolConfig,
   DhcpReservationConfig,
   FleetbootConfig,
+  LogFormat,
   LogLevel,
   PortRange,
   UnknownPolicy,

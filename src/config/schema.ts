@@ -277,9 +277,16 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
     kernelArgs: string({ default: '', problem: kernelArgsProblem, doc: 'Extra kernel arguments for the boot environment (printable ASCII; nothing iPXE would interpret).' }),
     maxImageBytes: integer(1, Number.MAX_SAFE_INTEGER, { default: 2 ** 40, doc: 'Largest stream (and image) a capture may upload.' }),
     maxAttempts: integer(1, 100, { default: 3, doc: 'A task fails when its machine PXE-boots this many times without finishing it.' }),
+    keepRevisions: integer(1, 1000, { default: 3, doc: 'Captures keep this many revisions of an image.' }),
+    captureApproval: boolean({ default: false, doc: 'A captured revision waits as pending until approved.' }),
+    createRateLimit: {
+      burst: integer(1, 100_000, { default: 20, doc: 'Boot-time requests that create hosts or tasks, per client address: token-bucket size.' }),
+      perMinute: integer(1, 100_000, { default: 10, doc: 'Boot-time requests that create hosts or tasks, per client address: refill per minute.' }),
+    },
   },
   log: {
     level: oneOf(LOG_LEVELS, { default: 'info', doc: 'Log level.' }),
+    format: oneOf(['auto', 'pretty', 'json'], { default: 'auto', doc: 'auto: human-readable lines on a terminal, JSON otherwise.' }),
   },
 };
 

@@ -23,6 +23,8 @@ export interface PortRange {
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** auto: human-readable lines on a terminal, JSON otherwise. */
+export type LogFormat = 'auto' | 'pretty' | 'json';
 export type UnknownPolicy = 'menu' | 'register';
 
 export interface FleetbootConfig {
@@ -80,9 +82,16 @@ export interface FleetbootConfig {
     kernelArgs: string;
     maxImageBytes: number;
     maxAttempts: number;
+    keepRevisions: number;
+    captureApproval: boolean;
+    createRateLimit: {
+      burst: number;
+      perMinute: number;
+    };
   };
   log: {
     level: LogLevel;
+    format: LogFormat;
   };
 }
 
