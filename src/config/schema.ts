@@ -151,12 +151,13 @@ function parseReservations(value: unknown, key: string): DhcpReservationConfig[]
   return out;
 }
 
+const RANGE_END = port({ default: 1, doc: 'First or last port of the range.' });
+
 function parsePortRange(value: unknown, key: string): PortRange {
   if (!isRecord(value)) throw configError(key, 'must be { "from": port, "to": port } or null', value);
   knownKeys(value, key, ['from', 'to']);
-  const end = port({ default: 1, doc: '' });
-  const from = parseField(end, value.from, `${key}.from`, NO_CONTEXT) as number;
-  const to = parseField(end, value.to, `${key}.to`, NO_CONTEXT) as number;
+  const from = parseField(RANGE_END, value.from, `${key}.from`, NO_CONTEXT) as number;
+  const to = parseField(RANGE_END, value.to, `${key}.to`, NO_CONTEXT) as number;
   if (to < from) throw configError(key, 'must have from <= to', `${from}-${to}`);
   return { from, to };
 }
@@ -291,12 +292,12 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
 };
 
 /** A check that involves more than one key: the error, or null. */
-export interface Rule {
+export interface CrossKeyRule {
   readonly keys: readonly string[];
   readonly check: (c: Readonly<FleetbootConfig>) => FleetbootError | null;
 }
 
-export const RULES: readonly Rule[] = [
+export const RULES: readonly CrossKeyRule[] = [
   {
     keys: ['imaging.progressIntervalSeconds', 'imaging.agentTimeoutSeconds'],
     check: ({ imaging: m }) =>
