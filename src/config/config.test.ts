@@ -3,8 +3,33 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from './config.js';
+import { BIOS_MENU_PROMPT_MAX, defaultConfig, loadConfig, validateConfig, type ConfigOverrides } from './config.js';
+import { expects, type Rule } from './fields.js';
+import { CONFIG_SCHEMA, schemaFields } from './schema.js';
 import { FleetbootError } from '../lib/errors.js';
+import { createPacket, type DhcpPacket } from '../protocol/dhcp/packet.js';
+import { getOption, setOption } from '../protocol/dhcp/options.js';
+import { decodePxeOptions } from '../protocol/dhcp/pxe.js';
+import { decideProxyAnswer, type ProxyContext } from '../boot/proxy-answer.js';
+
+/** `{ a: { b: value } }` for the key "a.b". */
+function at(key: string, value: unknown): ConfigOverrides {
+  return key.split('.').reduceRight<unknown>((inner, k) => ({ [k]: inner }), value) as ConfigOverrides;
+}
+
+/** A FleetbootError('CONFIG') whose message matches. */
+function configError(re: RegExp): (e: unknown) => boolean {
+  return (e: unknown) => {
+    assert.ok(e instanceof FleetbootError, `expected a FleetbootError, got ${String(e)}`);
+    assert.equal(e.code, 'CONFIG');
+    assert.match(e.message, re);
+    return true;
+  };
+}
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 test('loadConfig() gives the embedded defaults, frozen', () => {
   const c = loadConfig({ cwd: '/srv/x' });
@@ -29,19 +54,165 @@ test('loadConfig() layers the file, then overrides; the TFTP root follows the da
   assert.deepEqual(c.tftp.dataPorts, { from: 64001, to: 65000 });
   const c2 = loadConfig({ cwd: dir, overrides: { tftp: { root: '/srv/tftp' } } });
   assert.equal(c2.tftp.root, '/srv/tftp');
+  assert.equal(loadConfig({ cwd: dir, overrides: { tftp: { root: 'rel' } } }).tftp.root, join(dir, 'rel'));
 });
 
 test('loadConfig() names the bad key and the value seen', () => {
-  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { http: { port: 70000 } } }), (e: unknown) => {
-    return e instanceof FleetbootError && e.code === 'CONFIG' && /http\.port.*70000/.test(e.message);
-  });
-  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { serverIp: '10.0.0.300' } }), /serverIp/);
-  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { tftp: { dataPorts: { from: 65000, to: 64001 } } } }), /dataPorts/);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { http: { port: 70000 } } }), configError(/^'http\.port' must be a port number 0-65535: current value is 70000$/));
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { serverIp: '10.0.0.300' } }), configError(/^'serverIp' must be an IPv4 address or null: current value is "10\.0\.0\.300"$/));
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { tftp: { dataPorts: { from: 65000, to: 64001 } } } }), configError(/'tftp\.dataPorts' must have from <= to/));
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { http: { publicUrl: 'http://x/${net0/mac}' } } }), configError(/^'http\.publicUrl' contains characters/));
   const dir = mkdtempSync(join(tmpdir(), 'fbcfg-'));
   writeFileSync(join(dir, 'bad.json'), '{"htp": {}}');
-  assert.throws(() => loadConfig({ file: join(dir, 'bad.json'), cwd: dir }), /Unknown configuration key 'htp'/);
+  assert.throws(() => loadConfig({ file: join(dir, 'bad.json'), cwd: dir }), configError(/Unknown configuration key 'htp'/));
+  writeFileSync(join(dir, 'bad2.json'), '{"dhcp": {"biosMenu": {"promt": "F8"}}}');
+  assert.throws(() => loadConfig({ file: join(dir, 'bad2.json'), cwd: dir }), configError(/Unknown configuration key 'dhcp\.biosMenu\.promt': current value is "F8"/));
+  writeFileSync(join(dir, 'bad3.json'), '{"dhcp": {"biosMenu": true}}');
+  assert.throws(() => loadConfig({ file: join(dir, 'bad3.json'), cwd: dir }), configError(/^'dhcp\.biosMenu' must be an object: current value is true$/));
   writeFileSync(join(dir, 'junk.json'), '{not json');
   assert.throws(() => loadConfig({ file: join(dir, 'junk.json'), cwd: dir }), /not valid JSON/);
+});
+
+test('loadConfig() refuses an over-long BIOS menu prompt at start, naming dhcp.biosMenu.prompt', () => {
+  const prompt = 'Press F8 '.repeat(30);
+  assert.throws(
+    () => loadConfig({ cwd: '/tmp', overrides: { dhcp: { biosMenu: { enabled: true, prompt } } } }),
+    configError(new RegExp(`^'dhcp\\.biosMenu\\.prompt' must be at most ${BIOS_MENU_PROMPT_MAX} characters: current value is ${escape(JSON.stringify(prompt))}$`)),
+  );
+  // Refused when the menu is off too: turning it on later must not break every BIOS DISCOVER.
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { dhcp: { biosMenu: { prompt } } } }), configError(/dhcp\.biosMenu\.prompt/));
+  for (const bad of ['Appuyez sur F8 \u00e9', 'F8\nmenu', 'F8 \u2192 menu', 'F8\u0000']) {
+    assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { dhcp: { biosMenu: { prompt: bad } } } }), configError(/^'dhcp\.biosMenu\.prompt' must be printable ASCII/));
+  }
+});
+
+test('dhcp.biosMenu.prompt: the longest prompt config accepts is the longest the BIOS menu offer can carry', () => {
+  const bios: DhcpPacket = createPacket({ xid: 0x1234, chaddr: Buffer.from('525400000001', 'hex') });
+  setOption(bios, 53, Buffer.from([1]));
+  setOption(bios, 60, Buffer.from('PXEClient:Arch:00000:UNDI:002001'));
+  setOption(bios, 93, Buffer.from([0, 0]));
+  const offer = (biosMenu: ProxyContext['biosMenu']) => {
+    const ctx: ProxyContext = {
+      serverIp: '255.255.255.254',
+      httpBaseUrl: 'http://10.0.0.5:8080',
+      bootFiles: defaultConfig('/tmp').boot.files,
+      biosMenu,
+    };
+    return decideProxyAnswer(bios, { port: 'dhcp', address: '0.0.0.0', sourcePort: 68 }, ctx);
+  };
+  const longest = '~'.repeat(BIOS_MENU_PROMPT_MAX);
+  const c = loadConfig({ cwd: '/tmp', overrides: { dhcp: { biosMenu: { enabled: true, prompt: longest, timeoutSeconds: 255 } } } });
+  const r = offer(c.dhcp.biosMenu);
+  assert.ok(!('ignore' in r));
+  assert.deepEqual(decodePxeOptions(getOption(r.reply, 43) ?? Buffer.alloc(0)).menuPrompt, { timeout: 255, prompt: longest });
+  // One more character: the encoder (src/protocol/dhcp/pxe.ts) refuses it, and so does config.
+  assert.throws(() => offer({ enabled: true, prompt: `${longest}~`, timeoutSeconds: 255 }), RangeError);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { dhcp: { biosMenu: { prompt: `${longest}~` } } } }), configError(/dhcp\.biosMenu\.prompt/));
+});
+
+/** A value of the wrong type or out of range for a rule. */
+function wrongValue(rule: Rule): unknown {
+  switch (rule.type) {
+    case 'integer':
+      return String(rule.min);
+    case 'boolean':
+      return 'true';
+    case 'enum':
+      return 'nonesuch';
+    case 'string':
+      return 42;
+    case 'ipv4':
+      return '10.0.0.300';
+    case 'port':
+      return 70000;
+    case 'path':
+      return '';
+    case 'custom':
+      return 42;
+  }
+}
+
+test('loadConfig() refuses a wrong value for every key, naming the key and the value', () => {
+  const fields = schemaFields();
+  assert.ok(fields.length >= 45);
+  for (const [key, field] of fields) {
+    const v = wrongValue(field.rule);
+    assert.throws(() => loadConfig({ cwd: '/tmp', overrides: at(key, v) }), configError(new RegExp(`^'${escape(key)}' .*: current value is ${escape(JSON.stringify(v))}$`)), key);
+  }
+  // The keys the issue names, one by one, with the message in full.
+  const cases: Array<[string, unknown, string]> = [
+    ['dhcp.biosMenu.enabled', 'yes', `'dhcp.biosMenu.enabled' must be true or false: current value is "yes"`],
+    ['tftp.enabled', 0, `'tftp.enabled' must be true or false: current value is 0`],
+    ['dhcp.bindAddress', 'eth0', `'dhcp.bindAddress' must be an IPv4 address: current value is "eth0"`],
+    ['tftp.bindAddress', '::', `'tftp.bindAddress' must be an IPv4 address: current value is "::"`],
+    ['tftp.root', '', `'tftp.root' must be a path: current value is ""`],
+    ['tftp.root', null, `'tftp.root' must be a path: current value is null`],
+    ['interface', 'eth0 eth1', `'interface' must be a network interface name (1-15 characters, no spaces or "/"): current value is "eth0 eth1"`],
+    ['interface', 'a-very-long-interface', `'interface' must be a network interface name (1-15 characters, no spaces or "/"): current value is "a-very-long-interface"`],
+    ['log.level', 'verbose', `'log.level' must be one of 'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent': current value is "verbose"`],
+    ['dhcp.probeAtStart', 'auto', `'dhcp.probeAtStart' must be true, false or null: current value is "auto"`],
+    ['boot.files.bios', '../etc/passwd', `'boot.files.bios' must be a relative path inside the TFTP root, printable ASCII without spaces: current value is "../etc/passwd"`],
+    ['dhcp.pools', {}, `'dhcp.pools' must be a list of pools: current value is {}`],
+    ['interface', 42, `'interface' must be a network interface name (1-15 characters, no spaces or "/") or null: current value is 42`],
+  ];
+  for (const [key, v, message] of cases) {
+    assert.throws(() => loadConfig({ cwd: '/tmp', overrides: at(key, v) }), (e: unknown) => e instanceof FleetbootError && e.message === message, message);
+  }
+});
+
+/** The dotted keys of a config object's values (plain objects are sections). */
+function leafKeys(o: unknown, prefix = ''): string[] {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return [prefix.slice(0, -1)];
+  return Object.entries(o).flatMap(([k, v]) => leafKeys(v, `${prefix}${k}.`));
+}
+
+test('the schema has one field per key of the default config, each with a default that passes it and a description', () => {
+  const fields = schemaFields();
+  const keys = fields.map(([k]) => k);
+  assert.equal(new Set(keys).size, keys.length);
+  // Every key of the default config has a field, and every field a key there (a default).
+  assert.deepEqual(leafKeys(defaultConfig('/srv/x')).sort(), [...keys].sort());
+  assert.deepEqual(leafKeys(loadConfig({ cwd: '/srv/x' })).sort(), [...keys].sort());
+  for (const [key, field] of fields) {
+    const d = field.defaultFor({ cwd: '/srv/x', dataDir: '/srv/x/data' });
+    assert.notEqual(d, undefined, `${key} has a default`);
+    assert.ok(field.nullable || d !== null, `${key}: a null default needs a nullable field`);
+    assert.ok(/^[^\n]{10,200}$/.test(field.doc), `${key} has a one-line description`);
+    assert.ok(expects(field.rule, field.nullable).length > 0);
+  }
+  // The defaults validate as a whole config too, and give the same config back.
+  assert.deepEqual(validateConfig(defaultConfig('/srv/x'), '/'), defaultConfig('/srv/x'));
+  assert.equal(CONFIG_SCHEMA.dhcp.biosMenu.prompt.defaultFor({ cwd: '/', dataDir: '/' }), 'Press F8 for the boot menu');
+});
+
+test('loadConfig() and validateConfig() leave their input alone and return a new, deep-frozen object', () => {
+  const overrides: ConfigOverrides = {
+    dhcp: {
+      mode: 'server',
+      pools: [{ start: '10.0.0.100', end: '10.0.0.200', dns: ['10.0.0.53'] } as never],
+      options: [{ code: 6, value: '10.0.0.53' }],
+      reservations: [{ mac: '52-54-00-AA-BB-01', ip: '10.0.0.20' } as never],
+      biosMenu: { enabled: true },
+    },
+    tftp: { dataPorts: { from: 64001, to: 65000 }, root: 'tftp-here' },
+    imaging: { createRateLimit: { burst: 5 } },
+  };
+  const before = structuredClone(overrides);
+  const c = loadConfig({ cwd: '/srv/x', overrides });
+  assert.deepEqual(overrides, before);
+  assert.ok(!Object.isFrozen(overrides.dhcp?.pools?.[0]) && !Object.isFrozen(overrides.tftp?.dataPorts));
+  assert.equal(c.dhcp.pools[0]?.netmask, '255.255.255.0');
+  assert.equal(c.dhcp.reservations[0]?.mac, '52:54:00:aa:bb:01');
+  assert.deepEqual(c.imaging.createRateLimit, { burst: 5, perMinute: 10 });
+  assert.notEqual(c.tftp.dataPorts, overrides.tftp?.dataPorts);
+  const frozen = [c, c.dhcp, c.dhcp.biosMenu, c.dhcp.pools, c.dhcp.pools[0], c.dhcp.pools[0]?.dns, c.dhcp.options[0], c.dhcp.reservations[0], c.tftp.dataPorts, c.boot.files, c.imaging.createRateLimit, c.log];
+  frozen.forEach((o, i) => assert.ok(Object.isFrozen(o), `object ${i} is frozen`));
+
+  const whole = defaultConfig('/srv/x');
+  const wholeBefore = structuredClone(whole);
+  const v = validateConfig(whole);
+  assert.deepEqual(whole, wholeBefore);
+  assert.ok(!Object.isFrozen(whole) && !Object.isFrozen(whole.dhcp.pools) && Object.isFrozen(v.dhcp.pools));
 });
 
 test('loadConfig() has imaging defaults and validates them', () => {
@@ -55,14 +226,37 @@ test('loadConfig() has imaging defaults and validates them', () => {
     kernelArgs: '',
     maxImageBytes: 2 ** 40,
     maxAttempts: 3,
+    keepRevisions: 3,
+    captureApproval: false,
+    createRateLimit: { burst: 20, perMinute: 10 },
   });
   assert.equal(loadConfig({ cwd: '/srv/x', overrides: { dataDir: '/d' } }).imaging.bootEnvDir, '/d/bootenv');
   assert.equal(loadConfig({ cwd: '/srv/x', overrides: { imaging: { bootEnvDir: 'be' } } }).imaging.bootEnvDir, '/srv/x/be');
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { maxTransfers: 0 } } }), /imaging\.maxTransfers.*0/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { unknownPolicy: 'boot' as 'menu' } } }), /imaging\.unknownPolicy/);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { unknownPolicy: 'pending' as 'menu' } } }), /imaging\.unknownPolicy/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'quiet ${x}' } } }), /imaging\.kernelArgs/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'a || b' } } }), /imaging\.kernelArgs/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'fleetboot.token=abc' } } }), /imaging\.kernelArgs/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { imaging: { agentTimeoutSeconds: 4, progressIntervalSeconds: 3 } } }), /progressIntervalSeconds/);
   assert.equal(loadConfig({ cwd: '/tmp', overrides: { imaging: { kernelArgs: 'quiet loglevel=3 fleetboot.onexit=poweroff' } } }).imaging.kernelArgs, 'quiet loglevel=3 fleetboot.onexit=poweroff');
+});
+
+test('loadConfig() bounds the new keys: imaging.keepRevisions, captureApproval, createRateLimit, log.format', () => {
+  const ok = (o: ConfigOverrides) => loadConfig({ cwd: '/tmp', overrides: o });
+  const bad = (o: ConfigOverrides, re: RegExp) => assert.throws(() => ok(o), configError(re));
+  assert.equal(ok({}).log.format, 'auto');
+  assert.equal(ok({ imaging: { keepRevisions: 1 } }).imaging.keepRevisions, 1);
+  assert.equal(ok({ imaging: { keepRevisions: 1000 } }).imaging.keepRevisions, 1000);
+  bad({ imaging: { keepRevisions: 0 } }, /^'imaging\.keepRevisions' must be an integer 1-1000: current value is 0$/);
+  bad({ imaging: { keepRevisions: 1001 } }, /^'imaging\.keepRevisions' must be an integer 1-1000: current value is 1001$/);
+  bad({ imaging: { keepRevisions: 2.5 } }, /imaging\.keepRevisions/);
+  assert.equal(ok({ imaging: { captureApproval: true } }).imaging.captureApproval, true);
+  bad({ imaging: { captureApproval: 'true' as never } }, /^'imaging\.captureApproval' must be true or false: current value is "true"$/);
+  assert.deepEqual(ok({ imaging: { createRateLimit: { burst: 1, perMinute: 100_000 } } }).imaging.createRateLimit, { burst: 1, perMinute: 100_000 });
+  bad({ imaging: { createRateLimit: { burst: 0 } } }, /^'imaging\.createRateLimit\.burst' must be an integer 1-100000: current value is 0$/);
+  bad({ imaging: { createRateLimit: { perMinute: 100_001 } } }, /^'imaging\.createRateLimit\.perMinute' must be an integer 1-100000: current value is 100001$/);
+  bad({ imaging: { createRateLimit: 20 as never } }, /^'imaging\.createRateLimit' must be an object: current value is 20$/);
+  for (const format of ['auto', 'pretty', 'json'] as const) assert.equal(ok({ log: { format } }).log.format, format);
+  bad({ log: { format: 'text' as never } }, /^'log\.format' must be one of 'auto', 'pretty', 'json': current value is "text"$/);
 });

@@ -1,0 +1,110 @@
+/**
+ * The shape of Fleetboot's configuration. What each key means, its default
+ * and what it accepts are in the schema (schema.ts), one entry per key; the
+ * compiler holds the two together (`SchemaOf<FleetbootConfig>`).
+ */
+import type { OptionSetting, PoolSettings } from '../dhcp/subnets.js';
+
+export type DhcpMode = 'proxy' | 'server' | 'off';
+
+/** A `dhcp.pools` entry: one dynamic range (server mode). In a config file only start and end are required. */
+export type DhcpPoolConfig = PoolSettings;
+/** A `dhcp.options` entry: `{ "code": 3, "value": "10.0.0.1" }` (types: src/dhcp/option-values.ts). */
+export type DhcpOptionConfig = OptionSetting;
+export interface DhcpReservationConfig {
+  mac: string;
+  ip: string;
+  hostname: string | null;
+}
+
+export interface PortRange {
+  from: number;
+  to: number;
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** auto: human-readable lines on a terminal, JSON otherwise. */
+export type LogFormat = 'auto' | 'pretty' | 'json';
+export type UnknownPolicy = 'menu' | 'register';
+
+export interface FleetbootConfig {
+  dataDir: string;
+  interface: string | null;
+  serverIp: string | null;
+  http: {
+    host: string;
+    port: number;
+    publicUrl: string | null;
+  };
+  dhcp: {
+    mode: DhcpMode;
+    bindAddress: string;
+    port: number;
+    pxePort: number;
+    biosMenu: {
+      enabled: boolean;
+      prompt: string;
+      timeoutSeconds: number;
+    };
+    pools: DhcpPoolConfig[];
+    options: DhcpOptionConfig[];
+    reservations: DhcpReservationConfig[];
+    probeAtStart: boolean | null;
+    probeTimeoutMs: number;
+  };
+  tftp: {
+    enabled: boolean;
+    root: string;
+    bindAddress: string;
+    port: number;
+    dataPorts: PortRange | null;
+    timeoutMs: number;
+    maxRetries: number;
+    maxBlksize: number;
+    maxWindowsize: number;
+    busyPollMicros: number;
+  };
+  boot: {
+    menuTimeoutSeconds: number;
+    files: {
+      bios: string;
+      efiX64: string;
+      efiIa32: string;
+      efiArm64: string;
+    };
+  };
+  imaging: {
+    bootEnvDir: string;
+    maxTransfers: number;
+    agentTimeoutSeconds: number;
+    progressIntervalSeconds: number;
+    unknownPolicy: UnknownPolicy;
+    kernelArgs: string;
+    maxImageBytes: number;
+    maxAttempts: number;
+    keepRevisions: number;
+    captureApproval: boolean;
+    createRateLimit: {
+      burst: number;
+      perMinute: number;
+    };
+  };
+  log: {
+    level: LogLevel;
+    format: LogFormat;
+  };
+}
+
+/**
+ * Whether a config value is a group of keys (a nested section) rather than
+ * one value: plain objects are groups; lists, nullable values and scalars
+ * are values.
+ */
+export type IsGroup<V> = [V] extends [readonly unknown[]] ? false : null extends V ? false : [V] extends [object] ? true : false;
+
+/** A deep-partial view of the config, as written in a config file or built from flags. */
+export type OverridesOf<T> = {
+  [K in keyof T]?: IsGroup<T[K]> extends true ? OverridesOf<T[K]> : T[K];
+};
+export type ConfigOverrides = OverridesOf<FleetbootConfig>;
+
