@@ -146,6 +146,8 @@ export interface FleetbootConfig {
   };
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+    /** 'pretty': one human-readable line per event; 'json': pino's JSON lines; 'auto': pretty when stdout is a terminal. */
+    format: 'auto' | 'pretty' | 'json';
   };
 }
 
@@ -202,7 +204,7 @@ export function defaultConfig(cwd: string = process.cwd()): FleetbootConfig {
       maxImageBytes: 2 ** 40,
       maxAttempts: 3,
     },
-    log: { level: 'info' },
+    log: { level: 'info', format: 'auto' },
   };
 }
 
@@ -322,6 +324,9 @@ export function validateConfig(c: FleetbootConfig): Readonly<FleetbootConfig> {
     }
   }
   validateImaging(c);
+  if (c.log.format !== 'auto' && c.log.format !== 'pretty' && c.log.format !== 'json') {
+    throw new FleetbootError('CONFIG', `'log.format' must be 'auto', 'pretty' or 'json': current value is ${JSON.stringify(c.log.format)}`);
+  }
   return deepFreeze(c);
 }
 
