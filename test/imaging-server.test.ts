@@ -441,7 +441,7 @@ test('boot decision: without the boot environment the task stays queued and the 
       const task = await createTask(env.store.db, { type: 'inventory', mac: MAC_A });
       const b = await pxe(env.fb, MAC_A);
       assert.equal(b.token, null);
-      assert.match(b.script, /build-bootenv\.sh/);
+      assert.match(b.script, /fleetboot bootenv build/);
       assert.equal((await getTask(env.store.db, task.id))?.state, 'queued');
       assert.equal((await fetch(`${env.fb.url}/boot/env/vmlinuz`)).status, 404);
     },

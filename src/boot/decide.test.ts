@@ -68,7 +68,7 @@ test('decideBoot() sends a machine with an active task to the boot environment, 
   assert.deepEqual(decisionLogFields(d), { mac: '52:54:00:12:34:56', decision: 'task', entry: 'debian', task: 7, reason: 'deploy' });
   // Without the boot environment: a message that says how to build it.
   const missing = renderDecision(d, { ...ctx, imaging: { bootEnv: null, menuTools: true } });
-  assert.match(missing, /build-bootenv\.sh/);
+  assert.match(missing, /fleetboot bootenv build/);
   assert.ok(!/^kernel /m.test(missing));
   // No task: the entry as before.
   assert.equal(decideBoot(req, host, entry, { task: null, unknownPolicy: 'register' }).kind, 'entry');
@@ -78,7 +78,7 @@ test('decideBoot() registers unknown machines under policy register and offers t
   const req = parseDecideQuery({ mac: '52-54-00-12-34-56' });
   const reg = decideBoot(req, null, null, { task: null, unknownPolicy: 'register' });
   assert.deepEqual(reg, { kind: 'register', mac: '52:54:00:12:34:56' });
-  assert.match(renderDecision(reg, { ...ctx, imaging: { bootEnv: null, menuTools: true } }), /build-bootenv\.sh/);
+  assert.match(renderDecision(reg, { ...ctx, imaging: { bootEnv: null, menuTools: true } }), /fleetboot bootenv build/);
   const menu = decideBoot(req, null, null, { task: null, unknownPolicy: 'menu' });
   const s = renderDecision(menu, { ...ctx, imaging: { bootEnv: null, menuTools: true } });
   assert.match(s, /^item fb-register Register this machine$/m);

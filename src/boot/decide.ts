@@ -5,6 +5,7 @@
  */
 import { normaliseMac } from '../store/validate.js';
 import { bootEnvScript, entryProblem, entryScript, menuScript, messageScript, type MenuTool, type Platform, type ScriptEntry } from './ipxe.js';
+import { BOOTENV_BUILD_COMMAND } from '../lib/bootenv.js';
 
 /** What iPXE reports in the decision request (see chainScript). */
 export interface DecideRequest {
@@ -118,7 +119,7 @@ export function imagingMenuTools(baseUrl: string, mac: string, known: boolean): 
 }
 
 /** What a machine gets when its task cannot boot because the boot environment was not built. */
-export const BOOTENV_MISSING_MESSAGE = 'the imaging boot environment is not built on the server: run scripts/build-bootenv.sh there, then boot this machine again';
+export const BOOTENV_MISSING_MESSAGE = `the imaging boot environment is not built on the server: run ${BOOTENV_BUILD_COMMAND} there, then boot this machine again`;
 
 /** The iPXE script for a decision. */
 export function renderDecision(d: BootDecision, ctx: RenderContext): string {
