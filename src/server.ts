@@ -1,5 +1,6 @@
 /**
- * Wiring: `startFleetboot(config)` resolves the server address, opens the
+ * Wiring: `startFleetboot(config)` resolves the server address, makes the
+ * data directory private (0700, src/store/data-dir.ts), opens the
  * store, makes sure the API token and the TFTP root exist, then starts HTTP,
  * TFTP (if enabled) and the proxyDHCP (dhcp.mode 'proxy') or the DHCP
  * server (dhcp.mode 'server', leases in the store), in that
@@ -9,7 +10,7 @@
  * Signals are the CLI's business (src/cli/serve.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { DEBIAN_IPXE_DIR, detectServerIp, type FleetbootConfig } from './config/config.js';
@@ -20,7 +21,7 @@ import { createProxyDhcpService, type ProxyDhcpService } from './net/proxy-dhcp.
 import { createDhcpServerService, type DhcpServerService } from './net/dhcp-server.js';
 import { createTftpService, type TftpService } from './net/tftp-server.js';
 import { interfaceOf, probeDhcpServers } from './net/dhcp-probe.js';
-import { ensureApiToken, hostReservations, openLeaseStore, openStore, type Store } from './store/index.js';
+import { ensureApiToken, hostReservations, octal, openLeaseStore, openStore, prepareDataDir, PRIVATE_FILE_MODE, readApiToken, tokenPath, type Store } from './store/index.js';
 import type { Reservation } from './dhcp/engine.js';
 import { cleanupOrphans } from './imaging/image-store.js';
 import { startReaper, type Reaper } from './imaging/reaper.js';
@@ -53,6 +54,8 @@ export interface RunningFleetboot {
   readonly tftpPort: number | null;
   readonly dhcpPorts: { dhcp: number; pxe: number } | null;
   readonly token: string;
+  /** The API token was created by this start (a new data directory): `serve` then prints the next steps. */
+  readonly firstStart: boolean;
   readonly app: FastifyInstance;
   /** The stale-task reaper (tests call sweep()). */
   readonly reaper: Reaper;
@@ -152,7 +155,8 @@ function localUrl(host: string, port: number): string {
 async function writeServerFile(dataDir: string, info: ServerInfoFile): Promise<void> {
   const final = join(dataDir, SERVER_FILE);
   const tmp = `${final}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o644 });
+  await writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: PRIVATE_FILE_MODE });
+  await chmod(tmp, PRIVATE_FILE_MODE); // also when a crashed start left this file behind
   await rename(tmp, final);
 }
 
@@ -227,11 +231,19 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   };
 
   try {
-    await mkdir(config.dataDir, { recursive: true });
+    const dir = prepareDataDir(config.dataDir);
+    if (dir.tightenedFrom !== null) {
+      log.warn({ subsystem: 'store', dataDir: config.dataDir, was: octal(dir.tightenedFrom), now: '0700' }, `the data directory ${config.dataDir} was mode ${octal(dir.tightenedFrom)} (other users could look into it); it is now 0700`);
+    }
+    if (dir.problem !== null) {
+      log.error({ subsystem: 'store', dataDir: config.dataDir }, `the data directory ${config.dataDir} is open to other users: ${dir.problem}. The database and the API token are 0600 themselves; fix the directory with chmod 0700`);
+    }
     await mkdir(config.tftp.root, { recursive: true });
     await checkTftpRoot(config.tftp.root, config.dataDir);
     store = await openStore(config.dataDir);
+    const firstStart = readApiToken(config.dataDir) === null;
     const token = ensureApiToken(config.dataDir);
+    if (firstStart) log.info({ subsystem: 'store', file: tokenPath(config.dataDir) }, 'API token created (mode 0600)');
     await populateTftpRoot(config.tftp.root, log, opts.ipxeDir);
     const orphans = await cleanupOrphans(store);
     if (orphans.length) log.info({ subsystem: 'imaging', removed: orphans }, `removed ${orphans.length} orphaned image directories`);
@@ -308,6 +320,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       tftpPort,
       dhcpPorts: dhcp ? { ...dhcp.ports } : null,
       token,
+      firstStart,
       app,
       reaper,
       close() {

@@ -13,10 +13,13 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Run `fleetboot ARGS` to its end (120 s at most: several CLIs at once on a loaded 2-core VM take seconds each). */
-export async function cli(args: string[]): Promise<CliRun> {
+/**
+ * Run `fleetboot ARGS` to its end (120 s at most: several CLIs at once on a loaded 2-core VM take seconds each).
+ * `env` is added to this process's environment.
+ */
+export async function cli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   try {
-    const { stdout, stderr } = await execFileP(CLI[0], [...CLI.slice(1), ...args], { cwd: ROOT, timeout: 120_000 });
+    const { stdout, stderr } = await execFileP(CLI[0], [...CLI.slice(1), ...args], { cwd: ROOT, timeout: 120_000, env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -36,15 +39,24 @@ export async function waitUntil(check: () => boolean, what: string, ms: number, 
 
 /**
  * `fleetboot serve` on 127.0.0.1 (HTTP port 0) with `dataDir`, plus `extra`
- * flags (default: no DHCP, no TFTP); its stdout and stderr are collected.
+ * flags (default: no DHCP, no TFTP); its stdout and stderr are collected
+ * (`log`: both, as they came; `stdout`, `stderr`: each).
  */
-export function spawnServe(dataDir: string, extra: string[] = ['--dhcp', 'off', '--no-tftp']): { server: ChildProcess; log: () => string } {
+export function spawnServe(dataDir: string, extra: string[] = ['--dhcp', 'off', '--no-tftp']): { server: ChildProcess; log: () => string; stdout: () => string; stderr: () => string } {
   let log = '';
+  let out = '';
+  let err = '';
   const server = spawn(CLI[0], [...CLI.slice(1), 'serve', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', ...extra, '--data-dir', dataDir], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  server.stdout?.on('data', (b: Buffer) => (log += b.toString()));
-  server.stderr?.on('data', (b: Buffer) => (log += b.toString()));
-  return { server, log: () => log };
+  server.stdout?.on('data', (b: Buffer) => {
+    log += b.toString();
+    out += b.toString();
+  });
+  server.stderr?.on('data', (b: Buffer) => {
+    log += b.toString();
+    err += b.toString();
+  });
+  return { server, log: () => log, stdout: () => out, stderr: () => err };
 }

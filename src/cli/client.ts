@@ -1,7 +1,8 @@
 /**
  * The CLI's HTTP client for /api/v1. It finds the server from
- * <dataDir>/server.json (written by `fleetboot serve`) and the token from
- * <dataDir>/api-token, unless --server and --token say otherwise.
+ * <dataDir>/server.json (written by `fleetboot serve`) unless --server says
+ * otherwise, and the token from the first of: --token, --token-file FILE,
+ * FLEETBOOT_TOKEN, <dataDir>/api-token (see resolveToken).
  */
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
@@ -33,6 +34,51 @@ async function readJson(file: string): Promise<unknown> {
   return JSON.parse(await readFile(file, 'utf8')) as unknown;
 }
 
+/** What an errno means for a file the CLI reads. */
+function why(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'it does not exist';
+  if (code === 'EACCES' || code === 'EPERM') return "permission denied (the data directory and the token are readable by the server's user only: run as that user or root)";
+  if (code === 'EISDIR') return 'it is a directory';
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Where the token came from (for messages and tests). */
+export type TokenSource = '--token' | '--token-file' | 'FLEETBOOT_TOKEN' | 'data-dir';
+
+function checkToken(token: string, from: string): string {
+  if (token === '') throw new CliError(`The API token from ${from} is empty`);
+  if (/\s/.test(token)) throw new CliError(`The API token from ${from} must be one word (the token only): it holds white space`);
+  return token;
+}
+
+/**
+ * The API token: --token, else --token-file FILE (which must exist and hold
+ * the token), else FLEETBOOT_TOKEN, else <dataDir>/api-token.
+ */
+export async function resolveToken(globals: GlobalOptions, dataDir: string): Promise<{ token: string; source: TokenSource }> {
+  if (globals.token !== null) return { token: checkToken(globals.token, '--token'), source: '--token' };
+  if (globals.tokenFile !== null) {
+    const file = resolve(globals.tokenFile);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new CliError(`Cannot read the API token file ${file} (--token-file): ${why(err)}`);
+    }
+    return { token: checkToken(text.trim(), `the file ${file} (--token-file)`), source: '--token-file' };
+  }
+  if (globals.envToken !== null) return { token: checkToken(globals.envToken, 'FLEETBOOT_TOKEN'), source: 'FLEETBOOT_TOKEN' };
+  const file = join(dataDir, 'api-token');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`No API token: cannot read ${file}: ${why(err)}. Pass --token-file FILE, set FLEETBOOT_TOKEN, or --data-dir DIR (the server's data directory)`);
+  }
+  return { token: checkToken(text.trim(), file), source: 'data-dir' };
+}
+
 export async function connect(globals: GlobalOptions): Promise<ApiClient> {
   const dataDir = defaultDataDir(globals);
   let url = globals.server;
@@ -41,8 +87,11 @@ export async function connect(globals: GlobalOptions): Promise<ApiClient> {
     let info: unknown;
     try {
       info = await readJson(file);
-    } catch {
-      throw new CliError(`No running server found: ${file} does not exist. Start one with \`fleetboot serve --data-dir ${dataDir}\`, or pass --server URL --token TOKEN`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new CliError(`No running server found: ${file} does not exist. Start one with \`fleetboot serve --data-dir ${dataDir}\`, or pass --server URL and --token-file FILE`);
+      }
+      throw new CliError(`Cannot read ${file}: ${why(err)}. Or pass --server URL and --token-file FILE`);
     }
     if (typeof info !== 'object' || info === null || !('url' in info) || typeof info.url !== 'string') {
       throw new CliError(`${file} does not say where the server is (no "url")`);
@@ -50,15 +99,7 @@ export async function connect(globals: GlobalOptions): Promise<ApiClient> {
     url = info.url;
   }
   if (!/^https?:\/\//.test(url)) throw new CliError(`--server must be an http:// or https:// URL, got ${JSON.stringify(url)}`);
-  let token = globals.token;
-  if (token === null) {
-    const file = join(dataDir, 'api-token');
-    try {
-      token = (await readFile(file, 'utf8')).trim();
-    } catch {
-      throw new CliError(`No API token: cannot read ${file}. Pass --token TOKEN (the server's <dataDir>/api-token) or --data-dir DIR`);
-    }
-  }
+  const { token } = await resolveToken(globals, dataDir);
   return makeClient(url.replace(/\/+$/, ''), token);
 }
 

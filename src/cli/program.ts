@@ -7,11 +7,12 @@ import { FleetbootError } from '../lib/errors.js';
 import { fleetbootVersion } from '../http/version.js';
 import { CliError } from './client.js';
 import { registerApiCommands } from './commands.js';
-import { extractGlobalOptions, UsageError, type GlobalOptions } from './globals.js';
+import { ExitStatus, extractGlobalOptions, UsageError, type GlobalOptions } from './globals.js';
 import { registerServe } from './serve.js';
 import { registerFirewallCommands } from './firewall.js';
 import { registerDhcpCommands } from './dhcp.js';
 import { registerImagingCommands } from './imaging.js';
+import { registerBootenvCommands } from './bootenv.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -26,7 +27,10 @@ export function buildProgram(globals: GlobalOptions): Command {
         'Global options (accepted anywhere on the command line, for every command):',
         '  --data-dir <dir>  the server data directory (default ./data); the CLI reads server.json and api-token there',
         '  --server <url>    the server URL (instead of <data-dir>/server.json)',
-        '  --token <token>   the API token (instead of <data-dir>/api-token)',
+        '  --token <token>   the API token; visible to other local users in `ps`: prefer --token-file or FLEETBOOT_TOKEN',
+        '  --token-file <f>  read the API token from this file (e.g. a copy of the server\'s <data-dir>/api-token)',
+        '',
+        'The API token is the first of: --token, --token-file, $FLEETBOOT_TOKEN, <data-dir>/api-token.',
         '  --json            print JSON instead of tables',
       ].join('\n'),
     );
@@ -35,13 +39,14 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerImagingCommands(program, globals);
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);
+  registerBootenvCommands(program, globals);
   return program;
 }
 
 /** Run the CLI; returns the exit status for commands that finish (serve keeps running). */
-export async function runCli(argv: readonly string[]): Promise<number> {
+export async function runCli(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
   try {
-    const { globals, rest } = extractGlobalOptions(argv);
+    const { globals, rest } = extractGlobalOptions(argv, env);
     const program = buildProgram(globals);
     await program.parseAsync(rest, { from: 'user' });
     return 0;
@@ -49,6 +54,10 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // commander already printed help, the version or the usage error
       return err.exitCode;
+    }
+    if (err instanceof ExitStatus) {
+      if (err.message !== '') process.stderr.write(`fleetboot: ${err.message}\n`);
+      return err.code;
     }
     if (err instanceof CliError || err instanceof FleetbootError || err instanceof UsageError) {
       process.stderr.write(`fleetboot: ${err.message}\n`);

@@ -1,9 +1,11 @@
 /**
- * `fleetboot serve`: flags -> config overrides -> loadConfig -> startFleetboot;
+ * `fleetboot serve`: flags -> config overrides -> loadConfig -> startFleetboot,
+ * then the start summary on stderr (src/cli/summary.ts);
  * SIGINT/SIGTERM close the services in order (a second signal exits at once).
  */
 import type { Command } from 'commander';
 import { loadConfig, POOL_DEFAULTS, type ConfigOverrides, type FleetbootConfig } from '../config/config.js';
+import { fleetbootVersion } from '../http/version.js';
 import type { GlobalOptions } from './globals.js';
 import { UsageError } from './globals.js';
 
@@ -24,9 +26,11 @@ export interface ServeFlags {
   tftpPort?: string;
   menuTimeout?: string;
   logLevel?: string;
+  logFormat?: string;
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const FORMATS = ['auto', 'pretty', 'json'] as const;
 
 function int(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -41,6 +45,9 @@ export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOve
   }
   if (f.logLevel !== undefined && !(LEVELS as readonly string[]).includes(f.logLevel)) {
     throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}: current value is ${JSON.stringify(f.logLevel)}`);
+  }
+  if (f.logFormat !== undefined && !(FORMATS as readonly string[]).includes(f.logFormat)) {
+    throw new UsageError(`--log-format must be one of ${FORMATS.join(', ')}: current value is ${JSON.stringify(f.logFormat)}`);
   }
   const http: Partial<FleetbootConfig['http']> = {};
   const dhcp: Partial<FleetbootConfig['dhcp']> = {};
@@ -69,7 +76,10 @@ export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOve
   if (Object.keys(tftp).length) o.tftp = tftp;
   const menu = int('--menu-timeout', f.menuTimeout);
   if (menu !== undefined) o.boot = { menuTimeoutSeconds: menu };
-  if (f.logLevel !== undefined) o.log = { level: f.logLevel as FleetbootConfig['log']['level'] };
+  const log: Partial<FleetbootConfig['log']> = {};
+  if (f.logLevel !== undefined) log.level = f.logLevel as FleetbootConfig['log']['level'];
+  if (f.logFormat !== undefined) log.format = f.logFormat as FleetbootConfig['log']['format'];
+  if (Object.keys(log).length) o.log = log;
   return o;
 }
 
@@ -114,7 +124,8 @@ export function addServeOptions(cmd: Command): Command {
     .option('--tftp-port <n>', 'TFTP port (default 69; 0 = any free port)')
     .option('--no-tftp', 'do not run the TFTP server')
     .option('--menu-timeout <seconds>', 'menu timeout for unknown/unassigned machines (default 10; 0 = boot the local disk at once)')
-    .option('--log-level <level>', `log level: ${LEVELS.join(', ')} (default info)`);
+    .option('--log-level <level>', `log level: ${LEVELS.join(', ')} (default info)`)
+    .option('--log-format <format>', "'pretty' (one line per event), 'json' (JSON lines) or 'auto' (default: pretty on a terminal, else JSON)");
 }
 
 export function registerServe(program: Command, globals: GlobalOptions): void {
@@ -123,9 +134,18 @@ export function registerServe(program: Command, globals: GlobalOptions): void {
       const overrides = serveOverrides(globals, flags);
       const config = loadConfig({ ...(flags.config ? { file: flags.config } : {}), overrides });
       // Loaded here, so the other commands start without the server's modules.
-      const [{ createLogger }, { startFleetboot }] = await Promise.all([import('../lib/log.js'), import('../server.js')]);
-      const logger = createLogger(config.log.level);
+      const [{ createLogger }, { startFleetboot }, { bootEnvStatus }, { formatStartSummary, cliCommand }] = await Promise.all([
+        import('../lib/log.js'),
+        import('../server.js'),
+        import('./bootenv.js'),
+        import('./summary.js'),
+      ]);
+      const logger = createLogger(config.log.level, undefined, { format: config.log.format, colors: process.env.NO_COLOR === undefined });
       const server = await startFleetboot(config, { logger });
+      const bootEnv = await bootEnvStatus(config.imaging.bootEnvDir);
+      process.stderr.write(
+        formatStartSummary({ version: fleetbootVersion(), config, running: server, bootEnvReady: bootEnv.ready, cli: cliCommand(process.env.PATH), cwd: process.cwd() }),
+      );
       let stopping = false;
       const stop = (signal: NodeJS.Signals): void => {
         if (stopping) {

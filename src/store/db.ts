@@ -2,6 +2,10 @@
  * Opening the database: the only module that touches the SQLite driver.
  * `openStore(dataDir)` creates <dataDir>/fleetboot.db (WAL, foreign keys, busy
  * timeout) and brings its schema up to date before anything uses it.
+ * The database holds hosts, inventories and leases: the file is created 0600
+ * before SQLite opens it (an older 0644 one is tightened), and so are its
+ * -wal and -shm (SQLite gives them the database's mode when it creates them;
+ * ones left behind by an older version or a crash are chmod-ed here).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +13,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Database } from './schema.js';
+import { ensurePrivateFile, PRIVATE_DIR_MODE, tightenFileIfPresent } from './data-dir.js';
 import { migrations as allMigrations, type Migration } from './migrations/index.js';
 
 export const DB_FILE = 'fleetboot.db';
@@ -34,14 +39,18 @@ export interface Store {
 }
 
 export async function openStore(dataDir: string, opts: { migrations?: readonly Migration[] } = {}): Promise<Store> {
-  mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+  mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const entriesDir = join(dataDir, 'entries');
-  mkdirSync(entriesDir, { recursive: true });
+  mkdirSync(entriesDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const file = join(dataDir, DB_FILE);
+  const sidecars = [`${file}-wal`, `${file}-shm`, `${file}-journal`];
   let sqlite: SQLite.Database;
   try {
+    ensurePrivateFile(file);
+    for (const f of sidecars) tightenFileIfPresent(f);
     sqlite = new SQLite(file);
     sqlite.pragma('journal_mode = WAL');
+    for (const f of sidecars) tightenFileIfPresent(f);
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('synchronous = NORMAL');

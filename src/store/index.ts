@@ -1,5 +1,6 @@
 /** The store's public surface: open it, then call the repositories with `store.db`. */
 export { openStore, migrate, DB_FILE, type Store } from './db.js';
+export { prepareDataDir, ensurePrivateFile, tightenFileIfPresent, octal, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, type DataDirState } from './data-dir.js';
 export { ensureApiToken, readApiToken, tokenPath, TOKEN_FILE } from './token.js';
 export { listEntries, getEntry, createEntry, deleteEntry, type BootEntry, type NewBootEntry } from './entries.js';
 export { listHosts, getHost, createHost, updateHost, deleteHost, approveHost, rejectHost, findBootTarget, hostReservations, type Host, type HostStatus, type NewHost, type HostChanges, type HostReservation } from './hosts.js';

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './data-dir.js';
 
 export const TOKEN_FILE = 'api-token';
 const TOKEN_RE = /^[0-9a-f]{64}$/;
@@ -33,15 +34,16 @@ export function readApiToken(dataDir: string): string | null {
 export function ensureApiToken(dataDir: string): string {
   const existing = readApiToken(dataDir);
   if (existing) {
-    chmodSync(tokenPath(dataDir), 0o600);
+    chmodSync(tokenPath(dataDir), PRIVATE_FILE_MODE);
     return existing;
   }
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const final = tokenPath(dataDir);
   const token = randomBytes(32).toString('hex');
   const tmp = join(dataDir, `.${TOKEN_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    writeFileSync(tmp, `${token}\n`, { mode: 0o600, flag: 'wx' });
+    writeFileSync(tmp, `${token}\n`, { mode: PRIVATE_FILE_MODE, flag: 'wx' });
+    chmodSync(tmp, PRIVATE_FILE_MODE); // whatever the umask
     try {
       linkSync(tmp, final);
     } catch (err) {

@@ -1,0 +1,79 @@
+/**
+ * What `fleetboot serve` prints once it is up, for the person who started
+ * it: what it serves where, where the API token is, whether imaging can
+ * run, and, on the first start (the API token was just created), the next
+ * commands to run. It goes to stderr on every start, whatever the log format:
+ * stdout carries the log, whose JSON lines must stay parseable; on a
+ * terminal both show. The log's 'fleetboot started' event has the same facts
+ * for machines.
+ */
+import { existsSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import type { FleetbootConfig } from '../config/config.js';
+import { bootEnvBuildCommand, shellWord } from '../lib/bootenv.js';
+
+export interface SummaryInput {
+  version: string;
+  config: Readonly<FleetbootConfig>;
+  running: {
+    baseUrl: string;
+    httpPort: number;
+    tftpPort: number | null;
+    dhcpPorts: { dhcp: number; pxe: number } | null;
+    firstStart: boolean;
+  };
+  bootEnvReady: boolean;
+  /** How to call the CLI here: 'fleetboot' when it is on PATH, else 'npx fleetboot' (see cliCommand). */
+  cli: string;
+  cwd: string;
+}
+
+/** 'fleetboot' when an executable of that name is on `path` (the PATH value), else 'npx fleetboot' (from the package root). */
+export function cliCommand(path: string | undefined): string {
+  const found = (path ?? '').split(delimiter).some((d) => d !== '' && existsSync(join(d, 'fleetboot')));
+  return found ? 'fleetboot' : 'npx fleetboot';
+}
+
+function dhcpLine(c: Readonly<FleetbootConfig>, ports: { dhcp: number; pxe: number } | null, cli: string): string {
+  if (c.dhcp.mode === 'off' || ports === null) {
+    return `off: your DHCP server must send the boot file (\`${cli} dhcp options --for isc|kea|dnsmasq|windows\` prints its settings)`;
+  }
+  if (c.dhcp.mode === 'proxy') return `proxyDHCP on UDP ${ports.dhcp} and ${ports.pxe}, beside your DHCP server (it hands out no addresses)`;
+  const pools = c.dhcp.pools.map((p) => `${p.start}-${p.end}`).join(', ');
+  return `DHCP server on UDP ${ports.dhcp} and ${ports.pxe}, ${pools ? `pools ${pools}` : 'no pools (only reservations)'}`;
+}
+
+export function formatStartSummary(s: SummaryInput): string {
+  const c = s.config;
+  const r = s.running;
+  const at = c.http.host === '0.0.0.0' ? 'all addresses' : c.http.host;
+  const dataArg = resolve(s.cwd, c.dataDir) === resolve(s.cwd, 'data') ? '' : ` --data-dir ${shellWord(c.dataDir)}`;
+  const fb = s.cli;
+  const lines = [
+    `Fleetboot ${s.version} is running (data directory ${c.dataDir})`,
+    `  HTTP       ${r.baseUrl}/boot.ipxe (iPXE script) and ${r.baseUrl}/api/v1 (REST API); TCP ${r.httpPort} on ${at}`,
+    `  TFTP       ${r.tftpPort === null ? 'off' : `UDP ${r.tftpPort} on ${c.tftp.bindAddress === '0.0.0.0' ? 'all addresses' : c.tftp.bindAddress}, root ${c.tftp.root}`}`,
+    `  DHCP       ${dhcpLine(c, r.dhcpPorts, fb)}`,
+    `  API token  ${join(c.dataDir, 'api-token')} (mode 0600, this user only; other users: --token-file FILE or FLEETBOOT_TOKEN)`,
+  ];
+  if (s.bootEnvReady) lines.push(`  Imaging    boot environment ready in ${c.imaging.bootEnvDir}`);
+  else {
+    lines.push(
+      `  Imaging    no boot environment in ${c.imaging.bootEnvDir}: machines still boot, imaging tasks wait for it`,
+      `             build it with: ${bootEnvBuildCommand(c.imaging.bootEnvDir, c.dataDir, s.cwd).replace(/^fleetboot/, fb)}`,
+    );
+  }
+  if (r.firstStart) {
+    lines.push(
+      'Next steps (another terminal):',
+      `  ${fb} status${dataArg}`,
+      `  ${fb} entry add NAME --kernel FILE --initrd FILE --cmdline TEXT${dataArg}`,
+      `  ${fb} host add MAC --name NAME --entry NAME${dataArg}`,
+      `  ${fb} host list${dataArg}`,
+      `  ${fb} firewall --for nft|iptables|ufw|firewalld (the rules that open these ports)`,
+    );
+  } else {
+    lines.push(`  Commands   ${fb} --help${dataArg ? ` (with${dataArg})` : ''}`);
+  }
+  return lines.join('\n') + '\n';
+}
