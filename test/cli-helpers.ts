@@ -2,10 +2,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { program, type Argv } from '../src/lib/programs.js';
 
 const execFileP = promisify(execFile);
 export const ROOT = new URL('..', import.meta.url).pathname;
-export const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'src/cli/main.ts')] as const;
+export const CLI: Argv = ['node', '--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
 
 export interface CliRun {
   code: number;
@@ -16,7 +17,7 @@ export interface CliRun {
 /** Run `fleetboot ARGS` to its end (120 s at most: several CLIs at once on a loaded 2-core VM take seconds each). */
 export async function cli(args: string[]): Promise<CliRun> {
   try {
-    const { stdout, stderr } = await execFileP(CLI[0], [...CLI.slice(1), ...args], { cwd: ROOT, timeout: 120_000 });
+    const { stdout, stderr } = await execFileP(program(CLI[0]), [...CLI.slice(1), ...args], { cwd: ROOT, timeout: 120_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -40,7 +41,7 @@ export async function waitUntil(check: () => boolean, what: string, ms: number, 
  */
 export function spawnServe(dataDir: string, extra: string[] = ['--dhcp', 'off', '--no-tftp']): { server: ChildProcess; log: () => string } {
   let log = '';
-  const server = spawn(CLI[0], [...CLI.slice(1), 'serve', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', ...extra, '--data-dir', dataDir], {
+  const server = spawn(program(CLI[0]), [...CLI.slice(1), 'serve', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', ...extra, '--data-dir', dataDir], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -4,6 +4,7 @@ import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { program } from '../lib/programs.js';
 import { normalizeRequestName, openInRoot, wireNameToUtf8 } from './safe-path.js';
 
 test('normalizeRequestName() turns backslashes into separators and drops a leading slash', () => {
@@ -48,7 +49,7 @@ test('openInRoot() opens files inside the root and refuses everything else', asy
     await symlink(join(dir, 'secret'), join(root, 'escape'));
     await symlink('sub/f.bin', join(root, 'inside-link'));
     await symlink('/etc', join(root, 'etcdir'));
-    execFileSync('mkfifo', [join(root, 'fifo')]);
+    execFileSync(program('mkfifo'), [join(root, 'fifo')]);
 
     const ok = await openInRoot(root, 'sub\\f.bin');
     assert.ok(ok.ok);
