@@ -23,6 +23,7 @@ import { closeSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Argv } from '../src/lib/programs.js';
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { perfdhcpStats, runCapture, sleep, vmHwmMiB, waitForText } from './lib.js';
 
@@ -61,7 +62,7 @@ interface Result {
   achieved: number;
 }
 
-function perfArgs(lab: Lab, rate: number, seconds: number, server: string, extra: string[] = []): string[] {
+function perfArgs(lab: Lab, rate: number, seconds: number, server: string, extra: string[] = []): Argv {
   return [
     'ip', 'netns', 'exec', lab.host('cli').netns, 'taskset', '-c', '1',
     'perfdhcp', '-4', '-l', CLIENT_IP, '-r', String(rate), '-R', String(CLIENTS), '-p', String(seconds), '-W', '1000000', ...extra, server,
@@ -92,7 +93,7 @@ async function perfdhcp(lab: Lab, name: string, ip: string, rate: number): Promi
   return res;
 }
 
-function sh(argv: string[]): Promise<string> {
+function sh(argv: Argv): Promise<string> {
   return runCapture(argv, 5000).then((s) => s.trim());
 }
 

@@ -41,6 +41,8 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { build } from 'esbuild';
+import { program, resolveArgv, type Argv, type ProgramName } from '../src/lib/programs.js';
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { ProcessLog } from '../test/lab/bootenv/services.js';
 
@@ -70,9 +72,9 @@ const CLK_TCK = 100;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const log = (msg: string): void => void process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`);
 
-async function sh(cmd: string, args: string[], input?: string): Promise<string> {
+async function sh(cmd: ProgramName, args: string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile(program(cmd), args, { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
       else resolve(stdout);
     });
@@ -255,11 +257,11 @@ interface ClientRun {
  * Run argv in the client namespace, pinned to CPU 1, through a shell that
  * prints its children's CPU time (cutime + cstime) when the command is done.
  */
-function clientRun(lab: Lab, argv: string[]): Promise<ClientRun> {
+function clientRun(lab: Lab, argv: Argv): Promise<ClientRun> {
   const script = '"$@"; rc=$?; set -- $(cat /proc/$$/stat); echo "@@cpu ${16} ${17}" >&2; exit $rc';
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn('ip', ['netns', 'exec', lab.host('cli').netns, 'taskset', '-c', '1', 'sh', '-c', script, 'sh', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], cwd: repo });
+    const child = spawn(program('ip'), ['netns', 'exec', lab.host('cli').netns, program('taskset'), '-c', '1', program('sh'), '-c', script, 'sh', ...resolveArgv(argv)], { stdio: ['ignore', 'pipe', 'pipe'], cwd: repo });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -301,7 +303,8 @@ interface ImageFacts {
 
 async function main(): Promise<void> {
   if (!(await labAvailable())) throw new Error('the benchmark needs root and ip netns (a lab)');
-  for (const tool of ['nginx', 'curl', 'partclone.extfs', 'partclone.fat', 'zstd', 'mcopy', 'taskset']) {
+  const tools: ProgramName[] = ['nginx', 'curl', 'partclone.extfs', 'partclone.fat', 'zstd', 'mcopy', 'taskset'];
+  for (const tool of tools) {
     await sh('sh', ['-c', `command -v ${tool}`]).catch(() => {
       throw new Error(`${tool} is missing: run bash scripts/install-deps.sh --with-test`);
     });
@@ -318,7 +321,7 @@ async function main(): Promise<void> {
 
   // The agent, bundled as the boot environment carries it.
   const agent = join(work, 'agent.mjs');
-  await sh(join(repo, 'node_modules/.bin/esbuild'), ['--bundle', '--platform=node', '--format=esm', '--target=node20', '--log-level=warning', join(repo, 'src/agent/main.ts'), `--outfile=${agent}`]);
+  await build({ entryPoints: [join(repo, 'src/agent/main.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning', outfile: agent });
 
   const srcDev = await attachLoop(srcFile, { readOnly: true });
   const targets: string[] = [];
@@ -345,7 +348,7 @@ async function main(): Promise<void> {
   writeFileSync(join(dataDir, 'bootenv', 'initrd.img'), 'initrd');
   const cfg = join(work, 'fleetboot.json');
   writeFileSync(cfg, JSON.stringify({ imaging: { maxTransfers: Math.max(10, CONCURRENT) } }));
-  const fbArgv = ['taskset', '-c', '0', process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'serve', '--config', cfg,
+  const fbArgv: Argv = ['taskset', '-c', '0', process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'serve', '--config', cfg,
     '--data-dir', dataDir, '--interface', 'eth0', '--server-ip', SERVER_IP, '--http-port', String(FB_PORT), '--dhcp', 'off', '--no-tftp', '--log-level', 'warn'];
   const fb = new ProcessLog('fleetboot', lab.spawnIn(srv.netns, fbArgv, { cwd: repo }));
   const baseUrl = `http://${SERVER_IP}:${FB_PORT}`;
@@ -465,13 +468,13 @@ async function main(): Promise<void> {
       const what = captureOrder[(k + rep) % captureOrder.length] as (typeof captureOrder)[number];
       if (what === 'local') {
         rmSync(localImage, { recursive: true, force: true });
-        const s = await measure(() => clientRun(lab, [process.execPath, agent, 'capture', '--disk', srcDev, '--out', localImage]), (r) => agentSeconds(r.stdout));
+        const s = await measure(() => clientRun(lab, ['node', agent, 'capture', '--disk', srcDev, '--out', localImage]), (r) => agentSeconds(r.stdout));
         record('capture/local', s, factsOf(localImage).streamBytes);
       } else {
         const t = JSON.parse(await cli(['task', 'capture', refMac, '--image', 'bench', '--disk', srcDev, '--json'])) as { id: number };
         const tk = await token(refMac);
         if (Number(tk.task) !== t.id) throw new Error(`the boot decision gave task ${tk.task}, not ${t.id}`);
-        const s = await measure(() => clientRun(lab, [process.execPath, agent, 'run', '--url', baseUrl, '--task', tk.task, '--token', tk.token, '--disk', srcDev]), (r) => agentSeconds(r.stdout));
+        const s = await measure(() => clientRun(lab, ['node', agent, 'run', '--url', baseUrl, '--task', tk.task, '--token', tk.token, '--disk', srcDev]), (r) => agentSeconds(r.stdout));
         const st = await taskState(tk.task);
         if (st.state !== 'done') throw new Error(`capture task ${tk.task}: ${st.state} ${st.error ?? ''}`);
         record('capture/fleetboot', s, factsOf(storeImageDir()).streamBytes);
@@ -501,11 +504,11 @@ async function main(): Promise<void> {
         const urls = facts.files.flatMap((file) => ['-o', '/dev/null', `http://${SERVER_IP}:${NGINX_PORT}/${file}`]);
         s = await measure(() => clientRun(lab, ['curl', '-s', '-S', '--fail', ...urls]), (r) => r.wallS);
       } else if (what === 'local') {
-        s = await measure(() => clientRun(lab, [process.execPath, agent, 'deploy', '--disk', target0, '--from', imageDir]), (r) => agentSeconds(r.stdout));
+        s = await measure(() => clientRun(lab, ['node', agent, 'deploy', '--disk', target0, '--from', imageDir]), (r) => agentSeconds(r.stdout));
       } else {
         await cli(['task', 'deploy', macs[1] as string, '--image', 'bench', '--disk', target0, '--json']);
         const tk = await token(macs[1] as string);
-        s = await measure(() => clientRun(lab, [process.execPath, agent, 'run', '--url', baseUrl, '--task', tk.task, '--token', tk.token, '--disk', target0]), (r) => agentSeconds(r.stdout));
+        s = await measure(() => clientRun(lab, ['node', agent, 'run', '--url', baseUrl, '--task', tk.task, '--token', tk.token, '--disk', target0]), (r) => agentSeconds(r.stdout));
         const st = await taskState(tk.task);
         if (st.state !== 'done') throw new Error(`deploy task ${tk.task}: ${st.state} ${st.error ?? ''}`);
         if (!checked) {
@@ -530,7 +533,7 @@ async function main(): Promise<void> {
   const conc0 = procCpuS(fbPid);
   inConcurrent = true;
   const tc0 = performance.now();
-  const concRuns = await Promise.all(tks.map((tk, i) => clientRun(lab, [process.execPath, agent, 'run', '--url', baseUrl, '--task', tk.task, '--token', tk.token, '--disk', targets[i] as string])));
+  const concRuns = await Promise.all(tks.map((tk, i) => clientRun(lab, ['node', agent, 'run', '--url', baseUrl, '--task', tk.task, '--token', tk.token, '--disk', targets[i] as string])));
   const concWall = (performance.now() - tc0) / 1000;
   inConcurrent = false;
   const concServerCpu = procCpuS(fbPid) - conc0;
@@ -550,9 +553,9 @@ async function main(): Promise<void> {
     return { s: median(l.map((x) => x.seconds)), wall: median(l.map((x) => x.wallS)), ccpu: median(l.map((x) => x.clientCpuS)), scpu: median(l.map((x) => x.serverCpuS)), n: l.length };
   };
   const mb = (bytes: number, s: number): string => (bytes / 1e6 / s).toFixed(1);
-  const ver = async (cmd: string, args: string[]): Promise<string> => {
+  const ver = async (cmd: ProgramName, args: string[]): Promise<string> => {
     try {
-      const r = await execFileP(cmd, args);
+      const r = await execFileP(program(cmd), args);
       return (r.stdout + r.stderr).split('\n')[0]?.trim() ?? '';
     } catch (err) {
       return ((err as { stderr?: string }).stderr ?? '').split('\n')[0]?.trim() ?? '?';

@@ -1,6 +1,7 @@
 /** What the benchmarks share: running peers, reading perfdhcp, process memory. */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { program, type Argv } from '../src/lib/programs.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -11,10 +12,10 @@ export function num(re: RegExp, text: string): number {
 }
 
 /** Run argv and resolve with its stdout+stderr when it exits (SIGKILL after timeoutMs). */
-export function runCapture(argv: string[], timeoutMs: number): Promise<string> {
+export function runCapture(argv: Argv, timeoutMs: number): Promise<string> {
   return new Promise((resolve) => {
     const [cmd, ...rest] = argv;
-    const c = spawn(cmd as string, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(program(cmd), rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     c.stdout.on('data', (b: Buffer) => (out += b.toString()));
     c.stderr.on('data', (b: Buffer) => (out += b.toString()));

@@ -17,6 +17,7 @@ import { closeSync, mkdtempSync, openSync, statSync, writeFileSync } from 'node:
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Argv } from '../src/lib/programs.js';
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { num, runCapture, sleep, vmHwmMiB, waitForText } from './lib.js';
 
@@ -78,7 +79,7 @@ async function perfdhcp(lab: Lab, server: string, ip: string, rate: number, logg
   return r;
 }
 
-function sh(argv: string[]): Promise<string> {
+function sh(argv: Argv): Promise<string> {
   return runCapture(argv, 5000).then((s) => s.trim());
 }
 

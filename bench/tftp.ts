@@ -41,6 +41,7 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { program, resolveArgv, type Argv, type ProgramName } from '../src/lib/programs.js';
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { defaultUdpBackend } from '../src/net/udp.js';
 import { defaultConfig } from '../src/config/config.js';
@@ -202,25 +203,25 @@ async function main(): Promise<void> {
   const peakKiB = new Map<ServerName, number>();
   let sampler: NodeJS.Timeout | null = null;
   try {
-    await run('dd', ['if=/dev/urandom', `of=${join(dir, 'big.bin')}`, 'bs=1M', `count=${SIZE_MIB}`, 'status=none']);
-    await run('dd', ['if=/dev/urandom', `of=${join(dir, 'conc.bin')}`, 'bs=1M', `count=${CONC_MIB}`, 'status=none']);
+    await run(program('dd'), ['if=/dev/urandom', `of=${join(dir, 'big.bin')}`, 'bs=1M', `count=${SIZE_MIB}`, 'status=none']);
+    await run(program('dd'), ['if=/dev/urandom', `of=${join(dir, 'conc.bin')}`, 'bs=1M', `count=${CONC_MIB}`, 'status=none']);
     chmodSync(join(dir, 'big.bin'), 0o644);
     chmodSync(join(dir, 'conc.bin'), 0o644);
-    const expectSum = (await run('sha256sum', [join(dir, 'big.bin')])).stdout.split(' ')[0];
+    const expectSum = (await run(program('sha256sum'), [join(dir, 'big.bin')])).stdout.split(' ')[0];
 
     const srv = await lab.addHost('srv', SERVERS[0]?.ip ?? '');
     for (const s of SERVERS.slice(1)) await lab.exec('srv', ['ip', 'addr', 'add', `${s.ip}/24`, 'dev', 'eth0']);
     await lab.addHost('cli', CLIENT_IP);
 
-    const fleetboot = (ip: string): string[] => [process.execPath, '--import', 'tsx', join(repo, 'bench/tftp-server.ts'), '--root', dir, '--address', ip, '--port', '69', '--log', 'warn', ...(FB_DATA_PORTS ? ['--data-ports', FB_DATA_PORTS] : []), '--busy-poll-us', FB_BUSY_POLL];
-    const argv: Record<ServerName, string[]> = {
+    const fleetboot = (ip: string): Argv => ['node', '--import', 'tsx', join(repo, 'bench/tftp-server.ts'), '--root', dir, '--address', ip, '--port', '69', '--log', 'warn', ...(FB_DATA_PORTS ? ['--data-ports', FB_DATA_PORTS] : []), '--busy-poll-us', FB_BUSY_POLL];
+    const argv: Record<ServerName, Argv> = {
       fleetboot: fleetboot(`${SUBNET}.1`),
       'fleetboot-b': fleetboot(`${SUBNET}.5`),
       dnsmasq: ['dnsmasq', '--port=0', '--enable-tftp', `--tftp-root=${dir}`, '--no-daemon', `--listen-address=${SUBNET}.3`, '--bind-interfaces', '--conf-file=/dev/null', '--pid-file=', '--log-facility=-'],
       'tftpd-hpa': ['in.tftpd', '-L', '-s', dir, '--address', `${SUBNET}.4:69`],
     };
     for (const s of SERVERS) {
-      const child = lab.spawnIn(srv.netns, ['taskset', '-c', '0', ...argv[s.name]], { cwd: repo });
+      const child = lab.spawnIn(srv.netns, ['taskset', '-c', '0', ...resolveArgv(argv[s.name])], { cwd: repo });
       if (useCgroups && child.pid) {
         // From out here: `ip netns exec` remounts /sys, hiding the cgroup tree inside.
         // The pid stays the same through ip -> taskset -> server (each execs); the
@@ -241,16 +242,16 @@ async function main(): Promise<void> {
       }
     }, 250);
 
-    const cli = (args: string[]): Promise<string> => lab.exec('cli', ['taskset', '-c', '1', ...args]);
-    const curlArgs = (ip: string, file: string, out: string): string[] => ['curl', '-s', '-S', '--max-time', '300', `tftp://${ip}/${file}`, '--tftp-blksize', '1468', '-o', out];
+    const cli = (args: Argv): Promise<string> => lab.exec('cli', ['taskset', '-c', '1', ...resolveArgv(args)]);
+    const curlArgs = (ip: string, file: string, out: string): Argv => ['curl', '-s', '-S', '--max-time', '300', `tftp://${ip}/${file}`, '--tftp-blksize', '1468', '-o', out];
 
     // Correctness first: every server hands out the same bytes to both clients.
     for (const s of SERVERS) {
       const out = join(dir, `check-${s.name}`);
       await cli(curlArgs(s.ip, 'big.bin', out));
-      const a = (await run('sha256sum', [out])).stdout.split(' ')[0];
+      const a = (await run(program('sha256sum'), [out])).stdout.split(' ')[0];
       await cli(['atftp', '--option', 'blksize 1468', '--option', 'windowsize 16', '-g', '-r', 'big.bin', '-l', out, s.ip, '69']);
-      const b = (await run('sha256sum', [out])).stdout.split(' ')[0];
+      const b = (await run(program('sha256sum'), [out])).stdout.split(' ')[0];
       rmSync(out);
       if (a !== expectSum || b !== expectSum) throw new Error(`${s.name} served a different file (curl ${a === expectSum}, atftp ${b === expectSum})`);
     }
@@ -326,9 +327,9 @@ async function main(): Promise<void> {
     const conc = pairs('fleetboot', 'dnsmasq');
     const fbPeakMB = (peakKiB.get('fleetboot') ?? 0) / 1024;
 
-    const ver = async (cmd: string, args: string[]): Promise<string> => {
+    const ver = async (cmd: ProgramName, args: string[]): Promise<string> => {
       try {
-        const r = await run(cmd, args);
+        const r = await run(program(cmd), args);
         return (r.stdout + r.stderr).split('\n')[0]?.trim() ?? '';
       } catch (err) {
         return ((err as { stdout?: string; stderr?: string }).stderr ?? '').split('\n')[0]?.trim() ?? '?';

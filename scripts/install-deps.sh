@@ -2,6 +2,11 @@
 # Installs everything Fleetboot needs on Debian 12 (run as root): the Debian
 # packages (iPXE boot binaries, and the lab/test peers), then the npm packages,
 # then builds the TypeScript. Safe to run again: it skips what is there.
+# Every program the code runs is listed with its package in src/lib/programs.ts;
+# src/lib/programs.test.ts checks (through --list) that its package is here.
+#
+#   bash scripts/install-deps.sh [--with-test]   # install
+#   bash scripts/install-deps.sh --list          # print "runtime: PKG..." and "test: PKG...", install nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,12 +16,22 @@ need_run=()
 # util-linux tools, zstd) and packs it with (cpio, zstd, kmod's depmod).
 # gcc and libc6-dev build native/fastudp.c (the TFTP service's UDP I/O) against
 # the headers the nodejs package ships in /usr/include/node.
-runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linux gcc libc6-dev)
-# Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling.
+# strip (binutils) shrinks the boot environment's node when it is there. The
+# rest is what scripts/*.sh run (essential on Debian, listed all the same).
+runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linux gcc libc6-dev
+  binutils bash dash coreutils findutils gzip libc-bin procps)
+# Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling
+# (tcpdump: test/dhcp-relay.lab.test.ts; mount: losetup/mount for the disk tests).
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
   isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server mtools
-  dosfstools e2fsprogs nginx-light)
+  dosfstools e2fsprogs nginx-light tcpdump mount coreutils util-linux)
+
+if [ "${1:-}" = "--list" ]; then
+  echo "runtime: ${runtime_pkgs[*]}"
+  echo "test: ${test_pkgs[*]}"
+  exit 0
+fi
 
 want=("${runtime_pkgs[@]}")
 if [ "${1:-}" = "--with-test" ]; then want+=("${test_pkgs[@]}"); fi

@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, c
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
+import { program, type ProgramName } from '../src/lib/programs.js';
 import { parseManifest } from '../src/model/manifest.js';
 import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
@@ -32,9 +33,9 @@ const work = mkdtempSync(join(tmpdir(), 'fleetboot-agent-loop-'));
 const loops: string[] = [];
 const mounts: string[] = [];
 
-async function sh(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+async function sh(cmd: ProgramName, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { encoding: 'buffer', maxBuffer: 64 * MiB, env: { ...process.env, MTOOLS_SKIP_CHECK: '1', ...opts.env } }, (err, stdout, stderr) => {
+    const child = execFile(program(cmd), args, { encoding: 'buffer', maxBuffer: 64 * MiB, env: { ...process.env, MTOOLS_SKIP_CHECK: '1', ...opts.env } }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${err.message} ${stderr.toString()}`));
       else resolve(stdout.toString('latin1'));
     });
@@ -99,7 +100,7 @@ async function fatFiles(part: string, names: string[]): Promise<Map<string, stri
   const out = new Map<string, string>();
   for (const n of names) {
     const data = await new Promise<Buffer>((resolve, reject) =>
-      execFile('mcopy', ['-n', '-i', part, `::/${n}`, '-'], { encoding: 'buffer', maxBuffer: 64 * MiB, env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      execFile(program('mcopy'), ['-n', '-i', part, `::/${n}`, '-'], { encoding: 'buffer', maxBuffer: 64 * MiB, env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
     );
     out.set(n, sha(data));
   }

@@ -14,6 +14,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { program } from '../src/lib/programs.js';
 import { Lab, labAvailable, sh } from './lab/lab.js';
 import { CACHE_DIR, QemuGuest, missingQemuPrerequisites, withTimeout } from './lab/qemu.js';
 import { ProcessLog, REPO, startExistingDhcp } from './lab/bootenv/services.js';
@@ -43,7 +44,7 @@ function buildBootEnv(out: string): Promise<{ vmlinuz: string; initrd: string; j
   const started = Date.now();
   const script = join(REPO, 'scripts/build-bootenv.sh');
   return new Promise((resolve, reject) => {
-    execFile('bash', [script, '--agent-entry', join(REPO, 'test/fixtures/bootenv-probe.ts'), '--out', out], { cwd: REPO, maxBuffer: 4 * MiB, timeout: 10 * 60_000 }, (err, stdout, stderr) => {
+    execFile(program('bash'), [script, '--agent-entry', join(REPO, 'test/fixtures/bootenv-probe.ts'), '--out', out], { cwd: REPO, maxBuffer: 4 * MiB, timeout: 10 * 60_000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`${script} failed: ${err.message}\n${stderr}`));
       const [vmlinuz, initrd, json] = stdout.trim().split('\n').slice(-3);
       if (!vmlinuz || !initrd || !json) return reject(new Error(`${script} printed no output paths:\n${stdout}\n${stderr}`));

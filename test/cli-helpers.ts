@@ -2,10 +2,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { program, type Argv } from '../src/lib/programs.js';
 
 const execFileP = promisify(execFile);
 export const ROOT = new URL('..', import.meta.url).pathname;
-export const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'src/cli/main.ts')] as const;
+export const CLI: Argv = ['node', '--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
 
 export interface CliRun {
   code: number;
@@ -19,7 +20,7 @@ export interface CliRun {
  */
 export async function cli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   try {
-    const { stdout, stderr } = await execFileP(CLI[0], [...CLI.slice(1), ...args], { cwd: ROOT, timeout: 120_000, env: { ...process.env, ...env } });
+    const { stdout, stderr } = await execFileP(program(CLI[0]), [...CLI.slice(1), ...args], { cwd: ROOT, timeout: 120_000, env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -46,7 +47,7 @@ export function spawnServe(dataDir: string, extra: string[] = ['--dhcp', 'off', 
   let log = '';
   let out = '';
   let err = '';
-  const server = spawn(CLI[0], [...CLI.slice(1), 'serve', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', ...extra, '--data-dir', dataDir], {
+  const server = spawn(program(CLI[0]), [...CLI.slice(1), 'serve', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', ...extra, '--data-dir', dataDir], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

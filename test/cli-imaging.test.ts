@@ -11,13 +11,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { program } from '../src/lib/programs.js';
 import { CLI, ROOT as root, cli, spawnServe, waitUntil as waitFor, type CliRun as Run } from './cli-helpers.js';
 import { openStore, finishTask, putInventory, type Store } from '../src/store/index.js';
 import { makeImage, sampleInventory } from './imaging-helpers.js';
 
 /** Start a CLI command and return its completion (for `task wait` running while the test acts). */
 function cliBackground(args: string[]): { done: Promise<Run>; child: ChildProcess } {
-  const child = spawn(CLI[0], [...CLI.slice(1), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(program(CLI[0]), [...CLI.slice(1), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { program } from '../src/lib/programs.js';
 import { cli, spawnServe, waitUntil } from './cli-helpers.js';
 
 const execFileP = promisify(execFile);
@@ -57,7 +58,7 @@ test('fleetboot serve + entry/host commands work end to end, with --json and --d
 
     // TFTP is up on its port and serves the iPXE binary copied into the root.
     const tftpFile = join(files, 'undionly.kpxe');
-    await execFileP('curl', ['-s', '--max-time', '10', '-o', tftpFile, `tftp://127.0.0.1:${info.tftpPort}/undionly.kpxe`]);
+    await execFileP(program('curl'), ['-s', '--max-time', '10', '-o', tftpFile, `tftp://127.0.0.1:${info.tftpPort}/undionly.kpxe`]);
     assert.ok(readFileSync(tftpFile).equals(readFileSync(join(dir, 'tftp', 'undionly.kpxe'))));
 
     // Errors: clear message, non-zero exit.

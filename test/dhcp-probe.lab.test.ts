@@ -16,11 +16,12 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type Argv } from '../src/lib/programs.js';
 import { Lab, labAvailable } from './lab/lab.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const S = '10.213.66';
-const CLI = [process.execPath, '--import', 'tsx', join(root, 'src/cli/main.ts')];
+const CLI: Argv = ['node', '--import', 'tsx', join(root, 'src/cli/main.ts')];
 
 let lab: Lab | null = null;
 let work = '';
@@ -57,7 +58,7 @@ describe('fleetboot dhcp probe (lab)', { skip: available ? false : 'needs root a
     const proxy = await lab.addHost('proxy', `${S}.3`);
     await lab.addHost('probe', `${S}.10`);
     await lab.addHost('fb', `${S}.1`);
-    const common = ['dnsmasq', '-k', '--conf-file=/dev/null', '--port=0', '--user=root', '--pid-file', '--leasefile-ro', '--bind-interfaces', '--interface=eth0'];
+    const common: Argv = ['dnsmasq', '-k', '--conf-file=/dev/null', '--port=0', '--user=root', '--pid-file', '--leasefile-ro', '--bind-interfaces', '--interface=eth0'];
     const rogueLog = join(work, 'rogue.log');
     lab.spawnIn(rogue.netns, [...common, `--dhcp-range=${S}.100,${S}.150,255.255.255.0,1h`, '--dhcp-boot=rogue.kpxe', `--log-facility=${rogueLog}`, '--log-dhcp']);
     const proxyLog = join(work, 'proxy.log');

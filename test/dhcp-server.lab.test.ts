@@ -18,6 +18,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Argv } from '../src/lib/programs.js';
 import { Lab, labAvailable, sh } from './lab/lab.js';
 import { fleetbootCli, ProcessLog, startFleetboot, type Fleetboot } from './lab/bootenv/services.js';
 
@@ -168,7 +169,7 @@ describe('Fleetboot as the DHCP server for real clients in a lab segment', { tim
     const script = hookScript('dhclient', out);
     const lf = join(work, 'dhclient.leases');
     const pf = join(work, 'dhclient.pid');
-    const args = ['dhclient', '-4', '-1', '-sf', script, '-lf', lf, '-pf', pf, '-cf', '/dev/null', 'eth0'];
+    const args: Argv = ['dhclient', '-4', '-1', '-sf', script, '-lf', lf, '-pf', pf, '-cf', '/dev/null', 'eth0'];
     await lab.exec('dhcl', args);
     const bound = await waitUntil('dhclient bound', () => lastEnv(out, /BOUND/), 20_000);
     const ip = bound.new_ip_address as string;

@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { program } from '../src/lib/programs.js';
 import { download, RawClient, sha256File, startTftp } from './tftp-helpers.js';
 import type { TftpService } from '../src/net/tftp-server.js';
 import { encode, type TftpOption } from '../src/protocol/tftp/index.js';
@@ -33,7 +34,7 @@ before(async () => {
   await symlink(join(dir, 'secret.txt'), join(root, 'escape.txt'));
   await symlink('/etc', join(root, 'etc-link'));
   // Big enough that curl is still downloading while the bad packets fly.
-  await run('dd', ['if=/dev/urandom', `of=${join(root, 'big.bin')}`, 'bs=1M', 'count=8', 'status=none']);
+  await run(program('dd'), ['if=/dev/urandom', `of=${join(root, 'big.bin')}`, 'bs=1M', 'count=8', 'status=none']);
   bigSum = await sha256File(join(root, 'big.bin'));
   svc = await startTftp(root, { timeoutMs: 500, maxBlksize: 1468, maxWindowsize: 16 });
 });
@@ -69,7 +70,7 @@ test('bad input: every kind of bad packet gets an ERROR or silence while curl ke
     let n = 0;
     while (!stop) {
       const out = join(dir, `curl${n}.out`);
-      await run('curl', ['-s', '-S', '--max-time', '120', `tftp://127.0.0.1:${svc.port}/big.bin`, '--tftp-blksize', '1468', '-o', out]);
+      await run(program('curl'), ['-s', '-S', '--max-time', '120', `tftp://127.0.0.1:${svc.port}/big.bin`, '--tftp-blksize', '1468', '-o', out]);
       assert.equal(await sha256File(out), bigSum, `curl download ${n} was disturbed`);
       await rm(out);
       n++;

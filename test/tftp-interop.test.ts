@@ -13,6 +13,7 @@ import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { program } from '../src/lib/programs.js';
 import { capturingLogger, freePort, sha256File, startTftp } from './tftp-helpers.js';
 import { Lab, labAvailable } from './lab/lab.js';
 
@@ -41,7 +42,7 @@ async function makeFile(name: string, size: number): Promise<void> {
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fb-tftp-interop-'));
   root = join(dir, 'root');
-  await run('mkdir', ['-p', join(root, 'boot')]);
+  await run(program('mkdir'), ['-p', join(root, 'boot')]);
   await makeFile('boot/ipxe.efi', 1_000_003);
   await makeFile('medium.bin', 8 * MiB);
   // 36 MiB at 512-byte blocks (tftp-hpa) is 73728 blocks: past 65535.
@@ -54,14 +55,14 @@ after(async () => {
 });
 
 async function curl(port: number, file: string, out: string, blksize = 1468, host = '127.0.0.1'): Promise<void> {
-  await run('curl', ['-s', '-S', '--max-time', '120', `tftp://${host}:${port}/${file}`, '--tftp-blksize', String(blksize), '-o', out]);
+  await run(program('curl'), ['-s', '-S', '--max-time', '120', `tftp://${host}:${port}/${file}`, '--tftp-blksize', String(blksize), '-o', out]);
 }
 async function atftp(port: number, file: string, out: string, opts: string[] = ['blksize 1468', 'tsize 0', 'windowsize 16']): Promise<void> {
   const args = opts.flatMap((o) => ['--option', o]);
-  await run('timeout', ['120', 'atftp', ...args, '-g', '-r', file, '-l', out, '127.0.0.1', String(port)]);
+  await run(program('timeout'), ['120', 'atftp', ...args, '-g', '-r', file, '-l', out, '127.0.0.1', String(port)]);
 }
 async function tftpHpa(port: number, file: string, out: string): Promise<void> {
-  await run('timeout', ['120', 'tftp', '-m', 'binary', '127.0.0.1', String(port), '-c', 'get', file, out]);
+  await run(program('timeout'), ['120', 'tftp', '-m', 'binary', '127.0.0.1', String(port), '-c', 'get', file, out]);
 }
 async function assertSame(out: string, name: string): Promise<void> {
   assert.equal(await sha256File(out), sums.get(name), `${out} differs from ${name}`);
@@ -149,7 +150,7 @@ test('two clients at once share one fixed data port', async () => {
 
 /** Fleetboot's TFTP service (bench/tftp-server.ts) in a lab host's namespace; resolves once it listens. */
 async function startLabTftp(lab: Lab, host: string, args: string[]): Promise<ChildProcess> {
-  const srv = lab.spawnIn(lab.host(host).netns, [process.execPath, '--import', 'tsx', 'bench/tftp-server.ts', ...args], {
+  const srv = lab.spawnIn(lab.host(host).netns, ['node', '--import', 'tsx', 'bench/tftp-server.ts', ...args], {
     cwd: new URL('..', import.meta.url).pathname,
   });
   await new Promise<void>((resolve, reject) => {
@@ -172,7 +173,7 @@ test('atftp gets a byte-identical file through a lab link that drops 10% of pack
     await lab.addHost('srv', '10.213.69.1');
     await lab.addHost('cli', '10.213.69.2');
     const lossRoot = join(dir, 'loss');
-    await run('mkdir', ['-p', lossRoot]);
+    await run(program('mkdir'), ['-p', lossRoot]);
     const data = randomBytes(100_000);
     await writeFile(join(lossRoot, 'f.bin'), data);
     sums.set('loss', await sha256File(join(lossRoot, 'f.bin')));
@@ -207,7 +208,7 @@ test('a window larger than the send buffer on a slow link: the sends the kernel 
     await lab.addHost('srv', '10.213.68.1');
     await lab.addHost('cli', '10.213.68.2');
     const slowRoot = join(dir, 'slow');
-    await run('mkdir', ['-p', slowRoot]);
+    await run(program('mkdir'), ['-p', slowRoot]);
     const size = 3 * MiB + 777;
     await writeFile(join(slowRoot, 'f.bin'), randomBytes(size));
     sums.set('slow', await sha256File(join(slowRoot, 'f.bin')));

@@ -17,6 +17,7 @@ import { filesystemOf, partitionDevice, readTable, refreshPartitions, type DiskI
 import { AgentError, CancelledError, TransportError, errorMessage } from './errors.js';
 import { Watched } from './exec.js';
 import { toError, type Progress } from './progress.js';
+import type { ProgramName } from '../lib/programs.js';
 import { isExtendedType } from './table.js';
 import { parsePartcloneUsed, resolveTool, toolFor } from './tools.js';
 import type { Transport } from './transport.js';
@@ -43,7 +44,7 @@ interface StreamResult {
 }
 
 /** Stream one partition to the transport. */
-async function streamPartition(o: CaptureOptions, number: number, node: string, program: string | null, file: string): Promise<StreamResult> {
+async function streamPartition(o: CaptureOptions, number: number, node: string, program: ProgramName | null, file: string): Promise<StreamResult> {
   const children: Watched[] = [];
   let killedByUs = false;
   const killAll = (): void => {
@@ -145,7 +146,7 @@ export async function capture(o: CaptureOptions): Promise<Manifest> {
     const node = partitionDevice(disk.path, p.number);
     const fs = await filesystemOf(node);
     let tool = toolFor(fs.type);
-    let program: string | null = null;
+    let program: ProgramName | null = null;
     if (tool !== 'raw') {
       program = resolveTool(tool);
       if (program === null) {

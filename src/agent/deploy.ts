@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { Manifest, ManifestPartition } from '../model/manifest.js';
+import type { ProgramName } from '../lib/programs.js';
 import { partitionDevice, refreshPartitions, type DiskInfo } from './disk.js';
 import { AgentError } from './errors.js';
 import { runOk, Watched } from './exec.js';
@@ -68,7 +69,7 @@ async function writePartition(o: DeployOptions, p: ManifestPartition): Promise<v
     zstd = new Watched('zstd', ['-d', '-c', '-q'], ['pipe', 'pipe', 'pipe']);
     const zOut = zstd.child.stdout;
     if (!zOut) throw new AgentError('zstd: no stdout pipe');
-    children.push(new Watched(program as string, ['-r', '-s', '-', '-o', node, '-L', '/dev/null'], [zOut, 'ignore', 'pipe']));
+    children.push(new Watched(program as ProgramName, ['-r', '-s', '-', '-o', node, '-L', '/dev/null'], [zOut, 'ignore', 'pipe']));
     zOut.destroy();
   }
   children.unshift(zstd);

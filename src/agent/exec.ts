@@ -4,6 +4,7 @@
  * exit and stderr tail feed an error message.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { program, type ProgramName } from '../lib/programs.js';
 import { AgentError } from './errors.js';
 
 export interface CommandResult {
@@ -14,9 +15,9 @@ export interface CommandResult {
 }
 
 /** Run a command to its end, feeding `input` on stdin. Never throws for a non-zero exit (see runOk). */
-export function runCommand(cmd: string, args: readonly string[], opts: { input?: string; signal?: AbortSignal } = {}): Promise<CommandResult> {
+export function runCommand(cmd: ProgramName, args: readonly string[], opts: { input?: string; signal?: AbortSignal } = {}): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal, env: toolEnv() });
+    const child = spawn(program(cmd), args, { stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal, env: toolEnv() });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -32,7 +33,7 @@ export function runCommand(cmd: string, args: readonly string[], opts: { input?:
 }
 
 /** runCommand that throws an AgentError with the tool's last stderr line on a non-zero exit. */
-export async function runOk(cmd: string, args: readonly string[], opts: { input?: string; signal?: AbortSignal } = {}): Promise<string> {
+export async function runOk(cmd: ProgramName, args: readonly string[], opts: { input?: string; signal?: AbortSignal } = {}): Promise<string> {
   const r = await runCommand(cmd, args, opts);
   if (r.code !== 0) throw new AgentError(`${cmd} ${args.join(' ')}: ${exitText(r.code, r.signal)}${lastLines(r.stderr || r.stdout, 2)}`);
   return r.stdout;
@@ -68,9 +69,9 @@ export class Watched {
   private spawnError: Error | null = null;
   private done = false;
 
-  constructor(cmd: string, args: readonly string[], stdio: StdioOptions, opts: { keepStderr?: boolean } = {}) {
+  constructor(cmd: ProgramName, args: readonly string[], stdio: StdioOptions, opts: { keepStderr?: boolean } = {}) {
     this.name = cmd;
-    this.child = spawn(cmd, args, { stdio, env: toolEnv() });
+    this.child = spawn(program(cmd), args, { stdio, env: toolEnv() });
     this.exited = new Promise((resolve) => {
       this.child.on('error', (e: NodeJS.ErrnoException) => {
         this.spawnError = e.code === 'ENOENT' ? new AgentError(`${cmd} is not installed (not found in PATH)`) : e;

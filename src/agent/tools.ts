@@ -4,6 +4,7 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { isProgramName, type ProgramName } from '../lib/programs.js';
 
 /** blkid TYPE -> the partclone tool recorded in the manifest, or 'raw'. */
 export function toolFor(filesystem: string | null): string {
@@ -28,7 +29,7 @@ export function toolFor(filesystem: string | null): string {
 }
 
 /** Program names that do the work of a manifest tool (Debian installs aliases; the boot environment may carry only one). */
-const ALIASES: Record<string, string[]> = {
+const ALIASES: Record<string, ProgramName[]> = {
   'partclone.extfs': ['partclone.extfs', 'partclone.ext4', 'partclone.ext3', 'partclone.ext2'],
   'partclone.fat': ['partclone.fat', 'partclone.vfat', 'partclone.fat32', 'partclone.fat16', 'partclone.fat12'],
 };
@@ -48,9 +49,13 @@ export function which(name: string, path = process.env['PATH'] ?? '/usr/sbin:/us
   return null;
 }
 
-/** The program to run for a manifest tool (partclone.extfs -> partclone.ext4 when only that exists), or null. */
-export function resolveTool(tool: string, path?: string): string | null {
-  for (const name of ALIASES[tool] ?? [tool]) {
+/**
+ * The program to run for a manifest tool (partclone.extfs -> partclone.ext4
+ * when only that exists), or null: also null for a tool src/lib/programs.ts
+ * does not list (a manifest is data from elsewhere; we run only listed programs).
+ */
+export function resolveTool(tool: string, path?: string): ProgramName | null {
+  for (const name of ALIASES[tool] ?? (isProgramName(tool) ? [tool] : [])) {
     if (which(name, path)) return name;
   }
   return null;

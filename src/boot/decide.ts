@@ -3,6 +3,7 @@
  * its entry up and passes them in; this module says what the machine boots
  * and renders the iPXE script for it.
  */
+import { BOOTENV_BUILD_COMMAND } from '../lib/bootenv.js';
 import { normaliseMac } from '../model/validate.js';
 import { bootEnvScript, entryProblem, entryScript, menuScript, messageScript, retryScript, type MenuTool, type Platform, type ScriptEntry } from './ipxe.js';
 
@@ -110,7 +111,7 @@ export type BootDecision =
   | { readonly kind: 'menu'; readonly mac: string; readonly reason: MenuReason; readonly host: DecisionHost | null; readonly problem?: string };
 
 /** What a machine gets when its task cannot boot because the boot environment was not built. */
-export const BOOTENV_MISSING_MESSAGE = 'the imaging boot environment is not built on the server: run fleetboot bootenv build there (or scripts/build-bootenv.sh), then queue the task again';
+export const BOOTENV_MISSING_MESSAGE = `the imaging boot environment is not built on the server: run ${BOOTENV_BUILD_COMMAND} there (or scripts/build-bootenv.sh), then queue the task again`;
 
 /** The decision without imaging work: entry, local disk or menu. */
 function plainDecision(mac: string, host: DecisionHost | null, entry: ScriptEntry | null): BootDecision {

@@ -7,6 +7,7 @@
  * bootenv.json says about them (exit status 1 when they are not).
  */
 import { spawn } from 'node:child_process';
+import { program } from '../lib/programs.js';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
@@ -73,7 +74,7 @@ export function buildArgs(root: string, out: string, opts: { force?: boolean; ca
 /** Run bash with `args`, output to this process's stdout/stderr; resolves to an exit status (128+N for signal N). */
 function run(args: string[]): Promise<number> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn('bash', args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(program('bash'), args, { stdio: ['ignore', 'inherit', 'inherit'] });
     child.once('error', (err) => reject(new CliError(`Cannot run bash: ${err.message}`)));
     child.once('exit', (code, signal) => {
       if (code !== null) resolvePromise(code);

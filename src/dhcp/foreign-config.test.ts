@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { program, type Argv, type ProgramName } from '../lib/programs.js';
 import { bootRules, foreignDhcpConfig, type ForeignConfigInput } from './foreign-config.js';
 
 const run = promisify(execFile);
@@ -15,19 +16,19 @@ const INPUT: ForeignConfigInput = {
   files: { bios: 'undionly.kpxe', efiX64: 'snponly.efi', efiIa32: 'ipxe-ia32.efi', efiArm64: 'arm64/snponly.efi' },
 };
 
-function which(bin: string): string | null {
+function which(bin: ProgramName): string | null {
   for (const d of ['/usr/sbin', '/usr/bin', '/sbin', '/bin']) if (existsSync(join(d, bin))) return join(d, bin);
   return null;
 }
 
 /** Write `text` to a temp file and run argv (FILE replaced by its path); returns combined output or throws with it. */
-async function check(text: string, argv: (file: string) => string[], name: string): Promise<string> {
+async function check(text: string, argv: (file: string) => Argv, name: string): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'fb-foreign-'));
   const file = join(dir, name);
   writeFileSync(file, text);
   const [cmd, ...args] = argv(file);
   try {
-    const { stdout, stderr } = await run(cmd as string, args, { cwd: dir });
+    const { stdout, stderr } = await run(program(cmd), args, { cwd: dir, env: { ...process.env, PATH: `${process.env['PATH'] ?? ''}:/usr/sbin:/sbin` } });
     return stdout + stderr;
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
@@ -108,14 +109,14 @@ describe('foreignDhcpConfig()', () => {
   const dnsmasqBin = which('dnsmasq');
   test('foreignDhcpConfig() dnsmasq output passes dnsmasq --test', { skip: dnsmasqBin ? false : 'dnsmasq not installed' }, async () => {
     const text = ['port=0', 'dhcp-range=10.0.0.100,10.0.0.200,12h', ...foreignDhcpConfig('dnsmasq', INPUT)].join('\n') + '\n';
-    const out = await check(text, (f) => [dnsmasqBin as string, '--test', `--conf-file=${f}`], 'dnsmasq.conf');
+    const out = await check(text, (f) => ['dnsmasq', '--test', `--conf-file=${f}`], 'dnsmasq.conf');
     assert.match(out, /syntax check OK/);
   });
 
   const dhcpd = which('dhcpd');
   test('foreignDhcpConfig() isc output passes dhcpd -t', { skip: dhcpd ? false : 'isc-dhcp-server not installed' }, async () => {
     const text = [...foreignDhcpConfig('isc', INPUT), 'subnet 10.0.0.0 netmask 255.255.255.0 { range 10.0.0.100 10.0.0.200; }'].join('\n') + '\n';
-    await check(text, (f) => [dhcpd as string, '-4', '-t', '-cf', f], 'dhcpd.conf');
+    await check(text, (f) => ['dhcpd', '-4', '-t', '-cf', f], 'dhcpd.conf');
   });
 
   const keaBin = which('kea-dhcp4');
@@ -128,6 +129,6 @@ describe('foreignDhcpConfig()', () => {
   "subnet4": [ { "id": 1, "subnet": "10.0.0.0/24", "pools": [ { "pool": "10.0.0.100 - 10.0.0.200" } ] } ],
   ${classes}
 } }\n`;
-    await check(text, (f) => [keaBin as string, '-t', f], 'kea-dhcp4.conf');
+    await check(text, (f) => ['kea-dhcp4', '-t', f], 'kea-dhcp4.conf');
   });
 });

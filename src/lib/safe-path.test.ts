@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
+import { program } from './programs.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAX_NAME_BYTES, MAX_SEGMENT_BYTES, normalizeRequestName, openInRoot, wireNameToUtf8, type SafePathFailure } from './safe-path.js';
@@ -92,7 +93,7 @@ test('openInRoot() opens a regular file inside the root, with its size and stat 
 
 test('openInRoot() refuses .., absolute paths elsewhere, NUL bytes, over-long names, directories and FIFOs', async () => {
   await withTree(async (root) => {
-    execFileSync('mkfifo', [join(root, 'fifo')]);
+    execFileSync(program('mkfifo'), [join(root, 'fifo')]);
     assert.equal(await outcome(root, '../outside/secret'), 'access');
     assert.equal(await outcome(root, 'sub/../../outside/secret'), 'access');
     assert.equal(await outcome(root, '/etc/passwd'), 'not-found', 'absolute names are inside the root');

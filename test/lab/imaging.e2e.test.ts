@@ -32,6 +32,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { program } from '../../src/lib/programs.js';
 import { Lab, labAvailable } from './lab.js';
 import { LabSuite } from './suite.js';
 import { CACHE_DIR, QemuGuest, chooseAccel, missingQemuPrerequisites, withTimeout, type Accel, type QemuVariant } from './qemu.js';
@@ -63,7 +64,7 @@ let labRef: Lab | null = null;
 /** Build (or take from the cache) the boot environment with the real agent. */
 function buildBootEnv(out: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('bash', [join(REPO, 'scripts/build-bootenv.sh'), '--out', out], { cwd: REPO, maxBuffer: 64 * 1024 * 1024 }, (err, _o, stderr) => {
+    execFile(program('bash'), [join(REPO, 'scripts/build-bootenv.sh'), '--out', out], { cwd: REPO, maxBuffer: 64 * 1024 * 1024 }, (err, _o, stderr) => {
       if (err) reject(new Error(`scripts/build-bootenv.sh failed: ${stderr.slice(-3000)}`));
       else resolve();
     });

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { program } from '../../src/lib/programs.js';
 import { Lab } from './lab.js';
 
 test('Lab builds two hosts on a bridge that can reach each other, and removes everything', async () => {
@@ -12,6 +13,6 @@ test('Lab builds two hosts on a bridge that can reach each other, and removes ev
   } finally {
     await lab.destroy();
   }
-  const left = await import('node:child_process').then((cp) => cp.execFileSync('ip', ['netns', 'list']).toString());
+  const left = await import('node:child_process').then((cp) => cp.execFileSync(program('ip'), ['netns', 'list']).toString());
   assert.ok(!left.includes(`fb${lab.id}`), `namespaces left: ${left}`);
 });

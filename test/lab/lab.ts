@@ -13,12 +13,13 @@
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { program, resolveArgv, type Argv, type ProgramName } from '../../src/lib/programs.js';
 
 const run = promisify(execFile);
 
-export async function sh(cmd: string, args: string[]): Promise<string> {
+export async function sh(cmd: ProgramName, args: string[]): Promise<string> {
   try {
-    const { stdout } = await run(cmd, args, { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await run(program(cmd), args, { maxBuffer: 64 * 1024 * 1024 });
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
@@ -76,14 +77,12 @@ export class Lab {
   }
 
   /** Run a command inside a namespace and return its stdout. */
-  nsExec(ns: string, argv: string[]): Promise<string> {
-    const [cmd, ...rest] = argv;
-    if (!cmd) throw new TypeError('empty command');
-    return sh('ip', ['netns', 'exec', ns, cmd, ...rest]);
+  nsExec(ns: string, argv: Argv): Promise<string> {
+    return sh('ip', ['netns', 'exec', ns, ...resolveArgv(argv)]);
   }
 
   /** Run a command inside a lab host's namespace. */
-  exec(host: string, argv: string[]): Promise<string> {
+  exec(host: string, argv: Argv): Promise<string> {
     return this.nsExec(this.host(host).netns, argv);
   }
 
@@ -124,8 +123,8 @@ export class Lab {
   }
 
   /** Start a long-running process inside a namespace; it is killed by destroy(). */
-  spawnIn(ns: string, argv: string[], opts: SpawnOptions = {}): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  spawnIn(ns: string, argv: Argv, opts: SpawnOptions = {}): ChildProcess {
+    const child = spawn(program('ip'), ['netns', 'exec', ns, ...resolveArgv(argv)], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
     return child;

@@ -22,13 +22,14 @@ import { release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { program, type ProgramName } from '../../src/lib/programs.js';
 import type { Lab } from './lab.js';
 
 export type QemuVariant = 'bios-ipxe' | 'ovmf-pxe' | 'ovmf-ipxe';
 export const QEMU_VARIANTS: readonly QemuVariant[] = ['bios-ipxe', 'ovmf-pxe', 'ovmf-ipxe'];
 export type Accel = 'kvm' | 'tcg';
 
-export const QEMU_BIN = 'qemu-system-x86_64';
+export const QEMU_BIN: ProgramName = 'qemu-system-x86_64';
 /** Debian's paths (packages ipxe-qemu, ovmf, seabios). */
 export const FIRMWARE = {
   pxeE1000Rom: '/usr/lib/ipxe/qemu/pxe-e1000.rom',
@@ -82,7 +83,7 @@ export function missingQemuPrerequisites(variants: readonly QemuVariant[] = QEMU
 export async function ensureBootEnv(): Promise<{ kernel: string; initrd: string }> {
   const script = join(REPO, 'test', 'lab', 'bootenv', 'build.sh');
   const out = await new Promise<string>((res, rej) => {
-    execFile('bash', [script], { env: { ...process.env, FBTEST_CACHE: CACHE_DIR }, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    execFile(program('bash'), [script], { env: { ...process.env, FBTEST_CACHE: CACHE_DIR }, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) rej(new Error(`${script} failed: ${stderr.trim() || err.message}`));
       else res(stdout);
     });
@@ -165,7 +166,7 @@ async function probeKvm(): Promise<Accel> {
   let result: Accel = 'tcg';
   try {
     const serial = join(dir, 'serial.log');
-    const child = spawn(QEMU_BIN, ['-accel', 'kvm', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', `file:${serial}`,
+    const child = spawn(program(QEMU_BIN), ['-accel', 'kvm', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', `file:${serial}`,
       '-kernel', kernel, '-initrd', initrd, '-append', 'console=ttyS0 quiet'], { stdio: 'ignore' });
     const deadline = Date.now() + 12_000;
     let exited = false;

@@ -13,6 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type Argv } from '../../../src/lib/programs.js';
 import type { Lab } from '../lab.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -144,7 +145,7 @@ export interface LabHttp {
 /** lab-http.ts inside a namespace: records initrd callbacks at /ran, optionally serves `root`. */
 export async function startLabHttp(lab: Lab, host: string, port: number, root?: string): Promise<LabHttp> {
   const h = lab.host(host);
-  const argv = ['node', '--import', 'tsx', join(REPO, 'test/lab/bootenv/lab-http.ts'), '--host', h.ip, '--port', String(port)];
+  const argv: Argv = ['node', '--import', 'tsx', join(REPO, 'test/lab/bootenv/lab-http.ts'), '--host', h.ip, '--port', String(port)];
   if (root) argv.push('--root', root);
   const log = new ProcessLog(`lab-http(${host})`, lab.spawnIn(h.netns, argv, { cwd: REPO }));
   if (!(await log.waitFor(/"event":"listening"/, 15_000))) throw new Error(`lab-http did not start:\n${log.tail()}`);
@@ -194,7 +195,7 @@ export interface FleetbootOptions {
 export async function startFleetboot(lab: Lab, host: string, o: FleetbootOptions): Promise<Fleetboot> {
   const h = lab.host(host);
   const port = o.httpPort ?? 8080;
-  const argv = ['node', '--import', 'tsx', join(REPO, 'src/cli/main.ts'), 'serve',
+  const argv: Argv = ['node', '--import', 'tsx', join(REPO, 'src/cli/main.ts'), 'serve',
     '--data-dir', o.dataDir, '--interface', h.ifname, '--server-ip', o.serverIp, '--http-port', String(port), '--dhcp', 'proxy'];
   if (o.configFile) argv.push('--config', o.configFile);
   if (o.extra) argv.push(...o.extra);
