@@ -11,13 +11,21 @@
  *
  *   1. A (SeaBIOS + iPXE ROM) has an MBR disk with an ext4 and a FAT32
  *      partition holding known files; `task capture` makes image "ref".
- *   2. A second capture of "ref" is cut off by powering A off mid-upload:
+ *   2. An impostor (another namespace, another MAC) asks /boot/decide with
+ *      A's MAC before A boots: refused, nothing handed out, in the log. A
+ *      boots and captures "ref" again: revision 2. While A runs, the impostor
+ *      uses A's token (read off A's console) from its own address: 403, in
+ *      the log.
+ *   3. A capture whose hardware identity differs from A's inventory of
+ *      record fails before any upload; "ref" keeps its revisions.
+ *   4. A second capture of "ref" is cut off by powering A off mid-upload:
  *      the task fails (no agent contact), "ref" is untouched.
- *   3. B (OVMF, edk2 PXE) has a larger blank disk; `task deploy --table gpt`
- *      writes "ref"; Fleetboot is stopped and started again mid-deploy and
- *      the task still completes. B's disk, mounted on the host, holds every
- *      file of A with the same sha256, under a GPT table.
- *   4. An unknown machine with imaging.unknownPolicy "register" becomes a
+ *   5. `image rollback ref --to 1`; B (OVMF, edk2 PXE) has a larger blank
+ *      disk; `task deploy --table gpt` writes revision 1 (its manifest's
+ *      sha256 checked); Fleetboot is stopped and started again mid-deploy
+ *      and the task still completes. B's disk, mounted on the host, holds
+ *      every file of A with the same sha256, under a GPT table.
+ *   6. An unknown machine with imaging.unknownPolicy "register" becomes a
  *      host whose inventory has its MAC, CPUs, memory, disk and SMBIOS product.
  *
  * Needs root, `scripts/install-deps.sh --with-test`, and builds the boot
@@ -36,7 +44,9 @@ import { program } from '../../src/lib/programs.js';
 import { Lab, labAvailable } from './lab.js';
 import { LabSuite } from './suite.js';
 import { CACHE_DIR, QemuGuest, chooseAccel, missingQemuPrerequisites, withTimeout, type Accel, type QemuVariant } from './qemu.js';
-import { REPO, fleetbootCli, startExistingDhcp, startFleetboot, type Fleetboot, type FleetbootOptions } from './bootenv/services.js';
+import { REPO, fleetbootCli, logEvents, startExistingDhcp, startFleetboot, type Fleetboot, type FleetbootOptions } from './bootenv/services.js';
+import type { Inventory } from '../../src/model/manifest.js';
+import { openStore, putInventory } from '../../src/store/index.js';
 import { makeSourceDisk, readDiskFiles, sh, type SourceDisk } from './disks.js';
 
 const S = '10.213.90';
@@ -87,6 +97,7 @@ interface TaskView {
   bytesDone: number;
   bytesTotal: number | null;
   phase: string | null;
+  revision: number | null;
 }
 
 interface HostView {
@@ -201,6 +212,79 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
     }),
   );
 
+  test('impostor: another machine asking for A\'s capture gets nothing; A\'s token from another address is refused (403); A captures revision 2', () =>
+    guarded(async () => {
+      const e = need();
+      const task = await cliJson<TaskView>(['task', 'capture', A.mac, '--image', 'ref']);
+      const imp = await e.lab.addHost('imp', `${S}.66`);
+      const url = `http://${SERVER_IP}:8080`;
+      // Before A boots, the impostor asks for A's task.
+      const script = await e.lab.nsExec(imp.netns, ['curl', '-s', `${url}/boot/decide?mac=${A.mac.replace(/:/g, '-')}&platform=pcbios`]);
+      assert.doesNotMatch(script, /fleetboot\.token=/, 'the impostor got a token');
+      assert.match(script, new RegExp(`came from ${S}\\.66, which is [0-9a-f:]{17} on this network`));
+      let t = await taskState(task.id);
+      assert.equal(t.state, 'queued', 'the impostor used up nothing');
+      assert.ok(logEvents(e.fb).some((l) => /impostor refused/.test(String(l['msg']))), 'the impostor is in the log');
+
+      const guest = await startGuest(e, A, 'a-capture-2', e.a.file);
+      try {
+        await waitTask(task.id, guest, { until: (x) => x.state === 'running' });
+        // The token as A's console shows it (the kernel prints its command line).
+        const token = /fleetboot\.token=([0-9a-f]{64})/.exec(guest.serial())?.[1];
+        assert.ok(token, `no token on A's console\n${explain(e, guest)}`);
+        const put = await e.lab.nsExec(imp.netns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'PUT', '-H', `authorization: Bearer ${token}`, '-H', 'content-type: application/octet-stream', '--data-binary', 'not an image', `${url}/agent/v1/task/streams/p1.pcl.zst`]);
+        assert.equal(put, '403');
+        const get = await e.lab.nsExec(imp.netns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', `authorization: Bearer ${token}`, `${url}/agent/v1/task`]);
+        assert.equal(get, '403');
+        assert.ok(logEvents(e.fb).some((l) => new RegExp(`token was used from ${S}\\.66, but it was handed to`).test(String(l['msg']))), 'the refused upload is in the log');
+        t = await waitTask(task.id, guest);
+        assert.equal(t.state, 'done', `capture failed: ${t.error}\n${explain(e, guest)}`);
+        await withTimeout(guest.exited, 60_000);
+      } finally {
+        await guest.stop();
+      }
+      const shown = await cliJson<{ revision: number; revisions: Array<{ number: number; current: boolean; sourceMac: string }> }>(['image', 'show', 'ref']);
+      assert.equal(shown.revision, 2);
+      assert.deepEqual(shown.revisions.map((r) => [r.number, r.current, r.sourceMac]), [[1, false, A.mac], [2, true, A.mac]]);
+    }),
+  );
+
+  test('identity: a capture from a machine that is not the one recorded fails before any upload; "ref" keeps its revisions', () =>
+    guarded(async () => {
+      const e = need();
+      // A's inventory of record says another machine (as after a motherboard swap, or a MAC on another box).
+      const store = await openStore(e.fbOpts.dataDir);
+      try {
+        const inv: Inventory = {
+          collectedAt: new Date().toISOString(),
+          cpu: { model: null, sockets: 1, cores: 1, threads: 1 },
+          memoryBytes: GUEST_MB * 1024 * 1024,
+          disks: [{ name: 'sda', sizeBytes: 128 * 1024 * 1024, model: 'QEMU HARDDISK', serial: null, rotational: true }],
+          nics: [{ name: 'eth0', mac: A.mac, driver: 'e1000', speedMbps: 1000 }],
+          smbios: { manufacturer: 'Other', product: 'Other box', serial: 'SN-NOT-MACHINE-A', uuid: null, biosVendor: null, biosVersion: null },
+          firmware: 'bios',
+        };
+        await putInventory(store.db, A.mac, inv);
+      } finally {
+        await store.close();
+      }
+      const before = await imageDirSums(e.fbOpts.dataDir);
+      const task = await cliJson<TaskView>(['task', 'capture', A.mac, '--image', 'ref']);
+      const guest = await startGuest(e, A, 'a-identity', e.a.file);
+      try {
+        const t = await waitTask(task.id, guest, { guestMayExit: true });
+        assert.equal(t.state, 'failed', `the capture was not refused\n${explain(e, guest)}`);
+        assert.match(t.error ?? '', /hardware identity check: this machine is not the one recorded for the host \(SMBIOS serial differ\).*serial SN-NOT-MACHINE-A/);
+        assert.equal(t.bytesDone, 0, 'nothing was uploaded');
+      } finally {
+        await guest.stop();
+      }
+      assert.deepEqual(await imageDirSums(e.fbOpts.dataDir), before, 'the stored image changed');
+      assert.equal((await cliJson<{ revision: number }>(['image', 'show', 'ref'])).revision, 2);
+      await cli(['host', 'forget-inventory', A.mac]);
+    }),
+  );
+
   test('fault: A powered off mid-capture -> the task fails and image "ref" stays intact', () =>
     guarded(async () => {
       const e = need();
@@ -224,6 +308,11 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
       const e = need();
       const diskB = join(e.work, 'b.img');
       await sh('truncate', ['-s', '192M', diskB]);
+      // Revision 1 is what B gets: rolled back to, and pinned by the task when B's agent starts.
+      const rolled = await cliJson<{ number: number; manifestSha256: string }>(['image', 'rollback', 'ref', '--to', '1']);
+      assert.equal(rolled.number, 1);
+      const rev1 = await cliJson<{ revisions: Array<{ number: number; manifestSha256: string }> }>(['image', 'show', 'ref']);
+      assert.equal(rev1.revisions.find((r) => r.number === 1)?.manifestSha256, rolled.manifestSha256);
       const task = await cliJson<TaskView>(['task', 'deploy', B.mac, '--image', 'ref', '--table', 'gpt']);
       const guest = await startGuest(e, B, 'b-deploy', diskB);
       try {
@@ -233,6 +322,7 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
         e.fb = await startFleetboot(e.lab, 'fb', e.fbOpts);
         const done = await waitTask(task.id, guest);
         assert.equal(done.state, 'done', `deploy failed: ${done.error}\n${explain(e, guest)}`);
+        assert.equal(done.revision, 1, 'the deploy wrote revision 1');
         await withTimeout(guest.exited, 60_000);
       } finally {
         await guest.stop();
