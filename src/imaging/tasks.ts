@@ -99,11 +99,11 @@ export function createImagingService(deps: ImagingDeps) {
     return true;
   }
 
-  /** Null when `id` is the machine the host's inventory of record describes (or there is none); else why not. */
-  async function mismatchOf(t: Task, id: HardwareIdentity): Promise<string | null> {
+  /** Compare `id` with the host's inventory of record: mismatch is null when it is that machine (or there is no record). */
+  async function checkIdentity(t: Task, id: HardwareIdentity): Promise<{ recorded: boolean; mismatch: string | null }> {
     const recorded = await getInventory(db, t.mac);
-    if (!recorded) return null;
-    return identityMismatch(id, recorded.inventory, t.type === 'capture' || t.type === 'deploy');
+    if (!recorded) return { recorded: false, mismatch: null };
+    return { recorded: true, mismatch: identityMismatch(id, recorded.inventory, t.type === 'capture' || t.type === 'deploy') };
   }
 
   return {
@@ -265,14 +265,14 @@ export function createImagingService(deps: ImagingDeps) {
         if (err instanceof IdentityError) throw new FleetbootError('INVALID_INPUT', `Invalid identity: ${err.message}`);
         throw err;
       }
-      const mismatch = await mismatchOf(t, id);
+      const { recorded, mismatch } = await checkIdentity(t, id);
       if (mismatch !== null) {
         log.warn({ task: t.id, mac: t.mac, type: t.type, identity: id }, `task #${t.id} ${t.type} ${t.mac}: ${mismatch}`);
         await finish(t, 'failed', `hardware identity check: ${mismatch}`);
         throw new FleetbootError('CONFLICT', `Task #${t.id}: hardware identity check: ${mismatch}`);
       }
       await patchActiveTask(db, t.id, { identity: JSON.stringify(id), last_seen_at: iso() });
-      log.info({ task: t.id, mac: t.mac, identity: id }, `task #${t.id}: hardware identity reported${(await getInventory(db, t.mac)) ? ' and matches the inventory of record' : ' (no inventory of record to compare)'}`);
+      log.info({ task: t.id, mac: t.mac, identity: id }, `task #${t.id}: hardware identity reported${recorded ? ' and matches the inventory of record' : ' (no inventory of record to compare)'}`);
     },
 
     /** POST complete: capture -> commit the image; deploy -> done; inventory/register -> store it (register: the host). */
@@ -328,7 +328,7 @@ export function createImagingService(deps: ImagingDeps) {
         throw err;
       }
       // A known host's record changes only from the machine it describes.
-      const mismatch = await mismatchOf(t, { smbiosUuid: inv.smbios.uuid, smbiosSerial: inv.smbios.serial, disk: null });
+      const { mismatch } = await checkIdentity(t, { smbiosUuid: inv.smbios.uuid, smbiosSerial: inv.smbios.serial, disk: null });
       if (mismatch !== null) {
         await finish(t, 'failed', `inventory refused: ${mismatch}`);
         throw new FleetbootError('CONFLICT', `Task #${t.id}: inventory refused: ${mismatch}`);
