@@ -19,35 +19,13 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, labAvailable } from './lab.js';
 import { LabSuite } from './suite.js';
-import {
-  INITRD_OK_MARKER,
-  LOCAL_DISK_MARKER,
-  QemuGuest,
-  chooseAccel,
-  ensureBootEnv,
-  missingQemuPrerequisites,
-  writeLocalBootDisk,
-  type Accel,
-  type QemuVariant,
-} from './qemu.js';
-import { logEvents as fleetbootEvents, macHex as hex,
-  fleetbootCli,
-  startExistingDhcp,
-  startFleetboot,
-  startLabHttp,
-  type Callback,
-  type DhcpServer,
-  type Fleetboot,
-  type LabHttp,
-} from './bootenv/services.js';
+import { closeLabFixture, openLabFixture, withParts, type LabWith } from './fixture.js';
+import { INITRD_OK_MARKER, LOCAL_DISK_MARKER, QemuGuest, writeLocalBootDisk, type QemuVariant } from './qemu.js';
+import { logEvents as fleetbootEvents, macHex as hex, type Callback } from './bootenv/services.js';
 
 const SUBNET = '10.213.50';
-const SERVER_IP = `${SUBNET}.1`;
 const CALLBACK_PORT = 9999;
 const MENU_TIMEOUT_S = 2;
 
@@ -57,18 +35,9 @@ const GUESTS: Array<{ variant: QemuVariant; mac: string; what: string }> = [
   { variant: 'ovmf-ipxe', mac: '52:54:00:fb:50:0c', what: "(c) OVMF with iPXE's EFI ROM efi-e1000.rom" },
 ];
 
-interface Env {
-  lab: Lab;
-  work: string;
-  accel: Accel;
-  dhcp: DhcpServer;
-  fb: Fleetboot;
-  cb: LabHttp;
-}
+type Env = LabWith<'fb' | 'dhcp' | 'cb'>;
 const suite = new LabSuite<Env>();
 const { guarded, need } = suite;
-let labRef: Lab | null = null;
-let workDir: string | null = null;
 
 function explain(e: Env, guest: QemuGuest | null): string {
   return [
@@ -100,47 +69,12 @@ async function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise
 
 describe('fleetboot serve PXE-boots QEMU guests in a lab (proxyDHCP -> TFTP -> iPXE -> HTTP)', { timeout: 20 * 60_000 }, () => {
   before(() => guarded(async () => {
-    if (process.getuid?.() !== 0) throw new Error('boot.e2e needs root (network namespaces, tap devices): run the tests as root');
-    if (!(await labAvailable())) throw new Error('boot.e2e needs `ip netns` (iproute2) to build the lab');
-    const missing = missingQemuPrerequisites();
-    if (missing.length) throw new Error(`boot.e2e needs QEMU and firmware; missing: ${missing.join(', ')}. Run: bash scripts/install-deps.sh --with-test`);
-
-    const work = mkdtempSync(join(tmpdir(), 'fb-boot-e2e-'));
-    workDir = work;
-    const { kernel, initrd } = await ensureBootEnv();
-    const accel = await chooseAccel();
-    const lab = await Lab.create({ subnet: SUBNET });
-    labRef = lab;
-    await lab.addHost('fb', SERVER_IP);
-    await lab.addHost('dhcp', `${SUBNET}.2`);
-    const dhcp = await startExistingDhcp(lab, 'dhcp', work);
-    const cb = await startLabHttp(lab, 'fb', CALLBACK_PORT);
-
-    const configFile = join(work, 'fleetboot.json');
-    writeFileSync(configFile, JSON.stringify({ boot: { menuTimeoutSeconds: MENU_TIMEOUT_S } }));
-    const dataDir = join(work, 'data');
-    const fb = await startFleetboot(lab, 'fb', { dataDir, serverIp: SERVER_IP, httpPort: 8080, configFile });
-    suite.env = { lab, work, accel, dhcp, fb, cb };
-
-    const cmdline = `console=ttyS0 fbcallback=http://${SERVER_IP}:${CALLBACK_PORT}/ran`;
-    await fleetbootCli(lab, 'fb', dataDir, ['entry', 'add', 'test', '--kernel', kernel, '--initrd', initrd, '--cmdline', cmdline]);
-    for (const g of GUESTS) await fleetbootCli(lab, 'fb', dataDir, ['host', 'add', g.mac, '--name', g.variant, '--entry', 'test']);
+    const f = await openLabFixture({ name: 'boot.e2e', subnet: SUBNET, variants: GUESTS.map((g) => g.variant), callbackPort: CALLBACK_PORT, fleetboot: { config: { boot: { menuTimeoutSeconds: MENU_TIMEOUT_S } } } });
+    suite.env = withParts(f, ['fb', 'dhcp', 'cb']);
+    await f.addTestEntryHosts(GUESTS.map((g) => ({ mac: g.mac, name: g.variant })));
   }));
 
-  after(async () => {
-    const keep = process.env.FBTEST_KEEP === '1' || suite.failed;
-    try {
-      if (suite.env) {
-        writeFileSync(join(suite.env.work, 'fleetboot.log'), suite.env.fb.log.all());
-        writeFileSync(join(suite.env.work, 'dnsmasq.log'), suite.env.dhcp.log.all());
-        writeFileSync(join(suite.env.work, 'callbacks.log'), suite.env.cb.log.all());
-      }
-      await labRef?.destroy();
-    } finally {
-      if (workDir && !keep) rmSync(workDir, { recursive: true, force: true });
-      else if (workDir) console.log(`boot.e2e: logs kept in ${workDir} (fleetboot.log, dnsmasq.log, *.serial.log)`);
-    }
-  });
+  after(() => closeLabFixture(suite));
 
   for (const g of GUESTS) {
     test(`serve boots ${g.what} into the kernel+initrd assigned to its MAC`, (t: TestContext) => guarded(async () => {

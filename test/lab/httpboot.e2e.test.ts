@@ -28,14 +28,14 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, copyFileSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Lab, labAvailable } from './lab.js';
+import type { Lab } from './lab.js';
 import { LabSuite } from './suite.js';
-import { FIRMWARE, INITRD_OK_MARKER, QEMU_BIN, chooseAccel, ensureBootEnv, missingQemuPrerequisites, qemuArgs, type Accel } from './qemu.js';
-import { logEvents as events, macHex as hex, fleetbootCli, startExistingDhcp, startFleetboot, startLabHttp, type DhcpServer, type Fleetboot, type LabHttp } from './bootenv/services.js';
+import { closeLabFixture, openLabFixture, withParts, type LabWith } from './fixture.js';
+import { FIRMWARE, INITRD_OK_MARKER, QEMU_BIN, qemuArgs, type Accel } from './qemu.js';
+import { logEvents as events, macHex as hex } from './bootenv/services.js';
 
 const SUBNET = '10.213.55';
 const SERVER_IP = `${SUBNET}.1`;
@@ -117,17 +117,9 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-interface Env {
-  lab: Lab;
-  work: string;
-  accel: Accel;
-  dhcp: DhcpServer;
-  fb: Fleetboot;
-  cb: LabHttp;
-}
+type Env = LabWith<'fb' | 'dhcp' | 'cb'>;
 const suite = new LabSuite<Env>();
 const { guarded, need } = suite;
-let labRef: Lab | null = null;
 let guest: Guest | null = null;
 
 function explain(e: Env): string {
@@ -143,44 +135,18 @@ function explain(e: Env): string {
 
 describe('fleetboot serve boots an OVMF guest by UEFI HTTP boot (proxyDHCP -> HTTP -> iPXE -> HTTP)', { timeout: 10 * 60_000 }, () => {
   before(() => guarded(async () => {
-    if (process.getuid?.() !== 0) throw new Error('httpboot.e2e needs root (network namespaces, tap devices): run the tests as root');
-    if (!(await labAvailable())) throw new Error('httpboot.e2e needs `ip netns` (iproute2) to build the lab');
-    const missing = missingQemuPrerequisites(['ovmf-pxe']);
-    if (missing.length) throw new Error(`httpboot.e2e needs QEMU and OVMF; missing: ${missing.join(', ')}. Run: bash scripts/install-deps.sh --with-test`);
-
-    const work = mkdtempSync(join(tmpdir(), 'fb-httpboot-e2e-'));
-    const { kernel, initrd } = await ensureBootEnv();
-    const accel = await chooseAccel();
-    const lab = await Lab.create({ subnet: SUBNET });
-    labRef = lab;
-    await lab.addHost('fb', SERVER_IP);
-    await lab.addHost('dhcp', `${SUBNET}.2`);
-    const dhcp = await startExistingDhcp(lab, 'dhcp', work);
-    const cb = await startLabHttp(lab, 'fb', CALLBACK_PORT);
-    const dataDir = join(work, 'data');
-    const fb = await startFleetboot(lab, 'fb', { dataDir, serverIp: SERVER_IP, httpPort: HTTP_PORT });
-    suite.env = { lab, work, accel, dhcp, fb, cb };
-
-    const cmdline = `console=ttyS0 fbcallback=http://${SERVER_IP}:${CALLBACK_PORT}/ran`;
-    await fleetbootCli(lab, 'fb', dataDir, ['entry', 'add', 'test', '--kernel', kernel, '--initrd', initrd, '--cmdline', cmdline]);
-    await fleetbootCli(lab, 'fb', dataDir, ['host', 'add', MAC, '--name', 'ovmf-http', '--entry', 'test']);
+    const f = await openLabFixture({ name: 'httpboot.e2e', subnet: SUBNET, variants: ['ovmf-pxe'], callbackPort: CALLBACK_PORT, fleetboot: { httpPort: HTTP_PORT } });
+    suite.env = withParts(f, ['fb', 'dhcp', 'cb']);
+    await f.addTestEntryHosts([{ mac: MAC, name: 'ovmf-http' }]);
   }));
 
-  after(async () => {
-    const keep = process.env.FBTEST_KEEP === '1' || suite.failed;
-    try {
-      if (guest) await stopGuest(guest);
-      if (suite.env) {
-        writeFileSync(join(suite.env.work, 'fleetboot.log'), suite.env.fb.log.all());
-        writeFileSync(join(suite.env.work, 'dnsmasq.log'), suite.env.dhcp.log.all());
-        writeFileSync(join(suite.env.work, 'callbacks.log'), suite.env.cb.log.all());
-      }
-      await labRef?.destroy();
-    } finally {
-      if (suite.env && !keep) rmSync(suite.env.work, { recursive: true, force: true });
-      else if (suite.env) console.log(`httpboot.e2e: logs kept in ${suite.env.work} (fleetboot.log, dnsmasq.log, ovmf-http.serial.log)`);
-    }
-  });
+  after(() =>
+    closeLabFixture(suite, {
+      beforeDestroy: async () => {
+        if (guest) await stopGuest(guest);
+      },
+    }),
+  );
 
   test('serve HTTP-boots OVMF (HTTPv4 only) into the kernel+initrd assigned to its MAC', (t: TestContext) => guarded(async () => {
     const e = need();
