@@ -130,11 +130,23 @@ flock 9
 work="$(mktemp -d "$cache/work.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-# apt's _apt user writes downloads into the current directory.
+# Network options for apt: without a reachable mirror (an isolated PXE
+# network, scripts/serve.sh's first start there) a download fails within
+# about half a minute instead of waiting out apt's default timeouts and
+# retries on a network that drops packets.
+APT_NET=(-o Acquire::http::Timeout=10 -o Acquire::https::Timeout=10 -o Acquire::Retries=1)
+# apt's _apt user writes downloads into the current directory; apt's messages
+# are also kept in DIR/.apt-output for apt_error.
 apt_download() { # DIR PKG... -> .debs in DIR
   local dir="$1"; shift
   chmod 777 "$dir"
-  (cd "$dir" && apt-get download -q "$@" 2>&1 | grep -v -e '^W: Download is performed unsandboxed' -e '^Get:' -e '^Fetched' >&2 || true)
+  (cd "$dir" && apt-get download -q "${APT_NET[@]}" "$@" 2>&1 | grep -v -e '^W: Download is performed unsandboxed' -e '^Get:' -e '^Fetched' | tee .apt-output >&2 || true)
+}
+# apt's first error after apt_download DIR (e.g. "Failed to fetch URL  Temporary failure resolving 'deb.debian.org'").
+apt_error() { # DIR
+  local e
+  e="$(grep -m1 '^E: ' "$1/.apt-output" 2>/dev/null | sed 's/^E: //; s/  */ /g' || true)"
+  echo "${e:-apt printed no error}"
 }
 
 # ------------------------------------------------------------ apt -----------
@@ -164,7 +176,7 @@ else
   resolve_apt
   if [ -z "$kpkg" ]; then
     log "apt-get update (no linux-image-amd64 in the package lists)"
-    apt-get update -qq
+    apt-get update -qq "${APT_NET[@]}" || die "apt-get update failed (is a Debian mirror reachable? see /etc/apt/sources.list*)"
     lists_key="$( (stat -c '%n %Y %s' /var/lib/apt/lists/*Packages* 2>/dev/null || true; echo "${FIRMWARE_PKGS[*]}") | sha256sum | cut -c1-16)"
     resolve_apt
   fi
@@ -181,8 +193,8 @@ if [ ! -f "$kdir/.complete" ]; then
   mkdir -p "$work/deb"
   log "apt-get download $kpkg ($kpkg_version)"
   apt_download "$work/deb" "$kpkg=$kpkg_version"
-  deb="$(ls "$work"/deb/*.deb 2>/dev/null | head -n1)"
-  [ -n "$deb" ] || die "apt-get download $kpkg produced no .deb"
+  deb="$(ls "$work"/deb/*.deb 2>/dev/null | head -n1 || true)"
+  [ -n "$deb" ] || die "cannot download the kernel package $kpkg ($kpkg_version) from a Debian mirror: $(apt_error "$work/deb")"
   log "unpacking $(basename "$deb")"
   mkdir -p "$kdir"
   dpkg-deb -x "$deb" "$kdir"

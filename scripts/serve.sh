@@ -13,6 +13,14 @@
 # warning. A failed boot-environment build is a warning too: the server
 # starts, machines network-boot their entries and the menu, and only imaging
 # tasks wait until `fleetboot bootenv build` has been run.
+#
+# Environment:
+#   FLEETBOOT_BOOTENV_CACHE  the boot-environment build's download cache
+#                            (default /var/cache/fleetboot/bootenv-build: the
+#                            kernel package, unpacked, and the firmware); the
+#                            lab test test/lab/first-start.e2e.test.ts points it
+#                            at an empty directory so that no cached kernel
+#                            can stand in for the unreachable mirror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,7 +70,7 @@ fi
 if [ ! -s "$data_dir/bootenv/initrd.img" ] || [ ! -s "$data_dir/bootenv/vmlinuz" ]; then
   echo "serve: building the imaging boot environment into $data_dir/bootenv (once; about a minute)" >&2
   build_log="$(mktemp)"
-  if bash scripts/build-bootenv.sh --out "$data_dir/bootenv" --cache /var/cache/fleetboot/bootenv-build 2>&1 | tee "$build_log" >&2; then
+  if bash scripts/build-bootenv.sh --out "$data_dir/bootenv" --cache "${FLEETBOOT_BOOTENV_CACHE:-/var/cache/fleetboot/bootenv-build}" 2>&1 | tee "$build_log" >&2; then
     :
   else
     reason="$(grep -m1 '^build-bootenv: error: ' "$build_log" | sed 's/^build-bootenv: error: //' || true)"

@@ -188,7 +188,7 @@ async function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise
     if (cb) return cb;
     const why = guest.networkBootFailed() ?? (guest.running ? null : 'QEMU exited');
     if (why) {
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, 1000)); // diagnostics only (the test fails next): let the last log lines arrive
       assert.fail(`no callback from ${guest.mac}: ${why}\n${explain(e, guest)}`);
     }
   }

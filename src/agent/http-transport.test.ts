@@ -92,6 +92,7 @@ test('getStream() resumes a cut download with Range and hands over one continuou
       if (cuts < 2) {
         // Send a piece, then cut the connection.
         cuts++;
+        // The cut is the test: 20 ms after the piece is written, so the client has read part of the response.
         res.write(data.subarray(start, start + 1024 * 1024 + cuts), () => setTimeout(() => req.socket.destroy(), 20));
         return;
       }

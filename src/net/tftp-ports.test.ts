@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { DataPortAllocator, dataPortMode, NoFreeDataPortError, type BoundPort } from './tftp-ports.js';
 import { openUdp } from './udp.js';
 import { download, RawClient, startTftp } from '../../test/tftp-helpers.js';
+import { waitFor } from '../../test/wait.js';
 
 /** A fake network: which ports are bound (by us or by "another process"), and what was closed, in order. */
 class FakeNet {
@@ -225,8 +226,16 @@ test('createTftpService() with a range releases a transfer\'s port when it ends,
       assert.ok(e.p.op === 'ERROR' && e.p.message === 'Timeout', JSON.stringify(e.p));
       await s.close();
     }
-    await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual((await download(svc.port, 'f')).data, file);
+    // A port is released just after its transfer's ERROR leaves: retry while the RRQ is refused for want of one.
+    const again = await waitFor('a data port to be free again', async () => {
+      try {
+        return await download(svc.port, 'f');
+      } catch (err) {
+        if (err instanceof Error && err.message === 'ERROR 0 No free data port') return null;
+        throw err;
+      }
+    }, 5000);
+    assert.deepEqual(again.data, file);
   } finally {
     await svc.close();
     await rm(root, { recursive: true, force: true });

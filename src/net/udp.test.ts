@@ -19,6 +19,7 @@ import {
   type UdpBackend,
   type UdpSocket,
 } from './udp.js';
+import { waitFor } from '../../test/wait.js';
 import { download, startTftp } from '../../test/tftp-helpers.js';
 
 const LOOP = ipv4ToNumber('127.0.0.1');
@@ -103,7 +104,7 @@ for (const backend of ['native', 'dgram'] as const) {
       await a.close();
       b.send(Buffer.from('late'), null, to);
       b.send(Buffer.from('late'), null, to); // after close: nobody listens, sends do not throw
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 50)); // the test: time for a late datagram to arrive, proving none does
       assert.equal(got.length, 0);
     } finally {
       await a.close();
@@ -176,9 +177,9 @@ for (const backend of ['native', 'dgram'] as const) {
       const r1 = await peerNext();
       assert.deepEqual(r1.data, Buffer.from([1, 2, 3]));
       assert.equal(r1.port, port);
-      for (let i = 0; i < 100 && strangerGot.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-      assert.equal(strangerGot[0]?.data.toString(), 'go away');
-      assert.equal(strangerGot[0]?.port, port);
+      const toStranger = await waitFor('the datagram to the stranger', () => strangerGot[0], 2000);
+      assert.equal(toStranger.data.toString(), 'go away');
+      assert.equal(toStranger.port, port);
       // The port is this transfer's alone: a plain bind or a second transfer on it fails.
       await assert.rejects(openUdp(backend, { address: '127.0.0.1', port, onMessage() {}, onError() {} }), { code: 'EADDRINUSE' });
       await assert.rejects(openUdpForPeer(backend, { address: '127.0.0.1', port, peer: udpPeer(LOOP, s2.port), onMessage() {}, onError() {} }), { code: 'EADDRINUSE' });

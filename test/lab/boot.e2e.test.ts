@@ -60,7 +60,7 @@ async function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise
     if (cb) return cb;
     const failed = guest.networkBootFailed() ?? (guest.running ? null : 'QEMU exited');
     if (failed) {
-      await new Promise((r) => setTimeout(r, 1000)); // let the last log lines arrive
+      await new Promise((r) => setTimeout(r, 1000)); // diagnostics only (the test fails next): let the last log lines arrive
       assert.fail(`no callback from ${guest.mac}: ${failed}\n${explain(e, guest)}`);
     }
   }

@@ -91,6 +91,7 @@ async function startHttpBootGuest(lab: Lab, work: string, accel: Accel): Promise
     child.on('exit', () => res());
     child.on('error', () => res());
   });
+  // A grace window, not a wait for an event: QEMU that rejects its arguments exits within it.
   const early = await Promise.race([exited.then(() => true), sleep(300).then(() => false)]);
   if (early) throw new Error(`QEMU exited at once: ${stderr.trim()}\n${QEMU_BIN} ${args.join(' ')}`);
   return { child, serialLog, argv: [QEMU_BIN, ...args], stderr: () => stderr, exited };

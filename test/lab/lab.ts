@@ -143,7 +143,14 @@ export class Lab {
     await this.nsExec(ns, ['nft', 'add', 'rule', 'inet', 'fblab', 'in', 'meta', 'l4proto', 'udp', ...spare, 'numgen', 'random', 'mod', '100', '<', String(percent), 'drop']);
   }
 
+  /**
+   * Kill every process of the lab and delete its namespaces: the children it
+   * spawned (waiting for their exit), then whatever else still runs in each
+   * namespace (`ip netns pids`: grandchildren such as a server started through
+   * npx or a shell script), until the namespace is empty or 5 s have passed.
+   */
   async destroy(): Promise<void> {
+    const exited = [...this.children].map((c) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r()))));
     for (const c of this.children) {
       try {
         c.kill('SIGKILL');
@@ -151,21 +158,26 @@ export class Lab {
         /* already gone */
       }
     }
-    // Processes started with `ip netns exec` die with their namespace's last user; give them a moment.
-    await new Promise((r) => setTimeout(r, 100));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(exited), new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
     for (const ns of [...this.namespaces].reverse()) {
-      await sh('ip', ['netns', 'pids', ns]).then(
-        async (pids) => {
-          for (const pid of pids.split('\n').filter(Boolean)) {
-            try {
-              process.kill(Number(pid), 'SIGKILL');
-            } catch {
-              /* gone */
-            }
+      const pidsOf = (): Promise<number[]> => sh('ip', ['netns', 'pids', ns]).then((out) => out.split('\n').filter(Boolean).map(Number), () => []);
+      const deadline = Date.now() + 5000;
+      for (let pids = await pidsOf(); pids.length > 0; pids = await pidsOf()) {
+        if (Date.now() > deadline) {
+          console.error(`lab: processes ${pids.join(' ')} still run in namespace ${ns} after SIGKILL; deleting it anyway`);
+          break;
+        }
+        for (const pid of pids) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            /* gone */
           }
-        },
-        () => undefined,
-      );
+        }
+        await new Promise((r) => setTimeout(r, 20)); // poll interval; the deadline above bounds the wait
+      }
       await sh('ip', ['netns', 'del', ns]).catch(() => undefined);
     }
     this.namespaces.length = 0;

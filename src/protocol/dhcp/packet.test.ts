@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodePacket, encodePacket, encodedLength, createPacket, hardwareAddress, MIN_PACKET_LENGTH, cStringField } from './packet.js';
 import { describePacket } from './describe.js';
 import { DhcpDecodeError } from './errors.js';
 import { getOption, messageType, MessageType, setOption } from './options.js';
 import { loadFixtures, testdataDir } from './testdata/fixtures.js';
+import { assertGolden } from '../../../test/golden.js';
 
 const fixtures = loadFixtures();
 
@@ -20,8 +20,7 @@ test('fixtures are present for every firmware family', () => {
 test('decodePacket() matches the golden description of every captured packet', () => {
   const text = fixtures.map((f) => `== ${f.name}\n${f.comments.map((c) => `# ${c}`).join('\n')}\n${describePacket(decodePacket(f.bytes))}\n`).join('\n');
   const golden = join(testdataDir, 'golden.txt');
-  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(golden)) writeFileSync(golden, text);
-  assert.equal(text, readFileSync(golden, 'utf8'), 'decoded fixtures differ from testdata/golden.txt (UPDATE_GOLDEN=1 regenerates it)');
+  assertGolden(golden, text, { rerun: 'node --import tsx --test src/protocol/dhcp/packet.test.ts' });
 });
 
 test('encodePacket() re-encodes every captured packet byte-identically', () => {
