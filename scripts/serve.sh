@@ -12,7 +12,8 @@
 # A failed install of the other packages (imaging tools, compilers) is a
 # warning. A failed boot-environment build is a warning too: the server
 # starts, machines network-boot their entries and the menu, and only imaging
-# tasks wait until `fleetboot bootenv build` has been run.
+# tasks fail (naming the build command) until `fleetboot bootenv build` has
+# been run.
 #
 # Environment:
 #   FLEETBOOT_BOOTENV_CACHE  the boot-environment build's download cache
@@ -76,7 +77,7 @@ if [ ! -s "$data_dir/bootenv/initrd.img" ] || [ ! -s "$data_dir/bootenv/vmlinuz"
     reason="$(grep -m1 '^build-bootenv: error: ' "$build_log" | sed 's/^build-bootenv: error: //' || true)"
     [ -n "$reason" ] || reason="$(tail -n 1 "$build_log")"
     warn "the imaging boot environment could not be built: ${reason:-no reason printed}"
-    warn "the server starts anyway: machines network-boot their entries and the menu; imaging tasks (capture, deploy, inventory, register) wait until it is built"
+    warn "the server starts anyway: machines network-boot their entries and the menu; an imaging task (capture, deploy, inventory, register) fails when its machine boots, until it is built"
     warn "build it when the Debian mirror is reachable: $fleetboot bootenv build$data_arg (or: bash scripts/build-bootenv.sh --out $data_dir/bootenv)"
   fi
   rm -f "$build_log"

@@ -59,7 +59,7 @@ export function formatStartSummary(s: SummaryInput): string {
   if (s.bootEnvReady) lines.push(`  Imaging    boot environment ready in ${c.imaging.bootEnvDir}`);
   else {
     lines.push(
-      `  Imaging    no boot environment in ${c.imaging.bootEnvDir}: machines still boot, imaging tasks wait for it`,
+      `  Imaging    no boot environment in ${c.imaging.bootEnvDir}: machines still boot, imaging tasks fail until it is built`,
       `             build it with: ${bootEnvBuildCommand(c.imaging.bootEnvDir, c.dataDir, s.cwd).replace(/^fleetboot/, fb)}`,
     );
   }

@@ -74,7 +74,7 @@ describe('fleetboot serve PXE-boots QEMU guests in a lab (proxyDHCP -> TFTP -> i
     await f.addTestEntryHosts(GUESTS.map((g) => ({ mac: g.mac, name: g.variant })));
   }));
 
-  after(() => closeLabFixture(suite));
+  after(() => closeLabFixture(suite.env, suite.failed));
 
   for (const g of GUESTS) {
     test(`serve boots ${g.what} into the kernel+initrd assigned to its MAC`, (t: TestContext) => guarded(async () => {

@@ -23,25 +23,13 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, labAvailable } from './lab.js';
+import type { Lab } from './lab.js';
 import { LabSuite } from './suite.js';
-import { INITRD_OK_MARKER, QemuGuest, chooseAccel, ensureBootEnv, missingQemuPrerequisites, type Accel } from './qemu.js';
-import {
-  ProcessLog,
-  REPO,
-  fleetbootCli,
-  logEvents,
-  macHex as hex,
-  startExistingDhcp,
-  startLabHttp,
-  type Callback,
-  type DhcpServer,
-  type Fleetboot,
-  type LabHttp,
-} from './bootenv/services.js';
+import { closeLabFixture, openLabFixture, type LabFixture } from './fixture.js';
+import { INITRD_OK_MARKER, QemuGuest } from './qemu.js';
+import { ProcessLog, REPO, logEvents, macHex as hex, type Callback, type DhcpServer, type Fleetboot, type LabHttp } from './bootenv/services.js';
 
 const SUBNET = '10.213.94';
 const SERVER_IP = `${SUBNET}.1`;
@@ -50,20 +38,10 @@ const GUEST = { variant: 'bios-ipxe', mac: '52:54:00:fb:94:0a' } as const;
 /** serve.sh runs install-deps.sh (with `npm run build`) before the server starts: minutes on a loaded 2-core VM. */
 const SERVE_READY_MS = 5 * 60_000;
 
-interface Env {
-  lab: Lab;
-  work: string;
-  accel: Accel;
-  dhcp: DhcpServer;
-  fb: Fleetboot;
-  cb: LabHttp;
-  cache: string;
-  serveSeconds: number;
-}
+/** The lab fixture with serve.sh's server in it (started here, not by the fixture). */
+type Env = LabFixture & { dhcp: DhcpServer; fb: Fleetboot; cb: LabHttp; cache: string; serveSeconds: number };
 const suite = new LabSuite<Env>();
 const { guarded, need } = suite;
-let labRef: Lab | null = null;
-let workDir: string | null = null;
 
 function explain(e: Env, guest: QemuGuest | null): string {
   return [
@@ -109,38 +87,27 @@ async function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise
 
 /** `fleetboot ... --json` in the server's namespace, parsed. */
 async function cliJson(e: Env, args: string[]): Promise<Record<string, unknown>> {
-  const v: unknown = JSON.parse(await fleetbootCli(e.lab, 'fb', join(e.work, 'data'), [...args, '--json']));
+  const v: unknown = JSON.parse(await e.cli([...args, '--json']));
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`fleetboot ${args.join(' ')} --json printed no object: ${JSON.stringify(v)}`);
   return v as Record<string, unknown>;
 }
 
 describe('scripts/serve.sh without a Debian mirror: the server starts, machines boot their entries, imaging tasks fail naming the build command', { timeout: 15 * 60_000 }, () => {
   before(() => guarded(async () => {
-    if (process.getuid?.() !== 0) throw new Error('first-start.e2e needs root (network namespaces, tap devices): run the tests as root');
-    if (!(await labAvailable())) throw new Error('first-start.e2e needs `ip netns` (iproute2) to build the lab');
-    const missing = missingQemuPrerequisites([GUEST.variant]);
-    if (missing.length) throw new Error(`first-start.e2e needs QEMU and firmware; missing: ${missing.join(', ')}. Run: bash scripts/install-deps.sh --with-test`);
     if (!installIsCurrent()) {
       throw new Error('first-start.e2e needs an installed checkout: node_modules is older than package-lock.json, so serve.sh would run `npm ci`, which cannot reach the registry from the lab. Run: bash scripts/install-deps.sh');
     }
-
-    const work = mkdtempSync(join(tmpdir(), 'fb-first-start-e2e-'));
-    workDir = work;
-    const { kernel, initrd } = await ensureBootEnv();
-    const accel = await chooseAccel();
-    const lab = await Lab.create({ subnet: SUBNET });
-    labRef = lab;
-    await lab.addHost('fb', SERVER_IP);
-    await lab.addHost('dhcp', `${SUBNET}.2`);
+    // Fleetboot is serve.sh's, started below.
+    const f = await openLabFixture({ name: 'first-start.e2e', subnet: SUBNET, variants: [GUEST.variant], callbackPort: CALLBACK_PORT, fleetboot: null });
+    const { lab, work, dhcp, cb } = f;
+    if (!dhcp || !cb) throw new Error('first-start.e2e: the lab has no DHCP server or callback listener');
     // The premise: nothing outside the lab is reachable from Fleetboot's namespace (so no Debian mirror either).
     const route = await lab.exec('fb', ['ip', 'route', 'show', 'default']);
     assert.equal(route.trim(), '', `the lab namespace has a default route: ${route}`);
-    const dhcp = await startExistingDhcp(lab, 'dhcp', work);
-    const cb = await startLabHttp(lab, 'fb', CALLBACK_PORT);
 
     const configFile = join(work, 'fleetboot.json');
     writeFileSync(configFile, JSON.stringify({ boot: { menuTimeoutSeconds: 2 } }));
-    const dataDir = join(work, 'data');
+    const dataDir = f.dataDir;
     const cache = join(work, 'bootenv-cache');
     mkdirSync(cache);
     const baseUrl = `http://${SERVER_IP}:8080`;
@@ -152,29 +119,14 @@ describe('scripts/serve.sh without a Debian mirror: the server starts, machines 
     );
     const log = new ProcessLog('serve.sh(fb)', child);
     const fb: Fleetboot = { log, baseUrl, dataDir };
-    suite.env = { lab, work, accel, dhcp, fb, cb, cache, serveSeconds: 0 };
+    const env: Env = Object.assign(f, { dhcp, cb, fb, cache, serveSeconds: 0 });
+    suite.env = env;
     await waitForServe(lab, log, dataDir, baseUrl);
-    suite.env.serveSeconds = (Date.now() - t0) / 1000;
-
-    const cmdline = `console=ttyS0 fbcallback=http://${SERVER_IP}:${CALLBACK_PORT}/ran`;
-    await fleetbootCli(lab, 'fb', dataDir, ['entry', 'add', 'test', '--kernel', kernel, '--initrd', initrd, '--cmdline', cmdline]);
-    await fleetbootCli(lab, 'fb', dataDir, ['host', 'add', GUEST.mac, '--name', 'first-start', '--entry', 'test']);
+    env.serveSeconds = (Date.now() - t0) / 1000;
+    await f.addTestEntryHosts([{ mac: GUEST.mac, name: 'first-start' }]);
   }));
 
-  after(async () => {
-    const keep = process.env.FBTEST_KEEP === '1' || suite.failed;
-    try {
-      if (suite.env) {
-        writeFileSync(join(suite.env.work, 'serve.log'), suite.env.fb.log.all());
-        writeFileSync(join(suite.env.work, 'dnsmasq.log'), suite.env.dhcp.log.all());
-        writeFileSync(join(suite.env.work, 'callbacks.log'), suite.env.cb.log.all());
-      }
-      await labRef?.destroy();
-    } finally {
-      if (workDir && !keep) rmSync(workDir, { recursive: true, force: true });
-      else if (workDir) console.log(`first-start.e2e: logs kept in ${workDir} (serve.log, dnsmasq.log, *.serial.log)`);
-    }
-  });
+  after(() => closeLabFixture(suite.env, suite.failed));
 
   test('serve.sh warns that the boot environment could not be built (the mirror is unreachable), names the retry command, and starts the server', (t: TestContext) => guarded(async () => {
     const e = need();
@@ -184,13 +136,13 @@ describe('scripts/serve.sh without a Debian mirror: the server starts, machines 
     assert.match(out, /serve: building the imaging boot environment into /, 'serve.sh did not try to build the boot environment');
     // The build failed for the reason under test (apt reaching for a mirror), not for a missing tool.
     assert.match(out, /^serve: WARNING: the imaging boot environment could not be built: cannot download the kernel package \S+ \(\S+\) from a Debian mirror: /m, `no (or another) warning about the boot environment:\n${e.fb.log.tail(40)}`);
-    assert.match(out, /^serve: WARNING: the server starts anyway: machines network-boot their entries and the menu; imaging tasks .* wait until it is built$/m);
+    assert.match(out, /^serve: WARNING: the server starts anyway: machines network-boot their entries and the menu; an imaging task .* fails when its machine boots, until it is built$/m);
     assert.ok(out.includes(`serve: WARNING: build it when the Debian mirror is reachable: npx fleetboot bootenv build --data-dir ${dataDir} `), `no retry command in serve.sh's output:\n${e.fb.log.tail(40)}`);
     // Nothing was downloaded, nor taken from a cache: the cache holds no kernel and no boot environment was made.
     assert.equal(existsSync(join(e.cache, 'kernel')) && readdirSync(join(e.cache, 'kernel')).length > 0, false, `a kernel in the build cache ${e.cache}`);
     assert.equal(existsSync(join(dataDir, 'bootenv', 'vmlinuz')), false, 'a boot environment kernel appeared');
     // The server's own start summary says the same.
-    assert.match(out, new RegExp(`Imaging +no boot environment in ${dataDir}/bootenv: machines still boot, imaging tasks wait for it`));
+    assert.match(out, new RegExp(`Imaging +no boot environment in ${dataDir}/bootenv: machines still boot, imaging tasks fail until it is built`));
     assert.match(out, new RegExp(`build it with: (npx )?fleetboot bootenv build --data-dir ${dataDir}$`, 'm'));
   }));
 

@@ -11,7 +11,7 @@
  *   before(() => suite.guarded(async () => {
  *     suite.env = await openLabFixture({ name: 'boot.e2e', subnet: '10.213.50', variants: ['bios-ipxe'], callbackPort: 9999 });
  *   }));
- *   after(() => closeLabFixture(suite));
+ *   after(() => closeLabFixture(suite.env, suite.failed));
  *
  * Needs root, `ip netns` and the QEMU packages; it throws (the file fails,
  * never skips) naming what is missing.
@@ -22,7 +22,6 @@ import { join } from 'node:path';
 import { Lab, labAvailable } from './lab.js';
 import { chooseAccel, ensureBootEnv, missingQemuPrerequisites, type Accel, type QemuVariant } from './qemu.js';
 import { fleetbootCli, startExistingDhcp, startFleetboot, startLabHttp, type DhcpServer, type Fleetboot, type FleetbootOptions, type LabHttp } from './bootenv/services.js';
-import type { LabSuite } from './suite.js';
 
 export interface LabFixtureOptions {
   /** The file's name, for messages and the work directory ('boot.e2e'). */
@@ -132,10 +131,9 @@ export async function openLabFixture(o: LabFixtureOptions): Promise<LabFixture> 
  * process of the lab's namespaces and remove them, then remove the work
  * directory unless the file failed or FBTEST_KEEP=1 (its path is printed).
  */
-export async function closeLabFixture(suite: LabSuite<LabFixture>, opts: { beforeDestroy?: () => Promise<void> } = {}): Promise<void> {
-  const e = suite.env;
+export async function closeLabFixture(e: LabFixture | null, failed: boolean, opts: { beforeDestroy?: () => Promise<void> } = {}): Promise<void> {
   if (!e) return;
-  const keep = process.env.FBTEST_KEEP === '1' || suite.failed;
+  const keep = process.env.FBTEST_KEEP === '1' || failed;
   try {
     await opts.beforeDestroy?.();
     if (e.fb) writeFileSync(join(e.work, 'fleetboot.log'), e.fb.log.all());

@@ -142,7 +142,7 @@ describe('fleetboot serve boots an OVMF guest by UEFI HTTP boot (proxyDHCP -> HT
   }));
 
   after(() =>
-    closeLabFixture(suite, {
+    closeLabFixture(suite.env, suite.failed, {
       beforeDestroy: async () => {
         if (guest) await stopGuest(guest);
       },

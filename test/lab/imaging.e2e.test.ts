@@ -36,15 +36,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { program } from '../../src/lib/programs.js';
-import { Lab, labAvailable } from './lab.js';
 import { LabSuite } from './suite.js';
-import { CACHE_DIR, QemuGuest, chooseAccel, missingQemuPrerequisites, withTimeout, type Accel, type QemuVariant } from './qemu.js';
-import { REPO, fleetbootCli, logEvents, startExistingDhcp, startFleetboot, type Fleetboot, type FleetbootOptions } from './bootenv/services.js';
+import { closeLabFixture, openLabFixture, withParts, type LabWith } from './fixture.js';
+import { CACHE_DIR, QemuGuest, withTimeout, type QemuVariant } from './qemu.js';
+import { REPO, logEvents, startFleetboot } from './bootenv/services.js';
 import type { Inventory } from '../../src/model/manifest.js';
 import { openStore, putInventory } from '../../src/store/index.js';
 import { makeSourceDisk, readDiskFiles, sh, type SourceDisk } from './disks.js';
@@ -58,18 +56,9 @@ const GUEST_MB = 1536;
 /** Guest steps under TCG: download ~40 MB of boot environment, boot Linux, run the agent. */
 const TASK_TIMEOUT_S = 600;
 
-interface Env {
-  lab: Lab;
-  work: string;
-  accel: Accel;
-  fb: Fleetboot;
-  fbOpts: FleetbootOptions;
-  bootEnvDir: string;
-  a: SourceDisk;
-}
+type Env = LabWith<'fb'> & { bootEnvDir: string; a: SourceDisk };
 const suite = new LabSuite<Env>();
 const { guarded, need } = suite;
-let labRef: Lab | null = null;
 
 /** Build (or take from the cache) the boot environment with the real agent. */
 function buildBootEnv(out: string): Promise<void> {
@@ -82,8 +71,7 @@ function buildBootEnv(out: string): Promise<void> {
 }
 
 async function cli(args: string[]): Promise<string> {
-  const e = need();
-  return fleetbootCli(e.lab, 'fb', e.fbOpts.dataDir, args);
+  return need().cli(args);
 }
 
 async function cliJson<T>(args: string[]): Promise<T> {
@@ -153,40 +141,33 @@ async function imageDirSums(dataDir: string): Promise<Map<string, string>> {
 describe('imaging: capture a BIOS machine over the network, deploy to a UEFI machine, register an unknown one', { timeout: 45 * 60_000 }, () => {
   before(() =>
     guarded(async () => {
-      if (process.getuid?.() !== 0) throw new Error('imaging.e2e needs root (namespaces, taps, loop devices)');
-      if (!(await labAvailable())) throw new Error('imaging.e2e needs `ip netns` (iproute2)');
-      const missing = missingQemuPrerequisites([A.variant, B.variant, R.variant]);
-      if (missing.length) throw new Error(`imaging.e2e needs QEMU and firmware; missing: ${missing.join(', ')}. Run: bash scripts/install-deps.sh --with-test`);
-      const work = mkdtempSync(join(tmpdir(), 'fb-imaging-e2e-'));
       const bootEnvDir = join(CACHE_DIR, 'fleetboot-bootenv');
       await buildBootEnv(bootEnvDir);
-      const a = await makeSourceDisk(join(work, 'a.img'), { sizeMiB: 128, fileMiB: 24 });
-      const accel = await chooseAccel();
-      const lab = await Lab.create({ subnet: S });
-      labRef = lab;
-      await lab.addHost('fb', SERVER_IP);
-      await lab.addHost('dhcp', `${S}.2`);
-      await startExistingDhcp(lab, 'dhcp', work);
-      const configFile = join(work, 'fleetboot.json');
       // The agent's first contact comes after iPXE has fetched the boot environment
       // and Linux has started (~15 s under TCG, up to 3x that when the host steals
       // time); the same timeout is the agent's retry window over the deploy test's
       // server restart. 90 s leaves room for both; the fault test waits for it.
-      writeFileSync(configFile, JSON.stringify({ boot: { menuTimeoutSeconds: 2 }, imaging: { bootEnvDir, agentTimeoutSeconds: 90, unknownPolicy: 'register' } }));
-      const fbOpts: FleetbootOptions = { dataDir: join(work, 'data'), serverIp: SERVER_IP, httpPort: 8080, configFile };
-      const fb = await startFleetboot(lab, 'fb', fbOpts);
-      suite.env = { lab, work, accel, fb, fbOpts, bootEnvDir, a };
+      const f = await openLabFixture({
+        name: 'imaging.e2e',
+        subnet: S,
+        variants: [A.variant, B.variant, R.variant],
+        testBootEnv: false,
+        fleetboot: { config: { boot: { menuTimeoutSeconds: 2 }, imaging: { bootEnvDir, agentTimeoutSeconds: 90, unknownPolicy: 'register' } } },
+      });
+      let a: SourceDisk;
+      try {
+        a = await makeSourceDisk(join(f.work, 'a.img'), { sizeMiB: 128, fileMiB: 24 });
+      } catch (err) {
+        await closeLabFixture(f, true);
+        throw err;
+      }
+      suite.env = Object.assign(withParts(f, ['fb']), { bootEnvDir, a });
       await cli(['host', 'add', A.mac, '--name', 'machine-a']);
       await cli(['host', 'add', B.mac, '--name', 'machine-b']);
     }),
   );
 
-  after(async () => {
-    await labRef?.destroy();
-    const e = suite.env;
-    if (e && !suite.failed && !process.env.FBTEST_KEEP) rmSync(e.work, { recursive: true, force: true });
-    else if (e) console.log(`imaging.e2e: work directory kept: ${e.work}`);
-  });
+  after(() => closeLabFixture(suite.env, suite.failed));
 
   test('capture: machine A (BIOS, MBR ext4 + FAT32) becomes image "ref" with a manifest and checksums', () =>
     guarded(async () => {

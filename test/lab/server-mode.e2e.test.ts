@@ -16,13 +16,10 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Lab, labAvailable } from './lab.js';
 import { LabSuite } from './suite.js';
-import { INITRD_OK_MARKER, QemuGuest, chooseAccel, ensureBootEnv, missingQemuPrerequisites, type Accel, type QemuVariant } from './qemu.js';
-import { logEvents as events, macHex as hex, fleetbootCli, startFleetboot, startLabHttp, type Callback, type Fleetboot, type LabHttp } from './bootenv/services.js';
+import { closeLabFixture, openLabFixture, withParts, type LabWith } from './fixture.js';
+import { INITRD_OK_MARKER, QemuGuest, type QemuVariant } from './qemu.js';
+import { logEvents as events, macHex as hex, type Callback } from './bootenv/services.js';
 
 const S = '10.213.82';
 const SERVER_IP = `${S}.1`;
@@ -33,17 +30,9 @@ const GUESTS: Array<{ variant: QemuVariant; mac: string; what: string }> = [
   { variant: 'ovmf-pxe', mac: '52:54:00:fb:82:0b', what: "UEFI (OVMF's own PXE, virtio-net without option ROM)" },
 ];
 
-interface Env {
-  lab: Lab;
-  work: string;
-  accel: Accel;
-  fb: Fleetboot;
-  cb: LabHttp;
-}
+type Env = LabWith<'fb' | 'cb'>;
 const suite = new LabSuite<Env>();
 const { guarded, need } = suite;
-let labRef: Lab | null = null;
-let workDir = '';
 
 function explain(e: Env, guest: QemuGuest | null): string {
   return [guest ? guest.diagnostics(50) : '', `--- Fleetboot log (last 60 lines)\n${e.fb.log.tail(60)}`, `--- callback listener\n${e.cb.log.tail(10)}`, `(work dir: ${e.work})`].join('\n');
@@ -73,50 +62,26 @@ interface LeaseRow {
 
 describe('fleetboot serve --dhcp server: QEMU guests get their address from Fleetboot and PXE-boot their entry', { timeout: 10 * 60_000 }, () => {
   before(() => guarded(async () => {
-    if (process.getuid?.() !== 0) throw new Error('server-mode.e2e needs root (network namespaces, tap devices): run the tests as root');
-    if (!(await labAvailable())) throw new Error('server-mode.e2e needs `ip netns` (iproute2)');
-    const missing = missingQemuPrerequisites(GUESTS.map((g) => g.variant));
-    if (missing.length) throw new Error(`server-mode.e2e needs QEMU and firmware; missing: ${missing.join(', ')}. Run: bash scripts/install-deps.sh --with-test`);
-    const work = mkdtempSync(join(tmpdir(), 'fb-server-e2e-'));
-    workDir = work;
-    const { kernel, initrd } = await ensureBootEnv();
-    const accel = await chooseAccel();
-    const lab = await Lab.create({ subnet: S });
-    labRef = lab;
-    await lab.addHost('fb', SERVER_IP);
-    const cb = await startLabHttp(lab, 'fb', CALLBACK_PORT);
-    const configFile = join(work, 'fleetboot.json');
-    writeFileSync(configFile, JSON.stringify({ boot: { menuTimeoutSeconds: 2 } }));
-    const dataDir = join(work, 'data');
-    const fb = await startFleetboot(lab, 'fb', {
-      dataDir,
-      serverIp: SERVER_IP,
-      httpPort: 8080,
-      configFile,
-      extra: ['--dhcp', 'server', '--dhcp-range', `${S}.100,${S}.150,255.255.255.0,600`, '--dhcp-option', `3,${SERVER_IP}`],
+    // No site DHCP server here: Fleetboot is the DHCP server.
+    const f = await openLabFixture({
+      name: 'server-mode.e2e',
+      subnet: S,
+      variants: GUESTS.map((g) => g.variant),
+      existingDhcp: false,
+      callbackPort: CALLBACK_PORT,
+      fleetboot: {
+        config: { boot: { menuTimeoutSeconds: 2 } },
+        extra: ['--dhcp', 'server', '--dhcp-range', `${S}.100,${S}.150,255.255.255.0,600`, '--dhcp-option', `3,${SERVER_IP}`],
+      },
     });
-    suite.env = { lab, work, accel, fb, cb };
-    // HTTP answers first; the DHCP side (and server.json, for the CLI) may follow a start-up probe.
-    if (!(await fb.log.waitFor(/DHCP server listening/, 20_000))) throw new Error(`Fleetboot's DHCP server did not start:\n${fb.log.tail(30)}`);
-    for (let i = 0; i < 50 && !existsSync(join(dataDir, 'server.json')); i++) await new Promise((r) => setTimeout(r, 200));
-    const cmdline = `console=ttyS0 fbcallback=http://${SERVER_IP}:${CALLBACK_PORT}/ran`;
-    await fleetbootCli(lab, 'fb', dataDir, ['entry', 'add', 'test', '--kernel', kernel, '--initrd', initrd, '--cmdline', cmdline]);
-    for (const g of GUESTS) await fleetbootCli(lab, 'fb', dataDir, ['host', 'add', g.mac, '--name', g.variant, '--entry', 'test']);
+    const e = withParts(f, ['fb', 'cb']);
+    suite.env = e;
+    // startFleetboot waited for server.json (written after any start-up probe); the DHCP side logs that it listens.
+    if (!(await e.fb.log.waitFor(/DHCP server listening/, 20_000))) throw new Error(`Fleetboot's DHCP server did not start:\n${e.fb.log.tail(30)}`);
+    await f.addTestEntryHosts(GUESTS.map((g) => ({ mac: g.mac, name: g.variant })));
   }));
 
-  after(async () => {
-    const keep = process.env.FBTEST_KEEP === '1' || suite.failed;
-    try {
-      if (suite.env) {
-        writeFileSync(join(suite.env.work, 'fleetboot.log'), suite.env.fb.log.all());
-        writeFileSync(join(suite.env.work, 'callbacks.log'), suite.env.cb.log.all());
-      }
-      await labRef?.destroy();
-    } finally {
-      if (workDir && !keep) rmSync(workDir, { recursive: true, force: true });
-      else if (workDir) console.log(`server-mode.e2e: logs kept in ${workDir}`);
-    }
-  });
+  after(() => closeLabFixture(suite.env, suite.failed));
 
   for (const g of GUESTS) {
     test(`a ${g.what} machine gets an address from Fleetboot and boots its assigned entry`, (t: TestContext) => guarded(async () => {
@@ -142,7 +107,7 @@ describe('fleetboot serve --dhcp server: QEMU guests get their address from Flee
           assert.ok(ev.some((o) => o.msg === 'tftp transfer done' && String(o.client ?? '').startsWith(`${cb.ip}:`)), `no finished TFTP transfer to ${cb.ip}\n${explain(e, guest)}`);
         }
         assert.ok(mine.some((o) => /boots entry/.test(String(o.msg))), `no "boots entry" decision for ${g.mac}\n${explain(e, guest)}`);
-        const leases = JSON.parse(await fleetbootCli(e.lab, 'fb', join(e.work, 'data'), ['dhcp', 'leases', '--json'])) as LeaseRow[];
+        const leases = JSON.parse(await e.cli(['dhcp', 'leases', '--json'])) as LeaseRow[];
         assert.ok(leases.some((l) => l.ip === cb.ip && hex(l.mac) === hex(g.mac) && l.state === 'bound'), `no bound lease of ${cb.ip} for ${g.mac}: ${JSON.stringify(leases)}`);
         // Firmware PXE, iPXE and the initrd's udhcpc are one client (edk2 sends no option 61, the others 01+MAC).
         const held = leases.filter((l) => hex(l.mac) === hex(g.mac));
