@@ -87,9 +87,9 @@ test('the agent reports its hardware identity before any transfer; a machine tha
     const quiet = agent(env.fb, b0.token, { identity: false });
     assert.equal((await quiet.get('/task')).status, 200);
     const slot = await quiet.post('/task/slot');
-    assert.equal(slot.status, 409);
+    assert.equal(slot.status, 428);
     assert.match(await slot.text(), /report the hardware identity .* before any transfer/);
-    assert.equal((await quiet.put('p1.raw.zst', Buffer.alloc(100))).status, 409);
+    assert.equal((await quiet.put('p1.raw.zst', Buffer.alloc(100))).status, 428);
     // Another machine's identity (serial): failed before a byte moved, both named.
     const bad = await quiet.post('/task/identity', { ...same, smbiosSerial: 'SN-999' });
     assert.equal(bad.status, 409);
@@ -135,6 +135,14 @@ test("a menu inventory of a known host is stored only from the machine its inven
     assert.equal((await a.post('/task/complete', { type: 'inventory', inventory: other })).status, 409);
     assert.equal((await getInventory(env.store.db, MAC_A))?.inventory.smbios.product, 'Standard PC (i440FX + PIIX, 1996)', 'the record is unchanged');
     assert.match((await listTasks(env.store.db, { mac: MAC_A, limit: 1 }))[0]?.error ?? '', /inventory refused: .*serial SN-999/);
+    // Nor through a failure report, which may carry an inventory too.
+    const again = await fetch(`${env.fb.url}/boot/task?mac=${MAC_A}&type=inventory`);
+    const token2 = /fleetboot\.token=([0-9a-f]+)/.exec(await again.text())?.[1];
+    assert.ok(token2);
+    const b = agent(env.fb, token2, { identity: false });
+    assert.equal((await b.post('/task/fail', { reason: 'no disk', inventory: other })).status, 200);
+    assert.equal((await getInventory(env.store.db, MAC_A))?.inventory.smbios.product, 'Standard PC (i440FX + PIIX, 1996)', 'a failure report does not replace the record either');
+    assert.ok(logged(env, /the inventory sent with the failure was not stored: this machine is not the one recorded/));
   });
 });
 
@@ -171,7 +179,9 @@ test('2,000 menu registrations for random MACs from one address make at most the
       assert.equal((inbox.body['hosts'] as unknown[]).length, pending.length - 1);
       const q = pending[1];
       assert.ok(q);
+      await putInventory(env.store.db, q.mac, sampleInventory(q.mac));
       assert.equal((await api(env, 'POST', `/hosts/${q.mac}/reject`)).status, 200);
+      assert.equal(await getInventory(env.store.db, q.mac), null, "a rejected machine's inventory goes with it");
       assert.equal((await api(env, 'POST', `/hosts/${p.mac}/reject`)).status, 409, 'an approved host is not rejected');
     },
     { createRateLimit: { burst: 20, perMinute: 10 } },
@@ -213,6 +223,12 @@ test('revisions: captures add revisions; rollback makes deploys write the earlie
       assert.equal((await api(env, 'POST', '/images/golden/rollback', { to: 2 })).status, 200);
       assert.deepEqual(Buffer.from(await (await a.get('/task/image/p1.raw.zst')).arrayBuffer()), first['p1.raw.zst']);
       assert.equal((await a.post('/task/complete', { type: 'deploy', verified: true })).status, 200);
+      // A retry of a deploy that asked for "the current revision" asks for it again (not for the revision the first run pinned).
+      await env.store.db.updateTable('tasks').set({ state: 'failed' }).where('id', '=', Number(deploy.body['id'])).execute();
+      const retried = await api(env, 'POST', `/tasks/${String(deploy.body['id'])}/retry`);
+      assert.equal(retried.status, 201);
+      assert.equal(retried.body['revision'], null);
+      await api(env, 'POST', `/tasks/${String(retried.body['id'])}/cancel`);
       // Rollback without --to: the newest ready revision before the current one.
       assert.equal((await api(env, 'POST', '/images/golden/rollback', {})).body['number'], 1);
       assert.equal((await api(env, 'POST', '/images/golden/rollback', {})).status, 409, 'nothing before revision 1');
@@ -253,4 +269,23 @@ test('captureApproval: a new revision waits as pending and is not deployed until
     },
     { captureApproval: true },
   );
+});
+
+test('a capture whose completion is refused leaves no uploads behind', async () => {
+  await withServer(async (env) => {
+    await createHost(env.store.db, { mac: MAC_A });
+    const task = await createTask(env.store.db, { type: 'capture', mac: MAC_A, image: 'golden' });
+    const boot = await pxe(env.fb, MAC_A);
+    assert.ok(boot.token);
+    const a = agent(env.fb, boot.token);
+    assert.equal((await a.get('/task')).status, 200);
+    const data = randomBytes(5000);
+    assert.equal((await a.put('p1.raw.zst', data)).status, 200);
+    assert.ok(existsSync(join(env.dir, 'images', '.incoming', `task-${task.id}-incoming`)));
+    // The manifest says other bytes than were uploaded.
+    const refused = await a.post('/task/complete', { type: 'capture', manifest: manifestFor({ 'p1.raw.zst': randomBytes(5000) }) });
+    assert.equal(refused.status, 400);
+    assert.equal((await getTask(env.store.db, task.id))?.state, 'failed');
+    assert.ok(!existsSync(join(env.dir, 'images', '.incoming', `task-${task.id}-incoming`)), 'the refused uploads were removed');
+  });
 });

@@ -51,6 +51,7 @@ const cases: { name: string; in: Partial<DecideInput>; kind: BootDecision['kind'
   { name: 'unknown host, policy menu: the menu', in: unknown, kind: 'menu', detail: /unknown-host/ },
   { name: 'unknown host, policy register: a register task', in: { ...unknown, policy: { ...policy, unknownPolicy: 'register' } }, kind: 'register' },
   { name: 'unknown host, policy register, last register failed: the menu', in: { ...unknown, registerFailedRecently: true, policy: { ...policy, unknownPolicy: 'register' } }, kind: 'menu' },
+  { name: 'unknown host, policy register, address of another MAC: the menu', in: { ...unknown, addressMac: '52:54:00:99:99:99', policy: { ...policy, unknownPolicy: 'register' } }, kind: 'menu' },
   { name: 'unknown host, policy register, no boot environment: the menu', in: { ...unknown, bootEnvReady: false, policy: { ...policy, unknownPolicy: 'register' } }, kind: 'menu' },
   { name: 'pending host boots its local disk', in: { host: { mac: MAC, name: null, entry: null, status: 'pending' }, entry: null }, kind: 'local', detail: /approval/ },
   { name: 'queued task boots the environment, before the entry', in: { task: task() }, kind: 'task' },

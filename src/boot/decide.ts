@@ -83,7 +83,8 @@ export interface DecideInput {
   /**
    * The MAC the server's own network knows for clientIp (neighbour table on
    * the same segment, or a DHCP lease in server mode); null when it cannot
-   * tell (a routed client, no entry).
+   * tell (a routed client, IPv6, no entry): then the token binding and the
+   * hardware identity check are what protect the task.
    */
   readonly addressMac: string | null;
   readonly bootEnvReady: boolean;
@@ -143,8 +144,8 @@ function plainDecision(mac: string, host: DecisionHost | null, entry: ScriptEntr
  *    - otherwise: the boot environment with a new token.
  *    Finished tasks play no part: after a deploy the machine boots as before.
  * 3. An unknown machine under the 'register' policy gets a register task
- *    (unless its last one failed within the hour, or there is no boot
- *    environment to run it).
+ *    (unless its last one failed within the hour, there is no boot
+ *    environment to run it, or its address is another MAC's).
  * 4. A pending host boots its local disk; a host with an assigned entry
  *    that renders safely boots it; anything else gets the menu, whose
  *    default is the local disk.
@@ -191,7 +192,9 @@ export function decideBoot(input: DecideInput): BootDecision {
     }
     return { kind: 'task', mac, host, task };
   }
-  if (host === null && policy.unknownPolicy === 'register' && input.bootEnvReady && !input.registerFailedRecently) return { kind: 'register', mac };
+  // A register task only for the machine itself: not when its address is another MAC's.
+  const addressIsMac = input.addressMac === null || input.addressMac === mac;
+  if (host === null && policy.unknownPolicy === 'register' && input.bootEnvReady && !input.registerFailedRecently && addressIsMac) return { kind: 'register', mac };
   return plainDecision(mac, host, entry);
 }
 

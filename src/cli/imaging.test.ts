@@ -55,6 +55,7 @@ const task: Task = {
   finishedAt: null,
   lastSeenAt: null,
   revision: 2,
+  requestedRevision: null,
   tokenIp: null,
   identity: null,
 };

@@ -295,7 +295,7 @@ export async function commitCapture(store: Store, taskId: number, name: string, 
     // What was verified is what moved (nothing removed it meanwhile).
     for (const p of manifest.partitions) {
       const st = await stat(join(finalDir, p.file)).catch(() => null);
-      if (!st?.isFile() || st.size !== p.streamBytes) throw new FleetbootError('CONFLICT', `Partition ${p.number}: stream ${p.file} changed during the commit`);
+      if (!st?.isFile() || st.size !== p.streamBytes) throw new FleetbootError('CONFLICT', `Partition ${p.number}: stream ${p.file} changed during the commit: ${p.streamBytes} bytes expected, ${st?.isFile() ? `${st.size} bytes` : 'no file'} found`);
     }
     // The new revision and the task's end are one transaction (addRevision).
     revision = await addRevision(store.db, { dir: uuid, manifest, manifestSha256, state, finishTask: taskId });

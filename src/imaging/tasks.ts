@@ -277,7 +277,7 @@ export function createImagingService(deps: ImagingDeps) {
 
     /** POST complete: capture -> commit the image; deploy -> done; inventory/register -> store it (register: the host). */
     async complete(t: Task, body: unknown): Promise<void> {
-      if (typeof body !== 'object' || body === null) throw new FleetbootError('INVALID_INPUT', 'The body must be a JSON object');
+      if (typeof body !== 'object' || body === null) throw new FleetbootError('INVALID_INPUT', `The body must be a JSON object: got ${JSON.stringify(body)?.slice(0, 80) ?? 'nothing'}`);
       const b = body as Record<string, unknown>;
       const type = b['type'];
       const sameKind = type === t.type || ((type === 'inventory' || type === 'register') && (t.type === 'inventory' || t.type === 'register'));
@@ -308,7 +308,11 @@ export function createImagingService(deps: ImagingDeps) {
           if (c.pruned.length > 0) log.info(fields, `image '${name}': revisions ${c.pruned.join(', ')} removed (imaging.keepRevisions ${config.imaging.keepRevisions})`);
           transition(t, t.state, 'done');
         } catch (err) {
-          if (err instanceof FleetbootError && err.code === 'INVALID_INPUT') await finish(t, 'failed', `capture refused: ${err.message}`);
+          if (err instanceof FleetbootError && err.code === 'INVALID_INPUT') {
+            // No commit runs any more: finish() removes the refused uploads.
+            committing.delete(t.id);
+            await finish(t, 'failed', `capture refused: ${err.message}`);
+          }
           throw err;
         } finally {
           committing.delete(t.id);
@@ -316,7 +320,7 @@ export function createImagingService(deps: ImagingDeps) {
         return;
       }
       if (t.type === 'deploy') {
-        if (b['verified'] !== true) throw new FleetbootError('INVALID_INPUT', 'A deploy completion must say verified: true');
+        if (b['verified'] !== true) throw new FleetbootError('INVALID_INPUT', `A deploy completion must say verified: true: got verified: ${JSON.stringify(b['verified']) ?? 'nothing'}`);
         await finish(t, 'done', null);
         return;
       }
@@ -351,7 +355,11 @@ export function createImagingService(deps: ImagingDeps) {
     async fail(t: Task, reason: string, inventory: unknown): Promise<void> {
       if (inventory !== undefined) {
         try {
-          await putInventory(db, t.mac, parseInventory(inventory));
+          const inv = parseInventory(inventory);
+          // As for a completed inventory: the record changes only from the machine it describes.
+          const { mismatch } = await checkIdentity(t, { smbiosUuid: inv.smbios.uuid, smbiosSerial: inv.smbios.serial, disk: null });
+          if (mismatch === null) await putInventory(db, t.mac, inv);
+          else log.warn({ task: t.id, mac: t.mac }, `task #${t.id}: the inventory sent with the failure was not stored: ${mismatch}`);
         } catch (err) {
           log.warn({ task: t.id, mac: t.mac, err: errorMessage(err) }, 'the inventory sent with a failure was not stored');
         }

@@ -7,6 +7,8 @@ export type FleetbootErrorCode =
   | 'CONFLICT'
   | 'INVALID_INPUT'
   | 'UNAUTHORIZED'
+  /** A step that must come first did not (HTTP 428), e.g. the agent's identity before a transfer. */
+  | 'PRECONDITION'
   | 'CONFIG'
   | 'IO';
 
@@ -15,6 +17,7 @@ const statusByCode: Record<FleetbootErrorCode, number> = {
   CONFLICT: 409,
   INVALID_INPUT: 400,
   UNAUTHORIZED: 401,
+  PRECONDITION: 428,
   CONFIG: 500,
   IO: 500,
 };

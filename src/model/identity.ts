@@ -32,30 +32,30 @@ export class IdentityError extends Error {
 function optText(o: Record<string, unknown>, k: string, max: number): string | null {
   const v = o[k];
   if (v === null || v === undefined) return null;
-  if (typeof v !== 'string' || v.length > max) throw new IdentityError(`identity.${k} must be a string of at most ${max} characters or null`);
+  if (typeof v !== 'string' || v.length > max) throw new IdentityError(`identity.${k} must be a string of at most ${max} characters or null: current value is ${JSON.stringify(v).slice(0, 80)}`);
   return v;
 }
 
 /** Validate an untrusted identity report. Throws IdentityError naming the field. */
 export function parseIdentity(input: unknown): HardwareIdentity {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new IdentityError('identity must be a JSON object');
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new IdentityError(`identity must be a JSON object: current value is ${JSON.stringify(input)?.slice(0, 80) ?? 'undefined'}`);
   const o = input as Record<string, unknown>;
   const d = o['disk'];
   let disk: HardwareIdentity['disk'] = null;
   if (d !== null && d !== undefined) {
-    if (typeof d !== 'object' || Array.isArray(d)) throw new IdentityError('identity.disk must be an object or null');
+    if (typeof d !== 'object' || Array.isArray(d)) throw new IdentityError(`identity.disk must be an object or null: current value is ${JSON.stringify(d).slice(0, 80)}`);
     const dd = d as Record<string, unknown>;
     const size = dd['sizeBytes'];
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new IdentityError('identity.disk.sizeBytes must be an integer >= 0');
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new IdentityError(`identity.disk.sizeBytes must be an integer >= 0: current value is ${JSON.stringify(size)}`);
     const name = dd['name'];
-    if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new IdentityError('identity.disk.name must be a block device name such as sda');
+    if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new IdentityError(`identity.disk.name must be a block device name such as sda: current value is ${JSON.stringify(name)?.slice(0, 80) ?? 'undefined'}`);
     disk = { name, model: optText(dd, 'model', 256), sizeBytes: size };
   }
   return { smbiosUuid: optText(o, 'smbiosUuid', 64), smbiosSerial: optText(o, 'smbiosSerial', 256), disk };
 }
 
 /** The identity part of an inventory, for the log and the messages. */
-export function identityOfInventory(inv: Inventory): { smbiosUuid: string | null; smbiosSerial: string | null } {
+function identityOfInventory(inv: Inventory): { smbiosUuid: string | null; smbiosSerial: string | null } {
   return { smbiosUuid: inv.smbios.uuid, smbiosSerial: inv.smbios.serial };
 }
 

@@ -121,7 +121,9 @@ export async function createHost(db: Db, input: NewHost): Promise<Host> {
     await checkIpFree(trx, input.ip, null);
     const now = new Date().toISOString();
     const status = input.status ?? 'approved';
-    if (status === 'pending' && (input.entry || input.ip)) throw new FleetbootError('INVALID_INPUT', `A pending host gets no entry and no reserved address`);
+    if (status === 'pending' && (input.entry || input.ip)) {
+      throw new FleetbootError('INVALID_INPUT', `A pending host gets no entry and no reserved address: got entry ${JSON.stringify(input.entry ?? null)}, address ${JSON.stringify(input.ip ?? null)}`);
+    }
     const eid = input.entry ? await entryId(trx, input.entry) : null;
     const ip = input.ip ?? null;
     await trx.insertInto('hosts').values({ mac: m, name: input.name ?? null, entry_id: eid, ip, status, created_at: now, updated_at: now }).execute();
@@ -176,10 +178,19 @@ export async function approveHost(db: Db, macAddress: string, name?: string | nu
   });
 }
 
-/** Reject (delete) a pending host. NOT_FOUND; CONFLICT when it is not pending (use deleteHost for approved ones). */
+/**
+ * Reject (delete) a pending host, with the inventory its machine sent (an
+ * unapproved machine's word must not become the record a later host of
+ * that MAC is compared with). NOT_FOUND; CONFLICT when it is not pending
+ * (use deleteHost for approved ones).
+ */
 export async function rejectHost(db: Db, macAddress: string): Promise<void> {
   const m = mac(macAddress);
-  const r = await db.deleteFrom('hosts').where('mac', '=', m).where('status', '=', 'pending').executeTakeFirst();
+  const r = await db.transaction().execute(async (trx) => {
+    const del = await trx.deleteFrom('hosts').where('mac', '=', m).where('status', '=', 'pending').executeTakeFirst();
+    if (del.numDeletedRows > 0n) await trx.deleteFrom('inventories').where('mac', '=', m).execute();
+    return del;
+  });
   if (r.numDeletedRows > 0n) return;
   const h = await db.selectFrom('hosts').select('id').where('mac', '=', m).executeTakeFirst();
   throw h ? new FleetbootError('CONFLICT', `Host ${m} is not pending: remove it with host rm`) : new FleetbootError('NOT_FOUND', `No host with MAC ${m}`);

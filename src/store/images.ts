@@ -233,21 +233,25 @@ export async function approveRevision(db: Db, name: string, number: number): Pro
 }
 
 /**
- * Remove the revisions of `name` beyond the newest `keep`, never the
- * current one nor one an active deploy task writes. Returns the removed
- * revisions' directories (the caller deletes them once this is durable).
+ * Remove the ready revisions of `name` beyond the newest `keep`, and the
+ * pending ones beyond the newest `keep` (counted apart, so captures waiting
+ * for approval never push out the revisions there are to roll back to);
+ * never the current one nor one an active deploy task writes. Returns the
+ * removed revisions' directories (the caller deletes them once this is
+ * durable).
  */
 export async function pruneRevisions(db: Db, name: string, keep: number): Promise<{ number: number; dir: string }[]> {
   return db.transaction().execute(async (trx) => {
     const img = await currentOf(trx, name);
     if (!img) return [];
-    const rows = await trx.selectFrom('image_revisions').select(['number', 'dir']).where('image', '=', name).orderBy('number', 'desc').execute();
+    const rows = await trx.selectFrom('image_revisions').select(['number', 'dir', 'state']).where('image', '=', name).orderBy('number', 'desc').execute();
     const inUse = new Set(
       (await trx.selectFrom('tasks').select('revision').where('image', '=', name).where('type', '=', 'deploy').where('state', 'in', [...ACTIVE_TASK_STATES]).execute()).map((t) => t.revision),
     );
-    const drop = rows.slice(keep).filter((r) => r.number !== img.current && !inUse.has(r.number));
+    const beyond = (state: string) => rows.filter((r) => r.state === state).slice(keep);
+    const drop = [...beyond('ready'), ...beyond('pending')].filter((r) => r.number !== img.current && !inUse.has(r.number)).sort((a, b) => b.number - a.number);
     for (const r of drop) await trx.deleteFrom('image_revisions').where('image', '=', name).where('number', '=', r.number).execute();
-    return drop;
+    return drop.map((r) => ({ number: r.number, dir: r.dir }));
   });
 }
 

@@ -87,6 +87,8 @@ export interface TaskTable {
   last_seen_at: string | null;
   /** deploy: the image revision it writes; capture: the revision it created. */
   revision: number | null;
+  /** deploy: the revision it was asked for (null: the current one when it starts); a retry asks for the same. */
+  requested_revision: number | null;
   /** The client address the current token was handed to (agent requests from elsewhere get 403). */
   token_ip: string | null;
   /** JSON: the hardware identity the agent reported before any transfer. */

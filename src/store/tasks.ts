@@ -44,6 +44,8 @@ export interface Task {
   lastSeenAt: string | null;
   /** deploy: the image revision it writes (null until pinned at the agent's start); capture: the revision it created. */
   revision: number | null;
+  /** deploy: the revision it was asked for (null: the current one when its agent starts). */
+  requestedRevision: number | null;
   /** The client address the current token was handed to. */
   tokenIp: string | null;
   /** The hardware identity the agent reported (JSON as stored), or null before it did. */
@@ -124,6 +126,7 @@ export function toTask(r: TaskRow): Task {
     finishedAt: r.finished_at,
     lastSeenAt: r.last_seen_at,
     revision: r.revision,
+    requestedRevision: r.requested_revision,
     tokenIp: r.token_ip,
     identity: r.identity,
   };
@@ -184,7 +187,7 @@ async function insertTask(db: Db, t: NewTask, retryOf: number | null, opts: Crea
   try {
     const { id } = await db
       .insertInto('tasks')
-      .values({ type: t.type, mac, image, revision, state: 'queued', options: JSON.stringify(options), retry_of: retryOf, bytes_done: 0, attempts: 0, created_at: now, updated_at: now })
+      .values({ type: t.type, mac, image, revision, requested_revision: revision, state: 'queued', options: JSON.stringify(options), retry_of: retryOf, bytes_done: 0, attempts: 0, created_at: now, updated_at: now })
       .returning('id')
       .executeTakeFirstOrThrow();
     return id;
@@ -278,7 +281,7 @@ export async function retryTask(db: Db, id: number): Promise<Task> {
     const old = await getTask(trx, id);
     if (!old) throw new FleetbootError('NOT_FOUND', `No task #${id}`);
     if (old.state !== 'failed' && old.state !== 'cancelled') throw new FleetbootError('CONFLICT', `Task #${id} is ${old.state}: only a failed or cancelled task can be retried`);
-    const newId = await insertTask(trx, { type: old.type, mac: old.mac, image: old.image, revision: old.type === 'deploy' ? old.revision : null, options: old.options }, old.id);
+    const newId = await insertTask(trx, { type: old.type, mac: old.mac, image: old.image, revision: old.requestedRevision, options: old.options }, old.id);
     return toTask(await taskQuery(trx).where('tasks.id', '=', newId).executeTakeFirstOrThrow());
   });
 }

@@ -90,7 +90,8 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
   const transferTaskOf = (req: FastifyRequest): Task => {
     const t = taskOf(req);
     if ((t.type === 'capture' || t.type === 'deploy') && t.identity === null) {
-      throw new FleetbootError('CONFLICT', `Task #${t.id}: report the hardware identity (POST ${'/agent/v1/task/identity'}) before any transfer`);
+      // 428, not 409 (which tells an agent its task is over): an agent from a boot environment built before identities existed fails the task with this.
+      throw new FleetbootError('PRECONDITION', `Task #${t.id}: report the hardware identity (POST /agent/v1/task/identity) before any transfer; an agent that does not is from an older boot environment: rebuild it (fleetboot bootenv build)`);
     }
     return t;
   };
@@ -180,7 +181,7 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
   });
 
   app.post('/task/complete', { bodyLimit: 8 * 1024 * 1024, schema: { body: { type: 'object', required: ['type'], properties: { type: { type: 'string' } } } } }, async (req) => {
-    await imaging.complete(taskOf(req), req.body);
+    await imaging.complete(transferTaskOf(req), req.body);
     return { ok: true };
   });
 

@@ -24,18 +24,19 @@ import { BOOTENV_INITRD, BOOTENV_KERNEL } from '../../imaging/tasks.js';
 import { FleetbootError } from '../../lib/errors.js';
 import { RateLimiter } from '../../lib/rate-limit.js';
 import { neighbourMac } from '../../net/neighbours.js';
-import { activeTaskForMac, createHost, createTask, entryDir, findBootTarget, getEntry, getHost, leaseMacOf, listEntries, listTasks, normaliseMac, FILE_NAME_PATTERN, NAME_PATTERN, type Task } from '../../store/index.js';
+import { activeTaskForMac, createHost, createTask, entryDir, findBootTarget, getEntry, getHost, leaseMacOf, listEntries, listTasks, normaliseMac, FILE_NAME_PATTERN, IPV4_PATTERN, NAME_PATTERN, type Task } from '../../store/index.js';
 import type { AppContext } from '../context.js';
 import { clientAddress } from '../client-address.js';
 import { openInside, sendFile } from '../send-file.js';
 
 const IPXE = 'text/plain; charset=utf-8';
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+const IPV4 = new RegExp(IPV4_PATTERN);
 
 function decisionTask(t: Task): DecisionTask {
   const seen = Date.parse(t.lastSeenAt ?? '');
-  const state = t.state === 'queued' || t.state === 'booting' || t.state === 'waiting' || t.state === 'running' ? t.state : 'queued';
-  return { id: t.id, type: t.type, state, attempts: t.attempts, lastSeenMs: Number.isFinite(seen) ? seen : null, tokenIp: t.tokenIp };
+  // activeTaskForMac() returns active tasks only; a finished one here is a programming error.
+  if (t.state !== 'queued' && t.state !== 'booting' && t.state !== 'waiting' && t.state !== 'running') throw new TypeError(`task #${t.id} is ${t.state}, not active`);
+  return { id: t.id, type: t.type, state: t.state, attempts: t.attempts, lastSeenMs: Number.isFinite(seen) ? seen : null, tokenIp: t.tokenIp };
 }
 
 export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
@@ -55,14 +56,16 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
     return last !== undefined && last.type === 'register' && last.state === 'failed' && Date.now() - Date.parse(last.finishedAt ?? last.updatedAt) < 3600_000;
   }
 
-  /** The MAC this server's network knows for `ip` (DHCP server mode: its lease; same segment: the neighbour table), or null. */
+  /**
+   * The MAC this server's network knows for `ip`: the neighbour table first
+   * (who holds the address on our segment now), then, in DHCP server mode,
+   * the lease; null when neither tells (a routed client, IPv6, no entry).
+   */
   async function addressMac(ip: string): Promise<string | null> {
     if (!IPV4.test(ip)) return null;
-    if (config.dhcp.mode === 'server') {
-      const leased = await leaseMacOf(store.db, ip);
-      if (leased !== null) return leased;
-    }
-    return neighbourMac(ip);
+    const neighbour = await neighbourMac(ip);
+    if (neighbour !== null || config.dhcp.mode !== 'server') return neighbour;
+    return leaseMacOf(store.db, ip);
   }
 
   /** A create refused by the rate limit: a script that says so (nothing is created). */
@@ -99,7 +102,7 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
             host: target.host,
             entry: target.entry,
             task: task ? decisionTask(task) : null,
-            addressMac: task ? await addressMac(ip) : null,
+            addressMac: task !== null || unknownRegister ? await addressMac(ip) : null,
             bootEnvReady: task !== null || unknownRegister ? await imaging.bootEnvReady() : false,
             registerFailedRecently: unknownRegister && q.mac !== null ? await recentlyFailedRegister(q.mac) : false,
             nowMs: Date.now(),
@@ -139,7 +142,7 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
         }
         break;
       }
-      if (decision.kind === 'task' && token === null) decision = { kind: 'wait', mac: decision.mac, task: decision.task, suspicious: false, reason: `task #${decision.task.id} changed while it was handed out`, retrySeconds: 5 };
+      if (decision.kind === 'task' && token === null) decision = { kind: 'wait', mac: decision.mac, task: decision.task, suspicious: false, reason: `task #${decision.task.id} was handed out or ended by another request at the same moment`, retrySeconds: 5 };
       const script = renderDecision(decision, {
         baseUrl: ctx.baseUrl(),
         platform: q.platform,
@@ -226,7 +229,7 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
       }
       log.info({ subsystem: 'imaging', task: task.id, mac, type, state: 'queued', ip }, `task #${task.id} ${type} ${mac}: created from the boot menu`);
       const h = await imaging.handOut(task, ip);
-      if (h.kind !== 'token') return reply.send(messageScript(`task ${task.id} ended before it could start`));
+      if (h.kind !== 'token') return reply.send(messageScript(`task ${task.id} was ended or handed out elsewhere before it could start; boot again`));
       const target = await findBootTarget(store.db, mac);
       return reply.send(
         bootEnvScript({ baseUrl: ctx.baseUrl(), mac, hostName: target.host?.name ?? null, taskId: task.id, taskType: task.type, token: h.token, kernelArgs: config.imaging.kernelArgs, ...(IPV4.test(ip) ? { clientIp: ip } : {}) }),

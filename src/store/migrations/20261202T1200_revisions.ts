@@ -8,7 +8,10 @@
  *   current revision (null: none approved yet). Existing images become
  *   revision 1, current.
  * - tasks.revision: deploy: the revision it writes (pinned at creation or at
- *   the agent's start); capture: the revision it created.
+ *   the agent's start); capture: the revision it created. Active deploys of
+ *   migrated images write revision 1 (what they were writing).
+ * - tasks.requested_revision: the revision a deploy was asked for (null: the
+ *   current one at its start); a retry asks for the same.
  * - tasks.token_ip: the client address the current token was handed to; the
  *   agent endpoints refuse the token from any other address.
  * - tasks.identity: the hardware identity the agent reported (JSON), before
@@ -61,8 +64,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
     .execute();
   for (const r of old) {
-    // manifest.json was written as JSON.stringify(manifest, null, 2) + '\n' of the same object.
-    const file = JSON.stringify(JSON.parse(r.manifest), null, 2) + '\n';
+    // manifest.json was written as JSON.stringify(manifest, null, 2) + '\n' of the same object (recomputed here from the row).
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(r.manifest);
+    } catch (err) {
+      throw new Error(`image '${r.name}': its manifest in the database is not JSON (${err instanceof Error ? err.message : String(err)}); the migration to image revisions cannot go on`);
+    }
+    const file = JSON.stringify(parsed, null, 2) + '\n';
     const sha = createHash('sha256').update(file).digest('hex');
     await sql`insert into images_v2 (id, name, current_revision, created_at) values (${r.id}, ${r.name}, 1, ${r.created_at})`.execute(db);
     await sql`insert into image_revisions (image, number, state, dir, manifest, manifest_sha256, size_bytes, source_mac, task_id, created_at, approved_at)
@@ -72,6 +81,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('images_v2').renameTo('images').execute();
 
   await db.schema.alterTable('tasks').addColumn('revision', 'integer').execute();
+  await db.schema.alterTable('tasks').addColumn('requested_revision', 'integer').execute();
+  await sql`update tasks set revision = 1 where type = 'deploy' and state in ('queued', 'booting', 'waiting', 'running') and image in (select name from images)`.execute(db);
   await db.schema.alterTable('tasks').addColumn('token_ip', 'varchar(45)').execute();
   await db.schema.alterTable('tasks').addColumn('identity', 'text').execute();
   await db.schema.alterTable('hosts').addColumn('status', 'varchar(16)', (c) => c.notNull().defaultTo('approved')).execute();
