@@ -87,7 +87,7 @@ async function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise
 
 /** `fleetboot ... --json` in the server's namespace, parsed. */
 async function cliJson(e: Env, args: string[]): Promise<Record<string, unknown>> {
-  const v: unknown = JSON.parse(await e.cli([...args, '--json']));
+  const v: unknown = JSON.parse(await e.fleetbootCommand([...args, '--json']));
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`fleetboot ${args.join(' ')} --json printed no object: ${JSON.stringify(v)}`);
   return v as Record<string, unknown>;
 }

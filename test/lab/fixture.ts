@@ -57,7 +57,7 @@ export interface LabFixture {
   /** The test kernel and initrd (null when testBootEnv was false). */
   readonly testBootEnv: { kernel: string; initrd: string } | null;
   /** `fleetboot ARGS --data-dir DATA` inside Fleetboot's namespace; stdout. */
-  cli(args: string[]): Promise<string>;
+  fleetbootCommand(args: string[]): Promise<string>;
   /** A boot entry "test" (the test kernel+initrd, calling back to the listener), and these MACs as hosts booting it. */
   addTestEntryHosts(hosts: ReadonlyArray<{ mac: string; name: string }>): Promise<void>;
   /** Fleetboot, or a failure saying it was not started. */
@@ -106,7 +106,7 @@ export async function openLabFixture(o: LabFixtureOptions): Promise<LabFixture> 
       dhcp,
       cb,
       testBootEnv,
-      cli: (args) => fleetbootCli(l, 'fb', dataDir, args),
+      fleetbootCommand: (args) => fleetbootCli(l, 'fb', dataDir, args),
       needFb: () => {
         if (!fixture.fb) throw new Error(`${o.name}: Fleetboot is not running`);
         return fixture.fb;
@@ -114,8 +114,8 @@ export async function openLabFixture(o: LabFixtureOptions): Promise<LabFixture> 
       async addTestEntryHosts(hosts) {
         if (!testBootEnv || o.callbackPort === undefined) throw new Error(`${o.name}: the test entry needs testBootEnv and callbackPort`);
         const cmdline = `console=ttyS0 fbcallback=http://${serverIp}:${o.callbackPort}/ran`;
-        await fixture.cli(['entry', 'add', 'test', '--kernel', testBootEnv.kernel, '--initrd', testBootEnv.initrd, '--cmdline', cmdline]);
-        for (const h of hosts) await fixture.cli(['host', 'add', h.mac, '--name', h.name, '--entry', 'test']);
+        await fixture.fleetbootCommand(['entry', 'add', 'test', '--kernel', testBootEnv.kernel, '--initrd', testBootEnv.initrd, '--cmdline', cmdline]);
+        for (const h of hosts) await fixture.fleetbootCommand(['host', 'add', h.mac, '--name', h.name, '--entry', 'test']);
       },
     };
     return fixture;

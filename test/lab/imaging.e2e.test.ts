@@ -71,7 +71,7 @@ function buildBootEnv(out: string): Promise<void> {
 }
 
 async function cli(args: string[]): Promise<string> {
-  return need().cli(args);
+  return need().fleetbootCommand(args);
 }
 
 async function cliJson<T>(args: string[]): Promise<T> {

@@ -107,7 +107,7 @@ describe('fleetboot serve --dhcp server: QEMU guests get their address from Flee
           assert.ok(ev.some((o) => o.msg === 'tftp transfer done' && String(o.client ?? '').startsWith(`${cb.ip}:`)), `no finished TFTP transfer to ${cb.ip}\n${explain(e, guest)}`);
         }
         assert.ok(mine.some((o) => /boots entry/.test(String(o.msg))), `no "boots entry" decision for ${g.mac}\n${explain(e, guest)}`);
-        const leases = JSON.parse(await e.cli(['dhcp', 'leases', '--json'])) as LeaseRow[];
+        const leases = JSON.parse(await e.fleetbootCommand(['dhcp', 'leases', '--json'])) as LeaseRow[];
         assert.ok(leases.some((l) => l.ip === cb.ip && hex(l.mac) === hex(g.mac) && l.state === 'bound'), `no bound lease of ${cb.ip} for ${g.mac}: ${JSON.stringify(leases)}`);
         // Firmware PXE, iPXE and the initrd's udhcpc are one client (edk2 sends no option 61, the others 01+MAC).
         const held = leases.filter((l) => hex(l.mac) === hex(g.mac));
