@@ -21,7 +21,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { LabSuite } from './suite.js';
-import { closeLabFixture, openLabFixture, withParts, type LabWith } from './fixture.js';
+import { closeLabFixture, openLabFixture, waitForGuestCallback, withParts, type LabWith } from './fixture.js';
 import { INITRD_OK_MARKER, LOCAL_DISK_MARKER, QemuGuest, writeLocalBootDisk, type QemuVariant } from './qemu.js';
 import { logEvents as fleetbootEvents, macHex as hex, type Callback } from './bootenv/services.js';
 
@@ -53,18 +53,8 @@ function explain(e: Env, guest: QemuGuest | null): string {
  * The initrd's callback from the guest's MAC. Fails early, with the logs,
  * when the firmware gives up on the network boot or QEMU exits.
  */
-async function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise<Callback> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const cb = await e.cb.waitForCallback(guest.mac, 1000);
-    if (cb) return cb;
-    const failed = guest.networkBootFailed() ?? (guest.running ? null : 'QEMU exited');
-    if (failed) {
-      await new Promise((r) => setTimeout(r, 1000)); // diagnostics only (the test fails next): let the last log lines arrive
-      assert.fail(`no callback from ${guest.mac}: ${failed}\n${explain(e, guest)}`);
-    }
-  }
-  return assert.fail(`no callback from ${guest.mac} within ${timeoutMs / 1000} s\n${explain(e, guest)}`);
+function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise<Callback> {
+  return waitForGuestCallback(e.cb, guest, timeoutMs, () => explain(e, guest));
 }
 
 describe('fleetboot serve PXE-boots QEMU guests in a lab (proxyDHCP -> TFTP -> iPXE -> HTTP)', { timeout: 20 * 60_000 }, () => {

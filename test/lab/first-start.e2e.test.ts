@@ -27,7 +27,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import type { Lab } from './lab.js';
 import { LabSuite } from './suite.js';
-import { closeLabFixture, openLabFixture, type LabFixture } from './fixture.js';
+import { closeLabFixture, openLabFixture, waitForGuestCallback, type LabFixture } from './fixture.js';
 import { INITRD_OK_MARKER, QemuGuest } from './qemu.js';
 import { ProcessLog, REPO, logEvents, macHex as hex, type Callback, type DhcpServer, type Fleetboot, type LabHttp } from './bootenv/services.js';
 
@@ -74,15 +74,8 @@ async function waitForServe(lab: Lab, log: ProcessLog, dataDir: string, baseUrl:
 }
 
 /** The initrd's callback from the guest's MAC; fails early, with the logs, when the firmware gives up or QEMU exits. */
-async function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise<Callback> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const cb = await e.cb.waitForCallback(guest.mac, 1000);
-    if (cb) return cb;
-    const failed = guest.networkBootFailed() ?? (guest.running ? null : 'QEMU exited');
-    if (failed) assert.fail(`no callback from ${guest.mac}: ${failed}\n${explain(e, guest)}`);
-  }
-  return assert.fail(`no callback from ${guest.mac} within ${timeoutMs / 1000} s\n${explain(e, guest)}`);
+function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise<Callback> {
+  return waitForGuestCallback(e.cb, guest, timeoutMs, () => explain(e, guest));
 }
 
 /** `fleetboot ... --json` in the server's namespace, parsed. */

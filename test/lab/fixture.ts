@@ -20,8 +20,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, labAvailable } from './lab.js';
-import { chooseAccel, ensureBootEnv, missingQemuPrerequisites, type Accel, type QemuVariant } from './qemu.js';
-import { fleetbootCli, startExistingDhcp, startFleetboot, startLabHttp, type DhcpServer, type Fleetboot, type FleetbootOptions, type LabHttp } from './bootenv/services.js';
+import { chooseAccel, ensureBootEnv, missingQemuPrerequisites, type Accel, type QemuGuest, type QemuVariant } from './qemu.js';
+import { fleetbootCli, startExistingDhcp, startFleetboot, startLabHttp, type Callback, type DhcpServer, type Fleetboot, type FleetbootOptions, type LabHttp } from './bootenv/services.js';
 
 export interface LabFixtureOptions {
   /** The file's name, for messages and the work directory ('boot.e2e'). */
@@ -153,4 +153,23 @@ export type LabWith<K extends 'fb' | 'dhcp' | 'cb'> = LabFixture & { [P in K]: N
 export function withParts<K extends 'fb' | 'dhcp' | 'cb'>(f: LabFixture, parts: readonly K[]): LabWith<K> {
   for (const p of parts) if (f[p] === null) throw new Error(`${f.name}: the lab has no ${p}`);
   return f as LabWith<K>;
+}
+
+/**
+ * The test initrd's callback from `guest`'s MAC. Fails early, with
+ * `explain()` (the logs), when the firmware gives up on the network boot or
+ * QEMU exits.
+ */
+export async function waitForGuestCallback(cb: LabHttp, guest: QemuGuest, timeoutMs: number, explain: () => string): Promise<Callback> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const got = await cb.waitForCallback(guest.mac, 1000);
+    if (got) return got;
+    const why = guest.networkBootFailed() ?? (guest.running ? null : 'QEMU exited');
+    if (why) {
+      await new Promise((r) => setTimeout(r, 1000)); // diagnostics only (the test fails next): let the last log lines arrive
+      throw new Error(`no callback from ${guest.mac}: ${why}\n${explain()}`);
+    }
+  }
+  throw new Error(`no callback from ${guest.mac} within ${timeoutMs / 1000} s\n${explain()}`);
 }

@@ -17,7 +17,7 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { LabSuite } from './suite.js';
-import { closeLabFixture, openLabFixture, withParts, type LabWith } from './fixture.js';
+import { closeLabFixture, openLabFixture, waitForGuestCallback, withParts, type LabWith } from './fixture.js';
 import { INITRD_OK_MARKER, QemuGuest, type QemuVariant } from './qemu.js';
 import { logEvents as events, macHex as hex, type Callback } from './bootenv/services.js';
 
@@ -38,18 +38,8 @@ function explain(e: Env, guest: QemuGuest | null): string {
   return [guest ? guest.diagnostics(50) : '', `--- Fleetboot log (last 60 lines)\n${e.fb.log.tail(60)}`, `--- callback listener\n${e.cb.log.tail(10)}`, `(work dir: ${e.work})`].join('\n');
 }
 
-async function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise<Callback> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const cb = await e.cb.waitForCallback(guest.mac, 1000);
-    if (cb) return cb;
-    const why = guest.networkBootFailed() ?? (guest.running ? null : 'QEMU exited');
-    if (why) {
-      await new Promise((r) => setTimeout(r, 1000)); // diagnostics only (the test fails next): let the last log lines arrive
-      assert.fail(`no callback from ${guest.mac}: ${why}\n${explain(e, guest)}`);
-    }
-  }
-  return assert.fail(`no callback from ${guest.mac} within ${timeoutMs / 1000} s\n${explain(e, guest)}`);
+function waitForBoot(e: Env, guest: QemuGuest, timeoutMs: number): Promise<Callback> {
+  return waitForGuestCallback(e.cb, guest, timeoutMs, () => explain(e, guest));
 }
 
 interface LeaseRow {
