@@ -124,13 +124,14 @@ export function createImagingService(deps: ImagingDeps) {
     /**
      * The boot decision (src/boot/decide.ts) chose to hand task `t` the boot
      * environment: a new token (the only time it exists in clear), bound to
-     * `clientIp`, state booting, attempts + 1. The row changes only if
-     * nobody handed the task out since `t` was read (attempts is the
-     * version), so two machines asking at once never both get a token.
+     * `clientIp`, state booting, attempts + 1. The row changes only if it
+     * is as `t` says (attempts, token address, last contact: what the
+     * decision was made on), so two machines asking at once never both get
+     * a token, and an agent heard from meanwhile keeps its own.
      */
     async handOut(t: Task, clientIp: string): Promise<HandOut> {
       const token = newToken();
-      if (!(await bootTaskRow(db, t.id, tokenHash(token), clientIp, t.attempts))) return { kind: 'gone' };
+      if (!(await bootTaskRow(db, t.id, tokenHash(token), clientIp, t))) return { kind: 'gone' };
       rates.forget(t.id);
       transition(t, t.state, 'booting', null, { attempt: t.attempts + 1, ip: clientIp });
       return { kind: 'token', token };

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FleetbootError } from '../lib/errors.js';
-import { cancelTask, createHost, createTask, finishTask, getTask, listTasks, openStore, addRevision, retryTask, type Store } from './index.js';
+import { bootTaskRow, cancelTask, createHost, createTask, finishTask, getTask, listTasks, openStore, addRevision, retryTask, type Store } from './index.js';
 import type { Manifest } from '../model/manifest.js';
 
 async function withStore(fn: (s: Store) => Promise<void>): Promise<void> {
@@ -100,5 +100,22 @@ test('cancelTask() and retryTask() follow the lifecycle', async () => {
     assert.deepEqual(all.map((x) => x.id), [r.id, t.id]);
     assert.equal((await listTasks(s.db, { active: true })).length, 0);
     assert.equal((await listTasks(s.db, { mac: MAC, limit: 1 })).length, 1);
+  });
+});
+
+test('bootTaskRow() hands a task out only as it was read: attempts, token address and last contact unchanged', async () => {
+  await withStore(async (s) => {
+    await createHost(s.db, { mac: MAC });
+    const t = await createTask(s.db, { type: 'inventory', mac: MAC });
+    assert.equal(await bootTaskRow(s.db, t.id, 'a'.repeat(64), '10.0.0.5', t), true);
+    const after = await getTask(s.db, t.id);
+    assert.ok(after);
+    assert.deepEqual([after.attempts, after.tokenIp, after.state], [1, '10.0.0.5', 'booting']);
+    // A second asker that read the task before the first hand-out loses.
+    assert.equal(await bootTaskRow(s.db, t.id, 'b'.repeat(64), '10.0.0.6', t), false);
+    // The agent was heard from after the decision was made: its token stays.
+    await s.db.updateTable('tasks').set({ last_seen_at: new Date(Date.now() + 1000).toISOString() }).where('id', '=', t.id).execute();
+    assert.equal(await bootTaskRow(s.db, t.id, 'c'.repeat(64), '10.0.0.5', after), false);
+    assert.equal((await getTask(s.db, t.id))?.tokenIp, '10.0.0.5');
   });
 });

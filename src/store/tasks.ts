@@ -308,9 +308,10 @@ export async function patchActiveTask(db: Db, id: number, patch: TaskPatch): Pro
  * token's sha256 (the old token stops working) and the address it went to,
  * state booting, attempts+1, slot released and reported identity cleared
  * (the previous agent, if any, is gone). False when the task is not active
- * or was handed out since it was read (attempts is no longer `attemptsBefore`).
+ * or changed since `before` was read (handed out again, or its agent was
+ * heard from: the decision was made on what `before` says).
  */
-export async function bootTaskRow(db: Db, id: number, tokenSha256: string, clientIp: string, attemptsBefore: number): Promise<boolean> {
+export async function bootTaskRow(db: Db, id: number, tokenSha256: string, clientIp: string, before: Pick<Task, 'attempts' | 'tokenIp' | 'lastSeenAt'>): Promise<boolean> {
   const now = new Date().toISOString();
   const r = await db
     .updateTable('tasks')
@@ -328,7 +329,9 @@ export async function bootTaskRow(db: Db, id: number, tokenSha256: string, clien
       updated_at: now,
     }))
     .where('id', '=', id)
-    .where('attempts', '=', attemptsBefore)
+    .where('attempts', '=', before.attempts)
+    .where('token_ip', before.tokenIp === null ? 'is' : '=', before.tokenIp)
+    .where('last_seen_at', before.lastSeenAt === null ? 'is' : '=', before.lastSeenAt)
     .where('state', 'in', [...ACTIVE_TASK_STATES])
     .executeTakeFirst();
   return r.numUpdatedRows > 0n;
