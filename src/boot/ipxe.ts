@@ -16,6 +16,7 @@
  * command lines by the rules above) and refused rather than escaped: iPXE
  * has no escape syntax to offer. Display text is sanitised instead.
  */
+import { IPV4_PATTERN } from '../model/validate.js';
 
 /** The settings iPXE is asked to report in the decision request. */
 const DECIDE_QUERY =
@@ -279,7 +280,7 @@ export interface MenuTool {
 
 const TOOL_ID = /^[a-z][a-z0-9-]{0,31}$/;
 const TOKEN_RE = /^[0-9a-f]{16,128}$/;
-const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const IPV4_RE = new RegExp(IPV4_PATTERN);
 
 /**
  * The boot environment for task `taskId`: Fleetboot's kernel and initramfs

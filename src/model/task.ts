@@ -12,3 +12,5 @@ export type TaskState = 'queued' | 'booting' | 'waiting' | 'running' | 'done' | 
 export const ACTIVE_TASK_STATES: readonly TaskState[] = ['queued', 'booting', 'waiting', 'running'];
 
 export type TaskPhase = 'starting' | 'waiting-slot' | 'partition-table' | 'transfer' | 'verify' | 'inventory' | 'finishing';
+
+export const TASK_PHASES: readonly TaskPhase[] = ['starting', 'waiting-slot', 'partition-table', 'transfer', 'verify', 'inventory', 'finishing'];

@@ -6,7 +6,7 @@
  */
 import type { Kysely, Selectable, Updateable } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
-import { ACTIVE_TASK_STATES, type TaskPhase, type TaskState, type TaskType } from '../model/task.js';
+import { ACTIVE_TASK_STATES, TASK_PHASES, type TaskPhase, type TaskState, type TaskType } from '../model/task.js';
 import type { Database, TaskTable } from './schema.js';
 import { isValidName, normaliseMac } from '../model/validate.js';
 
@@ -70,7 +70,6 @@ export const DISK_PATTERN = '^/dev/[a-z0-9/_-]+$';
 const DISK_RE = new RegExp(DISK_PATTERN);
 const TABLES: readonly TaskOptions['table'][] = ['keep', 'gpt', 'mbr'];
 const STATES: readonly TaskState[] = [...ACTIVE_TASK_STATES, ...TERMINAL_TASK_STATES];
-const PHASES: readonly TaskPhase[] = ['starting', 'waiting-slot', 'partition-table', 'transfer', 'verify', 'inventory', 'finishing'];
 
 export function isActiveState(s: TaskState): boolean {
   return ACTIVE_TASK_STATES.includes(s);
@@ -109,7 +108,7 @@ export function toTask(r: TaskRow): Task {
     hostName: r.host_name,
     image: r.image,
     state: oneOf(STATES, r.state, 'state'),
-    phase: r.phase === null ? null : oneOf(PHASES, r.phase, 'phase'),
+    phase: r.phase === null ? null : oneOf(TASK_PHASES, r.phase, 'phase'),
     bytesDone: Number(r.bytes_done),
     bytesTotal: r.bytes_total === null ? null : Number(r.bytes_total),
     rateBps: r.rate_bps === null ? null : Number(r.rate_bps),

@@ -22,18 +22,17 @@ import { Readable } from 'node:stream';
 import { FleetbootError, errorMessage } from '../../lib/errors.js';
 import { imagesRoot, imageStreamPath, NoSpaceError, receiveStream, StreamTooLargeError } from '../../imaging/image-store.js';
 import { STREAM_FILE_PATTERN, type ProgressReport } from '../../imaging/protocol.js';
+import { TASK_PHASES } from '../../model/task.js';
 import { isActiveState, type Task } from '../../store/tasks.js';
 import type { AppContext } from '../context.js';
 import { openInside, sendFile } from '../send-file.js';
 import { clientAddress } from '../client-address.js';
 
-const PHASES = ['starting', 'waiting-slot', 'partition-table', 'transfer', 'verify', 'inventory', 'finishing'];
-
 const progressSchema = {
   type: 'object',
   required: ['phase', 'bytesDone', 'bytesTotal', 'partition'],
   properties: {
-    phase: { type: 'string', enum: PHASES },
+    phase: { type: 'string', enum: TASK_PHASES },
     bytesDone: { type: 'integer', minimum: 0 },
     bytesTotal: { type: ['integer', 'null'], minimum: 0 },
     partition: { type: ['integer', 'null'], minimum: 1, maximum: 128 },
