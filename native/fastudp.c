@@ -1,6 +1,6 @@
 /*
- * fastudp: IPv4 UDP sockets for the TFTP service without dgram's per-packet
- * overhead. Node's dgram allocates a 64 KiB buffer and builds an `rinfo`
+ * fastudp: IPv4 UDP sockets for the TFTP service and multicast imaging
+ * without dgram's per-packet overhead. Node's dgram allocates a 64 KiB buffer and builds an `rinfo`
  * object with two strings for every datagram received, and a SendWrap plus
  * argument normalisation for every datagram sent; for TFTP's lock-step
  * transfers that is a fifth of the server's CPU per block.
@@ -20,7 +20,10 @@
  * JavaScript API (see src/net/udp.ts for the typed wrapper):
  *   init() -> { arena: ArrayBuffer, meta: ArrayBuffer, batch, slot }
  *   open(ip, port, mode?, peerIp?, peerPort?) -> [handle, boundPort]
- *                       throws Error with .code (EADDRINUSE...). mode 0: a
+ *                       throws Error with .code (EADDRINUSE...). mode 3: a
+ *                       socket that shares its address (SO_REUSEADDR before
+ *                       bind: several multicast receivers on one group and
+ *                       port). mode 0: a
  *                       plain socket; 1: the port must be free, then it is
  *                       opened to sockets of the same user (SO_REUSEPORT,
  *                       set after bind); 2: joins such a port and connect()s
@@ -33,6 +36,20 @@
  *   start(handle, onRead(n), onWritable())    onRead(n): n >= 0 datagrams, n < 0 = -errno
  *   send(handle, ip, port, head, body?) -> 0 | errno   (to a connected
  *                       socket's own peer without an address: the cached route)
+ *   send_segments(handle, ip, port, buf, segment) -> datagrams sent | -errno
+ *                       buf holds consecutive datagrams of `segment` bytes
+ *                       (the last may be shorter): one sendmsg() with
+ *                       UDP_SEGMENT (the kernel cuts it: generic segmentation
+ *                       offload), or one sendmmsg() where GSO is refused. A
+ *                       GSO send is all or nothing; sendmmsg may stop early
+ *                       (then fewer than all are counted)
+ *   setopt(handle, opt, a, b?) -> 0 | throws    multicast and buffer options
+ *                       (OPT_* below): join a group on an interface, the
+ *                       interface, TTL and loopback of sent multicast,
+ *                       IP_MULTICAST_ALL off, receive/send buffer sizes
+ *                       (forced past rmem_max when allowed), SO_RXQ_OVFL
+ *   rx_dropped(handle) -> datagrams the kernel dropped for want of buffer
+ *                       space on this socket (SO_RXQ_OVFL; 0 until enabled)
  *   want_writable(handle, on)
  *   close(handle)
  *   busy_poll(micros)   after a datagram, keep Node's loop polling instead of
@@ -45,6 +62,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +77,29 @@
 #define BATCH 32
 #define SLOT 65536 /* larger than any UDP payload: nothing is ever truncated */
 #define META_FIELDS 3 /* per datagram: source ip, source port, length */
+#define CTRL_SPACE 64 /* room for an SO_RXQ_OVFL control message per datagram */
+#define MAX_SEGMENTS 64 /* datagrams per send_segments() call (the kernel's UDP_MAX_SEGMENTS) */
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
+#ifndef IP_MULTICAST_ALL
+#define IP_MULTICAST_ALL 49
+#endif
+
+enum {
+  OPT_JOIN = 1,          /* a = group, b = interface address (0: the kernel's choice) */
+  OPT_MULTICAST_IF = 2,  /* a = interface address */
+  OPT_MULTICAST_TTL = 3, /* a = 0..255 */
+  OPT_MULTICAST_LOOP = 4,/* a = 0|1 */
+  OPT_MULTICAST_ALL = 5, /* a = 0|1 */
+  OPT_RCVBUF = 6,        /* a = bytes */
+  OPT_SNDBUF = 7,        /* a = bytes */
+  OPT_RXQ_OVFL = 8,      /* a = 0|1 */
+  OPT_LEAVE = 9          /* a = group, b = interface address */
+};
 
 typedef struct {
   uv_idle_t spin;      /* active while busy-polling: libuv then polls with a zero timeout */
@@ -70,6 +111,9 @@ typedef struct {
   struct mmsghdr msgs[BATCH];
   struct iovec iovs[BATCH];
   struct sockaddr_in addrs[BATCH];
+  unsigned char ctrl[BATCH][CTRL_SPACE];
+  struct mmsghdr out[MAX_SEGMENTS];
+  struct iovec out_iovs[MAX_SEGMENTS];
 } instance_t;
 
 typedef struct sock_s {
@@ -81,6 +125,9 @@ typedef struct sock_s {
   int owners;  /* the JS handle, and the poll handle while libuv holds it */
   int events;
   int connected;       /* mode 2: connect()ed to peer_ip:peer_port */
+  int want_ovfl;       /* SO_RXQ_OVFL on: read the drop counter from each batch */
+  int no_gso;          /* the kernel refused UDP_SEGMENT once: sendmmsg from then on */
+  uint32_t dropped;    /* the last SO_RXQ_OVFL counter seen */
   uint32_t peer_ip;
   uint32_t peer_port;
   uv_poll_t poll;
@@ -262,11 +309,11 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t ip = 0, port = 0, mode = 0, peer_ip = 0, peer_port = 0;
   if (argc < 2 || napi_get_value_uint32(env, argv[0], &ip) != napi_ok || napi_get_value_uint32(env, argv[1], &port) != napi_ok ||
-      port > 65535 || (argc >= 3 && (napi_get_value_uint32(env, argv[2], &mode) != napi_ok || mode > 2)) ||
+      port > 65535 || (argc >= 3 && (napi_get_value_uint32(env, argv[2], &mode) != napi_ok || mode > 3)) ||
       (mode == 2 && (argc < 5 || napi_get_value_uint32(env, argv[3], &peer_ip) != napi_ok ||
                      napi_get_value_uint32(env, argv[4], &peer_port) != napi_ok || port == 0 || peer_port == 0 ||
                      peer_port > 65535))) {
-    napi_throw_type_error(env, NULL, "fastudp.open(ip, port, mode?, peerIp?, peerPort?): numbers; mode 0-2; mode 2 needs a port and a peer");
+    napi_throw_type_error(env, NULL, "fastudp.open(ip, port, mode?, peerIp?, peerPort?): numbers; mode 0-3; mode 2 needs a port and a peer");
     return NULL;
   }
   if (instance(env) == NULL) {
@@ -283,6 +330,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   sa.sin_port = htons((uint16_t)port);
   sa.sin_addr.s_addr = htonl(ip);
   if (mode == 2 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) failed = "setsockopt(SO_REUSEPORT)";
+  else if (mode == 3 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) failed = "setsockopt(SO_REUSEADDR)";
   else if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) failed = "bind";
   else if (mode == 1 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) failed = "setsockopt(SO_REUSEPORT)";
   else if (mode == 2) {
@@ -358,8 +406,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         m->msg_namelen = sizeof inst->addrs[i];
         m->msg_iov = &inst->iovs[i];
         m->msg_iovlen = 1;
-        m->msg_control = NULL;
-        m->msg_controllen = 0;
+        m->msg_control = s->want_ovfl ? inst->ctrl[i] : NULL;
+        m->msg_controllen = s->want_ovfl ? CTRL_SPACE : 0;
         m->msg_flags = 0;
       }
       int n = recvmmsg(s->fd, inst->msgs, BATCH, MSG_DONTWAIT, NULL);
@@ -371,6 +419,18 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         if (errno == ECONNREFUSED && s->connected) report = 0;
       } else {
         int k = 0;
+        if (s->want_ovfl) {
+          for (int i = 0; i < n; i++) {
+            struct msghdr *m = &inst->msgs[i].msg_hdr;
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+              if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+                uint32_t v;
+                memcpy(&v, CMSG_DATA(c), sizeof v);
+                s->dropped = v;
+              }
+            }
+          }
+        }
         for (int i = 0; i < n; i++) {
           /* Only IPv4 sources can reach an AF_INET socket; anything else is skipped. */
           if (inst->addrs[i].sin_family != AF_INET) continue;
@@ -499,6 +559,168 @@ static napi_value Send(napi_env env, napi_callback_info info) {
   return result;
 }
 
+
+static int get_u32(napi_env env, napi_value v, uint32_t *out) {
+  return napi_get_value_uint32(env, v, out) == napi_ok;
+}
+
+/* send_segments(handle, ip, port, buf, segment) -> datagrams sent | -errno */
+static napi_value SendSegments(napi_env env, napi_callback_info info) {
+  size_t argc;
+  napi_value argv[5];
+  sock_t *s = sock_args(env, info, 5, 5, argv, &argc, "fastudp.send_segments(handle, ip, port, buf, segment)");
+  if (s == NULL) return NULL;
+  uint32_t ip = 0, port = 0, seg = 0;
+  bool is_buf = false;
+  void *data = NULL;
+  size_t len = 0;
+  CHECK(napi_is_buffer(env, argv[3], &is_buf));
+  if (!get_u32(env, argv[1], &ip) || !get_u32(env, argv[2], &port) || port == 0 || port > 65535 || !is_buf ||
+      !get_u32(env, argv[4], &seg) || seg == 0 || seg > 65507) {
+    napi_throw_type_error(env, NULL, "fastudp.send_segments: bad ip, port, buffer or segment size");
+    return NULL;
+  }
+  CHECK(napi_get_buffer_info(env, argv[3], &data, &len));
+  size_t count = (len + seg - 1) / seg;
+  if (count == 0 || count > MAX_SEGMENTS) {
+    napi_throw_range_error(env, NULL, "fastudp.send_segments: 1 to 64 datagrams per call");
+    return NULL;
+  }
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(ip);
+  int sent = -1;
+  int err = 0;
+  if (!s->no_gso && count > 1 && len <= 65000) {
+    struct iovec iov = {data, len};
+    union {
+      char buf[CMSG_SPACE(sizeof(uint16_t))];
+      struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_name = &sa;
+    mh.msg_namelen = sizeof sa;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t gso = (uint16_t)seg;
+    memcpy(CMSG_DATA(c), &gso, sizeof gso);
+    ssize_t r;
+    do {
+      r = sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    if (r >= 0) sent = (int)count;
+    else if (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP) s->no_gso = 1; /* fall through to sendmmsg */
+    else err = errno;
+  }
+  if (sent < 0 && err == 0) {
+    instance_t *inst = s->inst;
+    for (size_t i = 0; i < count; i++) {
+      size_t off = i * seg;
+      inst->out_iovs[i].iov_base = (char *)data + off;
+      inst->out_iovs[i].iov_len = off + seg <= len ? seg : len - off;
+      struct msghdr *m = &inst->out[i].msg_hdr;
+      memset(m, 0, sizeof *m);
+      m->msg_name = &sa;
+      m->msg_namelen = sizeof sa;
+      m->msg_iov = &inst->out_iovs[i];
+      m->msg_iovlen = 1;
+    }
+    int r;
+    do {
+      r = sendmmsg(s->fd, inst->out, (unsigned)count, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    if (r >= 0) sent = r;
+    else err = errno;
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, sent >= 0 ? sent : -err, &result));
+  return result;
+}
+
+/* setopt(handle, opt, a, b?): multicast and buffer options (OPT_* above). */
+static napi_value SetOpt(napi_env env, napi_callback_info info) {
+  size_t argc;
+  napi_value argv[4];
+  sock_t *s = sock_args(env, info, 3, 4, argv, &argc, "fastudp.setopt(handle, opt, a, b?)");
+  if (s == NULL) return NULL;
+  uint32_t opt = 0, a = 0, b = 0;
+  if (!get_u32(env, argv[1], &opt) || !get_u32(env, argv[2], &a) || (argc >= 4 && !get_u32(env, argv[3], &b))) {
+    napi_throw_type_error(env, NULL, "fastudp.setopt: numbers expected");
+    return NULL;
+  }
+  int r = -1;
+  const char *name = "setsockopt";
+  int v = (int)a;
+  switch (opt) {
+    case OPT_JOIN:
+    case OPT_LEAVE: {
+      struct ip_mreqn mr;
+      memset(&mr, 0, sizeof mr);
+      mr.imr_multiaddr.s_addr = htonl(a);
+      mr.imr_address.s_addr = htonl(b);
+      name = opt == OPT_JOIN ? "setsockopt(IP_ADD_MEMBERSHIP)" : "setsockopt(IP_DROP_MEMBERSHIP)";
+      r = setsockopt(s->fd, IPPROTO_IP, opt == OPT_JOIN ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &mr, sizeof mr);
+      break;
+    }
+    case OPT_MULTICAST_IF: {
+      struct ip_mreqn mr;
+      memset(&mr, 0, sizeof mr);
+      mr.imr_address.s_addr = htonl(a);
+      name = "setsockopt(IP_MULTICAST_IF)";
+      r = setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr);
+      break;
+    }
+    case OPT_MULTICAST_TTL:
+      name = "setsockopt(IP_MULTICAST_TTL)";
+      r = a > 255 ? (errno = EINVAL, -1) : setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_TTL, &v, sizeof v);
+      break;
+    case OPT_MULTICAST_LOOP:
+      name = "setsockopt(IP_MULTICAST_LOOP)";
+      r = setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_LOOP, &v, sizeof v);
+      break;
+    case OPT_MULTICAST_ALL:
+      name = "setsockopt(IP_MULTICAST_ALL)";
+      r = setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_ALL, &v, sizeof v);
+      break;
+    case OPT_RCVBUF:
+    case OPT_SNDBUF:
+      /* The FORCE variants pass net.core.[rw]mem_max when the process may (CAP_NET_ADMIN); otherwise the capped one. */
+      name = opt == OPT_RCVBUF ? "setsockopt(SO_RCVBUF)" : "setsockopt(SO_SNDBUF)";
+      r = setsockopt(s->fd, SOL_SOCKET, opt == OPT_RCVBUF ? SO_RCVBUFFORCE : SO_SNDBUFFORCE, &v, sizeof v);
+      if (r != 0) r = setsockopt(s->fd, SOL_SOCKET, opt == OPT_RCVBUF ? SO_RCVBUF : SO_SNDBUF, &v, sizeof v);
+      break;
+    case OPT_RXQ_OVFL:
+      name = "setsockopt(SO_RXQ_OVFL)";
+      r = setsockopt(s->fd, SOL_SOCKET, SO_RXQ_OVFL, &v, sizeof v);
+      if (r == 0) s->want_ovfl = v != 0;
+      break;
+    default:
+      errno = EINVAL;
+  }
+  if (r != 0) return throw_errno(env, name, errno);
+  return NULL;
+}
+
+static napi_value RxDropped(napi_env env, napi_callback_info info) {
+  size_t argc;
+  napi_value argv[1];
+  sock_t *s = sock_args(env, info, 1, 1, argv, &argc, "fastudp.rx_dropped(handle)");
+  if (s == NULL) return NULL;
+  napi_value r;
+  CHECK(napi_create_uint32(env, s->dropped, &r));
+  return r;
+}
+
 /* busy_poll(micros): after a datagram, keep the loop polling (no sleep) this long. 0 turns it off. */
 static napi_value BusyPoll(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -551,6 +773,7 @@ static napi_value Errno(napi_env env, napi_callback_info info) {
   E(EWOULDBLOCK)
   E(ENOBUFS)
   E(EMSGSIZE)
+  E(ECONNREFUSED)
 #undef E
   return r;
 }
@@ -561,6 +784,9 @@ NAPI_MODULE_INIT() {
       {"open", NULL, Open, NULL, NULL, NULL, napi_default, NULL},
       {"start", NULL, Start, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, Send, NULL, NULL, NULL, napi_default, NULL},
+      {"send_segments", NULL, SendSegments, NULL, NULL, NULL, napi_default, NULL},
+      {"setopt", NULL, SetOpt, NULL, NULL, NULL, napi_default, NULL},
+      {"rx_dropped", NULL, RxDropped, NULL, NULL, NULL, napi_default, NULL},
       {"want_writable", NULL, WantWritable, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
       {"busy_poll", NULL, BusyPoll, NULL, NULL, NULL, napi_default, NULL},

@@ -13,6 +13,7 @@ import { registerFirewallCommands } from './firewall.js';
 import { registerDhcpCommands } from './dhcp.js';
 import { registerImagingCommands } from './imaging.js';
 import { registerBootenvCommands } from './bootenv.js';
+import { registerMulticastCommands } from './multicast.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -40,6 +41,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);
   registerBootenvCommands(program, globals);
+  registerMulticastCommands(program, globals);
   return program;
 }
 

@@ -92,19 +92,24 @@ export function udpPeer(ip: number, port: number): UdpPeer {
 // ---------------------------------------------------------------- native
 
 type Handle = object;
-interface FastUdp {
+export type { Handle as NativeHandle };
+export interface FastUdp {
   init(): { arena: ArrayBuffer; meta: ArrayBuffer; batch: number; slot: number };
   /** mode 0 plain; 1 port must be free, then shared with same-user sockets; 2 joins such a port, connected to the peer. */
-  open(ip: number, port: number, mode?: 0 | 1 | 2, peerIp?: number, peerPort?: number): [Handle, number];
+  open(ip: number, port: number, mode?: 0 | 1 | 2 | 3, peerIp?: number, peerPort?: number): [Handle, number];
   start(h: Handle, onRead: (n: number) => void, onWritable: () => void): void;
   send(h: Handle, ip: number, port: number, head: Buffer, body?: Buffer | null): number;
   want_writable(h: Handle, on: boolean): void;
+  /** Datagrams of `segment` bytes from `buf` (see native/fastudp.c): count sent, or -errno. */
+  send_segments(h: Handle, ip: number, port: number, buf: Buffer, segment: number): number;
+  setopt(h: Handle, opt: number, a: number, b?: number): void;
+  rx_dropped(h: Handle): number;
   close(h: Handle): void;
   busy_poll(micros: number): void;
   errno(): { EAGAIN: number; EWOULDBLOCK: number };
 }
 
-interface NativeState {
+export interface NativeState {
   addon: FastUdp;
   arena: Buffer;
   meta: Uint32Array;
@@ -123,7 +128,8 @@ function addonPath(): string {
   return candidates.find((c) => existsSync(c)) ?? (candidates[0] as string);
 }
 
-function loadNative(): NativeState | null {
+/** The loaded addon (null when it is not built): for src/net/mcast-udp.ts, which adds multicast sockets on the same arena. */
+export function loadNative(): NativeState | null {
   if (native !== undefined) return native;
   native = null;
   const path = addonPath();

@@ -1,0 +1,117 @@
+/**
+ * `fleetboot multicast send|receive`: the standalone sender and receiver
+ * (src/multicast/standalone.ts), the same code a server session and the
+ * boot environment run. Logs go to stderr; the last line on stdout is a JSON
+ * summary. Exit status 0 only when the file is complete and verified
+ * (receive), or every receiver has it (send).
+ */
+import type { Command } from 'commander';
+import { MulticastSetupError, receiveFile, sendFile } from '../multicast/standalone.js';
+import { ExitStatus, UsageError, type GlobalOptions } from './globals.js';
+
+function int(name: string, min: number, max: number): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+function positive(name: string): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name} must be a number above 0, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+const log = (msg: string): void => {
+  process.stderr.write(`fleetboot multicast: ${msg}\n`);
+};
+
+interface SendFlags {
+  address: string;
+  port: number;
+  receivers: number;
+  minReceivers?: number;
+  interface?: string;
+  maxWait?: number;
+  maxRate: number;
+  ttl: number;
+  slowSeconds: number;
+  feedbackPort: number;
+}
+
+interface ReceiveFlags {
+  address: string;
+  port: number;
+  out: string;
+  interface?: string;
+  timeout?: number;
+}
+
+export function registerMulticastCommands(program: Command, _globals: GlobalOptions): void {
+  const mc = program.command('multicast').description('multicast sessions: the standalone sender and receiver (one file to many machines)');
+
+  mc.command('send')
+    .description('send FILE to N receivers on a multicast group; exits 0 when every receiver has it, verified')
+    .argument('<file>', 'the file to send')
+    .requiredOption('--address <group>', 'multicast group (e.g. 239.255.42.1; not 224.0.0.x)')
+    .requiredOption('--port <port>', 'UDP port of the group', int('--port', 1, 65535))
+    .requiredOption('--receivers <n>', 'start when this many receivers have joined', int('--receivers', 1, 65535))
+    .option('--min-receivers <n>', 'with --max-wait: start with at least this many', int('--min-receivers', 1, 65535))
+    .option('--interface <iface>', 'interface name or address the session leaves by (default: the only one)')
+    .option('--max-wait <seconds>', 'start after this long with --min-receivers (default 1) even if not all have joined', int('--max-wait', 0, 86400))
+    .option('--max-rate <mbps>', 'ceiling of the send rate, Mbit/s', positive('--max-rate'), 800)
+    .option('--ttl <n>', 'multicast TTL (above 1 to cross routers)', int('--ttl', 1, 255), 1)
+    .option('--slow-seconds <s>', 'drop a receiver that holds the others back this long', int('--slow-seconds', 1, 3600), 10)
+    .option('--feedback-port <port>', 'UDP port the sender receives answers on (default: any free port)', int('--feedback-port', 0, 65535), 0)
+    .action(async (file: string, f: SendFlags) => {
+      try {
+        const r = await sendFile({
+          file,
+          address: f.address,
+          port: f.port,
+          receivers: f.receivers,
+          minReceivers: f.minReceivers,
+          iface: f.interface,
+          maxWaitS: f.maxWait ?? null,
+          maxRateMbps: f.maxRate,
+          ttl: f.ttl,
+          slowS: f.slowSeconds,
+          feedbackPort: f.feedbackPort,
+          log,
+        });
+        const s = r.stats;
+        const seconds = (s.elapsedMs ?? 0) / 1000;
+        for (const rc of s.receivers) log(`receiver ${rc.id} ${rc.address}: ${rc.state}${rc.reason ? ` (${rc.reason})` : ''}, lost ${(rc.lossShare * 100).toFixed(2)} %`);
+        log(`${r.ok ? 'done' : 'FAILED'}: ${s.objectBytes} bytes in ${seconds.toFixed(2)} s, ${(s.retransmittedShare * 100).toFixed(2)} % retransmitted`);
+        process.stdout.write(
+          JSON.stringify({ ok: r.ok, session: s.session, bytes: s.objectBytes, seconds, retransmittedShare: s.retransmittedShare, datagrams: s.datagrams, repairs: s.repairs, sweeps: s.sweeps, receivers: s.receivers }) + '\n',
+        );
+        if (!r.ok) throw new ExitStatus(1, 'not every receiver has the file');
+      } catch (err) {
+        if (err instanceof MulticastSetupError) throw new UsageError(err.message);
+        throw err;
+      }
+    });
+
+  mc.command('receive')
+    .description('receive one session\'s file into --out; exits 0 only when it is complete and its sha256 matches')
+    .requiredOption('--address <group>', 'multicast group')
+    .requiredOption('--port <port>', 'UDP port of the group', int('--port', 1, 65535))
+    .requiredOption('--out <file>', 'where to write (FILE.part until verified; a restart resumes it)')
+    .option('--interface <iface>', 'interface name or address to join on (default: the only one)')
+    .option('--timeout <seconds>', 'give up when no session is announced this long (default: wait)', int('--timeout', 1, 86400))
+    .action(async (f: ReceiveFlags) => {
+      try {
+        const r = await receiveFile({ out: f.out, address: f.address, port: f.port, iface: f.interface, joinTimeoutS: f.timeout ?? null, log });
+        process.stdout.write(JSON.stringify(r) + '\n');
+        if (!r.ok) throw new ExitStatus(r.failure === 'dropped' ? 3 : 1, r.reason ?? 'failed');
+        log(`done: ${r.bytes} bytes, sha256 ${r.sha256}`);
+      } catch (err) {
+        if (err instanceof MulticastSetupError) throw new UsageError(err.message);
+        throw err;
+      }
+    });
+}
