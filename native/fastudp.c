@@ -48,6 +48,16 @@
  *                       interface, TTL and loopback of sent multicast,
  *                       IP_MULTICAST_ALL off, receive/send buffer sizes
  *                       (forced past rmem_max when allowed), SO_RXQ_OVFL
+ *   rx_ring(handle, ring, present, state)    the multicast receiver's fast path
+ *                       (src/multicast/receiver.ts): DATA datagrams of the
+ *                       session named in `state` go straight into their slot
+ *                       of `ring` (a Buffer of W blocks), with their slot in
+ *                       `present` (a Uint8Array of W) set and the counters in
+ *                       `state` (a Uint32Array, layout RX_* below) updated;
+ *                       JavaScript sees only the other datagrams, and is
+ *                       called after a batch when there are some or when
+ *                       RX_FLUSH_AT contiguous blocks wait to be delivered.
+ *                       rx_ring(handle, null) detaches
  *   rx_dropped(handle) -> datagrams the kernel dropped for want of buffer
  *                       space on this socket (SO_RXQ_OVFL; 0 until enabled)
  *   want_writable(handle, on)
@@ -116,6 +126,15 @@ typedef struct {
   struct iovec out_iovs[MAX_SEGMENTS];
 } instance_t;
 
+/* rx_ring state: a Uint32Array shared with JavaScript (src/multicast/receiver.ts RX). */
+enum {
+  RX_SESSION_HI, RX_SESSION_LO, RX_SENDER_IP, RX_BLOCKS, RX_BS, RX_LAST_LEN, RX_W,
+  RX_DELIVERED, /* written by JavaScript as it delivers */
+  RX_CONTIG, RX_HIGHEST, RX_RECEIVED, RX_DUPS, RX_SEQ_LOST, RX_MAX_SEQ, RX_HAVE_SEQ,
+  RX_FLUSH_AT, RX_BAD, RX_FOREIGN, RX_ENABLED, RX_FIELDS
+};
+#define DATA_WORD 0x464d0102u
+
 typedef struct sock_s {
   napi_env env;
   instance_t *inst;
@@ -128,6 +147,10 @@ typedef struct sock_s {
   int want_ovfl;       /* SO_RXQ_OVFL on: read the drop counter from each batch */
   int no_gso;          /* the kernel refused UDP_SEGMENT once: sendmmsg from then on */
   uint32_t dropped;    /* the last SO_RXQ_OVFL counter seen */
+  unsigned char *rx_ring; size_t rx_ring_len;
+  uint8_t *rx_present; size_t rx_present_len;
+  uint32_t *rx_st;
+  napi_ref rx_refs[3];
   uint32_t peer_ip;
   uint32_t peer_port;
   uv_poll_t poll;
@@ -255,6 +278,9 @@ static void sock_close(sock_t *s) {
   if (s->closed) return;
   s->closed = 1;
   napi_env env = s->env;
+  for (int i = 0; i < 3; i++)
+    if (s->rx_refs[i]) napi_delete_reference(env, s->rx_refs[i]);
+  s->rx_st = NULL;
   if (s->on_read) napi_delete_reference(env, s->on_read);
   if (s->on_writable) napi_delete_reference(env, s->on_writable);
   if (s->actx) napi_async_destroy(env, s->actx);
@@ -387,6 +413,65 @@ static void call_js(sock_t *s, napi_ref ref, size_t argc, napi_value *argv) {
   }
 }
 
+static uint32_t be32(const unsigned char *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/*
+ * One datagram for the rx ring: 0 = not a DATA datagram (JavaScript gets it),
+ * 1 = consumed, 2 = consumed and enough contiguous blocks wait for delivery.
+ * Mirrors MulticastReceiver.takeData() in src/multicast/receiver.ts.
+ */
+static int rx_data(sock_t *s, const unsigned char *d, uint32_t len, uint32_t src) {
+  uint32_t *st = s->rx_st;
+  if (be32(d) != DATA_WORD) return 0;
+  if (src != st[RX_SENDER_IP] || be32(d + 4) != st[RX_SESSION_HI] || be32(d + 8) != st[RX_SESSION_LO]) {
+    st[RX_FOREIGN]++;
+    return 1;
+  }
+  st[RX_RECEIVED]++;
+  uint32_t seq = be32(d + 16);
+  if (!st[RX_HAVE_SEQ]) {
+    st[RX_MAX_SEQ] = seq;
+    st[RX_HAVE_SEQ] = 1;
+  } else {
+    uint32_t gap = seq - st[RX_MAX_SEQ];
+    if (gap > 0 && gap < 0x80000000u) {
+      st[RX_SEQ_LOST] += gap - 1;
+      st[RX_MAX_SEQ] = seq;
+    }
+  }
+  uint32_t b = be32(d + 12), blocks = st[RX_BLOCKS], w = st[RX_W], bs = st[RX_BS];
+  if (b >= blocks) return 1;
+  if (b >= st[RX_HIGHEST]) st[RX_HIGHEST] = b + 1;
+  uint32_t contig = st[RX_CONTIG], delivered = st[RX_DELIVERED];
+  if (b < contig || (uint64_t)b >= (uint64_t)delivered + w) {
+    st[RX_DUPS]++;
+    return 1;
+  }
+  uint32_t slot = b % w;
+  if (slot >= s->rx_present_len || (size_t)(slot + 1) * bs > s->rx_ring_len) return 1;
+  if (s->rx_present[slot]) {
+    st[RX_DUPS]++;
+    return 1;
+  }
+  if (len - 20 != (b == blocks - 1 ? st[RX_LAST_LEN] : bs)) {
+    st[RX_BAD]++;
+    return 1;
+  }
+  memcpy(s->rx_ring + (size_t)slot * bs, d + 20, len - 20);
+  s->rx_present[slot] = 1;
+  if (b == contig) {
+    uint64_t end = (uint64_t)delivered + w;
+    if (end > blocks) end = blocks;
+    uint32_t c = contig + 1;
+    while (c < end && s->rx_present[c % w]) c++;
+    st[RX_CONTIG] = c;
+    if (c - delivered >= st[RX_FLUSH_AT] || c == blocks) return 2;
+  }
+  return 1;
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   sock_t *s = h->data;
   if (s->closed) return;
@@ -431,9 +516,17 @@ static void on_poll(uv_poll_t *h, int status, int events) {
             }
           }
         }
+        int want_flush = 0;
         for (int i = 0; i < n; i++) {
           /* Only IPv4 sources can reach an AF_INET socket; anything else is skipped. */
           if (inst->addrs[i].sin_family != AF_INET) continue;
+          if (s->rx_st != NULL && s->rx_st[RX_ENABLED] && inst->msgs[i].msg_len >= 20) {
+            int r = rx_data(s, inst->arena + (size_t)i * SLOT, inst->msgs[i].msg_len, ntohl(inst->addrs[i].sin_addr.s_addr));
+            if (r != 0) {
+              if (r == 2) want_flush = 1;
+              continue;
+            }
+          }
           if (k != i) memmove(inst->arena + (size_t)k * SLOT, inst->arena + (size_t)i * SLOT, inst->msgs[i].msg_len);
           inst->meta[k * META_FIELDS] = ntohl(inst->addrs[i].sin_addr.s_addr);
           inst->meta[k * META_FIELDS + 1] = ntohs(inst->addrs[i].sin_port);
@@ -441,7 +534,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
           k++;
         }
         n = k;
-        if (n == 0) report = 0;
+        if (n == 0 && !want_flush) report = 0;
         if (n > 0 && inst->spin_ns > 0) {
           inst->last_rx = uv_hrtime();
           if (inst->spin_init && !uv_is_active((uv_handle_t *)&inst->spin)) uv_idle_start(&inst->spin, on_spin);
@@ -711,6 +804,53 @@ static napi_value SetOpt(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* rx_ring(handle, ring, present, state) or rx_ring(handle, null): see the header. */
+static napi_value RxRing(napi_env env, napi_callback_info info) {
+  size_t argc;
+  napi_value argv[4];
+  sock_t *s = sock_args(env, info, 2, 4, argv, &argc, "fastudp.rx_ring(handle, ring, present, state) | rx_ring(handle, null)");
+  if (s == NULL) return NULL;
+  for (int i = 0; i < 3; i++) {
+    if (s->rx_refs[i]) napi_delete_reference(env, s->rx_refs[i]);
+    s->rx_refs[i] = NULL;
+  }
+  s->rx_st = NULL;
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[1], &t));
+  if (t == napi_null) return NULL;
+  bool is_buf = false;
+  CHECK(napi_is_buffer(env, argv[1], &is_buf));
+  napi_typedarray_type pt, stt;
+  size_t plen = 0, stlen = 0, off = 0;
+  void *pdata = NULL, *stdata = NULL;
+  napi_value ab;
+  bool is_ta1 = false, is_ta2 = false;
+  if (argc == 4) {
+    CHECK(napi_is_typedarray(env, argv[2], &is_ta1));
+    CHECK(napi_is_typedarray(env, argv[3], &is_ta2));
+  }
+  if (!is_buf || !is_ta1 || !is_ta2) {
+    napi_throw_type_error(env, NULL, "fastudp.rx_ring: (handle, Buffer, Uint8Array, Uint32Array)");
+    return NULL;
+  }
+  CHECK(napi_get_typedarray_info(env, argv[2], &pt, &plen, &pdata, &ab, &off));
+  CHECK(napi_get_typedarray_info(env, argv[3], &stt, &stlen, &stdata, &ab, &off));
+  if (pt != napi_uint8_array || stt != napi_uint32_array || stlen < RX_FIELDS) {
+    napi_throw_type_error(env, NULL, "fastudp.rx_ring: present must be a Uint8Array, state a Uint32Array of RX_FIELDS");
+    return NULL;
+  }
+  void *ring = NULL;
+  size_t ring_len = 0;
+  CHECK(napi_get_buffer_info(env, argv[1], &ring, &ring_len));
+  for (int i = 0; i < 3; i++) CHECK(napi_create_reference(env, argv[i + 1], 1, &s->rx_refs[i]));
+  s->rx_ring = ring;
+  s->rx_ring_len = ring_len;
+  s->rx_present = pdata;
+  s->rx_present_len = plen;
+  s->rx_st = stdata;
+  return NULL;
+}
+
 static napi_value RxDropped(napi_env env, napi_callback_info info) {
   size_t argc;
   napi_value argv[1];
@@ -787,6 +927,7 @@ NAPI_MODULE_INIT() {
       {"send_segments", NULL, SendSegments, NULL, NULL, NULL, napi_default, NULL},
       {"setopt", NULL, SetOpt, NULL, NULL, NULL, napi_default, NULL},
       {"rx_dropped", NULL, RxDropped, NULL, NULL, NULL, napi_default, NULL},
+      {"rx_ring", NULL, RxRing, NULL, NULL, NULL, napi_default, NULL},
       {"want_writable", NULL, WantWritable, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
       {"busy_poll", NULL, BusyPoll, NULL, NULL, NULL, napi_default, NULL},

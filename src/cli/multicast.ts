@@ -5,6 +5,7 @@
  * summary. Exit status 0 only when the file is complete and verified
  * (receive), or every receiver has it (send).
  */
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MulticastSetupError, receiveFile, sendFile } from '../multicast/standalone.js';
 import { ExitStatus, UsageError, type GlobalOptions } from './globals.js';
@@ -23,6 +24,19 @@ function positive(name: string): (v: string) => number {
     if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name} must be a number above 0, got ${JSON.stringify(v)}`);
     return n;
   };
+}
+
+/** This process's CPU time and peak resident memory (VmHWM), for the summary line (benchmarks read them). */
+function usage(): { cpuUserMs: number; cpuSystemMs: number; peakRssMiB: number | null } {
+  const u = process.resourceUsage();
+  let peak: number | null = null;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) peak = Math.round(Number(m[1]) / 1024);
+  } catch {
+    /* not Linux */
+  }
+  return { cpuUserMs: Math.round(u.userCPUTime / 1000), cpuSystemMs: Math.round(u.systemCPUTime / 1000), peakRssMiB: peak };
 }
 
 const log = (msg: string): void => {
@@ -87,7 +101,7 @@ export function registerMulticastCommands(program: Command, _globals: GlobalOpti
         for (const rc of s.receivers) log(`receiver ${rc.id} ${rc.address}: ${rc.state}${rc.reason ? ` (${rc.reason})` : ''}, lost ${(rc.lossShare * 100).toFixed(2)} %`);
         log(`${r.ok ? 'done' : 'FAILED'}: ${s.objectBytes} bytes in ${seconds.toFixed(2)} s, ${(s.retransmittedShare * 100).toFixed(2)} % retransmitted`);
         process.stdout.write(
-          JSON.stringify({ ok: r.ok, session: s.session, bytes: s.objectBytes, seconds, retransmittedShare: s.retransmittedShare, datagrams: s.datagrams, repairs: s.repairs, sweeps: s.sweeps, receivers: s.receivers }) + '\n',
+          JSON.stringify({ ok: r.ok, session: s.session, bytes: s.objectBytes, seconds, retransmittedShare: s.retransmittedShare, datagrams: s.datagrams, repairs: s.repairs, sendErrors: s.sendErrors, lastSendError: s.lastSendError, sweeps: s.sweeps, receivers: s.receivers, ...usage() }) + '\n',
         );
         if (!r.ok) throw new ExitStatus(1, 'not every receiver has the file');
       } catch (err) {
@@ -106,7 +120,7 @@ export function registerMulticastCommands(program: Command, _globals: GlobalOpti
     .action(async (f: ReceiveFlags) => {
       try {
         const r = await receiveFile({ out: f.out, address: f.address, port: f.port, iface: f.interface, joinTimeoutS: f.timeout ?? null, log });
-        process.stdout.write(JSON.stringify(r) + '\n');
+        process.stdout.write(JSON.stringify({ ...r, ...usage() }) + '\n');
         if (!r.ok) throw new ExitStatus(r.failure === 'dropped' ? 3 : 1, r.reason ?? 'failed');
         log(`done: ${r.bytes} bytes, sha256 ${r.sha256}`);
       } catch (err) {

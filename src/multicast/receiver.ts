@@ -39,6 +39,34 @@ import {
 import type { McastSocket } from '../net/mcast-udp.js';
 import { udpPeer, type UdpPeer } from '../net/udp.js';
 
+/**
+ * The receiver's counters, in a Uint32Array shared with the native fast path
+ * (rx_ring in native/fastudp.c: same order). Native code writes CONTIG,
+ * HIGHEST and the counters as DATA arrives; JavaScript writes DELIVERED.
+ */
+export const RX = {
+  SESSION_HI: 0,
+  SESSION_LO: 1,
+  SENDER_IP: 2,
+  BLOCKS: 3,
+  BS: 4,
+  LAST_LEN: 5,
+  W: 6,
+  DELIVERED: 7,
+  CONTIG: 8,
+  HIGHEST: 9,
+  RECEIVED: 10,
+  DUPS: 11,
+  SEQ_LOST: 12,
+  MAX_SEQ: 13,
+  HAVE_SEQ: 14,
+  FLUSH_AT: 15,
+  BAD: 16,
+  FOREIGN: 17,
+  ENABLED: 18,
+  FIELDS: 19,
+} as const;
+
 export interface Sink {
   /** Writes `chunk` at byte `position` of the object; synchronous (a copy must be taken if it is kept). */
   write(chunk: Buffer, position: number): void;
@@ -91,13 +119,10 @@ export class MulticastReceiver {
   private W = 0;
   private ring: Buffer = Buffer.alloc(0);
   private present: Uint8Array = new Uint8Array(0);
-  private contig = 0;
-  private delivered = 0;
-  private highest = 0;
-  private received = 0;
-  private dups = 0;
-  private seqLost = 0;
-  private maxSeq = -1;
+  /** Counters and positions (RX layout), shared with the native fast path when the socket has one. */
+  private readonly st = new Uint32Array(RX.FIELDS);
+  private native = false;
+  private lastReceived = 0;
   private lastData = 0;
   private lastHeard = 0;
   private hash: Hash;
@@ -120,6 +145,7 @@ export class MulticastReceiver {
     this.session = o.session;
     this.hash = o.resume?.hash ?? createHash('sha256');
     this.flushAt = 256;
+    this.st[RX.FLUSH_AT] = this.flushAt;
     this.result = new Promise((r) => (this.resolve = r));
   }
 
@@ -128,48 +154,73 @@ export class MulticastReceiver {
     return this.result;
   }
 
-  /** Datagrams from the group socket: DATA and ANNOUNCE. */
+  /** Datagrams from the group socket: DATA (unless the native fast path took it) and ANNOUNCE. */
   handleData(msg: Buffer, ip: number, port: number): void {
     if (msg.length >= DATA_HEADER_BYTES && msg.readUInt32BE(0) === DATA_WORD) {
-      const s = this.session;
-      if (s === null || this.sender === null || ip !== this.sender.ip || msg.readUInt32BE(4) !== s.hi >>> 0 || msg.readUInt32BE(8) !== s.lo >>> 0 || this.W === 0) return;
-      this.lastData = this.lastHeard = Date.now();
-      this.received++;
-      const seq = msg.readUInt32BE(16);
-      if (this.maxSeq < 0) this.maxSeq = seq;
-      else {
-        const d = (seq - this.maxSeq) >>> 0;
-        if (d > 0 && d < 0x80000000) {
-          this.seqLost += d - 1;
-          this.maxSeq = seq;
-        }
-      }
-      const b = msg.readUInt32BE(12);
-      if (b >= this.blocks) return;
-      if (b >= this.highest) this.highest = b + 1;
-      if (b < this.contig || b >= this.delivered + this.W) {
-        this.dups++;
-        return;
-      }
-      const slot = b % this.W;
-      if (this.present[slot] === 1) {
-        this.dups++;
-        return;
-      }
-      if (msg.length - DATA_HEADER_BYTES !== (b === this.blocks - 1 ? this.lastLen : this.bs)) return;
-      msg.copy(this.ring, slot * this.bs, DATA_HEADER_BYTES);
-      this.present[slot] = 1;
-      if (b === this.contig) {
-        let c = this.contig + 1;
-        const end = Math.min(this.blocks, this.delivered + this.W);
-        while (c < end && this.present[c % this.W] === 1) c++;
-        this.contig = c;
-        if (c - this.delivered >= this.flushAt || c === this.blocks) this.flush();
-      }
+      if (this.st[RX.ENABLED] === 1 && this.takeData(msg, ip)) this.flush();
       return;
     }
     const type = messageType(msg);
     if (type === MsgType.announce) this.onAnnounce(msg, ip, port);
+  }
+
+  /** After each batch from the group socket: deliver what the fast path made contiguous. */
+  afterBatch(): void {
+    const st = this.st;
+    if (st[RX.ENABLED] === 1 && (st[RX.CONTIG] as number) - (st[RX.DELIVERED] as number) >= this.flushAt) this.flush();
+    else if (st[RX.ENABLED] === 1 && st[RX.CONTIG] === this.blocks && st[RX.DELIVERED] !== this.blocks) this.flush();
+  }
+
+  /**
+   * One DATA datagram into the ring; true when enough contiguous blocks wait
+   * for delivery. The native fast path (rx_data in native/fastudp.c) does the
+   * same, step for step.
+   */
+  private takeData(msg: Buffer, ip: number): boolean {
+    const st = this.st;
+    if (ip !== st[RX.SENDER_IP] || msg.readUInt32BE(4) !== st[RX.SESSION_HI] || msg.readUInt32BE(8) !== st[RX.SESSION_LO]) {
+      st[RX.FOREIGN] = (st[RX.FOREIGN] as number) + 1;
+      return false;
+    }
+    st[RX.RECEIVED] = (st[RX.RECEIVED] as number) + 1;
+    const seq = msg.readUInt32BE(16);
+    if (st[RX.HAVE_SEQ] === 0) {
+      st[RX.MAX_SEQ] = seq;
+      st[RX.HAVE_SEQ] = 1;
+    } else {
+      const gap = (seq - (st[RX.MAX_SEQ] as number)) >>> 0;
+      if (gap > 0 && gap < 0x80000000) {
+        st[RX.SEQ_LOST] = (st[RX.SEQ_LOST] as number) + gap - 1;
+        st[RX.MAX_SEQ] = seq;
+      }
+    }
+    const b = msg.readUInt32BE(12);
+    const blocks = this.blocks;
+    if (b >= blocks) return false;
+    if (b >= (st[RX.HIGHEST] as number)) st[RX.HIGHEST] = b + 1;
+    const contig = st[RX.CONTIG] as number;
+    const delivered = st[RX.DELIVERED] as number;
+    if (b < contig || b >= delivered + this.W) {
+      st[RX.DUPS] = (st[RX.DUPS] as number) + 1;
+      return false;
+    }
+    const slot = b % this.W;
+    if (this.present[slot] === 1) {
+      st[RX.DUPS] = (st[RX.DUPS] as number) + 1;
+      return false;
+    }
+    if (msg.length - DATA_HEADER_BYTES !== (b === blocks - 1 ? this.lastLen : this.bs)) {
+      st[RX.BAD] = (st[RX.BAD] as number) + 1;
+      return false;
+    }
+    msg.copy(this.ring, slot * this.bs, DATA_HEADER_BYTES);
+    this.present[slot] = 1;
+    if (b !== contig) return false;
+    const end = Math.min(blocks, delivered + this.W);
+    let c = contig + 1;
+    while (c < end && this.present[c % this.W] === 1) c++;
+    st[RX.CONTIG] = c;
+    return c - delivered >= this.flushAt || c === blocks;
   }
 
   /** Datagrams on the control socket: CONTROL from the sender. */
@@ -208,12 +259,22 @@ export class MulticastReceiver {
       this.ring = Buffer.allocUnsafe(this.W * this.bs);
       this.present = new Uint8Array(this.W);
       const r = this.o.resume;
+      const st = this.st;
       if (r && r.session.hi === a.session.hi && r.session.lo === a.session.lo) {
-        this.delivered = this.contig = Math.min(r.blocks, this.blocks);
+        st[RX.DELIVERED] = st[RX.CONTIG] = Math.min(r.blocks, this.blocks);
       } else if (r) {
         this.hash = createHash('sha256');
       }
-      this.o.log?.(`session ${sessionIdHex(a.session)} from ${this.sender.address}: ${a.label} (${a.objectBytes} bytes)${this.delivered ? `, resuming at block ${this.delivered}` : ''}`);
+      st[RX.SESSION_HI] = a.session.hi;
+      st[RX.SESSION_LO] = a.session.lo;
+      st[RX.SENDER_IP] = ip;
+      st[RX.BLOCKS] = this.blocks;
+      st[RX.BS] = this.bs;
+      st[RX.LAST_LEN] = this.lastLen;
+      st[RX.W] = this.W;
+      this.native = this.data.attachRing(this.ring, this.present, st);
+      st[RX.ENABLED] = 1;
+      this.o.log?.(`session ${sessionIdHex(a.session)} from ${this.sender.address}: ${a.label} (${a.objectBytes} bytes)${this.delivered ? `, resuming at block ${this.delivered}` : ''}${this.native ? '' : ' (no native fast path)'}`);
       this.lastHeard = Date.now();
       this.join();
       if (this.blocks === 0) this.complete();
@@ -222,7 +283,7 @@ export class MulticastReceiver {
     this.lastHeard = Date.now();
     if (a.state === SessionState.cancelled) this.fail('cancelled', 'the sender cancelled the session');
     else if (a.state === SessionState.finished && !this.finishing) this.fail('ended', 'the sender ended the session before this receiver had the whole object');
-    else if (this.contig === this.blocks && this.delivered === this.blocks && !this.finishing) this.complete();
+    else if (this.delivered === this.blocks && !this.finishing) this.complete();
   }
 
   private join(): void {
@@ -231,23 +292,34 @@ export class MulticastReceiver {
     this.ctl.send(encodeJoin({ session: this.session, receiver: this.o.receiverId, contig: this.delivered, window: this.W }), this.sender);
   }
 
+  private get delivered(): number {
+    return this.st[RX.DELIVERED] as number;
+  }
+
+  private get contig(): number {
+    return this.st[RX.CONTIG] as number;
+  }
+
   private flush(): void {
     const bs = this.bs;
+    const st = this.st;
     while (this.delivered < this.contig) {
-      const slot = this.delivered % this.W;
-      const end = Math.min(this.contig, this.delivered + (this.W - slot));
-      const n = end - this.delivered;
+      const from = this.delivered;
+      const slot = from % this.W;
+      const end = Math.min(this.contig, from + (this.W - slot));
+      const n = end - from;
       const bytes = end === this.blocks ? (n - 1) * bs + this.lastLen : n * bs;
       const chunk = this.ring.subarray(slot * bs, slot * bs + bytes);
       this.hash.update(chunk);
       try {
-        this.o.sink.write(chunk, this.delivered * bs);
+        this.o.sink.write(chunk, from * bs);
       } catch (err) {
-        this.fail('write', `writing at byte ${this.delivered * bs}: ${err instanceof Error ? err.message : String(err)}`);
+        this.fail('write', `writing at byte ${from * bs}: ${err instanceof Error ? err.message : String(err)}`);
         return;
       }
+      // Free the slots before moving DELIVERED on: the fast path accepts blocks up to DELIVERED + W.
       this.present.fill(0, slot, slot + n);
-      this.delivered = end;
+      st[RX.DELIVERED] = end;
     }
     if (this.delivered === this.blocks && !this.finishing) this.complete();
   }
@@ -286,6 +358,10 @@ export class MulticastReceiver {
       this.fail('timeout', `the sender has been silent for ${Math.round(timeout / 1000)} s`);
       return;
     }
+    if (this.st[RX.RECEIVED] !== this.lastReceived) {
+      this.lastReceived = this.st[RX.RECEIVED] as number;
+      this.lastData = this.lastHeard = now;
+    }
     if (this.finishing) {
       // DONE until the sender says bye; it may have been lost, and the sender may be gone: give up waiting after 2 s.
       if (now - this.finishing.since > 2000) this.end();
@@ -304,7 +380,7 @@ export class MulticastReceiver {
   private sendStatus(now: number): void {
     if (!this.session || !this.sender || this.W === 0) return;
     const idle = now - this.lastData > 3 * (this.o.statusMs ?? 20);
-    const seen = idle ? this.blocks : this.highest;
+    const seen = idle ? this.blocks : (this.st[RX.HIGHEST] as number);
     const end = Math.min(this.blocks, this.delivered + this.W, this.contig + MAX_NAK_BITS, Math.max(seen, this.contig));
     const bits = Math.max(0, end - this.contig);
     const naks = this.naks;
@@ -317,9 +393,9 @@ export class MulticastReceiver {
         session: this.session,
         receiver: this.o.receiverId,
         contig: this.delivered,
-        highest: Math.max(this.highest, this.delivered),
-        received: this.received,
-        seqLost: this.seqLost,
+        highest: Math.max(this.st[RX.HIGHEST] as number, this.delivered),
+        received: this.st[RX.RECEIVED] as number,
+        seqLost: this.st[RX.SEQ_LOST] as number,
         rxDropped: this.data.receiveDrops() ?? 0,
         nakBase: this.contig,
         nakBits: bits,
@@ -346,6 +422,8 @@ export class MulticastReceiver {
     this.resolve = null;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.st[RX.ENABLED] = 0;
+    if (this.native) this.data.attachRing(null);
     resolve({
       ok,
       failure,
@@ -353,9 +431,9 @@ export class MulticastReceiver {
       session: this.session ? sessionIdHex(this.session) : null,
       bytes: Math.min(this.announce?.objectBytes ?? 0, this.delivered * this.bs),
       sha256: this.sha,
-      datagrams: this.received,
-      duplicates: this.dups,
-      lost: this.seqLost,
+      datagrams: this.st[RX.RECEIVED] as number,
+      duplicates: this.st[RX.DUPS] as number,
+      lost: this.st[RX.SEQ_LOST] as number,
       kernelDrops: this.data.receiveDrops() ?? 0,
     });
   }

@@ -110,6 +110,9 @@ export interface SenderStats {
   repairs: number;
   /** Repairs over first sends. */
   retransmittedShare: number;
+  /** Sends the kernel refused (the datagrams were lost), and the last errno. */
+  sendErrors: number;
+  lastSendError: number;
   /** From the start of sending (ms), null while waiting. */
   elapsedMs: number | null;
   receivers: ReceiverView[];
@@ -160,6 +163,8 @@ export class MulticastSender {
   private sweeps = 0;
   private seq = 0;
   private datagrams = 0;
+  private sendErrors = 0;
+  private lastSendError = 0;
   private repairs = 0;
   private rate: number;
   private tokens = 0;
@@ -195,7 +200,7 @@ export class MulticastSender {
     this.queuedTag = new Float64Array(ring).fill(-1);
     this.queue = new Int32Array(ring);
     this.batch = Buffer.allocUnsafe(SEGMENTS * this.seg);
-    this.rate = Math.min(o.maxRateBps, o.initialRateBps ?? Math.min(o.maxRateBps, 25_000_000));
+    this.rate = Math.min(o.maxRateBps, o.initialRateBps ?? 40_000_000);
     this.digest = o.digest ?? null;
     this.done = new Promise((resolve) => (this.finish = resolve));
   }
@@ -293,7 +298,9 @@ export class MulticastSender {
     const dRecv = (s.received - r.received) >>> 0;
     const dLost = (s.seqLost - r.seqLost) >>> 0;
     if (dRecv + dLost > 64) r.intervalLoss = dLost / (dRecv + dLost);
-    if (s.rxDropped !== r.rxDropped && r.state === 'active') this.congested = true;
+    // The receiver's kernel dropped datagrams for want of buffer: it cannot keep up at this rate (the counter
+    // undercounts segmented datagrams, so the loss share tells how much). A few are a scheduling hiccup.
+    if (s.rxDropped !== r.rxDropped && r.state === 'active' && r.intervalLoss > 0.01) this.congested = true;
     r.received = s.received;
     r.seqLost = s.seqLost;
     r.rxDropped = s.rxDropped;
@@ -466,7 +473,7 @@ export class MulticastSender {
     const median = losses.length ? (losses[Math.floor(losses.length / 2)] as number) : 0;
     if (this.congested || median > 0.1) {
       if (now - this.lastDecrease >= 100) {
-        this.rate = Math.max(MIN_RATE, this.rate * 0.75);
+        this.rate = Math.max(MIN_RATE, this.rate * 0.85);
         this.lastDecrease = now;
         this.lastIncrease = now;
       }
@@ -587,7 +594,14 @@ export class MulticastSender {
         if (data.length < bs) short = true; // a short datagram ends a GSO batch
       }
       if (k === 0) break;
-      const sent = this.socket.sendSegments(batch.subarray(0, len), seg, group);
+      let sent = this.socket.sendSegments(batch.subarray(0, len), seg, group);
+      if (sent < 0) {
+        // Lost on the way out (a full device queue): count it, take it as congestion, and let the receivers ask again.
+        this.sendErrors++;
+        this.lastSendError = -sent;
+        this.congested = true;
+        sent = k;
+      }
       if (sent < k) {
         // Put back what did not go: new blocks by moving the head back, repairs to the queue.
         this.seq -= k - sent;
@@ -639,6 +653,8 @@ export class MulticastSender {
       datagrams: this.datagrams,
       repairs: this.repairs,
       retransmittedShare: this.repairs / originals,
+      sendErrors: this.sendErrors,
+      lastSendError: this.lastSendError,
       elapsedMs: this.startedAt === null ? null : Date.now() - this.startedAt,
       receivers: [...this.rcv.values()].map((r) => ({
         id: r.key,

@@ -218,8 +218,9 @@ export async function receiveFile(o: ReceiveFileOptions): Promise<ReceiveResult>
       port: o.port,
       shared: true,
       join: { group: o.address, interfaceAddress: local },
-      rcvbuf: 8 << 20,
+      rcvbuf: 32 << 20,
       onMessage: (m, ip, port) => receiver?.handleData(m, ip, port),
+      onBatch: () => receiver?.afterBatch(),
       onError: (err) => o.log?.(`socket: ${err.message}`),
     });
     ctl = await openMcast(backend, {

@@ -39,6 +39,8 @@ export interface McastSocketOptions {
   rcvbuf?: number;
   sndbuf?: number;
   onMessage: OnDatagram;
+  /** After each batch of datagrams (native), or each datagram (dgram). */
+  onBatch?: () => void;
   onError: (err: Error) => void;
 }
 
@@ -50,13 +52,22 @@ export interface McastSocket {
   /**
    * `buf` holds consecutive datagrams of `segment` bytes (the last may be
    * shorter; at most 64): returns how many were sent, from the first. 0
-   * means the socket's buffer is full: wait for `onWritable`.
+   * means the socket's buffer is full: wait for `onWritable`. A negative
+   * number is -errno of a failure that lost the datagrams (ENOBUFS from a
+   * full device queue, EPERM from a firewall...): repaired like any loss.
    */
   sendSegments(buf: Buffer, segment: number, peer: UdpPeer): number;
   /** Called once when a full socket can take datagrams again (native); dgram queues instead and never calls it. */
   onWritable(cb: (() => void) | null): void;
   /** Datagrams the kernel dropped on this socket for want of buffer space since it opened; null when unknown (dgram). */
   receiveDrops(): number | null;
+  /**
+   * Hands DATA datagrams to native code that stores them in `ring` (see
+   * rx_ring in native/fastudp.c; `state` is laid out as RX in
+   * src/multicast/receiver.ts). False when this backend cannot (dgram): the
+   * caller then takes DATA in JavaScript. `null` detaches.
+   */
+  attachRing(ring: Buffer | null, present?: Uint8Array, state?: Uint32Array): boolean;
   close(): Promise<void>;
 }
 
@@ -81,6 +92,7 @@ class NativeMcast implements McastSocket {
     this.port = port;
     const { arena, meta, slot } = st;
     const { onMessage, onError } = opts;
+    const onBatch = opts.onBatch;
     st.addon.start(
       h,
       (n: number) => {
@@ -93,6 +105,7 @@ class NativeMcast implements McastSocket {
           const off = i * slot;
           onMessage(arena.subarray(off, off + (meta[m + 2] as number)), meta[m] as number, meta[m + 1] as number);
         }
+        if (onBatch && !this.closed) onBatch();
       },
       () => {
         const cb = this.writable;
@@ -114,8 +127,7 @@ class NativeMcast implements McastSocket {
     const r = this.st.addon.send_segments(this.h, peer.ip, peer.port, buf, segment);
     if (r >= 0) return r;
     if (-r === this.st.eagain || -r === this.st.ewouldblock) return 0;
-    // Anything else (ENOBUFS from a full device queue, EPERM from a firewall, unreachable): lost datagrams, repaired like any loss.
-    return Math.ceil(buf.length / segment);
+    return r;
   }
 
   onWritable(cb: (() => void) | null): void {
@@ -126,6 +138,13 @@ class NativeMcast implements McastSocket {
 
   receiveDrops(): number | null {
     return this.closed ? null : this.st.addon.rx_dropped(this.h);
+  }
+
+  attachRing(ring: Buffer | null, present?: Uint8Array, state?: Uint32Array): boolean {
+    if (this.closed) return false;
+    if (ring === null) this.st.addon.rx_ring(this.h, null);
+    else this.st.addon.rx_ring(this.h, ring, present, state);
+    return true;
   }
 
   close(): Promise<void> {
@@ -167,6 +186,10 @@ class DgramMcast implements McastSocket {
 
   receiveDrops(): null {
     return null;
+  }
+
+  attachRing(): boolean {
+    return false;
   }
 
   close(): Promise<void> {
@@ -212,6 +235,7 @@ async function openDgram(opts: McastSocketOptions): Promise<DgramMcast> {
   sock.on('message', (msg, rinfo) => {
     const ip = ipv4ToNumber(rinfo.address);
     if (!Number.isNaN(ip)) opts.onMessage(msg, ip, rinfo.port);
+    opts.onBatch?.();
   });
   sock.on('error', opts.onError);
   return new DgramMcast(sock, sock.address().port);

@@ -104,6 +104,7 @@ export interface FastUdp {
   send_segments(h: Handle, ip: number, port: number, buf: Buffer, segment: number): number;
   setopt(h: Handle, opt: number, a: number, b?: number): void;
   rx_dropped(h: Handle): number;
+  rx_ring(h: Handle, ring: Buffer | null, present?: Uint8Array, state?: Uint32Array): void;
   close(h: Handle): void;
   busy_poll(micros: number): void;
   errno(): { EAGAIN: number; EWOULDBLOCK: number };
