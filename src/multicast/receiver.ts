@@ -130,6 +130,7 @@ export class MulticastReceiver {
   private timer: NodeJS.Timeout | null = null;
   private lastJoin = 0;
   private lastCheckpoint = 0;
+  private endedAt: number | null = null;
   private readonly startedAt = Date.now();
   private finishing: { result: number; reason: string; since: number } | null = null;
   private resolve: ((r: ReceiveResult) => void) | null = null;
@@ -282,7 +283,7 @@ export class MulticastReceiver {
     this.announce = a;
     this.lastHeard = Date.now();
     if (a.state === SessionState.cancelled) this.fail('cancelled', 'the sender cancelled the session');
-    else if (a.state === SessionState.finished && !this.finishing) this.fail('ended', 'the sender ended the session before this receiver had the whole object');
+    else if (a.state === SessionState.finished && !this.finishing) this.endedAt ??= Date.now(); // its CONTROL may still say why
     else if (this.delivered === this.blocks && !this.finishing) this.complete();
   }
 
@@ -366,6 +367,10 @@ export class MulticastReceiver {
       // DONE until the sender says bye; it may have been lost, and the sender may be gone: give up waiting after 2 s.
       if (now - this.finishing.since > 2000) this.end();
       else this.sendDone();
+      return;
+    }
+    if (this.endedAt !== null && now - this.endedAt > 1000) {
+      this.fail('ended', 'the sender ended the session before this receiver had the whole object');
       return;
     }
     if (!this.joined && now - this.lastJoin >= 200) this.join();

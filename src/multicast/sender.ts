@@ -132,6 +132,7 @@ interface Rcv {
   rxDropped: number;
   intervalLoss: number;
   reason: string | null;
+  lastControl: number;
 }
 
 const SEGMENTS = 40;
@@ -257,6 +258,7 @@ export class MulticastSender {
         rxDropped: 0,
         intervalLoss: 0,
         reason: null,
+        lastControl: 0,
       };
       this.rcv.set(key, r);
       this.o.onEvent?.({ kind: 'joined', receiver: key, address: peer.address, contig: j.contig });
@@ -294,7 +296,11 @@ export class MulticastSender {
     if (!r || r.peer.ip !== ip || r.peer.port !== port) return;
     const now = Date.now();
     r.lastHeard = now;
-    if (r.state !== 'active' && r.state !== 'waiting') return;
+    if (r.state !== 'active' && r.state !== 'waiting') {
+      // It has not heard that it is out (or done): say it again, at most every 100 ms.
+      if (now - r.lastControl >= 100) this.control(r, r.state === 'done' ? ControlCode.bye : r.state === 'dropped' ? ControlCode.dropped : ControlCode.refused, r.reason ?? r.state);
+      return;
+    }
     const dRecv = (s.received - r.received) >>> 0;
     const dLost = (s.seqLost - r.seqLost) >>> 0;
     if (dRecv + dLost > 64) r.intervalLoss = dLost / (dRecv + dLost);
@@ -361,6 +367,7 @@ export class MulticastSender {
   }
 
   private control(r: Rcv, code: number, reason: string): void {
+    r.lastControl = Date.now();
     this.socket.send(encodeControl({ session: this.session, receiver: r.id, code, reason }), r.peer);
   }
 

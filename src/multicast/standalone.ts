@@ -111,9 +111,10 @@ export async function sendFile(o: SendFileOptions): Promise<SendFileResult> {
     });
     o.log?.(`session ${sender.id}: ${o.file} (${object.bytes} bytes) to ${o.address}:${o.port} from ${local}:${sock.port}, waiting for ${o.receivers} receiver(s)`);
     const ok = await sender.run();
+    // Stay a moment to answer receivers that missed their bye or their drop (a second when one did not finish).
+    await new Promise((r) => setTimeout(r, ok ? 200 : 1000));
     return { ok, stats: sender.stats() };
   } finally {
-    await new Promise((r) => setTimeout(r, 200)); // let the last ANNOUNCEs and byes leave
     await sock?.close();
     object.close();
   }
