@@ -498,25 +498,27 @@ export class MulticastSender {
     return lim;
   }
 
+  /**
+   * A receiver holds the session back when it lags the head by three
+   * quarters of its window or more (the sender is about to wait for it) while
+   * another receiver keeps up (lags by less than half): then it is slower
+   * than the rest, not the session slow for all. Past `slowMs` of that, it is
+   * dropped.
+   */
   private dropSlow(now: number): void {
-    if (this.head >= this.blocks) {
-      for (const r of this.rcv.values()) r.blockedSince = null;
-      return;
-    }
-    let active = 0;
-    for (const r of this.rcv.values()) if (r.state === 'active' && r.delivered < this.blocks) active++;
-    for (const r of this.rcv.values()) {
-      if (r.state !== 'active') continue;
-      const holding = r.delivered + r.window <= this.head;
-      if (!holding) {
-        r.blockedSince = null;
+    const lagging = (r: Rcv): boolean => this.head - r.delivered >= 0.75 * r.window;
+    const keepingUp = (r: Rcv): boolean => this.head - r.delivered < 0.5 * r.window || r.delivered >= this.blocks;
+    const live = [...this.rcv.values()].filter((r) => r.state === 'active' && r.delivered < this.blocks);
+    const someoneKeepsUp = [...this.rcv.values()].some((r) => r.state === 'active' && keepingUp(r));
+    for (const r of live) {
+      if (this.head >= this.blocks || !lagging(r)) {
+        if (this.head >= this.blocks || keepingUp(r)) r.blockedSince = null;
         continue;
       }
       r.blockedSince ??= now;
-      if (active > 1 && now - r.blockedSince > this.o.slowMs) {
+      if (someoneKeepsUp && now - r.blockedSince > this.o.slowMs) {
         const pct = Math.floor((100 * r.delivered) / Math.max(1, this.blocks));
         this.drop(r.key, `too slow: held the session back for ${Math.round((now - r.blockedSince) / 1000)} s at ${pct} %`);
-        active--;
       }
     }
   }

@@ -36,6 +36,8 @@ export interface LabHost {
   ifname: string;
   ip: string;
   mac: string;
+  /** Its veth's other end, on the bridge (in `bridgeNs`): what reaches the host leaves the bridge by it. */
+  bridgePort: string;
 }
 
 export interface LabOptions {
@@ -109,7 +111,7 @@ export class Lab {
     await this.nsExec(netns, ['ip', 'link', 'set', 'eth0', 'up']);
     if (ip) await this.nsExec(netns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
     const mac = (await this.nsExec(netns, ['cat', '/sys/class/net/eth0/address'])).trim();
-    const h: LabHost = { name, netns, ifname: 'eth0', ip: ip ?? '', mac };
+    const h: LabHost = { name, netns, ifname: 'eth0', ip: ip ?? '', mac, bridgePort: outer };
     this.hosts.set(name, h);
     return h;
   }
@@ -141,6 +143,16 @@ export class Lab {
     await this.nsExec(ns, ['nft', 'add', 'table', 'inet', 'fblab']);
     await this.nsExec(ns, ['nft', 'add', 'chain', 'inet', 'fblab', 'in', '{ type filter hook input priority 0; }']);
     await this.nsExec(ns, ['nft', 'add', 'rule', 'inet', 'fblab', 'in', 'meta', 'l4proto', 'udp', ...spare, 'numgen', 'random', 'mod', '100', '<', String(percent), 'drop']);
+  }
+
+  /**
+   * A slow link toward a host: a token bucket filter (tc tbf) of `mbit`
+   * Mbit/s on its bridge port, so everything it receives queues there and the
+   * excess is dropped, as at a slow switch port.
+   */
+  async limitRate(host: string, mbit: number): Promise<void> {
+    if (!(mbit > 0)) throw new RangeError(`rate must be above 0 Mbit/s: ${mbit}`);
+    await this.nsExec(this.bridgeNs, ['tc', 'qdisc', 'add', 'dev', this.host(host).bridgePort, 'root', 'tbf', 'rate', `${mbit}mbit`, 'burst', '64kb', 'latency', '50ms']);
   }
 
   /**
