@@ -45,6 +45,7 @@ import { build } from 'esbuild';
 import { program, resolveArgv, type Argv, type ProgramName } from '../src/lib/programs.js';
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { ProcessLog } from '../test/lab/bootenv/services.js';
+import { median } from './lib.js';
 
 const execFileP = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -82,11 +83,6 @@ async function sh(cmd: ProgramName, args: string[], input?: string): Promise<str
   });
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 // ---- cleanup: a stack run once, from finally or from a signal ----
 const cleanups: Array<() => Promise<void> | void> = [];

@@ -46,6 +46,14 @@ export function perfdhcpStats(out: string, exchange?: string): { sent: number; r
   };
 }
 
+/** The median of `xs` (NaN when empty). */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
 /** Peak resident memory (VmHWM) of a process in MiB, NaN when unknown. */
 export function vmHwmMiB(pid: number | undefined): number {
   if (!pid) return NaN;
