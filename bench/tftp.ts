@@ -153,7 +153,6 @@ function stealShare(a: [number, number, number][], b: [number, number, number][]
   return total > 0 ? steal / total : 0;
 }
 
-
 function cgroupUsage(name: string): number | null {
   try {
     return Number(readFileSync(join(CPUACCT, `fbbench-${name}`, 'cpuacct.usage'), 'utf8')) / 1e9;
