@@ -119,6 +119,26 @@ export class Lab {
     return h;
   }
 
+  /**
+   * A second interface, `ifname`, for a host of another lab (a router or a relay), on this
+   * lab's bridge and addressed ip/24 (`broadcast` as in addHost). Its bridge end lives in this
+   * lab's bridge namespace, so destroying either lab removes the pair.
+   */
+  async attach(host: LabHost, ifname: string, ip: string, opts: { broadcast?: boolean } = {}): Promise<void> {
+    const outer = `fb${this.id}a${this.vethCount++}`;
+    await this.nsExec(host.netns, ['ip', 'link', 'add', ifname, 'type', 'veth', 'peer', 'name', outer, 'netns', this.bridgeNs]);
+    await this.nsExec(this.bridgeNs, ['ip', 'link', 'set', outer, 'master', this.bridge, 'up']);
+    await this.nsExec(host.netns, ['ip', 'addr', 'add', `${ip}/24`, ...(opts.broadcast ? ['brd', '+'] : []), 'dev', ifname]);
+    await this.nsExec(host.netns, ['ip', 'link', 'set', ifname, 'up']);
+  }
+
+  /** True when a UDP socket in the host's namespace is bound to `port` (/proc/net/udp is per namespace). */
+  async udpBound(host: string, port: number): Promise<boolean> {
+    const suffix = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    const table = await this.exec(host, ['cat', '/proc/net/udp']).catch(() => '');
+    return table.split('\n').some((line) => line.trim().split(/\s+/)[1]?.endsWith(suffix) ?? false);
+  }
+
   /** A tap device on the bridge for a QEMU guest; QEMU must run inside `bridgeNs` (see spawnIn). */
   async addTap(): Promise<string> {
     const tap = `tap${this.tapCount++}`;
