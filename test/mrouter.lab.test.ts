@@ -43,13 +43,18 @@ function need(): MulticastRoutedLab {
   return net;
 }
 
-/** udp-receiver on B and udp-sender on A (at `ttl`), on their own portbase. */
-function startPair(n: MulticastRoutedLab, ttl: number, portbase: number, out: string): { rx: ProcessLog; tx: () => ProcessLog } {
+/**
+ * udp-receiver on B, then (once it has bound its port) udp-sender on A at
+ * `ttl`, on their own portbase; the receiver writes `name` in the work directory.
+ */
+async function session(n: MulticastRoutedLab, ttl: number, portbase: number, name: string): Promise<{ rx: ProcessLog; tx: ProcessLog; out: string }> {
+  const out = join(work, name);
   const common = ['--interface', 'eth0', '--portbase', String(portbase), '--nokbd', '--mcast-rdv-address', RDV];
   const rxArgv: Argv = ['udp-receiver', '--file', out, ...common, '--ttl', '2'];
   const rx = new ProcessLog('udp-receiver', n.b.spawnIn(n.b.host('rcv').netns, rxArgv));
+  await waitFor('udp-receiver bound to its port', () => n.b.udpBound('rcv', portbase), 10_000, { intervalMs: 50, detail: () => rx.tail(10) });
   const txArgv: Argv = ['udp-sender', '--file', join(work, 'src.bin'), ...common, '--ttl', String(ttl), '--min-receivers', '1', '--nopointopoint', '--mcast-data-address', DATA];
-  return { rx, tx: () => new ProcessLog('udp-sender', n.a.spawnIn(n.a.host('snd').netns, txArgv)) };
+  return { rx, tx: new ProcessLog('udp-sender', n.a.spawnIn(n.a.host('snd').netns, txArgv)), out };
 }
 
 async function explain(n: MulticastRoutedLab, logs: ProcessLog[]): Promise<string> {
@@ -80,24 +85,19 @@ describe('multicast through a router namespace (smcrouted static routes)', { tim
 
   test('udp-sender --ttl 2 on subnet A reaches udp-receiver on subnet B, byte for byte', async () => {
     const n = need();
-    const out = join(work, 'ttl2.bin');
-    const { rx, tx } = startPair(n, 2, 9200, out);
-    await waitFor('udp-receiver bound to its port', () => n.b.udpBound('rcv', 9200), 10_000, { intervalMs: 50, detail: () => rx.tail(10) });
-    const sender = tx();
+    const { rx, tx: sender, out } = await session(n, 2, 9200, 'ttl2.bin');
     const done = await rx.waitFor(/Transfer complete\./, 30_000);
     if (!done) assert.fail(`the receiver on B did not complete\n${await explain(n, [sender, rx])}`);
-    await sender.stop('SIGTERM', 10_000); // it exits by itself once the receiver has acknowledged everything
-    await rx.stop('SIGTERM', 5_000);
+    // Both say "Transfer complete." and exit by themselves; stop() is only a guard.
+    await sender.waitFor(/Transfer complete\./, 10_000);
+    await Promise.all([sender.stop('SIGTERM', 5_000), rx.stop('SIGTERM', 5_000)]);
     assert.ok(readFileSync(out).equals(source), `the file on B differs from the source (${statSync(out).size} bytes)\n${await explain(n, [sender, rx])}`);
     assert.match(await n.routes(), new RegExp(`\\(${SENDER_IP.replace(/\./g, '\\.')},\\s*${DATA.replace(/\./g, '\\.')}\\)`), 'the router has no forwarding entry for the data group from the sender');
   });
 
   test('with the sender at --ttl 1 nothing crosses the router', async () => {
     const n = need();
-    const out = join(work, 'ttl1.bin');
-    const { rx, tx } = startPair(n, 1, 9202, out);
-    await waitFor('udp-receiver bound to its port', () => n.b.udpBound('rcv', 9202), 10_000, { intervalMs: 50, detail: () => rx.tail(10) });
-    const sender = tx();
+    const { rx, tx: sender, out } = await session(n, 1, 9202, 'ttl1.bin');
     // Short on purpose: at TTL 2 the whole file arrived in about a second; here nothing may arrive at all.
     const done = await rx.waitFor(/Transfer complete\./, 5_000);
     await sender.stop('SIGKILL', 1000);
