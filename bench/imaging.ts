@@ -45,6 +45,7 @@ import { build } from 'esbuild';
 import { program, resolveArgv, type Argv, type ProgramName } from '../src/lib/programs.js';
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { ProcessLog } from '../test/lab/bootenv/services.js';
+import { cleanupStack, median } from './lib.js';
 
 const execFileP = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -82,34 +83,9 @@ async function sh(cmd: ProgramName, args: string[], input?: string): Promise<str
   });
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
-// ---- cleanup: a stack run once, from finally or from a signal ----
-const cleanups: Array<() => Promise<void> | void> = [];
-let cleaning: Promise<void> | null = null;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length) {
-      const fn = cleanups.pop();
-      try {
-        await fn?.();
-      } catch (e) {
-        process.stderr.write(`cleanup: ${(e as Error).message}\n`);
-      }
-    }
-  })();
-  return cleaning;
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    process.stderr.write(`\n${sig}: cleaning up\n`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
+// Undone last-in first-out, once: from the finally at the end or from a signal.
+const cleanups = cleanupStack();
+const cleanup = (): Promise<void> => cleanups.run();
 
 async function attachLoop(file: string, opts: { readOnly?: boolean } = {}): Promise<string> {
   const dev = (await sh('losetup', ['-f', '-P', '--show', ...(opts.readOnly ? ['-r'] : []), file])).trim();

@@ -46,6 +46,43 @@ export function perfdhcpStats(out: string, exchange?: string): { sent: number; r
   };
 }
 
+/**
+ * Undo steps (remove a lab, detach a loop device, unmount) run last-in
+ * first-out, once: `run()` from a finally, or on SIGINT/SIGTERM, after which
+ * the process exits with 130. A failing step is reported and the rest still run.
+ */
+export function cleanupStack(): { push(step: () => Promise<void> | void): void; run(): Promise<void> } {
+  const steps: Array<() => Promise<void> | void> = [];
+  let running: Promise<void> | null = null;
+  const run = (): Promise<void> => {
+    running ??= (async () => {
+      for (let step = steps.pop(); step; step = steps.pop()) {
+        try {
+          await step();
+        } catch (e) {
+          process.stderr.write(`cleanup: ${(e as Error).message}\n`);
+        }
+      }
+    })();
+    return running;
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      process.stderr.write(`\n${sig}: cleaning up\n`);
+      void run().then(() => process.exit(130));
+    });
+  }
+  return { push: (step) => void steps.push(step), run };
+}
+
+/** The median of `xs` (NaN when empty). */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
 /** Peak resident memory (VmHWM) of a process in MiB, NaN when unknown. */
 export function vmHwmMiB(pid: number | undefined): number {
   if (!pid) return NaN;

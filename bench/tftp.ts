@@ -45,7 +45,7 @@ import { program, resolveArgv, type Argv, type ProgramName } from '../src/lib/pr
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { defaultUdpBackend } from '../src/net/udp.js';
 import { defaultConfig } from '../src/config/config.js';
-import { pairedRatio } from './lib.js';
+import { median, pairedRatio } from './lib.js';
 
 const run = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -151,12 +151,6 @@ function stealShare(a: [number, number, number][], b: [number, number, number][]
     total += (b[i]?.[1] ?? 0) - (a[i]?.[1] ?? 0);
   }
   return total > 0 ? steal / total : 0;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 function cgroupUsage(name: string): number | null {

@@ -21,11 +21,12 @@ need_run=()
 runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linux gcc libc6-dev
   binutils bash dash coreutils findutils gzip libc-bin procps)
 # Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling
-# (tcpdump: test/dhcp-relay.lab.test.ts; mount: losetup/mount for the disk tests).
+# (tcpdump: test/dhcp-relay.lab.test.ts; mount: losetup/mount for the disk tests;
+# udpcast and uftp: bench/multicast.ts's peers; smcroute: the lab's multicast router).
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
   isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server mtools
-  dosfstools e2fsprogs nginx-light tcpdump mount coreutils util-linux)
+  dosfstools e2fsprogs nginx-light tcpdump mount coreutils util-linux udpcast uftp smcroute)
 
 if [ "${1:-}" = "--list" ]; then
   echo "runtime: ${runtime_pkgs[*]}"
@@ -49,7 +50,9 @@ if [ "${#need_run[@]}" -gt 0 ]; then
   # isc-dhcp-server and kea-dhcp4-server are there for their config checkers
   # (dhcpd -t, kea-dhcp4 -t) and the benchmark: no system DHCP daemon may run.
   # nginx-light is bench/imaging.ts's transport peer, started there on its own port.
-  for svc in isc-dhcp-server kea-dhcp4-server nginx; do
+  # uftp's package starts uftpd (receiving into /tmp from anyone) and smcroute's a
+  # multicast router for the host: the benchmark and lab tests start their own.
+  for svc in isc-dhcp-server kea-dhcp4-server nginx uftp smcroute smcroute-helper; do
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
     if [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
   done

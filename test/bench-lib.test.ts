@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { pairedRatio } from '../bench/lib.js';
+import { median, pairedRatio } from '../bench/lib.js';
 
 test('pairedRatio: geometric mean and a t interval on the logarithms', () => {
   // ln ratios 0.1 and -0.1 (mean 0, sd 0.1414, t(1) 12.706): exp(±12.706*0.1414/sqrt 2) = exp(±1.2706)
@@ -24,4 +24,12 @@ test('pairedRatio: nothing usable gives NaN, one ratio gives no interval, bad va
   const one = pairedRatio([1.2, NaN, 0, -1, Infinity]);
   assert.equal(one.n, 1);
   assert.ok(Math.abs(one.mean - 1.2) < 1e-12 && Number.isNaN(one.low) && Number.isNaN(one.high));
+});
+
+test('median: middle value, mean of the two middle ones, NaN when empty, input untouched', () => {
+  const xs = [3, 1, 2];
+  assert.equal(median(xs), 2);
+  assert.deepEqual(xs, [3, 1, 2]);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.ok(Number.isNaN(median([])));
 });

@@ -242,11 +242,7 @@ describe('DHCP and PXE through a relay (ISC dhcrelay) from a second lab subnet',
     await labA.addHost('dhcp', DNSMASQ_IP);
     const relay = await labA.addHost('relay', RELAY_A);
     // The relay's leg on B: a veth made inside the relay namespace, its peer on B's bridge.
-    const peer = `fb${labB.id}rl`;
-    await labA.nsExec(relay.netns, ['ip', 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', peer, 'netns', labB.bridgeNs]);
-    await labB.nsExec(labB.bridgeNs, ['ip', 'link', 'set', peer, 'master', labB.bridge, 'up']);
-    await labA.nsExec(relay.netns, ['ip', 'addr', 'add', `${RELAY_B}/24`, 'dev', 'eth1']);
-    await labA.nsExec(relay.netns, ['ip', 'link', 'set', 'eth1', 'up']);
+    await labB.attach(relay, 'eth1', RELAY_B);
     await labA.nsExec(relay.netns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     for (const h of ['fb', 'dhcp']) await labA.exec(h, ['ip', 'route', 'add', `${B}.0/24`, 'via', RELAY_A]);
     await labA.addHost('clA', null);

@@ -107,6 +107,13 @@ export const PROGRAMS = {
   'in.tftpd': { pkg: 'tftpd-hpa', role: 'test' },
   curl: { pkg: 'curl', role: 'test' },
   nginx: { pkg: 'nginx-light', role: 'test' },
+  // --- test: multicast peers (bench/multicast.ts) and the multicast router (test/lab/mrouter.ts)
+  'udp-sender': { pkg: 'udpcast', role: 'test' },
+  'udp-receiver': { pkg: 'udpcast', role: 'test' },
+  uftp: { pkg: 'uftp', role: 'test' },
+  uftpd: { pkg: 'uftp', role: 'test' },
+  smcrouted: { pkg: 'smcroute', role: 'test' },
+  smcroutectl: { pkg: 'smcroute', role: 'test' },
   // --- test: disks and files -------------------------------------------------
   losetup: { pkg: 'mount', role: 'test' },
   mount: { pkg: 'mount', role: 'test' },

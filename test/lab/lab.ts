@@ -94,8 +94,13 @@ export class Lab {
     return h;
   }
 
-  /** A namespace with one interface (eth0) on the bridge, addressed ip/24 (or no address when ip is null). */
-  async addHost(name: string, ip: string | null, opts: { mac?: string } = {}): Promise<LabHost> {
+  /**
+   * A namespace with one interface (eth0) on the bridge, addressed ip/24 (or no address when ip is null).
+   * `broadcast` also gives the address its subnet broadcast (`brd +`), as DHCP clients and ifupdown
+   * do; without it the address has none, and udpcast's rendezvous at TTL 1 (to the interface's
+   * broadcast address) never reaches anyone.
+   */
+  async addHost(name: string, ip: string | null, opts: { mac?: string; broadcast?: boolean } = {}): Promise<LabHost> {
     const netns = `fb${this.id}-${name}`;
     await this.addNamespace(netns);
     const n = this.vethCount++;
@@ -109,11 +114,31 @@ export class Lab {
     if (opts.mac) await this.nsExec(netns, ['ip', 'link', 'set', 'eth0', 'address', opts.mac]);
     await this.nsExec(netns, ['ip', 'link', 'set', 'lo', 'up']);
     await this.nsExec(netns, ['ip', 'link', 'set', 'eth0', 'up']);
-    if (ip) await this.nsExec(netns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    if (ip) await this.nsExec(netns, ['ip', 'addr', 'add', `${ip}/24`, ...(opts.broadcast ? ['brd', '+'] : []), 'dev', 'eth0']);
     const mac = (await this.nsExec(netns, ['cat', '/sys/class/net/eth0/address'])).trim();
     const h: LabHost = { name, netns, ifname: 'eth0', ip: ip ?? '', mac, bridgePort: outer };
     this.hosts.set(name, h);
     return h;
+  }
+
+  /**
+   * A second interface, `ifname`, for a host of another lab (a router or a relay), on this
+   * lab's bridge and addressed ip/24 (`broadcast` as in addHost). Its bridge end lives in this
+   * lab's bridge namespace, so destroying either lab removes the pair.
+   */
+  async attach(host: LabHost, ifname: string, ip: string, opts: { broadcast?: boolean } = {}): Promise<void> {
+    const outer = `fb${this.id}a${this.vethCount++}`;
+    await this.nsExec(host.netns, ['ip', 'link', 'add', ifname, 'type', 'veth', 'peer', 'name', outer, 'netns', this.bridgeNs]);
+    await this.nsExec(this.bridgeNs, ['ip', 'link', 'set', outer, 'master', this.bridge, 'up']);
+    await this.nsExec(host.netns, ['ip', 'addr', 'add', `${ip}/24`, ...(opts.broadcast ? ['brd', '+'] : []), 'dev', ifname]);
+    await this.nsExec(host.netns, ['ip', 'link', 'set', ifname, 'up']);
+  }
+
+  /** True when a UDP socket in the host's namespace is bound to `port` (/proc/net/udp is per namespace). */
+  async udpBound(host: string, port: number): Promise<boolean> {
+    const suffix = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    const table = await this.exec(host, ['cat', '/proc/net/udp']).catch(() => '');
+    return table.split('\n').some((line) => line.trim().split(/\s+/)[1]?.endsWith(suffix) ?? false);
   }
 
   /** A tap device on the bridge for a QEMU guest; QEMU must run inside `bridgeNs` (see spawnIn). */
@@ -143,6 +168,13 @@ export class Lab {
     await this.nsExec(ns, ['nft', 'add', 'table', 'inet', 'fblab']);
     await this.nsExec(ns, ['nft', 'add', 'chain', 'inet', 'fblab', 'in', '{ type filter hook input priority 0; }']);
     await this.nsExec(ns, ['nft', 'add', 'rule', 'inet', 'fblab', 'in', 'meta', 'l4proto', 'udp', ...spare, 'numgen', 'random', 'mod', '100', '<', String(percent), 'drop']);
+  }
+
+  /** Remove what dropPercent() added to a host (each call adds a rule: clear before setting another share). */
+  async clearDrops(host: string): Promise<void> {
+    const ns = this.host(host).netns;
+    const tables = await this.nsExec(ns, ['nft', 'list', 'tables']);
+    if (/\btable inet fblab\b/.test(tables)) await this.nsExec(ns, ['nft', 'delete', 'table', 'inet', 'fblab']);
   }
 
   /**
