@@ -25,6 +25,7 @@ import { labAvailable, sh } from './lab/lab.js';
 import { MulticastRoutedLab } from './lab/mrouter.js';
 import { ProcessLog } from './lab/bootenv/services.js';
 import { waitFor } from './wait.js';
+import { bundledCli } from './lab/cli-bundle.js';
 import type { Argv } from '../src/lib/programs.js';
 
 const A = '10.213.86';
@@ -93,6 +94,35 @@ describe('multicast through a router namespace (smcrouted static routes)', { tim
     await Promise.all([sender.stop('SIGTERM', 5_000), rx.stop('SIGTERM', 5_000)]);
     assert.ok(readFileSync(out).equals(source), `the file on B differs from the source (${statSync(out).size} bytes)\n${await explain(n, [sender, rx])}`);
     assert.match(await n.routes(), new RegExp(`\\(${SENDER_IP.replace(/\./g, '\\.')},\\s*${DATA.replace(/\./g, '\\.')}\\)`), 'the router has no forwarding entry for the data group from the sender');
+  });
+
+  test('Fleetboot: `multicast send --ttl 2` on A reaches `multicast receive` on B byte for byte; at --ttl 1 nothing is announced there', async () => {
+    const n = need();
+    const cli = await bundledCli();
+    const group = '239.255.86.20';
+    const receive = (out: string, timeout: string): ProcessLog =>
+      new ProcessLog('fleetboot receive', n.b.spawnIn(n.b.host('rcv').netns, ['env', ...cli, 'multicast', 'receive', '--address', group, '--port', '9210', '--out', out, '--timeout', timeout]));
+    const send = (ttl: string): ProcessLog =>
+      new ProcessLog('fleetboot send', n.a.spawnIn(n.a.host('snd').netns, ['env', ...cli, 'multicast', 'send', join(work, 'src.bin'), '--address', group, '--port', '9210', '--receivers', '1', '--ttl', ttl]));
+    const out2 = join(work, 'fb-ttl2.bin');
+    const rx = receive(out2, '30');
+    await waitFor('the receiver bound to its port', () => n.b.udpBound('rcv', 9210), 10_000, { intervalMs: 50, detail: () => rx.tail(10) });
+    const tx = send('2');
+    const done = await rx.waitFor(/done: \d+ bytes, sha256/, 30_000);
+    if (!done) assert.fail(`Fleetboot's receiver on B did not complete\n${await explain(n, [tx, rx])}`);
+    await tx.waitFor(/done: \d+ bytes in/, 10_000);
+    assert.ok(readFileSync(out2).equals(source), `the file on B differs from the source\n${await explain(n, [tx, rx])}`);
+    await Promise.all([tx.stop('SIGTERM', 5_000), rx.stop('SIGTERM', 5_000)]);
+
+    const out1 = join(work, 'fb-ttl1.bin');
+    const rx1 = receive(out1, '4');
+    await waitFor('the receiver bound to its port', () => n.b.udpBound('rcv', 9210), 10_000, { intervalMs: 50, detail: () => rx1.tail(10) });
+    const tx1 = send('1');
+    const gaveUp = await rx1.waitFor(/no session announced on the group within 4 s/, 15_000);
+    await tx1.stop('SIGKILL', 1000);
+    await rx1.stop('SIGKILL', 1000);
+    assert.ok(gaveUp, `the receiver on B heard the session although the sender's TTL was 1\n${await explain(n, [tx1, rx1])}`);
+    assert.ok(!existsSync(out1), 'no file at TTL 1');
   });
 
   test('with the sender at --ttl 1 nothing crosses the router', async () => {
