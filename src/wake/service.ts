@@ -61,6 +61,8 @@ export interface WakeService extends Service {
   poke(): void;
   /** One pass over the queued tasks that wake: ids woken and failed. */
   sweep(): Promise<{ woken: number[]; failed: number[] }>;
+  /** Where packets go now. */
+  targets(): Promise<WakeTarget[]>;
 }
 
 export function noContactReason(c: Readonly<FleetbootConfig>['wake']): string {
@@ -167,6 +169,7 @@ export function createWakeService(deps: WakeServiceDeps): WakeService {
       sweep().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'wake sweep failed'));
     },
     sweep,
+    targets: () => deps.targets(),
     async start() {
       interval = setInterval(() => {
         sweep().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'wake sweep failed'));
