@@ -13,6 +13,7 @@ import { registerFirewallCommands } from './firewall.js';
 import { registerDhcpCommands } from './dhcp.js';
 import { registerImagingCommands } from './imaging.js';
 import { registerBootenvCommands } from './bootenv.js';
+import { registerFleetCommands } from './fleet.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -37,6 +38,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerServe(program, globals);
   registerApiCommands(program, globals);
   registerImagingCommands(program, globals);
+  registerFleetCommands(program, globals);
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);
   registerBootenvCommands(program, globals);
