@@ -34,7 +34,7 @@ export function nextCronRun(expr: string, after: Date): Date | null {
   return c.nextRun(after);
 }
 
-/** A schedule firing this late (ms) was missed (server down or busy): logged as such. */
+/** A schedule firing this late (ms) while the server ran was held up (busy, clock jump): logged as such. */
 const LATE_MS = 60_000;
 
 export interface SchedulerDeps {
@@ -66,6 +66,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   let again = false;
   let started = false;
   let closed = false;
+  /** Due times before this were missed while the server was down. */
+  let startedAt = now();
 
   async function fire(s: Schedule, n: number): Promise<void> {
     const nowDate = new Date(n);
@@ -75,8 +77,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     // The compare-and-swap: only the server that moves next_run_at on fires this due time.
     if (!(await claimScheduleRun(store.db, s.id, s.nextRunAt, next?.toISOString() ?? s.nextRunAt, nowDate.toISOString()))) return;
     const fields = { schedule: s.id, name: s.name, cron: s.cron, due: s.nextRunAt, next: next?.toISOString() ?? null };
-    if (n - due > LATE_MS) {
-      log.warn({ ...fields, lateSeconds: Math.round((n - due) / 1000) }, `${label} was due at ${s.nextRunAt} and missed (the server was down or busy): it fires once now, not once per missed time`);
+    if (due < startedAt) {
+      log.warn({ ...fields, lateSeconds: Math.round((n - due) / 1000) }, `${label} was due at ${s.nextRunAt} and missed while the server was down: it fires once now, not once per missed time`);
+    } else if (n - due > LATE_MS) {
+      log.warn({ ...fields, lateSeconds: Math.round((n - due) / 1000) }, `${label} was due at ${s.nextRunAt} and fires ${Math.round((n - due) / 1000)} s late (the server was busy or its clock jumped), once`);
     }
     let result: string;
     let jobId: number | null = null;
@@ -160,6 +164,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     runOnce: pass,
     async start() {
       started = true;
+      startedAt = now();
       await run();
     },
     async close() {
