@@ -123,11 +123,11 @@ test('fleetboot image, task and host show commands, with and without --json, and
 
     const [tl, tlJson, tlMac, tlActive] = await Promise.all([run('task', 'list'), run('task', 'list', '--json'), run('task', 'list', '--mac', A, '--json'), run('task', 'list', '--active', '--limit', '2')]);
     const rows = ok(tl, 'task list').stdout.trimEnd().split('\n');
-    assert.match(rows[0] ?? '', /^ID\s+TYPE\s+MAC\s+HOST\s+IMAGE\s+STATE\s+PHASE\s+PROGRESS\s+UPDATED$/);
-    // Newest first; the capture task that made the image is there too (done).
-    assert.match(rows[1] ?? '', new RegExp(`^${deployId}\\s+deploy\\s+52:54:00:bb:00:03\\s+lab-2\\s+golden\\s+queued\\s+-\\s+-\\s+`));
-    assert.match(rows[3] ?? '', new RegExp(`^${captureId}\\s+capture\\s+52:54:00:bb:00:01\\s+ref-pc\\s+golden-2\\s+queued\\s+`));
-    assert.match(rows[4] ?? '', /^\d+\s+capture\s+52:54:00:bb:00:01\s+ref-pc\s+golden\s+done\s+/);
+    assert.match(rows[0] ?? '', /^ID\s+JOB\s+TYPE\s+MAC\s+HOST\s+IMAGE\s+STATE\s+PHASE\s+PROGRESS\s+UPDATED$/);
+    // Newest first (JOB: none, these are single tasks); the capture task that made the image is there too (done).
+    assert.match(rows[1] ?? '', new RegExp(`^${deployId}\\s+-\\s+deploy\\s+52:54:00:bb:00:03\\s+lab-2\\s+golden\\s+queued\\s+-\\s+-\\s+`));
+    assert.match(rows[3] ?? '', new RegExp(`^${captureId}\\s+-\\s+capture\\s+52:54:00:bb:00:01\\s+ref-pc\\s+golden-2\\s+queued\\s+`));
+    assert.match(rows[4] ?? '', /^\d+\s+-\s+capture\s+52:54:00:bb:00:01\s+ref-pc\s+golden\s+done\s+/);
     assert.equal(rows.length, 5);
     assert.deepEqual(
       json<TaskJson[]>(ok(tlJson, 'task list --json')).map((t) => [t.type, t.state]),
