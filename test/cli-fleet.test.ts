@@ -8,17 +8,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, spawnServe, waitUntil, type CliRun as Run } from './cli-helpers.js';
+import { cli, fails, ok, spawnServe, waitUntil, type CliRun as Run } from './cli-helpers.js';
 
-const ok = (r: Run, what: string): Run => {
-  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-};
-const fails = (r: Run, what: string, stderr: RegExp): Run => {
-  assert.notEqual(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  assert.match(r.stderr, stderr, what);
-  return r;
-};
 
 const A = '52:54:00:ee:00:01';
 const B = '52:54:00:ee:00:02';

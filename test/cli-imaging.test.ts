@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { program } from '../src/lib/programs.js';
-import { CLI, ROOT as root, cli, spawnServe, waitUntil as waitFor, type CliRun as Run } from './cli-helpers.js';
+import { CLI, ROOT as root, cli, fails, ok, spawnServe, waitUntil as waitFor, type CliRun as Run } from './cli-helpers.js';
 import { openStore, finishTask, putInventory, type Store } from '../src/store/index.js';
 import { makeImage, sampleInventory } from './imaging-helpers.js';
 
@@ -27,15 +27,6 @@ function cliBackground(args: string[]): { done: Promise<Run>; child: ChildProces
   return { done, child };
 }
 
-const ok = (r: Run, what: string): Run => {
-  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-};
-const fails = (r: Run, what: string, stderr: RegExp): Run => {
-  assert.equal(r.code, 1, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  assert.match(r.stderr, stderr, what);
-  return r;
-};
 const json = <T>(r: Run): T => JSON.parse(r.stdout) as T;
 
 interface TaskJson {

@@ -1,13 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { FleetbootError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { submitTaskRequest } from '../imaging/submit.js';
-import { addGroupMembers, createGroup, createHost, createSchedule, createTask, getSchedule, getTask, listJobs, openStore, type Store } from '../store/index.js';
+import { addGroupMembers, createGroup, createHost, createSchedule, createTask, getSchedule, getTask, listJobs, type Store } from '../store/index.js';
+import { withTempStore } from '../store/temp-store.js';
 import { createScheduler, nextCronRun } from './scheduler.js';
 
 test('nextCronRun() gives the next time of 5- and 6-field expressions and says what it expected', () => {
@@ -19,16 +17,7 @@ test('nextCronRun() gives the next time of 5- and 6-field expressions and says w
   }
 });
 
-async function withStore(fn: (s: Store, logs: Array<Record<string, unknown>>) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'fleetboot-sched-'));
-  const s = await openStore(dir);
-  try {
-    await fn(s, []);
-  } finally {
-    await s.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withStore = (fn: (s: Store, logs: Array<Record<string, unknown>>) => Promise<void>): Promise<void> => withTempStore('sched', (s) => fn(s, []));
 
 /** A scheduler on `s` with a test clock; its log lines go to `logs`. */
 function scheduler(s: Store, clock: { ms: number }, logs: Array<Record<string, unknown>>, counts: { submits: number; pokes: number }) {

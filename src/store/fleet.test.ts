@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { FleetbootError } from '../lib/errors.js';
+import { withTempStore } from './temp-store.js';
 import {
   addGroupMembers,
   cancelTask,
@@ -28,7 +26,6 @@ import {
   nextScheduleRunAt,
   nextStartAt,
   noteRelay,
-  openStore,
   promoteDueTasks,
   removeGroupMembers,
   retryTask,
@@ -37,16 +34,7 @@ import {
   type Store,
 } from './index.js';
 
-async function withStore(fn: (s: Store) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'fleetboot-fleet-'));
-  const s = await openStore(dir);
-  try {
-    await fn(s);
-  } finally {
-    await s.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withStore = (fn: (s: Store) => Promise<void>): Promise<void> => withTempStore('fleet', fn);
 
 const code = (c: string, re?: RegExp) => (e: unknown) => e instanceof FleetbootError && e.code === c && (re === undefined || re.test(e.message));
 const M = (n: number): string => `52:54:00:00:01:${n.toString(16).padStart(2, '0')}`;

@@ -3,12 +3,12 @@
  * task per member (tasks.job_id), made in one transaction: every member or
  * none. A job has no state of its own: it is read from its tasks.
  */
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
 import { ACTIVE_TASK_STATES, type TaskState } from '../model/task.js';
 import { parseTaskRequest, type TaskRequest } from '../model/task-request.js';
 import { groupMacs } from './groups.js';
-import type { Database } from './schema.js';
+import type { Database, JobTable } from './schema.js';
 import { insertTask, listTasks, type Task } from './tasks.js';
 
 /** scheduled: every unfinished member waits for its start time; active: some member is queued or further; then done (all done), failed (one failed at least) or cancelled. */
@@ -61,16 +61,7 @@ export function taskPercent(t: Pick<Task, 'state' | 'bytesDone' | 'bytesTotal'>)
   return Math.min(100, (100 * t.bytesDone) / t.bytesTotal);
 }
 
-interface JobRow {
-  id: number;
-  type: string;
-  group_name: string;
-  image: string | null;
-  request: string;
-  schedule_id: number | null;
-  multicast_session_id: number | null;
-  created_at: string;
-}
+type JobRow = Selectable<JobTable>;
 
 function summarise(r: JobRow, tasks: readonly Task[]): Job {
   const counts: Partial<Record<TaskState, number>> = {};
