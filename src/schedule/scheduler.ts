@@ -34,6 +34,9 @@ export function nextCronRun(expr: string, after: Date): Date | null {
   return c.nextRun(after);
 }
 
+/** How soon a pass runs again when something due was left by the last one. */
+const RETRY_MS = 1000;
+
 /** A schedule firing this late (ms) while the server ran was held up (busy, clock jump): logged as such. */
 const LATE_MS = 60_000;
 
@@ -103,8 +106,12 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     }
   }
 
+  /** The clock reading of the last pass: what was due then it has handled (or failed to). */
+  let lastPassAt = -Infinity;
+
   async function pass(): Promise<void> {
     const n = now();
+    lastPassAt = n;
     const iso = new Date(n).toISOString();
     const queued = await promoteDueTasks(store.db, iso);
     for (const t of queued) {
@@ -125,7 +132,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (closed || !started) return;
     const [a, b] = await Promise.all([nextStartAt(store.db), nextScheduleRunAt(store.db)]);
     const times = [a, b].filter((x): x is string => x !== null).map((x) => Date.parse(x));
-    const delay = times.length ? Math.max(0, Math.min(maxSleep, Math.min(...times) - now())) : maxSleep;
+    const earliest = times.length ? Math.min(...times) : Infinity;
+    // Something that was due at the last pass is still there (a firing that failed): look again shortly, not in a loop.
+    const delay = earliest <= lastPassAt ? RETRY_MS : Math.max(0, Math.min(maxSleep, earliest - now()));
     if (timer) clearTimeout(timer);
     if (closed) return;
     // Timers may fire a millisecond early against the wall clock: then the pass finds nothing and re-arms.
