@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { buildApp } from '../src/http/app.js';
+import { apiCaller, type Json } from './api-helpers.js';
 import { createImagingService } from '../src/imaging/tasks.js';
 import { decodeMagicPacket } from '../src/protocol/wol.js';
 import { createHost, createEntry, ensureApiToken, noteRelay, openStore, type Store } from '../src/store/index.js';
@@ -64,11 +65,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-type Json = Record<string, unknown>;
-async function call(method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object): Promise<{ status: number; body: Json }> {
-  const r = await app.inject({ method, url, headers: auth(), ...(payload ? { payload } : {}) });
-  return { status: r.statusCode, body: r.json<Json>() };
-}
+const call = apiCaller(() => app, () => token);
 const refused = async (method: 'GET' | 'POST' | 'DELETE', url: string, payload: object | undefined, status: number, re: RegExp): Promise<void> => {
   const r = await call(method, url, payload);
   assert.equal(r.status, status, `${method} ${url} ${JSON.stringify(payload)} -> ${JSON.stringify(r.body)}`);

@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { buildApp } from '../src/http/app.js';
+import { apiCaller, type Json } from './api-helpers.js';
 import { createHost, ensureApiToken, finishTask, openStore, putInventory, type Store } from '../src/store/index.js';
 import { makeImage, sampleInventory } from './imaging-helpers.js';
 
@@ -42,11 +43,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-type Json = Record<string, unknown>;
-async function call(method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object): Promise<{ status: number; body: Json }> {
-  const r = await app.inject({ method, url, headers: auth(), ...(payload ? { payload } : {}) });
-  return { status: r.statusCode, body: r.json<Json>() };
-}
+const call = apiCaller(() => app, () => token);
 
 test('the imaging routes refuse requests without the token (401)', async () => {
   const routes: Array<[string, string]> = [
