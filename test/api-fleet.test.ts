@@ -27,7 +27,6 @@ let token: string;
 let wake: WakeService;
 let changes = 0;
 const sent: Array<{ mac: string; to: string }> = [];
-const auth = () => ({ authorization: `Bearer ${token}` });
 const A = '52:54:00:cc:00:01';
 const B = '52:54:00:cc:00:02';
 const C = '52:54:00:cc:00:03';
