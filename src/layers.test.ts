@@ -18,6 +18,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   store: ['store', 'model', 'lib'],
   boot: ['boot', 'model', 'lib', 'protocol'],
   agent: ['agent', 'model', 'lib', 'imaging/protocol.ts'],
+  // Services: decisions and timing over the store; sockets only through net/'s small interfaces.
+  schedule: ['schedule', 'model', 'lib', 'store', 'imaging/submit.ts'],
+  wake: ['wake', 'model', 'lib', 'protocol', 'store', 'dhcp/subnets.ts', 'net/wol-socket.ts', 'config'],
 };
 
 function walk(dir: string): string[] {

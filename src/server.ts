@@ -5,12 +5,15 @@
  * TFTP (if enabled) and the proxyDHCP (dhcp.mode 'proxy') or the DHCP
  * server (dhcp.mode 'server', leases in the store), in that
  * order. Imaging: orphaned image directories are removed at start and the
- * stale-task reaper runs while the server does. `close()` stops the reaper,
- * then HTTP, DHCP, TFTP, database.
+ * stale-task reaper runs while the server does; so do the scheduler
+ * (scheduled tasks, recurring schedules) and the Wake-on-LAN service, whose
+ * socket is bound to the server address. `close()` stops the reaper, the
+ * scheduler and Wake-on-LAN, then HTTP, DHCP, TFTP, database.
  * Signals are the CLI's business (src/cli/serve.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import { join, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { DEBIAN_IPXE_DIR, detectServerIp, type FleetbootConfig } from './config/config.js';
@@ -26,6 +29,15 @@ import type { Reservation } from './dhcp/engine.js';
 import { cleanupOrphans } from './imaging/image-store.js';
 import { startReaper, type Reaper } from './imaging/reaper.js';
 import { createImagingService } from './imaging/tasks.js';
+import { submitTaskRequest } from './imaging/submit.js';
+import { buildSubnets, maskPrefix, parseCidr, subnetOf, type Cidr } from './dhcp/subnets.js';
+import { ipToInt } from './protocol/dhcp/packet.js';
+import { openWakeSocket, type WakeSender } from './net/wol-socket.js';
+import { createScheduler, type Scheduler } from './schedule/scheduler.js';
+import { listRelays } from './store/relays.js';
+import { createRelayRecorder } from './wake/relays.js';
+import { createWakeService, type WakeService } from './wake/service.js';
+import { wakeTargets, type WakeTarget } from './wake/targets.js';
 
 /** The iPXE binaries copied into the TFTP root when absent there. */
 export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
@@ -59,6 +71,10 @@ export interface RunningFleetboot {
   readonly app: FastifyInstance;
   /** The stale-task reaper (tests call sweep()). */
   readonly reaper: Reaper;
+  /** Scheduled tasks and recurring schedules (tests call runOnce()). */
+  readonly scheduler: Scheduler;
+  /** Wake-on-LAN (tests call sweep()). */
+  readonly wake: WakeService;
   close(): Promise<void>;
 }
 
@@ -66,6 +82,27 @@ export interface StartOptions {
   logger: Logger;
   /** Where the iPXE binaries come from (default /usr/lib/ipxe). */
   ipxeDir?: string;
+  /** What sends magic packets (default: a UDP socket bound to the server address). Tests record instead. */
+  wakeSender?: WakeSender;
+}
+
+/**
+ * Where Wake-on-LAN packets go, read at each round: the server's own
+ * segment (prefix from its interface), the server-mode pools, wake.subnets
+ * and the relays heard (src/wake/targets.ts).
+ */
+export function wakeTargetSource(config: Readonly<FleetbootConfig>, serverIp: string, store: Store): () => Promise<WakeTarget[]> {
+  const pools: Cidr[] =
+    config.dhcp.mode === 'server' ? buildSubnets(config.dhcp.pools, []).map((sn) => subnetOf(sn.network, maskPrefix(sn.mask))) : [];
+  const extra = config.wake.subnets.map(parseCidr);
+  return async () => {
+    const own = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a?.family === 'IPv4' && a.address === serverIp);
+    const prefix = own?.cidr ? Number(own.cidr.split('/')[1]) : null;
+    const relays = (await listRelays(store.db)).map((r) => r.giaddr).filter((g) => ipToInt(g) !== ipToInt(serverIp));
+    return wakeTargets({ serverIp, serverPrefix: prefix, port: config.wake.port, poolSubnets: pools, extraSubnets: extra, relays, relayPrefixLength: config.wake.relayPrefixLength });
+  };
 }
 
 /**
@@ -204,6 +241,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let dhcp: ProxyDhcpService | DhcpServerService | null = null;
   let wroteServerFile = false;
   let reaper: Reaper | null = null;
+  let scheduler: Scheduler | null = null;
+  let wake: WakeService | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
@@ -212,8 +251,12 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const t = tftp;
     const st = store;
     const r = reaper;
+    const sch = scheduler;
+    const w = wake;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
       ['imaging', r ? async () => r.stop() : null],
+      ['schedule', sch ? () => sch.close() : null],
+      ['wake', w ? () => w.close() : null],
       ['http', a ? () => a.close() : null],
       ['dhcp', d ? () => d.close() : null],
       ['tftp', t ? () => t.close() : null],
@@ -248,6 +291,24 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const orphans = await cleanupOrphans(store);
     if (orphans.length) log.info({ subsystem: 'imaging', removed: orphans }, `removed ${orphans.length} orphaned image directories`);
     const imaging = createImagingService({ store, config, log });
+    const st = store;
+    wake = createWakeService({
+      store,
+      config,
+      log,
+      sender: opts.wakeSender ?? (await openWakeSocket({ serverIp, log })),
+      targets: wakeTargetSource(config, serverIp, store),
+      failTask: (t, reason) => imaging.finish(t, 'failed', reason),
+    });
+    const w = wake;
+    scheduler = createScheduler({
+      store,
+      log,
+      submit: (request, scheduleId) => submitTaskRequest(st, request, { now: new Date(), scheduleId }),
+      onTasks: () => w.poke(),
+    });
+    const sch = scheduler;
+    const relays = createRelayRecorder({ store, log });
 
     let httpPort = config.http.port;
     const baseUrl = (): string => (config.http.publicUrl ? config.http.publicUrl.replace(/\/+$/, '') : `http://${serverIp}:${httpPort}`);
@@ -259,6 +320,11 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       token,
       baseUrl,
       imaging,
+      wake,
+      onTasksChanged: () => {
+        sch.poke();
+        w.poke();
+      },
       onHostsChanged: () => {
         if (!store || !dhcp || !('engine' in dhcp)) return;
         const list = dhcpReservations(config, store, log);
@@ -278,6 +344,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     log.info({ subsystem: 'http', address: config.http.host, port: httpPort, baseUrl: baseUrl() }, `HTTP listening; iPXE script at ${baseUrl()}/boot.ipxe`);
     // The grace period of tasks whose agents retried while the server was down counts from now.
     reaper = startReaper({ store, imaging, timeoutSeconds: config.imaging.agentTimeoutSeconds, log });
+    // Scheduled tasks due while the server was down are queued now; schedules missed then fire once.
+    await scheduler.start();
+    await wake.start();
 
     if (config.tftp.enabled) {
       tftp = createTftpService({
@@ -296,12 +365,12 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     }
     if (config.dhcp.mode === 'proxy') {
       if (config.dhcp.probeAtStart === true) await probeAtStart(config, serverIp, log);
-      dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log });
+      dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, onRelay: (g) => relays.note(g) });
       await dhcp.start();
     } else if (config.dhcp.mode === 'server') {
       if (config.dhcp.probeAtStart ?? true) await probeAtStart(config, serverIp, log);
       const leases = openLeaseStore(store);
-      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leases, leases: leases.load(), reservations: dhcpReservations(config, store, log) });
+      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leases, leases: leases.load(), reservations: dhcpReservations(config, store, log), onRelay: (g) => relays.note(g) });
       await dhcp.start();
     }
 
@@ -323,6 +392,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       firstStart,
       app,
       reaper,
+      scheduler,
+      wake,
       close() {
         closing ??= closeAll().then(() => log.info('fleetboot stopped'));
         return closing;

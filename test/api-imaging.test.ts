@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { buildApp } from '../src/http/app.js';
+import { apiCaller, type Json } from './api-helpers.js';
 import { createHost, ensureApiToken, finishTask, openStore, putInventory, type Store } from '../src/store/index.js';
 import { makeImage, sampleInventory } from './imaging-helpers.js';
 
@@ -42,11 +43,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-type Json = Record<string, unknown>;
-async function call(method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object): Promise<{ status: number; body: Json }> {
-  const r = await app.inject({ method, url, headers: auth(), ...(payload ? { payload } : {}) });
-  return { status: r.statusCode, body: r.json<Json>() };
-}
+const call = apiCaller(() => app, () => token);
 
 test('the imaging routes refuse requests without the token (401)', async () => {
   const routes: Array<[string, string]> = [
@@ -73,7 +70,8 @@ test('the imaging routes refuse requests without the token (401)', async () => {
 test('POST /api/v1/tasks validates the body: 400 with a message saying what is wrong', async () => {
   const cases: Array<[unknown, RegExp]> = [
     [{}, /required property 'type'/],
-    [{ type: 'inventory' }, /required property 'mac'/],
+    // mac or group (a host group): one of them.
+    [{ type: 'inventory' }, /either one machine \("mac"\) or a host group \("group"\): got neither/],
     [{ type: 'register', mac: A }, /body\/type must be equal to one of the allowed values/],
     [{ type: 'wipe', mac: A }, /body\/type/],
     [{ type: 'inventory', mac: A, extra: 1 }, /additional properties/],

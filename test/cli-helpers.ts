@@ -1,4 +1,5 @@
 /** The real CLI from the sources, for the CLI tests: run commands, start `serve` on loopback. */
+import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -60,4 +61,17 @@ export function spawnServe(dataDir: string, extra: string[] = ['--dhcp', 'off', 
     err += b.toString();
   });
   return { server, log: () => log, stdout: () => out, stderr: () => err };
+}
+
+/** Assert a run exited 0 (the message shows its output); returns it. */
+export function ok(r: CliRun, what: string): CliRun {
+  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
+/** Assert a run exited 1 with stderr matching; returns it. */
+export function fails(r: CliRun, what: string, stderr: RegExp): CliRun {
+  assert.equal(r.code, 1, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  assert.match(r.stderr, stderr, what);
+  return r;
 }

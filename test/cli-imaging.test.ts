@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { program } from '../src/lib/programs.js';
-import { CLI, ROOT as root, cli, spawnServe, waitUntil as waitFor, type CliRun as Run } from './cli-helpers.js';
+import { CLI, ROOT as root, cli, fails, ok, spawnServe, waitUntil as waitFor, type CliRun as Run } from './cli-helpers.js';
 import { openStore, finishTask, putInventory, type Store } from '../src/store/index.js';
 import { makeImage, sampleInventory } from './imaging-helpers.js';
 
@@ -27,15 +27,6 @@ function cliBackground(args: string[]): { done: Promise<Run>; child: ChildProces
   return { done, child };
 }
 
-const ok = (r: Run, what: string): Run => {
-  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-};
-const fails = (r: Run, what: string, stderr: RegExp): Run => {
-  assert.equal(r.code, 1, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  assert.match(r.stderr, stderr, what);
-  return r;
-};
 const json = <T>(r: Run): T => JSON.parse(r.stdout) as T;
 
 interface TaskJson {
@@ -123,11 +114,11 @@ test('fleetboot image, task and host show commands, with and without --json, and
 
     const [tl, tlJson, tlMac, tlActive] = await Promise.all([run('task', 'list'), run('task', 'list', '--json'), run('task', 'list', '--mac', A, '--json'), run('task', 'list', '--active', '--limit', '2')]);
     const rows = ok(tl, 'task list').stdout.trimEnd().split('\n');
-    assert.match(rows[0] ?? '', /^ID\s+TYPE\s+MAC\s+HOST\s+IMAGE\s+STATE\s+PHASE\s+PROGRESS\s+UPDATED$/);
-    // Newest first; the capture task that made the image is there too (done).
-    assert.match(rows[1] ?? '', new RegExp(`^${deployId}\\s+deploy\\s+52:54:00:bb:00:03\\s+lab-2\\s+golden\\s+queued\\s+-\\s+-\\s+`));
-    assert.match(rows[3] ?? '', new RegExp(`^${captureId}\\s+capture\\s+52:54:00:bb:00:01\\s+ref-pc\\s+golden-2\\s+queued\\s+`));
-    assert.match(rows[4] ?? '', /^\d+\s+capture\s+52:54:00:bb:00:01\s+ref-pc\s+golden\s+done\s+/);
+    assert.match(rows[0] ?? '', /^ID\s+JOB\s+TYPE\s+MAC\s+HOST\s+IMAGE\s+STATE\s+PHASE\s+PROGRESS\s+UPDATED$/);
+    // Newest first (JOB: none, these are single tasks); the capture task that made the image is there too (done).
+    assert.match(rows[1] ?? '', new RegExp(`^${deployId}\\s+-\\s+deploy\\s+52:54:00:bb:00:03\\s+lab-2\\s+golden\\s+queued\\s+-\\s+-\\s+`));
+    assert.match(rows[3] ?? '', new RegExp(`^${captureId}\\s+-\\s+capture\\s+52:54:00:bb:00:01\\s+ref-pc\\s+golden-2\\s+queued\\s+`));
+    assert.match(rows[4] ?? '', /^\d+\s+-\s+capture\s+52:54:00:bb:00:01\s+ref-pc\s+golden\s+done\s+/);
     assert.equal(rows.length, 5);
     assert.deepEqual(
       json<TaskJson[]>(ok(tlJson, 'task list --json')).map((t) => [t.type, t.state]),

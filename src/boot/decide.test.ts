@@ -64,8 +64,16 @@ const cases: { name: string; in: Partial<DecideInput>; kind: BootDecision['kind'
   { name: 'running task heard from recently: wait', in: { task: task({ state: 'running', attempts: 1, tokenIp: '10.0.0.50', lastSeenMs: NOW - 5_000 }) }, kind: 'wait', detail: /running on this machine, last contact 5 s ago/ },
   { name: 'running task silent for long: a new token', in: { task: task({ state: 'running', attempts: 1, tokenIp: '10.0.0.50', lastSeenMs: NOW - 60_000 }) }, kind: 'task' },
   { name: 'task out of attempts fails, the machine boots its entry', in: { task: task({ state: 'booting', attempts: 3, tokenIp: '10.0.0.50', lastSeenMs: NOW - 60_000 }) }, kind: 'fail-task', detail: /PXE-booted 3 times/, then: 'entry' },
-  { name: 'task out of attempts on an unknown machine: fails, then the menu', in: { ...unknown, task: task({ type: 'inventory', attempts: 3 }) }, kind: 'fail-task', then: 'menu' },
+  { name: 'task out of attempts on an unknown machine: fails, then the menu', in: { ...unknown, task: task({ type: 'inventory', attempts: 3 }) }, kind: 'fail-task', then: 'menu' },  { name: 'scheduled task: as if there were no task, the host boots its entry', in: { task: task({ state: 'scheduled' }) }, kind: 'entry' },
+  { name: 'scheduled task, no boot environment: not failed, the host boots its entry', in: { task: task({ state: 'scheduled' }), bootEnvReady: false }, kind: 'entry' },
+  { name: 'scheduled task of a host without an entry: the menu, as without it', in: { ...noEntry, task: task({ state: 'scheduled', type: 'inventory' }) }, kind: 'menu', detail: /unassigned/ },
 ];
+
+test('decideBoot(): a scheduled task decides exactly as no task does', () => {
+  for (const over of [{}, noEntry, unknown, { addressMac: '52:54:00:99:99:99' }] as Partial<DecideInput>[]) {
+    assert.deepEqual(decideBoot(input({ ...over, task: task({ state: 'scheduled' }) })), decideBoot(input({ ...over, task: null })));
+  }
+});
 
 for (const c of cases) {
   test(`decideBoot(): ${c.name}`, () => {

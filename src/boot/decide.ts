@@ -4,6 +4,7 @@
  * and renders the iPXE script for it.
  */
 import { BOOTENV_BUILD_COMMAND } from '../lib/bootenv.js';
+import type { TaskState } from '../model/task.js';
 import { normaliseMac } from '../model/validate.js';
 import { bootEnvScript, entryProblem, entryScript, menuScript, messageScript, retryScript, type MenuTool, type Platform, type ScriptEntry } from './ipxe.js';
 
@@ -47,11 +48,12 @@ export interface DecisionHost {
 
 export type MenuReason = 'unknown-host' | 'unassigned' | 'entry-missing' | 'entry-invalid';
 
-/** An active imaging task of the machine (queued, booting, waiting or running). */
+/** An active imaging task of the machine (scheduled, queued, booting, waiting or running). */
 export interface DecisionTask {
   readonly id: number;
   readonly type: string;
-  readonly state: 'queued' | 'booting' | 'waiting' | 'running';
+  /** A scheduled task waits for its start time: the decision is made as if there were none. */
+  readonly state: Extract<TaskState, 'scheduled' | 'queued' | 'booting' | 'waiting' | 'running'>;
   /** Boot environments handed out for it so far. */
   readonly attempts: number;
   /** Last agent contact or hand-out (ms since the epoch), null when neither happened. */
@@ -142,7 +144,9 @@ function plainDecision(mac: string, host: DecisionHost | null, entry: ScriptEntr
  *    - it booted imaging.maxAttempts times without finishing: the task fails,
  *      the machine boots as it would without it (no re-imaging loop);
  *    - otherwise: the boot environment with a new token.
- *    Finished tasks play no part: after a deploy the machine boots as before.
+ *    Finished tasks play no part: after a deploy the machine boots as before;
+ *    nor does a scheduled task (it waits for its start time): the machine
+ *    boots as it would without it.
  * 3. An unknown machine under the 'register' policy gets a register task
  *    (unless its last one failed within the hour, there is no boot
  *    environment to run it, or its address is another MAC's).
@@ -151,7 +155,9 @@ function plainDecision(mac: string, host: DecisionHost | null, entry: ScriptEntr
  *    default is the local disk.
  */
 export function decideBoot(input: DecideInput): BootDecision {
-  const { req, host, entry, task, policy } = input;
+  const { req, host, entry, policy } = input;
+  // A scheduled task is not handed out before its time: decide as if there were none.
+  const task = input.task !== null && input.task.state !== 'scheduled' ? input.task : null;
   const mac = req.mac;
   if (mac === null) return { kind: 'invalid-mac', rawMac: req.rawMac };
   if (task !== null) {

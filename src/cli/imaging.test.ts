@@ -58,6 +58,11 @@ const task: Task = {
   requestedRevision: null,
   tokenIp: null,
   identity: null,
+  jobId: null,
+  startAt: null,
+  wake: false,
+  wakeRounds: 0,
+  wokenAt: null,
 };
 
 test('formatProgress() shows bytes done of the total with the percentage, or bytes done alone', () => {

@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 import type { Inventory, Manifest } from '../model/manifest.js';
-import type { Host, Task } from '../store/index.js';
+import type { Host, JobDetail, Task } from '../store/index.js';
+import { defineTaskRequestCommands, parseRevision, queuedText } from './task-request.js';
 import type { ImageInfo, ImageRevision } from '../store/images.js';
 import { connect, CliError, type ApiClient } from './client.js';
 import type { GlobalOptions } from './globals.js';
@@ -57,7 +58,7 @@ export function formatPercent(done: number, total: number | null): string | null
   return `${Math.min(100, (100 * done) / total).toFixed(1)}%`;
 }
 
-function time(iso: string | null): string | null {
+export function time(iso: string | null): string | null {
   return iso === null ? null : iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
@@ -84,12 +85,12 @@ export function taskLine(t: Task): string {
 }
 
 /** Aligned "key  value" lines (no header); null values show as "-". */
-function printFields(rows: ReadonlyArray<readonly [string, string | number | null]>): void {
+export function printFields(rows: ReadonlyArray<readonly [string, string | number | null]>): void {
   const w = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) printLine(`${k.padEnd(w)}  ${v === null || v === '' ? '-' : String(v)}`);
 }
 
-function what(t: Task): string {
+export function what(t: Task): string {
   const host = `${t.mac}${t.hostName ? ` (${t.hostName})` : ''}`;
   if (t.type === 'capture') return `capture of ${host} into image ${t.image ?? '?'}`;
   if (t.type === 'deploy') return `deploy of image ${t.image ?? '?'} to ${host}`;
@@ -98,7 +99,7 @@ function what(t: Task): string {
 
 function taskRow(t: Task): Array<string | null> {
   const progress = t.bytesTotal !== null && t.bytesTotal > 0 ? formatPercent(t.bytesDone, t.bytesTotal) : formatBytes(t.bytesDone || null);
-  return [String(t.id), t.type, t.mac, t.hostName, t.image, t.state, t.phase, progress, time(t.updatedAt)];
+  return [String(t.id), t.jobId === null ? null : String(t.jobId), t.type, t.mac, t.hostName, t.image, t.state, t.phase, progress, time(t.updatedAt)];
 }
 
 function printTask(t: Task): void {
@@ -119,6 +120,9 @@ function printTask(t: Task): void {
     ...(t.type === 'deploy' ? [['table', t.options.table] as const] : []),
     ['attempts', t.attempts],
     ['retry of', t.retryOf],
+    ['job', t.jobId],
+    ['start at', t.state === 'scheduled' ? time(t.startAt) : null],
+    ['wake', t.wake ? `yes (${t.wakeRounds} round${t.wakeRounds === 1 ? '' : 's'} sent${t.wokenAt ? `, last ${time(t.wokenAt)}` : ''})` : null],
     ['created', time(t.createdAt)],
     ['started', time(t.startedAt)],
     ['finished', time(t.finishedAt)],
@@ -205,14 +209,10 @@ function printImage(img: ImageDetail): void {
   }
 }
 
-function parseRevision(raw: string): number {
-  if (!/^[1-9][0-9]{0,9}$/.test(raw)) throw new CliError(`Invalid revision ${JSON.stringify(raw)}: expected a revision number (1, 2, ...)`);
-  return Number(raw);
-}
 
 // ------------------------------------------------------------------ commands
 
-function parseId(raw: string): number {
+export function parseId(raw: string): number {
   if (!/^[1-9][0-9]{0,14}$/.test(raw)) throw new CliError(`Invalid task id ${JSON.stringify(raw)}: expected a positive integer`);
   return Number(raw);
 }
@@ -361,39 +361,11 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
 
   // ---- task
   const task = program.command('task').description('imaging tasks: capture, deploy, inventory; they run at the machine\'s next network boot');
-  const queue = async (body: Record<string, unknown>): Promise<void> => {
-    const t = await (await api()).request<Task>('POST', '/tasks', body);
-    if (globals.json) printJson(t);
-    else printLine(`Queued task ${t.id}: ${what(t)}; it starts at the machine's next network boot`);
-  };
-  task
-    .command('capture')
-    .description("capture a host's disk into a new revision of an image (current once complete and verified; earlier revisions are kept)")
-    .argument('<mac>')
-    .requiredOption('--image <name>', 'image name: letters, digits, . _ - (up to 64)')
-    .option('--disk <dev>', 'the disk to capture, e.g. /dev/sda (default: the first fixed disk)')
-    .action(async (mac: string, opts: { image: string; disk?: string }) => {
-      await queue({ type: 'capture', mac, image: opts.image, ...(opts.disk ? { disk: opts.disk } : {}) });
-    });
-  task
-    .command('deploy')
-    .description("write an image to a host's disk (everything on that disk is replaced)")
-    .argument('<mac>')
-    .requiredOption('--image <name>', 'the image to write')
-    .option('--revision <n>', 'write this revision (default: the current one when the machine starts)')
-    .option('--disk <dev>', 'the target disk, e.g. /dev/sda (default: the first fixed disk)')
-    .option('--table <kind>', 'partition table to write: keep (as captured), gpt or mbr', 'keep')
-    .action(async (mac: string, opts: { image: string; revision?: string; disk?: string; table: string }) => {
-      if (!['keep', 'gpt', 'mbr'].includes(opts.table)) throw new CliError(`Invalid --table ${JSON.stringify(opts.table)}: expected keep, gpt or mbr`);
-      await queue({ type: 'deploy', mac, image: opts.image, table: opts.table, ...(opts.revision !== undefined ? { revision: parseRevision(opts.revision) } : {}), ...(opts.disk ? { disk: opts.disk } : {}) });
-    });
-  task
-    .command('inventory')
-    .description("collect a host's hardware inventory (CPU, memory, disks, NICs, SMBIOS)")
-    .argument('<mac>')
-    .action(async (mac: string) => {
-      await queue({ type: 'inventory', mac });
-    });
+  defineTaskRequestCommands(task, async (body) => {
+    const r = await (await api()).request<Task | JobDetail>('POST', '/tasks', body);
+    if (globals.json) printJson(r);
+    else printLine(queuedText(r));
+  });
   task
     .command('list')
     .alias('ls')
@@ -409,7 +381,7 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
       const qs = q.toString();
       const { tasks } = await (await api()).request<{ tasks: Task[] }>('GET', `/tasks${qs ? `?${qs}` : ''}`);
       if (globals.json) printJson(tasks);
-      else printTable(['ID', 'TYPE', 'MAC', 'HOST', 'IMAGE', 'STATE', 'PHASE', 'PROGRESS', 'UPDATED'], tasks.map(taskRow), opts.active ? 'No active tasks.' : 'No tasks.');
+      else printTable(['ID', 'JOB', 'TYPE', 'MAC', 'HOST', 'IMAGE', 'STATE', 'PHASE', 'PROGRESS', 'UPDATED'], tasks.map(taskRow), opts.active ? 'No active tasks.' : 'No tasks.');
     });
   task
     .command('show')

@@ -14,6 +14,7 @@ import { registerDhcpCommands } from './dhcp.js';
 import { registerImagingCommands } from './imaging.js';
 import { registerBootenvCommands } from './bootenv.js';
 import { registerMulticastCommands } from './multicast.js';
+import { registerFleetCommands } from './fleet.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -38,6 +39,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerServe(program, globals);
   registerApiCommands(program, globals);
   registerImagingCommands(program, globals);
+  registerFleetCommands(program, globals);
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);
   registerBootenvCommands(program, globals);

@@ -260,3 +260,17 @@ test('loadConfig() bounds the new keys: imaging.keepRevisions, captureApproval, 
   for (const format of ['auto', 'pretty', 'json'] as const) assert.equal(ok({ log: { format } }).log.format, format);
   bad({ log: { format: 'text' as never } }, /^'log\.format' must be one of 'auto', 'pretty', 'json': current value is "text"$/);
 });
+
+test('loadConfig() has Wake-on-LAN defaults (port 9, three sends over 30 s) and validates them', () => {
+  const ok = (o: ConfigOverrides) => loadConfig({ cwd: '/tmp', overrides: o });
+  const bad = (o: ConfigOverrides, re: RegExp) => assert.throws(() => ok(o), configError(re));
+  assert.deepEqual(ok({}).wake, { port: 9, repeats: 3, spacingSeconds: 15, contactTimeoutSeconds: 300, subnets: [], relayPrefixLength: 24 });
+  assert.deepEqual(ok({ wake: { subnets: ['10.1.2.7/23', '192.168.5.0/24'] } }).wake.subnets, ['10.1.2.0/23', '192.168.5.0/24']);
+  bad({ wake: { subnets: ['10.1.2.0'] } }, /^'wake\.subnets\[0\]' must be a subnet such as "10\.1\.2\.0\/24" with a prefix of 1-30 .*: current value is "10\.1\.2\.0"$/);
+  bad({ wake: { subnets: ['10.1.2.0/31'] } }, /'wake\.subnets\[0\]'/);
+  bad({ wake: { subnets: '10.1.2.0/24' as never } }, /^'wake\.subnets' must be a list of subnets/);
+  bad({ wake: { port: 0 } }, /^'wake\.port' must be a port number 1-65535: current value is 0$/);
+  bad({ wake: { repeats: 0 } }, /'wake\.repeats' must be an integer 1-10/);
+  bad({ wake: { contactTimeoutSeconds: 30, spacingSeconds: 15 } }, /^'wake\.contactTimeoutSeconds' must be longer than a wake round \('wake\.repeats' 3 x 'wake\.spacingSeconds' 15: 30 s\): current value is 30$/);
+  bad({ wake: { relayPrefixLength: 31 } }, /'wake\.relayPrefixLength' must be an integer 8-30/);
+});

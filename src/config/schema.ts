@@ -9,7 +9,7 @@
 import { isAbsolute, join } from 'node:path';
 import { ipxeArgsProblem, ipxeUrlProblem } from '../boot/ipxe.js';
 import { parseOptionValue } from '../dhcp/option-values.js';
-import { buildSubnets, type OptionSetting, type PoolSettings } from '../dhcp/subnets.js';
+import { buildSubnets, parseCidr, type OptionSetting, type PoolSettings } from '../dhcp/subnets.js';
 import type { FleetbootError } from '../lib/errors.js';
 import { boolean, configError, custom, Field, integer, ipv4, isIPv4, oneOf, parseField, path, port, string, type FieldContext } from './fields.js';
 import type { DhcpReservationConfig, FleetbootConfig, IsGroup, PortRange } from './types.js';
@@ -198,6 +198,18 @@ function kernelArgsProblem(s: string): string | null {
   return null;
 }
 
+/** `wake.subnets`: ["10.1.2.0/24", ...], each a subnet with a broadcast address (/1 to /30). */
+function cidrList(value: unknown, key: string): string[] {
+  return list(value, key, 'a list of subnets such as "10.1.2.0/24"').map((v, i) => {
+    if (typeof v !== 'string') throw configError(`${key}[${i}]`, 'must be a subnet such as "10.1.2.0/24"', v);
+    try {
+      return parseCidr(v).label;
+    } catch (err) {
+      throw configError(`${key}[${i}]`, `must be a subnet such as "10.1.2.0/24" with a prefix of 1-30 (${(err as Error).message})`, v);
+    }
+  });
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
@@ -285,6 +297,23 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
       perMinute: integer(1, 100_000, { default: 10, doc: 'Boot-time requests that create hosts or tasks, per client address: refill per minute.' }),
     },
   },
+  wake: {
+    port: port({ default: 9, doc: 'UDP port of Wake-on-LAN magic packets (9, discard; some tools use 7).' }),
+    repeats: integer(1, 10, { default: 3, doc: 'Magic packets sent per wake round to each target (UDP is lost now and then).' }),
+    spacingSeconds: integer(1, 300, { default: 15, doc: 'Seconds between those packets (3 x 15 s: three sends over about 30 s).' }),
+    contactTimeoutSeconds: integer(10, 86_400, {
+      default: 300,
+      doc: 'A woken task whose machine has not network-booted this long after a wake round is woken once more, then fails.',
+    }),
+    subnets: custom('a list of subnets such as "10.1.2.0/24"', cidrList, {
+      default: [],
+      doc: "Subnets behind routers whose directed broadcast gets the packets too (besides server-mode pools and relays' subnets).",
+    }),
+    relayPrefixLength: integer(8, 30, {
+      default: 24,
+      doc: "Prefix length assumed for a relay's subnet (its giaddr) that no pool or wake.subnets entry covers.",
+    }),
+  },
   log: {
     level: oneOf(LOG_LEVELS, { default: 'info', doc: 'Log level.' }),
     format: oneOf(['auto', 'pretty', 'json'], { default: 'auto', doc: 'auto: human-readable lines on a terminal, JSON otherwise.' }),
@@ -303,6 +332,13 @@ export const RULES: readonly CrossKeyRule[] = [
     check: ({ imaging: m }) =>
       m.progressIntervalSeconds * 2 > m.agentTimeoutSeconds
         ? configError('imaging.progressIntervalSeconds', `must be at most half of 'imaging.agentTimeoutSeconds' (${m.agentTimeoutSeconds})`, m.progressIntervalSeconds)
+        : null,
+  },
+  {
+    keys: ['wake.contactTimeoutSeconds', 'wake.repeats', 'wake.spacingSeconds'],
+    check: ({ wake: w }) =>
+      w.contactTimeoutSeconds <= (w.repeats - 1) * w.spacingSeconds
+        ? configError('wake.contactTimeoutSeconds', `must be longer than a wake round ('wake.repeats' ${w.repeats} x 'wake.spacingSeconds' ${w.spacingSeconds}: ${(w.repeats - 1) * w.spacingSeconds} s)`, w.contactTimeoutSeconds)
         : null,
   },
   {

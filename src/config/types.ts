@@ -89,6 +89,14 @@ export interface FleetbootConfig {
       perMinute: number;
     };
   };
+  wake: {
+    port: number;
+    repeats: number;
+    spacingSeconds: number;
+    contactTimeoutSeconds: number;
+    subnets: string[];
+    relayPrefixLength: number;
+  };
   log: {
     level: LogLevel;
     format: LogFormat;

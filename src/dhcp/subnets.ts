@@ -7,6 +7,7 @@
  */
 import type { DhcpOption } from '../protocol/dhcp/packet.js';
 import { ipToInt } from '../protocol/dhcp/packet.js';
+import { IPV4_PATTERN } from '../model/validate.js';
 import { parseOptionValue } from './option-values.js';
 
 export interface OptionSetting {
@@ -133,6 +134,32 @@ export function buildSubnets(pools: readonly PoolSettings[], globalOptions: read
     });
   }
   return out;
+}
+
+/** An IPv4 subnet: network, mask and broadcast as integers, and "10.1.2.0/24". */
+export interface Cidr {
+  label: string;
+  network: number;
+  prefix: number;
+  mask: number;
+  broadcast: number;
+}
+
+const DOTTED = new RegExp(IPV4_PATTERN);
+
+/** The subnet of `ip` with a prefix length (1-30: a /31 or /32 has no broadcast address). */
+export function subnetOf(ip: number, prefix: number): Cidr {
+  if (!Number.isInteger(prefix) || prefix < 1 || prefix > 30) throw new RangeError(`prefix length ${prefix} is not 1-30`);
+  const mask = (0xffffffff << (32 - prefix)) >>> 0;
+  const network = (ip & mask) >>> 0;
+  return { label: `${intToIp(network)}/${prefix}`, network, prefix, mask, broadcast: (network | ~mask) >>> 0 };
+}
+
+/** "10.1.2.0/24" (any address inside with its prefix) -> the subnet; RangeError saying what was expected. */
+export function parseCidr(s: string): Cidr {
+  const m = /^([0-9.]+)\/([0-9]{1,2})$/.exec(s.trim());
+  if (!m || !DOTTED.test(m[1] as string)) throw new RangeError(`${JSON.stringify(s)} is not a subnet: expected ADDRESS/PREFIX such as 10.1.2.0/24`);
+  return subnetOf(ipToInt(m[1] as string), Number(m[2]));
 }
 
 export function subnetContaining(subnets: readonly Subnet[], ip: number): Subnet | undefined {

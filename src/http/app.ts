@@ -7,7 +7,8 @@
  *                    GET|HEAD /boot/env/vmlinuz|initrd.img, GET /boot/task
  *   agent (task token): /agent/v1/task... (src/imaging/protocol.ts)
  *   API (Bearer):    /api/v1/entries..., /api/v1/hosts..., /api/v1/status, /api/v1/dhcp/leases,
- *                    /api/v1/images..., /api/v1/tasks...
+ *                    /api/v1/images..., /api/v1/tasks..., /api/v1/groups..., /api/v1/jobs...,
+ *                    /api/v1/schedules..., /api/v1/wake...
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { httpBaseUrl, type FleetbootConfig } from '../config/config.js';
@@ -24,6 +25,11 @@ import { statusRoutes } from './routes/api-status.js';
 import { dhcpRoutes } from './routes/api-dhcp.js';
 import { imageRoutes } from './routes/api-images.js';
 import { taskRoutes } from './routes/api-tasks.js';
+import { groupRoutes } from './routes/api-groups.js';
+import { jobRoutes } from './routes/api-jobs.js';
+import { scheduleRoutes } from './routes/api-schedules.js';
+import { wakeRoutes } from './routes/api-wake.js';
+import type { WakeService } from '../wake/service.js';
 import { bootRoutes } from './routes/boot.js';
 import { tftpRoutes } from './routes/tftp.js';
 import { agentRoutes } from './routes/agent.js';
@@ -52,6 +58,10 @@ export interface AppOptions {
   onHostsChanged?: () => void;
   /** The imaging lifecycle; made here when absent (the server passes its own, shared with the reaper). */
   imaging?: ImagingService;
+  /** Wake-on-LAN (the server passes its own); without it POST /api/v1/wake answers 503. */
+  wake?: WakeService;
+  /** Called after tasks or schedules changed through the API (the server pokes the scheduler and the wake service). */
+  onTasksChanged?: () => void;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -71,6 +81,14 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     maxUploadBytes: opts.maxUploadBytes ?? 8 * 1024 ** 3,
     startedAt: new Date(),
     imaging: opts.imaging ?? createImagingService({ store, config, log }),
+    wake: opts.wake ?? null,
+    tasksChanged() {
+      try {
+        opts.onTasksChanged?.();
+      } catch (err) {
+        log.error({ subsystem: 'api', err: errorMessage(err) }, 'notifying the scheduler after a change failed');
+      }
+    },
     hostsChanged() {
       if (!opts.onHostsChanged) return;
       try {
@@ -129,6 +147,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await dhcpRoutes(api, ctx);
       await imageRoutes(api, ctx);
       await taskRoutes(api, ctx);
+      await groupRoutes(api, ctx);
+      await jobRoutes(api, ctx);
+      await scheduleRoutes(api, ctx);
+      await wakeRoutes(api, ctx);
     },
     { prefix: '/api/v1' },
   );

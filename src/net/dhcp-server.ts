@@ -48,7 +48,8 @@ export interface DhcpServerServiceOptions {
   clientPort?: number;
   reclaimIntervalMs?: number;
   now?: () => number;
-  signal?: AbortSignal;
+  signal?: AbortSignal;  /** Hears the giaddr of every relayed request (the wiring records relays for Wake-on-LAN). */
+  onRelay?: (giaddr: string) => void;
 }
 
 export type DhcpServerStats = DhcpStats;
@@ -82,7 +83,7 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
   let closed = false;
   const debug = () => log.isLevelEnabled('debug');
 
-  const io = dhcpReplier({ sockets: () => sockets, routing: { broadcastTo: opts.broadcastTo, relayPort, clientPort }, stats, log });
+  const io = dhcpReplier({ sockets: () => sockets, routing: { broadcastTo: opts.broadcastTo, relayPort, clientPort }, stats, log, onRelay: opts.onRelay });
 
   function onMessage(sock: Socket, which: 'dhcp' | 'pxe', msg: Buffer, rinfo: RemoteInfo): void {
     stats.received++;

@@ -133,8 +133,11 @@ export interface DhcpReplier {
   failed(err: unknown, rinfo: RemoteInfo, req: DhcpPacket | undefined): void;
 }
 
-/** The receive/send path both DHCP services share; `sockets()` is read at each send. */
-export function dhcpReplier(o: { sockets: () => DhcpSockets | null; routing: ReplyRouting; stats: DhcpStats; log: Logger }): DhcpReplier {
+/**
+ * The receive/send path both DHCP services share; `sockets()` is read at each send.
+ * `onRelay` hears the giaddr of every relayed request (Wake-on-LAN's relayed subnets).
+ */
+export function dhcpReplier(o: { sockets: () => DhcpSockets | null; routing: ReplyRouting; stats: DhcpStats; log: Logger; onRelay?: ((giaddr: string) => void) | undefined }): DhcpReplier {
   const { routing, stats, log } = o;
   const debug = (): boolean => log.isLevelEnabled('debug');
   return {
@@ -158,7 +161,15 @@ export function dhcpReplier(o: { sockets: () => DhcpSockets | null; routing: Rep
     },
     decode(msg, rinfo) {
       try {
-        return decodePacket(msg);
+        const p = decodePacket(msg);
+        if (p.op === 1 && p.giaddr !== '0.0.0.0' && o.onRelay) {
+          try {
+            o.onRelay(p.giaddr);
+          } catch (err) {
+            log.warn({ giaddr: p.giaddr, err: errorMessage(err) }, 'recording a relay failed');
+          }
+        }
+        return p;
       } catch (err) {
         if (!(err instanceof DhcpDecodeError)) throw err;
         stats.malformed++;

@@ -43,7 +43,8 @@ export interface ProxyDhcpServiceOptions {
   /** Port of relay agents (giaddr); default 67 (RFC 2131 4.1). For tests. */
   relayPort?: number;
   /** Closing the service when aborted. */
-  signal?: AbortSignal;
+  signal?: AbortSignal;  /** Hears the giaddr of every relayed request (the wiring records relays for Wake-on-LAN). */
+  onRelay?: (giaddr: string) => void;
 }
 
 export type ProxyDhcpStats = DhcpStats;
@@ -64,7 +65,7 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
   let sockets: DhcpSockets | null = null;
   let closed = false;
   const debug = () => log.isLevelEnabled('debug');
-  const io = dhcpReplier({ sockets: () => sockets, routing: { broadcastTo: opts.broadcastTo, relayPort }, stats, log });
+  const io = dhcpReplier({ sockets: () => sockets, routing: { broadcastTo: opts.broadcastTo, relayPort }, stats, log, onRelay: opts.onRelay });
 
   function onMessage(sock: Socket, which: Arrival['port'], msg: Buffer, rinfo: RemoteInfo): void {
     stats.received++;

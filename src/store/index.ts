@@ -21,6 +21,10 @@ export {
   taskByTokenHash,
   slotStates,
   isActiveState,
+  promoteDueTasks,
+  nextStartAt,
+  wakeCandidates,
+  claimWakeRound,
   TASK_TYPES,
   TERMINAL_TASK_STATES,
   DISK_PATTERN,
@@ -48,3 +52,19 @@ export {
   type RevisionState,
 } from './images.js';
 export { getInventory, putInventory, deleteInventory } from './inventory.js';
+export { listGroups, getGroup, groupMacs, createGroup, deleteGroup, addGroupMembers, removeGroupMembers, checkGroupName, type GroupInfo, type GroupDetail, type GroupMember } from './groups.js';
+export { createJob, getJob, listJobs, jobState, taskPercent, type Job, type JobDetail, type JobState, type NewJob } from './jobs.js';
+export {
+  createSchedule,
+  listSchedules,
+  getSchedule,
+  deleteSchedule,
+  dueSchedules,
+  nextScheduleRunAt,
+  claimScheduleRun,
+  recordScheduleResult,
+  checkScheduleName,
+  type Schedule,
+  type NewSchedule,
+} from './schedules.js';
+export { noteRelay, listRelays, type Relay } from './relays.js';

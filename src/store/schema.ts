@@ -61,7 +61,7 @@ export interface TaskTable {
   mac: string;
   /** capture/deploy: the image name. */
   image: string | null;
-  /** queued | booting | waiting | running | done | failed | cancelled */
+  /** scheduled | queued | booting | waiting | running | done | failed | cancelled */
   state: string;
   phase: string | null;
   bytes_done: number;
@@ -93,6 +93,71 @@ export interface TaskTable {
   token_ip: string | null;
   /** JSON: the hardware identity the agent reported before any transfer. */
   identity: string | null;
+  /** The job (group request) this task belongs to, or null. */
+  job_id: number | null;
+  /** scheduled: when it becomes queued (ISO). */
+  start_at: string | null;
+  /** 1: Wake-on-LAN when queued (0/1: no booleans, see above). */
+  wake: Generated<number>;
+  /** Wake rounds sent so far (0, 1, 2): the wake service's compare-and-swap. */
+  wake_rounds: Generated<number>;
+  /** When the last wake round started (ISO). */
+  woken_at: string | null;
+}
+
+export interface GroupTable {
+  id: Generated<number>;
+  /** Unique (NAME_PATTERN). */
+  name: string;
+  created_at: string;
+}
+
+export interface GroupMemberTable {
+  group_id: number;
+  /** A host's MAC (hosts.mac; the membership goes with the host). */
+  mac: string;
+  added_at: string;
+}
+
+export interface JobTable {
+  id: Generated<number>;
+  /** capture | deploy | inventory */
+  type: string;
+  /** The group's name when the job was made. */
+  group_name: string;
+  image: string | null;
+  /** The task request as submitted (JSON). */
+  request: string;
+  schedule_id: number | null;
+  /** Room for multicast deployment (always null for now). */
+  multicast_session_id: number | null;
+  created_at: string;
+}
+
+export interface ScheduleTable {
+  id: Generated<number>;
+  name: string | null;
+  /** A cron expression (5 fields, or 6 with seconds first), in the server's time zone. */
+  cron: string;
+  /** The task request it submits (JSON, src/model/task-request.ts). */
+  request: string;
+  group_name: string | null;
+  mac: string | null;
+  /** The next due time (ISO); compare-and-swapped when it fires. */
+  next_run_at: string;
+  last_run_at: string | null;
+  /** What the last firing did ("job #3: 12 tasks", "failed: ..."). */
+  last_result: string | null;
+  last_job_id: number | null;
+  last_task_id: number | null;
+  created_at: string;
+}
+
+export interface DhcpRelayTable {
+  /** The relay agent's address (giaddr), dotted quad. */
+  giaddr: string;
+  first_seen_at: string;
+  last_seen_at: string;
 }
 
 export interface ImageTable {
@@ -147,5 +212,10 @@ export interface Database {
   images: ImageTable;
   image_revisions: ImageRevisionTable;
   inventories: InventoryTable;
+  groups: GroupTable;
+  group_members: GroupMemberTable;
+  jobs: JobTable;
+  schedules: ScheduleTable;
+  dhcp_relays: DhcpRelayTable;
   fleetboot_migrations: MigrationTable;
 }

@@ -1,22 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { FleetbootError } from '../lib/errors.js';
-import { bootTaskRow, cancelTask, createHost, createTask, finishTask, getTask, listTasks, openStore, addRevision, retryTask, type Store } from './index.js';
+import { withTempStore } from './temp-store.js';
+import { bootTaskRow, cancelTask, createHost, createTask, finishTask, getTask, listTasks, addRevision, retryTask, type Store } from './index.js';
 import type { Manifest } from '../model/manifest.js';
 
-async function withStore(fn: (s: Store) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'fleetboot-tasks-'));
-  const s = await openStore(dir);
-  try {
-    await fn(s);
-  } finally {
-    await s.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withStore = (fn: (s: Store) => Promise<void>): Promise<void> => withTempStore('tasks', fn);
 
 const MAC = '52:54:00:00:00:01';
 

@@ -6,9 +6,12 @@
  */
 import type { Kysely, Selectable, Updateable } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
-import { ACTIVE_TASK_STATES, TASK_PHASES, type TaskPhase, type TaskState, type TaskType } from '../model/task.js';
+import { ACTIVE_TASK_STATES, BOOTABLE_TASK_STATES, TASK_PHASES, type TaskPhase, type TaskState, type TaskType } from '../model/task.js';
+import { DISK_PATTERN, PARTITION_TABLES } from '../model/task-request.js';
 import type { Database, TaskTable } from './schema.js';
 import { isValidName, normaliseMac } from '../model/validate.js';
+
+export { DISK_PATTERN };
 
 export interface TaskOptions {
   /** Target disk device (/dev/...), or null for the agent's default (first fixed disk). */
@@ -50,6 +53,16 @@ export interface Task {
   tokenIp: string | null;
   /** The hardware identity the agent reported (JSON as stored), or null before it did. */
   identity: string | null;
+  /** The job (a request for a host group) it belongs to, or null. */
+  jobId: number | null;
+  /** A scheduled task: when it becomes queued (ISO); null when it was queued at once. */
+  startAt: string | null;
+  /** Wake-on-LAN when queued. */
+  wake: boolean;
+  /** Wake rounds sent (0, 1, 2). */
+  wakeRounds: number;
+  /** When the last wake round started (ISO), or null. */
+  wokenAt: string | null;
 }
 
 export interface NewTask {
@@ -59,16 +72,20 @@ export interface NewTask {
   /** deploy: a ready revision of the image (default: the current one when the agent starts). */
   revision?: number | null;
   options?: Partial<TaskOptions>;
+  /** The task waits as 'scheduled' until then (ISO); absent or null: queued at once. */
+  startAt?: string | null;
+  /** Wake the machine (Wake-on-LAN) when the task is queued. */
+  wake?: boolean;
+  /** The job it belongs to. */
+  jobId?: number | null;
 }
 
 type Db = Kysely<Database>;
 
 export const TASK_TYPES: readonly TaskType[] = ['capture', 'deploy', 'inventory', 'register'];
 export const TERMINAL_TASK_STATES: readonly TaskState[] = ['done', 'failed', 'cancelled'];
-/** Target disks a task may name. */
-export const DISK_PATTERN = '^/dev/[a-z0-9/_-]+$';
 const DISK_RE = new RegExp(DISK_PATTERN);
-const TABLES: readonly TaskOptions['table'][] = ['keep', 'gpt', 'mbr'];
+const TABLES: readonly TaskOptions['table'][] = PARTITION_TABLES;
 const STATES: readonly TaskState[] = [...ACTIVE_TASK_STATES, ...TERMINAL_TASK_STATES];
 
 export function isActiveState(s: TaskState): boolean {
@@ -128,6 +145,11 @@ export function toTask(r: TaskRow): Task {
     requestedRevision: r.requested_revision,
     tokenIp: r.token_ip,
     identity: r.identity,
+    jobId: r.job_id,
+    startAt: r.start_at,
+    wake: r.wake === 1,
+    wakeRounds: r.wake_rounds,
+    wokenAt: r.woken_at,
   };
 }
 
@@ -145,7 +167,8 @@ async function activeTaskOf(db: Db, mac: string): Promise<{ id: number; type: st
   return db.selectFrom('tasks').select(['id', 'type', 'state']).where('mac', '=', mac).where('state', 'in', [...ACTIVE_TASK_STATES]).executeTakeFirst();
 }
 
-async function insertTask(db: Db, t: NewTask, retryOf: number | null, opts: CreateTaskOptions = {}): Promise<number> {
+/** Insert one task after checking it (the host, the image, one active task per MAC); its id. For store modules that batch (jobs.ts). */
+export async function insertTask(db: Db, t: NewTask, retryOf: number | null, opts: CreateTaskOptions = {}): Promise<number> {
   if (!TASK_TYPES.includes(t.type)) throw new FleetbootError('INVALID_INPUT', `Invalid task type ${JSON.stringify(t.type)}: expected one of ${TASK_TYPES.join(', ')}`);
   const mac = typeof t.mac === 'string' ? normaliseMac(t.mac) : null;
   if (!mac) throw new FleetbootError('INVALID_INPUT', `Invalid MAC address ${JSON.stringify(t.mac)}: expected six hex bytes such as 52:54:00:12:34:56`);
@@ -182,11 +205,29 @@ async function insertTask(db: Db, t: NewTask, retryOf: number | null, opts: Crea
   }
   const active = await activeTaskOf(db, mac);
   if (active) throw new FleetbootError('CONFLICT', `MAC ${mac} already has an active task (#${active.id}, ${active.type}, ${active.state}): cancel it first`);
+  const startAt = t.startAt ?? null;
+  if (startAt !== null && !Number.isFinite(Date.parse(startAt))) throw new TypeError(`insertTask(): startAt must be an ISO time: ${JSON.stringify(startAt)}`);
   const now = new Date().toISOString();
   try {
     const { id } = await db
       .insertInto('tasks')
-      .values({ type: t.type, mac, image, revision, requested_revision: revision, state: 'queued', options: JSON.stringify(options), retry_of: retryOf, bytes_done: 0, attempts: 0, created_at: now, updated_at: now })
+      .values({
+        type: t.type,
+        mac,
+        image,
+        revision,
+        requested_revision: revision,
+        state: startAt === null ? 'queued' : 'scheduled',
+        start_at: startAt,
+        wake: t.wake === true ? 1 : 0,
+        job_id: t.jobId ?? null,
+        options: JSON.stringify(options),
+        retry_of: retryOf,
+        bytes_done: 0,
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+      })
       .returning('id')
       .executeTakeFirstOrThrow();
     return id;
@@ -221,9 +262,10 @@ export async function getTask(db: Db, id: number): Promise<Task | null> {
   return r ? toTask(r) : null;
 }
 
-/** Newest first. `active`: true = only queued/booting/waiting/running, false = only finished ones. */
-export async function listTasks(db: Db, filter: { mac?: string; active?: boolean; limit?: number } = {}): Promise<Task[]> {
+/** Newest first. `active`: true = only scheduled/queued/booting/waiting/running, false = only finished ones. */
+export async function listTasks(db: Db, filter: { mac?: string; active?: boolean; limit?: number; jobId?: number } = {}): Promise<Task[]> {
   let q = taskQuery(db);
+  if (filter.jobId !== undefined) q = q.where('tasks.job_id', '=', filter.jobId);
   if (filter.mac !== undefined) {
     const mac = normaliseMac(filter.mac);
     if (!mac) throw new FleetbootError('INVALID_INPUT', `Invalid MAC address ${JSON.stringify(filter.mac)}`);
@@ -280,7 +322,8 @@ export async function retryTask(db: Db, id: number): Promise<Task> {
     const old = await getTask(trx, id);
     if (!old) throw new FleetbootError('NOT_FOUND', `No task #${id}`);
     if (old.state !== 'failed' && old.state !== 'cancelled') throw new FleetbootError('CONFLICT', `Task #${id} is ${old.state}: only a failed or cancelled task can be retried`);
-    const newId = await insertTask(trx, { type: old.type, mac: old.mac, image: old.image, revision: old.requestedRevision, options: old.options }, old.id);
+    // Queued at once (no start time), outside the job; it wakes its machine if the first one did.
+    const newId = await insertTask(trx, { type: old.type, mac: old.mac, image: old.image, revision: old.requestedRevision, options: old.options, wake: old.wake }, old.id);
     return toTask(await taskQuery(trx).where('tasks.id', '=', newId).executeTakeFirstOrThrow());
   });
 }
@@ -331,7 +374,8 @@ export async function bootTaskRow(db: Db, id: number, tokenSha256: string, clien
     .where('attempts', '=', before.attempts)
     .where('token_ip', before.tokenIp === null ? 'is' : '=', before.tokenIp)
     .where('last_seen_at', before.lastSeenAt === null ? 'is' : '=', before.lastSeenAt)
-    .where('state', 'in', [...ACTIVE_TASK_STATES])
+    // Never a scheduled task: it waits for its start time.
+    .where('state', 'in', [...BOOTABLE_TASK_STATES])
     .executeTakeFirst();
   return r.numUpdatedRows > 0n;
 }
@@ -350,4 +394,49 @@ export async function slotStates(db: Db): Promise<{ id: number; requestedAt: str
     .where('state', 'in', [...ACTIVE_TASK_STATES])
     .execute();
   return rows.map((r) => ({ id: r.id, requestedAt: r.slot_requested_at, grantedAt: r.slot_granted_at, lastSeenAt: r.last_seen_at, updatedAt: r.updated_at }));
+}
+
+/** The earliest start time of a scheduled task (ISO), or null when none waits. */
+export async function nextStartAt(db: Db): Promise<string | null> {
+  const r = await db.selectFrom('tasks').select((eb) => eb.fn.min<string>('start_at').as('next')).where('state', '=', 'scheduled').executeTakeFirst();
+  return r?.next ?? null;
+}
+
+/**
+ * Scheduled tasks whose start time has come (start_at <= nowIso) become
+ * queued, each by a compare-and-swap on its state (a cancel, or another
+ * server, in between wins). Returns the tasks it moved, as they are now.
+ */
+export async function promoteDueTasks(db: Db, nowIso: string): Promise<Task[]> {
+  const due = await db.selectFrom('tasks').select('id').where('state', '=', 'scheduled').where('start_at', '<=', nowIso).orderBy('start_at').execute();
+  const out: Task[] = [];
+  for (const { id } of due) {
+    const r = await db.updateTable('tasks').set({ state: 'queued', updated_at: nowIso }).where('id', '=', id).where('state', '=', 'scheduled').executeTakeFirst();
+    if (r.numUpdatedRows === 0n) continue;
+    const t = await getTask(db, id);
+    if (t) out.push(t);
+  }
+  return out;
+}
+
+/** Queued tasks that wake their machine, with their wake bookkeeping (src/wake/service.ts). */
+export async function wakeCandidates(db: Db): Promise<Array<{ id: number; mac: string; wakeRounds: number; wokenAt: string | null }>> {
+  const rows = await db.selectFrom('tasks').select(['id', 'mac', 'wake_rounds', 'woken_at']).where('state', '=', 'queued').where('wake', '=', 1).orderBy('id').execute();
+  return rows.map((r) => ({ id: r.id, mac: r.mac, wakeRounds: r.wake_rounds, wokenAt: r.woken_at }));
+}
+
+/**
+ * Start wake round `from + 1` of a queued task: a compare-and-swap on
+ * wake_rounds (and the state), so that one server sends each round once.
+ * False when the task moved on (booted, cancelled) or another did it.
+ */
+export async function claimWakeRound(db: Db, id: number, from: number, nowIso: string): Promise<boolean> {
+  const r = await db
+    .updateTable('tasks')
+    .set({ wake_rounds: from + 1, woken_at: nowIso, updated_at: nowIso })
+    .where('id', '=', id)
+    .where('wake_rounds', '=', from)
+    .where('state', '=', 'queued')
+    .executeTakeFirst();
+  return r.numUpdatedRows > 0n;
 }

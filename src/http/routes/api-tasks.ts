@@ -2,7 +2,8 @@
  * Imaging tasks (token required):
  *   GET    /api/v1/tasks[?mac=MAC&active=true|false&limit=N]   newest first -> { tasks }
  *   GET    /api/v1/tasks/:id
- *   POST   /api/v1/tasks            { type: capture|deploy|inventory, mac, image?, revision?, disk?, table? } -> 201
+ *   POST   /api/v1/tasks            { type: capture|deploy|inventory, mac | group, image?, revision?, disk?, table?,
+ *                                     wake?, at? } -> 201 the task (mac), or the job with its tasks (group)
  *   POST   /api/v1/tasks/:id/cancel -> the task (409 when it has already finished)
  *   POST   /api/v1/tasks/:id/retry  -> 201, a new queued task (retryOf = id)
  *
@@ -12,11 +13,17 @@
  * that is current when its agent starts; `disk` (a /dev path on the machine, default: its first fixed disk)
  * applies to capture and deploy, `table` (keep | gpt | mbr) to deploy only.
  * The repository checks the rest: the host exists, a deploy's image exists,
- * the MAC has no other active task (409).
+ * the MAC has no other active task (409). `group`: one task per member, all
+ * or none (409 naming the members that have an active task); a capture takes
+ * one MAC. `wake`: Wake-on-LAN when queued. `at` (src/model/when.ts): the
+ * tasks wait as scheduled until then (a time without offset is the server's
+ * local time; the CLI sends UTC).
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { createTask, getTask, listTasks, normaliseMac, retryTask, DISK_PATTERN, NAME_PATTERN, type Task, type TaskOptions } from '../../store/index.js';
+import { getTask, listTasks, normaliseMac, retryTask, DISK_PATTERN, NAME_PATTERN, type Task } from '../../store/index.js';
+import { PARTITION_TABLES, REQUEST_TASK_TYPES, parseTaskRequest, type TaskRequest } from '../../model/task-request.js';
+import { describeSubmitted, submitTaskRequest } from '../../imaging/submit.js';
 import type { AppContext } from '../context.js';
 
 const nullableString = { type: ['string', 'null'] } as const;
@@ -52,7 +59,57 @@ export const taskSchema = {
     lastSeenAt: nullableString,
     revision: nullableInt,
     tokenIp: nullableString,
+    jobId: nullableInt,
+    startAt: nullableString,
+    wake: { type: 'boolean' },
+    wakeRounds: { type: 'integer' },
+    wokenAt: nullableString,
   },
+} as const;
+
+/** A job (GET /api/v1/jobs) without its tasks. */
+export const jobSchema = {
+  type: 'object',
+  required: ['id', 'type', 'group', 'state', 'total', 'counts', 'createdAt'],
+  properties: {
+    id: { type: 'integer' },
+    type: { type: 'string' },
+    group: { type: 'string' },
+    image: nullableString,
+    state: { type: 'string' },
+    total: { type: 'integer' },
+    counts: { type: 'object', additionalProperties: { type: 'integer' } },
+    percent: nullableNumber,
+    startAt: nullableString,
+    scheduleId: nullableInt,
+    multicastSessionId: nullableInt,
+    createdAt: { type: 'string' },
+  },
+} as const;
+
+/** A job with the request it was made from and its member tasks. */
+export const jobDetailSchema = {
+  type: 'object',
+  required: [...jobSchema.required, 'request', 'tasks'],
+  properties: { ...jobSchema.properties, request: { type: 'object', additionalProperties: true }, tasks: { type: 'array', items: taskSchema } },
+} as const;
+
+/**
+ * The fields of a task request (src/model/task-request.ts) as JSON schema:
+ * types and patterns; parseTaskRequest() then says which go together.
+ * Also the `request` of a schedule (without `at`).
+ */
+export const taskRequestProperties = {
+  type: { type: 'string', enum: REQUEST_TASK_TYPES },
+  mac: { type: 'string', minLength: 12, maxLength: 17 },
+  group: { type: 'string', pattern: NAME_PATTERN },
+  // (a pattern applies to strings only: null passes it)
+  image: { type: ['string', 'null'], pattern: NAME_PATTERN },
+  revision: { type: ['integer', 'null'], minimum: 1 },
+  disk: { type: ['string', 'null'], pattern: DISK_PATTERN, maxLength: 128 },
+  table: { type: 'string', enum: PARTITION_TABLES },
+  wake: { type: 'boolean' },
+  at: { type: 'string', minLength: 1, maxLength: 64 },
 } as const;
 
 /** Task ids in URLs: params are strings (the app does not coerce types). */
@@ -61,18 +118,6 @@ const idParams = {
   required: ['id'],
   properties: { id: { type: 'string', pattern: '^[1-9][0-9]{0,14}$' } },
 } as const;
-
-const IMAGING_TASK_TYPES = ['capture', 'deploy', 'inventory'] as const;
-type ApiTaskType = (typeof IMAGING_TASK_TYPES)[number];
-
-interface NewTaskBody {
-  type: ApiTaskType;
-  mac: string;
-  image?: string | null;
-  revision?: number | null;
-  disk?: string | null;
-  table?: TaskOptions['table'];
-}
 
 interface ListQuery {
   mac?: string;
@@ -84,17 +129,6 @@ function taskId(raw: string): number {
   const id = Number(raw);
   if (!Number.isSafeInteger(id) || id < 1) throw new FleetbootError('INVALID_INPUT', `Invalid task id ${JSON.stringify(raw)}: expected a positive integer`);
   return id;
-}
-
-/** What the JSON schema cannot say: which fields go with which type. */
-function checkNewTask(b: NewTaskBody): void {
-  const image = b.image ?? null;
-  if ((b.type === 'capture' || b.type === 'deploy') && image === null) {
-    throw new FleetbootError('INVALID_INPUT', `A ${b.type} task needs an image name ("image")`);
-  }
-  if (b.type === 'inventory' && image !== null) throw new FleetbootError('INVALID_INPUT', 'An inventory task takes no image');
-  if (b.type === 'inventory' && b.disk !== undefined && b.disk !== null) throw new FleetbootError('INVALID_INPUT', 'An inventory task takes no disk (it lists them all)');
-  if (b.table !== undefined && b.type !== 'deploy') throw new FleetbootError('INVALID_INPUT', `"table" applies to deploy tasks only, not to ${b.type}`);
 }
 
 export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
@@ -138,36 +172,26 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
 
   app.get<{ Params: { id: string } }>('/tasks/:id', { schema: { params: idParams, response: { 200: taskSchema } } }, async (req) => found(taskId(req.params.id)));
 
-  app.post<{ Body: NewTaskBody }>(
+  app.post<{ Body: TaskRequest }>(
     '/tasks',
     {
       schema: {
-        body: {
-          type: 'object',
-          required: ['type', 'mac'],
-          additionalProperties: false,
-          properties: {
-            type: { type: 'string', enum: IMAGING_TASK_TYPES },
-            mac: { type: 'string', minLength: 12, maxLength: 17 },
-            // (a pattern applies to strings only: null passes it)
-            image: { type: ['string', 'null'], pattern: NAME_PATTERN },
-            revision: { type: ['integer', 'null'], minimum: 1 },
-            disk: { type: ['string', 'null'], pattern: DISK_PATTERN, maxLength: 128 },
-            table: { type: 'string', enum: ['keep', 'gpt', 'mbr'] },
-          },
-        },
-        response: { 201: taskSchema },
+        body: { type: 'object', required: ['type'], additionalProperties: false, properties: taskRequestProperties },
+        response: { 201: { anyOf: [taskSchema, jobDetailSchema] } },
       },
     },
     async (req, reply) => {
-      const b = req.body;
-      checkNewTask(b);
-      const options: Partial<TaskOptions> = {};
-      if (b.disk !== undefined) options.disk = b.disk;
-      if (b.table !== undefined) options.table = b.table;
-      const task = await createTask(store.db, { type: b.type, mac: b.mac, image: b.image ?? null, revision: b.revision ?? null, options });
-      ctx.log.info({ subsystem: 'api', task: task.id, type: task.type, mac: task.mac, image: task.image }, 'task queued');
-      return reply.code(201).send(task);
+      const request = parseTaskRequest(req.body, { allowAt: true });
+      const sub = await submitTaskRequest(store, request, { now: new Date() });
+      if (sub.kind === 'task') {
+        const t = sub.task;
+        ctx.log.info({ subsystem: 'api', task: t.id, type: t.type, mac: t.mac, image: t.image, state: t.state, startAt: t.startAt, wake: t.wake }, `${describeSubmitted(sub)}: ${t.state}`);
+      } else {
+        const j = sub.job;
+        ctx.log.info({ subsystem: 'api', job: j.id, type: j.type, group: j.group, image: j.image, tasks: j.tasks.map((t) => t.id), startAt: j.startAt, wake: request.wake === true }, describeSubmitted(sub));
+      }
+      ctx.tasksChanged();
+      return reply.code(201).send(sub.kind === 'task' ? sub.task : sub.job);
     },
   );
 

@@ -35,7 +35,7 @@ const IPV4 = new RegExp(IPV4_PATTERN);
 function decisionTask(t: Task): DecisionTask {
   const seen = Date.parse(t.lastSeenAt ?? '');
   // activeTaskForMac() returns active tasks only; a finished one here is a programming error.
-  if (t.state !== 'queued' && t.state !== 'booting' && t.state !== 'waiting' && t.state !== 'running') throw new TypeError(`task #${t.id} is ${t.state}, not active`);
+  if (t.state !== 'scheduled' && t.state !== 'queued' && t.state !== 'booting' && t.state !== 'waiting' && t.state !== 'running') throw new TypeError(`task #${t.id} is ${t.state}, not active`);
   return { id: t.id, type: t.type, state: t.state, attempts: t.attempts, lastSeenMs: Number.isFinite(seen) ? seen : null, tokenIp: t.tokenIp };
 }
 

@@ -5,6 +5,7 @@ import * as m20251201T1200 from './20251201T1200_dhcp_leases.js';
 import * as m20251210T1200 from './20251210T1200_host_ip.js';
 import * as m20261123T1200 from './20261123T1200_imaging.js';
 import * as m20261202T1200 from './20261202T1200_revisions.js';
+import * as m20261203T1200 from './20261203T1200_groups_jobs_schedules.js';
 
 export interface Migration {
   readonly name: string;
@@ -17,4 +18,5 @@ export const migrations: readonly Migration[] = [
   { name: '20251210T1200_host_ip', up: m20251210T1200.up },
   { name: '20261123T1200_imaging', up: m20261123T1200.up },
   { name: '20261202T1200_revisions', up: m20261202T1200.up },
+  { name: '20261203T1200_groups_jobs_schedules', up: m20261203T1200.up },
 ];

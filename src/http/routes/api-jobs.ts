@@ -1,0 +1,54 @@
+/**
+ * Jobs: the tasks one request made for a host group (token required):
+ *   GET  /api/v1/jobs[?limit=N]     newest first -> { jobs } (state, counts per task state, mean percent)
+ *   GET  /api/v1/jobs/:id           the job with its request and member tasks (state, phase, progress each)
+ *   POST /api/v1/jobs/:id/cancel    cancel every unfinished member -> the job
+ * Jobs are made by POST /api/v1/tasks with `group` (and by schedules).
+ */
+import type { FastifyInstance } from 'fastify';
+import { FleetbootError } from '../../lib/errors.js';
+import { getJob, isActiveState, listJobs, type JobDetail } from '../../store/index.js';
+import type { AppContext } from '../context.js';
+import { jobDetailSchema, jobSchema } from './api-tasks.js';
+
+const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[1-9][0-9]{0,14}$' } } } as const;
+
+export async function jobRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const { store } = ctx;
+
+  const found = async (raw: string): Promise<JobDetail> => {
+    const j = await getJob(store.db, Number(raw));
+    if (!j) throw new FleetbootError('NOT_FOUND', `No job ${raw}`);
+    return j;
+  };
+
+  app.get<{ Querystring: { limit?: string } }>(
+    '/jobs',
+    {
+      schema: {
+        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' } } },
+        response: { 200: { type: 'object', properties: { jobs: { type: 'array', items: jobSchema } } } },
+      },
+    },
+    async (req) => ({ jobs: await listJobs(store.db, req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}) }),
+  );
+
+  app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { params: idParams, response: { 200: jobDetailSchema } } }, async (req) => found(req.params.id));
+
+  app.post<{ Params: { id: string } }>('/jobs/:id/cancel', { schema: { params: idParams, response: { 200: jobDetailSchema } } }, async (req) => {
+    const job = await found(req.params.id);
+    const cancelled: number[] = [];
+    for (const t of job.tasks.filter((x) => isActiveState(x.state))) {
+      try {
+        await ctx.imaging.cancel(t.id);
+        cancelled.push(t.id);
+      } catch (err) {
+        // Finished between the read and the cancel: nothing to do.
+        if (!(err instanceof FleetbootError && err.code === 'CONFLICT')) throw err;
+      }
+    }
+    ctx.log.info({ subsystem: 'api', job: job.id, cancelled }, `job #${job.id}: ${cancelled.length} task(s) cancelled`);
+    ctx.tasksChanged();
+    return found(req.params.id);
+  });
+}

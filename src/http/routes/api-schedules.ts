@@ -1,0 +1,101 @@
+/**
+ * Recurring schedules (token required):
+ *   GET    /api/v1/schedules                      -> { schedules }
+ *   POST   /api/v1/schedules { cron, name?, request } -> 201 the schedule (with its next times)
+ *   GET    /api/v1/schedules/:ref                 by id or name, with its next times
+ *   DELETE /api/v1/schedules/:ref                 -> { deleted: the schedule }
+ * `request` is a task request, the body POST /api/v1/tasks takes, without
+ * `at`; it is stored validated (JSON) and submitted at each time the cron
+ * expression names (5 fields, or 6 with seconds first; the server's time zone).
+ */
+import type { FastifyInstance } from 'fastify';
+import { FleetbootError } from '../../lib/errors.js';
+import { nextCronRun } from '../../schedule/scheduler.js';
+import { createSchedule, deleteSchedule, getSchedule, listSchedules, NAME_PATTERN, type Schedule } from '../../store/index.js';
+import type { AppContext } from '../context.js';
+import { taskRequestProperties } from './api-tasks.js';
+
+const { at: _at, ...scheduleRequestProperties } = taskRequestProperties;
+
+const nullableString = { type: ['string', 'null'] } as const;
+const nullableInt = { type: ['integer', 'null'] } as const;
+
+const scheduleSchema = {
+  type: 'object',
+  required: ['id', 'name', 'cron', 'request', 'nextRunAt', 'createdAt'],
+  properties: {
+    id: { type: 'integer' },
+    name: nullableString,
+    cron: { type: 'string' },
+    request: { type: 'object', additionalProperties: true },
+    nextRunAt: { type: 'string' },
+    lastRunAt: nullableString,
+    lastResult: nullableString,
+    lastJobId: nullableInt,
+    lastTaskId: nullableInt,
+    createdAt: { type: 'string' },
+    upcoming: { type: 'array', items: { type: 'string' } },
+  },
+} as const;
+
+const refParams = { type: 'object', required: ['ref'], properties: { ref: { type: 'string', pattern: NAME_PATTERN } } } as const;
+
+/** The schedule with its next few times (from its next due time on). */
+function withUpcoming(s: Schedule, n = 3): Schedule & { upcoming: string[] } {
+  const upcoming: string[] = [s.nextRunAt];
+  let t: Date | null = new Date(Date.parse(s.nextRunAt));
+  while (upcoming.length < n && t !== null) {
+    t = nextCronRun(s.cron, t);
+    if (t) upcoming.push(t.toISOString());
+  }
+  return { ...s, upcoming };
+}
+
+export async function scheduleRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const { store } = ctx;
+
+  app.get('/schedules', { schema: { response: { 200: { type: 'object', properties: { schedules: { type: 'array', items: scheduleSchema } } } } } }, async () => ({
+    schedules: await listSchedules(store.db),
+  }));
+
+  app.post<{ Body: { cron: string; name?: string | null; request: unknown } }>(
+    '/schedules',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['cron', 'request'],
+          additionalProperties: false,
+          properties: {
+            cron: { type: 'string', minLength: 1, maxLength: 128 },
+            name: { type: ['string', 'null'], pattern: NAME_PATTERN },
+            request: { type: 'object', required: ['type'], additionalProperties: false, properties: scheduleRequestProperties },
+          },
+        },
+        response: { 201: scheduleSchema },
+      },
+    },
+    async (req, reply) => {
+      const { cron, request } = req.body;
+      const first = nextCronRun(cron, new Date());
+      if (first === null) throw new FleetbootError('INVALID_INPUT', `The cron expression ${JSON.stringify(cron)} names no time from now on: expected one that recurs`);
+      const s = await createSchedule(store.db, { name: req.body.name ?? null, cron, request, nextRunAt: first.toISOString() });
+      ctx.log.info({ subsystem: 'api', schedule: s.id, name: s.name, cron: s.cron, request: s.request, next: s.nextRunAt }, `schedule #${s.id} added: ${s.cron}, next ${s.nextRunAt}`);
+      ctx.tasksChanged();
+      return reply.code(201).send(withUpcoming(s));
+    },
+  );
+
+  app.get<{ Params: { ref: string } }>('/schedules/:ref', { schema: { params: refParams, response: { 200: scheduleSchema } } }, async (req) => {
+    const s = await getSchedule(store.db, req.params.ref);
+    if (!s) throw new FleetbootError('NOT_FOUND', `No schedule ${/^[0-9]+$/.test(req.params.ref) ? `#${req.params.ref}` : `named '${req.params.ref}'`}`);
+    return withUpcoming(s);
+  });
+
+  app.delete<{ Params: { ref: string } }>('/schedules/:ref', { schema: { params: refParams, response: { 200: { type: 'object', properties: { deleted: scheduleSchema } } } } }, async (req) => {
+    const s = await deleteSchedule(store.db, req.params.ref);
+    ctx.log.info({ subsystem: 'api', schedule: s.id, name: s.name }, `schedule #${s.id} removed`);
+    ctx.tasksChanged();
+    return { deleted: s };
+  });
+}

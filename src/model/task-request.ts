@@ -1,0 +1,113 @@
+/**
+ * What asks for imaging tasks: the body of POST /api/v1/tasks, and what a
+ * recurring schedule stores and submits at each of its times. One machine
+ * (`mac`) or every member of a host group (`group`, one task each, shown
+ * together as a job). Pure: the HTTP layer checks types with its JSON
+ * schema and then this; the store checks a stored request again when it
+ * reads it back.
+ */
+import { FleetbootError } from '../lib/errors.js';
+import { isValidName, normaliseMac } from './validate.js';
+
+export const REQUEST_TASK_TYPES = ['capture', 'deploy', 'inventory'] as const;
+export type RequestTaskType = (typeof REQUEST_TASK_TYPES)[number];
+
+export const PARTITION_TABLES = ['keep', 'gpt', 'mbr'] as const;
+export type PartitionTable = (typeof PARTITION_TABLES)[number];
+
+/** Target disks a task may name. */
+export const DISK_PATTERN = '^/dev/[a-z0-9/_-]+$';
+const DISK_RE = new RegExp(DISK_PATTERN);
+
+export interface TaskRequest {
+  type: RequestTaskType;
+  /** One machine (any usual MAC spelling; normalised here)... */
+  mac?: string;
+  /** ...or every member of this host group. */
+  group?: string;
+  /** capture/deploy: the image. */
+  image?: string | null;
+  /** deploy: a ready revision (default: the current one when the agent starts). */
+  revision?: number | null;
+  /** capture/deploy: the disk (default: the first fixed disk). */
+  disk?: string | null;
+  /** deploy: the partition table to write. */
+  table?: PartitionTable;
+  /** Send Wake-on-LAN packets when the task is queued (at once, or at its start time). */
+  wake?: boolean;
+  /** Start time (the task waits as `scheduled`); see src/model/when.ts. Never in a stored schedule. */
+  at?: string;
+}
+
+const KEYS: readonly string[] = ['type', 'mac', 'group', 'image', 'revision', 'disk', 'table', 'wake', 'at'];
+
+function bad(message: string): FleetbootError {
+  return new FleetbootError('INVALID_INPUT', message);
+}
+
+const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+
+/** The message for a capture asked of a group: one image comes from one disk. */
+export const CAPTURE_GROUP_REFUSED =
+  'A capture takes one machine, not a group: an image is captured from one disk (name the MAC of the reference machine); deploy and inventory take a group';
+
+/**
+ * Check a task request (its types and which fields go with which type) and
+ * return a new, normalised one (MAC in lower-case colon form, absent fields
+ * left out). `allowAt`: false for what a schedule stores (it has its own
+ * times). Throws FleetbootError('INVALID_INPUT') saying what was expected
+ * and what was seen.
+ */
+export function parseTaskRequest(value: unknown, opts: { allowAt: boolean }): TaskRequest {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(`A task request must be an object { type, mac | group, ... }: got ${show(value)}`);
+  const r = value as Record<string, unknown>;
+  for (const k of Object.keys(r)) if (!KEYS.includes(k)) throw bad(`Unknown field "${k}" in a task request (known: ${KEYS.join(', ')})`);
+  const type = REQUEST_TASK_TYPES.find((t) => t === r['type']);
+  if (type === undefined) throw bad(`Invalid task type ${show(r['type'])}: expected one of ${REQUEST_TASK_TYPES.join(', ')}`);
+  const out: TaskRequest = { type };
+  const hasMac = r['mac'] !== undefined && r['mac'] !== null;
+  const hasGroup = r['group'] !== undefined && r['group'] !== null;
+  if (hasMac === hasGroup) throw bad(`A task request names either one machine ("mac") or a host group ("group"): got ${hasMac ? 'both' : 'neither'}`);
+  if (hasMac) {
+    const mac = typeof r['mac'] === 'string' ? normaliseMac(r['mac']) : null;
+    if (mac === null) throw bad(`Invalid MAC address ${show(r['mac'])}: expected six hex bytes such as 52:54:00:12:34:56`);
+    out.mac = mac;
+  } else {
+    if (type === 'capture') throw bad(CAPTURE_GROUP_REFUSED);
+    if (typeof r['group'] !== 'string' || !isValidName(r['group'])) throw bad(`Invalid group name ${show(r['group'])}: expected letters, digits, . _ - (up to 64, starting with a letter or digit)`);
+    out.group = r['group'];
+  }
+  const image = r['image'] ?? null;
+  if (image !== null && (typeof image !== 'string' || !isValidName(image))) throw bad(`Invalid image name ${show(image)}: expected letters, digits, . _ - (up to 64)`);
+  if ((type === 'capture' || type === 'deploy') && image === null) throw bad(`A ${type} task needs an image name ("image")`);
+  if (type === 'inventory' && image !== null) throw bad('An inventory task takes no image');
+  if (image !== null) out.image = image;
+  const revision = r['revision'] ?? null;
+  if (revision !== null) {
+    if (type !== 'deploy') throw bad(`A ${type} task takes no revision`);
+    if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 1) throw bad(`Invalid revision ${show(revision)}: expected a revision number (1, 2, ...)`);
+    out.revision = revision;
+  }
+  const disk = r['disk'] ?? null;
+  if (disk !== null) {
+    if (type === 'inventory') throw bad('An inventory task takes no disk (it lists them all)');
+    if (typeof disk !== 'string' || !DISK_RE.test(disk) || disk.length > 128 || disk.includes('..')) throw bad(`Invalid disk ${show(disk)}: expected a device path such as /dev/sda or /dev/nvme0n1`);
+    out.disk = disk;
+  }
+  if (r['table'] !== undefined) {
+    if (type !== 'deploy') throw bad(`"table" applies to deploy tasks only, not to ${type}`);
+    const table = PARTITION_TABLES.find((t) => t === r['table']);
+    if (table === undefined) throw bad(`Invalid partition table ${show(r['table'])}: expected keep, gpt or mbr`);
+    out.table = table;
+  }
+  if (r['wake'] !== undefined) {
+    if (typeof r['wake'] !== 'boolean') throw bad(`"wake" must be true or false: got ${show(r['wake'])}`);
+    if (r['wake']) out.wake = true;
+  }
+  if (r['at'] !== undefined && r['at'] !== null) {
+    if (!opts.allowAt) throw bad('A schedule\'s task request takes no start time ("at"): the schedule\'s cron expression says when it runs');
+    if (typeof r['at'] !== 'string') throw bad(`"at" must be a time (text): got ${show(r['at'])}`);
+    out.at = r['at'];
+  }
+  return out;
+}
