@@ -26,7 +26,7 @@ import { MulticastRoutedLab } from './lab/mrouter.js';
 import { ProcessLog } from './lab/bootenv/services.js';
 import { waitFor } from './wait.js';
 import { bundledCli } from './lab/cli-bundle.js';
-import type { Argv } from '../src/lib/programs.js';
+import { resolveArgv, type Argv } from '../src/lib/programs.js';
 
 const A = '10.213.86';
 const B = '10.213.87';
@@ -101,9 +101,9 @@ describe('multicast through a router namespace (smcrouted static routes)', { tim
     const cli = await bundledCli();
     const group = '239.255.86.20';
     const receive = (out: string, timeout: string): ProcessLog =>
-      new ProcessLog('fleetboot receive', n.b.spawnIn(n.b.host('rcv').netns, ['env', ...cli, 'multicast', 'receive', '--address', group, '--port', '9210', '--out', out, '--timeout', timeout]));
+      new ProcessLog('fleetboot receive', n.b.spawnIn(n.b.host('rcv').netns, ['env', ...resolveArgv(cli), 'multicast', 'receive', '--address', group, '--port', '9210', '--out', out, '--timeout', timeout]));
     const send = (ttl: string): ProcessLog =>
-      new ProcessLog('fleetboot send', n.a.spawnIn(n.a.host('snd').netns, ['env', ...cli, 'multicast', 'send', join(work, 'src.bin'), '--address', group, '--port', '9210', '--receivers', '1', '--ttl', ttl]));
+      new ProcessLog('fleetboot send', n.a.spawnIn(n.a.host('snd').netns, ['env', ...resolveArgv(cli), 'multicast', 'send', join(work, 'src.bin'), '--address', group, '--port', '9210', '--receivers', '1', '--ttl', ttl]));
     const out2 = join(work, 'fb-ttl2.bin');
     const rx = receive(out2, '30');
     await waitFor('the receiver bound to its port', () => n.b.udpBound('rcv', 9210), 10_000, { intervalMs: 50, detail: () => rx.tail(10) });

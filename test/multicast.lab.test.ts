@@ -21,10 +21,11 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, labAvailable } from './lab/lab.js';
 import { bundledCli } from './lab/cli-bundle.js';
+import { resolveArgv, type Argv } from '../src/lib/programs.js';
 
 const SUBNET = '10.213.90';
 const ROOT = new URL('..', import.meta.url).pathname;
-let CLI: string[] = [];
+let CLI: Argv = ['node'];
 const RECEIVERS = ['r0', 'r1', 'r2', 'r3'];
 
 interface Run {
@@ -40,7 +41,7 @@ let lab: Lab;
 let work: string;
 
 function run(host: string, args: string[]): Run {
-  const child = lab.spawnIn(lab.host(host).netns, ['env', ...CLI, 'multicast', ...args], { cwd: ROOT });
+  const child = lab.spawnIn(lab.host(host).netns, ['env', ...resolveArgv(CLI), 'multicast', ...args], { cwd: ROOT });
   const r: Run = {
     child,
     stdout: '',
@@ -124,7 +125,7 @@ describe('multicast: the standalone pair on a lab bridge', { timeout: 600_000 },
     const feedbackPort = /from [\d.]+:(\d+), waiting/.exec(s.sender.stderr)?.[1] ?? '0';
     // Junk: random datagrams, some with our magic and version, to the sender's port and to the group.
     const script = `const d=require('dgram').createSocket('udp4');const c=require('crypto');let n=0;const t=setInterval(()=>{for(let i=0;i<50;i++){const b=c.randomBytes(1+Math.floor(Math.random()*1500));if(i%2){b[0]=0x46;b[1]=0x4d;b[2]=1;}d.send(b,${feedbackPort},'${SUBNET}.1');d.send(b,9000,'239.255.90.1');}if(++n>60){clearInterval(t);d.close();}},20);`;
-    const thrower = lab.spawnIn(lab.host('r3').netns, ['env', process.execPath, '-e', script]);
+    const thrower = lab.spawnIn(lab.host('r3').netns, ['node', '-e', script]);
     const thrown = new Promise((r) => thrower.once('exit', r));
     await expectIdentical(s, src.sha256, 'clean');
     await thrown;

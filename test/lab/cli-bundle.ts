@@ -8,17 +8,18 @@
  */
 import { build } from 'esbuild';
 import { join } from 'node:path';
+import type { Argv } from '../../src/lib/programs.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
 let bundled: Promise<string> | null = null;
 
-/** Argv prefix that runs the bundled CLI: [node, bundle]. Built once per test process. */
-export async function bundledCli(): Promise<[string, string]> {
+/** Argv prefix that runs the bundled CLI: ['node', bundle] (spread it through resolveArgv). Built once per test process. */
+export async function bundledCli(): Promise<Argv> {
   bundled ??= (async () => {
     const outfile = join(ROOT, 'build', 'test', 'fleetboot-cli.mjs');
     await build({ entryPoints: [join(ROOT, 'src/cli/main.ts')], bundle: true, packages: 'external', platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning', outfile });
     return outfile;
   })();
-  return [process.execPath, await bundled];
+  return ['node', await bundled];
 }
