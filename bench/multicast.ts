@@ -30,9 +30,9 @@
  *               1000, i.e. 1 Mbit/s; -H: a closed group of the receivers' IDs, so the
  *               announcement ends as soon as all have registered; -B: 4 MiB socket buffers,
  *               like udpcast's --rcvbuf; net.core.rmem_max is 4 MiB here)
- *   fleetboot   node --import tsx src/cli/main.ts multicast send FILE --address 239.255.85.30
+ *   fleetboot   node fleetboot-cli.mjs multicast send FILE --address 239.255.85.30
  *                 --port 9030 --receivers N --interface eth0 --max-wait 60 [--max-rate MBPS]
- *               node --import tsx src/cli/main.ts multicast receive --address 239.255.85.30
+ *               node fleetboot-cli.mjs multicast receive --address 239.255.85.30
  *                 --port 9030 --out OUT --interface eth0
  *               (skipped, with a message, while the tree has no `fleetboot multicast`)
  *
@@ -70,6 +70,7 @@ import { program, resolveArgv, type Argv, type ProgramName } from '../src/lib/pr
 import { fleetbootVersion } from '../src/http/version.js';
 import { Lab, labAvailable, type LabHost } from '../test/lab/lab.js';
 import { ProcessLog } from '../test/lab/bootenv/services.js';
+import { bundledCli } from '../test/lab/cli-bundle.js';
 import { cleanupStack, median, pairedRatio, sleep, vmHwmMiB } from './lib.js';
 
 const execFileP = promisify(execFile);
@@ -119,7 +120,8 @@ const AFTER_SENDER_MS = 10_000;
 /** How long a sender may keep running after the last receiver completed (UFTP's closing handshake). */
 const SENDER_TAIL_MS = 15_000;
 const READY_MS = 30_000;
-const FB_MAIN = join(repo, 'src/cli/main.ts');
+/** The CLI bundled by esbuild (test/lab/cli-bundle.ts), as compiled code runs: set in main(). */
+let FB: Argv = ['node'];
 const UFTP_PUB = '239.255.85.20';
 const UFTP_PORT = 7044;
 
@@ -190,9 +192,9 @@ const PEERS: Record<PeerName, Peer> = {
   fleetboot: {
     name: 'fleetboot',
     port: 9030,
-    sender: (s) => ['node', '--import', 'tsx', FB_MAIN, 'multicast', 'send', s.src, '--address', '239.255.85.30', '--port', '9030', '--receivers', String(s.n),
+    sender: (s) => [...FB, 'multicast', 'send', s.src, '--address', '239.255.85.30', '--port', '9030', '--receivers', String(s.n),
       '--interface', 'eth0', '--max-wait', '60', ...(FB_MAX_RATE ? ['--max-rate', FB_MAX_RATE] : [])],
-    receiver: (s, i) => ['node', '--import', 'tsx', FB_MAIN, 'multicast', 'receive', '--address', '239.255.85.30', '--port', '9030', '--out', join(s.dirs[i] as string, 'out.bin'), '--interface', 'eth0'],
+    receiver: (s, i) => [...FB, 'multicast', 'receive', '--address', '239.255.85.30', '--port', '9030', '--out', join(s.dirs[i] as string, 'out.bin'), '--interface', 'eth0'],
     outFile: (s, i) => join(s.dirs[i] as string, 'out.bin'),
     doneLine: null,
     daemon: false,
@@ -512,9 +514,9 @@ async function report(results: RunResult[], meta: Meta): Promise<string> {
   }
   L.push('### Machine', '');
   L.push(`- CPU: ${cpus()[0]?.model ?? '?'}, nproc ${cpus().length}; RAM ${(totalmem() / 2 ** 30).toFixed(1)} GiB; kernel ${release()}; Node ${process.version}`);
-  L.push(`- udpcast ${await version('udpcast')} (udp-sender 20120424); uftp ${await version('uftp')}; Fleetboot ${fleetbootVersion()} from the sources (tsx)`);
+  L.push(`- udpcast ${await version('udpcast')} (udp-sender 20120424); uftp ${await version('uftp')}; Fleetboot ${fleetbootVersion()} (the CLI bundled by esbuild, as compiled code runs)`);
   L.push(`- Load average at the start: ${meta.loadAtStart.map((x) => x.toFixed(2)).join(' ')}, at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (2 shared vCPUs; the 1-minute load at each run's start is in "All runs")`);
-  if (meta.fbStartup) L.push(`- Fleetboot's start-up through tsx (\`multicast send --help\`, same namespace and core): ${f2(meta.fbStartup.wallS)} s wall, ${f2(meta.fbStartup.cpuS)} s CPU, inside its times and its sender CPU below`);
+  if (meta.fbStartup) L.push(`- Fleetboot's start-up (\`multicast send --help\`, same namespace and core): ${f2(meta.fbStartup.wallS)} s wall, ${f2(meta.fbStartup.cpuS)} s CPU, inside its times and its sender CPU below`);
   L.push('');
   L.push('### Setup', '');
   L.push(`${SIZE_MIB} MiB of random bytes on a tmpfs; one lab bridge (veth, no added latency); the sender in its namespace pinned to CPU 0, each receiver in its own namespace, all pinned to CPU 1, writing to the tmpfs. ` +
@@ -598,6 +600,7 @@ async function report(results: RunResult[], meta: Meta): Promise<string> {
 // ---- main ----
 
 async function main(): Promise<void> {
+  FB = await bundledCli();
   if (!(await labAvailable())) throw new Error('the benchmark needs root and ip netns (a lab)');
   const cleanups = cleanupStack();
   try {
@@ -646,7 +649,7 @@ async function main(): Promise<void> {
     if (peers.includes('fleetboot')) {
       const cpu0 = senderGroup.cpuS();
       const t0 = performance.now();
-      const help = start('fleetboot --help', sender.netns, 0, senderGroup, ['node', '--import', 'tsx', FB_MAIN, 'multicast', 'send', '--help']);
+      const help = start('fleetboot --help', sender.netns, 0, senderGroup, [...FB, 'multicast', 'send', '--help']);
       const end = await Promise.race([help.exit, sleep(60_000).then(() => null)]);
       await help.log.stop('SIGKILL', 1000);
       if (end && /--receivers/.test(help.log.all())) fbStartup = { wallS: (end.at - t0) / 1000, cpuS: senderGroup.cpuS() - cpu0 };

@@ -201,7 +201,7 @@ export class MulticastSender {
     this.queuedTag = new Float64Array(ring).fill(-1);
     this.queue = new Int32Array(ring);
     this.batch = Buffer.allocUnsafe(SEGMENTS * this.seg);
-    this.rate = Math.min(o.maxRateBps, o.initialRateBps ?? 40_000_000);
+    this.rate = Math.min(o.maxRateBps, o.initialRateBps ?? 60_000_000);
     this.digest = o.digest ?? null;
     this.done = new Promise((resolve) => (this.finish = resolve));
   }
@@ -485,7 +485,7 @@ export class MulticastSender {
         this.lastIncrease = now;
       }
     } else if (now - this.lastIncrease >= 50 && now - this.lastDecrease >= 200) {
-      this.rate = Math.min(this.o.maxRateBps, this.rate * 1.08 + 250_000);
+      this.rate = Math.min(this.o.maxRateBps, this.rate * 1.15 + 250_000);
       this.lastIncrease = now;
     }
     this.congested = false;
