@@ -17,9 +17,11 @@ const ALLOWED: Record<string, readonly string[]> = {
   model: ['model', 'lib'],
   store: ['store', 'model', 'lib'],
   boot: ['boot', 'model', 'lib', 'protocol'],
-  agent: ['agent', 'model', 'lib', 'imaging/protocol.ts'],
+  // The agent bundle carries no server code: the multicast receiver and its sockets are shared with the server's sender, not part of it.
+  agent: ['agent', 'model', 'lib', 'imaging/protocol.ts', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'multicast/receiver.ts'],
   // Services: decisions and timing over the store; sockets only through net/'s small interfaces.
   schedule: ['schedule', 'model', 'lib', 'store', 'imaging/submit.ts'],
+  multicast: ['multicast', 'model', 'lib', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'store', 'config', 'dhcp/subnets.ts', 'imaging/protocol.ts', 'imaging/image-store.ts'],
   wake: ['wake', 'model', 'lib', 'protocol', 'store', 'dhcp/subnets.ts', 'net/wol-socket.ts', 'config'],
 };
 

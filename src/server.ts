@@ -38,6 +38,7 @@ import { listRelays } from './store/relays.js';
 import { createRelayRecorder } from './wake/relays.js';
 import { createWakeService, type WakeService } from './wake/service.js';
 import { wakeTargets, type WakeTarget } from './wake/targets.js';
+import { createMulticastService, type MulticastService } from './multicast/service.js';
 
 /** The iPXE binaries copied into the TFTP root when absent there. */
 export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
@@ -243,6 +244,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let reaper: Reaper | null = null;
   let scheduler: Scheduler | null = null;
   let wake: WakeService | null = null;
+  let multicast: MulticastService | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
@@ -253,7 +255,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const r = reaper;
     const sch = scheduler;
     const w = wake;
+    const mcs = multicast;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
+      ['multicast', mcs ? () => mcs.close() : null],
       ['imaging', r ? async () => r.stop() : null],
       ['schedule', sch ? () => sch.close() : null],
       ['wake', w ? () => w.close() : null],
@@ -304,11 +308,13 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     scheduler = createScheduler({
       store,
       log,
-      submit: (request, scheduleId) => submitTaskRequest(st, request, { now: new Date(), scheduleId }),
+      submit: (request, scheduleId) => submitTaskRequest(st, request, { now: new Date(), scheduleId, allocateMulticast: multicast?.allocate ?? null }),
       onTasks: () => w.poke(),
     });
     const sch = scheduler;
     const relays = createRelayRecorder({ store, log });
+    multicast = createMulticastService({ store, config, serverIp, log });
+    const mc = multicast;
 
     let httpPort = config.http.port;
     const baseUrl = (): string => (config.http.publicUrl ? config.http.publicUrl.replace(/\/+$/, '') : `http://${serverIp}:${httpPort}`);
@@ -321,9 +327,11 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       baseUrl,
       imaging,
       wake,
+      multicast: mc,
       onTasksChanged: () => {
         sch.poke();
         w.poke();
+        void mc.reconcile().catch((err: unknown) => log.error({ subsystem: 'multicast', err: errorMessage(err) }, 'multicast reconcile failed'));
       },
       onHostsChanged: () => {
         if (!store || !dhcp || !('engine' in dhcp)) return;
@@ -347,6 +355,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     // Scheduled tasks due while the server was down are queued now; schedules missed then fire once.
     await scheduler.start();
     await wake.start();
+    await multicast.start();
 
     if (config.tftp.enabled) {
       tftp = createTftpService({

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseManifest } from '../model/manifest.js';
 import { bootParams, parseArgs, parseKernelCmdline, UsageError } from './cmdline.js';
+import dgram from 'node:dgram';
 import { DirTransport } from './dir-transport.js';
 import { AgentError, CancelledError, errorMessage } from './errors.js';
 import { HttpTransport } from './http-transport.js';
@@ -64,6 +65,21 @@ function summary(r: RunResult): string {
   });
 }
 
+/** The local IPv4 address this machine reaches the server from (a connected UDP socket sends nothing). */
+async function localAddressFor(url: string): Promise<string> {
+  const u = new URL(url);
+  const sock = dgram.createSocket('udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.connect(Number(u.port || 80), u.hostname, () => resolve());
+    });
+    return sock.address().address;
+  } finally {
+    sock.close();
+  }
+}
+
 async function serverTask(url: string, taskId: number, token: string, disk: string | null, signal: AbortSignal): Promise<void> {
   const transport = new HttpTransport({ url, token, log });
   log(`asking ${url} for task ${taskId}`);
@@ -72,7 +88,8 @@ async function serverTask(url: string, taskId: number, token: string, disk: stri
   transport.timeoutSeconds = spec.agentTimeoutSeconds;
   log(`task ${spec.id}: ${spec.type}${spec.image ? ` (image ${spec.image})` : ''}`);
   const job: Job = { ...spec, table: spec.table };
-  const r = await runJob(job, transport, { disk, log, progressLines: true, signal });
+  const localAddress = spec.multicast ? await localAddressFor(url) : undefined;
+  const r = await runJob(job, transport, { disk, log, progressLines: true, signal, localAddress });
   log(`task ${spec.id} done in ${r.seconds.toFixed(1)} s`);
 }
 

@@ -12,7 +12,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseManifest, type Manifest } from '../model/manifest.js';
-import type { HardwareIdentity, TaskType } from '../imaging/protocol.js';
+import type { HardwareIdentity, MulticastSpec, TaskType } from '../imaging/protocol.js';
+import { MulticastTransport } from './multicast-transport.js';
 import { capture } from './capture.js';
 import { deploy } from './deploy.js';
 import { pickDisk, type DiskInfo } from './disk.js';
@@ -33,6 +34,8 @@ export interface Job {
   table: TableChoice;
   progressIntervalSeconds: number;
   agentTimeoutSeconds: number;
+  /** deploy: receive from this multicast session (falls back to the transport). */
+  multicast?: MulticastSpec | null;
 }
 
 export interface RunOptions {
@@ -43,6 +46,8 @@ export interface RunOptions {
   progressLines?: boolean;
   /** Aborting this stops the task (SIGTERM/SIGINT); its reason becomes the failure. */
   signal?: AbortSignal;
+  /** The local address that reaches the server: a multicast deploy joins its group there. */
+  localAddress?: string;
 }
 
 export interface RunResult {
@@ -116,9 +121,23 @@ export async function runJob(job: Job, transport: Transport, opts: RunOptions = 
         // Before waiting for a slot, before anything is written.
         checkDiskFits(m, job.table, disk);
         await transport.identify(identityOf(disk));
-        log(`deploy of ${m.name || 'the image'} onto ${disk.path} (${job.table} table)`);
-        await waitSlot();
-        await deploy({ transport, disk, manifest: m, table: job.table, progress, signal: abort.signal, log });
+        log(`deploy of ${m.name || 'the image'} onto ${disk.path} (${job.table} table)${job.multicast ? ` from multicast session ${job.multicast.session}` : ''}`);
+        let source: Transport = transport;
+        if (job.multicast) {
+          // A session is not a transfer slot's load on the server: only its unicast fallback waits for one.
+          source = new MulticastTransport(transport, job.multicast, {
+            localAddress: opts.localAddress ?? '0.0.0.0',
+            sizes: new Map(m.partitions.map((p) => [p.file, p.streamBytes])),
+            log,
+            note: (msg) => {
+              progress.message = msg;
+            },
+            beforeUnicast: waitSlot,
+          });
+        } else {
+          await waitSlot();
+        }
+        await deploy({ transport: source, disk, manifest: m, table: job.table, progress, signal: abort.signal, log });
         await progress.enter('finishing', null);
         await transport.complete({ type: 'deploy', verified: true });
         manifest = m;

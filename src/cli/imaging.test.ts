@@ -63,6 +63,8 @@ const task: Task = {
   wake: false,
   wakeRounds: 0,
   wokenAt: null,
+  multicastId: null,
+  multicastReceiver: null,
 };
 
 test('formatProgress() shows bytes done of the total with the percentage, or bytes done alone', () => {

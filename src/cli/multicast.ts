@@ -9,6 +9,10 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MulticastSetupError, receiveFile, sendFile } from '../multicast/standalone.js';
 import { ExitStatus, UsageError, type GlobalOptions } from './globals.js';
+import { CliError, connect } from './client.js';
+import { printJson, printLine, printTable } from './output.js';
+import type { MulticastSession } from '../store/multicast.js';
+import type { SessionDetail } from '../multicast/service.js';
 
 function int(name: string, min: number, max: number): (v: string) => number {
   return (v: string) => {
@@ -64,8 +68,71 @@ interface ReceiveFlags {
   timeout?: number;
 }
 
-export function registerMulticastCommands(program: Command, _globals: GlobalOptions): void {
-  const mc = program.command('multicast').description('multicast sessions: the standalone sender and receiver (one file to many machines)');
+function sessionId(raw: string): number {
+  if (!/^[1-9][0-9]{0,14}$/.test(raw)) throw new CliError(`A session id is a number (see fleetboot multicast list): got ${JSON.stringify(raw)}`);
+  return Number(raw);
+}
+
+const mb = (n: number | null | undefined): string | null => (n === null || n === undefined ? null : (n / 1e6).toFixed(1));
+
+function printSession(d: SessionDetail): void {
+  const live = d.live;
+  printLine(
+    `session #${d.id} (${d.session}): ${d.state}, ${d.image} revision ${d.revision} on ${d.address}:${d.port}, ${d.expected} member(s)` +
+      (d.maxWaitSeconds !== null ? `, starts after ${d.maxWaitSeconds} s with at least ${d.minReceivers}` : ', waits for every member') +
+      (d.jobId !== null ? `, job ${d.jobId}` : ''),
+  );
+  if (live) printLine(`  ${(live.rateBps * 8e-6).toFixed(0)} Mbit/s now, ${(live.retransmittedShare * 100).toFixed(1)} % retransmitted, sweep ${live.sweeps}${live.elapsedMs !== null ? `, ${(live.elapsedMs / 1000).toFixed(0)} s sending` : ''}`);
+  if (d.error) printLine(`  ${d.error}`);
+  printTable(
+    ['TASK', 'MAC', 'TASK STATE', 'RECEIVER', 'MB', 'LOSS %', 'WHY'],
+    d.members.map((m) => [String(m.taskId), m.mac, m.taskState, m.receiverState, mb(m.receiverBytes ?? m.bytesDone), m.lossShare === null ? null : (m.lossShare * 100).toFixed(2), m.reason ?? m.error]),
+    'No members.',
+  );
+}
+
+export function registerMulticastCommands(program: Command, globals: GlobalOptions): void {
+  const mc = program.command('multicast').description('multicast sessions of deploy jobs (list, show, cancel, drop), and the standalone sender and receiver (one file to many machines)');
+  const api = () => connect(globals);
+
+  mc.command('list')
+    .description('sessions, newest first (made by task deploy --group NAME --multicast)')
+    .option('--active', 'only those waiting or sending')
+    .action(async (o: { active?: boolean }) => {
+      const r = await (await api()).request<{ sessions: MulticastSession[] }>('GET', `/multicast${o.active ? '?active=true' : ''}`);
+      if (globals.json) printJson(r);
+      else
+        printTable(
+          ['ID', 'STATE', 'IMAGE', 'REV', 'GROUP ADDRESS', 'MEMBERS', 'JOB', 'CREATED'],
+          r.sessions.map((x) => [String(x.id), x.state, x.image, String(x.revision), `${x.address}:${x.port}`, String(x.expected), x.jobId === null ? null : String(x.jobId), x.createdAt]),
+          'No multicast sessions.',
+        );
+    });
+  mc.command('show')
+    .description("a session: state, rate, retransmitted share, and each member's receiver state, progress and loss")
+    .argument('<id>')
+    .action(async (raw: string) => {
+      const d = await (await api()).request<SessionDetail>('GET', `/multicast/${sessionId(raw)}`);
+      if (globals.json) printJson(d);
+      else printSession(d);
+    });
+  mc.command('cancel')
+    .description('end a session: its members go on by unicast (to stop the tasks too: fleetboot job cancel JOB)')
+    .argument('<id>')
+    .action(async (raw: string) => {
+      const d = await (await api()).request<SessionDetail>('POST', `/multicast/${sessionId(raw)}/cancel`);
+      if (globals.json) printJson(d);
+      else printSession(d);
+    });
+  mc.command('drop')
+    .description('one member leaves the session and goes on by unicast (a machine that holds the others back)')
+    .argument('<id>', 'the session')
+    .argument('<task>', "the member's task id")
+    .action(async (raw: string, task: string) => {
+      const d = await (await api()).request<SessionDetail>('POST', `/multicast/${sessionId(raw)}/drop/${sessionId(task)}`);
+      if (globals.json) printJson(d);
+      else printSession(d);
+    });
 
   mc.command('send')
     .description('send FILE to N receivers on a multicast group; exits 0 when every receiver has it, verified')

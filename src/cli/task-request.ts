@@ -78,10 +78,27 @@ export function defineTaskRequestCommands(parent: Command, submit: (body: Record
       .requiredOption('--image <name>', 'the image to write')
       .option('--revision <n>', 'write this revision (default: the current one when the machine starts)')
       .option('--disk <dev>', 'the target disk, e.g. /dev/sda (default: the first fixed disk)')
-      .option('--table <kind>', 'partition table to write: keep (as captured), gpt or mbr', 'keep'),
+      .option('--table <kind>', 'partition table to write: keep (as captured), gpt or mbr', 'keep')
+      .option('--multicast', 'with --group: one multicast session sends the image to every member at once (late members get it in a later round, slow ones by unicast)')
+      .option('--min-receivers <n>', 'with --multicast and --max-wait: start with at least this many members once the wait is over')
+      .option('--max-wait <seconds>', 'with --multicast: start after this long with the members present (default: wait for every member)'),
     '',
-  ).action(async (mac: string | undefined, opts: Common & { image: string; revision?: string; disk?: string; table: string }) => {
+  ).action(async (mac: string | undefined, opts: Common & { image: string; revision?: string; disk?: string; table: string; multicast?: boolean; minReceivers?: string; maxWait?: string }) => {
     if (!PARTITION_TABLES.some((t) => t === opts.table)) throw new CliError(`Invalid --table ${JSON.stringify(opts.table)}: expected keep, gpt or mbr`);
+    const wholeNumber = (flag: string, v: string, min: number): number => {
+      if (!/^\d{1,6}$/.test(v) || Number(v) < min) throw new CliError(`${flag} must be a whole number of at least ${min}: got ${JSON.stringify(v)}`);
+      return Number(v);
+    };
+    if (!opts.multicast && (opts.minReceivers !== undefined || opts.maxWait !== undefined)) throw new CliError('--min-receivers and --max-wait go with --multicast');
+    if (opts.multicast && opts.group === undefined) throw new CliError('--multicast deploys to a host group: add --group NAME');
+    const multicast = opts.multicast
+      ? {
+          multicast: {
+            ...(opts.minReceivers !== undefined ? { minReceivers: wholeNumber('--min-receivers', opts.minReceivers, 1) } : {}),
+            ...(opts.maxWait !== undefined ? { maxWaitSeconds: wholeNumber('--max-wait', opts.maxWait, 0) } : {}),
+          },
+        }
+      : {};
     await submit({
       type: 'deploy',
       ...target(mac, opts),
@@ -89,6 +106,7 @@ export function defineTaskRequestCommands(parent: Command, submit: (body: Record
       table: opts.table,
       ...(opts.revision !== undefined ? { revision: parseRevision(opts.revision) } : {}),
       ...(opts.disk ? { disk: opts.disk } : {}),
+      ...multicast,
       ...common(opts),
     });
   });

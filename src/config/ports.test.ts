@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { loadConfig } from './config.js';
 import { firewallRules, requiredPorts } from './ports.js';
 
-test('requiredPorts() lists proxyDHCP, PXE, TFTP, TFTP data and HTTP from the live config', () => {
+test('requiredPorts() lists proxyDHCP, PXE, TFTP, TFTP data, multicast sessions and HTTP from the live config', () => {
   const c = loadConfig({ cwd: '/tmp', overrides: { http: { port: 9090 }, tftp: { dataPorts: { from: 64001, to: 65000 } } } });
   const ports = requiredPorts(c).map((p) => `${p.proto}/${Array.isArray(p.port) ? p.port.join('-') : p.port}`);
-  assert.deepEqual(ports, ['udp/67', 'udp/4011', 'udp/69', 'udp/64001-65000', 'tcp/9090']);
+  assert.deepEqual(ports, ['udp/67', 'udp/4011', 'udp/69', 'udp/64001-65000', 'udp/63001-63100', 'tcp/9090']);
 });
 
 test('requiredPorts() leaves out DHCP when the proxy is off', () => {
@@ -33,9 +33,19 @@ test('firewallRules() prints one rule per port for each flavor', () => {
     'nft add rule inet filter input udp dport 4011 accept',
     'nft add rule inet filter input udp dport 69 accept',
     'nft add rule inet filter input udp dport 64001-65000 accept',
+    'nft add rule inet filter input udp dport 63001-63100 accept',
     'nft add rule inet filter input tcp dport 8080 accept',
   ]);
   assert.ok(firewallRules(c, 'iptables').includes('iptables -A INPUT -p udp --dport 64001:65000 -j ACCEPT'));
   assert.ok(firewallRules(c, 'ufw').includes('ufw allow 69/udp'));
   assert.equal(firewallRules(c, 'firewalld').at(-1), 'firewall-cmd --reload');
+});
+
+test('multicast.ports: a range or one port, never overlapping tftp.dataPorts', () => {
+  const c = loadConfig({ cwd: '/tmp', overrides: { multicast: { ports: '9000' } } });
+  assert.ok(requiredPorts(c).some((p) => p.service === 'multicast sessions' && p.port === 9000));
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { multicast: { ports: '64050-64060' }, tftp: { dataPorts: { from: 64001, to: 65000 } } } }), /must not overlap 'tftp.dataPorts'/);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { multicast: { ports: '70000' } } }), /port range/);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { multicast: { addresses: '10.0.0.0/24' } } }), /not a multicast address/);
+  assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { multicast: { addresses: '224.0.0.0/24' } } }), /224\.0\.0\.0\/24/);
 });

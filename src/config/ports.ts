@@ -4,6 +4,7 @@
  * `fleetboot firewall --for FLAVOR` print these.
  */
 import type { FleetbootConfig } from './config.js';
+import { parseMulticastPorts } from '../model/multicast.js';
 
 export interface PortUse {
   proto: 'udp' | 'tcp';
@@ -34,6 +35,16 @@ export function requiredPorts(c: Readonly<FleetbootConfig>): PortUse[] {
       service: 'TFTP data',
       why: dp === null ? 'one ephemeral port per transfer (set tftp.dataPorts to pin a range)' : 'one port per transfer',
       setting: 'tftp.dataPorts',
+    });
+  }
+  const mp = parseMulticastPorts(c.multicast.ports);
+  if (mp) {
+    out.push({
+      proto: 'udp',
+      port: mp.from === mp.to ? mp.from : [mp.from, mp.to],
+      service: 'multicast sessions',
+      why: `one port per running session: receivers' joins, status and repair requests (the data goes to ${c.multicast.addresses} on the same port; receivers must accept it)`,
+      setting: 'multicast.ports',
     });
   }
   out.push({ proto: 'tcp', port: c.http.port, service: 'HTTP', why: 'iPXE scripts, kernels and initrds, UEFI HTTP boot, the imaging boot environment and image transfers, the REST API', setting: 'http.port' });

@@ -10,6 +10,7 @@ import { isAbsolute, join } from 'node:path';
 import { ipxeArgsProblem, ipxeUrlProblem } from '../boot/ipxe.js';
 import { parseOptionValue } from '../dhcp/option-values.js';
 import { buildSubnets, parseCidr, type OptionSetting, type PoolSettings } from '../dhcp/subnets.js';
+import { multicastAddressProblem, parseMulticastPorts } from '../model/multicast.js';
 import type { FleetbootError } from '../lib/errors.js';
 import { boolean, configError, custom, Field, integer, ipv4, isIPv4, oneOf, parseField, path, port, string, type FieldContext } from './fields.js';
 import type { DhcpReservationConfig, FleetbootConfig, IsGroup, PortRange } from './types.js';
@@ -210,6 +211,20 @@ function cidrList(value: unknown, key: string): string[] {
   });
 }
 
+function multicastRangeProblem(s: string): string | null {
+  let c;
+  try {
+    c = parseCidr(s);
+  } catch (err) {
+    return `must be a subnet such as "239.255.42.0/24" (${(err as Error).message})`;
+  }
+  const first = c.label.split('/')[0] ?? '';
+  const problem = multicastAddressProblem(first);
+  if (problem) return problem;
+  if (c.label.startsWith('224.0.0.')) return 'must not include 224.0.0.0/24 (routing protocols and IGMP)';
+  return null;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
@@ -314,6 +329,33 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
       doc: "Prefix length assumed for a relay's subnet (its giaddr) that no pool or wake.subnets entry covers.",
     }),
   },
+  multicast: {
+    addresses: string({
+      default: '239.255.42.0/24',
+      problem: multicastRangeProblem,
+      doc: 'Group addresses sessions take, as a subnet inside 224.0.0.0/4 and outside 224.0.0.0/24 (239.255.0.0/16 is the site-local scope).',
+    }),
+    ports: string({
+      default: '63001-63100',
+      problem: (s) => (parseMulticastPorts(s) === null ? 'must be a port range FROM-TO such as 64001-65000, or one port (1-65535)' : null),
+      doc: 'UDP ports sessions take, one each per address; outside the kernel\'s ephemeral range and tftp.dataPorts (WDS-style TFTP ranges are 64001-65000); open them in the firewall.',
+    }),
+    ttl: integer(1, 255, { default: 1, doc: 'TTL of session datagrams: 1 stays on the segment; above 1 crosses multicast routers (one per hop).' }),
+    interface: string({
+      nullable: true,
+      default: null,
+      problem: (s) => (isIPv4(s) || /^[^\s/]{1,15}$/.test(s) ? null : 'must be an IPv4 address or an interface name'),
+      doc: 'Interface (address or name) sessions leave by; null = the one with the server address.',
+    }),
+    maxRateMbps: integer(1, 100_000, { default: 800, doc: 'Ceiling of a session\'s send rate, Mbit/s: it adapts below it to what the receivers report.' }),
+    slowReceiverSeconds: integer(1, 3600, { default: 20, doc: 'A receiver that holds the others back this long leaves the session and finishes by unicast.' }),
+    receiverTimeoutSeconds: integer(2, 3600, { default: 10, doc: 'A receiver not heard from this long is out of the session (its task goes on alone, by unicast).' }),
+    maxWaitSeconds: integer(0, 86_400, {
+      nullable: true,
+      default: null,
+      doc: 'Default wait for the members to join before a session starts with those present (task deploy --max-wait); null = wait for all.',
+    }),
+  },
   log: {
     level: oneOf(LOG_LEVELS, { default: 'info', doc: 'Log level.' }),
     format: oneOf(['auto', 'pretty', 'json'], { default: 'auto', doc: 'auto: human-readable lines on a terminal, JSON otherwise.' }),
@@ -340,6 +382,16 @@ export const RULES: readonly CrossKeyRule[] = [
       w.contactTimeoutSeconds <= (w.repeats - 1) * w.spacingSeconds
         ? configError('wake.contactTimeoutSeconds', `must be longer than a wake round ('wake.repeats' ${w.repeats} x 'wake.spacingSeconds' ${w.spacingSeconds}: ${(w.repeats - 1) * w.spacingSeconds} s)`, w.contactTimeoutSeconds)
         : null,
+  },
+  {
+    keys: ['multicast.ports', 'tftp.dataPorts'],
+    check: ({ multicast: m, tftp: t }) => {
+      const mp = parseMulticastPorts(m.ports);
+      const dp = t.dataPorts;
+      return mp && dp && mp.from <= dp.to && dp.from <= mp.to
+        ? configError('multicast.ports', `must not overlap 'tftp.dataPorts' (${dp.from}-${dp.to}): a session and a TFTP transfer would want the same port`, m.ports)
+        : null;
+    },
   },
   {
     keys: ['dhcp.mode', 'dhcp.pools'],

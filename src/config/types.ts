@@ -97,6 +97,20 @@ export interface FleetbootConfig {
     subnets: string[];
     relayPrefixLength: number;
   };
+  multicast: {
+    /** Group addresses sessions take, as a subnet ("239.255.42.0/24"). */
+    addresses: string;
+    /** UDP ports sessions take (data to the group and answers to the server): "FROM-TO" or one port. */
+    ports: string;
+    ttl: number;
+    /** Interface (its IPv4 address or name) sessions leave by; null = the server address. */
+    interface: string | null;
+    maxRateMbps: number;
+    slowReceiverSeconds: number;
+    receiverTimeoutSeconds: number;
+    /** Default wait for receivers before starting without all of them (null: wait for every member). */
+    maxWaitSeconds: number | null;
+  };
   log: {
     level: LogLevel;
     format: LogFormat;

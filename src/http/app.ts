@@ -30,6 +30,8 @@ import { jobRoutes } from './routes/api-jobs.js';
 import { scheduleRoutes } from './routes/api-schedules.js';
 import { wakeRoutes } from './routes/api-wake.js';
 import type { WakeService } from '../wake/service.js';
+import type { MulticastService } from '../multicast/service.js';
+import { multicastRoutes } from './routes/api-multicast.js';
 import { bootRoutes } from './routes/boot.js';
 import { tftpRoutes } from './routes/tftp.js';
 import { agentRoutes } from './routes/agent.js';
@@ -62,6 +64,8 @@ export interface AppOptions {
   wake?: WakeService;
   /** Called after tasks or schedules changed through the API (the server pokes the scheduler and the wake service). */
   onTasksChanged?: () => void;
+  /** Multicast sessions (the server passes its own); without it multicast deploys are refused and /api/v1/multicast lists none. */
+  multicast?: MulticastService;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -82,6 +86,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     startedAt: new Date(),
     imaging: opts.imaging ?? createImagingService({ store, config, log }),
     wake: opts.wake ?? null,
+    multicast: opts.multicast ?? null,
     tasksChanged() {
       try {
         opts.onTasksChanged?.();
@@ -151,6 +156,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await jobRoutes(api, ctx);
       await scheduleRoutes(api, ctx);
       await wakeRoutes(api, ctx);
+      await multicastRoutes(api, ctx);
     },
     { prefix: '/api/v1' },
   );

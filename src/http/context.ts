@@ -3,6 +3,7 @@ import type { FleetbootConfig } from '../config/config.js';
 import type { Logger } from '../lib/log.js';
 import type { ImagingService } from '../imaging/tasks.js';
 import type { WakeService } from '../wake/service.js';
+import type { MulticastService } from '../multicast/service.js';
 import type { Store } from '../store/index.js';
 
 /** Ports and addresses actually in use, for /api/v1/status (known only after the services start). */
@@ -33,6 +34,8 @@ export interface AppContext {
   imaging: ImagingService;
   /** Wake-on-LAN; null when this app runs without it (tests that do not need it). */
   wake: WakeService | null;
+  /** Multicast sessions; null when this app runs without them (multicast deploys are then refused). */
+  multicast: MulticastService | null;
   /**
    * Called after tasks or schedules were created or changed through the
    * API: the scheduler re-arms its timer, the wake service looks at queued

@@ -64,6 +64,30 @@ export interface TaskSpec {
   progressIntervalSeconds: number;
   /** How long the agent keeps retrying when the server is unreachable. */
   agentTimeoutSeconds: number;
+  /** deploy: receive the image from this multicast session (null or absent: unicast). */
+  multicast?: MulticastSpec | null;
+}
+
+/**
+ * A deploy task's multicast session (src/multicast/service.ts): the agent
+ * joins the group, receives the streams of `files` one after another (the
+ * object is their concatenation, `objectBytes` long) and writes each as
+ * it would from HTTP. When the session drops it, is cancelled or ends
+ * before it has everything, it goes on by HTTP from where it was.
+ */
+export interface MulticastSpec {
+  /** Session id (16 hex digits): every datagram carries it. */
+  session: string;
+  /** Group address and UDP port. */
+  address: string;
+  port: number;
+  /** This task's receiver id (16 hex digits), admitted from the task's address only. */
+  receiver: string;
+  /** Blocks the receiver holds out of order. */
+  window: number;
+  /** Stream files in the order the session carries them. */
+  files: string[];
+  objectBytes: number;
 }
 
 

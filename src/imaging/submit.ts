@@ -9,6 +9,8 @@ import type { TaskRequest } from '../model/task-request.js';
 import type { Store } from '../store/db.js';
 import { createJob, type JobDetail } from '../store/jobs.js';
 import { createTask, type Task } from '../store/tasks.js';
+import type { AllocateEndpoint } from '../store/multicast.js';
+import { FleetbootError } from '../lib/errors.js';
 
 export type Submitted = { kind: 'task'; task: Task } | { kind: 'job'; job: JobDetail };
 
@@ -19,7 +21,8 @@ export function describeSubmitted(s: Submitted): string {
 }
 
 /** Errors as the store's (INVALID_INPUT for a bad or past `at`, NOT_FOUND, CONFLICT). */
-export async function submitTaskRequest(store: Store, request: TaskRequest, opts: { now: Date; scheduleId?: number | null }): Promise<Submitted> {
+export async function submitTaskRequest(store: Store, request: TaskRequest, opts: { now: Date; scheduleId?: number | null; allocateMulticast?: AllocateEndpoint | null }): Promise<Submitted> {
+  if (request.multicast !== undefined && !opts.allocateMulticast) throw new FleetbootError('CONFLICT', 'Multicast sessions are not available on this server (it runs without its multicast service)');
   let startAt: string | null = null;
   if (request.at !== undefined) {
     const at = parseWhen(request.at, opts.now);
@@ -27,7 +30,7 @@ export async function submitTaskRequest(store: Store, request: TaskRequest, opts
     startAt = at.toISOString();
   }
   if (request.group !== undefined) {
-    const job = await createJob(store.db, { request, startAt, scheduleId: opts.scheduleId ?? null });
+    const job = await createJob(store.db, { request, startAt, scheduleId: opts.scheduleId ?? null, ...(opts.allocateMulticast ? { allocateMulticast: opts.allocateMulticast } : {}) });
     return { kind: 'job', job };
   }
   const options = { disk: request.disk ?? null, ...(request.table !== undefined ? { table: request.table } : {}) };

@@ -26,3 +26,37 @@ export function aliasesLinkLocal(address: string): boolean {
   const n = ipv4ToNumber(address);
   return !Number.isNaN(n) && (n & 0x7fff00) === 0;
 }
+
+/**
+ * The first group address and port of the configured ranges that no running
+ * session holds, skipping addresses that alias 224.0.0.x: sessions on
+ * different addresses may share a port (receivers bind the group address),
+ * so addresses are used up first. `network`/`prefix` describe the address
+ * range (a subnet of 224.0.0.0/4).
+ */
+export function pickEndpoint(
+  range: { network: number; prefix: number },
+  ports: { from: number; to: number },
+  used: ReadonlyArray<{ address: string; port: number }>,
+): { address: string; port: number } | null {
+  const taken = new Set(used.map((u) => `${u.address}:${u.port}`));
+  const size = 2 ** (32 - range.prefix);
+  for (let port = ports.from; port <= ports.to; port++) {
+    for (let i = 0; i < size; i++) {
+      const n = (range.network + i) >>> 0;
+      const address = `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+      if (aliasesLinkLocal(address) || multicastAddressProblem(address) !== null) continue;
+      if (!taken.has(`${address}:${port}`)) return { address, port };
+    }
+  }
+  return null;
+}
+
+/** "64001-65000" or "9000" -> { from, to }; null when it is not such a range of ports 1-65535. */
+export function parseMulticastPorts(s: string): { from: number; to: number } | null {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(s.trim());
+  if (!m) return null;
+  const from = Number(m[1]);
+  const to = m[2] === undefined ? from : Number(m[2]);
+  return from >= 1 && to <= 65535 && from <= to ? { from, to } : null;
+}

@@ -37,9 +37,20 @@ export interface TaskRequest {
   wake?: boolean;
   /** Start time (the task waits as `scheduled`); see src/model/when.ts. Never in a stored schedule. */
   at?: string;
+  /**
+   * deploy to a group: one multicast session carries the image to every
+   * member (src/multicast/service.ts). It starts when every member has
+   * joined, or once `maxWaitSeconds` have passed with `minReceivers` joined.
+   */
+  multicast?: MulticastRequest;
 }
 
-const KEYS: readonly string[] = ['type', 'mac', 'group', 'image', 'revision', 'disk', 'table', 'wake', 'at'];
+export interface MulticastRequest {
+  minReceivers?: number;
+  maxWaitSeconds?: number;
+}
+
+const KEYS: readonly string[] = ['type', 'mac', 'group', 'image', 'revision', 'disk', 'table', 'wake', 'at', 'multicast'];
 
 function bad(message: string): FleetbootError {
   return new FleetbootError('INVALID_INPUT', message);
@@ -108,6 +119,26 @@ export function parseTaskRequest(value: unknown, opts: { allowAt: boolean }): Ta
     if (!opts.allowAt) throw bad('A schedule\'s task request takes no start time ("at"): the schedule\'s cron expression says when it runs');
     if (typeof r['at'] !== 'string') throw bad(`"at" must be a time (text): got ${show(r['at'])}`);
     out.at = r['at'];
+  }
+  if (r['multicast'] !== undefined && r['multicast'] !== null && r['multicast'] !== false) {
+    if (type !== 'deploy' || out.group === undefined) throw bad(`"multicast" applies to a deploy to a group (one session for all its members): this is a ${type} of ${out.group === undefined ? 'one machine' : 'a group'}`);
+    const m = r['multicast'] === true ? {} : r['multicast'];
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) throw bad(`"multicast" must be true or { minReceivers, maxWaitSeconds }: got ${show(m)}`);
+    const mo = m as Record<string, unknown>;
+    for (const k of Object.keys(mo)) if (k !== 'minReceivers' && k !== 'maxWaitSeconds') throw bad(`Unknown field "${k}" in "multicast" (known: minReceivers, maxWaitSeconds)`);
+    const mr: MulticastRequest = {};
+    if (mo['minReceivers'] !== undefined) {
+      const n = mo['minReceivers'];
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > 10_000) throw bad(`"multicast.minReceivers" must be a whole number from 1: got ${show(n)}`);
+      mr.minReceivers = n;
+    }
+    if (mo['maxWaitSeconds'] !== undefined) {
+      const n = mo['maxWaitSeconds'];
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > 86_400) throw bad(`"multicast.maxWaitSeconds" must be whole seconds from 0 to 86400: got ${show(n)}`);
+      mr.maxWaitSeconds = n;
+    }
+    if (mr.minReceivers !== undefined && mr.maxWaitSeconds === undefined) throw bad('"multicast.minReceivers" goes with "maxWaitSeconds": the session starts with that many once the wait has passed (without a wait it waits for every member)');
+    out.multicast = mr;
   }
   return out;
 }

@@ -137,7 +137,7 @@ function startReceiver(net: FakeNet, n: number, o: { loss?: number; id?: Session
     session: null,
     receiverId: o.id ?? { hi: n, lo: n * 7 },
     window: 512,
-    sink: { write: (chunk, position) => chunk.copy(out, position) },
+    sink: { write: (chunk, position) => void chunk.copy(out, position) },
     resume: o.resume ? { session: o.resume.session, blocks: o.resume.blocks, hash: createHash('sha256').update(o.resume.prefix) } : null,
     senderTimeoutMs: 3000,
   });

@@ -68,8 +68,12 @@ export const RX = {
 } as const;
 
 export interface Sink {
-  /** Writes `chunk` at byte `position` of the object; synchronous (a copy must be taken if it is kept). */
-  write(chunk: Buffer, position: number): void;
+  /**
+   * Writes `chunk` at byte `position` of the object; synchronous (a copy
+   * must be taken if it is kept). False: it took the chunk but wants no
+   * more for now; delivery pauses until the receiver's `resume()`.
+   */
+  write(chunk: Buffer, position: number): boolean | void;
   /** Called about once a second with the bytes delivered so far (a file sink makes them durable and records them). */
   checkpoint?(bytes: number, blocks: number, session: SessionId, a: Announce): void;
 }
@@ -301,10 +305,19 @@ export class MulticastReceiver {
     return this.st[RX.CONTIG] as number;
   }
 
+  private paused = false;
+
+  /** The sink wants more again (after its write returned false). */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.resolve !== null) this.flush();
+  }
+
   private flush(): void {
     const bs = this.bs;
     const st = this.st;
-    while (this.delivered < this.contig) {
+    while (this.delivered < this.contig && !this.paused) {
       const from = this.delivered;
       const slot = from % this.W;
       const end = Math.min(this.contig, from + (this.W - slot));
@@ -313,7 +326,7 @@ export class MulticastReceiver {
       const chunk = this.ring.subarray(slot * bs, slot * bs + bytes);
       this.hash.update(chunk);
       try {
-        this.o.sink.write(chunk, from * bs);
+        if (this.o.sink.write(chunk, from * bs) === false) this.paused = true;
       } catch (err) {
         this.fail('write', `writing at byte ${from * bs}: ${err instanceof Error ? err.message : String(err)}`);
         return;

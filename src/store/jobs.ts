@@ -10,6 +10,7 @@ import { parseTaskRequest, type TaskRequest } from '../model/task-request.js';
 import { groupMacs } from './groups.js';
 import type { Database, JobTable } from './schema.js';
 import { insertTask, listTasks, type Task } from './tasks.js';
+import { createSessionIn, type AllocateEndpoint } from './multicast.js';
 
 /** scheduled: every unfinished member waits for its start time; active: some member is queued or further; then done (all done), failed (one failed at least) or cancelled. */
 export type JobState = 'scheduled' | 'active' | 'done' | 'failed' | 'cancelled';
@@ -117,6 +118,8 @@ export interface NewJob {
   /** The members wait as scheduled until then (ISO), or null: queued at once. */
   startAt: string | null;
   scheduleId?: number | null;
+  /** With request.multicast: how the session gets its group address and port (the configuration's ranges). */
+  allocateMulticast?: AllocateEndpoint;
 }
 
 /**
@@ -143,8 +146,22 @@ export async function createJob(db: Db, j: NewJob): Promise<JobDetail> {
       .returning('id')
       .executeTakeFirstOrThrow();
     const options = { disk: j.request.disk ?? null, ...(j.request.table !== undefined ? { table: j.request.table } : {}) };
+    const taskIds: number[] = [];
     for (const mac of macs) {
-      await insertTask(trx, { type: j.request.type, mac, image: j.request.image ?? null, revision: j.request.revision ?? null, options, startAt: j.startAt, wake: j.request.wake === true, jobId: id }, null);
+      taskIds.push(await insertTask(trx, { type: j.request.type, mac, image: j.request.image ?? null, revision: j.request.revision ?? null, options, startAt: j.startAt, wake: j.request.wake === true, jobId: id }, null));
+    }
+    const mc = j.request.multicast;
+    if (mc !== undefined) {
+      if (!j.allocateMulticast || !j.request.image) throw new FleetbootError('INVALID_INPUT', 'A multicast deploy needs an image and the server\'s multicast settings');
+      await createSessionIn(trx, {
+        jobId: id,
+        image: j.request.image,
+        revision: j.request.revision ?? null,
+        taskIds,
+        minReceivers: mc.minReceivers ?? taskIds.length,
+        maxWaitSeconds: mc.maxWaitSeconds ?? null,
+        allocate: j.allocateMulticast,
+      });
     }
     const job = await getJob(trx, id);
     if (!job) throw new TypeError(`job #${id} vanished inside its own transaction`);

@@ -103,6 +103,33 @@ export interface TaskTable {
   wake_rounds: Generated<number>;
   /** When the last wake round started (ISO). */
   woken_at: string | null;
+  /** deploy: the multicast session it receives from (multicast_sessions.id), or null (unicast). */
+  multicast_id: number | null;
+  /** Its receiver id in that session (16 hex digits). */
+  multicast_receiver: string | null;
+}
+
+export type MulticastSessionState = 'waiting' | 'sending' | 'finished' | 'failed' | 'cancelled';
+
+export interface MulticastSessionTable {
+  id: Generated<number>;
+  /** The session id every datagram carries (16 hex digits). */
+  session: string;
+  job_id: number | null;
+  image: string;
+  revision: number;
+  address: string;
+  port: number;
+  state: MulticastSessionState;
+  expected: number;
+  min_receivers: number;
+  max_wait_seconds: number | null;
+  error: string | null;
+  /** JSON: the sender's figures when the session ended. */
+  stats: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
 }
 
 export interface GroupTable {
@@ -217,5 +244,6 @@ export interface Database {
   jobs: JobTable;
   schedules: ScheduleTable;
   dhcp_relays: DhcpRelayTable;
+  multicast_sessions: MulticastSessionTable;
   fleetboot_migrations: MigrationTable;
 }

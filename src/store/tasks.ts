@@ -63,6 +63,10 @@ export interface Task {
   wakeRounds: number;
   /** When the last wake round started (ISO), or null. */
   wokenAt: string | null;
+  /** deploy: the multicast session it receives from, or null (unicast). */
+  multicastId: number | null;
+  /** Its receiver id in that session (hex), or null. */
+  multicastReceiver: string | null;
 }
 
 export interface NewTask {
@@ -150,6 +154,8 @@ export function toTask(r: TaskRow): Task {
     wake: r.wake === 1,
     wakeRounds: r.wake_rounds,
     wokenAt: r.woken_at,
+    multicastId: r.multicast_id,
+    multicastReceiver: r.multicast_receiver,
   };
 }
 

@@ -95,7 +95,13 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
     return t;
   };
 
-  app.get('/task', async (req) => imaging.start(taskOf(req)));
+  app.get('/task', async (req) => {
+    const t = taskOf(req);
+    const spec = await imaging.start(t);
+    // A deploy of a multicast job: the session, its group and this task's receiver id (admitted from this address only).
+    const multicast = ctx.multicast && t.multicastId !== null ? await ctx.multicast.specFor(t, clientAddress(req.ip)) : null;
+    return multicast ? { ...spec, multicast } : spec;
+  });
 
   app.post('/task/identity', { bodyLimit: 64 * 1024, schema: { body: { type: 'object' } } }, async (req) => {
     await imaging.identify(taskOf(req), req.body);

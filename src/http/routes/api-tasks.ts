@@ -64,6 +64,7 @@ export const taskSchema = {
     wake: { type: 'boolean' },
     wakeRounds: { type: 'integer' },
     wokenAt: nullableString,
+    multicastId: nullableInt,
   },
 } as const;
 
@@ -110,6 +111,12 @@ export const taskRequestProperties = {
   table: { type: 'string', enum: PARTITION_TABLES },
   wake: { type: 'boolean' },
   at: { type: 'string', minLength: 1, maxLength: 64 },
+  multicast: {
+    oneOf: [
+      { type: 'boolean' },
+      { type: 'object', additionalProperties: false, properties: { minReceivers: { type: 'integer', minimum: 1, maximum: 10000 }, maxWaitSeconds: { type: 'integer', minimum: 0, maximum: 86400 } } },
+    ],
+  },
 } as const;
 
 /** Task ids in URLs: params are strings (the app does not coerce types). */
@@ -182,7 +189,7 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
     },
     async (req, reply) => {
       const request = parseTaskRequest(req.body, { allowAt: true });
-      const sub = await submitTaskRequest(store, request, { now: new Date() });
+      const sub = await submitTaskRequest(store, request, { now: new Date(), allocateMulticast: ctx.multicast?.allocate ?? null });
       if (sub.kind === 'task') {
         const t = sub.task;
         ctx.log.info({ subsystem: 'api', task: t.id, type: t.type, mac: t.mac, image: t.image, state: t.state, startAt: t.startAt, wake: t.wake }, `${describeSubmitted(sub)}: ${t.state}`);
