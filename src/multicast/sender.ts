@@ -131,6 +131,10 @@ interface Rcv {
   seqLost: number;
   rxDropped: number;
   intervalLoss: number;
+  /** Smoothed share of DATA it loses. */
+  lossEwma: number;
+  /** Since when it has lost far more than the others (its repairs cost everyone), or null. */
+  lossySince: number | null;
   reason: string | null;
   lastControl: number;
 }
@@ -231,9 +235,10 @@ export class MulticastSender {
     if (!j) return;
     const peer = udpPeer(ip, port);
     if (this.state === 'finished' || this.state === 'cancelled') {
+      // A receiver that missed how it left is told again (dropped: it goes on by unicast); a stranger that the session is over.
       const r = this.rcv.get(keyOf(j.receiver));
-      const code = r?.state === 'done' ? ControlCode.bye : ControlCode.refused;
-      this.socket.send(encodeControl({ session: this.session, receiver: j.receiver, code, reason: `the session is ${this.state}` }), peer);
+      const code = r?.state === 'done' ? ControlCode.bye : r?.state === 'dropped' ? ControlCode.dropped : this.state === 'cancelled' ? ControlCode.cancelled : ControlCode.refused;
+      this.socket.send(encodeControl({ session: this.session, receiver: j.receiver, code, reason: r?.reason ?? `the session is ${this.state}` }), peer);
       return;
     }
     const key = keyOf(j.receiver);
@@ -257,6 +262,8 @@ export class MulticastSender {
         seqLost: 0,
         rxDropped: 0,
         intervalLoss: 0,
+        lossEwma: 0,
+        lossySince: null,
         reason: null,
         lastControl: 0,
       };
@@ -303,7 +310,10 @@ export class MulticastSender {
     }
     const dRecv = (s.received - r.received) >>> 0;
     const dLost = (s.seqLost - r.seqLost) >>> 0;
-    if (dRecv + dLost > 64) r.intervalLoss = dLost / (dRecv + dLost);
+    if (dRecv + dLost > 64) {
+      r.intervalLoss = dLost / (dRecv + dLost);
+      r.lossEwma = 0.7 * r.lossEwma + 0.3 * r.intervalLoss;
+    }
     // The receiver's kernel dropped datagrams for want of buffer: it cannot keep up at this rate (the counter
     // undercounts segmented datagrams, so the loss share tells how much). A few are a scheduling hiccup.
     if (s.rxDropped !== r.rxDropped && r.state === 'active' && r.intervalLoss > 0.01) this.congested = true;
@@ -500,25 +510,31 @@ export class MulticastSender {
 
   /**
    * A receiver holds the session back when it lags the head by three
-   * quarters of its window or more (the sender is about to wait for it) while
-   * another receiver keeps up (lags by less than half): then it is slower
-   * than the rest, not the session slow for all. Past `slowMs` of that, it is
-   * dropped.
+   * quarters of its window or more (the sender is about to wait for it), or
+   * when it loses more than a quarter of what is sent while the others lose
+   * less than a tenth (its repairs take the others' rate: a slow link or
+   * port), in both cases while another receiver keeps up: then it is slower
+   * than the rest, not the session slow for all. Past `slowMs` of either, it
+   * is dropped with the reason.
    */
   private dropSlow(now: number): void {
-    const lagging = (r: Rcv): boolean => this.head - r.delivered >= 0.75 * r.window;
-    const keepingUp = (r: Rcv): boolean => this.head - r.delivered < 0.5 * r.window || r.delivered >= this.blocks;
+    const lagging = (r: Rcv): boolean => this.head < this.blocks && this.head - r.delivered >= 0.75 * r.window;
+    const keepingUp = (r: Rcv): boolean => r.delivered >= this.blocks || (this.head - r.delivered < 0.5 * r.window && r.lossEwma < 0.1);
     const live = [...this.rcv.values()].filter((r) => r.state === 'active' && r.delivered < this.blocks);
-    const someoneKeepsUp = [...this.rcv.values()].some((r) => r.state === 'active' && keepingUp(r));
+    const others = (r: Rcv): Rcv[] => [...this.rcv.values()].filter((x) => x !== r && x.state === 'active');
     for (const r of live) {
-      if (this.head >= this.blocks || !lagging(r)) {
-        if (this.head >= this.blocks || keepingUp(r)) r.blockedSince = null;
-        continue;
-      }
-      r.blockedSince ??= now;
-      if (someoneKeepsUp && now - r.blockedSince > this.o.slowMs) {
-        const pct = Math.floor((100 * r.delivered) / Math.max(1, this.blocks));
+      if (lagging(r)) r.blockedSince ??= now;
+      else if (this.head >= this.blocks || this.head - r.delivered < 0.5 * r.window) r.blockedSince = null;
+      const rest = others(r).map((x) => x.lossEwma).sort((a, b) => a - b);
+      const restMedian = rest.length ? (rest[Math.floor(rest.length / 2)] as number) : 1;
+      if (r.lossEwma > 0.25 && restMedian < 0.1) r.lossySince ??= now;
+      else if (r.lossEwma < 0.15) r.lossySince = null;
+      if (!others(r).some(keepingUp)) continue;
+      const pct = Math.floor((100 * r.delivered) / Math.max(1, this.blocks));
+      if (r.blockedSince !== null && now - r.blockedSince > this.o.slowMs) {
         this.drop(r.key, `too slow: held the session back for ${Math.round((now - r.blockedSince) / 1000)} s at ${pct} %`);
+      } else if (r.lossySince !== null && now - r.lossySince > this.o.slowMs) {
+        this.drop(r.key, `too slow: lost ${Math.round(r.lossEwma * 100)} % of the session's datagrams for ${Math.round((now - r.lossySince) / 1000)} s at ${pct} % (a slow or lossy link; the others lose ${Math.round(restMedian * 100)} %)`);
       }
     }
   }

@@ -13,6 +13,17 @@ import type { Argv } from '../../src/lib/programs.js';
 const ROOT = new URL('../..', import.meta.url).pathname;
 
 let bundled: Promise<string> | null = null;
+let agentBundled: Promise<string> | null = null;
+
+/** Argv prefix that runs the imaging agent bundled as the boot environment bundles it (src/agent/main.ts, self-contained). */
+export async function bundledAgent(): Promise<Argv> {
+  agentBundled ??= (async () => {
+    const outfile = join(ROOT, 'build', 'test', 'fleetboot-agent.mjs');
+    await build({ entryPoints: [join(ROOT, 'src/agent/main.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning', outfile });
+    return outfile;
+  })();
+  return ['node', await agentBundled];
+}
 
 /** Argv prefix that runs the bundled CLI: ['node', bundle] (spread it through resolveArgv). Built once per test process. */
 export async function bundledCli(): Promise<Argv> {
