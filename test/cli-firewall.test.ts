@@ -12,6 +12,7 @@ test('fleetboot firewall --for nft prints a rule for every port of the configura
     'nft add rule inet filter input udp dport 4011 accept',
     'nft add rule inet filter input udp dport 1069 accept',
     'nft add rule inet filter input udp dport 32768-60999 accept',
+    'nft add rule inet filter input udp dport 63001-63100 accept',
     'nft add rule inet filter input tcp dport 9000 accept',
   ]);
 });

@@ -67,8 +67,11 @@ async function token(host: string, mac: string): Promise<{ task: string; token: 
   return { task, token: tok };
 }
 
-function runAgent(host: string, tk: { task: string; token: string }, disk: string, env: string[] = []): ProcessLog {
-  return new ProcessLog(`agent ${host}`, lab.spawnIn(lab.host(host).netns, ['env', ...env, ...resolveArgv(agent), 'run', '--url', BASE, '--task', tk.task, '--token', tk.token, '--disk', disk]));
+function runAgent(host: string, tk: { task: string; token: string }, disk: string, env: Record<string, string> = {}): ProcessLog {
+  return new ProcessLog(
+    `agent ${host}`,
+    lab.spawnIn(lab.host(host).netns, ['env', ...resolveArgv(agent), 'run', '--url', BASE, '--task', tk.task, '--token', tk.token, '--disk', disk], { env: { ...process.env, ...env } }),
+  );
 }
 
 async function exited(p: ProcessLog, ms: number): Promise<number | null> {
@@ -165,7 +168,7 @@ describe('multicast deploys through the server (real agents, loop devices)', { t
     await lab.limitRate('m2', 8);
     try {
       const real = [];
-      for (const [i, m] of MEMBERS.entries()) real.push(runAgent(m.name, await token(m.name, m.mac), disks[m.name] as string, i === 1 ? ['FLEETBOOT_UDP=dgram'] : []));
+      for (const [i, m] of MEMBERS.entries()) real.push(runAgent(m.name, await token(m.name, m.mac), disks[m.name] as string, i === 1 ? { FLEETBOOT_UDP: 'dgram' } : {}));
       for (const [i, r] of real.entries()) assert.equal(await exited(r, 300_000), 0, `member ${i}'s agent failed:\n${r.tail(40)}`);
       for (const m of MEMBERS) {
         const t = await taskJson(job.tasks.get(m.mac) as string);
