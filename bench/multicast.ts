@@ -105,7 +105,7 @@ if (!(Number.isInteger(SIZE_MIB) && SIZE_MIB >= 1 && SIZE_MIB <= 4096)) throw ne
 if (!(Number.isInteger(REPS) && REPS >= 1)) throw new RangeError(`--reps must be a positive integer: current value is ${REPS}`);
 if (!(Number.isInteger(LOSSY_RUNS) && LOSSY_RUNS >= 0)) throw new RangeError(`--lossy-runs must be a whole number: current value is ${LOSSY_RUNS}`);
 if (!(Number.isInteger(UFTP_RATE) && (UFTP_RATE === -1 || UFTP_RATE >= 1000))) throw new RangeError(`--uftp-rate must be kbit/s (at least 1000) or -1 (as fast as the interface allows): current value is ${UFTP_RATE}`);
-if (FB_MAX_RATE !== '' && !(Number(FB_MAX_RATE) > 0)) throw new RangeError(`--fb-max-rate must be a positive number (MB/s, passed as --max-rate): current value is '${FB_MAX_RATE}'`);
+if (FB_MAX_RATE !== '' && !(Number(FB_MAX_RATE) > 0)) throw new RangeError(`--fb-max-rate must be a positive number (Mbit/s, passed as --max-rate): current value is '${FB_MAX_RATE}'`);
 for (const p of PEERS_ASKED) if (!(PEER_NAMES as readonly string[]).includes(p)) throw new RangeError(`--peers: unknown peer '${p}' (known: ${PEER_NAMES.join(', ')})`);
 const TIMEOUT_S = Number(arg('timeout-s', String(Math.round(30 + SIZE_MIB * 0.25))));
 if (!(TIMEOUT_S >= 5)) throw new RangeError(`--timeout-s must be at least 5: current value is ${TIMEOUT_S}`);

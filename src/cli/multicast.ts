@@ -56,7 +56,7 @@ interface SendFlags {
   maxWait?: number;
   maxRate: number;
   ttl: number;
-  slowSeconds: number;
+  slowSeconds?: number;
   feedbackPort: number;
 }
 
@@ -145,7 +145,7 @@ export function registerMulticastCommands(program: Command, globals: GlobalOptio
     .option('--max-wait <seconds>', 'start after this long with --min-receivers (default 1) even if not all have joined', int('--max-wait', 0, 86400))
     .option('--max-rate <mbps>', 'ceiling of the send rate, Mbit/s', positive('--max-rate'), 800)
     .option('--ttl <n>', 'multicast TTL (above 1 to cross routers)', int('--ttl', 1, 255), 1)
-    .option('--slow-seconds <s>', 'drop a receiver that holds the others back this long', int('--slow-seconds', 1, 3600), 10)
+    .option('--slow-seconds <s>', 'drop a receiver that holds the others back this long (default: never; a standalone receiver has no unicast to go on with)', int('--slow-seconds', 1, 3600))
     .option('--feedback-port <port>', 'UDP port the sender receives answers on (default: any free port)', int('--feedback-port', 0, 65535), 0)
     .action(async (file: string, f: SendFlags) => {
       try {

@@ -105,7 +105,8 @@ export async function sendFile(o: SendFileOptions): Promise<SendFileResult> {
       maxRateBps: (o.maxRateMbps * 1e6) / 8,
       blockSize: o.blockSize ?? DEFAULT_BLOCK_SIZE,
       maxWindow: o.window ?? DEFAULT_WINDOW,
-      slowMs: (o.slowS ?? 10) * 1000,
+      // Without --slow-seconds every receiver is waited for: the standalone pair has no unicast to fall back to.
+      slowMs: o.slowS === undefined ? Number.POSITIVE_INFINITY : o.slowS * 1000,
       receiverTimeoutMs: (o.receiverTimeoutS ?? 5) * 1000,
       log: o.log,
     });
