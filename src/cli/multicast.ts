@@ -146,7 +146,7 @@ export function registerMulticastCommands(program: Command, globals: GlobalOptio
     .option('--max-rate <mbps>', 'ceiling of the send rate, Mbit/s', positive('--max-rate'), 800)
     .option('--ttl <n>', 'multicast TTL (above 1 to cross routers)', int('--ttl', 1, 255), 1)
     .option('--slow-seconds <s>', 'drop a receiver that holds the others back this long (default: never; a standalone receiver has no unicast to go on with)', int('--slow-seconds', 1, 3600))
-    .option('--feedback-port <port>', 'UDP port the sender receives answers on (default: any free port)', int('--feedback-port', 0, 65535), 0)
+    .option('--feedback-port <port>', 'UDP port the sender receives answers on (default: a free port the kernel picks)', int('--feedback-port', 0, 65535), 0)
     .action(async (file: string, f: SendFlags) => {
       try {
         const r = await sendFile({

@@ -181,9 +181,9 @@ test('a receiver that joins after the session started gets the whole object in a
   const net = new FakeNet();
   try {
     const first = startReceiver(net, 0, { size: data.length });
-    const { sender, object } = startSender(net, path, { expected: 1, maxRateBps: 20e6 });
+    const { sender, object } = startSender(net, path, { expected: 1, maxRateBps: 5e6 });
     const run = sender.run();
-    await new Promise((r) => setTimeout(r, 40)); // well into the first sweep (about 100 ms at 20 MB/s)
+    await new Promise((r) => setTimeout(r, 200)); // past the late receiver's window (512 KB), well before the first sweep's end (about 400 ms at 5 MB/s)
     assert.equal(sender.stats().state, 'sending');
     const late = startReceiver(net, 1, { size: data.length });
     assert.equal((await first.result).ok, true);

@@ -65,7 +65,7 @@ export interface SendFileOptions {
   window?: number;
   slowS?: number;
   receiverTimeoutS?: number;
-  /** The sender's own port, where receivers answer (0: any free port). */
+  /** The sender's own port, where receivers answer (0: a free port the kernel picks). */
   feedbackPort?: number;
   backend?: UdpBackend;
   log?: (msg: string) => void;

@@ -16,7 +16,7 @@
  *     lossy wire.
  */
 import dgram from 'node:dgram';
-import { ipv4ToNumber, loadNative, type NativeHandle, type NativeState, type OnDatagram, type UdpBackend, type UdpPeer } from './udp.js';
+import { ipv4ToNumber, loadNative, onNativeBatch, type NativeHandle, type NativeState, type OnDatagram, type UdpBackend, type UdpPeer } from './udp.js';
 
 /** Option numbers of native/fastudp.c's setopt(). */
 const OPT = { join: 1, multicastIf: 2, ttl: 3, loop: 4, all: 5, rcvbuf: 6, sndbuf: 7, rxqOvfl: 8 } as const;
@@ -90,23 +90,9 @@ class NativeMcast implements McastSocket {
     opts: McastSocketOptions,
   ) {
     this.port = port;
-    const { arena, meta, slot } = st;
-    const { onMessage, onError } = opts;
-    const onBatch = opts.onBatch;
     st.addon.start(
       h,
-      (n: number) => {
-        if (n < 0) {
-          onError(Object.assign(new Error(`recvmmsg failed: errno ${-n}`), { errno: n, syscall: 'recvmmsg' }));
-          return;
-        }
-        for (let i = 0; i < n && !this.closed; i++) {
-          const m = i * 3;
-          const off = i * slot;
-          onMessage(arena.subarray(off, off + (meta[m + 2] as number)), meta[m] as number, meta[m + 1] as number);
-        }
-        if (onBatch && !this.closed) onBatch();
-      },
+      onNativeBatch(st, opts, () => this.closed),
       () => {
         const cb = this.writable;
         this.writable = null;

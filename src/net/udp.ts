@@ -188,6 +188,32 @@ export function nativeUdpUnavailableReason(): string | null {
   return loadNative() ? null : nativeLoadError;
 }
 
+/**
+ * The callback native sockets give the addon's start(): each datagram of a
+ * received batch (a view of the shared arena) to `onMessage` while the socket
+ * is open, then `onBatch`; receive errors to `onError`.
+ */
+export function onNativeBatch(
+  st: NativeState,
+  h: { onMessage: OnDatagram; onError: (err: Error) => void; onBatch?: () => void },
+  closed: () => boolean,
+): (n: number) => void {
+  const { arena, meta, slot } = st;
+  const { onMessage, onError, onBatch } = h;
+  return (n: number) => {
+    if (n < 0) {
+      onError(Object.assign(new Error(`recvmmsg failed: errno ${-n}`), { errno: n, syscall: 'recvmmsg' }));
+      return;
+    }
+    for (let i = 0; i < n && !closed(); i++) {
+      const m = i * 3;
+      const off = i * slot;
+      onMessage(arena.subarray(off, off + (meta[m + 2] as number)), meta[m] as number, meta[m + 1] as number);
+    }
+    if (onBatch && !closed()) onBatch();
+  };
+}
+
 interface Pending {
   packet: Buffer;
   peer: UdpPeer;
@@ -205,22 +231,9 @@ class NativeSocket implements UdpSocket {
     this.st = st;
     this.h = h;
     this.port = port;
-    const { arena, meta, slot } = st;
-    const onMessage = opts.onMessage;
-    const onError = opts.onError;
     st.addon.start(
       h,
-      (n: number) => {
-        if (n < 0) {
-          onError(Object.assign(new Error(`recvmmsg failed: errno ${-n}`), { errno: n, syscall: 'recvmmsg' }));
-          return;
-        }
-        for (let i = 0; i < n && !this.closed; i++) {
-          const m = i * 3;
-          const off = i * slot;
-          onMessage(arena.subarray(off, off + (meta[m + 2] as number)), meta[m] as number, meta[m + 1] as number);
-        }
-      },
+      onNativeBatch(st, opts, () => this.closed),
       () => this.flush(),
     );
   }
