@@ -418,6 +418,7 @@ export class MulticastReceiver {
         nakBase: this.contig,
         nakBits: bits,
         naks,
+        ...(this.st[RX.HAVE_SEQ] === 1 ? { maxSeq: this.st[RX.MAX_SEQ] as number } : {}),
       }),
       this.sender,
     );

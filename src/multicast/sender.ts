@@ -8,6 +8,14 @@
  * who asked within a hold-off (so eight receivers that lost one block cost
  * one repair), never the whole object again.
  *
+ * A receiver's STATUS names the highest sequence number it has taken; a
+ * block it still lacks is not resent while its last copy went out after
+ * that (the copy may be on its way or in the receiver's socket buffer: a
+ * receiver short of CPU reports late), so a lost block costs one repair
+ * however late the reports come (within 100 ms: after that the copy is
+ * taken as lost, e.g. the last ones sent). A receiver whose STATUS has no
+ * sequence number gets a 30 ms hold-off instead.
+ *
  * Flow. A receiver holds at most `window` blocks out of order; the sender
  * never sends a new block past the slowest active receiver's delivered
  * point plus its window, so nothing it sends is wasted on a full receiver.
@@ -137,11 +145,15 @@ interface Rcv {
   lossySince: number | null;
   reason: string | null;
   lastControl: number;
+  /** The highest DATA sequence number it reported taking, or null (not yet, or its STATUS does not say). */
+  maxSeq: number | null;
 }
 
 const SEGMENTS = 40;
 const TICK_MS = 20;
 const MIN_RATE = 1_000_000;
+/** How long a copy the receiver has not yet reached is taken to be on its way (then it is resent: a lost tail). */
+const UNSEEN_HOLD_MS = 100;
 
 function keyOf(id: SessionId): string {
   return sessionIdHex(id);
@@ -154,6 +166,8 @@ export class MulticastSender {
   private readonly ringSize: number;
   private readonly sentTag: Float64Array;
   private readonly sentAt: Float64Array;
+  /** The sequence number of each slot's last copy. */
+  private readonly sentSeq: Uint32Array;
   private readonly queuedTag: Float64Array;
   private readonly queue: Int32Array;
   private qHead = 0;
@@ -202,6 +216,7 @@ export class MulticastSender {
     this.blocks = this.cache.blocks;
     this.sentTag = new Float64Array(ring).fill(-1);
     this.sentAt = new Float64Array(ring);
+    this.sentSeq = new Uint32Array(ring);
     this.queuedTag = new Float64Array(ring).fill(-1);
     this.queue = new Int32Array(ring);
     this.batch = Buffer.allocUnsafe(SEGMENTS * this.seg);
@@ -266,6 +281,7 @@ export class MulticastSender {
         lossySince: null,
         reason: null,
         lastControl: 0,
+        maxSeq: null,
       };
       this.rcv.set(key, r);
       this.o.onEvent?.({ kind: 'joined', receiver: key, address: peer.address, contig: j.contig });
@@ -320,12 +336,14 @@ export class MulticastSender {
     r.received = s.received;
     r.seqLost = s.seqLost;
     r.rxDropped = s.rxDropped;
+    r.maxSeq = s.maxSeq ?? null;
     if (s.contig > r.delivered) r.delivered = Math.min(s.contig, this.blocks);
     if (r.state !== 'active' || s.nakBits === 0) {
       this.kick();
       return;
     }
     const naks = s.naks;
+    const maxSeq = r.maxSeq;
     let queued = 0;
     for (let i = 0; i < naks.length; i++) {
       let byte = naks[i] as number;
@@ -338,7 +356,13 @@ export class MulticastSender {
         if (b >= this.maxSent) continue; // never sent: it comes as new data
         const slot = b & (this.ringSize - 1);
         if (this.queuedTag[slot] === b) continue;
-        if (this.sentTag[slot] === b && now - (this.sentAt[slot] as number) < this.holdoffMs) continue;
+        if (this.sentTag[slot] === b) {
+          // Its last copy may not have reached this receiver yet: it went out after the last datagram the receiver
+          // took. Bounded in time: when the lost copies are the last ones sent (the tail), nothing later comes.
+          const age = now - (this.sentAt[slot] as number);
+          const unseen = maxSeq !== null && (((this.sentSeq[slot] as number) - maxSeq) | 0) > 0;
+          if (maxSeq !== null ? unseen && age < UNSEEN_HOLD_MS : age < this.holdoffMs) continue;
+        }
         if (this.qLen === this.queue.length) break;
         this.queuedTag[slot] = b;
         this.queue[(this.qHead + this.qLen) % this.queue.length] = b;
@@ -609,12 +633,14 @@ export class MulticastSender {
         if (isNew && firstNew < 0) firstNew = b;
         else if (!isNew) this.repairs++;
         const data = this.cache.block(b);
-        writeDataHeader(batch, k * seg, this.session, b, this.seq++);
+        const seq = this.seq++;
+        writeDataHeader(batch, k * seg, this.session, b, seq);
         data.copy(batch, k * seg + DATA_HEADER_BYTES);
         len = k * seg + DATA_HEADER_BYTES + data.length;
         const slot = b & (this.ringSize - 1);
         this.sentTag[slot] = b;
         this.sentAt[slot] = now;
+        this.sentSeq[slot] = seq;
         k++;
         if (data.length < bs) short = true; // a short datagram ends a GSO batch
       }

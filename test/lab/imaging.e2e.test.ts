@@ -25,7 +25,15 @@
  *      sha256 checked); Fleetboot is stopped and started again mid-deploy
  *      and the task still completes. B's disk, mounted on the host, holds
  *      every file of A with the same sha256, under a GPT table.
- *   6. An unknown machine with imaging.unknownPolicy "register" becomes a
+ *   6. Multicast: M1 (SeaBIOS + iPXE ROM) and M2 (OVMF, edk2 PXE), members
+ *      of group "room" with M3, get "ref" in one multicast session (`task
+ *      deploy --group room --multicast --min-receivers 2 --max-wait 0`);
+ *      M3 (OVMF + iPXE) is powered on once the session sends, joins it late
+ *      and gets the whole image from it (a later sweep). Every file on the
+ *      three disks has A's sha256. The session's rate ceiling
+ *      (multicast.maxRateMbps) is low here so that it still runs when M3's
+ *      agent starts under TCG.
+ *   7. An unknown machine with imaging.unknownPolicy "register" becomes a
  *      host whose inventory has its MAC, CPUs, memory, disk and SMBIOS product.
  *
  * Needs root, `scripts/install-deps.sh --with-test`, and builds the boot
@@ -52,6 +60,14 @@ const SERVER_IP = `${S}.1`;
 const A = { variant: 'bios-ipxe' as QemuVariant, mac: '52:54:00:fb:90:0a' };
 const B = { variant: 'ovmf-pxe' as QemuVariant, mac: '52:54:00:fb:90:0b' };
 const R = { variant: 'ovmf-ipxe' as QemuVariant, mac: '52:54:00:fb:90:0c' };
+/** The multicast room: two members boot at once, the third once the session sends. */
+const ROOM = [
+  { variant: 'bios-ipxe' as QemuVariant, mac: '52:54:00:fb:90:1a', name: 'm1' },
+  { variant: 'ovmf-pxe' as QemuVariant, mac: '52:54:00:fb:90:1b', name: 'm2' },
+  { variant: 'ovmf-ipxe' as QemuVariant, mac: '52:54:00:fb:90:1c', name: 'm3' },
+] as const;
+/** Mbit/s: "ref" (~25 MB of streams) takes about 100 s a sweep, longer than M3 takes to boot and join. */
+const ROOM_RATE_MBPS = 2;
 const GUEST_MB = 1536;
 /** Guest steps under TCG: download ~40 MB of boot environment, boot Linux, run the agent. */
 const TASK_TIMEOUT_S = 600;
@@ -86,6 +102,11 @@ interface TaskView {
   bytesTotal: number | null;
   phase: string | null;
   revision: number | null;
+}
+
+interface RoomSession {
+  state: string;
+  stats: { sweeps: number; receivers: Array<{ state: string; reason: string | null }> } | null;
 }
 
 interface HostView {
@@ -152,7 +173,7 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
         subnet: S,
         variants: [A.variant, B.variant, R.variant],
         testBootEnv: false,
-        fleetboot: { config: { boot: { menuTimeoutSeconds: 2 }, imaging: { bootEnvDir, agentTimeoutSeconds: 90, unknownPolicy: 'register' } } },
+        fleetboot: { config: { boot: { menuTimeoutSeconds: 2 }, imaging: { bootEnvDir, agentTimeoutSeconds: 90, unknownPolicy: 'register' }, multicast: { maxRateMbps: ROOM_RATE_MBPS } } },
       });
       let a: SourceDisk;
       try {
@@ -311,6 +332,63 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
       const b = await readDiskFiles(diskB);
       assert.equal(b.table.label, 'gpt');
       for (const [n, sums] of e.a.sums) assert.deepEqual(b.sums.get(n), sums, `partition ${n} differs`);
+    }),
+  );
+
+  test('multicast: a SeaBIOS and an OVMF member of one group get "ref" in one session; a third member powered on after it started joins late; every disk holds A\'s files', () =>
+    guarded(async () => {
+      const e = need();
+      for (const m of ROOM) await cli(['host', 'add', m.mac, '--name', m.name]);
+      await cli(['group', 'add', 'room']);
+      await cli(['group', 'add-host', 'room', ...ROOM.map((m) => m.mac)]);
+      const disks = new Map<string, string>();
+      for (const m of ROOM) {
+        const d = join(e.work, `${m.name}.img`);
+        await sh('truncate', ['-s', '192M', d]);
+        disks.set(m.mac, d);
+      }
+      const job = await cliJson<{ multicastSessionId: number | null; tasks: Array<{ id: number; mac: string }> }>(['task', 'deploy', '--group', 'room', '--image', 'ref', '--multicast', '--min-receivers', '2', '--max-wait', '0']);
+      const sessionId = job.multicastSessionId;
+      assert.ok(sessionId, `the job has no multicast session: ${JSON.stringify(job)}`);
+      const taskOf = (mac: string): number => {
+        const t = job.tasks.find((x) => x.mac === mac);
+        assert.ok(t, `no task for ${mac} in ${JSON.stringify(job.tasks)}`);
+        return t.id;
+      };
+      const session = (): Promise<RoomSession> => cliJson<RoomSession>(['multicast', 'show', String(sessionId)]);
+      const guests: QemuGuest[] = [];
+      const explainAll = (): string => [...guests.map((g) => g.diagnostics(30)), explain(e, null)].join('\n');
+      try {
+        for (const m of ROOM.slice(0, 2)) guests.push(await startGuest(e, m, `${m.name}-multicast`, disks.get(m.mac) as string));
+        // M1 and M2 boot through PXE, their agents join; the session sends once both have.
+        const deadline = Date.now() + TASK_TIMEOUT_S * 1000;
+        let state = (await session()).state;
+        while (state === 'waiting' && Date.now() < deadline) {
+          for (const g of guests) if (!g.running) assert.fail(`guest ${g.name} exited before the session started\n${explainAll()}`);
+          await new Promise((r) => setTimeout(r, 1000));
+          state = (await session()).state;
+        }
+        assert.equal(state, 'sending', `the session did not start sending (state ${state})\n${explainAll()}`);
+        const m3 = ROOM[2];
+        guests.push(await startGuest(e, m3, `${m3.name}-multicast`, disks.get(m3.mac) as string));
+        for (const [i, m] of ROOM.entries()) {
+          const t = await waitTask(taskOf(m.mac), guests[i] ?? null);
+          assert.equal(t.state, 'done', `${m.name} (${m.variant}): ${t.error}\n${explainAll()}`);
+        }
+        for (const g of guests) await withTimeout(g.exited, 60_000);
+      } finally {
+        for (const g of guests) await g.stop();
+      }
+      const s = await session();
+      assert.equal(s.state, 'finished', JSON.stringify(s));
+      // All three ended in the session (a member that fell back to unicast would show as dropped or failed).
+      assert.deepEqual((s.stats?.receivers ?? []).map((r) => r.state), ['done', 'done', 'done'], JSON.stringify(s.stats));
+      assert.ok((s.stats?.sweeps ?? 0) >= 1, JSON.stringify(s.stats));
+      for (const m of ROOM) {
+        const got = await readDiskFiles(disks.get(m.mac) as string);
+        for (const [n, sums] of e.a.sums) assert.deepEqual(got.sums.get(n), sums, `${m.name} (${m.variant}): partition ${n} differs from A`);
+      }
+      console.log(`multicast.e2e: session #${sessionId}: ${JSON.stringify(s.stats?.receivers)}, sweeps ${s.stats?.sweeps}`);
     }),
   );
 

@@ -83,6 +83,19 @@ test('JOIN, STATUS, DONE and CONTROL round trip', () => {
   assert.throws(() => encodeStatus({ session, receiver, contig: 0, highest: 0, received: 0, seqLost: 0, rxDropped: 0, nakBase: 0, nakBits: MAX_NAK_BITS + 1, naks }), /at most 8192/);
 });
 
+test('STATUS carries the highest sequence number taken after its bitmap, or leaves it out', () => {
+  const base = { session, receiver, contig: 3, highest: 40, received: 30, seqLost: 2, rxDropped: 0, nakBase: 3, nakBits: 11, naks: new Uint8Array([0xff, 0x07]) };
+  const withSeq = encodeStatus({ ...base, maxSeq: 0xfffffffe });
+  const without = encodeStatus(base);
+  assert.equal(withSeq.length, without.length + 4);
+  assert.equal(decodeStatus(withSeq)?.maxSeq, 0xfffffffe);
+  assert.equal(decodeStatus(without)?.maxSeq, undefined);
+  assert.deepEqual([...(decodeStatus(withSeq)?.naks ?? [])], [0xff, 0x07]);
+  // One to three bytes more than the bitmap: neither form.
+  for (const extra of [1, 2, 3]) assert.equal(decodeStatus(Buffer.concat([without, Buffer.alloc(extra)])), null, `${extra} byte(s) more`);
+  assert.equal(decodeStatus(Buffer.concat([withSeq, Buffer.alloc(1)])), null);
+});
+
 test('malformed datagrams decode to null, never throw', () => {
   const good = [
     encodeAnnounce({ session, state: 0, digestIsSha256: true, digestFinal: true, blockSize: 1440, objectBytes: 1, window: 1, head: 0, rateKbps: 0, joined: 0, expected: 0, digest: Buffer.alloc(32), label: 'x' }),

@@ -110,6 +110,14 @@ export interface Status {
   nakBase: number;
   nakBits: number;
   naks: Uint8Array;
+  /**
+   * The highest DATA sequence number the receiver has taken, when it has
+   * taken any (a u32 after the bitmap; absent in a STATUS without it). The
+   * sender resends a block only to a receiver that has seen a datagram sent
+   * after the block's last copy: until then that copy may still be on its
+   * way, or in the receiver's socket buffer.
+   */
+  maxSeq?: number;
 }
 
 export interface Done {
@@ -249,7 +257,7 @@ export function decodeJoin(buf: Buffer): Join | null {
 export function encodeStatus(st: Status): Buffer {
   if (st.nakBits > MAX_NAK_BITS) throw new RangeError(`at most ${MAX_NAK_BITS} missing blocks per status, got ${st.nakBits}`);
   const bytes = Math.ceil(st.nakBits / 8);
-  const buf = Buffer.alloc(46 + bytes);
+  const buf = Buffer.alloc(46 + bytes + (st.maxSeq === undefined ? 0 : 4));
   receiverMsg(buf, MsgType.status, st.session, st.receiver);
   buf.writeUInt32BE(st.contig >>> 0, 20);
   buf.writeUInt32BE(st.highest >>> 0, 24);
@@ -259,13 +267,17 @@ export function encodeStatus(st: Status): Buffer {
   buf.writeUInt32BE(st.nakBase >>> 0, 40);
   buf.writeUInt16BE(st.nakBits, 44);
   buf.set(st.naks.subarray(0, bytes), 46);
+  if (st.maxSeq !== undefined) buf.writeUInt32BE(st.maxSeq >>> 0, 46 + bytes);
   return buf;
 }
 
 export function decodeStatus(buf: Buffer): Status | null {
   if (messageType(buf) !== MsgType.status || buf.length < 46) return null;
   const nakBits = buf.readUInt16BE(44);
-  if (nakBits > MAX_NAK_BITS || buf.length !== 46 + Math.ceil(nakBits / 8)) return null;
+  const bytes = Math.ceil(nakBits / 8);
+  // The bitmap's length follows from nakBits, so the optional maxSeq after it is unambiguous.
+  const withSeq = buf.length === 50 + bytes;
+  if (nakBits > MAX_NAK_BITS || (buf.length !== 46 + bytes && !withSeq)) return null;
   const contig = buf.readUInt32BE(20);
   const highest = buf.readUInt32BE(24);
   const nakBase = buf.readUInt32BE(40);
@@ -280,7 +292,8 @@ export function decodeStatus(buf: Buffer): Status | null {
     rxDropped: buf.readUInt32BE(36),
     nakBase,
     nakBits,
-    naks: new Uint8Array(buf.buffer, buf.byteOffset + 46, Math.ceil(nakBits / 8)),
+    naks: new Uint8Array(buf.buffer, buf.byteOffset + 46, bytes),
+    ...(withSeq ? { maxSeq: buf.readUInt32BE(46 + bytes) } : {}),
   };
 }
 
