@@ -126,7 +126,7 @@ interface TestReceiver {
   close(): void;
 }
 
-function startReceiver(net: FakeNet, n: number, o: { loss?: number; id?: SessionId; resume?: { session: SessionId; blocks: number; prefix: Buffer }; size: number }): TestReceiver {
+function startReceiver(net: FakeNet, n: number, o: { loss?: number; id?: SessionId; resume?: { session: SessionId; blocks: number; prefix: Buffer }; size: number; statusMs?: number }): TestReceiver {
   const out = Buffer.alloc(o.size);
   if (o.resume) o.resume.prefix.copy(out);
   let receiver: MulticastReceiver | null = null;
@@ -140,6 +140,7 @@ function startReceiver(net: FakeNet, n: number, o: { loss?: number; id?: Session
     sink: { write: (chunk, position) => void chunk.copy(out, position) },
     resume: o.resume ? { session: o.resume.session, blocks: o.resume.blocks, hash: createHash('sha256').update(o.resume.prefix) } : null,
     senderTimeoutMs: 3000,
+    ...(o.statusMs !== undefined ? { statusMs: o.statusMs } : {}),
   });
   return {
     out,
@@ -172,6 +173,27 @@ test('three receivers with 10 % random loss each (feedback included) end byte-id
     assert.ok(st.retransmittedShare > 0.05 && st.retransmittedShare < 0.6, `retransmitted ${st.retransmittedShare}`);
     for (const r of rs) r.close();
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a ceiling below the sender\'s floor rate holds while heavy loss makes it slow down', async () => {
+  const { dir, path, data } = tempObject(300 * 1000);
+  const net = new FakeNet();
+  const ceiling = 400e3;
+  let highest = 0;
+  const sample = setInterval(() => (highest = Math.max(highest, sender.stats().rateBps)), 5);
+  // Reports every 250 ms: enough datagrams between two for the sender to take their loss share.
+  const rs = [0, 1, 2].map((n) => startReceiver(net, n, { loss: 0.3, size: data.length, statusMs: 250 }));
+  const { sender, object } = startSender(net, path, { expected: 3, maxRateBps: ceiling });
+  try {
+    assert.equal(await sender.run(), true);
+    for (const r of rs) assert.equal((await r.result).ok, true);
+    assert.ok(highest > 0 && highest <= ceiling, `rate reached ${highest} B/s, ceiling ${ceiling}`);
+  } finally {
+    clearInterval(sample);
+    object.close();
+    for (const r of rs) r.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -514,7 +514,8 @@ export class MulticastSender {
     const median = losses.length ? (losses[Math.floor(losses.length / 2)] as number) : 0;
     if (this.congested || median > 0.1) {
       if (now - this.lastDecrease >= 100) {
-        this.rate = Math.max(MIN_RATE, this.rate * 0.85);
+        // Never below the floor, nor above the ceiling (a ceiling under the floor wins).
+        this.rate = Math.min(this.o.maxRateBps, Math.max(MIN_RATE, this.rate * 0.85));
         this.lastDecrease = now;
         this.lastIncrease = now;
       }
