@@ -16,7 +16,8 @@
  *     member's agent starts once it sends and joins late: it gets the whole
  *     image from the same session (what it missed as repairs, or in a
  *     second sweep when it joined further on); every disk holds the
- *     source's files.
+ *     source's files. An operator's rate ceiling (`multicast rate`) applies
+ *     while it sends and is refused once it has ended.
  * One agent takes the JavaScript path (FLEETBOOT_UDP=dgram), as the boot
  * environment's agent does without the native addon.
  * Needs root (namespaces, loop devices, mounts, tc); fails, never skips.
@@ -98,7 +99,7 @@ async function expectSourceFiles(file: string, what: string): Promise<void> {
 interface SessionJson {
   id: number;
   state: string;
-  stats: { sweeps: number; receivers: Array<{ state: string; reason: string | null }> } | null;
+  stats: { sweeps: number; maxRateBps: number; receivers: Array<{ state: string; reason: string | null }> } | null;
   members: Array<{ taskId: number; mac: string }>;
 }
 
@@ -187,6 +188,11 @@ describe('multicast deploys through the server (real agents, loop devices)', { t
 
   test('the session starts without a late member after --max-wait; the late member joins it and gets the whole image from it', async () => {
     const job = await deployJob(['--max-wait', '2', '--min-receivers', '2']);
+    // An operator's ceiling for this session, set while it waits: a quarter of the configuration's, so that it
+    // sends for over 10 s and the late member (started once it sends) surely finds it running.
+    const throttled = JSON.parse(await fb(['multicast', 'rate', String(job.session), '10', '--json'])) as { state: string; live: { maxRateBps: number } | null };
+    assert.equal(throttled.state, 'waiting');
+    assert.equal(throttled.live?.maxRateBps, 10e6 / 8);
     const early = [];
     for (const m of MEMBERS.slice(0, 2)) early.push(runAgent(m.name, await token(m.name, m.mac), disks[m.name] as string));
     const started = await waitFor('the session starts', async () => {
@@ -202,6 +208,9 @@ describe('multicast deploys through the server (real agents, loop devices)', { t
     assert.deepEqual((s.stats?.receivers ?? []).map((r) => r.state), ['done', 'done', 'done'], JSON.stringify(s.stats));
     // Joined within its window of the head: repairs of what it missed; further on: a second sweep (src/multicast/engine.test.ts).
     assert.doesNotMatch(late.all(), /going on by unicast/, 'the late member got the image from the session, not by unicast');
+    assert.equal(s.stats?.maxRateBps, 10e6 / 8, 'the session kept the operator\'s ceiling');
+    await assert.rejects(fb(['multicast', 'rate', String(job.session), '10']), /is not running now \(finished\)/);
+    await assert.rejects(fb(['multicast', 'rate', String(job.session), '0']), /above 0/);
     for (const m of MEMBERS) await expectSourceFiles(files[m.name] as string, m.name);
   });
 });

@@ -11,6 +11,7 @@ import { MulticastSetupError, receiveFile, sendFile } from '../multicast/standal
 import { ExitStatus, UsageError, type GlobalOptions } from './globals.js';
 import { CliError, connect } from './client.js';
 import { printJson, printLine, printTable } from './output.js';
+import { MAX_RATE_MBPS } from '../model/multicast.js';
 import type { MulticastSession } from '../store/multicast.js';
 import type { SessionDetail } from '../multicast/service.js';
 
@@ -82,7 +83,7 @@ function printSession(d: SessionDetail): void {
       (d.maxWaitSeconds !== null ? `, starts after ${d.maxWaitSeconds} s with at least ${d.minReceivers}` : ', waits for every member') +
       (d.jobId !== null ? `, job ${d.jobId}` : ''),
   );
-  if (live) printLine(`  ${(live.rateBps * 8e-6).toFixed(0)} Mbit/s now, ${(live.retransmittedShare * 100).toFixed(1)} % retransmitted, sweep ${live.sweeps}${live.elapsedMs !== null ? `, ${(live.elapsedMs / 1000).toFixed(0)} s sending` : ''}`);
+  if (live) printLine(`  ${(live.rateBps * 8e-6).toFixed(0)} Mbit/s now (ceiling ${+(live.maxRateBps * 8e-6).toFixed(2)}), ${(live.retransmittedShare * 100).toFixed(1)} % retransmitted, sweep ${live.sweeps}${live.elapsedMs !== null ? `, ${(live.elapsedMs / 1000).toFixed(0)} s sending` : ''}`);
   if (d.error) printLine(`  ${d.error}`);
   printTable(
     ['TASK', 'MAC', 'TASK STATE', 'RECEIVER', 'MB', 'LOSS %', 'WHY'],
@@ -130,6 +131,18 @@ export function registerMulticastCommands(program: Command, globals: GlobalOptio
     .argument('<task>', "the member's task id")
     .action(async (raw: string, task: string) => {
       const d = await (await api()).request<SessionDetail>('POST', `/multicast/${sessionId(raw)}/drop/${sessionId(task)}`);
+      if (globals.json) printJson(d);
+      else printSession(d);
+    });
+
+  mc.command('rate')
+    .description('a new rate ceiling for a running session, Mbit/s (throttle one that crowds a link; multicast.maxRateMbps is the default of new sessions)')
+    .argument('<id>', 'the session')
+    .argument('<mbps>', 'the ceiling, Mbit/s (e.g. 100, or 0.5)')
+    .action(async (raw: string, mbps: string) => {
+      const n = Number(mbps);
+      if (!/^\d+(\.\d+)?$/.test(mbps) || !(n > 0) || n > MAX_RATE_MBPS) throw new CliError(`The rate ceiling is a number of Mbit/s above 0 and at most ${MAX_RATE_MBPS}: got ${JSON.stringify(mbps)}`);
+      const d = await (await api()).request<SessionDetail>('POST', `/multicast/${sessionId(raw)}/rate`, { maxRateMbps: n });
       if (globals.json) printJson(d);
       else printSession(d);
     });

@@ -10,7 +10,7 @@ import { isAbsolute, join } from 'node:path';
 import { ipxeArgsProblem, ipxeUrlProblem } from '../boot/ipxe.js';
 import { parseOptionValue } from '../dhcp/option-values.js';
 import { buildSubnets, parseCidr, type OptionSetting, type PoolSettings } from '../dhcp/subnets.js';
-import { multicastAddressProblem, parseMulticastPorts } from '../model/multicast.js';
+import { MAX_RATE_MBPS, multicastAddressProblem, parseMulticastPorts } from '../model/multicast.js';
 import type { FleetbootError } from '../lib/errors.js';
 import { boolean, configError, custom, Field, integer, ipv4, isIPv4, oneOf, parseField, path, port, string, type FieldContext } from './fields.js';
 import type { DhcpReservationConfig, FleetbootConfig, IsGroup, PortRange } from './types.js';
@@ -347,7 +347,7 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
       problem: (s) => (isIPv4(s) || /^[^\s/]{1,15}$/.test(s) ? null : 'must be an IPv4 address or an interface name'),
       doc: 'Interface (address or name) sessions leave by; null = the one with the server address.',
     }),
-    maxRateMbps: integer(1, 100_000, { default: 800, doc: 'Ceiling of a session\'s send rate, Mbit/s: it adapts below it to what the receivers report.' }),
+    maxRateMbps: integer(1, MAX_RATE_MBPS, { default: 800, doc: 'Ceiling of a session\'s send rate, Mbit/s: it adapts below it to what the receivers report.' }),
     slowReceiverSeconds: integer(1, 3600, { default: 20, doc: 'A receiver that holds the others back this long leaves the session and finishes by unicast.' }),
     receiverTimeoutSeconds: integer(2, 3600, { default: 10, doc: 'A receiver not heard from this long is out of the session (its task goes on alone, by unicast).' }),
     maxWaitSeconds: integer(0, 86_400, {

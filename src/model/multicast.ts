@@ -60,3 +60,6 @@ export function parseMulticastPorts(s: string): { from: number; to: number } | n
   const to = m[2] === undefined ? from : Number(m[2]);
   return from >= 1 && to <= 65535 && from <= to ? { from, to } : null;
 }
+
+/** The highest rate ceiling a session takes, Mbit/s (also multicast.maxRateMbps's upper bound). */
+export const MAX_RATE_MBPS = 100_000;

@@ -113,6 +113,8 @@ export interface SenderStats {
   state: 'waiting' | 'sending' | 'finished' | 'cancelled';
   objectBytes: number;
   rateBps: number;
+  /** The ceiling now (SenderOptions.maxRateBps, or what setMaxRate() set). */
+  maxRateBps: number;
   sweeps: number;
   datagrams: number;
   repairs: number;
@@ -201,6 +203,7 @@ export class MulticastSender {
   private finish: ((ok: boolean) => void) | null = null;
   private readonly done: Promise<boolean>;
   private holdoffMs = 30;
+  private maxRate: number;
 
   constructor(
     private readonly socket: McastSocket,
@@ -220,6 +223,8 @@ export class MulticastSender {
     this.queuedTag = new Float64Array(ring).fill(-1);
     this.queue = new Int32Array(ring);
     this.batch = Buffer.allocUnsafe(SEGMENTS * this.seg);
+    if (!(o.maxRateBps > 0)) throw new RangeError(`maxRateBps must be above 0, got ${o.maxRateBps}`);
+    this.maxRate = o.maxRateBps;
     this.rate = Math.min(o.maxRateBps, o.initialRateBps ?? 60_000_000);
     this.digest = o.digest ?? null;
     this.done = new Promise((resolve) => (this.finish = resolve));
@@ -515,12 +520,12 @@ export class MulticastSender {
     if (this.congested || median > 0.1) {
       if (now - this.lastDecrease >= 100) {
         // Never below the floor, nor above the ceiling (a ceiling under the floor wins).
-        this.rate = Math.min(this.o.maxRateBps, Math.max(MIN_RATE, this.rate * 0.85));
+        this.rate = Math.min(this.maxRate, Math.max(MIN_RATE, this.rate * 0.85));
         this.lastDecrease = now;
         this.lastIncrease = now;
       }
     } else if (now - this.lastIncrease >= 50 && now - this.lastDecrease >= 200) {
-      this.rate = Math.min(this.o.maxRateBps, this.rate * 1.15 + 250_000);
+      this.rate = Math.min(this.maxRate, this.rate * 1.15 + 250_000);
       this.lastIncrease = now;
     }
     this.congested = false;
@@ -694,6 +699,18 @@ export class MulticastSender {
     this.repairs--; // counted again when it goes
   }
 
+  /**
+   * A new ceiling while the session runs (an operator throttles a session
+   * that crowds a production link, or lets a throttled one go faster):
+   * lower takes effect at once, higher is reached as the rate grows.
+   */
+  setMaxRate(bps: number): void {
+    if (!(bps > 0) || !Number.isFinite(bps)) throw new RangeError(`the rate ceiling must be above 0 bytes/s, got ${bps}`);
+    this.maxRate = bps;
+    this.rate = Math.min(this.rate, bps);
+    this.kick();
+  }
+
   stats(): SenderStats {
     const originals = Math.max(1, this.datagrams - this.repairs);
     return {
@@ -701,6 +718,7 @@ export class MulticastSender {
       state: this.state,
       objectBytes: this.o.object.bytes,
       rateBps: this.rate,
+      maxRateBps: this.maxRate,
       sweeps: this.sweeps + 1,
       datagrams: this.datagrams,
       repairs: this.repairs,

@@ -28,7 +28,7 @@ import type { FleetbootConfig } from '../config/config.js';
 import { parseCidr } from '../dhcp/subnets.js';
 import type { Logger } from '../lib/log.js';
 import { errorMessage, FleetbootError } from '../lib/errors.js';
-import { parseMulticastPorts, pickEndpoint } from '../model/multicast.js';
+import { MAX_RATE_MBPS, parseMulticastPorts, pickEndpoint } from '../model/multicast.js';
 import { openMcast, type McastSocket } from '../net/mcast-udp.js';
 import { defaultUdpBackend, ipv4ToNumber, udpPeer } from '../net/udp.js';
 import { DEFAULT_BLOCK_SIZE, parseSessionIdHex, sessionIdHex, type SessionId } from '../protocol/mcast/codec.js';
@@ -79,6 +79,8 @@ export interface MulticastService {
   cancel(id: number, reason: string): Promise<MulticastSession>;
   /** One member leaves the session and goes on by unicast. */
   drop(id: number, taskId: number, reason: string): Promise<void>;
+  /** A new rate ceiling for a running session, Mbit/s (multicast.maxRateMbps stays the default of new ones). */
+  setMaxRate(id: number, mbps: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -325,6 +327,16 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
       if (!member) throw new FleetbootError('NOT_FOUND', `Task #${taskId} is not a member of multicast session #${id}`);
       const l = live.get(id);
       if (!l || !l.sender.drop(member.receiver, reason)) throw new FleetbootError('CONFLICT', `Task #${taskId} is not receiving in session #${id} now (not joined, finished, or the session is not running)`);
+    },
+
+    async setMaxRate(id, mbps) {
+      const row = await getSession(store.db, id);
+      if (!row) throw new FleetbootError('NOT_FOUND', `No multicast session #${id}`);
+      if (!(mbps > 0 && mbps <= MAX_RATE_MBPS)) throw new FleetbootError('INVALID_INPUT', `A rate ceiling is above 0 and at most ${MAX_RATE_MBPS} Mbit/s: got ${mbps}`);
+      const l = live.get(id);
+      if (!l) throw new FleetbootError('CONFLICT', `Multicast session #${id} is not running now (${row.state}): a ceiling applies to a session waiting for or sending to its members`);
+      l.sender.setMaxRate((mbps * 1e6) / 8);
+      mlog.info({ session: id, maxRateMbps: mbps }, `session #${id}: rate ceiling ${mbps} Mbit/s`);
     },
 
     async close() {

@@ -7,10 +7,12 @@
  *                                                 (task, receiver state, bytes, loss share)
  *   POST /api/v1/multicast/:id/cancel             end it; its members go on by unicast -> the session
  *   POST /api/v1/multicast/:id/drop/:task         one member leaves it and goes on by unicast -> the session
+ *   POST /api/v1/multicast/:id/rate               { maxRateMbps } a new rate ceiling while it runs -> the session
  * Cancelling the tasks themselves: POST /api/v1/jobs/:id/cancel.
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
+import { MAX_RATE_MBPS } from '../../model/multicast.js';
 import type { AppContext } from '../context.js';
 
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[1-9][0-9]{0,14}$' } } } as const;
@@ -110,4 +112,20 @@ export async function multicastRoutes(app: FastifyInstance, ctx: AppContext): Pr
     ctx.log.info({ subsystem: 'api', session: id, task }, `multicast session #${id}: task #${task} dropped (it goes on by unicast)`);
     return detail(id);
   });
+
+  app.post<{ Params: { id: string }; Body: { maxRateMbps: number } }>(
+    '/multicast/:id/rate',
+    {
+      schema: {
+        params: idParams,
+        body: { type: 'object', additionalProperties: false, required: ['maxRateMbps'], properties: { maxRateMbps: { type: 'number', exclusiveMinimum: 0, maximum: MAX_RATE_MBPS } } },
+        response: { 200: detailSchema },
+      },
+    },
+    async (req) => {
+      const id = Number(req.params.id);
+      await service().setMaxRate(id, req.body.maxRateMbps);
+      return detail(id);
+    },
+  );
 }
