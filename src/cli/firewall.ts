@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
-import { FIREWALL_FLAVORS, firewallRules, requiredPorts, type FirewallFlavor } from '../config/ports.js';
+import { FIREWALL_FLAVORS, firewallRules, type FirewallFlavor } from '../config/firewall.js';
+import { requiredPorts } from '../config/ports.js';
 import { UsageError, type GlobalOptions } from './globals.js';
 import { printJson, printLine, printTable } from './output.js';
 import { addServeOptions, serveOverrides, type ServeFlags } from './serve.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from './config.js';
-import { firewallRules, requiredPorts } from './ports.js';
+import { requiredPorts } from './ports.js';
 
 test('requiredPorts() lists proxyDHCP, PXE, TFTP, TFTP data, multicast sessions and HTTP from the live config', () => {
   const c = loadConfig({ cwd: '/tmp', overrides: { http: { port: 9090 }, tftp: { dataPorts: { from: 64001, to: 65000 } } } });
@@ -23,22 +23,6 @@ test('requiredPorts() lists the DHCP server and PXE ports in server mode', () =>
   const c = loadConfig({ cwd: dir, file: join(dir, 'c.json') });
   const names = requiredPorts(c).map((p) => p.service);
   assert.deepEqual(names.slice(0, 2), ['DHCP server', 'PXE boot server']);
-});
-
-test('firewallRules() prints one rule per port for each flavor', () => {
-  const c = loadConfig({ cwd: '/tmp', overrides: { tftp: { dataPorts: { from: 64001, to: 65000 } } } });
-  const nft = firewallRules(c, 'nft').filter((l) => !l.startsWith('#'));
-  assert.deepEqual(nft, [
-    'nft add rule inet filter input udp dport 67 accept',
-    'nft add rule inet filter input udp dport 4011 accept',
-    'nft add rule inet filter input udp dport 69 accept',
-    'nft add rule inet filter input udp dport 64001-65000 accept',
-    'nft add rule inet filter input udp dport 63001-63100 accept',
-    'nft add rule inet filter input tcp dport 8080 accept',
-  ]);
-  assert.ok(firewallRules(c, 'iptables').includes('iptables -A INPUT -p udp --dport 64001:65000 -j ACCEPT'));
-  assert.ok(firewallRules(c, 'ufw').includes('ufw allow 69/udp'));
-  assert.equal(firewallRules(c, 'firewalld').at(-1), 'firewall-cmd --reload');
 });
 
 test('multicast.ports: a range or one port, never overlapping tftp.dataPorts', () => {

@@ -1,7 +1,7 @@
 /**
- * The ports Fleetboot listens on, derived from the live configuration, and the
- * firewall rules that let clients reach them. `fleetboot ports` and
- * `fleetboot firewall --for FLAVOR` print these.
+ * The ports Fleetboot listens on, derived from the live configuration: the
+ * single source of `fleetboot ports` and of every rule set that
+ * `fleetboot firewall --for FLAVOR` prints (src/config/firewall.ts).
  */
 import type { FleetbootConfig } from './config.js';
 import { parseMulticastPorts } from '../model/multicast.js';
@@ -49,38 +49,4 @@ export function requiredPorts(c: Readonly<FleetbootConfig>): PortUse[] {
   }
   out.push({ proto: 'tcp', port: c.http.port, service: 'HTTP', why: 'iPXE scripts, kernels and initrds, UEFI HTTP boot, the imaging boot environment and image transfers, the REST API', setting: 'http.port' });
   return out;
-}
-
-export type FirewallFlavor = 'nft' | 'iptables' | 'ufw' | 'firewalld';
-export const FIREWALL_FLAVORS: readonly FirewallFlavor[] = ['nft', 'iptables', 'ufw', 'firewalld'];
-
-function portText(p: PortUse['port'], sep: string): string {
-  if (p === null) return `32768${sep}60999`;
-  return Array.isArray(p) ? `${p[0]}${sep}${p[1]}` : String(p);
-}
-
-/** Shell lines that open what Fleetboot needs, for the chosen firewall. */
-export function firewallRules(c: Readonly<FleetbootConfig>, flavor: FirewallFlavor): string[] {
-  const ports = requiredPorts(c);
-  const lines: string[] = [];
-  const note = (p: PortUse): string => `# ${p.service}: ${p.why}${p.port === null ? ' (Linux default ephemeral range)' : ''}`;
-  for (const p of ports) {
-    lines.push(note(p));
-    switch (flavor) {
-      case 'nft':
-        lines.push(`nft add rule inet filter input ${p.proto} dport ${portText(p.port, '-')} accept`);
-        break;
-      case 'iptables':
-        lines.push(`iptables -A INPUT -p ${p.proto} --dport ${portText(p.port, ':')} -j ACCEPT`);
-        break;
-      case 'ufw':
-        lines.push(`ufw allow ${portText(p.port, ':')}/${p.proto}`);
-        break;
-      case 'firewalld':
-        lines.push(`firewall-cmd --permanent --add-port=${portText(p.port, '-')}/${p.proto}`);
-        break;
-    }
-  }
-  if (flavor === 'firewalld') lines.push('firewall-cmd --reload');
-  return lines;
 }
