@@ -38,3 +38,11 @@ test('fleetboot firewall --for windows --json prints the New-NetFirewallRule com
   const text = execFileSync(process.execPath, [...cli, 'firewall', '--for', 'windows', '--http-port', '9000'], { encoding: 'utf8' });
   assert.match(text, /^netsh advfirewall firewall add rule name="Fleetboot HTTP \(TCP 9000\)" dir=in action=allow protocol=TCP localport=9000$/m);
 });
+
+test('fleetboot firewall --output-filtering adds the output rules and the TFTP conntrack helper', () => {
+  const out = execFileSync(process.execPath, [...cli, 'firewall', '--for', 'iptables', '--output-filtering', '--json'], { encoding: 'utf8' });
+  const rules = JSON.parse(out) as string[];
+  assert.ok(rules.includes('iptables -A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'));
+  assert.ok(rules.includes('iptables -t raw -A PREROUTING -p udp --dport 69 -j CT --helper tftp'));
+  assert.ok(rules.includes('iptables -A OUTPUT -p udp --dport 9 -j ACCEPT'));
+});

@@ -31,12 +31,13 @@ export function registerFirewallCommands(program: Command, globals: GlobalOption
     program
       .command('firewall')
       .description('print the firewall rules that let clients reach the server (takes the serve flags)')
-      .requiredOption('--for <flavor>', `firewall: ${FIREWALL_FLAVORS.join(', ')} (windows: PowerShell, then the same rules for netsh)`),
-  ).action((flags: ServeFlags & { for: string }) => {
+      .requiredOption('--for <flavor>', `firewall: ${FIREWALL_FLAVORS.join(', ')} (windows: PowerShell, then the same rules for netsh)`)
+      .option('--output-filtering', 'also what a machine that drops outgoing traffic by default must let out, with the TFTP conntrack helper where one is needed'),
+  ).action((flags: ServeFlags & { for: string; outputFiltering?: boolean }) => {
     if (!(FIREWALL_FLAVORS as readonly string[]).includes(flags.for)) {
       throw new UsageError(`--for must be one of ${FIREWALL_FLAVORS.join(', ')}: current value is ${JSON.stringify(flags.for)}`);
     }
-    const lines = firewallRules(configFrom(globals, flags), flags.for as FirewallFlavor);
+    const lines = firewallRules(configFrom(globals, flags), flags.for as FirewallFlavor, { outputFiltering: flags.outputFiltering === true });
     if (globals.json) return printJson(commandLines(lines));
     for (const l of lines) printLine(l);
   });
