@@ -24,5 +24,25 @@ test('fleetboot ports lists the ports as a table, and refuses an unknown firewal
   assert.doesNotMatch(out, /proxyDHCP|TFTP/);
   const bad = spawnSync(process.execPath, [...cli, 'firewall', '--for', 'pf'], { encoding: 'utf8' });
   assert.equal(bad.status, 1);
-  assert.match(bad.stderr, /--for must be one of nft, iptables, ufw, firewalld/);
+  assert.match(bad.stderr, /--for must be one of nft, iptables, ufw, firewalld, windows/);
+});
+
+test('fleetboot firewall --for windows --json prints the New-NetFirewallRule commands alone (the netsh block is a comment)', () => {
+  const out = execFileSync(process.execPath, [...cli, 'firewall', '--for', 'windows', '--http-port', '9000', '--json'], { encoding: 'utf8' });
+  const rules = JSON.parse(out) as string[];
+  assert.equal(rules.length, 6);
+  assert.equal(
+    rules.at(-1),
+    'New-NetFirewallRule -Name "Fleetboot-HTTP" -DisplayName "Fleetboot HTTP (TCP 9000)" -Group "Fleetboot" -Direction Inbound -Action Allow -Protocol TCP -LocalPort 9000',
+  );
+  const text = execFileSync(process.execPath, [...cli, 'firewall', '--for', 'windows', '--http-port', '9000'], { encoding: 'utf8' });
+  assert.match(text, /^netsh advfirewall firewall add rule name="Fleetboot HTTP \(TCP 9000\)" dir=in action=allow protocol=TCP localport=9000$/m);
+});
+
+test('fleetboot firewall --output-filtering adds the output rules and the TFTP conntrack helper', () => {
+  const out = execFileSync(process.execPath, [...cli, 'firewall', '--for', 'iptables', '--output-filtering', '--json'], { encoding: 'utf8' });
+  const rules = JSON.parse(out) as string[];
+  assert.ok(rules.includes('iptables -A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'));
+  assert.ok(rules.includes('iptables -t raw -A PREROUTING -p udp --dport 69 -j CT --helper tftp'));
+  assert.ok(rules.includes('iptables -A OUTPUT -p udp --dport 9 -j ACCEPT'));
 });

@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
-import { FIREWALL_FLAVORS, firewallRules, requiredPorts, type FirewallFlavor } from '../config/ports.js';
+import { commandLines, FIREWALL_FLAVORS, firewallRules, type FirewallFlavor } from '../config/firewall.js';
+import { requiredPorts } from '../config/ports.js';
 import { UsageError, type GlobalOptions } from './globals.js';
 import { printJson, printLine, printTable } from './output.js';
 import { addServeOptions, serveOverrides, type ServeFlags } from './serve.js';
@@ -30,13 +31,14 @@ export function registerFirewallCommands(program: Command, globals: GlobalOption
     program
       .command('firewall')
       .description('print the firewall rules that let clients reach the server (takes the serve flags)')
-      .requiredOption('--for <flavor>', `firewall: ${FIREWALL_FLAVORS.join(', ')}`),
-  ).action((flags: ServeFlags & { for: string }) => {
+      .requiredOption('--for <flavor>', `firewall: ${FIREWALL_FLAVORS.join(', ')} (windows: PowerShell, then the same rules for netsh)`)
+      .option('--output-filtering', 'also what a machine that drops outgoing traffic by default must let out, with the TFTP conntrack helper where one is needed'),
+  ).action((flags: ServeFlags & { for: string; outputFiltering?: boolean }) => {
     if (!(FIREWALL_FLAVORS as readonly string[]).includes(flags.for)) {
       throw new UsageError(`--for must be one of ${FIREWALL_FLAVORS.join(', ')}: current value is ${JSON.stringify(flags.for)}`);
     }
-    const lines = firewallRules(configFrom(globals, flags), flags.for as FirewallFlavor);
-    if (globals.json) return printJson(lines.filter((l) => !l.startsWith('#')));
+    const lines = firewallRules(configFrom(globals, flags), flags.for as FirewallFlavor, { outputFiltering: flags.outputFiltering === true });
+    if (globals.json) return printJson(commandLines(lines));
     for (const l of lines) printLine(l);
   });
 }

@@ -31,7 +31,7 @@ test('formatStartSummary() on a first start in proxy mode: addresses and ports, 
       '  npx fleetboot entry add NAME --kernel FILE --initrd FILE --cmdline TEXT',
       '  npx fleetboot host add MAC --name NAME --entry NAME',
       '  npx fleetboot host list',
-      '  npx fleetboot firewall --for nft|iptables|ufw|firewalld (the rules that open these ports)',
+      '  npx fleetboot firewall --for nft|iptables|ufw|firewalld|windows (the rules that open these ports)',
       '',
     ].join('\n'),
   );

@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import type { FleetbootConfig } from '../config/config.js';
+import { FIREWALL_FLAVORS } from '../config/firewall.js';
 import { bootEnvBuildCommand, shellWord } from '../lib/bootenv.js';
 
 export interface SummaryInput {
@@ -70,7 +71,7 @@ export function formatStartSummary(s: SummaryInput): string {
       `  ${fb} entry add NAME --kernel FILE --initrd FILE --cmdline TEXT${dataArg}`,
       `  ${fb} host add MAC --name NAME --entry NAME${dataArg}`,
       `  ${fb} host list${dataArg}`,
-      `  ${fb} firewall --for nft|iptables|ufw|firewalld (the rules that open these ports)`,
+      `  ${fb} firewall --for ${FIREWALL_FLAVORS.join('|')} (the rules that open these ports)`,
     );
   } else {
     lines.push(`  Commands   ${fb} --help${dataArg ? ` (with${dataArg})` : ''}`);

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from './config.js';
-import { firewallRules, requiredPorts } from './ports.js';
+import { concretePort, outboundPorts, requiredPorts } from './ports.js';
 
 test('requiredPorts() lists proxyDHCP, PXE, TFTP, TFTP data, multicast sessions and HTTP from the live config', () => {
   const c = loadConfig({ cwd: '/tmp', overrides: { http: { port: 9090 }, tftp: { dataPorts: { from: 64001, to: 65000 } } } });
@@ -25,22 +25,6 @@ test('requiredPorts() lists the DHCP server and PXE ports in server mode', () =>
   assert.deepEqual(names.slice(0, 2), ['DHCP server', 'PXE boot server']);
 });
 
-test('firewallRules() prints one rule per port for each flavor', () => {
-  const c = loadConfig({ cwd: '/tmp', overrides: { tftp: { dataPorts: { from: 64001, to: 65000 } } } });
-  const nft = firewallRules(c, 'nft').filter((l) => !l.startsWith('#'));
-  assert.deepEqual(nft, [
-    'nft add rule inet filter input udp dport 67 accept',
-    'nft add rule inet filter input udp dport 4011 accept',
-    'nft add rule inet filter input udp dport 69 accept',
-    'nft add rule inet filter input udp dport 64001-65000 accept',
-    'nft add rule inet filter input udp dport 63001-63100 accept',
-    'nft add rule inet filter input tcp dport 8080 accept',
-  ]);
-  assert.ok(firewallRules(c, 'iptables').includes('iptables -A INPUT -p udp --dport 64001:65000 -j ACCEPT'));
-  assert.ok(firewallRules(c, 'ufw').includes('ufw allow 69/udp'));
-  assert.equal(firewallRules(c, 'firewalld').at(-1), 'firewall-cmd --reload');
-});
-
 test('multicast.ports: a range or one port, never overlapping tftp.dataPorts', () => {
   const c = loadConfig({ cwd: '/tmp', overrides: { multicast: { ports: '9000' } } });
   assert.ok(requiredPorts(c).some((p) => p.service === 'multicast sessions' && p.port === 9000));
@@ -48,4 +32,26 @@ test('multicast.ports: a range or one port, never overlapping tftp.dataPorts', (
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { multicast: { ports: '70000' } } }), /port range/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { multicast: { addresses: '10.0.0.0/24' } } }), /not a multicast address/);
   assert.throws(() => loadConfig({ cwd: '/tmp', overrides: { multicast: { addresses: '224.0.0.0/24' } } }), /224\.0\.0\.0\/24/);
+});
+
+test('concretePort() puts ephemeral ports where each system has them, and leaves the others alone', () => {
+  assert.deepEqual(concretePort(null, 'linux'), [32768, 60999]);
+  assert.deepEqual(concretePort(null, 'windows'), [49152, 65535]);
+  assert.equal(concretePort(69, 'windows'), 69);
+  assert.deepEqual(concretePort([64001, 65000], 'linux'), [64001, 65000]);
+});
+
+test('outboundPorts() lists what the server sends that is no reply: DHCP answers, TFTP data, multicast sessions, Wake-on-LAN', () => {
+  const show = (c: ReturnType<typeof loadConfig>) =>
+    outboundPorts(c).map((o) => `${o.match} ${o.proto}/${o.port === null ? 'ephemeral' : Array.isArray(o.port) ? o.port.join('-') : o.port}${o.helper ? ` helper ${o.helper.name}@${o.helper.requestPort}` : ''}`);
+  assert.deepEqual(show(loadConfig({ cwd: '/tmp' })), [
+    'sport udp/67',
+    'sport udp/4011',
+    'sport udp/ephemeral helper tftp@69',
+    'sport udp/63001-63100',
+    'dport udp/9',
+  ]);
+  const custom = loadConfig({ cwd: '/tmp', overrides: { dhcp: { mode: 'off' }, tftp: { port: 1069, dataPorts: { from: 6969, to: 6969 } }, wake: { port: 7 } } });
+  assert.deepEqual(show(custom), ['sport udp/6969 helper tftp@1069', 'sport udp/63001-63100', 'dport udp/7']);
+  assert.deepEqual(show(loadConfig({ cwd: '/tmp', overrides: { tftp: { enabled: false }, dhcp: { mode: 'off' } } })), ['sport udp/63001-63100', 'dport udp/9']);
 });
