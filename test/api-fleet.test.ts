@@ -102,7 +102,7 @@ test('groups: add, members (known hosts only, all or none), show, remove', async
 
 test('POST /api/v1/tasks with a group: one task per member, shown as a job; all or none; capture refused', async () => {
   await refused('POST', '/api/v1/tasks', { type: 'capture', group: 'lab12', image: 'x' }, 400, /A capture takes one machine, not a group/);
-  await refused('POST', '/api/v1/tasks', { type: 'inventory', mac: A, group: 'lab12' }, 400, /got both/);
+  await refused('POST', '/api/v1/tasks', { type: 'inventory', mac: A, group: 'lab12' }, 400, /got "mac" and "group"/);
   await refused('POST', '/api/v1/tasks', { type: 'inventory', group: 'nope' }, 404, /No group named 'nope'/);
   const busy = await call('POST', '/api/v1/tasks', { type: 'inventory', mac: B });
   assert.equal(busy.status, 201);
