@@ -17,6 +17,8 @@ import { createImagingService } from '../src/imaging/tasks.js';
 import { decodeMagicPacket } from '../src/protocol/wol.js';
 import { createHost, createEntry, ensureApiToken, noteRelay, openStore, type Store } from '../src/store/index.js';
 import { createWakeService, type WakeService } from '../src/wake/service.js';
+import { createMulticastService, type MulticastService } from '../src/multicast/service.js';
+import { MULTICAST_ONE_REFUSED } from '../src/model/task-request.js';
 import { wakeTargetSource } from '../src/server.js';
 import { makeImage } from './imaging-helpers.js';
 
@@ -25,6 +27,7 @@ let store: Store;
 let app: FastifyInstance;
 let token: string;
 let wake: WakeService;
+let multicast: MulticastService;
 let changes = 0;
 const sent: Array<{ mac: string; to: string }> = [];
 const A = '52:54:00:cc:00:01';
@@ -48,7 +51,9 @@ before(async () => {
     failTask: (t, reason) => imaging.finish(t, 'failed', reason),
     intervalMs: 3600_000,
   });
-  app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token, imaging, wake, onTasksChanged: () => void changes++ });
+  // Never started: sessions are made and shown, no sender runs (no sockets).
+  multicast = createMulticastService({ store, config, serverIp: '127.0.0.1', log: silentLogger });
+  app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token, imaging, wake, multicast, onTasksChanged: () => void changes++ });
   await app.ready();
   await createEntry(store.db, { name: 'deb', kernel: 'http://x/vmlinuz', initrds: [], cmdline: '' });
   await createHost(store.db, { mac: A, name: 'pc1', entry: 'deb' });
@@ -58,6 +63,7 @@ before(async () => {
 });
 
 after(async () => {
+  await multicast.close();
   await wake.close();
   await app.close();
   await store.close();
@@ -102,7 +108,7 @@ test('groups: add, members (known hosts only, all or none), show, remove', async
 
 test('POST /api/v1/tasks with a group: one task per member, shown as a job; all or none; capture refused', async () => {
   await refused('POST', '/api/v1/tasks', { type: 'capture', group: 'lab12', image: 'x' }, 400, /A capture takes one machine, not a group/);
-  await refused('POST', '/api/v1/tasks', { type: 'inventory', mac: A, group: 'lab12' }, 400, /got both/);
+  await refused('POST', '/api/v1/tasks', { type: 'inventory', mac: A, group: 'lab12' }, 400, /got "mac" and "group"/);
   await refused('POST', '/api/v1/tasks', { type: 'inventory', group: 'nope' }, 404, /No group named 'nope'/);
   const busy = await call('POST', '/api/v1/tasks', { type: 'inventory', mac: B });
   assert.equal(busy.status, 201);
@@ -155,6 +161,52 @@ test('deploy to a group names the image; a missing image creates nothing', async
   await call('POST', `/api/v1/jobs/${String(r.body['id'])}/cancel`);
 });
 
+test('POST /api/v1/tasks with macs: one task per listed machine, shown as a job without a group; all or none', async () => {
+  await refused('POST', '/api/v1/tasks', { type: 'inventory', macs: [A] }, 400, /body\/macs must NOT have fewer than 2 items/);
+  await refused('POST', '/api/v1/tasks', { type: 'inventory', macs: [A, 7] }, 400, /body\/macs\/1 must be string/);
+  await refused('POST', '/api/v1/tasks', { type: 'inventory', macs: [A, B, '52-54-00-CC-00-01'] }, 400, /"macs" names 52:54:00:cc:00:01 more than once: each machine gets one task/);
+  await refused('POST', '/api/v1/tasks', { type: 'inventory', mac: A, macs: [B, C] }, 400, /got "mac" and "macs"/);
+  await refused('POST', '/api/v1/tasks', { type: 'capture', macs: [A, B], image: 'x' }, 400, /A capture takes one machine, not several/);
+  await refused('POST', '/api/v1/tasks', { type: 'inventory', macs: [A, '52:54:00:cc:00:77', '52:54:00:cc:00:78'] }, 404, /no host with MAC 52:54:00:cc:00:77, 52:54:00:cc:00:78; add them first/);
+  await refused('POST', '/api/v1/tasks', { type: 'inventory', macs: [A, P] }, 409, /host 52:54:00:cc:00:09 is pending approval/);
+  const busy = await call('POST', '/api/v1/tasks', { type: 'inventory', mac: C });
+  await refused('POST', '/api/v1/tasks', { type: 'inventory', macs: [A, C] }, 409, new RegExp(`1 of the 2 machines named already has an active task: 52:54:00:cc:00:03 \\(task #${String(busy.body['id'])}, inventory, queued\\); cancel it or leave it out`));
+  const jobsBefore = ((await call('GET', '/api/v1/jobs')).body['jobs'] as Json[]).length;
+  await call('POST', `/api/v1/tasks/${String(busy.body['id'])}/cancel`);
+  const r = await call('POST', '/api/v1/tasks', { type: 'inventory', macs: ['52-54-00-CC-00-03', A], wake: true });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.equal(r.body['group'], null);
+  assert.equal(r.body['total'], 2);
+  assert.deepEqual(r.body['request'], { type: 'inventory', macs: [C, A], wake: true });
+  assert.deepEqual((r.body['tasks'] as Json[]).map((t) => [t['mac'], t['state'], t['jobId'], t['wake']]), [A, C].map((m) => [m, 'queued', r.body['id'], true]));
+  const list = (await call('GET', '/api/v1/jobs')).body['jobs'] as Json[];
+  assert.equal(list.length, jobsBefore + 1);
+  assert.deepEqual([list[0]?.['id'], list[0]?.['group'], list[0]?.['total']], [r.body['id'], null, 2]);
+  const shown = await call('GET', `/api/v1/jobs/${String(r.body['id'])}`);
+  assert.deepEqual([shown.body['group'], (shown.body['request'] as Json)['macs']], [null, [C, A]]);
+  assert.deepEqual((await call('POST', `/api/v1/jobs/${String(r.body['id'])}/cancel`)).body['counts'], { cancelled: 2 });
+});
+
+test('a multicast deploy to a list of MACs: one session for the listed machines, shown without a group; refused for one MAC', async () => {
+  await refused('POST', '/api/v1/tasks', { type: 'deploy', mac: A, image: 'win11', multicast: true }, 400, /^A multicast session sends one image to several machines at once: a deploy to one machine goes by unicast/);
+  assert.equal(MULTICAST_ONE_REFUSED.includes('drop multicast'), true);
+  const r = await call('POST', '/api/v1/tasks', { type: 'deploy', macs: [B, A], image: 'win11', multicast: { maxWaitSeconds: 120, minReceivers: 1 } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.equal(r.body['group'], null);
+  const sessionId = r.body['multicastSessionId'];
+  assert.equal(typeof sessionId, 'number');
+  const session = await call('GET', `/api/v1/multicast/${String(sessionId)}`);
+  assert.equal(session.status, 200, JSON.stringify(session.body));
+  assert.deepEqual([session.body['jobId'], session.body['state'], session.body['expected'], session.body['minReceivers'], session.body['maxWaitSeconds']], [r.body['id'], 'waiting', 2, 1, 120]);
+  assert.deepEqual((session.body['members'] as Json[]).map((m) => [m['mac'], m['taskState']]), [[A, 'queued'], [B, 'queued']]);
+  const sessions = (await call('GET', '/api/v1/multicast?active=true')).body['sessions'] as Json[];
+  assert.deepEqual(sessions.map((x) => x['jobId']), [r.body['id']]);
+  const all = await call('POST', '/api/v1/tasks', { type: 'deploy', macs: [C, '52:54:00:cc:00:02'], image: 'win11', multicast: true });
+  assert.equal(all.status, 409, 'B is busy with the first session');
+  assert.equal((await call('POST', `/api/v1/multicast/${String(sessionId)}/cancel`)).body['state'], 'cancelled');
+  await call('POST', `/api/v1/jobs/${String(r.body['id'])}/cancel`);
+});
+
 test('--at: a task waits as scheduled (the boot decision ignores it); bad and past times are refused saying what was expected', async () => {
   await refused('POST', '/api/v1/tasks', { type: 'inventory', mac: A, at: 'tonight' }, 400, /Invalid time "tonight": expected HH:MM \(the next such time\), or an ISO 8601 date and time/);
   await refused('POST', '/api/v1/tasks', { type: 'inventory', mac: A, at: '2020-01-01T00:00:00Z' }, 400, /is in the past .*expected a time from now on/);
@@ -193,6 +245,11 @@ test('schedules: a validated cron and request, shown with its next times, by id 
   await refused('POST', '/api/v1/schedules', { cron: '0 22 * * *', request: { type: 'inventory', group: 'lab12', at: '22:00' } }, 400, /body\/request must NOT have additional properties/);
   await refused('POST', '/api/v1/schedules', { cron: '0 22 * * *', request: { type: 'capture', group: 'lab12', image: 'x' } }, 400, /A capture takes one machine/);
   await refused('POST', '/api/v1/schedules', { cron: '0 22 * * *', name: '12', request: { type: 'inventory', group: 'lab12' } }, 400, /must not be a number/);
+  await refused('POST', '/api/v1/schedules', { cron: '0 22 * * *', request: { type: 'inventory', macs: [A, '52:54:00:cc:00:77'] } }, 404, /No host with MAC 52:54:00:cc:00:77/);
+  const pair = await call('POST', '/api/v1/schedules', { cron: '0 23 * * *', request: { type: 'inventory', macs: [B, A] } });
+  assert.equal(pair.status, 201, JSON.stringify(pair.body));
+  assert.deepEqual(pair.body['request'], { type: 'inventory', macs: [B, A] });
+  assert.equal((await call('DELETE', `/api/v1/schedules/${String(pair.body['id'])}`)).status, 200);
   const r = await call('POST', '/api/v1/schedules', { cron: '0 22 * * 1-5', name: 'nightly', request: { type: 'inventory', group: 'lab12', wake: true } });
   assert.equal(r.status, 201, JSON.stringify(r.body));
   assert.deepEqual(r.body['request'], { type: 'inventory', group: 'lab12', wake: true });

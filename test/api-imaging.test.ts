@@ -70,8 +70,8 @@ test('the imaging routes refuse requests without the token (401)', async () => {
 test('POST /api/v1/tasks validates the body: 400 with a message saying what is wrong', async () => {
   const cases: Array<[unknown, RegExp]> = [
     [{}, /required property 'type'/],
-    // mac or group (a host group): one of them.
-    [{ type: 'inventory' }, /either one machine \("mac"\) or a host group \("group"\): got neither/],
+    // mac, macs (a list of MACs) or group (a host group): one of them.
+    [{ type: 'inventory' }, /names one machine \("mac"\), a list of machines \("macs"\) or a host group \("group"\): got none of them/],
     [{ type: 'register', mac: A }, /body\/type must be equal to one of the allowed values/],
     [{ type: 'wipe', mac: A }, /body\/type/],
     [{ type: 'inventory', mac: A, extra: 1 }, /additional properties/],

@@ -1,7 +1,7 @@
 /**
  * The real CLI against `fleetboot serve` on 127.0.0.1 (DHCP and TFTP off):
- * group, task --group/--wake/--at, job, wake and schedule commands, with and
- * without --json, and their exit statuses.
+ * group, task --group/MAC MAC.../--wake/--at, job, wake and schedule
+ * commands, with and without --json, and their exit statuses.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,7 +32,7 @@ test('fleetboot group, task --group, job, wake and schedule commands', async () 
     fails(unknown, 'add-host of an unknown MAC', /No host with MAC 52:54:00:ee:00:99: a group member must be a known host; add it first \(fleetboot host add 52:54:00:ee:00:99 \[--name NAME\]\) \(HTTP 404\)/);
     assert.match(ok(added, 'add-host').stdout, /^Group lab12: added 52:54:00:ee:00:01 52:54:00:ee:00:02; 2 members\n$/);
     fails(capture, 'capture --group', /A capture takes one machine, not a group: an image is captured from one disk/);
-    fails(neither, 'inventory without a target', /Name the machine \(MAC\) or a host group \(--group NAME\)/);
+    fails(neither, 'inventory without a target', /Name the machines \(MAC MAC\.\.\.\) or a host group \(--group NAME\)/);
 
     const [list, show] = await Promise.all([run('group', 'list'), run('group', 'show', 'lab12')]);
     assert.match(ok(list, 'group list').stdout, /^NAME\s+MEMBERS\s+CREATED\nlab12\s+2\s+/);
@@ -65,6 +65,26 @@ test('fleetboot group, task --group, job, wake and schedule commands', async () 
     fails(past, '--at in the past', /is in the past .*expected a time from now on \(HTTP 400\)/);
     assert.match(ok(await run('job', 'cancel', jobId), 'job cancel').stdout, /^Job \d+: 2 cancelled\n$/);
 
+    // Several MACs: one task each, a job without a group; a capture and a multicast deploy to one machine are refused.
+    const listed = ok(await run('task', 'inventory', B, '52-54-00-EE-00-01'), 'task inventory MAC MAC');
+    assert.match(listed.stdout, /^Job \d+: 2 inventory tasks for 52:54:00:ee:00:02 52:54:00:ee:00:01, tasks \d+ \d+; they start at each machine's next network boot\. Follow it: fleetboot job show \d+\n$/);
+    const listedId = /^Job (\d+)/.exec(listed.stdout)?.[1] ?? '';
+    const [ljobs, lshow, capTwo, mcOne, again] = await Promise.all([
+      run('job', 'list'),
+      run('job', 'show', listedId),
+      run('task', 'capture', A, B, '--image', 'x'),
+      run('task', 'deploy', A, '--image', 'x', '--multicast'),
+      run('task', 'inventory', A, B),
+    ]);
+    assert.match(ok(ljobs, 'job list').stdout, new RegExp(`^ID\\s+TYPE\\s+GROUP.*\\n${listedId}\\s+inventory\\s+2 hosts\\s+-\\s+active\\s+0/2\\s+0\\.0%\\s+2 queued\\s+`));
+    const ls = ok(lshow, 'job show').stdout;
+    assert.match(ls, /^hosts\s+52:54:00:ee:00:02 52:54:00:ee:00:01$/m);
+    assert.doesNotMatch(ls, /^group/m);
+    fails(capTwo, 'capture of two MACs', /A capture takes one machine, not several: an image is captured from one disk .*: got 52:54:00:ee:00:01 52:54:00:ee:00:02/);
+    fails(mcOne, 'multicast to one MAC', /--multicast sends one image to several machines at once; a deploy to one machine \(52:54:00:ee:00:01\) goes by unicast: drop --multicast/);
+    fails(again, 'a list with busy machines', /No task was created: 2 of the 2 machines named already have an active task: .*; cancel them or leave them out \(HTTP 409\)/);
+    assert.match(ok(await run('job', 'cancel', listedId), 'job cancel').stdout, /^Job \d+: 2 cancelled\n$/);
+
     // Wake on loopback: no target (the server never broadcasts from 127.0.0.1), said so.
     const wake = ok(await run('wake', '--group', 'lab12'), 'wake --group');
     assert.match(wake.stdout, /^Waking 2 machines \(52:54:00:ee:00:01 52:54:00:ee:00:02\): 3 sends 15 s apart to 0 targets; the first sent 0 packets\nNo targets/);
@@ -85,6 +105,9 @@ test('fleetboot group, task --group, job, wake and schedule commands', async () 
     assert.deepEqual((JSON.parse(sjson.stdout) as { request: unknown }).request, { type: 'inventory', group: 'lab12', wake: true });
     fails(rmGroup, 'group rm while a schedule uses it', /Group 'lab12' is used by schedule #\d+ \(nightly\)/);
     assert.match(ok(await run('schedule', 'rm', 'nightly'), 'schedule rm').stdout, /^Removed schedule \d+ \(nightly\)\n$/);
+    const pair = ok(await run('schedule', 'add', '--cron', '0 23 * * *', '--name', 'pair', '--', 'task', 'inventory', A, B, '--wake'), 'schedule add of two MACs');
+    assert.match(pair.stdout, /^Added schedule \d+ \(pair\): inventory of 52:54:00:ee:00:01 52:54:00:ee:00:02, wake, at 0 23 \* \* \*; next /);
+    assert.match(ok(await run('schedule', 'rm', 'pair'), 'schedule rm').stdout, /^Removed schedule \d+ \(pair\)\n$/);
     assert.match(ok(await run('group', 'rm', 'lab12'), 'group rm').stdout, /^Deleted group lab12\n$/);
   } catch (err) {
     console.error(log());

@@ -2,10 +2,11 @@
  * Fleet commands: `group add|list|show|rm|add-host|remove-host`, `job
  * list|show|cancel`, `wake MAC...|--group NAME`, `schedule
  * add|list|show|rm`. They speak only the HTTP API (/api/v1/groups, jobs,
- * wake, schedules). Tasks for a group are made by `task ... --group NAME`
- * (src/cli/task-request.ts).
+ * wake, schedules). Jobs are made by `task ... --group NAME` or `task ...
+ * MAC MAC...` (src/cli/task-request.ts).
  */
 import type { Command } from 'commander';
+import { macListText } from '../model/task-request.js';
 import type { GroupDetail, GroupInfo, Job, JobDetail, Schedule } from '../store/index.js';
 import type { WakeRound } from '../wake/service.js';
 import type { WakeTarget } from '../wake/targets.js';
@@ -23,15 +24,20 @@ export function countsText(counts: Job['counts']): string {
   return order.filter((s) => (counts[s] ?? 0) > 0).map((s) => `${counts[s] ?? 0} ${s}`).join(', ');
 }
 
+/** A job's group, or for a list of MACs how many hosts ("3 hosts"; group names have no spaces). */
+function jobGroup(j: Job): string {
+  return j.group ?? `${j.total} host${j.total === 1 ? '' : 's'}`;
+}
+
 function jobRow(j: Job): Array<string | null> {
-  return [String(j.id), j.type, j.group, j.image, j.state, `${j.counts.done ?? 0}/${j.total}`, j.percent === null ? null : `${j.percent.toFixed(1)}%`, countsText(j.counts), time(j.createdAt)];
+  return [String(j.id), j.type, jobGroup(j), j.image, j.state, `${j.counts.done ?? 0}/${j.total}`, j.percent === null ? null : `${j.percent.toFixed(1)}%`, countsText(j.counts), time(j.createdAt)];
 }
 
 function printJob(j: JobDetail): void {
   printFields([
     ['job', j.id],
     ['type', j.type],
-    ['group', j.group],
+    j.group !== null ? ['group', j.group] : ['hosts', macListText(j.request.macs ?? [], 8)],
     ['image', j.image],
     ['state', j.state],
     ['members', `${j.total}: ${countsText(j.counts)}`],
@@ -64,9 +70,9 @@ function printSchedule(s: Schedule & { upcoming?: string[] }): void {
   ]);
 }
 
-/** "inventory of group lab12, wake" */
+/** "inventory of group lab12, wake", "deploy of image win11 to 52:54:00:aa:bb:01 52:54:00:aa:bb:02" */
 export function requestText(r: Schedule['request']): string {
-  const who = r.group !== undefined ? `group ${r.group}` : (r.mac ?? '?');
+  const who = r.group !== undefined ? `group ${r.group}` : r.macs !== undefined ? macListText(r.macs) : (r.mac ?? '?');
   const parts = [`${r.type}${r.image ? ` of image ${r.image}` : ''} ${r.type === 'deploy' ? 'to' : 'of'} ${who}`];
   if (r.revision) parts.push(`revision ${r.revision}`);
   if (r.disk) parts.push(`disk ${r.disk}`);
@@ -146,7 +152,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     });
 
   // ---- job
-  const job = program.command('job').description('jobs: the tasks one command made for the members of a group');
+  const job = program.command('job').description('jobs: the tasks one command made for the members of a group or for several MACs');
   job
     .command('list')
     .alias('ls')
@@ -211,7 +217,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .description('add a schedule: `schedule add --cron "0 22 * * 1-5" [--name N] -- task inventory --group lab12 [--wake]` (the task after -- takes the task commands\' options, except --at)')
     .requiredOption('--cron <expr>', 'when: 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, in the server\'s time zone')
     .option('--name <name>', 'a name for it (letters, digits, . _ -; not a number)')
-    .argument('<task...>', 'after --: the task command, e.g. task deploy --group lab12 --image win11 --wake')
+    .argument('<task...>', 'after --: the task command, e.g. task deploy --group lab12 --image win11 --wake, or task inventory MAC MAC...')
     .action(async (words: string[], opts: { cron: string; name?: string }) => {
       const request = await parseScheduledTask(words);
       const s = await (await api()).request<Schedule & { upcoming: string[] }>('POST', '/schedules', { cron: opts.cron, request, ...(opts.name !== undefined ? { name: opts.name } : {}) });

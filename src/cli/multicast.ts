@@ -97,7 +97,7 @@ export function registerMulticastCommands(program: Command, globals: GlobalOptio
   const api = () => connect(globals);
 
   mc.command('list')
-    .description('sessions, newest first (made by task deploy --group NAME --multicast)')
+    .description('sessions, newest first (made by task deploy MAC MAC...|--group NAME --multicast)')
     .option('--active', 'only those waiting or sending')
     .action(async (o: { active?: boolean }) => {
       const r = await (await api()).request<{ sessions: MulticastSession[] }>('GET', `/multicast${o.active ? '?active=true' : ''}`);

@@ -5,13 +5,14 @@
  * task ...`, which parses the words after `--` with these same options into
  * the request a schedule stores (never a command line).
  *
- * Each takes one machine (MAC) or `--group NAME` (capture: one MAC only),
- * `--wake` (Wake-on-LAN when queued) and `--at TIME` (resolved here, in this
- * machine's local time, and sent as UTC: src/model/when.ts).
+ * Each takes one machine (MAC), several (MAC MAC...: one task each, a job)
+ * or `--group NAME` (capture: one MAC only), `--wake` (Wake-on-LAN when
+ * queued) and `--at TIME` (resolved here, in this machine's local time, and
+ * sent as UTC: src/model/when.ts). One MAC is a single task, as it always was.
  */
 import { Command, CommanderError } from 'commander';
 import { FleetbootError } from '../lib/errors.js';
-import { CAPTURE_GROUP_REFUSED, parseTaskRequest, PARTITION_TABLES, type TaskRequest } from '../model/task-request.js';
+import { CAPTURE_GROUP_REFUSED, CAPTURE_MACS_REFUSED, macListText, parseTaskRequest, PARTITION_TABLES, type TaskRequest } from '../model/task-request.js';
 import { parseWhen } from '../model/when.js';
 import type { JobDetail, Task } from '../store/index.js';
 import { CliError } from './client.js';
@@ -37,12 +38,13 @@ interface Common {
   at?: string;
 }
 
-/** One machine or a group: exactly one. */
-function target(mac: string | undefined, o: Common): { mac: string } | { group: string } {
-  if (mac !== undefined && o.group !== undefined) throw new CliError(`Name one machine (MAC) or --group NAME, not both: got ${mac} and --group ${o.group}`);
-  if (mac !== undefined) return { mac };
+/** One machine, several (a job) or a group: exactly one of them. The server checks the MACs themselves. */
+function target(macs: readonly string[], o: Common): { mac: string } | { macs: string[] } | { group: string } {
+  if (macs.length > 0 && o.group !== undefined) throw new CliError(`Name machines (MAC...) or --group NAME, not both: got ${macs.join(' ')} and --group ${o.group}`);
+  const [first] = macs;
+  if (first !== undefined) return macs.length === 1 ? { mac: first } : { macs: [...macs] };
   if (o.group !== undefined) return { group: o.group };
-  throw new CliError('Name the machine (MAC) or a host group (--group NAME)');
+  throw new CliError('Name the machines (MAC MAC...) or a host group (--group NAME)');
 }
 
 function common(o: Common): Record<string, unknown> {
@@ -63,34 +65,39 @@ export function defineTaskRequestCommands(parent: Command, submit: (body: Record
       .command('capture')
       .description("capture a host's disk into a new revision of an image (current once complete and verified; earlier revisions are kept)")
       .argument('[mac]', 'the machine (one: an image comes from one disk)')
+      // Several MACs reach the action, which refuses them saying why (not commander's "too many arguments").
+      .allowExcessArguments()
       .requiredOption('--image <name>', 'image name: letters, digits, . _ - (up to 64)')
       .option('--disk <dev>', 'the disk to capture, e.g. /dev/sda (default: the first fixed disk)'),
     ' (refused: a capture takes one machine)',
-  ).action(async (mac: string | undefined, opts: Common & { image: string; disk?: string }) => {
+  ).action(async (_mac: string | undefined, opts: Common & { image: string; disk?: string }, cmd: Command) => {
     if (opts.group !== undefined) throw new CliError(CAPTURE_GROUP_REFUSED);
-    await submit({ type: 'capture', ...target(mac, opts), image: opts.image, ...(opts.disk ? { disk: opts.disk } : {}), ...common(opts) });
+    if (cmd.args.length > 1) throw new CliError(`${CAPTURE_MACS_REFUSED}: got ${cmd.args.join(' ')}`);
+    if (cmd.args.length === 0) throw new CliError('Name the machine to capture (MAC)');
+    await submit({ type: 'capture', ...target(cmd.args, opts), image: opts.image, ...(opts.disk ? { disk: opts.disk } : {}), ...common(opts) });
   });
   withCommon(
     parent
       .command('deploy')
       .description("write an image to a host's disk (everything on that disk is replaced)")
-      .argument('[mac]', 'the machine (or --group)')
+      .argument('[macs...]', 'the machine, or several (one task each, shown as a job); or --group')
       .requiredOption('--image <name>', 'the image to write')
       .option('--revision <n>', 'write this revision (default: the current one when the machine starts)')
       .option('--disk <dev>', 'the target disk, e.g. /dev/sda (default: the first fixed disk)')
       .option('--table <kind>', 'partition table to write: keep (as captured), gpt or mbr', 'keep')
-      .option('--multicast', 'with --group: one multicast session sends the image to every member at once (late members get it in a later round, slow ones by unicast)')
+      .option('--multicast', 'with --group or several MACs: one multicast session sends the image to every member at once (late members get it in a later round, slow ones by unicast)')
       .option('--min-receivers <n>', 'with --multicast and --max-wait: start with at least this many members once the wait is over')
       .option('--max-wait <seconds>', 'with --multicast: start after this long with the members present (default: wait for every member)'),
     '',
-  ).action(async (mac: string | undefined, opts: Common & { image: string; revision?: string; disk?: string; table: string; multicast?: boolean; minReceivers?: string; maxWait?: string }) => {
+  ).action(async (macs: string[], opts: Common & { image: string; revision?: string; disk?: string; table: string; multicast?: boolean; minReceivers?: string; maxWait?: string }) => {
     if (!PARTITION_TABLES.some((t) => t === opts.table)) throw new CliError(`Invalid --table ${JSON.stringify(opts.table)}: expected keep, gpt or mbr`);
     const wholeNumber = (flag: string, v: string, min: number): number => {
       if (!/^\d{1,6}$/.test(v) || Number(v) < min) throw new CliError(`${flag} must be a whole number of at least ${min}: got ${JSON.stringify(v)}`);
       return Number(v);
     };
     if (!opts.multicast && (opts.minReceivers !== undefined || opts.maxWait !== undefined)) throw new CliError('--min-receivers and --max-wait go with --multicast');
-    if (opts.multicast && opts.group === undefined) throw new CliError('--multicast deploys to a host group: add --group NAME');
+    const to = target(macs, opts);
+    if (opts.multicast && 'mac' in to) throw new CliError(`--multicast sends one image to several machines at once; a deploy to one machine (${to.mac}) goes by unicast: drop --multicast, or name more MACs or --group NAME`);
     const multicast = opts.multicast
       ? {
           multicast: {
@@ -101,7 +108,7 @@ export function defineTaskRequestCommands(parent: Command, submit: (body: Record
       : {};
     await submit({
       type: 'deploy',
-      ...target(mac, opts),
+      ...to,
       image: opts.image,
       table: opts.table,
       ...(opts.revision !== undefined ? { revision: parseRevision(opts.revision) } : {}),
@@ -114,10 +121,10 @@ export function defineTaskRequestCommands(parent: Command, submit: (body: Record
     parent
       .command('inventory')
       .description("collect a host's hardware inventory (CPU, memory, disks, NICs, SMBIOS)")
-      .argument('[mac]', 'the machine (or --group)'),
+      .argument('[macs...]', 'the machine, or several (one task each, shown as a job); or --group'),
     '',
-  ).action(async (mac: string | undefined, opts: Common) => {
-    await submit({ type: 'inventory', ...target(mac, opts), ...common(opts) });
+  ).action(async (macs: string[], opts: Common) => {
+    await submit({ type: 'inventory', ...target(macs, opts), ...common(opts) });
   });
 }
 
@@ -167,7 +174,8 @@ export function queuedText(r: Task | JobDetail): string {
   if (isJob(r)) {
     const when = r.state === 'scheduled' ? `they wait until ${local(r.startAt)}, then start at each machine's next network boot` : "they start at each machine's next network boot";
     const wake = r.request.wake ? ', after Wake-on-LAN wakes it' : '';
-    return `Job ${r.id}: ${r.total} ${r.type} task${r.total === 1 ? '' : 's'} for group ${r.group}${r.image ? ` (image ${r.image})` : ''}, tasks ${r.tasks.map((t) => t.id).join(' ')}; ${when}${wake}. Follow it: fleetboot job show ${r.id}`;
+    const who = r.group !== null ? `group ${r.group}` : macListText(r.request.macs ?? []);
+    return `Job ${r.id}: ${r.total} ${r.type} task${r.total === 1 ? '' : 's'} for ${who}${r.image ? ` (image ${r.image})` : ''}, tasks ${r.tasks.map((t) => t.id).join(' ')}; ${when}${wake}. Follow it: fleetboot job show ${r.id}`;
   }
   const host = `${r.mac}${r.hostName ? ` (${r.hostName})` : ''}`;
   const what = r.type === 'capture' ? `capture of ${host} into image ${r.image ?? '?'}` : r.type === 'deploy' ? `deploy of image ${r.image ?? '?'} to ${host}` : `${r.type} of ${host}`;

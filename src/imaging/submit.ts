@@ -1,11 +1,12 @@
 /**
  * A task request (src/model/task-request.ts) becomes tasks: one task for a
- * MAC, or a job with one task per member of a group (atomic, see
- * src/store/jobs.ts). With `at`, the tasks wait as scheduled until then.
- * Shared by POST /api/v1/tasks and the scheduler's recurring schedules.
+ * MAC, or a job with one task per member of a group or per listed MAC
+ * (atomic, see src/store/jobs.ts). With `at`, the tasks wait as scheduled
+ * until then. Shared by POST /api/v1/tasks and the scheduler's recurring
+ * schedules.
  */
 import { checkStartTime, parseWhen } from '../model/when.js';
-import type { TaskRequest } from '../model/task-request.js';
+import { macListText, type TaskRequest } from '../model/task-request.js';
 import type { Store } from '../store/db.js';
 import { createJob, type JobDetail } from '../store/jobs.js';
 import { createTask, type Task } from '../store/tasks.js';
@@ -14,10 +15,11 @@ import { FleetbootError } from '../lib/errors.js';
 
 export type Submitted = { kind: 'task'; task: Task } | { kind: 'job'; job: JobDetail };
 
-/** One line for logs and a schedule's last result: "task #7 inventory of 52:54:..", "job #3: 12 deploy tasks for group lab12". */
+/** One line for logs and a schedule's last result: "task #7 inventory of 52:54:..", "job #3: 12 deploy tasks for group lab12", "job #4: 2 inventory tasks for 52:54:.. 52:54:..". */
 export function describeSubmitted(s: Submitted): string {
   if (s.kind === 'task') return `task #${s.task.id} ${s.task.type} of ${s.task.mac}${s.task.state === 'scheduled' ? `, scheduled for ${s.task.startAt ?? '?'}` : ''}`;
-  return `job #${s.job.id}: ${s.job.total} ${s.job.type} task${s.job.total === 1 ? '' : 's'} for group ${s.job.group}${s.job.state === 'scheduled' ? `, scheduled for ${s.job.startAt ?? '?'}` : ''}`;
+  const who = s.job.group !== null ? `group ${s.job.group}` : macListText(s.job.request.macs ?? []);
+  return `job #${s.job.id}: ${s.job.total} ${s.job.type} task${s.job.total === 1 ? '' : 's'} for ${who}${s.job.state === 'scheduled' ? `, scheduled for ${s.job.startAt ?? '?'}` : ''}`;
 }
 
 /** Errors as the store's (INVALID_INPUT for a bad or past `at`, NOT_FOUND, CONFLICT). */
@@ -29,7 +31,7 @@ export async function submitTaskRequest(store: Store, request: TaskRequest, opts
     checkStartTime(at, opts.now, request.at);
     startAt = at.toISOString();
   }
-  if (request.group !== undefined) {
+  if (request.group !== undefined || request.macs !== undefined) {
     const job = await createJob(store.db, { request, startAt, scheduleId: opts.scheduleId ?? null, ...(opts.allocateMulticast ? { allocateMulticast: opts.allocateMulticast } : {}) });
     return { kind: 'job', job };
   }

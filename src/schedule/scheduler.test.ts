@@ -89,3 +89,20 @@ test('runOnce(): a missed schedule fires once (logged), two schedulers on one da
     assert.match((await getSchedule(s.db, String(sc.id)))?.lastResult ?? '', /^failed: No task was created: 2 of the 2 members of group 'lab12' already have an active task/);
   });
 });
+
+test('runOnce(): a schedule for a list of MACs fires a job for those machines', async () => {
+  await withStore(async (s, logs) => {
+    await createHost(s.db, { mac: A });
+    await createHost(s.db, { mac: B });
+    const clock = { ms: Date.parse('2026-12-02T10:00:00Z') };
+    const sc = await createSchedule(s.db, { name: 'pair', cron: '0 22 * * *', request: { type: 'inventory', macs: [B, A], wake: true }, nextRunAt: '2026-12-02T10:00:00.000Z' });
+    const counts = { submits: 0, pokes: 0 };
+    await scheduler(s, clock, logs, counts).runOnce();
+    const [job] = await listJobs(s.db);
+    assert.deepEqual([job?.group, job?.total, job?.scheduleId, job?.state], [null, 2, sc.id, 'active']);
+    const after = await getSchedule(s.db, 'pair');
+    assert.equal(after?.lastJobId, job?.id);
+    assert.equal(after?.lastResult, `job #${job?.id}: 2 inventory tasks for ${B} ${A}`);
+    assert.equal(counts.pokes, 1);
+  });
+});

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FleetbootError } from '../lib/errors.js';
 import { withTempStore } from './temp-store.js';
+import { getSession, sessionMembers } from './multicast.js';
 import {
   addGroupMembers,
   cancelTask,
@@ -112,6 +113,65 @@ test('createJob() makes one task per member in one transaction: all, or none wit
   });
 });
 
+test('createJob() with a list of MACs: known hosts only, all or none, every unknown, pending and busy one named', async () => {
+  await withStore(async (s) => {
+    for (const n of [1, 2, 3, 4]) await createHost(s.db, { mac: M(n), name: `pc${n}` });
+    await createHost(s.db, { mac: M(8), status: 'pending' });
+    await createHost(s.db, { mac: M(9), status: 'pending' });
+    const inventory = (macs: string[]) => createJob(s.db, { request: { type: 'inventory', macs }, startAt: null });
+    await assert.rejects(inventory([M(1), '52:54:00:00:01:77', M(2), '52:54:00:00:01:78']), code('NOT_FOUND', /^No task was created: no host with MAC 52:54:00:00:01:77, 52:54:00:00:01:78; add them first \(fleetboot host add MAC \[--name NAME\]\) or leave them out$/));
+    await assert.rejects(inventory([M(1), '52:54:00:00:01:77']), code('NOT_FOUND', /no host with MAC 52:54:00:00:01:77; add it first \(fleetboot host add 52:54:00:00:01:77 \[--name NAME\]\)/));
+    await assert.rejects(inventory([M(1), M(8), M(9)]), code('CONFLICT', /hosts 52:54:00:00:01:08, 52:54:00:00:01:09 are pending approval/));
+    await assert.rejects(inventory([M(1), '52-54-00-00-01-02', M(2)]), code('INVALID_INPUT', /"macs" names 52:54:00:00:01:02 more than once/));
+    await assert.rejects(inventory([M(1)]), code('INVALID_INPUT', /for one machine use "mac"/));
+    const busy2 = await createTask(s.db, { type: 'inventory', mac: M(2) });
+    const busy4 = await createTask(s.db, { type: 'inventory', mac: M(4) });
+    await assert.rejects(
+      inventory([M(4), M(1), M(2), M(3)]),
+      code('CONFLICT', new RegExp(`^No task was created: 2 of the 4 machines named already have an active task: 52:54:00:00:01:02 \\(task #${busy2.id}, inventory, queued\\), 52:54:00:00:01:04 \\(task #${busy4.id}, inventory, queued\\); cancel them or leave them out$`)),
+    );
+    await assert.rejects(inventory([M(1), M(2)]), code('CONFLICT', /1 of the 2 machines named already has an active task: .*; cancel it or leave it out$/));
+    assert.equal((await listJobs(s.db)).length, 0, 'no job row');
+    const single = await createTask(s.db, { type: 'inventory', mac: M(1) });
+    assert.equal(single.state, 'queued', 'M(1) got no task from the refused jobs');
+    for (const t of [busy2, busy4, single]) await cancelTask(s.db, t.id);
+    const job = await createJob(s.db, { request: { type: 'inventory', macs: ['52-54-00-00-01-03', M(1), M(2)], wake: true }, startAt: null });
+    assert.equal(job.group, null);
+    assert.equal(job.total, 3);
+    assert.deepEqual(job.request, { type: 'inventory', macs: [M(3), M(1), M(2)], wake: true }, 'stored normalised, in the order given');
+    assert.deepEqual(job.tasks.map((t) => [t.mac, t.hostName, t.state, t.jobId, t.wake]), [1, 2, 3].map((n) => [M(n), `pc${n}`, 'queued', job.id, true]));
+    const [listed] = await listJobs(s.db);
+    assert.deepEqual([listed?.id, listed?.group, listed?.total], [job.id, null, 3]);
+  });
+});
+
+test('createJob() with a list of MACs and multicast: one session for the listed machines\' tasks, waiting for all of them by default', async () => {
+  await withStore(async (s) => {
+    for (const n of [1, 2, 3]) await createHost(s.db, { mac: M(n) });
+    await s.db.insertInto('images').values({ name: 'win11', current_revision: 4, created_at: new Date().toISOString() }).execute();
+    const allocate = (used: ReadonlyArray<{ address: string; port: number }>) => ({ address: '239.255.42.1', port: 9000 + used.length });
+    const job = await createJob(s.db, { request: { type: 'deploy', macs: [M(2), M(1), M(3)], image: 'win11', multicast: {} }, startAt: null, allocateMulticast: allocate });
+    assert.equal(job.group, null);
+    assert.ok(job.multicastSessionId !== null);
+    const session = await getSession(s.db, job.multicastSessionId);
+    assert.deepEqual(
+      [session?.jobId, session?.image, session?.revision, session?.expected, session?.minReceivers, session?.maxWaitSeconds, session?.state, session?.port],
+      [job.id, 'win11', 4, 3, 3, null, 'waiting', 9000],
+    );
+    const members = await sessionMembers(s.db, job.multicastSessionId);
+    assert.deepEqual(members.map((m) => [m.mac, m.taskId]), job.tasks.map((t) => [t.mac, t.id]), "the session's members are the job's tasks");
+    assert.ok(job.tasks.every((t) => t.multicastId === job.multicastSessionId && t.revision === 4), 'each task pinned to the session and its revision');
+    await s.db.updateTable('tasks').set({ state: 'cancelled' }).where('job_id', '=', job.id).execute();
+    const waits = await createJob(s.db, { request: { type: 'deploy', macs: [M(1), M(2)], image: 'win11', multicast: { minReceivers: 1, maxWaitSeconds: 300 } }, startAt: null, allocateMulticast: allocate });
+    const second = await getSession(s.db, waits.multicastSessionId ?? 0);
+    assert.deepEqual([second?.expected, second?.minReceivers, second?.maxWaitSeconds, second?.port], [2, 1, 300, 9001]);
+    await assert.rejects(
+      createJob(s.db, { request: { type: 'deploy', mac: M(3), image: 'win11', multicast: {} }, startAt: null, allocateMulticast: allocate }),
+      code('INVALID_INPUT', /a deploy to one machine goes by unicast/),
+    );
+  });
+});
+
 test('jobState() reads a job from its tasks', () => {
   assert.equal(jobState(['scheduled', 'scheduled', 'done']), 'scheduled');
   assert.equal(jobState(['scheduled', 'queued']), 'active');
@@ -138,12 +198,19 @@ test('wake rounds and scheduled promotions are compare-and-swaps: a second claim
 test('schedules: stored as a validated request, claimed once per due time, refuse to lose their group', async () => {
   await withStore(async (s) => {
     await createHost(s.db, { mac: M(1) });
+    await createHost(s.db, { mac: M(2) });
     await createGroup(s.db, 'g');
     const due = '2026-12-02T22:00:00.000Z';
     await assert.rejects(createSchedule(s.db, { name: null, cron: '0 22 * * *', request: { type: 'inventory', group: 'g', at: '22:00' }, nextRunAt: due }), code('INVALID_INPUT', /takes no start time/));
     await assert.rejects(createSchedule(s.db, { name: '42', cron: '0 22 * * *', request: { type: 'inventory', group: 'g' }, nextRunAt: due }), code('INVALID_INPUT', /must not be a number/));
     await assert.rejects(createSchedule(s.db, { name: null, cron: '0 22 * * *', request: { type: 'inventory', group: 'nope' }, nextRunAt: due }), code('NOT_FOUND', /No group named 'nope'/));
     await assert.rejects(createSchedule(s.db, { name: null, cron: '0 22 * * *', request: { type: 'inventory', mac: M(7) }, nextRunAt: due }), code('NOT_FOUND', /No host with MAC/));
+    await assert.rejects(createSchedule(s.db, { name: null, cron: '0 22 * * *', request: { type: 'inventory', macs: [M(7), M(1), M(8)] }, nextRunAt: due }), code('NOT_FOUND', /^No host with MAC 52:54:00:00:01:07, 52:54:00:00:01:08 \(fleetboot host add MAC\)$/));
+    await assert.rejects(createSchedule(s.db, { name: null, cron: '0 22 * * *', request: { type: 'inventory', macs: [M(1), M(1)] }, nextRunAt: due }), code('INVALID_INPUT', /more than once/));
+    const pair = await createSchedule(s.db, { name: 'pair', cron: '0 23 * * *', request: { type: 'inventory', macs: ['52-54-00-00-01-02', M(1)] }, nextRunAt: due });
+    assert.deepEqual(pair.request, { type: 'inventory', macs: [M(2), M(1)] });
+    assert.deepEqual(await s.db.selectFrom('schedules').select(['group_name', 'mac']).where('id', '=', pair.id).executeTakeFirst(), { group_name: null, mac: null });
+    await deleteSchedule(s.db, 'pair');
     const sc = await createSchedule(s.db, { name: 'nightly', cron: '0 22 * * 1-5', request: { type: 'inventory', group: 'g', wake: true }, nextRunAt: due });
     await assert.rejects(createSchedule(s.db, { name: 'nightly', cron: '0 22 * * *', request: { type: 'inventory', mac: M(1) }, nextRunAt: due }), code('CONFLICT'));
     assert.deepEqual(sc.request, { type: 'inventory', group: 'g', wake: true });

@@ -1,7 +1,8 @@
 /**
- * Jobs: the tasks one request made for the members of a host group, one
- * task per member (tasks.job_id), made in one transaction: every member or
- * none. A job has no state of its own: it is read from its tasks.
+ * Jobs: the tasks one request made for several machines, the members of a
+ * host group or a list of MACs, one task per member (tasks.job_id), made in
+ * one transaction: every member or none. A job has no state of its own: it
+ * is read from its tasks.
  */
 import type { Kysely, Selectable } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
@@ -18,8 +19,8 @@ export type JobState = 'scheduled' | 'active' | 'done' | 'failed' | 'cancelled';
 export interface Job {
   id: number;
   type: string;
-  /** The group's name when the job was made. */
-  group: string;
+  /** The group's name when the job was made; null for a list of MACs (request.macs). */
+  group: string | null;
   image: string | null;
   state: JobState;
   /** Member tasks. */
@@ -32,7 +33,7 @@ export interface Job {
   startAt: string | null;
   /** The schedule that made it, or null. */
   scheduleId: number | null;
-  /** Room for multicast deployment (always null for now). */
+  /** The multicast session that carries a multicast deploy, or null. */
   multicastSessionId: number | null;
   createdAt: string;
 }
@@ -113,7 +114,7 @@ export async function listJobs(db: Db, filter: { limit?: number } = {}): Promise
 }
 
 export interface NewJob {
-  /** A request for a group (request.group set; `at` already resolved into startAt). */
+  /** A request for a group or a list of MACs (request.group or request.macs set; `at` already resolved into startAt). */
   request: TaskRequest;
   /** The members wait as scheduled until then (ISO), or null: queued at once. */
   startAt: string | null;
@@ -123,40 +124,79 @@ export interface NewJob {
 }
 
 /**
- * One task per member of the request's group, in one transaction: all or
- * none. NOT_FOUND for an unknown group; CONFLICT for an empty one, or when
- * members already have an active task (all of them named); the checks of a
- * single task otherwise (image, revision).
+ * The listed MACs, every one a known, approved host: NOT_FOUND naming every
+ * unknown one (and how to add a host), CONFLICT naming every pending one.
+ */
+async function listedHosts(db: Db, macs: readonly string[]): Promise<string[]> {
+  const hosts = await db.selectFrom('hosts').select(['mac', 'status']).where('mac', 'in', [...macs]).execute();
+  const known = new Map(hosts.map((h) => [h.mac, h.status]));
+  const unknown = macs.filter((m) => !known.has(m));
+  if (unknown.length) {
+    const one = unknown.length === 1;
+    throw new FleetbootError('NOT_FOUND', `No task was created: no host with MAC ${unknown.join(', ')}; add ${one ? 'it' : 'them'} first (fleetboot host add ${one ? unknown[0] : 'MAC'} [--name NAME]) or leave ${one ? 'it' : 'them'} out`);
+  }
+  const pending = macs.filter((m) => known.get(m) === 'pending');
+  if (pending.length) throw new FleetbootError('CONFLICT', `No task was created: host${pending.length > 1 ? 's' : ''} ${pending.join(', ')} ${pending.length > 1 ? 'are' : 'is'} pending approval: approve first (fleetboot host approve MAC)`);
+  return [...macs];
+}
+
+interface Members {
+  macs: string[];
+  /** "members of group 'lab12'", "machines named": for the busy-member conflict. */
+  who: string;
+  /** What else to do about busy members than cancelling their tasks. */
+  leaveOut(many: boolean): string;
+}
+
+/** The request's group's members, or its listed MACs (createJob has checked it names one of them). */
+async function jobMembers(db: Db, request: TaskRequest): Promise<Members> {
+  const group = request.group;
+  if (group !== undefined) {
+    const macs = await groupMacs(db, group);
+    if (macs.length === 0) throw new FleetbootError('CONFLICT', `Group '${group}' has no members: add hosts first (fleetboot group add-host ${group} MAC...)`);
+    return { macs, who: `members of group '${group}'`, leaveOut: (many) => `remove ${many ? 'those hosts' : 'that host'} from the group` };
+  }
+  return { macs: await listedHosts(db, request.macs ?? []), who: 'machines named', leaveOut: (many) => `leave ${many ? 'them' : 'it'} out` };
+}
+
+/**
+ * One task per member: of the request's group, or of its list of MACs; in
+ * one transaction: all or none. The request is checked again
+ * (parseTaskRequest: a list's MACs are distinct). NOT_FOUND for an unknown
+ * group or listed MACs that are no host (all of them named); CONFLICT for an
+ * empty group, pending listed hosts, or when members already have an active
+ * task (all of them named); the checks of a single task otherwise (image,
+ * revision).
  */
 export async function createJob(db: Db, j: NewJob): Promise<JobDetail> {
-  const group = j.request.group;
-  if (group === undefined) throw new TypeError('createJob(): the request names no group');
+  const request = parseTaskRequest(j.request, { allowAt: true });
+  if (request.group === undefined && request.macs === undefined) throw new TypeError('createJob(): the request names neither a group nor a list of MACs');
   return db.transaction().execute(async (trx) => {
-    const macs = await groupMacs(trx, group);
-    if (macs.length === 0) throw new FleetbootError('CONFLICT', `Group '${group}' has no members: add hosts first (fleetboot group add-host ${group} MAC...)`);
+    const { macs, who, leaveOut } = await jobMembers(trx, request);
     const busy = await trx.selectFrom('tasks').select(['id', 'mac', 'type', 'state']).where('mac', 'in', macs).where('state', 'in', [...ACTIVE_TASK_STATES]).orderBy('mac').execute();
     if (busy.length) {
       const list = busy.map((t) => `${t.mac} (task #${t.id}, ${t.type}, ${t.state})`).join(', ');
-      throw new FleetbootError('CONFLICT', `No task was created: ${busy.length} of the ${macs.length} members of group '${group}' already ${busy.length > 1 ? 'have an active task' : 'has an active task'}: ${list}; cancel ${busy.length > 1 ? 'them' : 'it'} or remove ${busy.length > 1 ? 'those hosts' : 'that host'} from the group`);
+      const many = busy.length > 1;
+      throw new FleetbootError('CONFLICT', `No task was created: ${busy.length} of the ${macs.length} ${who} already ${many ? 'have an active task' : 'has an active task'}: ${list}; cancel ${many ? 'them' : 'it'} or ${leaveOut(many)}`);
     }
     const now = new Date().toISOString();
     const { id } = await trx
       .insertInto('jobs')
-      .values({ type: j.request.type, group_name: group, image: j.request.image ?? null, request: JSON.stringify(j.request), schedule_id: j.scheduleId ?? null, multicast_session_id: null, created_at: now })
+      .values({ type: request.type, group_name: request.group ?? null, image: request.image ?? null, request: JSON.stringify(request), schedule_id: j.scheduleId ?? null, multicast_session_id: null, created_at: now })
       .returning('id')
       .executeTakeFirstOrThrow();
-    const options = { disk: j.request.disk ?? null, ...(j.request.table !== undefined ? { table: j.request.table } : {}) };
+    const options = { disk: request.disk ?? null, ...(request.table !== undefined ? { table: request.table } : {}) };
     const taskIds: number[] = [];
     for (const mac of macs) {
-      taskIds.push(await insertTask(trx, { type: j.request.type, mac, image: j.request.image ?? null, revision: j.request.revision ?? null, options, startAt: j.startAt, wake: j.request.wake === true, jobId: id }, null));
+      taskIds.push(await insertTask(trx, { type: request.type, mac, image: request.image ?? null, revision: request.revision ?? null, options, startAt: j.startAt, wake: request.wake === true, jobId: id }, null));
     }
-    const mc = j.request.multicast;
+    const mc = request.multicast;
     if (mc !== undefined) {
-      if (!j.allocateMulticast || !j.request.image) throw new FleetbootError('INVALID_INPUT', 'A multicast deploy needs an image and the server\'s multicast settings');
+      if (!j.allocateMulticast || !request.image) throw new FleetbootError('INVALID_INPUT', 'A multicast deploy needs an image and the server\'s multicast settings');
       await createSessionIn(trx, {
         jobId: id,
-        image: j.request.image,
-        revision: j.request.revision ?? null,
+        image: request.image,
+        revision: request.revision ?? null,
         taskIds,
         minReceivers: mc.minReceivers ?? taskIds.length,
         maxWaitSeconds: mc.maxWaitSeconds ?? null,

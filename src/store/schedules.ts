@@ -63,7 +63,7 @@ export function checkScheduleName(name: string | null): void {
   if (/^[0-9]+$/.test(name)) throw new FleetbootError('INVALID_INPUT', `Invalid schedule name ${JSON.stringify(name)}: it must not be a number (schedules are named by id or name)`);
 }
 
-/** INVALID_INPUT (name, request), CONFLICT (name taken), NOT_FOUND (the request's group or host). */
+/** INVALID_INPUT (name, request), CONFLICT (name taken), NOT_FOUND (the request's group or hosts, every unknown one named). */
 export async function createSchedule(db: Db, s: NewSchedule): Promise<Schedule> {
   checkScheduleName(s.name);
   const request = parseTaskRequest(s.request, { allowAt: false });
@@ -78,7 +78,13 @@ export async function createSchedule(db: Db, s: NewSchedule): Promise<Schedule> 
     if (request.mac !== undefined && !(await trx.selectFrom('hosts').select('id').where('mac', '=', request.mac).executeTakeFirst())) {
       throw new FleetbootError('NOT_FOUND', `No host with MAC ${request.mac} (fleetboot host add ${request.mac})`);
     }
+    if (request.macs !== undefined) {
+      const known = new Set((await trx.selectFrom('hosts').select('mac').where('mac', 'in', request.macs).execute()).map((h) => h.mac));
+      const unknown = request.macs.filter((m) => !known.has(m));
+      if (unknown.length) throw new FleetbootError('NOT_FOUND', `No host with MAC ${unknown.join(', ')} (fleetboot host add ${unknown.length === 1 ? unknown[0] : 'MAC'})`);
+    }
     const now = new Date().toISOString();
+    // group_name and mac let a group or host in use be found; a list of MACs leaves both null (its MACs are in the request).
     const { id } = await trx
       .insertInto('schedules')
       .values({ name: s.name, cron: s.cron, request: JSON.stringify(request), group_name: request.group ?? null, mac: request.mac ?? null, next_run_at: s.nextRunAt, created_at: now })

@@ -150,13 +150,13 @@ export interface JobTable {
   id: Generated<number>;
   /** capture | deploy | inventory */
   type: string;
-  /** The group's name when the job was made. */
-  group_name: string;
+  /** The group's name when the job was made; null for a list of MACs (request.macs). */
+  group_name: string | null;
   image: string | null;
   /** The task request as submitted (JSON). */
   request: string;
   schedule_id: number | null;
-  /** Room for multicast deployment (always null for now). */
+  /** The multicast session that carries a multicast deploy, or null. */
   multicast_session_id: number | null;
   created_at: string;
 }

@@ -1,9 +1,10 @@
 /**
- * Jobs: the tasks one request made for a host group (token required):
+ * Jobs: the tasks one request made for a host group or a list of MACs (token required):
  *   GET  /api/v1/jobs[?limit=N]     newest first -> { jobs } (state, counts per task state, mean percent)
  *   GET  /api/v1/jobs/:id           the job with its request and member tasks (state, phase, progress each)
  *   POST /api/v1/jobs/:id/cancel    cancel every unfinished member -> the job
- * Jobs are made by POST /api/v1/tasks with `group` (and by schedules).
+ * Jobs are made by POST /api/v1/tasks with `group` or `macs` (and by schedules); a
+ * job for a list of MACs has `group: null` (its MACs are in `request.macs`).
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';

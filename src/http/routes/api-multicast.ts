@@ -1,6 +1,6 @@
 /**
  * Multicast sessions (token required), made by POST /api/v1/tasks with
- * `group` and `multicast` (src/multicast/service.ts):
+ * `group` or `macs` and `multicast` (src/multicast/service.ts):
  *   GET  /api/v1/multicast[?active=true]          newest first -> { sessions }
  *   GET  /api/v1/multicast/:id                    the session, its live figures while it runs
  *                                                 (rate, retransmitted share) and its members

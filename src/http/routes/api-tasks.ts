@@ -2,8 +2,8 @@
  * Imaging tasks (token required):
  *   GET    /api/v1/tasks[?mac=MAC&active=true|false&limit=N]   newest first -> { tasks }
  *   GET    /api/v1/tasks/:id
- *   POST   /api/v1/tasks            { type: capture|deploy|inventory, mac | group, image?, revision?, disk?, table?,
- *                                     wake?, at? } -> 201 the task (mac), or the job with its tasks (group)
+ *   POST   /api/v1/tasks            { type: capture|deploy|inventory, mac | macs | group, image?, revision?, disk?, table?,
+ *                                     wake?, at?, multicast? } -> 201 the task (mac), or the job with its tasks (macs, group)
  *   POST   /api/v1/tasks/:id/cancel -> the task (409 when it has already finished)
  *   POST   /api/v1/tasks/:id/retry  -> 201, a new queued task (retryOf = id)
  *
@@ -13,16 +13,18 @@
  * that is current when its agent starts; `disk` (a /dev path on the machine, default: its first fixed disk)
  * applies to capture and deploy, `table` (keep | gpt | mbr) to deploy only.
  * The repository checks the rest: the host exists, a deploy's image exists,
- * the MAC has no other active task (409). `group`: one task per member, all
- * or none (409 naming the members that have an active task); a capture takes
- * one MAC. `wake`: Wake-on-LAN when queued. `at` (src/model/when.ts): the
- * tasks wait as scheduled until then (a time without offset is the server's
- * local time; the CLI sends UTC).
+ * the MAC has no other active task (409). `group` or `macs` (2 to 1000
+ * distinct MACs): one task per member, all or none (404 naming every listed
+ * MAC that is no host, 409 naming the members that have an active task); a
+ * capture takes one MAC. `multicast`: a deploy to a group or to `macs`.
+ * `wake`: Wake-on-LAN when queued. `at` (src/model/when.ts): the tasks wait
+ * as scheduled until then (a time without offset is the server's local time;
+ * the CLI sends UTC).
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
 import { getTask, listTasks, normaliseMac, retryTask, DISK_PATTERN, NAME_PATTERN, type Task } from '../../store/index.js';
-import { PARTITION_TABLES, REQUEST_TASK_TYPES, parseTaskRequest, type TaskRequest } from '../../model/task-request.js';
+import { MACS_MAX, MACS_MIN, PARTITION_TABLES, REQUEST_TASK_TYPES, parseTaskRequest, type TaskRequest } from '../../model/task-request.js';
 import { describeSubmitted, submitTaskRequest } from '../../imaging/submit.js';
 import type { AppContext } from '../context.js';
 
@@ -75,7 +77,8 @@ export const jobSchema = {
   properties: {
     id: { type: 'integer' },
     type: { type: 'string' },
-    group: { type: 'string' },
+    // null: the job was made for a list of MACs (request.macs).
+    group: nullableString,
     image: nullableString,
     state: { type: 'string' },
     total: { type: 'integer' },
@@ -103,6 +106,7 @@ export const jobDetailSchema = {
 export const taskRequestProperties = {
   type: { type: 'string', enum: REQUEST_TASK_TYPES },
   mac: { type: 'string', minLength: 12, maxLength: 17 },
+  macs: { type: 'array', minItems: MACS_MIN, maxItems: MACS_MAX, items: { type: 'string', minLength: 12, maxLength: 17 } },
   group: { type: 'string', pattern: NAME_PATTERN },
   // (a pattern applies to strings only: null passes it)
   image: { type: ['string', 'null'], pattern: NAME_PATTERN },

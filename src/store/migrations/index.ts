@@ -7,6 +7,7 @@ import * as m20261123T1200 from './20261123T1200_imaging.js';
 import * as m20261202T1200 from './20261202T1200_revisions.js';
 import * as m20261203T1200 from './20261203T1200_groups_jobs_schedules.js';
 import * as m20261204T1200 from './20261204T1200_multicast.js';
+import * as m20261207T1200 from './20261207T1200_job_hosts.js';
 
 export interface Migration {
   readonly name: string;
@@ -21,4 +22,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261202T1200_revisions', up: m20261202T1200.up },
   { name: '20261203T1200_groups_jobs_schedules', up: m20261203T1200.up },
   { name: '20261204T1200_multicast', up: m20261204T1200.up },
+  { name: '20261207T1200_job_hosts', up: m20261207T1200.up },
 ];

@@ -1,0 +1,90 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DummyDriver, Kysely, MysqlAdapter, MysqlQueryCompiler, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
+import { addGroupMembers, createGroup, createHost, createJob, getJob, openStore } from '../index.js';
+import { migrations } from './index.js';
+
+const M = (n: number): string => `52:54:00:00:04:${n.toString(16).padStart(2, '0')}`;
+
+test('20261207T1200_job_hosts: existing jobs, their tasks and sessions survive; group_name is nullable after', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetboot-job-hosts-'));
+  try {
+    const old = await openStore(dir, { migrations: migrations.filter((m) => m.name < '20261207T1200') });
+    for (const n of [1, 2, 3]) await createHost(old.db, { mac: M(n) });
+    await createGroup(old.db, 'lab12');
+    await addGroupMembers(old.db, 'lab12', [M(1), M(2)]);
+    const first = await createJob(old.db, { request: { type: 'inventory', group: 'lab12' }, startAt: null });
+    await old.db.updateTable('tasks').set({ state: 'cancelled' }).where('job_id', '=', first.id).execute();
+    const second = await createJob(old.db, { request: { type: 'inventory', group: 'lab12', wake: true }, startAt: null });
+    // A session that carries the second job (made by hand: no image is needed to check the link).
+    old.sqlite
+      .prepare("INSERT INTO multicast_sessions (session, job_id, image, revision, address, port, state, expected, min_receivers, created_at) VALUES ('00000000000000aa', ?, 'win11', 1, '239.255.42.1', 9000, 'waiting', 2, 2, 'x')")
+      .run(second.id);
+    old.sqlite.prepare('UPDATE jobs SET multicast_session_id = 1 WHERE id = ?').run(second.id);
+    // A job that was made and deleted: its id must not come back.
+    old.sqlite.prepare("INSERT INTO jobs (id, type, group_name, request, created_at) VALUES (50, 'inventory', 'gone', '{}', 'x')").run();
+    old.sqlite.prepare('DELETE FROM jobs WHERE id = 50').run();
+    assert.throws(() => old.sqlite.prepare("INSERT INTO jobs (type, group_name, request, created_at) VALUES ('inventory', NULL, '{}', 'x')").run(), /NOT NULL constraint failed: jobs.group_name/);
+    const jobsBefore = old.sqlite.prepare('SELECT * FROM jobs ORDER BY id').all();
+    const tasksBefore = old.sqlite.prepare('SELECT id, job_id FROM tasks ORDER BY id').all();
+    await old.close();
+
+    const s = await openStore(dir);
+    try {
+      assert.deepEqual(s.sqlite.prepare('SELECT * FROM jobs ORDER BY id').all(), jobsBefore, 'every job row, as it was');
+      assert.deepEqual(s.sqlite.prepare('SELECT id, job_id FROM tasks ORDER BY id').all(), tasksBefore, "each task still names its job (DROP TABLE's ON DELETE SET NULL was undone)");
+      assert.deepEqual(s.sqlite.prepare('SELECT job_id FROM multicast_sessions').all(), [{ job_id: second.id }]);
+      assert.deepEqual(s.sqlite.prepare('PRAGMA foreign_key_check').all(), []);
+      assert.deepEqual(
+        (s.sqlite.prepare("SELECT name, [notnull] AS nn FROM pragma_table_info('jobs') WHERE name IN ('group_name', 'type') ORDER BY name").all() as Array<{ name: string; nn: number }>).map((c) => [c.name, c.nn]),
+        [['group_name', 0], ['type', 1]],
+      );
+      for (const table of ['tasks', 'multicast_sessions']) {
+        const fk = s.sqlite.prepare(`SELECT "table", on_delete FROM pragma_foreign_key_list('${table}') WHERE "from" = 'job_id'`).all();
+        assert.deepEqual(fk, [{ table: 'jobs', on_delete: 'SET NULL' }], table);
+      }
+      assert.deepEqual(s.sqlite.prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'job%' OR sql LIKE '%jobs_v2%' OR name LIKE 'job_links%'").all(), [{ name: 'jobs' }], 'no table left behind');
+      const back = await getJob(s.db, second.id);
+      assert.deepEqual([back?.group, back?.total, back?.multicastSessionId, back?.request], ['lab12', 2, 1, { type: 'inventory', group: 'lab12', wake: true }]);
+      // The foreign keys still hold and still act.
+      assert.throws(() => s.sqlite.prepare('UPDATE tasks SET job_id = 999 WHERE job_id = ?').run(first.id), /FOREIGN KEY constraint failed/);
+      const made = s.sqlite.prepare(`INSERT INTO jobs (type, group_name, request, created_at) VALUES ('inventory', NULL, '{"type":"inventory","macs":["${M(1)}","${M(3)}"]}', 'x')`).run();
+      assert.equal(Number(made.lastInsertRowid), 51, 'a job without a group, numbered after every id the old table used');
+      s.sqlite.prepare('DELETE FROM jobs WHERE id = ?').run(first.id);
+      assert.deepEqual(s.sqlite.prepare('SELECT count(*) AS n FROM tasks WHERE job_id IS NULL').get(), { n: 2 }, 'ON DELETE SET NULL');
+    } finally {
+      await s.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A Kysely on `adapter` that runs nothing and records the SQL it is given. */
+function recording(adapter: PostgresAdapter | MysqlAdapter): { db: Kysely<unknown>; sql: string[] } {
+  const sql: string[] = [];
+  const db = new Kysely<unknown>({
+    dialect: {
+      createAdapter: () => adapter,
+      createDriver: () => new DummyDriver(),
+      createIntrospector: (k) => new PostgresIntrospector(k),
+      createQueryCompiler: () => (adapter instanceof PostgresAdapter ? new PostgresQueryCompiler() : new MysqlQueryCompiler()),
+    },
+    log: (e) => void sql.push(e.query.sql),
+  });
+  return { db, sql };
+}
+
+test('20261207T1200_job_hosts on PostgreSQL drops the NOT NULL in place; another dialect is refused by name', async () => {
+  const job = migrations.find((m) => m.name === '20261207T1200_job_hosts');
+  assert.ok(job);
+  const pg = recording(new PostgresAdapter());
+  await job.up(pg.db);
+  assert.deepEqual(pg.sql, ['alter table "jobs" alter column "group_name" drop not null']);
+  const my = recording(new MysqlAdapter());
+  await assert.rejects(job.up(my.db), /knows SQLite and PostgreSQL, not MysqlAdapter/);
+  assert.deepEqual(my.sql, []);
+});
