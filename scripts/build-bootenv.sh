@@ -8,6 +8,9 @@
 #                 kmod, disk/NIC modules with their dependencies, NIC firmware when
 #                 the machine has it, partclone.*, sfdisk, sgdisk, util-linux tools,
 #                 zstd, the Node runtime and the imaging agent (/fleetboot/agent.mjs)
+#                 with the native UDP addon beside it (/fleetboot/fastudp.node, from
+#                 build/native: scripts/build-native.sh; without it the agent receives
+#                 multicast through node:dgram, at more CPU per datagram)
 #   bootenv.json  what is inside: kernel, modules, firmware, tools, sizes, sha256s
 #
 # The initramfs runs bootenv/init (a busybox sh script) as /init: coldplug,
@@ -263,6 +266,14 @@ log "bundling the agent: $(realpath --relative-to="$repo" "$agent_entry")"
 "$esbuild" "$agent_entry" --bundle --platform=node --format=esm --target=node20 \
   --log-level=warning --legal-comments=none --outfile="$work/agent.mjs"
 agent_sha="$(sha256sum "$work/agent.mjs" | cut -d' ' -f1)"
+# The native UDP addon (N-API: it loads in any Node of the same platform; it needs only libc, which Node brings).
+native_addon="$repo/build/native/fastudp.node"
+native_sha=none
+if [ -f "$native_addon" ]; then
+  native_sha="$(sha256sum "$native_addon" | cut -d' ' -f1)"
+else
+  log "note: no native UDP addon at $native_addon (scripts/build-native.sh): the agent will receive multicast through node:dgram"
+fi
 
 # ------------------------------------------------------------ up to date? -----
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo unknown; }
@@ -270,7 +281,7 @@ tool_pkgs=(busybox-static kmod partclone fdisk gdisk util-linux zstd libc6)
 node_pkg="$(dpkg -S "$node_bin" 2>/dev/null | cut -d: -f1 || true)"
 stamp="$( {
   sha256sum "$self" "$repo/bootenv/init" "$repo/bootenv/udhcpc.script" | cut -d' ' -f1
-  echo "agent $agent_sha kernel $kpkg $kpkg_version $compression $zstd_level"
+  echo "agent $agent_sha native $native_sha kernel $kpkg $kpkg_version $compression $zstd_level"
   for p in "${tool_pkgs[@]}"; do echo "$p $(pkgver "$p")"; done
   echo "node $node_version $(stat -c '%s %Y' "$node_bin")"
   echo "firmware $fw_key ${firmware_dirs[*]:-}"
@@ -366,6 +377,7 @@ printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
 : >"$root/etc/resolv.conf"
 install -m 0644 "$work/agent.mjs" "$root/fleetboot/agent.mjs"
 echo "$agent_sha" >"$root/fleetboot/agent.sha256"
+[ "$native_sha" = none ] || install -m 0644 "$native_addon" "$root/fleetboot/fastudp.node"
 
 # A reproducible archive: sorted names, owner root, one timestamp.
 find "$root" -exec touch -h -d @0 {} +
@@ -401,6 +413,8 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
     "$(stat -c %s "$work/initrd.img")" "$uncompressed" "$compression" "$([ "$compression" = zstd ] && echo "$zstd_level" || echo null)" "$(sha "$work/initrd.img")"
   printf '  "agent": { "entry": "%s", "path": "/fleetboot/agent.mjs", "bytes": %s, "sha256": "%s" },\n' \
     "$(realpath --relative-to="$repo" "$agent_entry")" "$(stat -c %s "$work/agent.mjs")" "$agent_sha"
+  if [ "$native_sha" = none ]; then printf '  "nativeAddon": null,\n'
+  else printf '  "nativeAddon": { "path": "/fleetboot/fastudp.node", "bytes": %s, "sha256": "%s" },\n' "$(stat -c %s "$native_addon")" "$native_sha"; fi
   printf '  "node": { "version": "%s", "package": "%s %s" },\n' "$node_version" "${node_pkg:-unknown}" "$( [ -n "$node_pkg" ] && pkgver "$node_pkg")"
   printf '  "modules": %s,\n' "$(json_list <<<"$module_names")"
   printf '  "modulesBuiltin": %s,\n' "$(json_list <"$work/builtin")"

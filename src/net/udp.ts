@@ -124,8 +124,9 @@ let nativeLoadError: string | null = null;
 
 function addonPath(): string {
   // This file is src/net/udp.ts (tsx) or dist/src/net/udp.js (compiled): the repository root is two or three levels up.
+  // In a bundle (the boot environment's /fleetboot/agent.mjs) the addon lies beside it (scripts/build-bootenv.sh).
   const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, '..', '..', 'build', 'native', 'fastudp.node'), join(here, '..', '..', '..', 'build', 'native', 'fastudp.node')];
+  const candidates = [join(here, '..', '..', 'build', 'native', 'fastudp.node'), join(here, '..', '..', '..', 'build', 'native', 'fastudp.node'), join(here, 'fastudp.node')];
   return candidates.find((c) => existsSync(c)) ?? (candidates[0] as string);
 }
 
