@@ -23,6 +23,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   schedule: ['schedule', 'model', 'lib', 'store', 'imaging/submit.ts'],
   multicast: ['multicast', 'model', 'lib', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'store', 'config', 'dhcp/subnets.ts', 'imaging/protocol.ts', 'imaging/image-store.ts'],
   wake: ['wake', 'model', 'lib', 'protocol', 'store', 'dhcp/subnets.ts', 'net/wol-socket.ts', 'config'],
+  events: ['events', 'model', 'lib', 'store'],
 };
 
 function walk(dir: string): string[] {

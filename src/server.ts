@@ -24,7 +24,7 @@ import { createProxyDhcpService, type ProxyDhcpService } from './net/proxy-dhcp.
 import { createDhcpServerService, type DhcpServerService } from './net/dhcp-server.js';
 import { createTftpService, type TftpService } from './net/tftp-server.js';
 import { interfaceOf, probeDhcpServers } from './net/dhcp-probe.js';
-import { ensureApiToken, hostReservations, octal, openLeaseStore, openStore, prepareDataDir, PRIVATE_FILE_MODE, readApiToken, tokenPath, type Store } from './store/index.js';
+import { ensureApiToken, hostReservations, leaseMacOf, octal, openLeaseStore, openStore, prepareDataDir, PRIVATE_FILE_MODE, readApiToken, tokenPath, type Store } from './store/index.js';
 import type { Reservation } from './dhcp/engine.js';
 import { cleanupOrphans } from './imaging/image-store.js';
 import { startReaper, type Reaper } from './imaging/reaper.js';
@@ -39,6 +39,9 @@ import { createRelayRecorder } from './wake/relays.js';
 import { createWakeService, type WakeService } from './wake/service.js';
 import { wakeTargets, type WakeTarget } from './wake/targets.js';
 import { createMulticastService, type MulticastService } from './multicast/service.js';
+import { createBootRecorder, type BootRecorder } from './events/boot-recorder.js';
+import { tftpBootEvent } from './boot/boot-events.js';
+import { neighbourMac } from './net/neighbours.js';
 
 /** The iPXE binaries copied into the TFTP root when absent there. */
 export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
@@ -245,6 +248,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let scheduler: Scheduler | null = null;
   let wake: WakeService | null = null;
   let multicast: MulticastService | null = null;
+  let bootEvents: BootRecorder | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
@@ -256,6 +260,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const sch = scheduler;
     const w = wake;
     const mcs = multicast;
+    const be = bootEvents;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
       ['multicast', mcs ? () => mcs.close() : null],
       ['imaging', r ? async () => r.stop() : null],
@@ -264,6 +269,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       ['http', a ? () => a.close() : null],
       ['dhcp', d ? () => d.close() : null],
       ['tftp', t ? () => t.close() : null],
+      ['boot events', be ? () => be.close() : null],
       ['database', st ? () => st.close() : null],
       ['server.json', wroteServerFile ? () => removeServerFile(config.dataDir) : null],
     ];
@@ -294,8 +300,15 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     await populateTftpRoot(config.tftp.root, log, opts.ipxeDir);
     const orphans = await cleanupOrphans(store);
     if (orphans.length) log.info({ subsystem: 'imaging', removed: orphans }, `removed ${orphans.length} orphaned image directories`);
-    const imaging = createImagingService({ store, config, log });
     const st = store;
+    // Steps of machines' boots, from every service below, for `host timeline|why` (src/events/boot-recorder.ts).
+    const recorder = createBootRecorder({
+      store,
+      log,
+      resolveMac: async (ip) => (await neighbourMac(ip)) ?? (config.dhcp.mode === 'server' ? await leaseMacOf(st.db, ip) : null),
+    });
+    bootEvents = recorder;
+    const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e) });
     wake = createWakeService({
       store,
       config,
@@ -328,6 +341,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       imaging,
       wake,
       multicast: mc,
+      bootEvents: recorder,
       onTasksChanged: () => {
         sch.poke();
         w.poke();
@@ -369,17 +383,18 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
         maxWindowsize: config.tftp.maxWindowsize,
         busyPollMicros: config.tftp.busyPollMicros,
         logger: log,
+        onTransfer: (t) => recorder.record(tftpBootEvent(t)),
       });
       await tftp.start();
     }
     if (config.dhcp.mode === 'proxy') {
       if (config.dhcp.probeAtStart === true) await probeAtStart(config, serverIp, log);
-      dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, onRelay: (g) => relays.note(g) });
+      dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
       await dhcp.start();
     } else if (config.dhcp.mode === 'server') {
       if (config.dhcp.probeAtStart ?? true) await probeAtStart(config, serverIp, log);
       const leases = openLeaseStore(store);
-      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leases, leases: leases.load(), reservations: dhcpReservations(config, store, log), onRelay: (g) => relays.note(g) });
+      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leases, leases: leases.load(), reservations: dhcpReservations(config, store, log), onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
       await dhcp.start();
     }
 

@@ -15,6 +15,7 @@ import { registerImagingCommands } from './imaging.js';
 import { registerBootenvCommands } from './bootenv.js';
 import { registerMulticastCommands } from './multicast.js';
 import { registerFleetCommands } from './fleet.js';
+import { registerTimelineCommands } from './timeline.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -39,6 +40,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerServe(program, globals);
   registerApiCommands(program, globals);
   registerImagingCommands(program, globals);
+  registerTimelineCommands(program, globals);
   registerFleetCommands(program, globals);
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);

@@ -17,7 +17,9 @@ import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Store } from '../store/index.js';
 import { requireToken } from './auth.js';
-import type { AppContext, RuntimeStatus } from './context.js';
+import type { AppContext, BootEventSink, RuntimeStatus } from './context.js';
+import { clientAddress } from './client-address.js';
+import { httpBootEvent, type HttpFetchWhat } from '../boot/boot-events.js';
 import { installErrorHandlers } from './errors.js';
 import { entryRoutes } from './routes/api-entries.js';
 import { hostRoutes } from './routes/api-hosts.js';
@@ -32,6 +34,7 @@ import { wakeRoutes } from './routes/api-wake.js';
 import type { WakeService } from '../wake/service.js';
 import type { MulticastService } from '../multicast/service.js';
 import { multicastRoutes } from './routes/api-multicast.js';
+import { timelineRoutes } from './routes/api-timeline.js';
 import { bootRoutes } from './routes/boot.js';
 import { tftpRoutes } from './routes/tftp.js';
 import { agentRoutes } from './routes/agent.js';
@@ -66,6 +69,8 @@ export interface AppOptions {
   onTasksChanged?: () => void;
   /** Multicast sessions (the server passes its own); without it multicast deploys are refused and /api/v1/multicast lists none. */
   multicast?: MulticastService;
+  /** Where boot steps are reported (the server's recorder); without it nothing is recorded. */
+  bootEvents?: BootEventSink;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -87,6 +92,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     imaging: opts.imaging ?? createImagingService({ store, config, log }),
     wake: opts.wake ?? null,
     multicast: opts.multicast ?? null,
+    bootEvents: opts.bootEvents ?? null,
     tasksChanged() {
       try {
         opts.onTasksChanged?.();
@@ -117,6 +123,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   installErrorHandlers(app);
 
+  /** A fetch of the boot chain as a step of the machine's boot (its MAC comes from its address: src/events/boot-recorder.ts). */
+  const recordFetch = (what: HttpFetchWhat, ip: string, path: string, status: number, length: unknown): void => {
+    const bytes = Number(length);
+    ctx.bootEvents?.record(httpBootEvent({ ip: clientAddress(ip), mac: null, what, path: path.slice(0, 300), status, bytes: Number.isFinite(bytes) ? bytes : null }));
+  };
+
   // One log line per file a machine fetches (the step a failed boot is followed by).
   app.addHook('onResponse', async (req, reply) => {
     const path = req.url.split('?')[0] ?? '';
@@ -134,6 +146,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         },
         'file served',
       );
+      if (req.method === 'GET') recordFetch('file', req.ip, path, reply.statusCode, reply.getHeader('content-length'));
+    } else if (path === '/boot.ipxe' && req.method === 'GET') {
+      recordFetch('script', req.ip, path, reply.statusCode, reply.getHeader('content-length'));
     } else if (path.startsWith('/api/')) {
       log.debug({ subsystem: 'api', ip: req.ip, method: req.method, path, status: reply.statusCode }, 'api request');
     }
@@ -157,6 +172,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await scheduleRoutes(api, ctx);
       await wakeRoutes(api, ctx);
       await multicastRoutes(api, ctx);
+      await timelineRoutes(api, ctx);
     },
     { prefix: '/api/v1' },
   );

@@ -5,6 +5,7 @@ import type { ImagingService } from '../imaging/tasks.js';
 import type { WakeService } from '../wake/service.js';
 import type { MulticastService } from '../multicast/service.js';
 import type { Store } from '../store/index.js';
+import type { NewBootEvent } from '../model/boot-event.js';
 
 /** Ports and addresses actually in use, for /api/v1/status (known only after the services start). */
 export interface RuntimeStatus {
@@ -42,4 +43,11 @@ export interface AppContext {
    * tasks. Errors are logged, never returned.
    */
   tasksChanged(): void;
+  /** Steps of machines' boots (DHCP, TFTP, HTTP fetches, decisions, tasks) for the timeline; null: not recorded. */
+  bootEvents: BootEventSink | null;
+}
+
+/** Where the HTTP layer reports boot steps (src/events/boot-recorder.ts). */
+export interface BootEventSink {
+  record(e: NewBootEvent): void;
 }

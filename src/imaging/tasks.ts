@@ -27,6 +27,8 @@ import { ManifestError, parseInventory, type Inventory } from '../model/manifest
 import type { ProgressReport, SlotAnswer, TaskPhase, TaskSpec, TaskState } from './protocol.js';
 import { RateTracker } from './rate.js';
 import { decideSlot } from './slots.js';
+import { taskBootEvent } from '../boot/boot-events.js';
+import type { NewBootEvent } from '../model/boot-event.js';
 
 export const BOOTENV_KERNEL = 'vmlinuz';
 export const BOOTENV_INITRD = 'initrd.img';
@@ -55,6 +57,8 @@ export interface ImagingDeps {
   log: Logger;
   /** Clock (ms since the epoch); tests pass their own. */
   now?: () => number;
+  /** Hears each task's state changes and progress quarters, as steps of its machine's boot (src/events/boot-recorder.ts). */
+  onTaskStep?: (e: NewBootEvent) => void;
 }
 
 export type ImagingService = ReturnType<typeof createImagingService>;
@@ -78,7 +82,12 @@ export function createImagingService(deps: ImagingDeps) {
     const text = `task #${t.id} ${t.type} ${t.mac}: ${from} -> ${to}${reason ? ` (${reason})` : ''}`;
     if (to === 'failed') log.warn(line, text);
     else log.info(line, text);
+    const ip = typeof extra['ip'] === 'string' ? extra['ip'] : null;
+    deps.onTaskStep?.(taskBootEvent({ task: t.id, mac: t.mac, type: t.type, from, to, reason, ip }));
   }
+
+  /** The last quarter of progress reported as a boot step, per task. */
+  const quarters = new Map<number, number>();
 
   /** End an active task; false when it had already ended. Cleans what the task left behind. */
   async function finish(t: Task, state: 'done' | 'failed' | 'cancelled', reason: string | null): Promise<boolean> {
@@ -95,6 +104,7 @@ export function createImagingService(deps: ImagingDeps) {
       }
     }
     if (!after) return false;
+    quarters.delete(t.id);
     transition(t, t.state, state, r);
     return true;
   }
@@ -224,6 +234,19 @@ export function createImagingService(deps: ImagingDeps) {
         last_seen_at: iso(),
       });
       if (!ok) return (await getTask(db, t.id))?.state ?? 'cancelled';
+      if (deps.onTaskStep && r.bytesTotal !== null && r.bytesTotal > 0) {
+        const q = Math.min(3, Math.floor((4 * r.bytesDone) / r.bytesTotal));
+        if (q > (quarters.get(t.id) ?? 0)) {
+          quarters.set(t.id, q);
+          deps.onTaskStep({
+            kind: 'task',
+            mac: t.mac,
+            ip: null,
+            summary: `task #${t.id} ${t.type}: ${q * 25} % (${r.bytesDone} of ${r.bytesTotal} bytes, ${r.phase})`,
+            detail: { task: t.id, type: t.type, state: t.state, progress: q * 25, bytesDone: r.bytesDone, bytesTotal: r.bytesTotal, phase: r.phase },
+          });
+        }
+      }
       return t.state;
     },
 

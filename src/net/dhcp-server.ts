@@ -21,7 +21,9 @@ import type { Logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
 import { dhcpReplier, openDhcpSockets, type DhcpSockets, type DhcpStats } from './dhcp-sockets.js';
 import { hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
-import { messageTypeIfValid, messageTypeName } from '../protocol/dhcp/options.js';
+import { bootfileName, messageTypeIfValid, messageTypeName } from '../protocol/dhcp/options.js';
+import { dhcpBootEvent } from '../boot/boot-events.js';
+import type { NewBootEvent } from '../model/boot-event.js';
 import { decideProxyAnswer, type ProxyContext } from '../boot/proxy-answer.js';
 import { LeaseEngine, type Lease, type LeaseStore, type Reservation } from '../dhcp/engine.js';
 
@@ -48,8 +50,11 @@ export interface DhcpServerServiceOptions {
   clientPort?: number;
   reclaimIntervalMs?: number;
   now?: () => number;
-  signal?: AbortSignal;  /** Hears the giaddr of every relayed request (the wiring records relays for Wake-on-LAN). */
+  signal?: AbortSignal;
+  /** Hears the giaddr of every relayed request (the wiring records relays for Wake-on-LAN). */
   onRelay?: (giaddr: string) => void;
+  /** Hears every answer to a network-booting client, as a step of its boot (src/events/boot-recorder.ts). */
+  onBootEvent?: (e: NewBootEvent) => void;
 }
 
 export type DhcpServerStats = DhcpStats;
@@ -100,6 +105,7 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
         }
         const to = io.send(sock, req, d.reply, d.to);
         log.info({ mac: hardwareAddress(req), xid: req.xid, step: 'REQUEST -> ACK', port: which, to, file: d.file, reason: d.reason }, 'dhcp boot server ACK');
+        opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: 'REQUEST -> ACK', port: which, file: d.file, reason: d.reason, firmware: d.firmware, offeredIp: null }));
         return;
       }
       const d = engine.handle(req, { address: rinfo.address, port: rinfo.port });
@@ -113,6 +119,10 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
       }
       const to = io.send(sock, req, d.reply, d.to);
       log.info({ mac: hardwareAddress(req), xid: req.xid, step: d.step, ip: d.ip, giaddr: req.giaddr, to, reason: d.reason }, `dhcp ${d.step}`);
+      // Only network-booting clients make boot steps (a laptop's lease is not one).
+      if (d.firmware?.clientClass) {
+        opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: d.step, port: which, file: bootfileName(d.reply) ?? null, reason: d.reason, firmware: d.firmware, offeredIp: d.ip }));
+      }
     } catch (err) {
       io.failed(err, rinfo, req);
     }

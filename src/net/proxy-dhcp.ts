@@ -26,6 +26,8 @@ import { dhcpReplier, openDhcpSockets, type DhcpSockets, type DhcpStats } from '
 import { hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { messageType, messageTypeIfValid, messageTypeName } from '../protocol/dhcp/options.js';
 import { decideProxyAnswer, type Arrival, type ProxyContext } from '../boot/proxy-answer.js';
+import { dhcpBootEvent } from '../boot/boot-events.js';
+import type { NewBootEvent } from '../model/boot-event.js';
 
 export interface ProxyDhcpServiceOptions {
   config: Readonly<FleetbootConfig>;
@@ -43,8 +45,11 @@ export interface ProxyDhcpServiceOptions {
   /** Port of relay agents (giaddr); default 67 (RFC 2131 4.1). For tests. */
   relayPort?: number;
   /** Closing the service when aborted. */
-  signal?: AbortSignal;  /** Hears the giaddr of every relayed request (the wiring records relays for Wake-on-LAN). */
+  signal?: AbortSignal;
+  /** Hears the giaddr of every relayed request (the wiring records relays for Wake-on-LAN). */
   onRelay?: (giaddr: string) => void;
+  /** Hears every answer, as a step of the machine's boot (src/events/boot-recorder.ts). */
+  onBootEvent?: (e: NewBootEvent) => void;
 }
 
 export type ProxyDhcpStats = DhcpStats;
@@ -101,6 +106,7 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
         },
         `dhcp ${step}`,
       );
+      opts.onBootEvent?.(dhcpBootEvent({ mode: 'proxy', mac: hardwareAddress(req), ciaddr: req.ciaddr, step, port: which, file, reason, firmware, offeredIp: null }));
     } catch (err) {
       // A bug, or an option too broken to read (DhcpDecodeError from a reader).
       io.failed(err, rinfo, req);

@@ -97,6 +97,20 @@ export interface TftpServiceOptions {
   udp?: UdpBackend;
   /** Keep polling this long after each datagram instead of sleeping (native only; 0 = off). */
   busyPollMicros?: number;
+  /** Hears how each transfer ended, and each refused request (the boot timeline: src/events/boot-recorder.ts). */
+  onTransfer?: (t: TftpTransferReport) => void;
+}
+
+/** How a transfer ended, or why a request was refused. */
+export interface TftpTransferReport {
+  /** The client's address. */
+  ip: string;
+  /** The file asked for; null when the request could not be read. */
+  file: string | null;
+  outcome: 'done' | 'failed' | 'aborted' | 'refused';
+  /** Bytes sent (done) or acknowledged (otherwise). */
+  bytes: number;
+  reason: string | null;
 }
 
 export type TftpService = Service & { readonly port: number };
@@ -142,6 +156,7 @@ interface TransferContext {
   log: Logger;
   maxRetries: number;
   ended(t: Transfer): void;
+  report?: ((t: TftpTransferReport) => void) | undefined;
 }
 
 /** One read transfer. All state for its hot path lives here. */
@@ -417,6 +432,7 @@ class Transfer {
     } else {
       this.ctx.log.warn({ ...fields, bytesAcked: Math.min(this.acked * this.blksize, this.size), reason }, 'tftp transfer failed');
     }
+    this.ctx.report?.({ ip: this.peer.address, file: this.file, outcome, bytes: outcome === 'done' ? this.size : Math.min(this.acked * this.blksize, this.size), reason });
     this.chunks = [];
     this.spare = [];
     this.cur = EMPTY;
@@ -470,6 +486,7 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
   const ctx: TransferContext = {
     log,
     maxRetries: opts.maxRetries,
+    report: opts.onTransfer,
     ended(t) {
       if (byPeer.get(t.peer.key) === t) byPeer.delete(t.peer.key);
       const ch = channels.get(t);
@@ -488,6 +505,8 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
   function refuse(peer: Peer, code: number, message: string, fields: Record<string, unknown>): void {
     log.info({ client: peer.label, code, ...fields }, `tftp request refused: ${message}`);
     if (main) main.send(errorPacket(code, message), null, peer);
+    const file = fields['file'];
+    opts.onTransfer?.({ ip: peer.address, file: typeof file === 'string' ? file : null, outcome: 'refused', bytes: 0, reason: message });
   }
 
   function onMainMessage(msg: Buffer, ip: number, port: number): void {

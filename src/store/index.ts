@@ -68,3 +68,4 @@ export {
   type NewSchedule,
 } from './schedules.js';
 export { noteRelay, listRelays, type Relay } from './relays.js';
+export { insertBootEvents, listBootEvents, pruneBootEvents } from './boot-events.js';

@@ -225,6 +225,18 @@ export interface InventoryTable {
   collected_at: string;
 }
 
+export interface BootEventTable {
+  id: Generated<number>;
+  at: string;
+  /** dhcp | tftp | http | decision | task (src/model/boot-event.ts). */
+  kind: string;
+  mac: string | null;
+  ip: string | null;
+  summary: string;
+  /** BootEventDetail, JSON text. */
+  detail: string;
+}
+
 export interface MigrationTable {
   name: string;
   applied_at: string;
@@ -245,5 +257,6 @@ export interface Database {
   schedules: ScheduleTable;
   dhcp_relays: DhcpRelayTable;
   multicast_sessions: MulticastSessionTable;
+  boot_events: BootEventTable;
   fleetboot_migrations: MigrationTable;
 }

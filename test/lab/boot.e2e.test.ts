@@ -11,7 +11,11 @@
  * QEMU's iPXE ROM, (b) OVMF with edk2's own PXE (virtio-net, no option ROM),
  * (c) OVMF + iPXE's EFI ROM. A fourth guest with an unknown MAC must reach
  * Fleetboot's menu and fall through to its local disk, whose boot sector
- * prints LOCAL-DISK-BOOTED on the serial port.
+ * prints LOCAL-DISK-BOOTED on the serial port. After each boot, `fleetboot
+ * host why` reports it completed, from the server's own records (DHCP,
+ * TFTP, HTTP, decision in order); a fifth guest (OVMF PXE) whose TFTP
+ * requests Fleetboot's namespace drops (nftables) is reported as offered
+ * its boot file and never fetching it.
  *
  * Needs root and the packages of `scripts/install-deps.sh --with-test`; it
  * fails (never skips) without them. Takes about 2 minutes under TCG.
@@ -24,6 +28,16 @@ import { LabSuite } from './suite.js';
 import { closeLabFixture, openLabFixture, waitForGuestCallback, withParts, type LabWith } from './fixture.js';
 import { INITRD_OK_MARKER, LOCAL_DISK_MARKER, QemuGuest, writeLocalBootDisk, type QemuVariant } from './qemu.js';
 import { logEvents as fleetbootEvents, macHex as hex, type Callback } from './bootenv/services.js';
+import { waitFor } from '../wait.js';
+
+/** `fleetboot host why MAC --json` */
+interface WhyJson {
+  stage: string;
+  completed: boolean;
+  verdict: string;
+  next: string | null;
+  steps: Array<{ kind: string; summary: string }>;
+}
 
 const SUBNET = '10.213.50';
 const CALLBACK_PORT = 9999;
@@ -96,6 +110,16 @@ describe('fleetboot serve PXE-boots QEMU guests in a lab (proxyDHCP -> TFTP -> i
         assert.ok(decided, `Fleetboot's log has no "boots entry" decision for ${g.mac}\n${explain(e, guest)}`);
         const served = ev.filter((o) => o.msg === 'file served' && o.ip === cb.ip && String(o.path).startsWith('/boot/entries/test/')).map((o) => String(o.path));
         assert.ok(served.some((p) => p.endsWith('/vmlinuz')) && served.some((p) => p.endsWith('/initrd.gz')), `Fleetboot did not serve the kernel and initrd to ${cb.ip}: ${served.join(', ')}\n${explain(e, guest)}`);
+        // The same steps from the server's own records (stored in batches: wait for the last).
+        const why = await waitFor('host why says the boot completed', async () => {
+          const d = JSON.parse(await e.fleetbootCommand(['host', 'why', g.mac, '--json'])) as WhyJson;
+          return d.completed && d.steps.some((x) => x.kind === 'http' && /initrd\.gz/.test(x.summary)) ? d : null;
+        }, 10_000, { intervalMs: 500 });
+        assert.match(why.verdict, /^completed: boots entry test/);
+        const kinds = why.steps.map((x) => x.kind);
+        assert.equal(kinds[0], 'dhcp');
+        assert.ok(kinds.indexOf('decision') > kinds.lastIndexOf('dhcp'), `steps out of order: ${kinds.join(' ')}`);
+        if (g.variant === 'ovmf-pxe') assert.ok(kinds.includes('tftp') && kinds.indexOf('tftp') < kinds.indexOf('decision'), `no TFTP step before the decision: ${kinds.join(' ')}`);
       } finally {
         await guest.stop();
       }
@@ -119,6 +143,34 @@ describe('fleetboot serve PXE-boots QEMU guests in a lab (proxyDHCP -> TFTP -> i
       assert.equal(e.cb.callbacks.some((c) => hex(c.mac) === hex(mac)), false, 'the unknown machine must not boot the test entry');
     } finally {
       await guest.stop();
+    }
+  }));
+
+  test('a machine whose TFTP requests are dropped: host why says it was offered its boot file and never fetched it', (t: TestContext) => guarded(async () => {
+    const e = need();
+    const mac = '52:54:00:fb:50:0d';
+    const ns = e.lab.host('fb').netns;
+    await e.lab.nsExec(ns, ['nft', 'add', 'table', 'inet', 'fbtftpdrop']);
+    await e.lab.nsExec(ns, ['nft', 'add', 'chain', 'inet', 'fbtftpdrop', 'in', '{ type filter hook input priority 0; }']);
+    await e.lab.nsExec(ns, ['nft', 'add', 'rule', 'inet', 'fbtftpdrop', 'in', 'udp', 'dport', '69', 'drop']);
+    const guest = await QemuGuest.start(e.lab, { variant: 'ovmf-pxe', name: 'tftp-dropped', mac, workDir: e.work });
+    try {
+      const why = await waitFor('host why names the missing TFTP fetch', async () => {
+        const d = JSON.parse(await e.fleetbootCommand(['host', 'why', mac, '--json'])) as WhyJson;
+        return d.stage === 'offered' ? d : null;
+      }, e.accel === 'kvm' ? 60_000 : 180_000, { intervalMs: 2000, detail: () => explain(e, guest) });
+      // Give the firmware time to ask for the file (its TFTP request is dropped), then look again.
+      await new Promise((r) => setTimeout(r, 15_000)); // the firmware's TFTP attempts happen in this window: the test is that none arrives
+      const d = JSON.parse(await e.fleetbootCommand(['host', 'why', mac, '--json'])) as WhyJson;
+      t.diagnostic(`host why ${mac}: ${d.verdict}`);
+      assert.match(d.verdict, /^offered snponly\.efi at .*, never fetched the boot file$/, JSON.stringify(why));
+      assert.match(d.next ?? '', /UDP 69/);
+      assert.equal(d.completed, false);
+      const healthy = JSON.parse(await e.fleetbootCommand(['host', 'why', GUESTS[1]?.mac ?? '', '--json'])) as WhyJson;
+      assert.equal(healthy.completed, true, 'the healthy machine\'s last boot is still the completed one');
+    } finally {
+      await guest.stop();
+      await e.lab.nsExec(ns, ['nft', 'delete', 'table', 'inet', 'fbtftpdrop']).catch(() => '');
     }
   }));
 

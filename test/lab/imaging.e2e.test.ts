@@ -33,7 +33,8 @@
  *      three disks has A's sha256. The session starts under a low rate
  *      ceiling (multicast.maxRateMbps 1: a sweep of "ref" takes minutes), so
  *      that it still runs when M3's agent starts under TCG; once M3 has
- *      joined, `fleetboot multicast rate` lifts the ceiling.
+ *      joined, `fleetboot multicast rate` lifts the ceiling. The agents
+ *      receive through the native UDP addon the boot environment carries.
  *   7. An unknown machine with imaging.unknownPolicy "register" becomes a
  *      host whose inventory has its MAC, CPUs, memory, disk and SMBIOS product.
  *
@@ -392,6 +393,8 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
           assert.equal(t.state, 'done', `${m.name} (${m.variant}): ${t.error}\n${explainAll()}`);
         }
         for (const g of guests) await withTimeout(g.exited, 60_000);
+        // The boot environment carries the native UDP addon: the agents received through it, not node:dgram.
+        for (const g of guests) assert.match(g.serial(), /multicast: joining session [0-9a-f]{16} on \S+ \(native sockets\)/, `${g.name} did not receive through the native addon\n${g.diagnostics(20)}`);
       } finally {
         for (const g of guests) await g.stop();
       }

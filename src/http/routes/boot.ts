@@ -27,6 +27,7 @@ import { neighbourMac } from '../../net/neighbours.js';
 import { activeTaskForMac, createHost, createTask, entryDir, findBootTarget, getEntry, getHost, leaseMacOf, listEntries, listTasks, normaliseMac, FILE_NAME_PATTERN, IPV4_PATTERN, NAME_PATTERN, type Task } from '../../store/index.js';
 import type { AppContext } from '../context.js';
 import { clientAddress } from '../client-address.js';
+import { decisionBootEvent } from '../../boot/boot-events.js';
 import { openInside, sendFile } from '../send-file.js';
 
 const IPXE = 'text/plain; charset=utf-8';
@@ -41,6 +42,7 @@ function decisionTask(t: Task): DecisionTask {
 
 export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const { store, config, log, imaging } = ctx;
+
   const limiter = new RateLimiter(config.imaging.createRateLimit);
   const policy = {
     unknownPolicy: config.imaging.unknownPolicy,
@@ -178,6 +180,10 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
           break;
         default:
           log.warn(line, `boot decision: ${decision.kind === 'invalid-mac' ? 'invalid MAC in the request' : 'registration did not start'}`);
+      }
+      if (decision.kind !== 'invalid-mac') {
+        const reason = fields.reason ?? (decision.kind === 'entry' ? `host ${fields.mac} boots entry ${fields.entry}` : decision.kind);
+        ctx.bootEvents?.record(decisionBootEvent({ ip, mac: fields.mac, decision: fields.decision, entry: fields.entry, task: fields.task ?? null, reason }));
       }
       return reply.send(script);
     } catch (err) {
