@@ -189,11 +189,13 @@ test('atftp gets a byte-identical file through a lab link that drops 10% of pack
       ['blksize 1468', 'tsize 0', 'windowsize 8'],
     ].entries()) {
       const out = join(dir, `loss${i}`);
-      // atftp re-ACKs a repeated block only once, then waits for its own timeout (1 s
-      // here); the server's backoff (1 s doubling to 4 s) lets that timeout expire.
-      // The server's first interval is not shorter than 1 s: a stall of this VM must
-      // not make it resend the OACK, which atftp would abort on.
-      await lab.exec('cli', ['timeout', '120', 'atftp', '--tftp-timeout', '1', ...opts.flatMap((o) => ['--option', o]), '-g', '-r', 'f.bin', '-l', out, '10.213.69.1', '69']);
+      // atftp re-ACKs a repeated block only once, then waits for its own timeout, and
+      // gives up after a few timeouts in a row. At 1 s (seen 2026-12-07: seven
+      // timeouts, then "tftp: aborting") two lost resends of one block in a row (the
+      // server's backoff: 1, 2, then 4 s) could be enough; at 3 s atftp waits through
+      // more of the server's resends. The server's first interval is not shorter than 1 s: a stall
+      // of this VM must not make it resend the OACK, which atftp would abort on.
+      await lab.exec('cli', ['timeout', '120', 'atftp', '--tftp-timeout', '3', ...opts.flatMap((o) => ['--option', o]), '-g', '-r', 'f.bin', '-l', out, '10.213.69.1', '69']);
       await assertSame(out, 'loss');
     }
   } finally {
