@@ -76,6 +76,12 @@ test('an imaging task: sent to the boot environment, then the agent silent, runn
   assert.match(diagnoseBoot(MAC, timeline(...sent, task('booting', 'failed', 'no agent contact'))).verdict, /task #7 failed .*: no agent contact/);
 });
 
+test('a task failed at the boot (no boot environment): the machine still booted as without it', () => {
+  const d = diagnoseBoot(MAC, timeline(offerScript(), script(), decisionBootEvent({ ip: IP, mac: MAC, decision: 'fail-task+entry', entry: 'debian', task: 9, reason: 'no boot environment' })));
+  assert.equal(d.completed, true);
+  assert.match(d.verdict, /^completed: boots entry debian at .*, as without its task #9, which failed \(no boot environment\)$/);
+});
+
 test('the last attempt: a firmware request after a finished boot starts another; a decision then iPXE again starts another', () => {
   const first = [offerTftp(), tftp('done'), offerScript(), script(), decide('entry', { entry: 'debian' })];
   const ev = timeline(...first, offerTftp(), offerTftp());

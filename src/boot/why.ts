@@ -116,6 +116,11 @@ export function diagnoseBoot(mac: string, events: readonly BootEvent[], ctx: { h
     }
     if (kind === 'entry' || kind === 'menu' || kind === 'local')
       return { ...base, stage: 'decision', completed: true, verdict: `completed: ${decision.summary.replace(/^decision: /, '')} at ${when(decision)}`, next: null };
+    const then = /^fail-task\+(entry|menu|local)$/.exec(kind)?.[1];
+    if (then !== undefined) {
+      const what = then === 'entry' ? `boots entry ${str(decision, 'entry') ?? ''}`.trim() : then === 'menu' ? 'gets the boot menu' : 'boots its local disk';
+      return { ...base, stage: 'decision', completed: true, verdict: `completed: ${what} at ${when(decision)}, as without its task #${taskId ?? '?'}, which failed (${reason ?? 'see fleetboot task show'})`, next: null };
+    }
     return { ...base, stage: 'decision', completed: false, verdict: `not booted: the decision at ${when(decision)} was ${kind}${reason ? ` (${reason})` : ''}`, next: kind === 'wait' ? 'the machine asking again once the reason is gone' : 'see the decision\'s reason' };
   }
   const script = steps.find((e) => e.kind === 'http' && str(e, 'what') === 'script');

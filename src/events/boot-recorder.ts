@@ -140,9 +140,9 @@ export function createBootRecorder(o: BootRecorderOptions): BootRecorder {
     flush,
     async close() {
       if (closed) return;
+      closed = true;
       clearInterval(timer);
       await flush();
-      closed = true;
     },
     get dropped() {
       return dropped;
