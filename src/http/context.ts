@@ -5,6 +5,7 @@ import type { ImagingService } from '../imaging/tasks.js';
 import type { WakeService } from '../wake/service.js';
 import type { MulticastService } from '../multicast/service.js';
 import type { Store } from '../store/index.js';
+import type { AuthService } from '../auth/service.js';
 
 /** Ports and addresses actually in use, for /api/v1/status (known only after the services start). */
 export interface RuntimeStatus {
@@ -42,4 +43,6 @@ export interface AppContext {
    * tasks. Errors are logged, never returned.
    */
   tasksChanged(): void;
+  /** Credentials, logins, sessions and API tokens (src/auth/service.ts). */
+  auth: AuthService;
 }
