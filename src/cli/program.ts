@@ -15,6 +15,7 @@ import { registerImagingCommands } from './imaging.js';
 import { registerBootenvCommands } from './bootenv.js';
 import { registerMulticastCommands } from './multicast.js';
 import { registerFleetCommands } from './fleet.js';
+import { registerUserCommands } from './users.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -40,6 +41,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerApiCommands(program, globals);
   registerImagingCommands(program, globals);
   registerFleetCommands(program, globals);
+  registerUserCommands(program, globals);
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);
   registerBootenvCommands(program, globals);
