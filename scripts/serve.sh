@@ -15,6 +15,10 @@
 # tasks fail (naming the build command) until `fleetboot bootenv build` has
 # been run.
 #
+# There are no default credentials: on a first start (no database yet) this
+# script says how to add the first admin, and the server's start summary
+# says it again on every start while no user exists.
+#
 # Environment:
 #   FLEETBOOT_BOOTENV_CACHE  the boot-environment build's download cache
 #                            (default /var/cache/fleetboot/bootenv-build: the
@@ -81,5 +85,8 @@ if [ ! -s "$data_dir/bootenv/initrd.img" ] || [ ! -s "$data_dir/bootenv/vmlinuz"
     warn "build it when the Debian mirror is reachable: $fleetboot bootenv build$data_arg (or: bash scripts/build-bootenv.sh --out $data_dir/bootenv)"
   fi
   rm -f "$build_log"
+fi
+if [ ! -e "$data_dir/fleetboot.db" ]; then
+  echo "serve: first start: there are no users and no default password. Once the server runs, add the first admin from another terminal (it prints a one-time password): $fleetboot user add admin --role admin$data_arg" >&2
 fi
 exec node bin/fleetboot.js serve "$@"

@@ -21,6 +21,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   agent: ['agent', 'model', 'lib', 'imaging/protocol.ts', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'multicast/receiver.ts'],
   // Services: decisions and timing over the store; sockets only through net/'s small interfaces.
   schedule: ['schedule', 'model', 'lib', 'store', 'imaging/submit.ts'],
+  // Credentials, logins and sessions over the store; HTTP is src/http/auth.ts's business.
+  auth: ['auth', 'model', 'lib', 'store'],
   multicast: ['multicast', 'model', 'lib', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'store', 'config', 'dhcp/subnets.ts', 'imaging/protocol.ts', 'imaging/image-store.ts'],
   wake: ['wake', 'model', 'lib', 'protocol', 'store', 'dhcp/subnets.ts', 'net/wol-socket.ts', 'config'],
   events: ['events', 'model', 'lib', 'store'],

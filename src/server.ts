@@ -24,7 +24,7 @@ import { createProxyDhcpService, type ProxyDhcpService } from './net/proxy-dhcp.
 import { createDhcpServerService, type DhcpServerService } from './net/dhcp-server.js';
 import { createTftpService, type TftpService } from './net/tftp-server.js';
 import { interfaceOf, probeDhcpServers } from './net/dhcp-probe.js';
-import { ensureApiToken, hostReservations, leaseMacOf, octal, openLeaseStore, openStore, prepareDataDir, PRIVATE_FILE_MODE, readApiToken, tokenPath, type Store } from './store/index.js';
+import { countUsers, ensureApiToken, hostReservations, leaseMacOf, octal, openLeaseStore, openStore, prepareDataDir, PRIVATE_FILE_MODE, readApiToken, tokenPath, type Store } from './store/index.js';
 import type { Reservation } from './dhcp/engine.js';
 import { cleanupOrphans } from './imaging/image-store.js';
 import { startReaper, type Reaper } from './imaging/reaper.js';
@@ -72,6 +72,8 @@ export interface RunningFleetboot {
   readonly token: string;
   /** The API token was created by this start (a new data directory): `serve` then prints the next steps. */
   readonly firstStart: boolean;
+  /** Users in the store at start (none: `serve` says how to add the first admin). */
+  readonly users: number;
   readonly app: FastifyInstance;
   /** The stale-task reaper (tests call sweep()). */
   readonly reaper: Reaper;
@@ -402,7 +404,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const tftpPort = tftp ? tftp.port : null;
     await writeServerFile(config.dataDir, { url, baseUrl: baseUrl(), pid: process.pid, startedAt: new Date().toISOString(), httpPort, tftpPort });
     wroteServerFile = true;
-    log.info({ serverIp, baseUrl: baseUrl(), httpPort, tftpPort, dhcp: dhcp ? dhcp.ports : 'off', dataDir: config.dataDir }, 'fleetboot started');
+    const users = await countUsers(store.db);
+    log.info({ serverIp, baseUrl: baseUrl(), httpPort, tftpPort, dhcp: dhcp ? dhcp.ports : 'off', dataDir: config.dataDir, users }, 'fleetboot started');
+    if (users === 0) log.info({ subsystem: 'auth' }, 'no users yet: add the first admin with `fleetboot user add NAME --role admin` (the local admin token in api-token keeps working)');
 
     let closing: Promise<void> | null = null;
     const running: RunningFleetboot = {
@@ -414,6 +418,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       dhcpPorts: dhcp ? { ...dhcp.ports } : null,
       token,
       firstStart,
+      users,
       app,
       reaper,
       scheduler,

@@ -16,6 +16,7 @@ import { registerBootenvCommands } from './bootenv.js';
 import { registerMulticastCommands } from './multicast.js';
 import { registerFleetCommands } from './fleet.js';
 import { registerTimelineCommands } from './timeline.js';
+import { registerUserCommands } from './users.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -42,6 +43,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerImagingCommands(program, globals);
   registerTimelineCommands(program, globals);
   registerFleetCommands(program, globals);
+  registerUserCommands(program, globals);
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);
   registerBootenvCommands(program, globals);

@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { loadConfig, POOL_DEFAULTS } from '../config/config.js';
 import { cliCommand, formatStartSummary } from './summary.js';
 
-test('formatStartSummary() on a first start in proxy mode: addresses and ports, token file, missing boot environment, next steps', () => {
+test('formatStartSummary() on a first start in proxy mode: addresses and ports, token file, missing boot environment, the first admin, next steps', () => {
   const config = loadConfig({ cwd: '/srv/fleetboot', overrides: { serverIp: '10.0.0.5' } });
   const text = formatStartSummary({
     version: '0.1.0',
     config,
-    running: { baseUrl: 'http://10.0.0.5:8080', httpPort: 8080, tftpPort: 69, dhcpPorts: { dhcp: 67, pxe: 4011 }, firstStart: true },
+    running: { baseUrl: 'http://10.0.0.5:8080', httpPort: 8080, tftpPort: 69, dhcpPorts: { dhcp: 67, pxe: 4011 }, firstStart: true, users: 0 },
     bootEnvReady: false,
     cli: 'npx fleetboot',
     cwd: '/srv/fleetboot',
@@ -26,6 +26,8 @@ test('formatStartSummary() on a first start in proxy mode: addresses and ports, 
       '  API token  /srv/fleetboot/data/api-token (mode 0600, this user only; other users: --token-file FILE or FLEETBOOT_TOKEN)',
       '  Imaging    no boot environment in /srv/fleetboot/data/bootenv: machines still boot, imaging tasks fail until it is built',
       '             build it with: npx fleetboot bootenv build',
+      '  Users      none yet (there is no default password): add the first admin, it prints a one-time password:',
+      '             npx fleetboot user add admin --role admin',
       'Next steps (another terminal):',
       '  npx fleetboot status',
       '  npx fleetboot entry add NAME --kernel FILE --initrd FILE --cmdline TEXT',
@@ -45,7 +47,7 @@ test('formatStartSummary() on a later start in server mode: pools, ready boot en
   const text = formatStartSummary({
     version: '0.1.0',
     config,
-    running: { baseUrl: 'http://10.0.0.5:8080', httpPort: 8080, tftpPort: null, dhcpPorts: { dhcp: 67, pxe: 4011 }, firstStart: false },
+    running: { baseUrl: 'http://10.0.0.5:8080', httpPort: 8080, tftpPort: null, dhcpPorts: { dhcp: 67, pxe: 4011 }, firstStart: false, users: 2 },
     bootEnvReady: true,
     cli: 'fleetboot',
     cwd: '/srv',

@@ -1,8 +1,8 @@
 /**
  * What `fleetboot serve` prints once it is up, for the person who started
  * it: what it serves where, where the API token is, whether imaging can
- * run, and, on the first start (the API token was just created), the next
- * commands to run. It goes to stderr on every start, whatever the log format:
+ * run, how to add the first admin while there is no user, and, on the
+ * first start (the API token was just created), the next commands to run. It goes to stderr on every start, whatever the log format:
  * stdout carries the log, whose JSON lines must stay parseable; on a
  * terminal both show. The log's 'fleetboot started' event has the same facts
  * for machines.
@@ -22,6 +22,8 @@ export interface SummaryInput {
     tftpPort: number | null;
     dhcpPorts: { dhcp: number; pxe: number } | null;
     firstStart: boolean;
+    /** Users in the store (none: say how to add the first admin). */
+    users: number;
   };
   bootEnvReady: boolean;
   /** How to call the CLI here: 'fleetboot' when it is on PATH, else 'npx fleetboot' (see cliCommand). */
@@ -62,6 +64,12 @@ export function formatStartSummary(s: SummaryInput): string {
     lines.push(
       `  Imaging    no boot environment in ${c.imaging.bootEnvDir}: machines still boot, imaging tasks fail until it is built`,
       `             build it with: ${bootEnvBuildCommand(c.imaging.bootEnvDir, c.dataDir, s.cwd).replace(/^fleetboot/, fb)}`,
+    );
+  }
+  if (r.users === 0) {
+    lines.push(
+      `  Users      none yet (there is no default password): add the first admin, it prints a one-time password:`,
+      `             ${fb} user add admin --role admin${dataArg}`,
     );
   }
   if (r.firstStart) {

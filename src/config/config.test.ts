@@ -274,3 +274,13 @@ test('loadConfig() has Wake-on-LAN defaults (port 9, three sends over 30 s) and 
   bad({ wake: { contactTimeoutSeconds: 30, spacingSeconds: 15 } }, /^'wake\.contactTimeoutSeconds' must be longer than a wake round \('wake\.repeats' 3 x 'wake\.spacingSeconds' 15: 30 s\): current value is 30$/);
   bad({ wake: { relayPrefixLength: 31 } }, /'wake\.relayPrefixLength' must be an integer 8-30/);
 });
+
+test('loadConfig() has session timeouts (30 idle minutes, 12 hours at most) and refuses an idle timeout beyond the absolute one', () => {
+  const ok = (o: ConfigOverrides) => loadConfig({ cwd: '/tmp', overrides: o });
+  const bad = (o: ConfigOverrides, re: RegExp) => assert.throws(() => ok(o), configError(re));
+  assert.deepEqual(ok({}).auth, { sessionIdleMinutes: 30, sessionMaxHours: 12 });
+  assert.deepEqual(ok({ auth: { sessionIdleMinutes: 60, sessionMaxHours: 1 } }).auth, { sessionIdleMinutes: 60, sessionMaxHours: 1 });
+  bad({ auth: { sessionIdleMinutes: 0 } }, /^'auth\.sessionIdleMinutes' must be an integer 1-10080: current value is 0$/);
+  bad({ auth: { sessionMaxHours: 0 } }, /^'auth\.sessionMaxHours' must be an integer 1-2160: current value is 0$/);
+  bad({ auth: { sessionIdleMinutes: 61, sessionMaxHours: 1 } }, /^'auth\.sessionIdleMinutes' must be at most 'auth\.sessionMaxHours' \(1 h = 60 min\): a session never outlives its absolute timeout: current value is 61$/);
+});

@@ -356,6 +356,13 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
       doc: 'Default wait for the members to join before a session starts with those present (task deploy --max-wait); null = wait for all.',
     }),
   },
+  auth: {
+    sessionIdleMinutes: integer(1, 7 * 24 * 60, {
+      default: 30,
+      doc: 'A console login session that makes no request for this long ends (counted to the minute); log in again.',
+    }),
+    sessionMaxHours: integer(1, 90 * 24, { default: 12, doc: 'A console login session ends this long after the login, however busy (the absolute timeout).' }),
+  },
   log: {
     level: oneOf(LOG_LEVELS, { default: 'info', doc: 'Log level.' }),
     format: oneOf(['auto', 'pretty', 'json'], { default: 'auto', doc: 'auto: human-readable lines on a terminal, JSON otherwise.' }),
@@ -392,6 +399,13 @@ export const RULES: readonly CrossKeyRule[] = [
         ? configError('multicast.ports', `must not overlap 'tftp.dataPorts' (${dp.from}-${dp.to}): a session and a TFTP transfer would want the same port`, m.ports)
         : null;
     },
+  },
+  {
+    keys: ['auth.sessionIdleMinutes', 'auth.sessionMaxHours'],
+    check: ({ auth: a }) =>
+      a.sessionIdleMinutes > a.sessionMaxHours * 60
+        ? configError('auth.sessionIdleMinutes', `must be at most 'auth.sessionMaxHours' (${a.sessionMaxHours} h = ${a.sessionMaxHours * 60} min): a session never outlives its absolute timeout`, a.sessionIdleMinutes)
+        : null,
   },
   {
     keys: ['dhcp.mode', 'dhcp.pools'],

@@ -111,6 +111,12 @@ export interface FleetbootConfig {
     /** Default wait for receivers before starting without all of them (null: wait for every member). */
     maxWaitSeconds: number | null;
   };
+  auth: {
+    /** A login session unused this long ends. */
+    sessionIdleMinutes: number;
+    /** A login session ends this long after the login, used or not. */
+    sessionMaxHours: number;
+  };
   log: {
     level: LogLevel;
     format: LogFormat;

@@ -6,9 +6,13 @@
  *                    GET|HEAD /tftp/*
  *                    GET|HEAD /boot/env/vmlinuz|initrd.img, GET /boot/task
  *   agent (task token): /agent/v1/task... (src/imaging/protocol.ts)
- *   API (Bearer):    /api/v1/entries..., /api/v1/hosts..., /api/v1/status, /api/v1/dhcp/leases,
+ *   API (a role per route, src/http/auth.ts; Bearer token or session cookie):
+ *                    /api/v1/entries..., /api/v1/hosts..., /api/v1/status, /api/v1/dhcp/leases,
  *                    /api/v1/images..., /api/v1/tasks..., /api/v1/groups..., /api/v1/jobs...,
- *                    /api/v1/schedules..., /api/v1/wake...
+ *                    /api/v1/schedules..., /api/v1/wake..., /api/v1/multicast...,
+ *                    /api/v1/auth/login|logout|me, /api/v1/users..., /api/v1/tokens...,
+ *                    /api/v1/sessions..., /api/v1/audit
+ *   Every /api/v1 write is written to the audit log (src/http/audit.ts).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { httpBaseUrl, type FleetbootConfig } from '../config/config.js';
@@ -16,10 +20,17 @@ import { ipxeUrlProblem } from '../boot/ipxe.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Store } from '../store/index.js';
-import { requireToken } from './auth.js';
 import type { AppContext, BootEventSink, RuntimeStatus } from './context.js';
 import { clientAddress } from './client-address.js';
 import { httpBootEvent, type HttpFetchWhat } from '../boot/boot-events.js';
+import { enforceRouteRoles } from './auth.js';
+import { installAuditLog } from './audit.js';
+import { createAuthService, type AuthService } from '../auth/service.js';
+import type { ScryptParams } from '../lib/password-hash.js';
+import { authRoutes } from './routes/api-auth.js';
+import { userRoutes } from './routes/api-users.js';
+import { tokenRoutes } from './routes/api-tokens.js';
+import { auditRoutes } from './routes/api-audit.js';
 import { installErrorHandlers } from './errors.js';
 import { entryRoutes } from './routes/api-entries.js';
 import { hostRoutes } from './routes/api-hosts.js';
@@ -48,8 +59,10 @@ export interface AppOptions {
   config: Readonly<FleetbootConfig>;
   serverIp: string;
   logger: Logger;
-  /** The API token (Bearer). */
+  /** The local admin token (<dataDir>/api-token; Bearer, role admin). */
   token: string;
+  /** Tests: the clock of sessions, tokens and the login throttle (ms since the epoch), and cheaper password hashing. */
+  auth?: { now?: () => number; scrypt?: Readonly<ScryptParams> };
   /**
    * The base URL for iPXE scripts. Default: httpBaseUrl(config, serverIp). A
    * function, so the server can give the real port after listening on port 0.
@@ -80,7 +93,17 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const problem = ipxeUrlProblem(baseUrl());
   if (problem) throw new RangeError(`The HTTP base URL ${JSON.stringify(baseUrl())} cannot go into iPXE scripts: it ${problem}`);
 
+  const auth: AuthService = createAuthService({
+    store,
+    localToken: token,
+    sessionIdleMinutes: config.auth.sessionIdleMinutes,
+    sessionMaxHours: config.auth.sessionMaxHours,
+    ...(opts.auth?.now ? { now: opts.auth.now } : {}),
+    ...(opts.auth?.scrypt ? { scrypt: opts.auth.scrypt } : {}),
+  });
+
   const ctx: AppContext = {
+    auth,
     store,
     config,
     serverIp,
@@ -122,6 +145,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   installErrorHandlers(app);
+  app.decorateRequest('principal', null);
+  app.decorateRequest('auditActor', null);
+  // Before any route: an /api/v1 route without a declared role stops the start (src/http/auth.ts).
+  app.addHook('onRoute', enforceRouteRoles(auth));
+  installAuditLog(app, store, log, () => auth.now());
 
   /** A fetch of the boot chain as a step of the machine's boot (its MAC comes from its address: src/events/boot-recorder.ts). */
   const recordFetch = (what: HttpFetchWhat, ip: string, path: string, status: number, length: unknown): void => {
@@ -160,7 +188,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
   app.register(
     async (api) => {
-      api.addHook('onRequest', requireToken(token));
+      await authRoutes(api, ctx);
+      await userRoutes(api, ctx);
+      await tokenRoutes(api, ctx);
+      await auditRoutes(api, ctx);
       await entryRoutes(api, ctx);
       await hostRoutes(api, ctx);
       await statusRoutes(api, ctx);

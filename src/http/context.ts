@@ -6,6 +6,7 @@ import type { WakeService } from '../wake/service.js';
 import type { MulticastService } from '../multicast/service.js';
 import type { Store } from '../store/index.js';
 import type { NewBootEvent } from '../model/boot-event.js';
+import type { AuthService } from '../auth/service.js';
 
 /** Ports and addresses actually in use, for /api/v1/status (known only after the services start). */
 export interface RuntimeStatus {
@@ -45,6 +46,8 @@ export interface AppContext {
   tasksChanged(): void;
   /** Steps of machines' boots (DHCP, TFTP, HTTP fetches, decisions, tasks) for the timeline; null: not recorded. */
   bootEvents: BootEventSink | null;
+  /** Credentials, logins, sessions and API tokens (src/auth/service.ts). */
+  auth: AuthService;
 }
 
 /** Where the HTTP layer reports boot steps (src/events/boot-recorder.ts). */

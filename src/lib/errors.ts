@@ -7,6 +7,10 @@ export type FleetbootErrorCode =
   | 'CONFLICT'
   | 'INVALID_INPUT'
   | 'UNAUTHORIZED'
+  /** Known, but not allowed to (HTTP 403): a role too low, a failed CSRF check. */
+  | 'FORBIDDEN'
+  /** Too many attempts (HTTP 429), e.g. failed logins. */
+  | 'RATE_LIMITED'
   /** A step that must come first did not (HTTP 428), e.g. the agent's identity before a transfer. */
   | 'PRECONDITION'
   | 'CONFIG'
@@ -17,6 +21,8 @@ const statusByCode: Record<FleetbootErrorCode, number> = {
   CONFLICT: 409,
   INVALID_INPUT: 400,
   UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  RATE_LIMITED: 429,
   PRECONDITION: 428,
   CONFIG: 500,
   IO: 500,

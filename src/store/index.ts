@@ -69,3 +69,7 @@ export {
 } from './schedules.js';
 export { noteRelay, listRelays, type Relay } from './relays.js';
 export { insertBootEvents, listBootEvents, pruneBootEvents } from './boot-events.js';
+export { listUsers, countUsers, getUser, userWithPasswordHash, createUser, updateUser, setPasswordHash, rehashPassword, deleteUser, checkUserName, type User, type NewUser, type UserChanges } from './users.js';
+export { createSession, sessionForAuth, getSession, touchSession, listSessions, revokeSession, type Session, type NewSession } from './sessions.js';
+export { createApiToken, getApiToken, tokenForAuth, listApiTokens, touchApiToken, revokeApiToken, checkTokenName, type ApiToken, type NewApiToken } from './api-tokens.js';
+export { appendAudit, listAudit, type AuditEntry, type NewAuditEntry } from './audit.js';

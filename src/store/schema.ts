@@ -237,6 +237,70 @@ export interface BootEventTable {
   detail: string;
 }
 
+export interface UserTable {
+  id: Generated<number>;
+  /** Unique (NAME_PATTERN). */
+  name: string;
+  /** viewer | operator | admin (src/model/roles.ts). */
+  role: string;
+  /** `scrypt$N$r$p$salt$hash` (src/lib/password-hash.ts). */
+  password_hash: string;
+  created_at: string;
+  updated_at: string;
+  /** Set: the user can neither log in nor use a session or token. */
+  disabled_at: string | null;
+  /** 1: the password was generated (shown once); a session can do nothing but change it (0/1: no booleans). */
+  must_change_password: number;
+}
+
+export interface SessionTable {
+  /** sha256 (hex) of the cookie's secret; the secret itself is never stored. */
+  id: string;
+  user_id: number;
+  /** Sent back in x-csrf-token by cookie-authenticated writes. */
+  csrf_token: string;
+  created_at: string;
+  /** Moved forward by requests (at most once a minute): the idle timeout counts from it. */
+  last_seen_at: string;
+  /** The absolute timeout. */
+  expires_at: string;
+  ip: string | null;
+  user_agent: string | null;
+  revoked_at: string | null;
+}
+
+export interface ApiTokenTable {
+  id: Generated<number>;
+  user_id: number;
+  /** Unique per user among unrevoked tokens (NAME_PATTERN). */
+  name: string;
+  /** viewer | operator | admin, never above the owner's when made; capped by the owner's current role when used. */
+  role: string;
+  /** sha256 (hex) of the secret, which is shown once. */
+  token_hash: string;
+  created_at: string;
+  /** null: never. */
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: string;
+  /** 'user NAME', 'token NAME of USER', 'local admin token', 'login as NAME', 'anonymous'. */
+  actor: string;
+  ip: string | null;
+  method: string;
+  /** The route pattern (/api/v1/hosts/:mac), null when no route matched. */
+  route: string | null;
+  /** The URL as asked. */
+  url: string;
+  status: number;
+  /** JSON: params, query and body, without secrets (src/http/audit.ts). */
+  summary: string | null;
+}
+
 export interface MigrationTable {
   name: string;
   applied_at: string;
@@ -258,5 +322,9 @@ export interface Database {
   dhcp_relays: DhcpRelayTable;
   multicast_sessions: MulticastSessionTable;
   boot_events: BootEventTable;
+  users: UserTable;
+  sessions: SessionTable;
+  api_tokens: ApiTokenTable;
+  audit_log: AuditLogTable;
   fleetboot_migrations: MigrationTable;
 }

@@ -1,5 +1,5 @@
 /**
- *   GET /api/v1/dhcp/leases   the DHCP server's leases (token required); ?all=false (default true) hides inactive ones
+ *   GET /api/v1/dhcp/leases   the DHCP server's leases (role viewer); ?all=false (default true) hides inactive ones
  */
 import type { FastifyInstance } from 'fastify';
 import { listLeases } from '../../store/index.js';
@@ -24,6 +24,7 @@ export async function dhcpRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.get<{ Querystring: { all?: 'true' | 'false' } }>(
     '/dhcp/leases',
     {
+      config: { role: 'viewer' },
       schema: {
         querystring: { type: 'object', additionalProperties: false, properties: { all: { type: 'string', enum: ['true', 'false'] } } },
         response: { 200: { type: 'object', properties: { mode: { type: 'string' }, leases: { type: 'array', items: leaseSchema } } } },

@@ -1,5 +1,5 @@
 /**
- * Boot entries (token required):
+ * Boot entries (roles: reads viewer, changes operator, deletes admin):
  *   GET    /api/v1/entries
  *   POST   /api/v1/entries                    { name, kernel, initrds?, cmdline? } -> 201
  *   GET    /api/v1/entries/:name
@@ -66,11 +66,11 @@ export async function entryRoutes(app: FastifyInstance, ctx: AppContext): Promis
   // Uploads arrive as a stream; writeEntryFile enforces the size limit.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
-  app.get('/entries', { schema: { response: { 200: { type: 'object', properties: { entries: { type: 'array', items: entrySchema } } } } } }, async () => ({
+  app.get('/entries', { config: { role: 'viewer' }, schema: { response: { 200: { type: 'object', properties: { entries: { type: 'array', items: entrySchema } } } } } }, async () => ({
     entries: await listEntries(store.db),
   }));
 
-  app.get<{ Params: { name: string } }>('/entries/:name', { schema: { params: nameParams, response: { 200: entrySchema } } }, async (req) => {
+  app.get<{ Params: { name: string } }>('/entries/:name', { config: { role: 'viewer' }, schema: { params: nameParams, response: { 200: entrySchema } } }, async (req) => {
     const e = await getEntry(store.db, req.params.name);
     if (!e) throw new FleetbootError('NOT_FOUND', `No boot entry named '${req.params.name}'`);
     return e;
@@ -79,6 +79,7 @@ export async function entryRoutes(app: FastifyInstance, ctx: AppContext): Promis
   app.post<{ Body: NewEntryBody }>(
     '/entries',
     {
+      config: { role: 'operator' },
       schema: {
         body: {
           type: 'object',
@@ -110,6 +111,7 @@ export async function entryRoutes(app: FastifyInstance, ctx: AppContext): Promis
   app.delete<{ Params: { name: string }; Querystring: { force?: string } }>(
     '/entries/:name',
     {
+      config: { role: 'admin' },
       schema: {
         params: nameParams,
         querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'string', enum: ['true', 'false', '1', '0'] } } },
@@ -127,6 +129,7 @@ export async function entryRoutes(app: FastifyInstance, ctx: AppContext): Promis
   app.put<{ Params: { name: string; file: string }; Body: unknown }>(
     '/entries/:name/files/:file',
     {
+      config: { role: 'operator' },
       schema: {
         params: {
           type: 'object',

@@ -1,5 +1,5 @@
 /**
- * Host groups (token required):
+ * Host groups (roles: reads viewer, changes operator, deletes admin):
  *   GET    /api/v1/groups                          -> { groups: [{ name, members, createdAt }] }
  *   POST   /api/v1/groups { name }                 -> 201 the group
  *   GET    /api/v1/groups/:name                    -> { name, createdAt, members: [{ mac, name, addedAt }] }
@@ -39,13 +39,13 @@ export async function groupRoutes(app: FastifyInstance, ctx: AppContext): Promis
 
   app.get(
     '/groups',
-    { schema: { response: { 200: { type: 'object', properties: { groups: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, members: { type: 'integer' }, createdAt: { type: 'string' } } } } } } } } },
+    { config: { role: 'viewer' }, schema: { response: { 200: { type: 'object', properties: { groups: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, members: { type: 'integer' }, createdAt: { type: 'string' } } } } } } } } },
     async () => ({ groups: await listGroups(store.db) }),
   );
 
   app.post<{ Body: { name: string } }>(
     '/groups',
-    { schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', pattern: NAME_PATTERN } } }, response: { 201: groupSchema } } },
+    { config: { role: 'operator' }, schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', pattern: NAME_PATTERN } } }, response: { 201: groupSchema } } },
     async (req, reply) => {
       const g = await createGroup(store.db, req.body.name);
       ctx.log.info({ subsystem: 'api', group: g.name }, 'group added');
@@ -53,13 +53,13 @@ export async function groupRoutes(app: FastifyInstance, ctx: AppContext): Promis
     },
   );
 
-  app.get<{ Params: { name: string } }>('/groups/:name', { schema: { params: nameParams, response: { 200: groupSchema } } }, async (req) => {
+  app.get<{ Params: { name: string } }>('/groups/:name', { config: { role: 'viewer' }, schema: { params: nameParams, response: { 200: groupSchema } } }, async (req) => {
     const g = await getGroup(store.db, req.params.name);
     if (!g) throw new FleetbootError('NOT_FOUND', `No group named '${req.params.name}'`);
     return g;
   });
 
-  app.delete<{ Params: { name: string } }>('/groups/:name', { schema: { params: nameParams } }, async (req) => {
+  app.delete<{ Params: { name: string } }>('/groups/:name', { config: { role: 'admin' }, schema: { params: nameParams } }, async (req) => {
     await deleteGroup(store.db, req.params.name);
     ctx.log.info({ subsystem: 'api', group: req.params.name }, 'group deleted');
     return { deleted: req.params.name };
@@ -68,6 +68,7 @@ export async function groupRoutes(app: FastifyInstance, ctx: AppContext): Promis
   app.post<{ Params: { name: string }; Body: { macs: string[] } }>(
     '/groups/:name/members',
     {
+      config: { role: 'operator' },
       schema: {
         params: nameParams,
         body: macsBody,
@@ -83,7 +84,7 @@ export async function groupRoutes(app: FastifyInstance, ctx: AppContext): Promis
 
   app.post<{ Params: { name: string }; Body: { macs: string[] } }>(
     '/groups/:name/members/remove',
-    { schema: { params: nameParams, body: macsBody, response: { 200: groupSchema } } },
+    { config: { role: 'operator' }, schema: { params: nameParams, body: macsBody, response: { 200: groupSchema } } },
     async (req) => {
       const g = await removeGroupMembers(store.db, req.params.name, req.body.macs);
       ctx.log.info({ subsystem: 'api', group: req.params.name, removed: req.body.macs }, 'group members removed');

@@ -1,5 +1,5 @@
 /**
- * Hosts (token required):
+ * Hosts (roles: reads viewer, changes operator, deletes admin):
  *   GET    /api/v1/hosts[?status=pending|approved]   (pending: the inbox of machines
  *                               registered from the boot menu)
  *   POST   /api/v1/hosts/:mac/approve { name? }  a pending host becomes a host
@@ -72,6 +72,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.get<{ Querystring: { status?: HostStatus } }>(
     '/hosts',
     {
+      config: { role: 'viewer' },
       schema: {
         querystring: { type: 'object', additionalProperties: false, properties: { status: { type: 'string', enum: ['approved', 'pending'] } } },
         response: { 200: { type: 'object', properties: { hosts: { type: 'array', items: hostSchema } } } },
@@ -82,7 +83,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
 
   app.post<{ Params: { mac: string }; Body: { name?: string | null } | undefined }>(
     '/hosts/:mac/approve',
-    { schema: { params: macParams, body: { type: ['object', 'null'], additionalProperties: false, properties: { name: nullableName } }, response: { 200: hostSchema } } },
+    { config: { role: 'operator' }, schema: { params: macParams, body: { type: ['object', 'null'], additionalProperties: false, properties: { name: nullableName } }, response: { 200: hostSchema } } },
     async (req) => {
       const host = await approveHost(store.db, req.params.mac, req.body?.name ?? null);
       ctx.log.info({ subsystem: 'api', mac: host.mac, name: host.name }, 'pending host approved');
@@ -91,13 +92,13 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
     },
   );
 
-  app.post<{ Params: { mac: string } }>('/hosts/:mac/reject', { schema: { params: macParams } }, async (req) => {
+  app.post<{ Params: { mac: string } }>('/hosts/:mac/reject', { config: { role: 'operator' }, schema: { params: macParams } }, async (req) => {
     await rejectHost(store.db, req.params.mac);
     ctx.log.info({ subsystem: 'api', mac: req.params.mac }, 'pending host rejected');
     return { rejected: req.params.mac };
   });
 
-  app.delete<{ Params: { mac: string } }>('/hosts/:mac/inventory', { schema: { params: macParams } }, async (req) => {
+  app.delete<{ Params: { mac: string } }>('/hosts/:mac/inventory', { config: { role: 'admin' }, schema: { params: macParams } }, async (req) => {
     const host = await getHost(store.db, req.params.mac);
     if (!host) throw new FleetbootError('NOT_FOUND', `No host with MAC ${req.params.mac}`);
     if (!(await deleteInventory(store.db, host.mac))) throw new FleetbootError('NOT_FOUND', `Host ${host.mac} has no inventory of record`);
@@ -108,6 +109,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.post<{ Body: { mac: string; name?: string | null; entry?: string | null; ip?: string | null } }>(
     '/hosts',
     {
+      config: { role: 'operator' },
       schema: {
         body: {
           type: 'object',
@@ -127,7 +129,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
     },
   );
 
-  app.get<{ Params: { mac: string } }>('/hosts/:mac', { schema: { params: macParams, response: { 200: hostDetailSchema } } }, async (req) => {
+  app.get<{ Params: { mac: string } }>('/hosts/:mac', { config: { role: 'viewer' }, schema: { params: macParams, response: { 200: hostDetailSchema } } }, async (req) => {
     const host = await getHost(store.db, req.params.mac);
     if (!host) throw new FleetbootError('NOT_FOUND', `No host with MAC ${req.params.mac}`);
     const [inventory, active] = await Promise.all([getInventory(store.db, host.mac), listTasks(store.db, { mac: host.mac, active: true, limit: 1 })]);
@@ -137,6 +139,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.patch<{ Params: { mac: string }; Body: { entry?: string | null; name?: string | null; ip?: string | null } }>(
     '/hosts/:mac',
     {
+      config: { role: 'operator' },
       schema: {
         params: macParams,
         body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { entry: nullableName, name: nullableName, ip: nullableIp } },
@@ -152,7 +155,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
     },
   );
 
-  app.delete<{ Params: { mac: string } }>('/hosts/:mac', { schema: { params: macParams } }, async (req) => {
+  app.delete<{ Params: { mac: string } }>('/hosts/:mac', { config: { role: 'admin' }, schema: { params: macParams } }, async (req) => {
     await deleteHost(store.db, req.params.mac);
     ctx.log.info({ subsystem: 'api', mac: req.params.mac }, 'host deleted');
     ctx.hostsChanged();

@@ -1,5 +1,5 @@
 /**
- * Images and their revisions (token required):
+ * Images and their revisions (roles: reads viewer, changes operator, deletes admin):
  *   GET    /api/v1/images                          -> { images: ImageInfo[] }
  *   GET    /api/v1/images/:name                    -> ImageInfo + { manifest (current revision), revisions: ImageRevision[] }
  *   POST   /api/v1/images/:name/rollback           { to?: N } -> the revision now current
@@ -92,11 +92,11 @@ export async function imageRoutes(app: FastifyInstance, ctx: AppContext): Promis
     return d;
   };
 
-  app.get('/images', { schema: { response: { 200: { type: 'object', properties: { images: { type: 'array', items: imageInfoSchema } } } } } }, async () => ({
+  app.get('/images', { config: { role: 'viewer' }, schema: { response: { 200: { type: 'object', properties: { images: { type: 'array', items: imageInfoSchema } } } } } }, async () => ({
     images: await listImages(store.db),
   }));
 
-  app.get<{ Params: { name: string } }>('/images/:name', { schema: { params: nameParams, response: { 200: imageDetailSchema } } }, async (req) => {
+  app.get<{ Params: { name: string } }>('/images/:name', { config: { role: 'viewer' }, schema: { params: nameParams, response: { 200: imageDetailSchema } } }, async (req) => {
     const d = await detail(req.params.name);
     const current = d.revisions.find((r) => r.revision.current);
     return { ...d.info, manifest: current?.manifest ?? null, revisions: d.revisions.map((r) => r.revision) };
@@ -104,7 +104,7 @@ export async function imageRoutes(app: FastifyInstance, ctx: AppContext): Promis
 
   app.post<{ Params: { name: string }; Body: { to?: number } | undefined }>(
     '/images/:name/rollback',
-    { schema: { params: nameParams, body: { type: ['object', 'null'], additionalProperties: false, properties: { to: { type: 'integer', minimum: 1 } } }, response: { 200: revisionSchema } } },
+    { config: { role: 'operator' }, schema: { params: nameParams, body: { type: ['object', 'null'], additionalProperties: false, properties: { to: { type: 'integer', minimum: 1 } } }, response: { 200: revisionSchema } } },
     async (req): Promise<ImageRevision> => {
       const { name } = req.params;
       let to = req.body?.to;
@@ -123,7 +123,7 @@ export async function imageRoutes(app: FastifyInstance, ctx: AppContext): Promis
 
   app.post<{ Params: { name: string; n: string } }>(
     '/images/:name/revisions/:n/approve',
-    { schema: { params: { type: 'object', required: ['name', 'n'], properties: { name: nameParams.properties.name, n: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' } } }, response: { 200: revisionSchema } } },
+    { config: { role: 'operator' }, schema: { params: { type: 'object', required: ['name', 'n'], properties: { name: nameParams.properties.name, n: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' } } }, response: { 200: revisionSchema } } },
     async (req): Promise<ImageRevision> => {
       const n = revisionNumber(req.params.n);
       const r = await approveRevision(store.db, req.params.name, n);
@@ -132,7 +132,7 @@ export async function imageRoutes(app: FastifyInstance, ctx: AppContext): Promis
     },
   );
 
-  app.delete<{ Params: { name: string } }>('/images/:name', { schema: { params: nameParams } }, async (req) => {
+  app.delete<{ Params: { name: string } }>('/images/:name', { config: { role: 'admin' }, schema: { params: nameParams } }, async (req) => {
     await removeImage(store, req.params.name);
     ctx.log.info({ subsystem: 'api', image: req.params.name }, 'image deleted');
     return { deleted: req.params.name };

@@ -1,5 +1,5 @@
 /**
- * Jobs: the tasks one request made for a host group or a list of MACs (token required):
+ * Jobs: the tasks one request made for a host group or a list of MACs (roles: reads viewer, changes operator):
  *   GET  /api/v1/jobs[?limit=N]     newest first -> { jobs } (state, counts per task state, mean percent)
  *   GET  /api/v1/jobs/:id           the job with its request and member tasks (state, phase, progress each)
  *   POST /api/v1/jobs/:id/cancel    cancel every unfinished member -> the job
@@ -26,6 +26,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: AppContext): Promise<
   app.get<{ Querystring: { limit?: string } }>(
     '/jobs',
     {
+      config: { role: 'viewer' },
       schema: {
         querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' } } },
         response: { 200: { type: 'object', properties: { jobs: { type: 'array', items: jobSchema } } } },
@@ -34,9 +35,9 @@ export async function jobRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     async (req) => ({ jobs: await listJobs(store.db, req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}) }),
   );
 
-  app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { params: idParams, response: { 200: jobDetailSchema } } }, async (req) => found(req.params.id));
+  app.get<{ Params: { id: string } }>('/jobs/:id', { config: { role: 'viewer' }, schema: { params: idParams, response: { 200: jobDetailSchema } } }, async (req) => found(req.params.id));
 
-  app.post<{ Params: { id: string } }>('/jobs/:id/cancel', { schema: { params: idParams, response: { 200: jobDetailSchema } } }, async (req) => {
+  app.post<{ Params: { id: string } }>('/jobs/:id/cancel', { config: { role: 'operator' }, schema: { params: idParams, response: { 200: jobDetailSchema } } }, async (req) => {
     const job = await found(req.params.id);
     const cancelled: number[] = [];
     for (const t of job.tasks.filter((x) => isActiveState(x.state))) {

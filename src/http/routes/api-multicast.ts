@@ -1,5 +1,5 @@
 /**
- * Multicast sessions (token required), made by POST /api/v1/tasks with
+ * Multicast sessions (roles: reads viewer, changes operator), made by POST /api/v1/tasks with
  * `group` or `macs` and `multicast` (src/multicast/service.ts):
  *   GET  /api/v1/multicast[?active=true]          newest first -> { sessions }
  *   GET  /api/v1/multicast/:id                    the session, its live figures while it runs
@@ -88,6 +88,7 @@ export async function multicastRoutes(app: FastifyInstance, ctx: AppContext): Pr
   app.get<{ Querystring: { active?: 'true' | 'false' } }>(
     '/multicast',
     {
+      config: { role: 'viewer' },
       schema: {
         querystring: { type: 'object', additionalProperties: false, properties: { active: { type: 'string', enum: ['true', 'false'] } } },
         response: { 200: { type: 'object', properties: { sessions: { type: 'array', items: sessionSchema } } } },
@@ -96,16 +97,16 @@ export async function multicastRoutes(app: FastifyInstance, ctx: AppContext): Pr
     async (req) => ({ sessions: ctx.multicast ? await ctx.multicast.list({ active: req.query.active === 'true' }) : [] }),
   );
 
-  app.get<{ Params: { id: string } }>('/multicast/:id', { schema: { params: idParams, response: { 200: detailSchema } } }, async (req) => detail(Number(req.params.id)));
+  app.get<{ Params: { id: string } }>('/multicast/:id', { config: { role: 'viewer' }, schema: { params: idParams, response: { 200: detailSchema } } }, async (req) => detail(Number(req.params.id)));
 
-  app.post<{ Params: { id: string } }>('/multicast/:id/cancel', { schema: { params: idParams, response: { 200: detailSchema } } }, async (req) => {
+  app.post<{ Params: { id: string } }>('/multicast/:id/cancel', { config: { role: 'operator' }, schema: { params: idParams, response: { 200: detailSchema } } }, async (req) => {
     const id = Number(req.params.id);
     await service().cancel(id, 'cancelled by an operator');
     ctx.log.info({ subsystem: 'api', session: id }, `multicast session #${id} cancelled (its members go on by unicast)`);
     return detail(id);
   });
 
-  app.post<{ Params: { id: string; task: string } }>('/multicast/:id/drop/:task', { schema: { params: dropParams, response: { 200: detailSchema } } }, async (req) => {
+  app.post<{ Params: { id: string; task: string } }>('/multicast/:id/drop/:task', { config: { role: 'operator' }, schema: { params: dropParams, response: { 200: detailSchema } } }, async (req) => {
     const id = Number(req.params.id);
     const task = Number(req.params.task);
     await service().drop(id, task, 'dropped by an operator');
@@ -116,6 +117,7 @@ export async function multicastRoutes(app: FastifyInstance, ctx: AppContext): Pr
   app.post<{ Params: { id: string }; Body: { maxRateMbps: number } }>(
     '/multicast/:id/rate',
     {
+      config: { role: 'operator' },
       schema: {
         params: idParams,
         body: { type: 'object', additionalProperties: false, required: ['maxRateMbps'], properties: { maxRateMbps: { type: 'number', exclusiveMinimum: 0, maximum: MAX_RATE_MBPS } } },

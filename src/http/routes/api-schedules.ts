@@ -1,5 +1,6 @@
 /**
- * Recurring schedules (token required):
+ * Recurring schedules (roles: reads viewer; changes, removal too, operator: a schedule is the operator's own
+ * plan and removing one deletes no data, its tasks and jobs stay):
  *   GET    /api/v1/schedules                      -> { schedules }
  *   POST   /api/v1/schedules { cron, name?, request } -> 201 the schedule (with its next times)
  *   GET    /api/v1/schedules/:ref                 by id or name, with its next times
@@ -54,13 +55,14 @@ function withUpcoming(s: Schedule, n = 3): Schedule & { upcoming: string[] } {
 export async function scheduleRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const { store } = ctx;
 
-  app.get('/schedules', { schema: { response: { 200: { type: 'object', properties: { schedules: { type: 'array', items: scheduleSchema } } } } } }, async () => ({
+  app.get('/schedules', { config: { role: 'viewer' }, schema: { response: { 200: { type: 'object', properties: { schedules: { type: 'array', items: scheduleSchema } } } } } }, async () => ({
     schedules: await listSchedules(store.db),
   }));
 
   app.post<{ Body: { cron: string; name?: string | null; request: unknown } }>(
     '/schedules',
     {
+      config: { role: 'operator' },
       schema: {
         body: {
           type: 'object',
@@ -86,13 +88,13 @@ export async function scheduleRoutes(app: FastifyInstance, ctx: AppContext): Pro
     },
   );
 
-  app.get<{ Params: { ref: string } }>('/schedules/:ref', { schema: { params: refParams, response: { 200: scheduleSchema } } }, async (req) => {
+  app.get<{ Params: { ref: string } }>('/schedules/:ref', { config: { role: 'viewer' }, schema: { params: refParams, response: { 200: scheduleSchema } } }, async (req) => {
     const s = await getSchedule(store.db, req.params.ref);
     if (!s) throw new FleetbootError('NOT_FOUND', `No schedule ${/^[0-9]+$/.test(req.params.ref) ? `#${req.params.ref}` : `named '${req.params.ref}'`}`);
     return withUpcoming(s);
   });
 
-  app.delete<{ Params: { ref: string } }>('/schedules/:ref', { schema: { params: refParams, response: { 200: { type: 'object', properties: { deleted: scheduleSchema } } } } }, async (req) => {
+  app.delete<{ Params: { ref: string } }>('/schedules/:ref', { config: { role: 'operator' }, schema: { params: refParams, response: { 200: { type: 'object', properties: { deleted: scheduleSchema } } } } }, async (req) => {
     const s = await deleteSchedule(store.db, req.params.ref);
     ctx.log.info({ subsystem: 'api', schedule: s.id, name: s.name }, `schedule #${s.id} removed`);
     ctx.tasksChanged();

@@ -1,5 +1,5 @@
 /**
- *   GET /api/v1/status   version, server address, base URL, ports, counts (token required)
+ *   GET /api/v1/status   version, server address, base URL, ports, counts (role viewer)
  *
  * What runs, not what the config asks for: `dhcp.mode` is 'off' (ports null)
  * when no DHCP service is running, else the config's mode ('proxy' or
@@ -11,7 +11,7 @@ import type { AppContext } from '../context.js';
 import { fleetbootVersion } from '../version.js';
 
 export async function statusRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  app.get('/status', async () => {
+  app.get('/status', { config: { role: 'viewer' } }, async () => {
     const rt = ctx.runtime();
     const [hosts, entries] = await Promise.all([listHosts(ctx.store.db), listEntries(ctx.store.db)]);
     return {

@@ -1,5 +1,5 @@
 /**
- * Imaging tasks (token required):
+ * Imaging tasks (roles: reads viewer, changes operator):
  *   GET    /api/v1/tasks[?mac=MAC&active=true|false&limit=N]   newest first -> { tasks }
  *   GET    /api/v1/tasks/:id
  *   POST   /api/v1/tasks            { type: capture|deploy|inventory, mac | macs | group, image?, revision?, disk?, table?,
@@ -154,6 +154,7 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.get<{ Querystring: ListQuery }>(
     '/tasks',
     {
+      config: { role: 'viewer' },
       schema: {
         querystring: {
           type: 'object',
@@ -181,11 +182,12 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
     },
   );
 
-  app.get<{ Params: { id: string } }>('/tasks/:id', { schema: { params: idParams, response: { 200: taskSchema } } }, async (req) => found(taskId(req.params.id)));
+  app.get<{ Params: { id: string } }>('/tasks/:id', { config: { role: 'viewer' }, schema: { params: idParams, response: { 200: taskSchema } } }, async (req) => found(taskId(req.params.id)));
 
   app.post<{ Body: TaskRequest }>(
     '/tasks',
     {
+      config: { role: 'operator' },
       schema: {
         body: { type: 'object', required: ['type'], additionalProperties: false, properties: taskRequestProperties },
         response: { 201: { anyOf: [taskSchema, jobDetailSchema] } },
@@ -206,13 +208,13 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
     },
   );
 
-  app.post<{ Params: { id: string } }>('/tasks/:id/cancel', { schema: { params: idParams, response: { 200: taskSchema } } }, async (req) => {
+  app.post<{ Params: { id: string } }>('/tasks/:id/cancel', { config: { role: 'operator' }, schema: { params: idParams, response: { 200: taskSchema } } }, async (req) => {
     const task = await ctx.imaging.cancel(taskId(req.params.id));
     ctx.log.info({ subsystem: 'api', task: task.id, mac: task.mac }, 'task cancelled');
     return task;
   });
 
-  app.post<{ Params: { id: string } }>('/tasks/:id/retry', { schema: { params: idParams, response: { 201: taskSchema } } }, async (req, reply) => {
+  app.post<{ Params: { id: string } }>('/tasks/:id/retry', { config: { role: 'operator' }, schema: { params: idParams, response: { 201: taskSchema } } }, async (req, reply) => {
     const task = await retryTask(store.db, taskId(req.params.id));
     ctx.log.info({ subsystem: 'api', task: task.id, retryOf: task.retryOf, mac: task.mac }, 'task retried');
     return reply.code(201).send(task);

@@ -1,5 +1,5 @@
 /**
- * What the server saw of a machine's boots (token required), from its own
+ * What the server saw of a machine's boots (role viewer), from its own
  * records (src/model/boot-event.ts), for any MAC that booted here (a host
  * or not):
  *   GET /api/v1/hosts/:mac/timeline[?limit=N&before=ID]  its steps, oldest first
@@ -41,6 +41,7 @@ export async function timelineRoutes(app: FastifyInstance, ctx: AppContext): Pro
   app.get<{ Params: { mac: string }; Querystring: { limit?: string; before?: string } }>(
     '/hosts/:mac/timeline',
     {
+      config: { role: 'viewer' },
       schema: {
         params: macParams,
         querystring: {
@@ -64,6 +65,7 @@ export async function timelineRoutes(app: FastifyInstance, ctx: AppContext): Pro
   app.get<{ Params: { mac: string } }>(
     '/hosts/:mac/why',
     {
+      config: { role: 'viewer' },
       schema: {
         params: macParams,
         response: {

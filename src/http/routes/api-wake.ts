@@ -1,5 +1,5 @@
 /**
- * Wake-on-LAN (token required):
+ * Wake-on-LAN (roles: reads viewer, changes operator):
  *   POST /api/v1/wake { macs?: [MAC...], group?: NAME } -> 202 the round: machines, targets,
  *        repeats, spacing, datagrams of the first send and what failed in it
  *   GET  /api/v1/wake/targets -> { targets: [{ address, port, reason }], relays: [...] }
@@ -27,6 +27,7 @@ export async function wakeRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.post<{ Body: { macs?: string[]; group?: string } }>(
     '/wake',
     {
+      config: { role: 'operator' },
       schema: {
         body: {
           type: 'object',
@@ -70,6 +71,7 @@ export async function wakeRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.get(
     '/wake/targets',
     {
+      config: { role: 'viewer' },
       schema: {
         response: {
           200: {
