@@ -144,12 +144,15 @@ describe('multicast: the standalone pair on a lab bridge', { timeout: 600_000 },
     const src = sourceFile('lossy2.bin', 12);
     await lab.dropPercent('r1', 2);
     try {
+      let lost = 0;
       for (let i = 0; i < 10; i++) {
         const s = session(src.path, ['r0', 'r1', 'r2'], { tag: `loss2-${i}` });
         await expectIdentical(s, src.sha256, `run ${i + 1} of 10`);
-        const lost = s.receivers[1]?.summary().lost as number;
-        assert.ok(lost > 0, `run ${i + 1}: the lossy receiver lost nothing (is the nft rule there?)`);
+        lost += s.receivers[1]?.summary().lost as number;
       }
+      // Over the ten runs, not in each: nftables sees a UDP GSO batch (up to 40 datagrams) as one packet on the veth,
+      // so 2 % of ~220 batches a run are dropped, and a run with none (about 1 in 80) is no sign of a missing rule.
+      assert.ok(lost > 0, 'the lossy receiver lost nothing in ten runs (is the nft rule there?)');
     } finally {
       await clearFaults();
     }
