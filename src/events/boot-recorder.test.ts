@@ -60,3 +60,20 @@ test('a machine\'s timeline: the newest N, oldest first, and pages before an id'
     assert.deepEqual((await listBootEvents(store.db, A, { limit: 2, beforeId: last3[0]?.id ?? 0 })).map((e) => e.summary), ['s5', 's6']);
   });
 });
+
+test('one client cannot flood the timeline: past its burst its steps are dropped and counted, the others\' still recorded', async () => {
+  await withTempStore('fb-events-', async (store) => {
+    let t = 1_000_000;
+    const rec = createBootRecorder({ store, log: silentLogger, flushMs: 3_600_000, clientBurst: 5, now: () => t });
+    for (let i = 0; i < 8; i++) rec.record({ kind: 'tftp', mac: null, ip: '10.0.0.9', summary: `junk ${i}`, detail: {} });
+    rec.record({ kind: 'dhcp', mac: B, ip: null, summary: 'another machine', detail: {} });
+    assert.equal(rec.dropped, 3);
+    t += 1000; // refilled at 10 a second, up to the burst again
+    for (let i = 0; i < 12; i++) rec.record({ kind: 'tftp', mac: null, ip: '10.0.0.9', summary: `later ${i}`, detail: {} });
+    assert.equal(rec.dropped, 3 + 7);
+    await rec.close();
+    assert.deepEqual((await listBootEvents(store.db, B)).map((e) => e.summary), ['another machine']);
+    const junk = await store.db.selectFrom('boot_events').select('summary').where('ip', '=', '10.0.0.9').execute();
+    assert.equal(junk.length, 5 + 5);
+  });
+});

@@ -10,12 +10,16 @@
  * else `resolveMac` when the batch is stored (the neighbour table, the DHCP
  * leases). Nothing found: stored without one (the address stays).
  *
- * Bounded: at most `maxQueue` steps wait to be stored (more are counted and
- * dropped, with one warning per batch), and the table keeps the newest
- * `keepRows` rows and none older than `keepDays` (pruned once a minute).
+ * Bounded: one client (by MAC, else address) records at most 200 steps at
+ * once and 10 a second after that (a flood of junk TFTP requests or DHCP
+ * discovers cannot push the others' history out); at most `maxQueue` steps
+ * wait to be stored; both kinds of excess are counted and dropped, with one
+ * warning per batch. The table keeps the newest `keepRows` rows and none
+ * older than `keepDays` (pruned once a minute).
  */
 import type { Logger } from '../lib/log.js';
 import { errorMessage } from '../lib/errors.js';
+import { RateLimiter } from '../lib/rate-limit.js';
 import { cleanSummary, type NewBootEvent } from '../model/boot-event.js';
 import type { Store } from '../store/db.js';
 import { insertBootEvents, pruneBootEvents } from '../store/boot-events.js';
@@ -32,6 +36,8 @@ export interface BootRecorderOptions {
   maxQueue?: number;
   keepRows?: number;
   keepDays?: number;
+  /** Steps one client may record at once (then 10 a second); default 200. */
+  clientBurst?: number;
 }
 
 export interface BootRecorder {
@@ -42,7 +48,7 @@ export interface BootRecorder {
   /** Store what waits now. */
   flush(): Promise<void>;
   close(): Promise<void>;
-  /** Steps dropped because too many waited. */
+  /** Steps dropped because too many waited, or their client made too many. */
   readonly dropped: number;
 }
 
@@ -64,6 +70,7 @@ export function createBootRecorder(o: BootRecorderOptions): BootRecorder {
   let closed = false;
   let flushing: Promise<void> | null = null;
   let lastPrune = now();
+  const perClient = new RateLimiter({ burst: o.clientBurst ?? 200, perMinute: 600, now, maxKeys: MAX_ADDRESSES });
 
   function learn(ip: string, mac: string): void {
     macOf.delete(ip);
@@ -103,7 +110,7 @@ export function createBootRecorder(o: BootRecorderOptions): BootRecorder {
       .finally(() => {
         flushing = null;
         if (dropped > droppedReported) {
-          log.warn({ dropped: dropped - droppedReported }, `${dropped - droppedReported} boot event(s) dropped: more than ${maxQueue} waited to be stored`);
+          log.warn({ dropped: dropped - droppedReported }, `${dropped - droppedReported} boot event(s) not recorded: a client made more than 10 a second, or more than ${maxQueue} waited to be stored`);
           droppedReported = dropped;
         }
       });
@@ -116,7 +123,7 @@ export function createBootRecorder(o: BootRecorderOptions): BootRecorder {
   return {
     record(e) {
       if (closed) return;
-      if (queue.length >= maxQueue) {
+      if (queue.length >= maxQueue || !perClient.take(e.mac ?? e.ip ?? '-').allowed) {
         dropped++;
         return;
       }
