@@ -12,7 +12,7 @@ import { FleetbootError } from '../lib/errors.js';
 import { aRole, roleAtLeast, roleOf, type Role } from '../model/roles.js';
 import { isValidName } from '../model/validate.js';
 import type { Database } from './schema.js';
-import { JOINED_USER_COLUMNS, userFromRow, type User } from './users.js';
+import { JOINED_USER_COLUMNS, joinedUserFromRow, type User } from './users.js';
 
 export interface ApiToken {
   id: number;
@@ -116,15 +116,7 @@ export async function tokenForAuth(db: Db, tokenHash: string): Promise<{ token: 
     .where('api_tokens.token_hash', '=', tokenHash)
     .executeTakeFirst();
   if (!r) return null;
-  const user = userFromRow({
-    id: r.user_id,
-    name: r.user_name,
-    role: r.user_role,
-    created_at: r.user_created_at,
-    updated_at: r.user_updated_at,
-    disabled_at: r.user_disabled_at,
-    must_change_password: r.user_must_change_password,
-  });
+  const user = joinedUserFromRow(r);
   return { token: tokenFromRow(r), user };
 }
 

@@ -9,7 +9,7 @@
 import type { Kysely } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
 import type { Database } from './schema.js';
-import { JOINED_USER_COLUMNS, userFromRow, type User } from './users.js';
+import { JOINED_USER_COLUMNS, joinedUserFromRow, type User } from './users.js';
 
 export interface Session {
   /** sha256 (hex) of the cookie's secret. */
@@ -89,15 +89,7 @@ export async function sessionForAuth(db: Db, id: string): Promise<{ session: Ses
     .where('sessions.id', '=', id)
     .executeTakeFirst();
   if (!r) return null;
-  const user = userFromRow({
-    id: r.user_id,
-    name: r.user_name,
-    role: r.user_role,
-    created_at: r.user_created_at,
-    updated_at: r.user_updated_at,
-    disabled_at: r.user_disabled_at,
-    must_change_password: r.user_must_change_password,
-  });
+  const user = joinedUserFromRow(r);
   return { session: sessionFromRow(r), csrfToken: r.csrf_token, user };
 }
 

@@ -77,6 +77,30 @@ export const JOINED_USER_COLUMNS = [
   'users.must_change_password as user_must_change_password',
 ] as const;
 
+/** A row with JOINED_USER_COLUMNS and the joined table's user_id and user_name (sessions, api_tokens). */
+export interface JoinedUserRow {
+  user_id: number;
+  user_name: string;
+  user_role: string;
+  user_created_at: string;
+  user_updated_at: string;
+  user_disabled_at: string | null;
+  user_must_change_password: number;
+}
+
+/** The user of a row selected with JOINED_USER_COLUMNS. */
+export function joinedUserFromRow(r: JoinedUserRow): User {
+  return userFromRow({
+    id: r.user_id,
+    name: r.user_name,
+    role: r.user_role,
+    created_at: r.user_created_at,
+    updated_at: r.user_updated_at,
+    disabled_at: r.user_disabled_at,
+    must_change_password: r.user_must_change_password,
+  });
+}
+
 export async function listUsers(db: Db): Promise<User[]> {
   return (await db.selectFrom('users').select(COLUMNS).orderBy('name').execute()).map(userFromRow);
 }

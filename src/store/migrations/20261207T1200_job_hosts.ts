@@ -18,20 +18,11 @@
  * jobs has no indexes (20261203T1200), so there are none to recreate.
  * Other dialects are refused by name rather than migrated by guess.
  */
-import { PostgresAdapter, SqliteAdapter, sql, type Kysely } from 'kysely';
-
-type Dialect = 'sqlite' | 'postgres';
-
-/** getExecutor() is marked internal in Kysely; its Migrator reads the adapter the same way. */
-function dialectOf(db: Kysely<unknown>): Dialect {
-  const adapter = db.getExecutor().adapter;
-  if (adapter instanceof SqliteAdapter) return 'sqlite';
-  if (adapter instanceof PostgresAdapter) return 'postgres';
-  throw new Error(`migration 20261207T1200_job_hosts knows SQLite and PostgreSQL, not ${adapter.constructor.name}`);
-}
+import { sql, type Kysely } from 'kysely';
+import { migrationDialect } from './dialect.js';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  if (dialectOf(db) === 'postgres') {
+  if (migrationDialect(db, '20261207T1200_job_hosts') === 'postgres') {
     await db.schema.alterTable('jobs').alterColumn('group_name', (c) => c.dropNotNull()).execute();
     return;
   }

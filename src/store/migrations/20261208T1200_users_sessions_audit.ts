@@ -22,20 +22,11 @@
  * AUTOINCREMENT integers on SQLite and identity columns on PostgreSQL;
  * another dialect is refused by name rather than migrated by guess.
  */
-import { PostgresAdapter, SqliteAdapter, sql, type ColumnDefinitionBuilder, type Kysely } from 'kysely';
-
-type Dialect = 'sqlite' | 'postgres';
-
-/** getExecutor() is marked internal in Kysely; its Migrator reads the adapter the same way. */
-function dialectOf(db: Kysely<unknown>): Dialect {
-  const adapter = db.getExecutor().adapter;
-  if (adapter instanceof SqliteAdapter) return 'sqlite';
-  if (adapter instanceof PostgresAdapter) return 'postgres';
-  throw new Error(`migration 20261208T1200_users_sessions_audit knows SQLite and PostgreSQL, not ${adapter.constructor.name}`);
-}
+import { sql, type ColumnDefinitionBuilder, type Kysely } from 'kysely';
+import { migrationDialect } from './dialect.js';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  const dialect = dialectOf(db);
+  const dialect = migrationDialect(db, '20261208T1200_users_sessions_audit');
   const id = (c: ColumnDefinitionBuilder): ColumnDefinitionBuilder => (dialect === 'postgres' ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement());
 
   await db.schema
