@@ -22,11 +22,13 @@ runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linu
   binutils bash dash coreutils findutils gzip libc-bin procps)
 # Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling
 # (tcpdump: test/dhcp-relay.lab.test.ts; mount: losetup/mount for the disk tests;
-# udpcast and uftp: bench/multicast.ts's peers; smcroute: the lab's multicast router).
+# udpcast and uftp: bench/multicast.ts's peers; smcroute: the lab's multicast router;
+# chromium and fonts: the console's browser tests, driven by playwright-core).
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
   isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server mtools
-  dosfstools e2fsprogs nginx-light tcpdump mount coreutils util-linux udpcast uftp smcroute)
+  dosfstools e2fsprogs nginx-light tcpdump mount coreutils util-linux udpcast uftp smcroute
+  chromium fonts-dejavu-core)
 
 if [ "${1:-}" = "--list" ]; then
   echo "runtime: ${runtime_pkgs[*]}"
@@ -60,6 +62,8 @@ if [ "${#need_run[@]}" -gt 0 ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  # swagger-ui-dist (/api/docs) depends on @scarf/scarf, whose install script
+  # reports the installation to its vendor: off (scarf-js's documented opt-out).
+  SCARF_ANALYTICS=false npm ci --no-audit --no-fund --loglevel=error
 fi
 npm run --silent build

@@ -114,6 +114,8 @@ export const PROGRAMS = {
   uftpd: { pkg: 'uftp', role: 'test' },
   smcrouted: { pkg: 'smcroute', role: 'test' },
   smcroutectl: { pkg: 'smcroute', role: 'test' },
+  // --- test: the console's browser tests (test/console/*.browser.test.ts, playwright-core) ---
+  chromium: { pkg: 'chromium', role: 'test' },
   // --- test: disks and files -------------------------------------------------
   losetup: { pkg: 'mount', role: 'test' },
   mount: { pkg: 'mount', role: 'test' },
