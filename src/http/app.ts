@@ -11,9 +11,16 @@
  *                    /api/v1/images..., /api/v1/tasks..., /api/v1/groups..., /api/v1/jobs...,
  *                    /api/v1/schedules..., /api/v1/wake..., /api/v1/multicast...,
  *                    /api/v1/auth/login|logout|me, /api/v1/users..., /api/v1/tokens...,
- *                    /api/v1/sessions..., /api/v1/audit
+ *                    /api/v1/sessions..., /api/v1/audit, /api/v1/openapi.json
  *   Every /api/v1 write is written to the audit log (src/http/audit.ts).
+ *   API reference (static files, no auth): GET /api/docs, /api/docs/FILE
+ *
+ * The /api/v1 routes' schemas (src/http/schemas/) are also the OpenAPI 3.1
+ * document: @fastify/swagger collects them as routes are added (only
+ * /api/v1 goes in it), and docs/openapi.json is its committed copy
+ * (src/http/openapi.test.ts fails when they differ).
  */
+import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { httpBaseUrl, type FleetbootConfig } from '../config/config.js';
 import { ipxeUrlProblem } from '../boot/ipxe.js';
@@ -46,6 +53,9 @@ import type { WakeService } from '../wake/service.js';
 import type { MulticastService } from '../multicast/service.js';
 import { multicastRoutes } from './routes/api-multicast.js';
 import { timelineRoutes } from './routes/api-timeline.js';
+import { docsRoutes, openapiRoutes } from './routes/api-docs.js';
+import { openapiOptions } from './openapi.js';
+import { sharedSchemas } from './schemas/index.js';
 import { bootRoutes } from './routes/boot.js';
 import { tftpRoutes } from './routes/tftp.js';
 import { agentRoutes } from './routes/agent.js';
@@ -145,6 +155,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   installErrorHandlers(app);
+  // The schemas routes reference by $id (src/http/schemas/index.ts), and the document made from the routes.
+  for (const schema of sharedSchemas) app.addSchema(schema);
+  app.register(swagger, openapiOptions());
   app.decorateRequest('principal', null);
   app.decorateRequest('auditActor', null);
   // Before any route: an /api/v1 route without a declared role stops the start (src/http/auth.ts).
@@ -185,6 +198,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.register(async (scope) => {
     await bootRoutes(scope, ctx);
     await tftpRoutes(scope, ctx);
+    await docsRoutes(scope);
   });
   app.register(
     async (api) => {
@@ -204,6 +218,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await wakeRoutes(api, ctx);
       await multicastRoutes(api, ctx);
       await timelineRoutes(api, ctx);
+      await openapiRoutes(api);
     },
     { prefix: '/api/v1' },
   );

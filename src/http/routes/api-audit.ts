@@ -7,42 +7,15 @@
 import type { FastifyInstance } from 'fastify';
 import { listAudit } from '../../store/index.js';
 import type { AppContext } from '../context.js';
+import { auditApi } from '../schemas/audit.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 
-const entrySchema = {
-  type: 'object',
-  required: ['id', 'at', 'actor', 'ip', 'method', 'route', 'url', 'status', 'summary'],
-  properties: {
-    id: { type: 'integer' },
-    at: { type: 'string' },
-    actor: { type: 'string' },
-    ip: { type: ['string', 'null'] },
-    method: { type: 'string' },
-    route: { type: ['string', 'null'] },
-    url: { type: 'string' },
-    status: { type: 'integer' },
-    summary: {},
-  },
-} as const;
-
-export async function auditRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  app.get<{ Querystring: { limit?: string; before?: string } }>(
-    '/audit',
-    {
-      config: { role: 'admin' },
-      schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' }, before: { type: 'string', pattern: '^[1-9][0-9]{0,12}$' } },
-        },
-        response: { 200: { type: 'object', properties: { entries: { type: 'array', items: entrySchema }, nextBefore: { type: ['integer', 'null'] } } } },
-      },
-    },
-    async (req) => {
-      const limit = Math.min(Number(req.query.limit ?? 100), 1000);
-      const entries = await listAudit(ctx.store.db, { limit, ...(req.query.before !== undefined ? { before: Number(req.query.before) } : {}) });
-      const last = entries[entries.length - 1];
-      return { entries, nextBefore: entries.length === limit && last ? last.id : null };
-    },
-  );
+export async function auditRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
+  app.get('/audit', { config: { role: 'admin' }, schema: auditApi.list }, async (req) => {
+    const limit = Math.min(Number(req.query.limit ?? 100), 1000);
+    const entries = await listAudit(ctx.store.db, { limit, ...(req.query.before !== undefined ? { before: Number(req.query.before) } : {}) });
+    const last = entries[entries.length - 1];
+    return { entries, nextBefore: entries.length === limit && last ? last.id : null };
+  });
 }

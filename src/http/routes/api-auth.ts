@@ -17,46 +17,11 @@ import { getSession, getUser, listSessions, revokeSession, type Session } from '
 import { clearedSessionCookie, overTls, principalOf, sessionCookie } from '../auth.js';
 import { clientAddress } from '../client-address.js';
 import type { AppContext } from '../context.js';
+import { authApi } from '../schemas/auth.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 
-export const userSchema = {
-  type: 'object',
-  required: ['name', 'role', 'createdAt', 'updatedAt', 'disabledAt', 'mustChangePassword'],
-  properties: {
-    name: { type: 'string' },
-    role: { type: 'string' },
-    createdAt: { type: 'string' },
-    updatedAt: { type: 'string' },
-    disabledAt: { type: ['string', 'null'] },
-    mustChangePassword: { type: 'boolean' },
-  },
-} as const;
-
-const sessionSchema = {
-  type: 'object',
-  required: ['id', 'user', 'createdAt', 'lastSeenAt', 'expiresAt', 'idleExpiresAt', 'ip', 'userAgent', 'revokedAt', 'current'],
-  properties: {
-    id: { type: 'string' },
-    user: { type: 'string' },
-    createdAt: { type: 'string' },
-    lastSeenAt: { type: 'string' },
-    expiresAt: { type: 'string' },
-    idleExpiresAt: { type: 'string' },
-    ip: { type: ['string', 'null'] },
-    userAgent: { type: ['string', 'null'] },
-    revokedAt: { type: ['string', 'null'] },
-    current: { type: 'boolean' },
-  },
-} as const;
-
-const loginBody = {
-  type: 'object',
-  required: ['name', 'password'],
-  additionalProperties: false,
-  // Any name up to 64 characters: one that is not a valid user name is just unknown (the same 401).
-  properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, password: { type: 'string', minLength: 1, maxLength: 1024 } },
-} as const;
-
-export async function authRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function authRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   const { store, auth } = ctx;
   const idleMinutes = ctx.config.auth.sessionIdleMinutes;
 
@@ -66,7 +31,7 @@ export async function authRoutes(app: FastifyInstance, ctx: AppContext): Promise
     return { ...s, idleExpiresAt, current: p?.kind === 'session' && p.session.id === s.id };
   };
 
-  app.post<{ Body: { name: string; password: string } }>('/auth/login', { config: { role: 'public' }, schema: { body: loginBody } }, async (req, reply) => {
+  app.post('/auth/login', { config: { role: 'public' }, schema: authApi.login }, async (req, reply) => {
     const { name, password } = req.body;
     req.auditActor = `login as ${JSON.stringify(name)}`;
     const ip = clientAddress(req.ip);
@@ -93,7 +58,7 @@ export async function authRoutes(app: FastifyInstance, ctx: AppContext): Promise
     };
   });
 
-  app.post('/auth/logout', { config: { role: 'viewer', beforePasswordChange: true } }, async (req, reply) => {
+  app.post('/auth/logout', { config: { role: 'viewer', beforePasswordChange: true }, schema: authApi.logout }, async (req, reply) => {
     const p = principalOf(req);
     if (p.kind !== 'session') throw new FleetbootError('INVALID_INPUT', 'Logging out ends a login session; this request came with an API token (revoke tokens with DELETE /api/v1/tokens/ID)');
     await revokeSession(store.db, p.session.id, auth.now().toISOString());
@@ -102,7 +67,7 @@ export async function authRoutes(app: FastifyInstance, ctx: AppContext): Promise
     return { loggedOut: p.user.name };
   });
 
-  app.get('/auth/me', { config: { role: 'viewer', beforePasswordChange: true } }, async (req) => {
+  app.get('/auth/me', { config: { role: 'viewer', beforePasswordChange: true }, schema: authApi.me }, async (req) => {
     const p = principalOf(req);
     const base = { role: p.role, via: p.kind, actor: p.actor };
     if (p.kind === 'local') return { ...base, user: null };
@@ -111,54 +76,37 @@ export async function authRoutes(app: FastifyInstance, ctx: AppContext): Promise
     return { ...base, user, csrfToken: p.csrfToken, session: sessionView(p.session, req) };
   });
 
-  app.get<{ Querystring: { user?: string } }>(
-    '/sessions',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { user: { type: 'string', maxLength: 64 } } },
-        response: { 200: { type: 'object', properties: { sessions: { type: 'array', items: sessionSchema } } } },
-      },
-    },
-    async (req) => {
-      const p = principalOf(req);
-      const admin = roleAtLeast(p.role, 'admin');
-      let userId: number | undefined;
-      if (req.query.user !== undefined) {
-        if (!admin && req.query.user !== p.user?.name) throw new FleetbootError('FORBIDDEN', "Only an admin sees other users' sessions");
-        const u = await getUser(store.db, req.query.user);
-        if (!u) throw new FleetbootError('NOT_FOUND', `No user named '${req.query.user}'`);
-        userId = u.id;
-      } else if (!admin) {
-        // A non-admin is a user (the local admin token is an admin).
-        userId = p.user?.id ?? -1;
-      }
-      const now = auth.now().getTime();
-      const sessions = await listSessions(store.db, {
-        now: new Date(now).toISOString(),
-        idleSince: new Date(now - auth.idleMs).toISOString(),
-        ...(userId !== undefined ? { userId } : {}),
-      });
-      return { sessions: sessions.map((s) => sessionView(s, req)) };
-    },
-  );
+  app.get('/sessions', { config: { role: 'viewer' }, schema: authApi.sessions }, async (req) => {
+    const p = principalOf(req);
+    const admin = roleAtLeast(p.role, 'admin');
+    let userId: number | undefined;
+    if (req.query.user !== undefined) {
+      if (!admin && req.query.user !== p.user?.name) throw new FleetbootError('FORBIDDEN', "Only an admin sees other users' sessions");
+      const u = await getUser(store.db, req.query.user);
+      if (!u) throw new FleetbootError('NOT_FOUND', `No user named '${req.query.user}'`);
+      userId = u.id;
+    } else if (!admin) {
+      // A non-admin is a user (the local admin token is an admin).
+      userId = p.user?.id ?? -1;
+    }
+    const now = auth.now().getTime();
+    const sessions = await listSessions(store.db, {
+      now: new Date(now).toISOString(),
+      idleSince: new Date(now - auth.idleMs).toISOString(),
+      ...(userId !== undefined ? { userId } : {}),
+    });
+    return { sessions: sessions.map((s) => sessionView(s, req)) };
+  });
 
-  app.delete<{ Params: { id: string } }>(
-    '/sessions/:id',
-    {
-      config: { role: 'viewer' },
-      schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f]{64}$' } } }, response: { 200: { type: 'object', properties: { revoked: sessionSchema } } } },
-    },
-    async (req, reply) => {
-      const p = principalOf(req);
-      const s = await getSession(store.db, req.params.id);
-      if (!s) throw new FleetbootError('NOT_FOUND', `No session ${req.params.id} (fleetboot session list)`);
-      if (!roleAtLeast(p.role, 'admin') && s.userId !== p.user?.id) throw new FleetbootError('FORBIDDEN', `Session ${s.id.slice(0, 12)}… is ${s.user}'s: only an admin may revoke another user's session`);
-      const revoked = await revokeSession(store.db, s.id, auth.now().toISOString());
-      ctx.log.info({ subsystem: 'auth', user: s.user, session: s.id.slice(0, 12), by: p.actor }, 'session revoked');
-      const view = sessionView(revoked, req);
-      if (view.current) reply.header('set-cookie', clearedSessionCookie(overTls(req)));
-      return { revoked: view };
-    },
-  );
+  app.delete('/sessions/:id', { config: { role: 'viewer' }, schema: authApi.revokeSession }, async (req, reply) => {
+    const p = principalOf(req);
+    const s = await getSession(store.db, req.params.id);
+    if (!s) throw new FleetbootError('NOT_FOUND', `No session ${req.params.id} (fleetboot session list)`);
+    if (!roleAtLeast(p.role, 'admin') && s.userId !== p.user?.id) throw new FleetbootError('FORBIDDEN', `Session ${s.id.slice(0, 12)}… is ${s.user}'s: only an admin may revoke another user's session`);
+    const revoked = await revokeSession(store.db, s.id, auth.now().toISOString());
+    ctx.log.info({ subsystem: 'auth', user: s.user, session: s.id.slice(0, 12), by: p.actor }, 'session revoked');
+    const view = sessionView(revoked, req);
+    if (view.current) reply.header('set-cookie', clearedSessionCookie(overTls(req)));
+    return { revoked: view };
+  });
 }

@@ -4,35 +4,13 @@
 import type { FastifyInstance } from 'fastify';
 import { listLeases } from '../../store/index.js';
 import type { AppContext } from '../context.js';
+import { dhcpApi } from '../schemas/dhcp.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 
-const leaseSchema = {
-  type: 'object',
-  required: ['ip', 'mac', 'clientId', 'hostname', 'state', 'expiresAt', 'updatedAt', 'active'],
-  properties: {
-    ip: { type: 'string' },
-    mac: { type: 'string' },
-    clientId: { type: ['string', 'null'] },
-    hostname: { type: ['string', 'null'] },
-    state: { type: 'string' },
-    expiresAt: { type: 'string' },
-    updatedAt: { type: 'string' },
-    active: { type: 'boolean' },
-  },
-} as const;
-
-export async function dhcpRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  app.get<{ Querystring: { all?: 'true' | 'false' } }>(
-    '/dhcp/leases',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { all: { type: 'string', enum: ['true', 'false'] } } },
-        response: { 200: { type: 'object', properties: { mode: { type: 'string' }, leases: { type: 'array', items: leaseSchema } } } },
-      },
-    },
-    async (req) => {
-      const leases = await listLeases(ctx.store.db);
-      return { mode: ctx.config.dhcp.mode, leases: req.query.all === 'false' ? leases.filter((l) => l.active) : leases };
-    },
-  );
+export async function dhcpRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
+  app.get('/dhcp/leases', { config: { role: 'viewer' }, schema: dhcpApi.leases }, async (req) => {
+    const leases = await listLeases(ctx.store.db);
+    return { mode: ctx.config.dhcp.mode, leases: req.query.all === 'false' ? leases.filter((l) => l.active) : leases };
+  });
 }

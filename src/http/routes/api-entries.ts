@@ -17,143 +17,65 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { ipxeArgsProblem, ipxeUrlProblem } from '../../boot/ipxe.js';
 import { FleetbootError } from '../../lib/errors.js';
-import {
-  createEntry,
-  deleteEntry,
-  entryFileSize,
-  getEntry,
-  isUrlSource,
-  isValidFileName,
-  listEntries,
-  removeEntryFiles,
-  writeEntryFile,
-  FILE_NAME_PATTERN,
-  NAME_PATTERN,
-  type BootEntry,
-} from '../../store/index.js';
+import { createEntry, deleteEntry, entryFileSize, getEntry, isUrlSource, isValidFileName, listEntries, removeEntryFiles, writeEntryFile, type BootEntry } from '../../store/index.js';
 import type { AppContext } from '../context.js';
+import { entriesApi } from '../schemas/entries.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 
-const entrySchema = {
-  type: 'object',
-  required: ['name', 'kernel', 'initrds', 'cmdline', 'createdAt'],
-  properties: {
-    name: { type: 'string' },
-    kernel: { type: 'string' },
-    initrds: { type: 'array', items: { type: 'string' } },
-    cmdline: { type: 'string' },
-    createdAt: { type: 'string' },
-  },
-} as const;
-
-const nameParams = {
-  type: 'object',
-  required: ['name'],
-  properties: { name: { type: 'string', pattern: NAME_PATTERN } },
-} as const;
-
-const sourceSchema = { type: 'string', minLength: 1, maxLength: 2048 } as const;
-
-interface NewEntryBody {
-  name: string;
-  kernel: string;
-  initrds?: string[];
-  cmdline?: string;
-}
-
-export async function entryRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function entryRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   const { store } = ctx;
 
   // Uploads arrive as a stream; writeEntryFile enforces the size limit.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
-  app.get('/entries', { config: { role: 'viewer' }, schema: { response: { 200: { type: 'object', properties: { entries: { type: 'array', items: entrySchema } } } } } }, async () => ({
+  app.get('/entries', { config: { role: 'viewer' }, schema: entriesApi.list }, async () => ({
     entries: await listEntries(store.db),
   }));
 
-  app.get<{ Params: { name: string } }>('/entries/:name', { config: { role: 'viewer' }, schema: { params: nameParams, response: { 200: entrySchema } } }, async (req) => {
+  app.get('/entries/:name', { config: { role: 'viewer' }, schema: entriesApi.show }, async (req) => {
     const e = await getEntry(store.db, req.params.name);
     if (!e) throw new FleetbootError('NOT_FOUND', `No boot entry named '${req.params.name}'`);
     return e;
   });
 
-  app.post<{ Body: NewEntryBody }>(
-    '/entries',
-    {
-      config: { role: 'operator' },
-      schema: {
-        body: {
-          type: 'object',
-          required: ['name', 'kernel'],
-          additionalProperties: false,
-          properties: {
-            name: { type: 'string', pattern: NAME_PATTERN },
-            kernel: sourceSchema,
-            initrds: { type: 'array', maxItems: 32, items: sourceSchema },
-            cmdline: { type: 'string', maxLength: 4096 },
-          },
-        },
-        response: { 201: entrySchema },
-      },
-    },
-    async (req, reply) => {
-      const { name, kernel, initrds = [], cmdline = '' } = req.body;
-      for (const [what, src] of [['kernel', kernel], ...initrds.map((s, i) => [`initrds[${i}]`, s] as const)] as const) {
-        await checkSource(ctx, name, what, src);
-      }
-      const problem = ipxeArgsProblem(cmdline);
-      if (problem) throw new FleetbootError('INVALID_INPUT', `cmdline ${problem}`);
-      const entry: BootEntry = await createEntry(store.db, { name, kernel, initrds, cmdline: cmdline.trim() });
-      ctx.log.info({ subsystem: 'api', entry: name }, 'boot entry added');
-      return reply.code(201).send(entry);
-    },
-  );
+  app.post('/entries', { config: { role: 'operator' }, schema: entriesApi.create }, async (req, reply) => {
+    const { name, kernel, initrds = [], cmdline = '' } = req.body;
+    for (const [what, src] of [['kernel', kernel], ...initrds.map((s, i) => [`initrds[${i}]`, s] as const)] as const) {
+      await checkSource(ctx, name, what, src);
+    }
+    const problem = ipxeArgsProblem(cmdline);
+    if (problem) throw new FleetbootError('INVALID_INPUT', `cmdline ${problem}`);
+    const entry: BootEntry = await createEntry(store.db, { name, kernel, initrds, cmdline: cmdline.trim() });
+    ctx.log.info({ subsystem: 'api', entry: name }, 'boot entry added');
+    return reply.code(201).send(entry);
+  });
 
-  app.delete<{ Params: { name: string }; Querystring: { force?: string } }>(
-    '/entries/:name',
-    {
-      config: { role: 'admin' },
-      schema: {
-        params: nameParams,
-        querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'string', enum: ['true', 'false', '1', '0'] } } },
-      },
-    },
-    async (req) => {
-      const force = req.query.force === 'true' || req.query.force === '1';
-      const { unassigned } = await deleteEntry(store.db, req.params.name, { force });
-      await removeEntryFiles(store.entriesDir, req.params.name);
-      ctx.log.info({ subsystem: 'api', entry: req.params.name, unassigned }, 'boot entry deleted');
-      return { deleted: req.params.name, unassigned };
-    },
-  );
+  app.delete('/entries/:name', { config: { role: 'admin' }, schema: entriesApi.remove }, async (req) => {
+    const force = req.query.force === 'true' || req.query.force === '1';
+    const { unassigned } = await deleteEntry(store.db, req.params.name, { force });
+    await removeEntryFiles(store.entriesDir, req.params.name);
+    ctx.log.info({ subsystem: 'api', entry: req.params.name, unassigned }, 'boot entry deleted');
+    return { deleted: req.params.name, unassigned };
+  });
 
-  app.put<{ Params: { name: string; file: string }; Body: unknown }>(
-    '/entries/:name/files/:file',
-    {
-      config: { role: 'operator' },
-      schema: {
-        params: {
-          type: 'object',
-          required: ['name', 'file'],
-          properties: { name: { type: 'string', pattern: NAME_PATTERN }, file: { type: 'string', pattern: FILE_NAME_PATTERN } },
-        },
-      },
-    },
-    async (req, reply) => {
-      const { name, file } = req.params;
-      if (await getEntry(store.db, name)) {
-        throw new FleetbootError('CONFLICT', `Boot entry '${name}' already exists; entries cannot be changed: delete it and add it again`);
-      }
-      let body: Readable;
-      if (req.body instanceof Readable) body = req.body;
-      else if (req.body === undefined || req.body === null) body = Readable.from([]);
-      else {
-        return reply.code(415).send({ error: 'INVALID_INPUT', message: 'Send the file as the request body with Content-Type: application/octet-stream' });
-      }
-      const { size, sha256 } = await writeEntryFile(store.entriesDir, name, file, body, { maxBytes: ctx.maxUploadBytes });
-      ctx.log.info({ subsystem: 'api', entry: name, file, size }, 'boot entry file uploaded');
-      return reply.code(201).send({ entry: name, file, size, sha256 });
-    },
-  );
+  app.put('/entries/:name/files/:file', { config: { role: 'operator' }, schema: entriesApi.upload }, async (req, reply) => {
+    const { name, file } = req.params;
+    if (await getEntry(store.db, name)) {
+      throw new FleetbootError('CONFLICT', `Boot entry '${name}' already exists; entries cannot be changed: delete it and add it again`);
+    }
+    // No body schema (the body is a stream, not JSON): req.body is what the content-type parser gave.
+    const raw: unknown = req.body;
+    let body: Readable;
+    if (raw instanceof Readable) body = raw;
+    else if (raw === undefined || raw === null) body = Readable.from([]);
+    else {
+      return reply.code(415).send({ error: 'INVALID_INPUT', message: 'Send the file as the request body with Content-Type: application/octet-stream' });
+    }
+    const { size, sha256 } = await writeEntryFile(store.entriesDir, name, file, body, { maxBytes: ctx.maxUploadBytes });
+    ctx.log.info({ subsystem: 'api', entry: name, file, size }, 'boot entry file uploaded');
+    return reply.code(201).send({ entry: name, file, size, sha256 });
+  });
 }
 
 async function checkSource(ctx: AppContext, entry: string, what: string, src: string): Promise<void> {

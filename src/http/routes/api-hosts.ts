@@ -18,47 +18,15 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { approveHost, createHost, deleteHost, getHost, listHosts, listTasks, rejectHost, updateHost, NAME_PATTERN, normaliseMac, type HostStatus } from '../../store/index.js';
+import { approveHost, createHost, deleteHost, getHost, listHosts, listTasks, rejectHost, updateHost, normaliseMac } from '../../store/index.js';
 import { deleteInventory, getInventory } from '../../store/inventory.js';
 import type { AppContext } from '../context.js';
-import { taskSchema } from './api-tasks.js';
+import { hostsApi } from '../schemas/hosts.js';
+import type { ApiTypeProvider } from '../type-provider.js';
+import { taskView } from './api-tasks.js';
 
-const nullableName = { anyOf: [{ type: 'string', pattern: NAME_PATTERN }, { type: 'null' }] } as const;
-// Checked by the repository (isReservableIPv4), which says what is wrong in words.
-const nullableIp = { type: ['string', 'null'], maxLength: 15 } as const;
-
-const hostSchema = {
-  type: 'object',
-  required: ['mac', 'name', 'entry', 'ip', 'status', 'createdAt', 'updatedAt'],
-  properties: {
-    mac: { type: 'string' },
-    name: { type: ['string', 'null'] },
-    entry: { type: ['string', 'null'] },
-    ip: { type: ['string', 'null'] },
-    status: { type: 'string', enum: ['approved', 'pending'] },
-    createdAt: { type: 'string' },
-    updatedAt: { type: 'string' },
-  },
-} as const;
-
-/** One host with what imaging knows of it: the inventory as the agent sent it, and its active task. */
-const hostDetailSchema = {
-  type: 'object',
-  required: [...hostSchema.required, 'inventory', 'activeTask'],
-  properties: {
-    ...hostSchema.properties,
-    inventory: { anyOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] },
-    activeTask: { anyOf: [taskSchema, { type: 'null' }] },
-  },
-} as const;
-
-const macParams = {
-  type: 'object',
-  required: ['mac'],
-  properties: { mac: { type: 'string', minLength: 12, maxLength: 17 } },
-} as const;
-
-export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function hostRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   const { store } = ctx;
 
   /** A config reservation (dhcp.reservations) of this address for another MAC wins: refuse it here. */
@@ -69,36 +37,24 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
     if (r) throw new FleetbootError('CONFLICT', `Address ${ip} is reserved for ${r.mac} in the configuration (dhcp.reservations)`);
   };
 
-  app.get<{ Querystring: { status?: HostStatus } }>(
-    '/hosts',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { status: { type: 'string', enum: ['approved', 'pending'] } } },
-        response: { 200: { type: 'object', properties: { hosts: { type: 'array', items: hostSchema } } } },
-      },
-    },
-    async (req) => ({ hosts: await listHosts(store.db, req.query.status !== undefined ? { status: req.query.status } : {}) }),
-  );
+  app.get('/hosts', { config: { role: 'viewer' }, schema: hostsApi.list }, async (req) => ({
+    hosts: await listHosts(store.db, req.query.status !== undefined ? { status: req.query.status } : {}),
+  }));
 
-  app.post<{ Params: { mac: string }; Body: { name?: string | null } | undefined }>(
-    '/hosts/:mac/approve',
-    { config: { role: 'operator' }, schema: { params: macParams, body: { type: ['object', 'null'], additionalProperties: false, properties: { name: nullableName } }, response: { 200: hostSchema } } },
-    async (req) => {
-      const host = await approveHost(store.db, req.params.mac, req.body?.name ?? null);
-      ctx.log.info({ subsystem: 'api', mac: host.mac, name: host.name }, 'pending host approved');
-      ctx.hostsChanged();
-      return host;
-    },
-  );
+  app.post('/hosts/:mac/approve', { config: { role: 'operator' }, schema: hostsApi.approve }, async (req) => {
+    const host = await approveHost(store.db, req.params.mac, req.body?.name ?? null);
+    ctx.log.info({ subsystem: 'api', mac: host.mac, name: host.name }, 'pending host approved');
+    ctx.hostsChanged();
+    return host;
+  });
 
-  app.post<{ Params: { mac: string } }>('/hosts/:mac/reject', { config: { role: 'operator' }, schema: { params: macParams } }, async (req) => {
+  app.post('/hosts/:mac/reject', { config: { role: 'operator' }, schema: hostsApi.reject }, async (req) => {
     await rejectHost(store.db, req.params.mac);
     ctx.log.info({ subsystem: 'api', mac: req.params.mac }, 'pending host rejected');
     return { rejected: req.params.mac };
   });
 
-  app.delete<{ Params: { mac: string } }>('/hosts/:mac/inventory', { config: { role: 'admin' }, schema: { params: macParams } }, async (req) => {
+  app.delete('/hosts/:mac/inventory', { config: { role: 'admin' }, schema: hostsApi.forgetInventory }, async (req) => {
     const host = await getHost(store.db, req.params.mac);
     if (!host) throw new FleetbootError('NOT_FOUND', `No host with MAC ${req.params.mac}`);
     if (!(await deleteInventory(store.db, host.mac))) throw new FleetbootError('NOT_FOUND', `Host ${host.mac} has no inventory of record`);
@@ -106,56 +62,31 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
     return { deleted: host.mac };
   });
 
-  app.post<{ Body: { mac: string; name?: string | null; entry?: string | null; ip?: string | null } }>(
-    '/hosts',
-    {
-      config: { role: 'operator' },
-      schema: {
-        body: {
-          type: 'object',
-          required: ['mac'],
-          additionalProperties: false,
-          properties: { mac: { type: 'string', minLength: 12, maxLength: 17 }, name: nullableName, entry: nullableName, ip: nullableIp },
-        },
-        response: { 201: hostSchema },
-      },
-    },
-    async (req, reply) => {
-      checkConfigReservation(req.body.mac, req.body.ip);
-      const host = await createHost(store.db, req.body);
-      ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry, ip: host.ip }, 'host added');
-      ctx.hostsChanged();
-      return reply.code(201).send(host);
-    },
-  );
+  app.post('/hosts', { config: { role: 'operator' }, schema: hostsApi.create }, async (req, reply) => {
+    checkConfigReservation(req.body.mac, req.body.ip);
+    const host = await createHost(store.db, req.body);
+    ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry, ip: host.ip }, 'host added');
+    ctx.hostsChanged();
+    return reply.code(201).send(host);
+  });
 
-  app.get<{ Params: { mac: string } }>('/hosts/:mac', { config: { role: 'viewer' }, schema: { params: macParams, response: { 200: hostDetailSchema } } }, async (req) => {
+  app.get('/hosts/:mac', { config: { role: 'viewer' }, schema: hostsApi.show }, async (req) => {
     const host = await getHost(store.db, req.params.mac);
     if (!host) throw new FleetbootError('NOT_FOUND', `No host with MAC ${req.params.mac}`);
     const [inventory, active] = await Promise.all([getInventory(store.db, host.mac), listTasks(store.db, { mac: host.mac, active: true, limit: 1 })]);
-    return { ...host, inventory: inventory?.inventory ?? null, activeTask: active[0] ?? null };
+    const task = active[0];
+    return { ...host, inventory: inventory ? { ...inventory.inventory } : null, activeTask: task ? taskView(task) : null };
   });
 
-  app.patch<{ Params: { mac: string }; Body: { entry?: string | null; name?: string | null; ip?: string | null } }>(
-    '/hosts/:mac',
-    {
-      config: { role: 'operator' },
-      schema: {
-        params: macParams,
-        body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { entry: nullableName, name: nullableName, ip: nullableIp } },
-        response: { 200: hostSchema },
-      },
-    },
-    async (req) => {
-      checkConfigReservation(req.params.mac, req.body.ip);
-      const host = await updateHost(store.db, req.params.mac, req.body);
-      ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry, name: host.name, ip: host.ip }, 'host changed');
-      ctx.hostsChanged();
-      return host;
-    },
-  );
+  app.patch('/hosts/:mac', { config: { role: 'operator' }, schema: hostsApi.update }, async (req) => {
+    checkConfigReservation(req.params.mac, req.body.ip);
+    const host = await updateHost(store.db, req.params.mac, req.body);
+    ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry, name: host.name, ip: host.ip }, 'host changed');
+    ctx.hostsChanged();
+    return host;
+  });
 
-  app.delete<{ Params: { mac: string } }>('/hosts/:mac', { config: { role: 'admin' }, schema: { params: macParams } }, async (req) => {
+  app.delete('/hosts/:mac', { config: { role: 'admin' }, schema: hostsApi.remove }, async (req) => {
     await deleteHost(store.db, req.params.mac);
     ctx.log.info({ subsystem: 'api', mac: req.params.mac }, 'host deleted');
     ctx.hostsChanged();

@@ -10,11 +10,11 @@ import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
 import { getJob, isActiveState, listJobs, type JobDetail } from '../../store/index.js';
 import type { AppContext } from '../context.js';
-import { jobDetailSchema, jobSchema } from './api-tasks.js';
+import { jobsApi } from '../schemas/tasks.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[1-9][0-9]{0,14}$' } } } as const;
-
-export async function jobRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function jobRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   const { store } = ctx;
 
   const found = async (raw: string): Promise<JobDetail> => {
@@ -23,21 +23,13 @@ export async function jobRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     return j;
   };
 
-  app.get<{ Querystring: { limit?: string } }>(
-    '/jobs',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' } } },
-        response: { 200: { type: 'object', properties: { jobs: { type: 'array', items: jobSchema } } } },
-      },
-    },
-    async (req) => ({ jobs: await listJobs(store.db, req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}) }),
-  );
+  app.get('/jobs', { config: { role: 'viewer' }, schema: jobsApi.list }, async (req) => ({
+    jobs: await listJobs(store.db, req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}),
+  }));
 
-  app.get<{ Params: { id: string } }>('/jobs/:id', { config: { role: 'viewer' }, schema: { params: idParams, response: { 200: jobDetailSchema } } }, async (req) => found(req.params.id));
+  app.get('/jobs/:id', { config: { role: 'viewer' }, schema: jobsApi.show }, async (req) => found(req.params.id));
 
-  app.post<{ Params: { id: string } }>('/jobs/:id/cancel', { config: { role: 'operator' }, schema: { params: idParams, response: { 200: jobDetailSchema } } }, async (req) => {
+  app.post('/jobs/:id/cancel', { config: { role: 'operator' }, schema: jobsApi.cancel }, async (req) => {
     const job = await found(req.params.id);
     const cancelled: number[] = [];
     for (const t of job.tasks.filter((x) => isActiveState(x.state))) {

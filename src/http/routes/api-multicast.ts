@@ -12,69 +12,12 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { MAX_RATE_MBPS } from '../../model/multicast.js';
 import type { AppContext } from '../context.js';
+import { multicastApi } from '../schemas/multicast.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[1-9][0-9]{0,14}$' } } } as const;
-const dropParams = {
-  type: 'object',
-  required: ['id', 'task'],
-  properties: { id: { type: 'string', pattern: '^[1-9][0-9]{0,14}$' }, task: { type: 'string', pattern: '^[1-9][0-9]{0,14}$' } },
-} as const;
-const nullableString = { type: ['string', 'null'] } as const;
-const nullableInt = { type: ['integer', 'null'] } as const;
-const nullableNumber = { type: ['number', 'null'] } as const;
-
-const sessionProperties = {
-  id: { type: 'integer' },
-  session: { type: 'string' },
-  jobId: nullableInt,
-  image: { type: 'string' },
-  revision: { type: 'integer' },
-  address: { type: 'string' },
-  port: { type: 'integer' },
-  state: { type: 'string' },
-  expected: { type: 'integer' },
-  minReceivers: { type: 'integer' },
-  maxWaitSeconds: nullableInt,
-  error: nullableString,
-  stats: {},
-  createdAt: { type: 'string' },
-  startedAt: nullableString,
-  finishedAt: nullableString,
-} as const;
-
-const sessionSchema = { type: 'object', required: ['id', 'session', 'image', 'revision', 'address', 'port', 'state', 'expected'], properties: sessionProperties } as const;
-
-const detailSchema = {
-  type: 'object',
-  required: [...sessionSchema.required, 'members'],
-  properties: {
-    ...sessionProperties,
-    live: { type: ['object', 'null'], additionalProperties: true },
-    members: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          taskId: { type: 'integer' },
-          mac: { type: 'string' },
-          taskState: { type: 'string' },
-          tokenIp: nullableString,
-          bytesDone: { type: 'integer' },
-          bytesTotal: nullableInt,
-          error: nullableString,
-          receiverState: nullableString,
-          receiverBytes: nullableInt,
-          lossShare: nullableNumber,
-          reason: nullableString,
-        },
-      },
-    },
-  },
-} as const;
-
-export async function multicastRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function multicastRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   const service = () => {
     if (!ctx.multicast) throw new FleetbootError('CONFLICT', 'This server runs without multicast sessions');
     return ctx.multicast;
@@ -85,28 +28,20 @@ export async function multicastRoutes(app: FastifyInstance, ctx: AppContext): Pr
     return d;
   };
 
-  app.get<{ Querystring: { active?: 'true' | 'false' } }>(
-    '/multicast',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { active: { type: 'string', enum: ['true', 'false'] } } },
-        response: { 200: { type: 'object', properties: { sessions: { type: 'array', items: sessionSchema } } } },
-      },
-    },
-    async (req) => ({ sessions: ctx.multicast ? await ctx.multicast.list({ active: req.query.active === 'true' }) : [] }),
-  );
+  app.get('/multicast', { config: { role: 'viewer' }, schema: multicastApi.list }, async (req) => ({
+    sessions: ctx.multicast ? await ctx.multicast.list({ active: req.query.active === 'true' }) : [],
+  }));
 
-  app.get<{ Params: { id: string } }>('/multicast/:id', { config: { role: 'viewer' }, schema: { params: idParams, response: { 200: detailSchema } } }, async (req) => detail(Number(req.params.id)));
+  app.get('/multicast/:id', { config: { role: 'viewer' }, schema: multicastApi.show }, async (req) => detail(Number(req.params.id)));
 
-  app.post<{ Params: { id: string } }>('/multicast/:id/cancel', { config: { role: 'operator' }, schema: { params: idParams, response: { 200: detailSchema } } }, async (req) => {
+  app.post('/multicast/:id/cancel', { config: { role: 'operator' }, schema: multicastApi.cancel }, async (req) => {
     const id = Number(req.params.id);
     await service().cancel(id, 'cancelled by an operator');
     ctx.log.info({ subsystem: 'api', session: id }, `multicast session #${id} cancelled (its members go on by unicast)`);
     return detail(id);
   });
 
-  app.post<{ Params: { id: string; task: string } }>('/multicast/:id/drop/:task', { config: { role: 'operator' }, schema: { params: dropParams, response: { 200: detailSchema } } }, async (req) => {
+  app.post('/multicast/:id/drop/:task', { config: { role: 'operator' }, schema: multicastApi.drop }, async (req) => {
     const id = Number(req.params.id);
     const task = Number(req.params.task);
     await service().drop(id, task, 'dropped by an operator');
@@ -114,20 +49,9 @@ export async function multicastRoutes(app: FastifyInstance, ctx: AppContext): Pr
     return detail(id);
   });
 
-  app.post<{ Params: { id: string }; Body: { maxRateMbps: number } }>(
-    '/multicast/:id/rate',
-    {
-      config: { role: 'operator' },
-      schema: {
-        params: idParams,
-        body: { type: 'object', additionalProperties: false, required: ['maxRateMbps'], properties: { maxRateMbps: { type: 'number', exclusiveMinimum: 0, maximum: MAX_RATE_MBPS } } },
-        response: { 200: detailSchema },
-      },
-    },
-    async (req) => {
-      const id = Number(req.params.id);
-      await service().setMaxRate(id, req.body.maxRateMbps);
-      return detail(id);
-    },
-  );
+  app.post('/multicast/:id/rate', { config: { role: 'operator' }, schema: multicastApi.rate }, async (req) => {
+    const id = Number(req.params.id);
+    await service().setMaxRate(id, req.body.maxRateMbps);
+    return detail(id);
+  });
 }

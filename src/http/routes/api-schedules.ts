@@ -12,34 +12,10 @@
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
 import { nextCronRun } from '../../schedule/scheduler.js';
-import { createSchedule, deleteSchedule, getSchedule, listSchedules, NAME_PATTERN, type Schedule } from '../../store/index.js';
+import { createSchedule, deleteSchedule, getSchedule, listSchedules, type Schedule } from '../../store/index.js';
 import type { AppContext } from '../context.js';
-import { taskRequestProperties } from './api-tasks.js';
-
-const { at: _at, ...scheduleRequestProperties } = taskRequestProperties;
-
-const nullableString = { type: ['string', 'null'] } as const;
-const nullableInt = { type: ['integer', 'null'] } as const;
-
-const scheduleSchema = {
-  type: 'object',
-  required: ['id', 'name', 'cron', 'request', 'nextRunAt', 'createdAt'],
-  properties: {
-    id: { type: 'integer' },
-    name: nullableString,
-    cron: { type: 'string' },
-    request: { type: 'object', additionalProperties: true },
-    nextRunAt: { type: 'string' },
-    lastRunAt: nullableString,
-    lastResult: nullableString,
-    lastJobId: nullableInt,
-    lastTaskId: nullableInt,
-    createdAt: { type: 'string' },
-    upcoming: { type: 'array', items: { type: 'string' } },
-  },
-} as const;
-
-const refParams = { type: 'object', required: ['ref'], properties: { ref: { type: 'string', pattern: NAME_PATTERN } } } as const;
+import { schedulesApi } from '../schemas/schedules.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 
 /** The schedule with its next few times (from its next due time on). */
 function withUpcoming(s: Schedule, n = 3): Schedule & { upcoming: string[] } {
@@ -52,49 +28,31 @@ function withUpcoming(s: Schedule, n = 3): Schedule & { upcoming: string[] } {
   return { ...s, upcoming };
 }
 
-export async function scheduleRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function scheduleRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   const { store } = ctx;
 
-  app.get('/schedules', { config: { role: 'viewer' }, schema: { response: { 200: { type: 'object', properties: { schedules: { type: 'array', items: scheduleSchema } } } } } }, async () => ({
+  app.get('/schedules', { config: { role: 'viewer' }, schema: schedulesApi.list }, async () => ({
     schedules: await listSchedules(store.db),
   }));
 
-  app.post<{ Body: { cron: string; name?: string | null; request: unknown } }>(
-    '/schedules',
-    {
-      config: { role: 'operator' },
-      schema: {
-        body: {
-          type: 'object',
-          required: ['cron', 'request'],
-          additionalProperties: false,
-          properties: {
-            cron: { type: 'string', minLength: 1, maxLength: 128 },
-            name: { type: ['string', 'null'], pattern: NAME_PATTERN },
-            request: { type: 'object', required: ['type'], additionalProperties: false, properties: scheduleRequestProperties },
-          },
-        },
-        response: { 201: scheduleSchema },
-      },
-    },
-    async (req, reply) => {
-      const { cron, request } = req.body;
-      const first = nextCronRun(cron, new Date());
-      if (first === null) throw new FleetbootError('INVALID_INPUT', `The cron expression ${JSON.stringify(cron)} names no time from now on: expected one that recurs`);
-      const s = await createSchedule(store.db, { name: req.body.name ?? null, cron, request, nextRunAt: first.toISOString() });
-      ctx.log.info({ subsystem: 'api', schedule: s.id, name: s.name, cron: s.cron, request: s.request, next: s.nextRunAt }, `schedule #${s.id} added: ${s.cron}, next ${s.nextRunAt}`);
-      ctx.tasksChanged();
-      return reply.code(201).send(withUpcoming(s));
-    },
-  );
+  app.post('/schedules', { config: { role: 'operator' }, schema: schedulesApi.create }, async (req, reply) => {
+    const { cron, request } = req.body;
+    const first = nextCronRun(cron, new Date());
+    if (first === null) throw new FleetbootError('INVALID_INPUT', `The cron expression ${JSON.stringify(cron)} names no time from now on: expected one that recurs`);
+    const s = await createSchedule(store.db, { name: req.body.name ?? null, cron, request, nextRunAt: first.toISOString() });
+    ctx.log.info({ subsystem: 'api', schedule: s.id, name: s.name, cron: s.cron, request: s.request, next: s.nextRunAt }, `schedule #${s.id} added: ${s.cron}, next ${s.nextRunAt}`);
+    ctx.tasksChanged();
+    return reply.code(201).send(withUpcoming(s));
+  });
 
-  app.get<{ Params: { ref: string } }>('/schedules/:ref', { config: { role: 'viewer' }, schema: { params: refParams, response: { 200: scheduleSchema } } }, async (req) => {
+  app.get('/schedules/:ref', { config: { role: 'viewer' }, schema: schedulesApi.show }, async (req) => {
     const s = await getSchedule(store.db, req.params.ref);
     if (!s) throw new FleetbootError('NOT_FOUND', `No schedule ${/^[0-9]+$/.test(req.params.ref) ? `#${req.params.ref}` : `named '${req.params.ref}'`}`);
     return withUpcoming(s);
   });
 
-  app.delete<{ Params: { ref: string } }>('/schedules/:ref', { config: { role: 'operator' }, schema: { params: refParams, response: { 200: { type: 'object', properties: { deleted: scheduleSchema } } } } }, async (req) => {
+  app.delete('/schedules/:ref', { config: { role: 'operator' }, schema: schedulesApi.remove }, async (req) => {
     const s = await deleteSchedule(store.db, req.params.ref);
     ctx.log.info({ subsystem: 'api', schedule: s.id, name: s.name }, `schedule #${s.id} removed`);
     ctx.tasksChanged();

@@ -8,10 +8,13 @@
 import type { FastifyInstance } from 'fastify';
 import { listEntries, listHosts } from '../../store/index.js';
 import type { AppContext } from '../context.js';
+import { statusApi } from '../schemas/status.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 import { fleetbootVersion } from '../version.js';
 
-export async function statusRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  app.get('/status', { config: { role: 'viewer' } }, async () => {
+export async function statusRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
+  app.get('/status', { config: { role: 'viewer' }, schema: statusApi.status }, async () => {
     const rt = ctx.runtime();
     const [hosts, entries] = await Promise.all([listHosts(ctx.store.db), listEntries(ctx.store.db)]);
     return {

@@ -12,22 +12,8 @@ import { diagnoseBoot } from '../../boot/why.js';
 import { FleetbootError } from '../../lib/errors.js';
 import { listBootEvents, normaliseMac } from '../../store/index.js';
 import type { AppContext } from '../context.js';
-
-const macParams = { type: 'object', required: ['mac'], properties: { mac: { type: 'string', minLength: 12, maxLength: 17 } } } as const;
-
-const eventSchema = {
-  type: 'object',
-  required: ['id', 'at', 'kind', 'mac', 'ip', 'summary', 'detail'],
-  properties: {
-    id: { type: 'integer' },
-    at: { type: 'string' },
-    kind: { type: 'string' },
-    mac: { type: ['string', 'null'] },
-    ip: { type: ['string', 'null'] },
-    summary: { type: 'string' },
-    detail: { type: 'object', additionalProperties: true },
-  },
-} as const;
+import { timelineApi } from '../schemas/timeline.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 
 function macOf(raw: string): string {
   const mac = normaliseMac(raw);
@@ -35,61 +21,24 @@ function macOf(raw: string): string {
   return mac;
 }
 
-export async function timelineRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function timelineRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   const { store } = ctx;
 
-  app.get<{ Params: { mac: string }; Querystring: { limit?: string; before?: string } }>(
-    '/hosts/:mac/timeline',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        params: macParams,
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' }, before: { type: 'string', pattern: '^[1-9][0-9]{0,14}$' } },
-        },
-        response: { 200: { type: 'object', required: ['mac', 'events'], properties: { mac: { type: 'string' }, events: { type: 'array', items: eventSchema } } } },
-      },
-    },
-    async (req) => {
-      const mac = macOf(req.params.mac);
-      const events = await listBootEvents(store.db, mac, {
-        ...(req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}),
-        ...(req.query.before !== undefined ? { beforeId: Number(req.query.before) } : {}),
-      });
-      return { mac, events };
-    },
-  );
+  app.get('/hosts/:mac/timeline', { config: { role: 'viewer' }, schema: timelineApi.timeline }, async (req) => {
+    const mac = macOf(req.params.mac);
+    const events = await listBootEvents(store.db, mac, {
+      ...(req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}),
+      ...(req.query.before !== undefined ? { beforeId: Number(req.query.before) } : {}),
+    });
+    return { mac, events };
+  });
 
-  app.get<{ Params: { mac: string } }>(
-    '/hosts/:mac/why',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        params: macParams,
-        response: {
-          200: {
-            type: 'object',
-            required: ['mac', 'stage', 'completed', 'verdict', 'next', 'steps'],
-            properties: {
-              mac: { type: 'string' },
-              stage: { type: 'string' },
-              completed: { type: 'boolean' },
-              verdict: { type: 'string' },
-              next: { type: ['string', 'null'] },
-              steps: { type: 'array', items: eventSchema },
-            },
-          },
-        },
-      },
-    },
-    async (req) => {
-      const mac = macOf(req.params.mac);
-      const events = await listBootEvents(store.db, mac, { limit: 500 });
-      const runtime = ctx.runtime();
-      const dp = ctx.config.tftp.dataPorts;
-      return diagnoseBoot(mac, events, { httpPort: runtime.httpPort, tftpDataPorts: dp === null ? null : dp.from === dp.to ? String(dp.from) : `${dp.from}-${dp.to}` });
-    },
-  );
+  app.get('/hosts/:mac/why', { config: { role: 'viewer' }, schema: timelineApi.why }, async (req) => {
+    const mac = macOf(req.params.mac);
+    const events = await listBootEvents(store.db, mac, { limit: 500 });
+    const runtime = ctx.runtime();
+    const dp = ctx.config.tftp.dataPorts;
+    return diagnoseBoot(mac, events, { httpPort: runtime.httpPort, tftpDataPorts: dp === null ? null : dp.from === dp.to ? String(dp.from) : `${dp.from}-${dp.to}` });
+  });
 }

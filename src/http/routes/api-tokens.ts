@@ -12,106 +12,57 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { aRole, ROLES, roleAtLeast, type Role } from '../../model/roles.js';
-import { getApiToken, getUser, listApiTokens, revokeApiToken, NAME_PATTERN, type ApiToken } from '../../store/index.js';
+import { aRole, roleAtLeast } from '../../model/roles.js';
+import { getApiToken, getUser, listApiTokens, revokeApiToken, type ApiToken } from '../../store/index.js';
 import { principalOf } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { DEFAULT_TOKEN_DAYS, tokensApi } from '../schemas/tokens.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 
-export const DEFAULT_TOKEN_DAYS = 90;
-export const MAX_TOKEN_DAYS = 3650;
+export { DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS } from '../schemas/tokens.js';
 
-const tokenSchema = {
-  type: 'object',
-  required: ['id', 'user', 'name', 'role', 'createdAt', 'expiresAt', 'lastUsedAt', 'revokedAt'],
-  properties: {
-    id: { type: 'integer' },
-    user: { type: 'string' },
-    name: { type: 'string' },
-    role: { type: 'string' },
-    createdAt: { type: 'string' },
-    expiresAt: { type: ['string', 'null'] },
-    lastUsedAt: { type: ['string', 'null'] },
-    revokedAt: { type: ['string', 'null'] },
-  },
-} as const;
-
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' } } } as const;
-
-export async function tokenRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function tokenRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   const { store, auth } = ctx;
 
-  app.get<{ Querystring: { user?: string; revoked?: 'true' | 'false' } }>(
-    '/tokens',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { user: { type: 'string', pattern: NAME_PATTERN }, revoked: { type: 'string', enum: ['true', 'false'] } } },
-        response: { 200: { type: 'object', properties: { tokens: { type: 'array', items: tokenSchema } } } },
-      },
-    },
-    async (req) => {
-      const p = principalOf(req);
-      const admin = roleAtLeast(p.role, 'admin');
-      let userId: number | undefined;
-      if (req.query.user !== undefined) {
-        if (!admin && req.query.user !== p.user?.name) throw new FleetbootError('FORBIDDEN', "Only an admin sees other users' tokens");
-        const u = await getUser(store.db, req.query.user);
-        if (!u) throw new FleetbootError('NOT_FOUND', `No user named '${req.query.user}'`);
-        userId = u.id;
-      } else if (!admin) {
-        userId = p.user?.id ?? -1;
-      }
-      return { tokens: await listApiTokens(store.db, { ...(userId !== undefined ? { userId } : {}), includeRevoked: req.query.revoked === 'true' }) };
-    },
-  );
+  app.get('/tokens', { config: { role: 'viewer' }, schema: tokensApi.list }, async (req) => {
+    const p = principalOf(req);
+    const admin = roleAtLeast(p.role, 'admin');
+    let userId: number | undefined;
+    if (req.query.user !== undefined) {
+      if (!admin && req.query.user !== p.user?.name) throw new FleetbootError('FORBIDDEN', "Only an admin sees other users' tokens");
+      const u = await getUser(store.db, req.query.user);
+      if (!u) throw new FleetbootError('NOT_FOUND', `No user named '${req.query.user}'`);
+      userId = u.id;
+    } else if (!admin) {
+      userId = p.user?.id ?? -1;
+    }
+    return { tokens: await listApiTokens(store.db, { ...(userId !== undefined ? { userId } : {}), includeRevoked: req.query.revoked === 'true' }) };
+  });
 
-  app.post<{ Body: { name: string; role: Role; user?: string; expiresInDays?: number | null } }>(
-    '/tokens',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        body: {
-          type: 'object',
-          required: ['name', 'role'],
-          additionalProperties: false,
-          properties: {
-            name: { type: 'string', pattern: NAME_PATTERN },
-            role: { type: 'string', enum: ROLES },
-            user: { type: 'string', pattern: NAME_PATTERN },
-            expiresInDays: { anyOf: [{ type: 'integer', minimum: 1, maximum: MAX_TOKEN_DAYS }, { type: 'null' }] },
-          },
-        },
-        response: { 201: { type: 'object', required: ['token', 'secret'], properties: { token: tokenSchema, secret: { type: 'string' } } } },
-      },
-    },
-    async (req, reply) => {
-      const p = principalOf(req);
-      if (p.kind === 'token') throw new FleetbootError('FORBIDDEN', 'An API token cannot make API tokens: log in, or use the local admin token (fleetboot token create)');
-      const ownerName = req.body.user ?? p.user?.name;
-      if (ownerName === undefined) throw new FleetbootError('INVALID_INPUT', 'The local admin token has no user: say whose token this is ("user"; fleetboot token create NAME --user USER)');
-      if (ownerName !== p.user?.name && !roleAtLeast(p.role, 'admin')) throw new FleetbootError('FORBIDDEN', `Only an admin may make a token for another user; ${p.actor} is ${aRole(p.role)}`);
-      const owner = await getUser(store.db, ownerName);
-      if (!owner) throw new FleetbootError('NOT_FOUND', `No user named '${ownerName}' (fleetboot user list)`);
-      const days = req.body.expiresInDays === undefined ? DEFAULT_TOKEN_DAYS : req.body.expiresInDays;
-      const expiresAt = days === null ? null : new Date(auth.now().getTime() + days * 86_400_000).toISOString();
-      const { secret, token } = await auth.createToken(owner, req.body.name, req.body.role, expiresAt);
-      ctx.log.info({ subsystem: 'auth', token: token.id, name: token.name, user: owner.name, role: token.role, expiresAt, by: p.actor }, 'API token made');
-      return reply.code(201).send({ token, secret });
-    },
-  );
+  app.post('/tokens', { config: { role: 'viewer' }, schema: tokensApi.create }, async (req, reply) => {
+    const p = principalOf(req);
+    if (p.kind === 'token') throw new FleetbootError('FORBIDDEN', 'An API token cannot make API tokens: log in, or use the local admin token (fleetboot token create)');
+    const ownerName = req.body.user ?? p.user?.name;
+    if (ownerName === undefined) throw new FleetbootError('INVALID_INPUT', 'The local admin token has no user: say whose token this is ("user"; fleetboot token create NAME --user USER)');
+    if (ownerName !== p.user?.name && !roleAtLeast(p.role, 'admin')) throw new FleetbootError('FORBIDDEN', `Only an admin may make a token for another user; ${p.actor} is ${aRole(p.role)}`);
+    const owner = await getUser(store.db, ownerName);
+    if (!owner) throw new FleetbootError('NOT_FOUND', `No user named '${ownerName}' (fleetboot user list)`);
+    const days = req.body.expiresInDays === undefined ? DEFAULT_TOKEN_DAYS : req.body.expiresInDays;
+    const expiresAt = days === null ? null : new Date(auth.now().getTime() + days * 86_400_000).toISOString();
+    const { secret, token } = await auth.createToken(owner, req.body.name, req.body.role, expiresAt);
+    ctx.log.info({ subsystem: 'auth', token: token.id, name: token.name, user: owner.name, role: token.role, expiresAt, by: p.actor }, 'API token made');
+    return reply.code(201).send({ token, secret });
+  });
 
-  app.delete<{ Params: { id: string } }>(
-    '/tokens/:id',
-    { config: { role: 'viewer' }, schema: { params: idParams, response: { 200: { type: 'object', properties: { revoked: tokenSchema } } } } },
-    async (req) => {
-      const p = principalOf(req);
-      const id = Number(req.params.id);
-      const t: ApiToken | null = await getApiToken(store.db, id);
-      if (!t) throw new FleetbootError('NOT_FOUND', `No API token #${id} (fleetboot token list)`);
-      if (!roleAtLeast(p.role, 'admin') && t.userId !== p.user?.id) throw new FleetbootError('FORBIDDEN', `Token #${id} is ${t.user}'s: only an admin may revoke another user's token`);
-      const revoked = await revokeApiToken(store.db, id, auth.now().toISOString());
-      ctx.log.info({ subsystem: 'auth', token: id, name: t.name, user: t.user, by: p.actor }, 'API token revoked');
-      return { revoked };
-    },
-  );
+  app.delete('/tokens/:id', { config: { role: 'viewer' }, schema: tokensApi.revoke }, async (req) => {
+    const p = principalOf(req);
+    const id = Number(req.params.id);
+    const t: ApiToken | null = await getApiToken(store.db, id);
+    if (!t) throw new FleetbootError('NOT_FOUND', `No API token #${id} (fleetboot token list)`);
+    if (!roleAtLeast(p.role, 'admin') && t.userId !== p.user?.id) throw new FleetbootError('FORBIDDEN', `Token #${id} is ${t.user}'s: only an admin may revoke another user's token`);
+    const revoked = await revokeApiToken(store.db, id, auth.now().toISOString());
+    ctx.log.info({ subsystem: 'auth', token: id, name: t.name, user: t.user, by: p.actor }, 'API token revoked');
+    return { revoked };
+  });
 }

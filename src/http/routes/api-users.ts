@@ -14,20 +14,16 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { aRole, ROLES, roleAtLeast, type Role } from '../../model/roles.js';
-import { createUser, deleteUser, getUser, listUsers, setPasswordHash, updateUser, NAME_PATTERN, type User } from '../../store/index.js';
+import { aRole, roleAtLeast } from '../../model/roles.js';
+import { createUser, deleteUser, getUser, listUsers, setPasswordHash, updateUser, type User } from '../../store/index.js';
 import { principalOf } from '../auth.js';
 import { clientAddress } from '../client-address.js';
 import type { AppContext } from '../context.js';
-import { userSchema } from './api-auth.js';
+import { usersApi } from '../schemas/users.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 
-const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: NAME_PATTERN } } } as const;
-const roleSchema = { type: 'string', enum: ROLES } as const;
-// Length and content are checked by the policy (src/model/password.ts), whose message says what is wrong.
-const passwordSchema = { type: 'string', maxLength: 4096 } as const;
-const userAndPassword = { type: 'object', required: ['user'], properties: { user: userSchema, password: { type: 'string' } } } as const;
-
-export async function userRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function userRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   const { store, auth } = ctx;
 
   const found = async (name: string): Promise<User> => {
@@ -36,94 +32,58 @@ export async function userRoutes(app: FastifyInstance, ctx: AppContext): Promise
     return u;
   };
 
-  app.get('/users', { config: { role: 'admin' }, schema: { response: { 200: { type: 'object', properties: { users: { type: 'array', items: userSchema } } } } } }, async () => ({
+  app.get('/users', { config: { role: 'admin' }, schema: usersApi.list }, async () => ({
     users: await listUsers(store.db),
   }));
 
-  app.post<{ Body: { name: string; role: Role; password?: string } }>(
-    '/users',
-    {
-      config: { role: 'admin' },
-      schema: {
-        body: { type: 'object', required: ['name', 'role'], additionalProperties: false, properties: { name: { type: 'string', pattern: NAME_PATTERN }, role: roleSchema, password: passwordSchema } },
-        response: { 201: userAndPassword },
-      },
-    },
-    async (req, reply) => {
-      const { name, role, password } = req.body;
-      const generated = password === undefined ? await auth.generatedPassword() : null;
-      const hash = generated?.hash ?? (await auth.hashChosenPassword(password ?? ''));
-      const user = await createUser(store.db, { name, role, passwordHash: hash, mustChangePassword: generated !== null });
-      ctx.log.info({ subsystem: 'auth', user: name, role, by: principalOf(req).actor, generated: generated !== null }, 'user added');
-      return reply.code(201).send(generated ? { user, password: generated.password } : { user });
-    },
-  );
+  app.post('/users', { config: { role: 'admin' }, schema: usersApi.create }, async (req, reply) => {
+    const { name, role, password } = req.body;
+    const generated = password === undefined ? await auth.generatedPassword() : null;
+    const hash = generated?.hash ?? (await auth.hashChosenPassword(password ?? ''));
+    const user = await createUser(store.db, { name, role, passwordHash: hash, mustChangePassword: generated !== null });
+    ctx.log.info({ subsystem: 'auth', user: name, role, by: principalOf(req).actor, generated: generated !== null }, 'user added');
+    return reply.code(201).send(generated ? { user, password: generated.password } : { user });
+  });
 
-  app.get<{ Params: { name: string } }>('/users/:name', { config: { role: 'admin' }, schema: { params: nameParams, response: { 200: userSchema } } }, async (req) => found(req.params.name));
+  app.get('/users/:name', { config: { role: 'admin' }, schema: usersApi.show }, async (req) => found(req.params.name));
 
-  app.patch<{ Params: { name: string }; Body: { role?: Role; disabled?: boolean } }>(
-    '/users/:name',
-    {
-      config: { role: 'admin' },
-      schema: {
-        params: nameParams,
-        body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { role: roleSchema, disabled: { type: 'boolean' } } },
-        response: { 200: userSchema },
-      },
-    },
-    async (req) => {
-      const user = await updateUser(store.db, req.params.name, req.body, auth.now().toISOString());
-      ctx.log.info({ subsystem: 'auth', user: user.name, role: user.role, disabled: user.disabledAt !== null, by: principalOf(req).actor }, 'user changed');
-      return user;
-    },
-  );
+  app.patch('/users/:name', { config: { role: 'admin' }, schema: usersApi.update }, async (req) => {
+    const user = await updateUser(store.db, req.params.name, req.body, auth.now().toISOString());
+    ctx.log.info({ subsystem: 'auth', user: user.name, role: user.role, disabled: user.disabledAt !== null, by: principalOf(req).actor }, 'user changed');
+    return user;
+  });
 
-  app.delete<{ Params: { name: string } }>(
-    '/users/:name',
-    { config: { role: 'admin' }, schema: { params: nameParams, response: { 200: { type: 'object', properties: { deleted: userSchema } } } } },
-    async (req) => {
-      const p = principalOf(req);
-      const deleted = await deleteUser(store.db, req.params.name);
-      ctx.log.info({ subsystem: 'auth', user: deleted.name, by: p.actor }, 'user deleted');
-      return { deleted };
-    },
-  );
+  app.delete('/users/:name', { config: { role: 'admin' }, schema: usersApi.remove }, async (req) => {
+    const p = principalOf(req);
+    const deleted = await deleteUser(store.db, req.params.name);
+    ctx.log.info({ subsystem: 'auth', user: deleted.name, by: p.actor }, 'user deleted');
+    return { deleted };
+  });
 
-  app.post<{ Params: { name: string }; Body: { password?: string; currentPassword?: string } | undefined }>(
-    '/users/:name/password',
-    {
-      config: { role: 'viewer', beforePasswordChange: true },
-      schema: {
-        params: nameParams,
-        body: { type: ['object', 'null'], additionalProperties: false, properties: { password: passwordSchema, currentPassword: passwordSchema } },
-        response: { 200: userAndPassword },
-      },
-    },
-    async (req) => {
-      const p = principalOf(req);
-      const name = req.params.name;
-      const { password, currentPassword } = req.body ?? {};
-      const own = p.user?.name === name;
-      if (own) {
-        if (password === undefined) throw new FleetbootError('INVALID_INPUT', 'Choose the new password ("password"); generated passwords are for an admin setting another user\'s');
-        if (currentPassword === undefined) throw new FleetbootError('INVALID_INPUT', 'Changing your own password needs your current one too ("currentPassword")');
-        const check = await auth.checkCurrentPassword(name, currentPassword, clientAddress(req.ip));
-        if (!check.ok && check.reason === 'throttled') throw new FleetbootError('RATE_LIMITED', `Too many wrong passwords: try again in ${check.retryAfterSeconds} seconds`);
-        if (!check.ok) throw new FleetbootError('FORBIDDEN', 'The current password is wrong');
-      } else if (!roleAtLeast(p.role, 'admin')) {
-        throw new FleetbootError('FORBIDDEN', `Only an admin may set another user's password; ${p.actor} is ${aRole(p.role)}`);
-      } else {
-        await found(name);
-      }
-      const generated = password === undefined ? await auth.generatedPassword() : null;
-      const hash = generated?.hash ?? (await auth.hashChosenPassword(password ?? ''));
-      const user = await setPasswordHash(store.db, name, hash, {
-        mustChange: generated !== null,
-        keepSessionId: own && p.kind === 'session' ? p.session.id : null,
-        at: auth.now().toISOString(),
-      });
-      ctx.log.info({ subsystem: 'auth', user: name, by: p.actor, generated: generated !== null }, 'password changed');
-      return generated ? { user, password: generated.password } : { user };
-    },
-  );
+  app.post('/users/:name/password', { config: { role: 'viewer', beforePasswordChange: true }, schema: usersApi.password }, async (req) => {
+    const p = principalOf(req);
+    const name = req.params.name;
+    const { password, currentPassword } = req.body ?? {};
+    const own = p.user?.name === name;
+    if (own) {
+      if (password === undefined) throw new FleetbootError('INVALID_INPUT', 'Choose the new password ("password"); generated passwords are for an admin setting another user\'s');
+      if (currentPassword === undefined) throw new FleetbootError('INVALID_INPUT', 'Changing your own password needs your current one too ("currentPassword")');
+      const check = await auth.checkCurrentPassword(name, currentPassword, clientAddress(req.ip));
+      if (!check.ok && check.reason === 'throttled') throw new FleetbootError('RATE_LIMITED', `Too many wrong passwords: try again in ${check.retryAfterSeconds} seconds`);
+      if (!check.ok) throw new FleetbootError('FORBIDDEN', 'The current password is wrong');
+    } else if (!roleAtLeast(p.role, 'admin')) {
+      throw new FleetbootError('FORBIDDEN', `Only an admin may set another user's password; ${p.actor} is ${aRole(p.role)}`);
+    } else {
+      await found(name);
+    }
+    const generated = password === undefined ? await auth.generatedPassword() : null;
+    const hash = generated?.hash ?? (await auth.hashChosenPassword(password ?? ''));
+    const user = await setPasswordHash(store.db, name, hash, {
+      mustChange: generated !== null,
+      keepSessionId: own && p.kind === 'session' ? p.session.id : null,
+      at: auth.now().toISOString(),
+    });
+    ctx.log.info({ subsystem: 'auth', user: name, by: p.actor, generated: generated !== null }, 'password changed');
+    return generated ? { user, password: generated.password } : { user };
+  });
 }

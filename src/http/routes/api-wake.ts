@@ -9,13 +9,14 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { groupMacs, listRelays, normaliseMac, NAME_PATTERN } from '../../store/index.js';
+import { groupMacs, listRelays, normaliseMac } from '../../store/index.js';
 import type { WakeService } from '../../wake/service.js';
 import type { AppContext } from '../context.js';
+import { wakeApi } from '../schemas/wake.js';
+import type { ApiTypeProvider } from '../type-provider.js';
 
-const targetSchema = { type: 'object', properties: { address: { type: 'string' }, port: { type: 'integer' }, reason: { type: 'string' } } } as const;
-
-export async function wakeRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function wakeRoutes(fastify: FastifyInstance, ctx: AppContext): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   const { store } = ctx;
 
   const service = (reply: FastifyReply): WakeService | null => {
@@ -24,70 +25,27 @@ export async function wakeRoutes(app: FastifyInstance, ctx: AppContext): Promise
     return null;
   };
 
-  app.post<{ Body: { macs?: string[]; group?: string } }>(
-    '/wake',
-    {
-      config: { role: 'operator' },
-      schema: {
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { macs: { type: 'array', minItems: 1, maxItems: 10_000, items: { type: 'string', minLength: 12, maxLength: 17 } }, group: { type: 'string', pattern: NAME_PATTERN } },
-        },
-        response: {
-          202: {
-            type: 'object',
-            properties: {
-              macs: { type: 'array', items: { type: 'string' } },
-              targets: { type: 'array', items: targetSchema },
-              repeats: { type: 'integer' },
-              spacingSeconds: { type: 'integer' },
-              sent: { type: 'integer' },
-              errors: { type: 'array', items: { type: 'string' } },
-            },
-          },
-        },
-      },
-    },
-    async (req, reply) => {
-      const { macs, group } = req.body;
-      if ((macs === undefined) === (group === undefined)) throw new FleetbootError('INVALID_INPUT', `Name the machines to wake: "macs" (a list of MACs) or "group" (a host group), not ${macs === undefined ? 'neither' : 'both'}`);
-      let list: string[];
-      if (macs !== undefined) {
-        const bad = macs.filter((m) => normaliseMac(m) === null);
-        if (bad.length) throw new FleetbootError('INVALID_INPUT', `Invalid MAC address ${bad.map((m) => JSON.stringify(m)).join(', ')}: expected six hex bytes such as 52:54:00:12:34:56`);
-        list = [...new Set(macs.map((m) => normaliseMac(m) as string))];
-      } else {
-        list = await groupMacs(store.db, group as string);
-        if (list.length === 0) throw new FleetbootError('CONFLICT', `Group '${group as string}' has no members to wake`);
-      }
-      const wake = service(reply);
-      if (!wake) return reply;
-      const r = await wake.wake(list, group !== undefined ? `fleetboot wake --group ${group}` : 'fleetboot wake');
-      return reply.code(202).send(r);
-    },
-  );
+  app.post('/wake', { config: { role: 'operator' }, schema: wakeApi.wake }, async (req, reply) => {
+    const { macs, group } = req.body;
+    if ((macs === undefined) === (group === undefined)) throw new FleetbootError('INVALID_INPUT', `Name the machines to wake: "macs" (a list of MACs) or "group" (a host group), not ${macs === undefined ? 'neither' : 'both'}`);
+    let list: string[];
+    if (macs !== undefined) {
+      const bad = macs.filter((m) => normaliseMac(m) === null);
+      if (bad.length) throw new FleetbootError('INVALID_INPUT', `Invalid MAC address ${bad.map((m) => JSON.stringify(m)).join(', ')}: expected six hex bytes such as 52:54:00:12:34:56`);
+      list = [...new Set(macs.map((m) => normaliseMac(m) as string))];
+    } else {
+      list = await groupMacs(store.db, group as string);
+      if (list.length === 0) throw new FleetbootError('CONFLICT', `Group '${group as string}' has no members to wake`);
+    }
+    const wake = service(reply);
+    if (!wake) return reply;
+    const r = await wake.wake(list, group !== undefined ? `fleetboot wake --group ${group}` : 'fleetboot wake');
+    return reply.code(202).send(r);
+  });
 
-  app.get(
-    '/wake/targets',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              targets: { type: 'array', items: targetSchema },
-              relays: { type: 'array', items: { type: 'object', properties: { giaddr: { type: 'string' }, firstSeenAt: { type: 'string' }, lastSeenAt: { type: 'string' } } } },
-            },
-          },
-        },
-      },
-    },
-    async (_req, reply) => {
-      const wake = service(reply);
-      if (!wake) return reply;
-      return { targets: await wake.targets(), relays: await listRelays(store.db) };
-    },
-  );
+  app.get('/wake/targets', { config: { role: 'viewer' }, schema: wakeApi.targets }, async (_req, reply) => {
+    const wake = service(reply);
+    if (!wake) return reply;
+    return { targets: await wake.targets(), relays: await listRelays(store.db) };
+  });
 }

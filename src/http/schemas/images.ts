@@ -1,0 +1,119 @@
+/**
+ * Images and their revisions: /api/v1/images... (see ./common.ts).
+ */
+import { dateTime, deletedNameSchema, errorResponses, nameParams, nameString, nullableDateTime, nullableInt, nullableString } from './common.js';
+import type { ApiType } from './index.js';
+
+const TABLE_TYPES = ['dos', 'gpt'] as const;
+
+const imageProperties = {
+  name: { type: 'string' },
+  createdAt: dateTime,
+  revision: { ...nullableInt, description: 'The revision deploys use; null while none is ready.' },
+  revisionCount: { type: 'integer', description: 'Revisions kept, pending ones among them.' },
+  pending: { type: 'integer', description: 'Revisions waiting for approval.' },
+  sizeBytes: { type: 'integer', description: 'Bytes stored (compressed streams).' },
+  diskBytes: { type: 'integer', description: 'Size of the disk it was captured from.' },
+  tableType: { type: 'string', enum: TABLE_TYPES },
+  partitions: { type: 'integer' },
+  sourceMac: nullableString,
+  taskId: nullableInt,
+  manifestSha256: { type: 'string' },
+} as const;
+
+const imageRequired = ['name', 'createdAt', 'revision', 'revisionCount', 'pending', 'sizeBytes', 'diskBytes', 'tableType', 'partitions', 'sourceMac', 'taskId', 'manifestSha256'] as const;
+
+/** An image as lists show it: the current revision's facts (or the newest revision's while none is current). */
+export const imageSchema = {
+  $id: 'Image',
+  type: 'object',
+  description: "An image made by capture tasks, with the current revision's facts (the newest revision's while none is current).",
+  additionalProperties: false,
+  required: imageRequired,
+  properties: imageProperties,
+} as const;
+export type Image = ApiType<'Image'>;
+
+export const imageRevisionSchema = {
+  $id: 'ImageRevision',
+  type: 'object',
+  description: 'One capture of an image. Deploys use the current one; a pending one waits for approval.',
+  additionalProperties: false,
+  required: ['image', 'number', 'state', 'current', 'createdAt', 'approvedAt', 'sourceMac', 'taskId', 'sizeBytes', 'manifestSha256', 'diskBytes', 'tableType', 'partitions'],
+  properties: {
+    image: { type: 'string' },
+    number: { type: 'integer' },
+    state: { type: 'string', enum: ['ready', 'pending'] },
+    current: { type: 'boolean' },
+    createdAt: dateTime,
+    approvedAt: nullableDateTime,
+    sourceMac: nullableString,
+    taskId: nullableInt,
+    sizeBytes: { type: 'integer' },
+    manifestSha256: { type: 'string' },
+    diskBytes: { type: 'integer' },
+    tableType: { type: 'string', enum: TABLE_TYPES },
+    partitions: { type: 'integer' },
+  },
+} as const;
+export type ImageRevision = ApiType<'ImageRevision'>;
+
+export const imageDetailSchema = {
+  $id: 'ImageDetail',
+  type: 'object',
+  description: "An image with its current revision's manifest (src/model/manifest.ts Manifest; null while none is current) and every revision.",
+  additionalProperties: false,
+  required: [...imageRequired, 'manifest', 'revisions'],
+  properties: {
+    ...imageProperties,
+    manifest: { type: ['object', 'null'], additionalProperties: true },
+    revisions: { type: 'array', items: { $ref: 'ImageRevision#' } },
+  },
+} as const;
+export type ImageDetail = ApiType<'ImageDetail'>;
+
+export const imageListSchema = {
+  $id: 'ImageList',
+  type: 'object',
+  additionalProperties: false,
+  required: ['images'],
+  properties: { images: { type: 'array', items: { $ref: 'Image#' } } },
+} as const;
+export type ImageList = ApiType<'ImageList'>;
+
+export const imagesApi = {
+  list: {
+    tags: ['images'],
+    summary: 'List images',
+    response: { 200: { $ref: 'ImageList#' }, ...errorResponses },
+  },
+  show: {
+    tags: ['images'],
+    summary: 'Show an image',
+    description: "Its current revision's manifest (partitions and streams) and every revision.",
+    params: nameParams,
+    response: { 200: { $ref: 'ImageDetail#' }, ...errorResponses },
+  },
+  rollback: {
+    tags: ['images'],
+    summary: 'Roll an image back',
+    description: 'Make revision `to` current (default: the newest ready revision before the current one). Deploys that have not started write it.',
+    params: nameParams,
+    body: { type: ['object', 'null'], additionalProperties: false, properties: { to: { type: 'integer', minimum: 1 } } },
+    response: { 200: { $ref: 'ImageRevision#' }, ...errorResponses },
+  },
+  approve: {
+    tags: ['images'],
+    summary: 'Approve a pending revision',
+    description: 'It becomes the current revision.',
+    params: { type: 'object', required: ['name', 'n'], properties: { name: nameString, n: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' } } },
+    response: { 200: { $ref: 'ImageRevision#' }, ...errorResponses },
+  },
+  remove: {
+    tags: ['images'],
+    summary: 'Delete an image',
+    description: 'Every revision. 409 while an active task uses it.',
+    params: nameParams,
+    response: { 200: deletedNameSchema, ...errorResponses },
+  },
+} as const;

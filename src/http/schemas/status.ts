@@ -1,0 +1,55 @@
+/**
+ * The running server: /api/v1/status, and the API's own document, /api/v1/openapi.json (see ./common.ts).
+ */
+import type { FromSchema } from 'json-schema-to-ts';
+import { dateTime, errorResponses, nullableInt } from './common.js';
+
+const statusSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'version', 'serverIp', 'baseUrl', 'bootScriptUrl', 'dataDir', 'http', 'tftp', 'dhcp', 'counts', 'startedAt', 'uptimeSeconds'],
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'string' },
+    serverIp: { type: 'string' },
+    baseUrl: { type: 'string', description: 'The base URL put into iPXE scripts.' },
+    bootScriptUrl: { type: 'string' },
+    dataDir: { type: 'string' },
+    http: { type: 'object', additionalProperties: false, required: ['port'], properties: { port: nullableInt } },
+    tftp: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['enabled', 'port', 'root'],
+      properties: { enabled: { type: 'boolean' }, port: { ...nullableInt, description: 'null while TFTP does not run.' }, root: { type: 'string' } },
+    },
+    dhcp: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['mode', 'port', 'pxePort'],
+      properties: {
+        mode: { type: 'string', enum: ['proxy', 'server', 'off'], description: 'As it runs: off (ports null) when no DHCP service runs.' },
+        port: nullableInt,
+        pxePort: nullableInt,
+      },
+    },
+    counts: { type: 'object', additionalProperties: false, required: ['hosts', 'entries'], properties: { hosts: { type: 'integer' }, entries: { type: 'integer' } } },
+    startedAt: dateTime,
+    uptimeSeconds: { type: 'integer' },
+  },
+} as const;
+export type Status = FromSchema<typeof statusSchema>;
+
+export const statusApi = {
+  status: {
+    tags: ['status'],
+    summary: 'Show the running server',
+    description: 'Version, addresses, the ports the services bound (not what the configuration asks for), counts.',
+    response: { 200: statusSchema, ...errorResponses },
+  },
+  openapi: {
+    tags: ['status'],
+    summary: 'This document',
+    description: 'The OpenAPI 3.1 description of /api/v1, made from the routes\' own schemas. The interactive reference is at /api/docs.',
+    response: { 200: { type: 'object', additionalProperties: true }, ...errorResponses },
+  },
+} as const;
