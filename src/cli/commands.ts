@@ -4,27 +4,10 @@
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
+import type { BootEntry, BootEntryList, DeletedEntry, DeletedName, Host, HostList, Status } from '../http/schemas/index.js';
 import { connect, CliError, type ApiClient } from './client.js';
 import type { GlobalOptions } from './globals.js';
 import { printJson, printLine, printTable } from './output.js';
-
-interface Entry {
-  name: string;
-  kernel: string;
-  initrds: string[];
-  cmdline: string;
-  createdAt: string;
-}
-
-interface Host {
-  mac: string;
-  name: string | null;
-  entry: string | null;
-  /** Reserved IPv4 address (DHCP server mode), or null. */
-  ip: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
 
 const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
 
@@ -48,7 +31,7 @@ function short(s: string, max = 48): string {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
-async function addEntry(api: ApiClient, name: string, opts: { kernel: string; initrd: string[]; cmdline?: string }): Promise<Entry> {
+async function addEntry(api: ApiClient, name: string, opts: { kernel: string; initrd: string[]; cmdline?: string }): Promise<BootEntry> {
   const taken = new Set<string>();
   const plan: Array<{ local: string; remote: string } | null> = [];
   const sources: string[] = [];
@@ -73,7 +56,7 @@ async function addEntry(api: ApiClient, name: string, opts: { kernel: string; in
     if (p) await api.upload(`/entries/${encodeURIComponent(name)}/files/${encodeURIComponent(p.remote)}`, p.local);
   }
   const [kernel, ...initrds] = sources;
-  return api.request<Entry>('POST', '/entries', { name, kernel, initrds, cmdline: opts.cmdline ?? '' });
+  return api.request<BootEntry>('POST', '/entries', { name, kernel, initrds, cmdline: opts.cmdline ?? '' });
 }
 
 function hostRow(h: Host): Array<string | null> {
@@ -108,7 +91,7 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
     .alias('ls')
     .description('list boot entries')
     .action(async () => {
-      const { entries } = await (await api()).request<{ entries: Entry[] }>('GET', '/entries');
+      const { entries } = await (await api()).request<BootEntryList>('GET', '/entries');
       if (globals.json) printJson(entries);
       else printTable(['NAME', 'KERNEL', 'INITRDS', 'CMDLINE'], entries.map((e) => [e.name, short(e.kernel), e.initrds.map((i) => short(i, 32)).join(' '), short(e.cmdline, 60)]), 'No boot entries.');
     });
@@ -119,7 +102,7 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
     .argument('<name>')
     .option('--force', 'unassign the hosts that use it first')
     .action(async (name: string, opts: { force?: boolean }) => {
-      const r = await (await api()).request<{ deleted: string; unassigned: string[] }>('DELETE', `/entries/${encodeURIComponent(name)}${opts.force ? '?force=true' : ''}`);
+      const r = await (await api()).request<DeletedEntry>('DELETE', `/entries/${encodeURIComponent(name)}${opts.force ? '?force=true' : ''}`);
       if (globals.json) printJson(r);
       else printLine(`Deleted boot entry ${r.deleted}${r.unassigned.length ? ` (unassigned ${r.unassigned.join(', ')})` : ''}`);
     });
@@ -177,7 +160,7 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
     .description('list hosts (approved ones; --pending: the inbox of machines registered from the boot menu)')
     .option('--pending', 'only hosts waiting for approval')
     .action(async (opts: { pending?: boolean }) => {
-      const { hosts } = await (await api()).request<{ hosts: Host[] }>('GET', `/hosts?status=${opts.pending ? 'pending' : 'approved'}`);
+      const { hosts } = await (await api()).request<HostList>('GET', `/hosts?status=${opts.pending ? 'pending' : 'approved'}`);
       if (globals.json) printJson(hosts);
       else printTable(['MAC', 'NAME', 'IP', 'ENTRY', 'UPDATED'], hosts.map(hostRow), opts.pending ? 'No pending hosts.' : 'No hosts.');
     });
@@ -203,7 +186,7 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
     .description("forget a host's inventory of record (after a hardware change: imaging tasks compare the machine with it)")
     .argument('<mac>')
     .action(async (mac: string) => {
-      const r = await (await api()).request<{ deleted: string }>('DELETE', `${macPath(mac)}/inventory`);
+      const r = await (await api()).request<DeletedName>('DELETE', `${macPath(mac)}/inventory`);
       if (globals.json) printJson(r);
       else printLine(`Forgot the inventory of host ${r.deleted}`);
     });
@@ -213,7 +196,7 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
     .description('delete a host')
     .argument('<mac>')
     .action(async (mac: string) => {
-      const r = await (await api()).request<{ deleted: string }>('DELETE', macPath(mac));
+      const r = await (await api()).request<DeletedName>('DELETE', macPath(mac));
       if (globals.json) printJson(r);
       else printLine(`Deleted host ${r.deleted}`);
     });
@@ -222,28 +205,24 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
     .command('status')
     .description('show the running server: version, addresses, ports')
     .action(async () => {
-      const s = await (await api()).request<Record<string, unknown>>('GET', '/status');
+      const s = await (await api()).request<Status>('GET', '/status');
       if (globals.json) {
         printJson(s);
         return;
       }
-      const get = (path: string): string => {
-        let v: unknown = s;
-        for (const k of path.split('.')) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined;
-        return v === undefined || v === null ? '-' : String(v);
-      };
+      const show = (v: string | number | null): string => (v === null ? '-' : String(v));
       printTable(
         ['KEY', 'VALUE'],
         [
-          ['version', get('version')],
-          ['server ip', get('serverIp')],
-          ['boot script', get('bootScriptUrl')],
-          ['http port', get('http.port')],
-          ['tftp', get('tftp.enabled') === 'true' ? `port ${get('tftp.port')}, root ${get('tftp.root')}` : 'off'],
+          ['version', s.version],
+          ['server ip', s.serverIp],
+          ['boot script', s.bootScriptUrl],
+          ['http port', show(s.http.port)],
+          ['tftp', s.tftp.enabled ? `port ${show(s.tftp.port)}, root ${s.tftp.root}` : 'off'],
           ['dhcp', dhcpStatusText(s)],
-          ['hosts', get('counts.hosts')],
-          ['entries', get('counts.entries')],
-          ['data dir', get('dataDir')],
+          ['hosts', show(s.counts.hosts)],
+          ['entries', show(s.counts.entries)],
+          ['data dir', s.dataDir],
         ],
         '',
       );

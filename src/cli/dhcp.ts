@@ -8,21 +8,11 @@
 import type { Command } from 'commander';
 import { detectServerIp, httpBaseUrl, loadConfig } from '../config/config.js';
 import { FOREIGN_FLAVORS, foreignDhcpConfig, type ForeignFlavor } from '../dhcp/foreign-config.js';
+import type { LeaseList } from '../http/schemas/index.js';
 import { connect } from './client.js';
 import { UsageError, type GlobalOptions } from './globals.js';
 import { printJson, printLine, printTable } from './output.js';
 import { addServeOptions, serveOverrides, type ServeFlags } from './serve.js';
-
-interface LeaseInfo {
-  ip: string;
-  mac: string;
-  clientId: string | null;
-  hostname: string | null;
-  state: string;
-  expiresAt: string;
-  updatedAt: string;
-  active: boolean;
-}
 
 export function registerDhcpCommands(program: Command, globals: GlobalOptions): void {
   const dhcp = program.command('dhcp').description('the DHCP server (dhcp.mode server)');
@@ -32,7 +22,7 @@ export function registerDhcpCommands(program: Command, globals: GlobalOptions): 
     .option('--active', 'only leases held now (offered, bound, declined and not expired)')
     .action(async (opts: { active?: boolean }) => {
       const api = await connect(globals);
-      const r = await api.request<{ mode: string; leases: LeaseInfo[] }>('GET', `/dhcp/leases${opts.active ? '?all=false' : ''}`);
+      const r = await api.request<LeaseList>('GET', `/dhcp/leases${opts.active ? '?all=false' : ''}`);
       if (globals.json) {
         printJson(r.leases);
         return;

@@ -7,9 +7,22 @@
  */
 import type { Command } from 'commander';
 import { macListText } from '../model/task-request.js';
-import type { GroupDetail, GroupInfo, Job, JobDetail, Schedule } from '../store/index.js';
-import type { WakeRound } from '../wake/service.js';
-import type { WakeTarget } from '../wake/targets.js';
+import type {
+  DeletedName,
+  DeletedSchedule,
+  Group,
+  GroupList,
+  Job,
+  JobDetail,
+  JobList,
+  MembersAdded,
+  Schedule,
+  ScheduleDetail,
+  ScheduleList,
+  WakeRound,
+  WakeTarget,
+  WakeTargets,
+} from '../http/schemas/index.js';
 import { connect, CliError, type ApiClient } from './client.js';
 import type { GlobalOptions } from './globals.js';
 import { formatPercent, parseId, printFields, time } from './imaging.js';
@@ -95,7 +108,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .description('add an empty host group')
     .argument('<name>', 'group name: letters, digits, . _ - (up to 64)')
     .action(async (name: string) => {
-      const g = await (await api()).request<GroupDetail>('POST', '/groups', { name });
+      const g = await (await api()).request<Group>('POST', '/groups', { name });
       if (globals.json) printJson(g);
       else printLine(`Added group ${g.name} (no members yet: fleetboot group add-host ${g.name} MAC...)`);
     });
@@ -104,7 +117,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .alias('ls')
     .description('list host groups with their number of members')
     .action(async () => {
-      const { groups } = await (await api()).request<{ groups: GroupInfo[] }>('GET', '/groups');
+      const { groups } = await (await api()).request<GroupList>('GET', '/groups');
       if (globals.json) printJson(groups);
       else printTable(['NAME', 'MEMBERS', 'CREATED'], groups.map((g) => [g.name, String(g.members), time(g.createdAt)]), 'No groups.');
     });
@@ -113,7 +126,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .description("a group's members")
     .argument('<name>')
     .action(async (name: string) => {
-      const g = await (await api()).request<GroupDetail>('GET', groupPath(name));
+      const g = await (await api()).request<Group>('GET', groupPath(name));
       if (globals.json) printJson(g);
       else {
         printLine(`group ${g.name}, ${g.members.length} member${g.members.length === 1 ? '' : 's'}, created ${time(g.createdAt) ?? '-'}`);
@@ -126,7 +139,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .description('delete a group (its hosts stay; refused while a schedule uses it)')
     .argument('<name>')
     .action(async (name: string) => {
-      const r = await (await api()).request<{ deleted: string }>('DELETE', groupPath(name));
+      const r = await (await api()).request<DeletedName>('DELETE', groupPath(name));
       if (globals.json) printJson(r);
       else printLine(`Deleted group ${r.deleted}`);
     });
@@ -136,7 +149,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .argument('<name>')
     .argument('<macs...>')
     .action(async (name: string, macs: string[]) => {
-      const r = await (await api()).request<{ group: GroupDetail; added: string[]; already: string[] }>('POST', `${groupPath(name)}/members`, { macs });
+      const r = await (await api()).request<MembersAdded>('POST', `${groupPath(name)}/members`, { macs });
       if (globals.json) printJson(r);
       else printLine(`Group ${name}: added ${r.added.length ? r.added.join(' ') : 'nothing'}${r.already.length ? ` (already members: ${r.already.join(' ')})` : ''}; ${r.group.members.length} member${r.group.members.length === 1 ? '' : 's'}`);
     });
@@ -146,7 +159,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .argument('<name>')
     .argument('<macs...>')
     .action(async (name: string, macs: string[]) => {
-      const g = await (await api()).request<GroupDetail>('POST', `${groupPath(name)}/members/remove`, { macs });
+      const g = await (await api()).request<Group>('POST', `${groupPath(name)}/members/remove`, { macs });
       if (globals.json) printJson(g);
       else printLine(`Group ${name}: removed ${macs.join(' ')}; ${g.members.length} member${g.members.length === 1 ? '' : 's'}`);
     });
@@ -159,7 +172,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .description('list jobs, newest first, with their members\' states')
     .option('--limit <n>', 'at most this many (1-9999)')
     .action(async (opts: { limit?: string }) => {
-      const { jobs } = await (await api()).request<{ jobs: Job[] }>('GET', `/jobs${opts.limit !== undefined ? `?limit=${encodeURIComponent(opts.limit)}` : ''}`);
+      const { jobs } = await (await api()).request<JobList>('GET', `/jobs${opts.limit !== undefined ? `?limit=${encodeURIComponent(opts.limit)}` : ''}`);
       if (globals.json) printJson(jobs);
       else printTable(['ID', 'TYPE', 'GROUP', 'IMAGE', 'STATE', 'DONE', 'PROGRESS', 'MEMBERS', 'CREATED'], jobs.map(jobRow), 'No jobs.');
     });
@@ -191,7 +204,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .option('--targets', 'show where the packets go (and the relays heard), send nothing')
     .action(async (macs: string[], opts: { group?: string; targets?: boolean }) => {
       if (opts.targets) {
-        const r = await (await api()).request<{ targets: WakeTarget[]; relays: Array<{ giaddr: string; lastSeenAt: string }> }>('GET', '/wake/targets');
+        const r = await (await api()).request<WakeTargets>('GET', '/wake/targets');
         if (globals.json) printJson(r);
         else {
           printTargets(r.targets);
@@ -220,7 +233,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .argument('<task...>', 'after --: the task command, e.g. task deploy --group lab12 --image win11 --wake, or task inventory MAC MAC...')
     .action(async (words: string[], opts: { cron: string; name?: string }) => {
       const request = await parseScheduledTask(words);
-      const s = await (await api()).request<Schedule & { upcoming: string[] }>('POST', '/schedules', { cron: opts.cron, request, ...(opts.name !== undefined ? { name: opts.name } : {}) });
+      const s = await (await api()).request<ScheduleDetail>('POST', '/schedules', { cron: opts.cron, request, ...(opts.name !== undefined ? { name: opts.name } : {}) });
       if (globals.json) printJson(s);
       else printLine(`Added schedule ${s.id}${s.name ? ` (${s.name})` : ''}: ${requestText(s.request)}, at ${s.cron}; next ${time(s.nextRunAt) ?? '-'}`);
     });
@@ -229,7 +242,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .alias('ls')
     .description('list schedules')
     .action(async () => {
-      const { schedules } = await (await api()).request<{ schedules: Schedule[] }>('GET', '/schedules');
+      const { schedules } = await (await api()).request<ScheduleList>('GET', '/schedules');
       if (globals.json) printJson(schedules);
       else printTable(['ID', 'NAME', 'CRON', 'REQUEST', 'NEXT', 'LAST RESULT'], schedules.map((s) => [String(s.id), s.name, s.cron, requestText(s.request), time(s.nextRunAt), s.lastResult]), 'No schedules.');
     });
@@ -238,7 +251,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .description('a schedule: its request, next times and last result')
     .argument('<id-or-name>')
     .action(async (ref: string) => {
-      const s = await (await api()).request<Schedule & { upcoming: string[] }>('GET', `/schedules/${encodeURIComponent(ref)}`);
+      const s = await (await api()).request<ScheduleDetail>('GET', `/schedules/${encodeURIComponent(ref)}`);
       if (globals.json) printJson(s);
       else printSchedule(s);
     });
@@ -248,7 +261,7 @@ export function registerFleetCommands(program: Command, globals: GlobalOptions):
     .description('remove a schedule (the tasks and jobs it made stay)')
     .argument('<id-or-name>')
     .action(async (ref: string) => {
-      const r = await (await api()).request<{ deleted: Schedule }>('DELETE', `/schedules/${encodeURIComponent(ref)}`);
+      const r = await (await api()).request<DeletedSchedule>('DELETE', `/schedules/${encodeURIComponent(ref)}`);
       if (globals.json) printJson(r);
       else printLine(`Removed schedule ${r.deleted.id}${r.deleted.name ? ` (${r.deleted.name})` : ''}`);
     });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Task } from '../store/index.js';
+import type { Task } from '../http/schemas/index.js';
 import { formatBytes, formatDuration, formatPercent, formatProgress, formatRate, inventorySummary, taskLine } from './imaging.js';
 
 test('formatBytes() uses binary units, one decimal below 100', () => {
@@ -57,14 +57,12 @@ const task: Task = {
   revision: 2,
   requestedRevision: null,
   tokenIp: null,
-  identity: null,
   jobId: null,
   startAt: null,
   wake: false,
   wakeRounds: 0,
   wokenAt: null,
   multicastId: null,
-  multicastReceiver: null,
 };
 
 test('formatProgress() shows bytes done of the total with the percentage, or bytes done alone', () => {

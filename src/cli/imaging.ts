@@ -5,21 +5,17 @@
  */
 import type { Command } from 'commander';
 import type { Inventory, Manifest } from '../model/manifest.js';
-import type { Host, JobDetail, Task } from '../store/index.js';
+import type { DeletedName, HostDetail as ApiHostDetail, ImageDetail as ApiImageDetail, ImageList, ImageRevision, Submitted, Task, TaskList } from '../http/schemas/index.js';
 import { defineTaskRequestCommands, parseRevision, queuedText } from './task-request.js';
-import type { ImageInfo, ImageRevision } from '../store/images.js';
 import { connect, CliError, type ApiClient } from './client.js';
 import type { GlobalOptions } from './globals.js';
 import { printJson, printLine, printTable } from './output.js';
 
-/** GET /api/v1/images/:name */
-type ImageDetail = ImageInfo & { manifest: Manifest | null; revisions: ImageRevision[] };
+/** GET /api/v1/images/:name (its schema leaves the manifest open: the server validated it when it was stored, src/model/manifest.ts). */
+type ImageDetail = Omit<ApiImageDetail, 'manifest'> & { manifest: Manifest | null };
 
-/** GET /api/v1/hosts/:mac */
-interface HostDetail extends Host {
-  inventory: Inventory | null;
-  activeTask: Task | null;
-}
+/** GET /api/v1/hosts/:mac (likewise the inventory, as the agent sent it). */
+type HostDetail = Omit<ApiHostDetail, 'inventory'> & { inventory: Inventory | null };
 
 const FINISHED = new Set<string>(['done', 'failed', 'cancelled']);
 
@@ -300,7 +296,7 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
     .alias('ls')
     .description('list images')
     .action(async () => {
-      const { images } = await (await api()).request<{ images: ImageInfo[] }>('GET', '/images');
+      const { images } = await (await api()).request<ImageList>('GET', '/images');
       if (globals.json) printJson(images);
       else
         printTable(
@@ -354,7 +350,7 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
     .description('delete an image and its files (refused while an active task uses it)')
     .argument('<name>')
     .action(async (name: string) => {
-      const r = await (await api()).request<{ deleted: string }>('DELETE', imagePath(name));
+      const r = await (await api()).request<DeletedName>('DELETE', imagePath(name));
       if (globals.json) printJson(r);
       else printLine(`Deleted image ${r.deleted}`);
     });
@@ -362,7 +358,7 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
   // ---- task
   const task = program.command('task').description('imaging tasks: capture, deploy, inventory; they run at the machine\'s next network boot');
   defineTaskRequestCommands(task, async (body) => {
-    const r = await (await api()).request<Task | JobDetail>('POST', '/tasks', body);
+    const r = await (await api()).request<Submitted>('POST', '/tasks', body);
     if (globals.json) printJson(r);
     else printLine(queuedText(r));
   });
@@ -379,7 +375,7 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
       if (opts.active) q.set('active', 'true');
       if (opts.limit !== undefined) q.set('limit', opts.limit);
       const qs = q.toString();
-      const { tasks } = await (await api()).request<{ tasks: Task[] }>('GET', `/tasks${qs ? `?${qs}` : ''}`);
+      const { tasks } = await (await api()).request<TaskList>('GET', `/tasks${qs ? `?${qs}` : ''}`);
       if (globals.json) printJson(tasks);
       else printTable(['ID', 'JOB', 'TYPE', 'MAC', 'HOST', 'IMAGE', 'STATE', 'PHASE', 'PROGRESS', 'UPDATED'], tasks.map(taskRow), opts.active ? 'No active tasks.' : 'No tasks.');
     });

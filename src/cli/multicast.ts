@@ -12,8 +12,7 @@ import { ExitStatus, UsageError, type GlobalOptions } from './globals.js';
 import { CliError, connect } from './client.js';
 import { printJson, printLine, printTable } from './output.js';
 import { MAX_RATE_MBPS } from '../model/multicast.js';
-import type { MulticastSession } from '../store/multicast.js';
-import type { SessionDetail } from '../multicast/service.js';
+import type { MulticastSessionDetail as SessionDetail, MulticastSessionList } from '../http/schemas/index.js';
 
 function int(name: string, min: number, max: number): (v: string) => number {
   return (v: string) => {
@@ -100,7 +99,7 @@ export function registerMulticastCommands(program: Command, globals: GlobalOptio
     .description('sessions, newest first (made by task deploy MAC MAC...|--group NAME --multicast)')
     .option('--active', 'only those waiting or sending')
     .action(async (o: { active?: boolean }) => {
-      const r = await (await api()).request<{ sessions: MulticastSession[] }>('GET', `/multicast${o.active ? '?active=true' : ''}`);
+      const r = await (await api()).request<MulticastSessionList>('GET', `/multicast${o.active ? '?active=true' : ''}`);
       if (globals.json) printJson(r);
       else
         printTable(

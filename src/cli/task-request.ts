@@ -14,7 +14,7 @@ import { Command, CommanderError } from 'commander';
 import { FleetbootError } from '../lib/errors.js';
 import { CAPTURE_GROUP_REFUSED, CAPTURE_MACS_REFUSED, macListText, parseTaskRequest, PARTITION_TABLES, type TaskRequest } from '../model/task-request.js';
 import { parseWhen } from '../model/when.js';
-import type { JobDetail, Task } from '../store/index.js';
+import type { JobDetail, Task } from '../http/schemas/index.js';
 import { CliError } from './client.js';
 
 export function parseRevision(raw: string): number {

@@ -4,8 +4,7 @@
  * got and what was expected next): GET /api/v1/hosts/:mac/timeline|why.
  */
 import type { Command } from 'commander';
-import type { BootDiagnosis } from '../boot/why.js';
-import type { BootEvent } from '../model/boot-event.js';
+import type { BootDiagnosis, BootEvent, BootTimeline } from '../http/schemas/index.js';
 import { CliError, connect } from './client.js';
 import type { GlobalOptions } from './globals.js';
 import { printJson, printLine, printTable } from './output.js';
@@ -26,7 +25,7 @@ export function registerTimelineCommands(program: Command, globals: GlobalOption
     .option('--limit <n>', 'the newest N steps (1-5000)', '50')
     .action(async (mac: string, o: { limit: string }) => {
       if (!/^[1-9][0-9]{0,3}$/.test(o.limit) || Number(o.limit) > 5000) throw new CliError(`--limit must be a whole number from 1 to 5000: got ${JSON.stringify(o.limit)}`);
-      const r = await (await api()).request<{ mac: string; events: BootEvent[] }>('GET', `/hosts/${encodeURIComponent(mac)}/timeline?limit=${o.limit}`);
+      const r = await (await api()).request<BootTimeline>('GET', `/hosts/${encodeURIComponent(mac)}/timeline?limit=${o.limit}`);
       if (globals.json) printJson(r);
       else printTable(['TIME (UTC)', 'STEP', 'ADDRESS', 'WHAT'], stepRows(r.events), `No boot of ${r.mac} on record.`);
     });

@@ -12,13 +12,11 @@
  */
 import type { Command } from 'commander';
 import { aRole, ROLES, isRole, type Role } from '../model/roles.js';
-import type { ApiToken, AuditEntry, Session, User } from '../store/index.js';
+import type { ApiToken, ApiTokenList, AuditPage, CreatedApiToken, DeletedUser, RevokedApiToken, RevokedSession, Session, SessionList, User, UserAndPassword, UserList } from '../http/schemas/index.js';
 import { connect, CliError, type ApiClient } from './client.js';
 import type { GlobalOptions } from './globals.js';
 import { time } from './imaging.js';
 import { printJson, printLine, printTable } from './output.js';
-
-type SessionView = Session & { idleExpiresAt: string; current: boolean };
 
 function roleArg(raw: string): Role {
   if (!isRole(raw)) throw new CliError(`Invalid role ${JSON.stringify(raw)}: expected ${ROLES.join(', ')}`);
@@ -80,7 +78,7 @@ export function registerUserCommands(program: Command, globals: GlobalOptions): 
     .action(async (name: string, opts: { role: string; passwordStdin?: boolean }) => {
       const role = roleArg(opts.role);
       const password = opts.passwordStdin ? await readPasswordFromStdin() : undefined;
-      const r = await (await api()).request<{ user: User; password?: string }>('POST', '/users', { name, role, ...(password !== undefined ? { password } : {}) });
+      const r = await (await api()).request<UserAndPassword>('POST', '/users', { name, role, ...(password !== undefined ? { password } : {}) });
       if (r.password !== undefined) {
         printSecret(globals, r, r.password, `Added user ${r.user.name} (${r.user.role}). Its one-time password, shown this once (to be changed at the first login):`);
       } else if (globals.json) printJson(r);
@@ -91,7 +89,7 @@ export function registerUserCommands(program: Command, globals: GlobalOptions): 
     .alias('ls')
     .description('list users')
     .action(async () => {
-      const { users } = await (await api()).request<{ users: User[] }>('GET', '/users');
+      const { users } = await (await api()).request<UserList>('GET', '/users');
       if (globals.json) printJson(users);
       else printTable(['NAME', 'ROLE', 'STATE', 'CREATED'], users.map((u) => [u.name, u.role, userState(u), time(u.createdAt)]), 'No users (add the first admin: fleetboot user add NAME --role admin).');
     });
@@ -101,7 +99,7 @@ export function registerUserCommands(program: Command, globals: GlobalOptions): 
     .description('delete a user with its sessions and API tokens (refused for the last enabled admin)')
     .argument('<name>')
     .action(async (name: string) => {
-      const r = await (await api()).request<{ deleted: User }>('DELETE', userPath(name));
+      const r = await (await api()).request<DeletedUser>('DELETE', userPath(name));
       if (globals.json) printJson(r);
       else printLine(`Deleted user ${r.deleted.name}`);
     });
@@ -112,7 +110,7 @@ export function registerUserCommands(program: Command, globals: GlobalOptions): 
     .option('--password-stdin', 'read the new password from stdin (at least 12 characters)')
     .action(async (name: string, opts: { passwordStdin?: boolean }) => {
       const password = opts.passwordStdin ? await readPasswordFromStdin() : undefined;
-      const r = await (await api()).request<{ user: User; password?: string }>('POST', `${userPath(name)}/password`, password !== undefined ? { password } : {});
+      const r = await (await api()).request<UserAndPassword>('POST', `${userPath(name)}/password`, password !== undefined ? { password } : {});
       if (r.password !== undefined) printSecret(globals, r, r.password, `New one-time password of ${r.user.name}, shown this once (to be changed at the next login):`);
       else if (globals.json) printJson(r);
       else printLine(`Set the password of ${r.user.name}; its sessions have ended`);
@@ -150,7 +148,7 @@ export function registerUserCommands(program: Command, globals: GlobalOptions): 
     .option('--user <name>', "the owner (the local admin token has no user of its own: required with it)")
     .action(async (name: string, opts: { role: string; expires?: string; user?: string }) => {
       const expiresInDays = parseExpiry(opts.expires);
-      const r = await (await api()).request<{ token: ApiToken; secret: string }>('POST', '/tokens', {
+      const r = await (await api()).request<CreatedApiToken>('POST', '/tokens', {
         name,
         role: roleArg(opts.role),
         ...(opts.user !== undefined ? { user: opts.user } : {}),
@@ -174,7 +172,7 @@ export function registerUserCommands(program: Command, globals: GlobalOptions): 
       const q = new URLSearchParams();
       if (opts.user !== undefined) q.set('user', opts.user);
       if (opts.all) q.set('revoked', 'true');
-      const { tokens } = await (await api()).request<{ tokens: ApiToken[] }>('GET', `/tokens${q.toString() ? `?${q.toString()}` : ''}`);
+      const { tokens } = await (await api()).request<ApiTokenList>('GET', `/tokens${q.toString() ? `?${q.toString()}` : ''}`);
       const now = Date.now();
       if (globals.json) printJson(tokens);
       else
@@ -190,7 +188,7 @@ export function registerUserCommands(program: Command, globals: GlobalOptions): 
     .argument('<id>')
     .action(async (raw: string) => {
       if (!/^[1-9][0-9]{0,9}$/.test(raw)) throw new CliError(`Invalid token id ${JSON.stringify(raw)}: expected the number fleetboot token list shows`);
-      const r = await (await api()).request<{ revoked: ApiToken }>('DELETE', `/tokens/${raw}`);
+      const r = await (await api()).request<RevokedApiToken>('DELETE', `/tokens/${raw}`);
       if (globals.json) printJson(r);
       else printLine(`Revoked API token #${r.revoked.id} '${r.revoked.name}' of ${r.revoked.user}`);
     });
@@ -203,7 +201,7 @@ export function registerUserCommands(program: Command, globals: GlobalOptions): 
     .description("open sessions (yours; an admin's or the local admin token's: everyone's)")
     .option('--user <name>', "only this user's")
     .action(async (opts: { user?: string }) => {
-      const { sessions } = await (await api()).request<{ sessions: SessionView[] }>('GET', `/sessions${opts.user !== undefined ? `?user=${encodeURIComponent(opts.user)}` : ''}`);
+      const { sessions } = await (await api()).request<SessionList>('GET', `/sessions${opts.user !== undefined ? `?user=${encodeURIComponent(opts.user)}` : ''}`);
       if (globals.json) printJson(sessions);
       else
         printTable(
@@ -222,13 +220,13 @@ export function registerUserCommands(program: Command, globals: GlobalOptions): 
       if (!/^[0-9a-f]{8,64}$/.test(prefix)) throw new CliError(`Invalid session id ${JSON.stringify(raw)}: expected 8 to 64 hex digits, as fleetboot session list shows`);
       let id = prefix;
       if (prefix.length < 64) {
-        const { sessions } = await client.request<{ sessions: SessionView[] }>('GET', '/sessions');
+        const { sessions } = await client.request<SessionList>('GET', '/sessions');
         const matches = sessions.filter((s) => s.id.startsWith(prefix));
         if (matches.length === 0) throw new CliError(`No open session starts with ${prefix} (fleetboot session list)`);
         if (matches.length > 1) throw new CliError(`${matches.length} sessions start with ${prefix}: give more of the ID`);
-        id = (matches[0] as SessionView).id;
+        id = (matches[0] as Session).id;
       }
-      const r = await client.request<{ revoked: SessionView }>('DELETE', `/sessions/${id}`);
+      const r = await client.request<RevokedSession>('DELETE', `/sessions/${id}`);
       if (globals.json) printJson(r);
       else printLine(`Revoked session ${r.revoked.id.slice(0, 16)} of ${r.revoked.user}`);
     });
@@ -246,7 +244,7 @@ export function registerUserCommands(program: Command, globals: GlobalOptions): 
         q.set('before', opts.before);
       }
       if (!/^[1-9][0-9]{0,3}$/.test(q.get('limit') ?? '')) throw new CliError(`Invalid --limit ${JSON.stringify(opts.limit)}: expected 1 to 1000`);
-      const r = await (await api()).request<{ entries: AuditEntry[]; nextBefore: number | null }>('GET', `/audit?${q.toString()}`);
+      const r = await (await api()).request<AuditPage>('GET', `/audit?${q.toString()}`);
       if (globals.json) {
         printJson(r);
         return;
