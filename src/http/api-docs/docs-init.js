@@ -17,6 +17,7 @@
   var csrfToken = null;
   var bearer = null;
 
+  var intro = document.getElementById('intro');
   var status = document.getElementById('status');
   var form = document.getElementById('login');
 
@@ -48,8 +49,8 @@
   }
 
   function start() {
-    form.hidden = true;
-    say('');
+    // Swagger UI shows the document's own title.
+    intro.hidden = true;
     window.ui = SwaggerUIBundle({
       url: '/api/v1/openapi.json',
       dom_id: '#swagger-ui',
@@ -73,6 +74,7 @@
   }
 
   function askLogin(text) {
+    intro.hidden = false;
     say(text);
     form.hidden = false;
     document.getElementById('login-name').focus();
