@@ -112,7 +112,8 @@ test('task ids and list filters are validated (400), unknown ids and hosts are 4
     ['/api/v1/tasks?limit=0', /querystring\/limit must match pattern/],
     ['/api/v1/tasks?limit=ten', /querystring\/limit must match pattern/],
     ['/api/v1/tasks?mac=zz:zz:zz:zz:zz:zz', /Invalid MAC address "zz:zz:zz:zz:zz:zz"/],
-    ['/api/v1/tasks?state=done', /additional properties/],
+    ['/api/v1/tasks?state=finished', /querystring\/state must be equal to one of the allowed values/],
+    ['/api/v1/tasks?colour=red', /additional properties/],
   ] as const) {
     const r = await call('GET', url);
     assert.equal(r.status, 400, url);
@@ -306,9 +307,9 @@ test('GET /api/v1/hosts/:mac adds inventory and activeTask, keeping the host fie
   assert.equal(at['hostName'], 'ref-pc');
   await call('POST', `/api/v1/tasks/${q.body['id'] as number}/cancel`);
 
-  // The host list is unchanged (no inventory there).
+  // The host list has no inventory (only the host fields and its groups).
   const list = await call('GET', '/api/v1/hosts');
-  assert.deepEqual(Object.keys((list.body['hosts'] as Json[])[0] ?? {}).sort(), ['createdAt', 'entry', 'ip', 'mac', 'name', 'status', 'updatedAt']);
+  assert.deepEqual(Object.keys((list.body['hosts'] as Json[])[0] ?? {}).sort(), ['createdAt', 'entry', 'groups', 'ip', 'mac', 'name', 'status', 'updatedAt']);
   assert.equal((await call('GET', '/api/v1/hosts/52:54:00:ff:ff:fe')).status, 404);
 });
 
