@@ -364,7 +364,8 @@ function tokenState(t: ApiToken): string {
 function Tokens(props: { usersKey: number }): JSX.Element {
   const m = me.value;
   const admin = can('admin');
-  const writer = can('operator');
+  // One's own tokens and sessions are every user's to manage (they change no machine); an admin's cover everyone's.
+  const writer = me.value?.user != null;
   const self = m?.user?.name ?? '';
   const [showRevoked, setShowRevoked] = useState(false);
   const list = useLoad(() => api<TokenList>('GET', `/tokens${qs({ revoked: showRevoked ? 'true' : undefined })}`), [showRevoked, props.usersKey]);
@@ -540,7 +541,8 @@ function browserOf(ua: string | null): string {
 
 function Sessions(props: { reloadKey: number }): JSX.Element {
   const admin = can('admin');
-  const writer = can('operator');
+  // One's own tokens and sessions are every user's to manage (they change no machine); an admin's cover everyone's.
+  const writer = me.value?.user != null;
   const list = useLoad(() => api<SessionList>('GET', '/sessions'), [props.reloadKey]);
   const [revoke, setRevoke] = useState<Session | null>(null);
   useFocusKept(list.data);
