@@ -14,6 +14,7 @@ import { loadConfig, type FleetbootConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { DEFAULT_SCRYPT } from '../src/lib/password-hash.js';
 import { buildApp } from '../src/http/app.js';
+import { watchAnswers, type AnswerWatch } from './api-answers.js';
 import { enforceRouteRoles } from '../src/http/auth.js';
 import { createAuthService } from '../src/auth/service.js';
 import { createHost, ensureApiToken, openStore, type Store } from '../src/store/index.js';
@@ -29,6 +30,7 @@ let dir: string;
 let store: Store;
 let config: Readonly<FleetbootConfig>;
 let app: FastifyInstance;
+let watch: AnswerWatch;
 let local: string;
 let clock = T0;
 /** Every route added to `app`, as the onRoute hook saw it. */
@@ -102,6 +104,7 @@ before(async () => {
   store = await openStore(config.dataDir);
   local = ensureApiToken(config.dataDir);
   app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token: local, auth: { now: () => clock, scrypt: CHEAP } });
+  watch = watchAnswers(app);
   app.addHook('onRoute', (r: RouteOptions) => void routes.push({ method: String(r.method), url: r.url, role: r.config?.role }));
   await app.ready();
   await createHost(store.db, { mac: '52:54:00:aa:00:01', name: 'pc1' });
@@ -111,6 +114,7 @@ before(async () => {
 });
 
 after(async () => {
+  assert.deepEqual(watch.lost, [], 'answers lost these properties to their response schemas: declare them (src/http/schemas/), or add them to HIDDEN (test/api-answers.ts)');
   await app.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });

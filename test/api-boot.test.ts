@@ -12,12 +12,14 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../src/config/config.js';
 import { createLogger } from '../src/lib/log.js';
 import { buildApp } from '../src/http/app.js';
+import { watchAnswers, type AnswerWatch } from './api-answers.js';
 import { createEntry, createHost, ensureApiToken, openStore, type Store } from '../src/store/index.js';
 
 let dir: string;
 let outside: string;
 let store: Store;
 let app: FastifyInstance;
+let watch: AnswerWatch;
 const logLines: Array<Record<string, unknown>> = [];
 const kernelBytes = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
 
@@ -51,10 +53,12 @@ before(async () => {
     },
   });
   app = buildApp({ store, config, serverIp: '10.1.2.3', logger: createLogger('info', sink), token: ensureApiToken(dir) });
+  watch = watchAnswers(app);
   await app.ready();
 });
 
 after(async () => {
+  assert.deepEqual(watch.lost, [], 'answers lost these properties to their response schemas: declare them (src/http/schemas/), or add them to HIDDEN (test/api-answers.ts)');
   await app.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });

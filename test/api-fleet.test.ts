@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { buildApp } from '../src/http/app.js';
+import { watchAnswers, type AnswerWatch } from './api-answers.js';
 import { apiCaller, type Json } from './api-helpers.js';
 import { createImagingService } from '../src/imaging/tasks.js';
 import { decodeMagicPacket } from '../src/protocol/wol.js';
@@ -25,6 +26,7 @@ import { makeImage } from './imaging-helpers.js';
 let dir: string;
 let store: Store;
 let app: FastifyInstance;
+let watch: AnswerWatch;
 let token: string;
 let wake: WakeService;
 let multicast: MulticastService;
@@ -54,6 +56,7 @@ before(async () => {
   // Never started: sessions are made and shown, no sender runs (no sockets).
   multicast = createMulticastService({ store, config, serverIp: '127.0.0.1', log: silentLogger });
   app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token, imaging, wake, multicast, onTasksChanged: () => void changes++ });
+  watch = watchAnswers(app);
   await app.ready();
   await createEntry(store.db, { name: 'deb', kernel: 'http://x/vmlinuz', initrds: [], cmdline: '' });
   await createHost(store.db, { mac: A, name: 'pc1', entry: 'deb' });
@@ -63,6 +66,7 @@ before(async () => {
 });
 
 after(async () => {
+  assert.deepEqual(watch.lost, [], 'answers lost these properties to their response schemas: declare them (src/http/schemas/), or add them to HIDDEN (test/api-answers.ts)');
   await multicast.close();
   await wake.close();
   await app.close();

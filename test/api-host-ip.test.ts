@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig, POOL_DEFAULTS, type FleetbootConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { buildApp } from '../src/http/app.js';
+import { watchAnswers, type AnswerWatch } from './api-answers.js';
 import { ensureApiToken, openStore, type Store } from '../src/store/index.js';
 import { dhcpReservations } from '../src/server.js';
 import { LeaseEngine } from '../src/dhcp/engine.js';
@@ -21,6 +22,7 @@ import { MessageType, Opt } from '../src/protocol/dhcp/options.js';
 let dir: string;
 let store: Store;
 let app: FastifyInstance;
+let watch: AnswerWatch;
 let token: string;
 let config: Readonly<FleetbootConfig>;
 let engine: LeaseEngine;
@@ -57,10 +59,12 @@ before(async () => {
       engine.setReservations(dhcpReservations(config, store, silentLogger));
     },
   });
+  watch = watchAnswers(app);
   await app.ready();
 });
 
 after(async () => {
+  assert.deepEqual(watch.lost, [], 'answers lost these properties to their response schemas: declare them (src/http/schemas/), or add them to HIDDEN (test/api-answers.ts)');
   await app.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });

@@ -14,6 +14,7 @@ import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { isRouteRole } from '../src/model/roles.js';
 import { buildApp } from '../src/http/app.js';
+import { watchAnswers, type AnswerWatch } from './api-answers.js';
 import { DOCS_CSP } from '../src/http/routes/api-docs.js';
 import { API_TAGS, sharedSchemas } from '../src/http/schemas/index.js';
 import { ensureApiToken, openStore, type Store } from '../src/store/index.js';
@@ -24,6 +25,7 @@ const COMMITTED = join(ROOT, 'docs', 'openapi.json');
 let dir: string;
 let store: Store;
 let app: FastifyInstance;
+let watch: AnswerWatch;
 let token: string;
 const routes: RouteOptions[] = [];
 
@@ -33,12 +35,14 @@ before(async () => {
   store = await openStore(config.dataDir);
   token = ensureApiToken(config.dataDir);
   app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token });
+  watch = watchAnswers(app);
   // buildApp adds its routes in plugins, which load at ready(): this hook sees every one.
   app.addHook('onRoute', (r: RouteOptions) => void routes.push(r));
   await app.ready();
 });
 
 after(async () => {
+  assert.deepEqual(watch.lost, [], 'answers lost these properties to their response schemas: declare them (src/http/schemas/), or add them to HIDDEN (test/api-answers.ts)');
   await app.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });

@@ -14,6 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { buildApp } from '../src/http/app.js';
+import { watchAnswers, type AnswerWatch } from './api-answers.js';
 import { dhcpBootEvent, tftpBootEvent } from '../src/boot/boot-events.js';
 import { createBootRecorder, type BootRecorder } from '../src/events/boot-recorder.js';
 import { createEntry, createHost, ensureApiToken, openStore, type Store } from '../src/store/index.js';
@@ -22,6 +23,7 @@ import { apiCaller, type Json } from './api-helpers.js';
 let dir: string;
 let store: Store;
 let app: FastifyInstance;
+let watch: AnswerWatch;
 let token: string;
 let recorder: BootRecorder;
 const call = apiCaller(() => app, () => token);
@@ -39,10 +41,12 @@ before(async () => {
   await createHost(store.db, { mac: HEALTHY, name: 'pc1', entry: 'deb' });
   recorder = createBootRecorder({ store, log: silentLogger, flushMs: 3_600_000 });
   app = buildApp({ store, config, serverIp: '10.1.2.3', logger: silentLogger, token, bootEvents: recorder });
+  watch = watchAnswers(app);
   await app.ready();
 });
 
 after(async () => {
+  assert.deepEqual(watch.lost, [], 'answers lost these properties to their response schemas: declare them (src/http/schemas/), or add them to HIDDEN (test/api-answers.ts)');
   await app.close();
   await recorder.close();
   await store.close();

@@ -13,12 +13,13 @@
  *                    /api/v1/auth/login|logout|me, /api/v1/users..., /api/v1/tokens...,
  *                    /api/v1/sessions..., /api/v1/audit, /api/v1/openapi.json
  *   Every /api/v1 write is written to the audit log (src/http/audit.ts).
+ *   console (no auth; it asks the API): GET /, /ui, /ui/... (src/http/console.ts)
  *   API reference (static files, no auth): GET /api/docs, /api/docs/FILE
  *
  * The /api/v1 routes' schemas (src/http/schemas/) are also the OpenAPI 3.1
  * document: @fastify/swagger collects them as routes are added (only
  * /api/v1 goes in it), and docs/openapi.json is its committed copy
- * (src/http/openapi.test.ts fails when they differ).
+ * (test/api-openapi.test.ts fails when they differ).
  */
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -61,6 +62,9 @@ import { tftpRoutes } from './routes/tftp.js';
 import { agentRoutes } from './routes/agent.js';
 import { createImagingService, type ImagingService } from '../imaging/tasks.js';
 import { AGENT_PREFIX } from '../imaging/protocol.js';
+import { consoleRoutes } from './console.js';
+import { fleetbootPackageDir } from './version.js';
+import { join } from 'node:path';
 
 export type { RuntimeStatus } from './context.js';
 
@@ -94,6 +98,8 @@ export interface AppOptions {
   multicast?: MulticastService;
   /** Where boot steps are reported (the server's recorder); without it nothing is recorded. */
   bootEvents?: BootEventSink;
+  /** The built web console (default: web/dist in Fleetboot's directory); null: no console routes. */
+  consoleDir?: string | null;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -228,5 +234,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     },
     { prefix: AGENT_PREFIX },
   );
+  const packageDir = fleetbootPackageDir();
+  const consoleDir = opts.consoleDir === undefined ? (packageDir === null ? null : join(packageDir, 'web', 'dist')) : opts.consoleDir;
+  if (consoleDir !== null) app.register(async (scope) => consoleRoutes(scope, consoleDir));
   return app;
 }

@@ -46,20 +46,12 @@ function contentType(path: string): string {
   return 'application/octet-stream';
 }
 
-export interface SendFileOptions {
-  /**
-   * The Content-Type. Default: by the name's ending among boot files
-   * (.ipxe, .efi), else application/octet-stream: a file a client uploaded
-   * is never served as something a browser would run.
-   */
-  contentType?: string;
-}
-
 /**
  * Send an opened file (GET or HEAD) with Range support, and close it. Size
- * and bytes come from the one descriptor: they always match.
+ * and bytes come from the one descriptor: they always match. `type`: the
+ * Content-Type (default: from the name, for boot files).
  */
-export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: SafeFile, opts: SendFileOptions = {}): Promise<FastifyReply> {
+export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: SafeFile, type?: string): Promise<FastifyReply> {
   const fh = file.handle;
   let handedOff = false;
   try {
@@ -68,7 +60,7 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: S
       return reply.code(404).send({ error: 'NOT_FOUND', message: 'Not found' });
     }
     const size = st.size;
-    reply.header('accept-ranges', 'bytes').header('content-type', opts.contentType ?? contentType(file.path)).header('last-modified', st.mtime.toUTCString());
+    reply.header('accept-ranges', 'bytes').header('content-type', type ?? contentType(file.path)).header('last-modified', st.mtime.toUTCString());
     const range = parseRange(req.headers.range, size);
     if (range === 'unsatisfiable') {
       return reply.code(416).header('content-range', `bytes */${size}`).send();

@@ -20,7 +20,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { statusApi } from '../schemas/status.js';
 import { openInside, sendFile } from '../send-file.js';
 import type { ApiTypeProvider } from '../type-provider.js';
-import { fleetbootRoot } from '../version.js';
+import { fleetbootPackageDir } from '../version.js';
 
 export const DOCS_PATH = '/api/docs';
 
@@ -46,7 +46,9 @@ export async function openapiRoutes(fastify: FastifyInstance): Promise<void> {
 /** GET /api/docs and its files. */
 export async function docsRoutes(app: FastifyInstance): Promise<void> {
   const swaggerDir = swaggerUiDir();
-  const ownDir = join(fleetbootRoot(), 'src', 'http', 'api-docs');
+  const packageDir = fleetbootPackageDir();
+  if (packageDir === null) throw new Error("Cannot find Fleetboot's package.json (for src/http/api-docs/): is this a complete Fleetboot checkout?");
+  const ownDir = join(packageDir, 'src', 'http', 'api-docs');
   /** The only names served: where each is, its type, and how long a browser may keep it. */
   const files = new Map<string, { dir: string; type: string; maxAge: number }>([
     ['', { dir: ownDir, type: 'text/html; charset=utf-8', maxAge: 0 }],
@@ -66,7 +68,7 @@ export async function docsRoutes(app: FastifyInstance): Promise<void> {
       .header('content-security-policy', DOCS_CSP)
       .header('referrer-policy', 'no-referrer')
       .header('cache-control', entry.maxAge > 0 ? `public, max-age=${entry.maxAge}` : 'no-cache');
-    return sendFile(req, reply, opened, { contentType: entry.type });
+    return sendFile(req, reply, opened, entry.type);
   };
 
   app.get(DOCS_PATH, async (req, reply) => serve(req, reply, ''));

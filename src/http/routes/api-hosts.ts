@@ -1,14 +1,23 @@
 /**
  * Hosts (roles: reads viewer, changes operator, deletes admin):
- *   GET    /api/v1/hosts[?status=pending|approved]   (pending: the inbox of machines
- *                               registered from the boot menu)
+ *   GET    /api/v1/hosts[?status=pending|approved][&q=TEXT][&group=NAME]
+ *                    [&sort=name|mac|entry|status|createdAt|updatedAt][&order=asc|desc]
+ *                    [&offset=N&limit=1..1000]  -> { hosts (each with its groups), total, offset, limit }
+ *                               (pending: the inbox of machines registered from the boot menu;
+ *                               q: part of a name, MAC in any spelling, address, serial or
+ *                               group; without limit, every match)
  *   POST   /api/v1/hosts/:mac/approve { name? }  a pending host becomes a host
  *   POST   /api/v1/hosts/:mac/reject             a pending host is removed
  *   DELETE /api/v1/hosts/:mac/inventory          forget the inventory of record (after a
  *                               hardware change: the identity check compares with it)
  *   POST   /api/v1/hosts        { mac, name?, entry?, ip? } -> 201
+ *   POST   /api/v1/hosts/import { hosts: [{ mac, name?, ip?, entry?, groups? }] (up to 20,000), skipExisting? }
+ *                               add many hosts, all or none (missing groups are made) -> 201
+ *                               { added, skipped, groupsCreated }; `fleetboot host import FILE.csv`
+ *   POST   /api/v1/hosts/entry  { macs: [MAC...] (1..1000), entry: name | null } assign one entry to
+ *                               many hosts, all or none -> { hosts }
  *   GET    /api/v1/hosts/:mac   (any usual MAC spelling; stored lower-case with colons)
- *                               + inventory (last collected, or null) and activeTask (or null)
+ *                               + groups (names), inventory (last collected, or null) and activeTask (or null)
  *   PATCH  /api/v1/hosts/:mac   { entry?: name | null, name?: name | null, ip?: IPv4 | null }
  *                               assign / unassign / rename / reserve / unreserve
  *   DELETE /api/v1/hosts/:mac
@@ -18,7 +27,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { approveHost, createHost, deleteHost, getHost, listHosts, listTasks, rejectHost, updateHost, normaliseMac } from '../../store/index.js';
+import { approveHost, assignEntry, createHost, deleteHost, getHost, hostGroups, importHosts, listTasks, queryHosts, rejectHost, updateHost, normaliseMac } from '../../store/index.js';
 import { deleteInventory, getInventory } from '../../store/inventory.js';
 import type { AppContext } from '../context.js';
 import { hostsApi } from '../schemas/hosts.js';
@@ -37,9 +46,21 @@ export async function hostRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
     if (r) throw new FleetbootError('CONFLICT', `Address ${ip} is reserved for ${r.mac} in the configuration (dhcp.reservations)`);
   };
 
-  app.get('/hosts', { config: { role: 'viewer' }, schema: hostsApi.list }, async (req) => ({
-    hosts: await listHosts(store.db, req.query.status !== undefined ? { status: req.query.status } : {}),
-  }));
+  app.get('/hosts', { config: { role: 'viewer' }, schema: hostsApi.list }, async (req) => {
+    const { status, q, group, sort, order } = req.query;
+    const offset = req.query.offset !== undefined ? Number(req.query.offset) : 0;
+    const limit = req.query.limit !== undefined ? Number(req.query.limit) : undefined;
+    const r = await queryHosts(store.db, {
+      ...(status !== undefined ? { status } : {}),
+      ...(q !== undefined ? { q } : {}),
+      ...(group !== undefined ? { group } : {}),
+      ...(sort !== undefined ? { sort } : {}),
+      ...(order !== undefined ? { order } : {}),
+      offset,
+      ...(limit !== undefined ? { limit } : {}),
+    });
+    return { ...r, offset, limit: limit ?? null };
+  });
 
   app.post('/hosts/:mac/approve', { config: { role: 'operator' }, schema: hostsApi.approve }, async (req) => {
     const host = await approveHost(store.db, req.params.mac, req.body?.name ?? null);
@@ -70,12 +91,28 @@ export async function hostRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
     return reply.code(201).send(host);
   });
 
+  // 20,000 rows of about 100 bytes.
+  app.post('/hosts/import', { config: { role: 'operator' }, bodyLimit: 4 * 1024 * 1024, schema: hostsApi.import }, async (req, reply) => {
+    for (const h of req.body.hosts) checkConfigReservation(h.mac, h.ip);
+    const r = await importHosts(store.db, req.body.hosts, { skipExisting: req.body.skipExisting === true });
+    ctx.log.info({ subsystem: 'api', added: r.added, skipped: r.skipped.length, groupsCreated: r.groupsCreated }, 'hosts imported');
+    ctx.hostsChanged();
+    return reply.code(201).send(r);
+  });
+
+  app.post('/hosts/entry', { config: { role: 'operator' }, schema: hostsApi.assignEntry }, async (req) => {
+    const hosts = await assignEntry(store.db, req.body.macs, req.body.entry);
+    ctx.log.info({ subsystem: 'api', hosts: hosts.length, entry: req.body.entry }, 'entry assigned to hosts');
+    ctx.hostsChanged();
+    return { hosts };
+  });
+
   app.get('/hosts/:mac', { config: { role: 'viewer' }, schema: hostsApi.show }, async (req) => {
     const host = await getHost(store.db, req.params.mac);
     if (!host) throw new FleetbootError('NOT_FOUND', `No host with MAC ${req.params.mac}`);
-    const [inventory, active] = await Promise.all([getInventory(store.db, host.mac), listTasks(store.db, { mac: host.mac, active: true, limit: 1 })]);
+    const [inventory, active, groups] = await Promise.all([getInventory(store.db, host.mac), listTasks(store.db, { mac: host.mac, active: true, limit: 1 }), hostGroups(store.db, host.mac)]);
     const task = active[0];
-    return { ...host, inventory: inventory ? { ...inventory.inventory } : null, activeTask: task ? taskView(task) : null };
+    return { ...host, groups, inventory: inventory ? { ...inventory.inventory } : null, activeTask: task ? taskView(task) : null };
   });
 
   app.patch('/hosts/:mac', { config: { role: 'operator' }, schema: hostsApi.update }, async (req) => {

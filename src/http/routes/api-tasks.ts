@@ -1,6 +1,6 @@
 /**
  * Imaging tasks (roles: reads viewer, changes operator):
- *   GET    /api/v1/tasks[?mac=MAC&active=true|false&limit=N]   newest first -> { tasks }
+ *   GET    /api/v1/tasks[?mac=MAC&active=true|false&state=STATE&limit=N]   newest first -> { tasks }
  *   GET    /api/v1/tasks/:id
  *   POST   /api/v1/tasks            { type: capture|deploy|inventory, mac | macs | group, image?, revision?, disk?, table?,
  *                                     wake?, at?, multicast? } -> 201 the task (mac), or the job with its tasks (macs, group)
@@ -24,6 +24,7 @@
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
 import { getTask, listTasks, normaliseMac, retryTask, type Task as StoredTask } from '../../store/index.js';
+import type { TaskState } from '../../model/task.js';
 import { parseTaskRequest } from '../../model/task-request.js';
 import { describeSubmitted, submitTaskRequest } from '../../imaging/submit.js';
 import type { AppContext } from '../context.js';
@@ -59,8 +60,9 @@ export async function taskRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
   };
 
   app.get('/tasks', { config: { role: 'viewer' }, schema: tasksApi.list }, async (req) => {
-    const { mac, active, limit } = req.query;
-    const filter: { mac?: string; active?: boolean; limit?: number } = {};
+    const { mac, active, state, limit } = req.query;
+    const filter: { mac?: string; active?: boolean; state?: TaskState; limit?: number } = {};
+    if (state !== undefined) filter.state = state;
     if (mac !== undefined) {
       const m = normaliseMac(mac);
       if (!m) throw new FleetbootError('INVALID_INPUT', `Invalid MAC address ${JSON.stringify(mac)}: expected six hex bytes such as 52:54:00:12:34:56`);

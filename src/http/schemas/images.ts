@@ -19,9 +19,10 @@ const imageProperties = {
   sourceMac: nullableString,
   taskId: nullableInt,
   manifestSha256: { type: 'string' },
+  protected: { type: 'boolean', description: 'Capture tasks into it are refused (deploys, rollback and approval go on).' },
 } as const;
 
-const imageRequired = ['name', 'createdAt', 'revision', 'revisionCount', 'pending', 'sizeBytes', 'diskBytes', 'tableType', 'partitions', 'sourceMac', 'taskId', 'manifestSha256'] as const;
+const imageRequired = ['name', 'createdAt', 'revision', 'revisionCount', 'pending', 'sizeBytes', 'diskBytes', 'tableType', 'partitions', 'sourceMac', 'taskId', 'manifestSha256', 'protected'] as const;
 
 /** An image as lists show it: the current revision's facts (or the newest revision's while none is current). */
 export const imageSchema = {
@@ -108,6 +109,14 @@ export const imagesApi = {
     description: 'It becomes the current revision.',
     params: { type: 'object', required: ['name', 'n'], properties: { name: nameString, n: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' } } },
     response: { 200: { $ref: 'ImageRevision#' }, ...errorResponses },
+  },
+  protect: {
+    tags: ['images'],
+    summary: 'Protect an image against capture, or not',
+    description: 'A protected image refuses capture tasks into it (409); deploys, rollback and approval go on. 409 protecting it while a capture into it is active.',
+    params: nameParams,
+    body: { type: 'object', required: ['protected'], additionalProperties: false, properties: { protected: { type: 'boolean' } } },
+    response: { 200: { $ref: 'Image#' }, ...errorResponses },
   },
   remove: {
     tags: ['images'],

@@ -10,7 +10,7 @@ import { errorBodySchema } from './common.js';
 import { leaseListSchema, leaseSchema } from './dhcp.js';
 import { bootEntryListSchema, bootEntrySchema } from './entries.js';
 import { groupListSchema, groupSchema, groupSummarySchema, membersAddedSchema } from './groups.js';
-import { hostDetailSchema, hostListSchema, hostSchema } from './hosts.js';
+import { assignedHostsSchema, hostDetailSchema, hostListItemSchema, hostListSchema, hostSchema } from './hosts.js';
 import { imageDetailSchema, imageListSchema, imageRevisionSchema, imageSchema } from './images.js';
 import { multicastSessionDetailSchema, multicastSessionListSchema, multicastSessionSchema } from './multicast.js';
 import { deletedScheduleSchema, newScheduleSchema, scheduleDetailSchema, scheduleListSchema, scheduleSchema } from './schedules.js';
@@ -24,8 +24,10 @@ import { wakeRoundSchema, wakeTargetSchema, wakeTargetsSchema } from './wake.js'
 export const sharedSchemas = [
   errorBodySchema,
   hostSchema,
+  hostListItemSchema,
   hostDetailSchema,
   hostListSchema,
+  assignedHostsSchema,
   bootEventSchema,
   bootTimelineSchema,
   bootDiagnosisSchema,

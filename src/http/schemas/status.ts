@@ -7,7 +7,7 @@ import { dateTime, errorResponses, nullableInt } from './common.js';
 const statusSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'version', 'serverIp', 'baseUrl', 'bootScriptUrl', 'dataDir', 'http', 'tftp', 'dhcp', 'counts', 'startedAt', 'uptimeSeconds'],
+  required: ['name', 'version', 'serverIp', 'baseUrl', 'bootScriptUrl', 'dataDir', 'http', 'tftp', 'dhcp', 'counts', 'storage', 'startedAt', 'uptimeSeconds'],
   properties: {
     name: { type: 'string' },
     version: { type: 'string' },
@@ -32,7 +32,19 @@ const statusSchema = {
         pxePort: nullableInt,
       },
     },
-    counts: { type: 'object', additionalProperties: false, required: ['hosts', 'entries'], properties: { hosts: { type: 'integer' }, entries: { type: 'integer' } } },
+    counts: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['hosts', 'pendingHosts', 'entries'],
+      properties: { hosts: { type: 'integer', description: 'Approved hosts.' }, pendingHosts: { type: 'integer' }, entries: { type: 'integer' } },
+    },
+    storage: {
+      type: ['object', 'null'],
+      description: "The file system of the data directory, where images are kept (null when it cannot be read).",
+      additionalProperties: false,
+      required: ['totalBytes', 'freeBytes', 'imagesBytes'],
+      properties: { totalBytes: { type: 'integer' }, freeBytes: { type: 'integer', description: 'Free for the server.' }, imagesBytes: { type: 'integer', description: 'Stored image revisions.' } },
+    },
     startedAt: dateTime,
     uptimeSeconds: { type: 'integer' },
   },
@@ -43,7 +55,7 @@ export const statusApi = {
   status: {
     tags: ['status'],
     summary: 'Show the running server',
-    description: 'Version, addresses, the ports the services bound (not what the configuration asks for), counts.',
+    description: 'Version, addresses, the ports the services bound (not what the configuration asks for), counts, disk space.',
     response: { 200: statusSchema, ...errorResponses },
   },
   openapi: {

@@ -185,11 +185,11 @@ export const tasksApi = {
   list: {
     tags: ['tasks'],
     summary: 'List tasks',
-    description: 'Newest first. `mac`: one machine\'s; `active=true`: only unfinished ones (scheduled, queued, booting, waiting, running); `limit`: at most N.',
+    description: 'Newest first. `mac`: one machine\'s; `active=true`: only unfinished ones (scheduled, queued, booting, waiting, running); `state`: only those in it; `limit`: at most N.',
     querystring: {
       type: 'object',
       additionalProperties: false,
-      properties: { mac: macString, active: { type: 'string', enum: ['true', 'false', '1', '0'] }, limit: limitString },
+      properties: { mac: macString, active: { type: 'string', enum: ['true', 'false', '1', '0'] }, state: { type: 'string', enum: TASK_STATES }, limit: limitString },
     },
     response: { 200: { $ref: 'TaskList#' }, ...errorResponses },
   },
