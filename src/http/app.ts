@@ -11,7 +11,7 @@
  *                    /api/v1/images..., /api/v1/tasks..., /api/v1/groups..., /api/v1/jobs...,
  *                    /api/v1/schedules..., /api/v1/wake..., /api/v1/multicast...,
  *                    /api/v1/auth/login|logout|me, /api/v1/users..., /api/v1/tokens...,
- *                    /api/v1/sessions..., /api/v1/audit
+ *                    /api/v1/sessions..., /api/v1/audit, /api/v1/events (live events, SSE)
  *   Every /api/v1 write is written to the audit log (src/http/audit.ts).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -46,6 +46,8 @@ import type { WakeService } from '../wake/service.js';
 import type { MulticastService } from '../multicast/service.js';
 import { multicastRoutes } from './routes/api-multicast.js';
 import { timelineRoutes } from './routes/api-timeline.js';
+import { eventRoutes, type EventStreamOptions } from './routes/api-events.js';
+import { createEventBus, type EventBus } from '../events/bus.js';
 import { bootRoutes } from './routes/boot.js';
 import { tftpRoutes } from './routes/tftp.js';
 import { agentRoutes } from './routes/agent.js';
@@ -84,6 +86,13 @@ export interface AppOptions {
   multicast?: MulticastService;
   /** Where boot steps are reported (the server's recorder); without it nothing is recorded. */
   bootEvents?: BootEventSink;
+  /**
+   * Live events (the server passes its own, which its services publish on);
+   * made here when absent, and then given to the imaging service made here.
+   */
+  events?: EventBus;
+  /** GET /api/v1/events: heartbeat, retry hint, streams per principal, bytes a slow client may owe (tests shorten them). */
+  eventStream?: EventStreamOptions;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -101,6 +110,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     ...(opts.auth?.now ? { now: opts.auth.now } : {}),
     ...(opts.auth?.scrypt ? { scrypt: opts.auth.scrypt } : {}),
   });
+  const events = opts.events ?? createEventBus({ onSubscriberError: (err) => log.error({ subsystem: 'events', err: errorMessage(err) }, 'an event stream failed') });
 
   const ctx: AppContext = {
     auth,
@@ -112,10 +122,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     runtime: opts.runtime ?? (() => ({ httpPort: config.http.port, tftpPort: config.tftp.enabled ? config.tftp.port : null, dhcpPort: null, pxePort: null })),
     maxUploadBytes: opts.maxUploadBytes ?? 8 * 1024 ** 3,
     startedAt: new Date(),
-    imaging: opts.imaging ?? createImagingService({ store, config, log }),
+    imaging: opts.imaging ?? createImagingService({ store, config, log, events }),
     wake: opts.wake ?? null,
     multicast: opts.multicast ?? null,
     bootEvents: opts.bootEvents ?? null,
+    events,
     tasksChanged() {
       try {
         opts.onTasksChanged?.();
@@ -204,6 +215,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await wakeRoutes(api, ctx);
       await multicastRoutes(api, ctx);
       await timelineRoutes(api, ctx);
+      await eventRoutes(api, ctx, opts.eventStream);
     },
     { prefix: '/api/v1' },
   );

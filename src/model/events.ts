@@ -1,7 +1,7 @@
 /**
  * Live events: what GET /api/v1/events streams to the console (Server-Sent
- * Events, src/http/routes/api-events.ts) as it happens. Types only, and
- * nothing of the server: the browser imports them.
+ * Events, src/http/routes/api-events.ts) as it happens. Types and pure
+ * builders, nothing of the server: the browser imports them.
  *
  * On the wire each event is one SSE block:
  *   id: <epoch>-<seq>        epoch: this server run; seq: 1, 2, 3... in order
@@ -21,15 +21,18 @@
  *   boot.event      a step of a machine's boot, as its timeline records it
  *   multicast.session  a multicast session waits, sends or ended
  *   multicast.member   a member of a running session joined, finished or was dropped
- * and two that describe the stream itself:
+ * and three that describe the stream itself:
  *   ready           first after connecting (and after the replay of a resume)
  *   reset           the Last-Event-ID given is from another server run or too
  *                   old to replay: reload what you show, then carry on
- * ready and reset carry the id of the newest event so far: a resume from
- * them replays what came after.
+ *   end             the server ends the stream, saying why: the session
+ *                   ended (a reconnect gets 401), or the server stops (a
+ *                   reconnect resumes, or gets reset from the next run)
+ * They carry the id of the newest event so far: a resume from them replays
+ * what came after.
  */
-import type { BootEventDetail, BootEventKind } from './boot-event.js';
-import type { LeaseState } from './lease.js';
+import type { BootEventDetail, BootEventKind, NewBootEvent } from './boot-event.js';
+import { leaseActive, type Lease, type LeaseState } from './lease.js';
 import type { TaskPhase, TaskState, TaskType } from './task.js';
 
 export const LIVE_EVENT_KINDS = [
@@ -78,7 +81,7 @@ export interface TaskStateEvent extends LiveEventBase {
   /** null: the task was just created (state scheduled or queued). */
   from: TaskState | null;
   state: TaskState;
-  /** Why it failed or was cancelled (or why it waits), else null. */
+  /** Why it failed or was cancelled, else null. */
   error: string | null;
   jobId: number | null;
 }
@@ -149,7 +152,7 @@ export interface MulticastMemberEvent extends LiveEventBase {
   sessionId: number;
   /** null: a receiver the session does not know (not admitted). */
   taskId: number | null;
-  /** The sender's word for the receiver: joined, done, dropped, ... */
+  /** The sender's word for the receiver: joined, then active, waiting, done, failed or dropped. */
   state: string;
   reason: string | null;
 }
@@ -182,8 +185,15 @@ export interface ResetEvent {
   reason: string;
 }
 
+export interface EndEvent {
+  kind: 'end';
+  /** The newest event's id so far. */
+  id: string;
+  reason: string;
+}
+
 /** The stream's own events. */
-export type StreamEvent = ReadyEvent | ResetEvent;
+export type StreamEvent = ReadyEvent | ResetEvent | EndEvent;
 
 type WithoutIdAt<E> = E extends LiveEvent ? Omit<E, 'id' | 'at'> & { at?: string } : never;
 
@@ -197,4 +207,48 @@ export interface EventPublisher {
 
 export function isLiveEventKind(v: unknown): v is LiveEventKind {
   return typeof v === 'string' && (LIVE_EVENT_KINDS as readonly string[]).includes(v);
+}
+
+/** The fields of a task that a task.state event names. */
+export interface TaskFacts {
+  id: number;
+  mac: string;
+  type: TaskType;
+  image: string | null;
+  jobId: number | null;
+}
+
+/** Task `t` went from `from` (null: it was just created) to `to`; `error` is kept for failed and cancelled only. */
+export function taskStateEvent(t: TaskFacts, from: TaskState | null, to: TaskState, error: string | null): LiveEventInput {
+  return {
+    kind: 'task.state',
+    taskId: t.id,
+    mac: t.mac,
+    type: t.type,
+    image: t.image,
+    from,
+    state: to,
+    error: to === 'failed' || to === 'cancelled' ? error : null,
+    jobId: t.jobId,
+  };
+}
+
+/** A lease the DHCP server just stored, as GET /api/v1/dhcp/leases shows it, at `now` (ms). */
+export function leaseEvent(l: Readonly<Lease>, now: number): LiveEventInput {
+  return {
+    kind: 'dhcp.lease',
+    ip: l.ip,
+    mac: l.mac,
+    clientId: l.clientId,
+    hostname: l.hostname,
+    state: l.state,
+    expiresAt: new Date(l.expiresAt).toISOString(),
+    updatedAt: new Date(l.updatedAt).toISOString(),
+    active: leaseActive(l, now),
+  };
+}
+
+/** A recorded step of a machine's boot (src/events/boot-recorder.ts), as a boot.event. */
+export function bootStepEvent(e: NewBootEvent & { at: string }): LiveEventInput {
+  return { kind: 'boot.event', at: e.at, mac: e.mac, ip: e.ip, step: e.kind, summary: e.summary, detail: e.detail };
 }

@@ -87,6 +87,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
     async (req) => {
       const host = await approveHost(store.db, req.params.mac, req.body?.name ?? null);
       ctx.log.info({ subsystem: 'api', mac: host.mac, name: host.name }, 'pending host approved');
+      ctx.events.publish({ kind: 'host.changed', mac: host.mac, change: 'approved', name: host.name, status: host.status });
       ctx.hostsChanged();
       return host;
     },
@@ -95,6 +96,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.post<{ Params: { mac: string } }>('/hosts/:mac/reject', { config: { role: 'operator' }, schema: { params: macParams } }, async (req) => {
     await rejectHost(store.db, req.params.mac);
     ctx.log.info({ subsystem: 'api', mac: req.params.mac }, 'pending host rejected');
+    ctx.events.publish({ kind: 'host.changed', mac: normaliseMac(req.params.mac) ?? req.params.mac, change: 'rejected', name: null, status: null });
     return { rejected: req.params.mac };
   });
 
@@ -124,6 +126,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
       checkConfigReservation(req.body.mac, req.body.ip);
       const host = await createHost(store.db, req.body);
       ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry, ip: host.ip }, 'host added');
+      ctx.events.publish({ kind: 'host.changed', mac: host.mac, change: 'created', name: host.name, status: host.status });
       ctx.hostsChanged();
       return reply.code(201).send(host);
     },
@@ -150,6 +153,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
       checkConfigReservation(req.params.mac, req.body.ip);
       const host = await updateHost(store.db, req.params.mac, req.body);
       ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry, name: host.name, ip: host.ip }, 'host changed');
+      ctx.events.publish({ kind: 'host.changed', mac: host.mac, change: 'updated', name: host.name, status: host.status });
       ctx.hostsChanged();
       return host;
     },
@@ -158,6 +162,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.delete<{ Params: { mac: string } }>('/hosts/:mac', { config: { role: 'admin' }, schema: { params: macParams } }, async (req) => {
     await deleteHost(store.db, req.params.mac);
     ctx.log.info({ subsystem: 'api', mac: req.params.mac }, 'host deleted');
+    ctx.events.publish({ kind: 'host.changed', mac: normaliseMac(req.params.mac) ?? req.params.mac, change: 'deleted', name: null, status: null });
     ctx.hostsChanged();
     return { deleted: req.params.mac };
   });

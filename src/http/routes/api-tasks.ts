@@ -25,7 +25,7 @@ import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
 import { getTask, listTasks, normaliseMac, retryTask, DISK_PATTERN, NAME_PATTERN, type Task } from '../../store/index.js';
 import { MACS_MAX, MACS_MIN, PARTITION_TABLES, REQUEST_TASK_TYPES, parseTaskRequest, type TaskRequest } from '../../model/task-request.js';
-import { describeSubmitted, submitTaskRequest } from '../../imaging/submit.js';
+import { announceTasks, describeSubmitted, submitTaskRequest } from '../../imaging/submit.js';
 import type { AppContext } from '../context.js';
 
 const nullableString = { type: ['string', 'null'] } as const;
@@ -195,7 +195,7 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
     },
     async (req, reply) => {
       const request = parseTaskRequest(req.body, { allowAt: true });
-      const sub = await submitTaskRequest(store, request, { now: new Date(), allocateMulticast: ctx.multicast?.allocate ?? null });
+      const sub = await submitTaskRequest(store, request, { now: new Date(), allocateMulticast: ctx.multicast?.allocate ?? null, events: ctx.events });
       if (sub.kind === 'task') {
         const t = sub.task;
         ctx.log.info({ subsystem: 'api', task: t.id, type: t.type, mac: t.mac, image: t.image, state: t.state, startAt: t.startAt, wake: t.wake }, `${describeSubmitted(sub)}: ${t.state}`);
@@ -217,6 +217,7 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.post<{ Params: { id: string } }>('/tasks/:id/retry', { config: { role: 'operator' }, schema: { params: idParams, response: { 201: taskSchema } } }, async (req, reply) => {
     const task = await retryTask(store.db, taskId(req.params.id));
     ctx.log.info({ subsystem: 'api', task: task.id, retryOf: task.retryOf, mac: task.mac }, 'task retried');
+    announceTasks(ctx.events, [task]);
     return reply.code(201).send(task);
   });
 }
