@@ -6,10 +6,12 @@
  * task's events as its agent reports (progress at most once a second), a
  * resume with Last-Event-ID (the missed events, no duplicates), reset for
  * an id of another run, a pending host from the boot menu, the cap on
- * streams, and a close that does not wait on open streams.
+ * streams, a close that does not wait on open streams, and `fleetboot
+ * events`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -21,7 +23,9 @@ import { SseParser, type SseMessage } from '../src/lib/sse.js';
 import type { LiveEvent } from '../src/model/events.js';
 import { startFleetboot, type RunningFleetboot } from '../src/server.js';
 import { createUser, openStore, type Store } from '../src/store/index.js';
+import { program } from '../src/lib/programs.js';
 import { agent, inventory, pxe } from './imaging-helpers.js';
+import { CLI, cli, fails, ok, ROOT, waitUntil } from './cli-helpers.js';
 
 const MAC = '52:54:00:ee:00:01';
 const NEW_MAC = '52:54:00:ee:00:99';
@@ -361,4 +365,31 @@ test('streams per principal are capped (429 saying why); the server closes witho
     const end = s.messages.find((m) => m.event === 'end');
     assert.match(String((JSON.parse(end?.data ?? '{}') as { reason?: string }).reason), /the server is stopping/);
   }
+});
+
+test('fleetboot events prints the events kept, one line each (or JSON), filtered by kind; --follow goes on as they happen', async () => {
+  await withServer(async ({ fb }) => {
+    assert.equal((await api(fb, 'POST', '/hosts', { mac: MAC, name: 'pc1' })).status, 201);
+    assert.equal((await api(fb, 'POST', '/tasks', { type: 'inventory', mac: MAC })).status, 201);
+    const where = ['--server', fb.url, '--token', fb.token];
+    const plain = ok(await cli(['events', ...where]), 'events');
+    assert.match(plain.stdout, new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\s+host\\.changed\\s+host ${MAC} \\(pc1\\) created$`, 'm'));
+    assert.match(plain.stdout, new RegExp(`task\\.state\\s+task #\\d+ inventory ${MAC}: created, queued$`, 'm'));
+    const json = ok(await cli(['events', '--kind', 'task', '--json', ...where]), 'events --json');
+    const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; mac: string });
+    assert.deepEqual(lines.map((e) => [e.kind, e.mac]), [['task.state', MAC]]);
+    fails(await cli(['events', '--kind', 'nope', ...where]), 'a wrong kind', /--kind "nope" is not an event kind/);
+    fails(await cli(['events', '--server', fb.url, '--token', 'wrong-token-wrong-token']), 'a wrong token', /Missing or wrong API token/);
+
+    const child = spawn(program(CLI[0]), [...CLI.slice(1), 'events', '--follow', '--kind', 'host', ...where], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    try {
+      await waitUntil(() => out.includes('created'), 'the kept host event', 60_000, child);
+      assert.equal((await api(fb, 'PATCH', `/hosts/${MAC}`, { name: 'pc2' })).status, 200);
+      await waitUntil(() => out.includes(`host ${MAC} (pc2) updated`), 'the live host event', 10_000, child);
+    } finally {
+      child.kill();
+    }
+  });
 });

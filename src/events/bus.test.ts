@@ -184,6 +184,9 @@ test('subscribe() with the last id seen replays what came after it, then the liv
   assert.deepEqual(ids(bus.subscribe(() => undefined, { lastEventId: 'run1-7' }).first), ['ready@run1-7'], 'up to date: only ready');
   assert.deepEqual(bus.subscribe(() => undefined).first, [{ kind: 'ready', id: 'run1-7', resumed: false, replayed: 0 }], 'no id: ready');
   assert.deepEqual(ids(bus.subscribe(() => undefined, { lastEventId: 'run1-0' }).first).length, 8, 'from the start: all 7 and ready');
+  const history = bus.subscribe(() => undefined, { history: true }).first;
+  assert.deepEqual(history.at(-1), { kind: 'ready', id: 'run1-7', resumed: false, replayed: 7 }, 'history: every event kept, then ready');
+  assert.equal(history.length, 8);
 });
 
 test('subscribe() answers reset for an id of another run, one too old to replay, or not an id', () => {
@@ -209,6 +212,7 @@ test('subscribe() answers reset for an id of another run, one too old to replay,
   assert.deepEqual(ids(bus.subscribe(() => undefined, { lastEventId: 'run1-5' }).first), ['ready@run1-5']);
   bus.publish(lease('10.0.0.6'));
   assert.deepEqual(ids(bus.subscribe(() => undefined, { lastEventId: 'run1-5' }).first), ['dhcp.lease@run1-6', 'ready@run1-6']);
+  assert.deepEqual(ids(bus.subscribe(() => undefined, { history: true }).first), ['dhcp.lease@run1-6', 'ready@run1-6'], 'history: only what is kept');
 });
 
 test('the replay ring never holds more than maxEvents', () => {

@@ -57,9 +57,10 @@ export interface EventBus extends EventPublisher {
   /**
    * From now on `fn` hears every event delivered. With `lastEventId` (the
    * id of the last event the client saw), `first` holds what it missed and
-   * `ready`, or `reset` when that cannot be told; without it, `ready`.
+   * `ready`, or `reset` when that cannot be told; without it, `ready`,
+   * after every event still kept when `history` is true.
    */
-  subscribe(fn: Listener, opts?: { lastEventId?: string | null }): Subscription;
+  subscribe(fn: Listener, opts?: { lastEventId?: string | null; history?: boolean }): Subscription;
   /** The newest event's id (`<epoch>-0` before the first). */
   lastId(): string;
   readonly subscriberCount: number;
@@ -203,12 +204,17 @@ export function createEventBus(opts: EventBusOptions = {}): EventBus {
     if (p.seq > seq) return reset(`event ${lastEventId} is newer than the newest (${idOf(seq)})`);
     prune();
     if (p.seq < firstSeq() - 1) return reset(`the events after ${lastEventId} are no longer kept (the newest ${maxEvents} of the last ${Math.round(maxAgeMs / 1000)} s are)`);
-    const out: Array<LiveEvent | StreamEvent> = [];
-    for (let i = p.seq - firstSeq() + 1; i < count; i++) {
+    const out = keptAfter(p.seq);
+    return [...out, { kind: 'ready', id: idOf(seq), resumed: true, replayed: out.length }];
+  }
+
+  /** The events kept whose seq is above `after`. */
+  function keptAfter(after: number): LiveEvent[] {
+    const out: LiveEvent[] = [];
+    for (let i = Math.max(0, after - firstSeq() + 1); i < count; i++) {
       const e = ring[(start + i) % maxEvents];
       if (e) out.push(e.event);
     }
-    out.push({ kind: 'ready', id: idOf(seq), resumed: true, replayed: out.length });
     return out;
   }
 
@@ -222,7 +228,13 @@ export function createEventBus(opts: EventBusOptions = {}): EventBus {
     },
     subscribe(fn, o = {}) {
       const last = o.lastEventId ?? null;
-      const first: Array<LiveEvent | StreamEvent> = last === null || last === '' ? [{ kind: 'ready', id: idOf(seq), resumed: false, replayed: 0 }] : replayFrom(last);
+      let first: Array<LiveEvent | StreamEvent>;
+      if (last !== null && last !== '') first = replayFrom(last);
+      else {
+        if (o.history === true) prune();
+        const kept = o.history === true ? keptAfter(0) : [];
+        first = [...kept, { kind: 'ready', id: idOf(seq), resumed: false, replayed: kept.length }];
+      }
       if (!closed) listeners.add(fn);
       return {
         first,

@@ -22,7 +22,8 @@
  *   multicast.session  a multicast session waits, sends or ended
  *   multicast.member   a member of a running session joined, finished or was dropped
  * and three that describe the stream itself:
- *   ready           first after connecting (and after the replay of a resume)
+ *   ready           first after connecting (after the replay of a resume, or
+ *                   of the events kept, with ?history=true)
  *   reset           the Last-Event-ID given is from another server run or too
  *                   old to replay: reload what you show, then carry on
  *   end             the server ends the stream, saying why: the session
@@ -173,7 +174,7 @@ export interface ReadyEvent {
   id: string;
   /** A Last-Event-ID was given and what came after it was replayed. */
   resumed: boolean;
-  /** How many events the replay sent (0 without one). */
+  /** How many events came before it: the ones missed (a resume), the ones kept (?history=true), else 0. */
   replayed: number;
 }
 

@@ -1,7 +1,9 @@
 /**
  * Live events (role viewer), one stream per browser tab:
- *   GET /api/v1/events[?lastEventId=ID]   text/event-stream (src/model/events.ts
- *                                         lists the kinds and their fields)
+ *   GET /api/v1/events[?lastEventId=ID][?history=true]
+ *        text/event-stream (src/model/events.ts lists the kinds and their
+ *        fields); history: start with the events still kept (the newest
+ *        5,000 of the last 5 minutes), e.g. for `fleetboot events`
  *
  * Made for EventSource: it sends the session cookie (a GET needs no CSRF
  * token) and, when it reconnects, `Last-Event-ID`; the query parameter is
@@ -85,12 +87,12 @@ export async function eventRoutes(app: FastifyInstance, ctx: AppContext, options
     for (const end of [...open]) end('the server is stopping');
   });
 
-  app.get<{ Querystring: { lastEventId?: string } }>(
+  app.get<{ Querystring: { lastEventId?: string; history?: 'true' | 'false' } }>(
     '/events',
     {
       config: { role: 'viewer' },
       schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { lastEventId: { type: 'string', maxLength: 64 } } },
+        querystring: { type: 'object', additionalProperties: false, properties: { lastEventId: { type: 'string', maxLength: 64 }, history: { type: 'string', enum: ['true', 'false'] } } },
         response: { 200: { description: 'text/event-stream: the live events (src/model/events.ts)', type: 'string' } },
       },
     },
@@ -155,7 +157,7 @@ export async function eventRoutes(app: FastifyInstance, ctx: AppContext, options
       }
 
       // subscribe() and the writes of its answer run at once: no event can fall between the replay and the live ones.
-      const sub = events.subscribe(send, { lastEventId });
+      const sub = events.subscribe(send, { lastEventId, history: req.query.history === 'true' });
       perPrincipal.set(key, count + 1);
       open.add(end);
       const heartbeat = setInterval(() => void beat(), o.heartbeatMs);
