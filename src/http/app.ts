@@ -13,6 +13,7 @@
  *                    /api/v1/auth/login|logout|me, /api/v1/users..., /api/v1/tokens...,
  *                    /api/v1/sessions..., /api/v1/audit, /api/v1/events (live events, SSE)
  *   Every /api/v1 write is written to the audit log (src/http/audit.ts).
+ *   console (no auth; it asks the API): GET /, /ui, /ui/... (src/http/console.ts)
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { httpBaseUrl, type FleetbootConfig } from '../config/config.js';
@@ -53,6 +54,9 @@ import { tftpRoutes } from './routes/tftp.js';
 import { agentRoutes } from './routes/agent.js';
 import { createImagingService, type ImagingService } from '../imaging/tasks.js';
 import { AGENT_PREFIX } from '../imaging/protocol.js';
+import { consoleRoutes } from './console.js';
+import { fleetbootPackageDir } from './version.js';
+import { join } from 'node:path';
 
 export type { RuntimeStatus } from './context.js';
 
@@ -93,6 +97,8 @@ export interface AppOptions {
   events?: EventBus;
   /** GET /api/v1/events: heartbeat, retry hint, streams per principal, bytes a slow client may owe (tests shorten them). */
   eventStream?: EventStreamOptions;
+  /** The built web console (default: web/dist in Fleetboot's directory); null: no console routes. */
+  consoleDir?: string | null;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -225,5 +231,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     },
     { prefix: AGENT_PREFIX },
   );
+  const packageDir = fleetbootPackageDir();
+  const consoleDir = opts.consoleDir === undefined ? (packageDir === null ? null : join(packageDir, 'web', 'dist')) : opts.consoleDir;
+  if (consoleDir !== null) app.register(async (scope) => consoleRoutes(scope, consoleDir));
   return app;
 }

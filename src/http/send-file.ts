@@ -48,9 +48,10 @@ function contentType(path: string): string {
 
 /**
  * Send an opened file (GET or HEAD) with Range support, and close it. Size
- * and bytes come from the one descriptor: they always match.
+ * and bytes come from the one descriptor: they always match. `type`: the
+ * Content-Type (default: from the name, for boot files).
  */
-export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: SafeFile): Promise<FastifyReply> {
+export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: SafeFile, type?: string): Promise<FastifyReply> {
   const fh = file.handle;
   let handedOff = false;
   try {
@@ -59,7 +60,7 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: S
       return reply.code(404).send({ error: 'NOT_FOUND', message: 'Not found' });
     }
     const size = st.size;
-    reply.header('accept-ranges', 'bytes').header('content-type', contentType(file.path)).header('last-modified', st.mtime.toUTCString());
+    reply.header('accept-ranges', 'bytes').header('content-type', type ?? contentType(file.path)).header('last-modified', st.mtime.toUTCString());
     const range = parseRange(req.headers.range, size);
     if (range === 'unsatisfiable') {
       return reply.code(416).header('content-range', `bytes */${size}`).send();

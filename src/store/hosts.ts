@@ -5,7 +5,7 @@
  * Kysely handle, plus one synchronous read of the reservations for the
  * DHCP server (`hostReservations`).
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely, type Expression, type ExpressionBuilder, type Nullable, type SqlBool } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
 import type { Store } from './db.js';
 import type { Database } from './schema.js';
@@ -104,6 +104,116 @@ export async function listHosts(db: Db, filter: { status?: HostStatus } = {}): P
   return (await q.orderBy('hosts.mac').execute()).map(toHost);
 }
 
+/** The host list's sort keys (the console's columns). */
+export const HOST_SORT_KEYS = ['name', 'mac', 'entry', 'status', 'createdAt', 'updatedAt'] as const;
+export type HostSortKey = (typeof HOST_SORT_KEYS)[number];
+
+export interface HostQuery {
+  status?: HostStatus;
+  /**
+   * Search: matches part of the name, of the MAC in any spelling ("3456",
+   * "34:56", "34-56"), of the reserved address, of the SMBIOS serial or of a
+   * group's name. Case-insensitive.
+   */
+  q?: string;
+  /** Only members of this group. */
+  group?: string;
+  sort?: HostSortKey;
+  order?: 'asc' | 'desc';
+  offset?: number;
+  /** Absent: every match. */
+  limit?: number;
+}
+
+export interface HostListItem extends Host {
+  /** The groups the host is a member of, by name. */
+  groups: string[];
+}
+
+const SORT_COLUMN = {
+  name: 'hosts.name',
+  mac: 'hosts.mac',
+  entry: 'boot_entries.name',
+  status: 'hosts.status',
+  createdAt: 'hosts.created_at',
+  updatedAt: 'hosts.updated_at',
+} as const satisfies Record<HostSortKey, string>;
+
+/** The tables the host list reads (boot_entries left-joined). */
+type HostScope = Omit<Database, 'boot_entries'> & { boot_entries: Nullable<Database['boot_entries']> };
+
+/** `%text%` for LIKE with its wildcards taken literally (escape character '\\'). */
+function likeContaining(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * One page of hosts matching a query, with the number of all matches (the
+ * console's "1–50 of 10,000"). Ties are broken by MAC, so pages never
+ * overlap or skip a host.
+ */
+export async function queryHosts(db: Db, query: HostQuery = {}): Promise<{ hosts: HostListItem[]; total: number }> {
+  const where = (eb: ExpressionBuilder<HostScope, 'hosts' | 'boot_entries'>): Expression<SqlBool> => {
+    const parts: Expression<SqlBool>[] = [];
+    if (query.status !== undefined) parts.push(eb('hosts.status', '=', query.status));
+    if (query.group !== undefined) {
+      parts.push(
+        eb.exists(
+          eb
+            .selectFrom('group_members')
+            .innerJoin('groups', 'groups.id', 'group_members.group_id')
+            .select('group_members.mac')
+            .whereRef('group_members.mac', '=', 'hosts.mac')
+            .where('groups.name', '=', query.group),
+        ),
+      );
+    }
+    const q = query.q?.trim() ?? '';
+    if (q !== '') {
+      const text = likeContaining(q.toLowerCase());
+      const any: Expression<SqlBool>[] = [
+        sql<SqlBool>`lower(hosts.name) like ${text} escape '\\'`,
+        sql<SqlBool>`hosts.ip like ${text} escape '\\'`,
+        sql<SqlBool>`lower(hosts.mac) like ${text} escape '\\'`,
+        eb.exists(eb.selectFrom('inventories').select('inventories.mac').whereRef('inventories.mac', '=', 'hosts.mac').where(sql<SqlBool>`lower(inventories.serial) like ${text} escape '\\'`)),
+        eb.exists(
+          eb
+            .selectFrom('group_members')
+            .innerJoin('groups', 'groups.id', 'group_members.group_id')
+            .select('group_members.mac')
+            .whereRef('group_members.mac', '=', 'hosts.mac')
+            .where(sql<SqlBool>`lower(groups.name) like ${text} escape '\\'`),
+        ),
+      ];
+      // Part of a MAC in any spelling: its hex digits against the stored form's.
+      const hex = q.toLowerCase().replace(/[:.\-\s]/g, '');
+      if (/^[0-9a-f]{2,12}$/.test(hex)) any.push(sql<SqlBool>`replace(hosts.mac, ':', '') like ${likeContaining(hex)} escape '\\'`);
+      parts.push(eb.or(any));
+    }
+    return eb.and(parts);
+  };
+  const countRow = await db.selectFrom('hosts').leftJoin('boot_entries', 'boot_entries.id', 'hosts.entry_id').select((eb) => eb.fn.countAll<number | string | bigint>().as('n')).where(where).executeTakeFirstOrThrow();
+  const total = Number(countRow.n);
+  const order = query.order ?? 'asc';
+  let page = hostQuery(db).where(where).orderBy(SORT_COLUMN[query.sort ?? 'mac'], order);
+  if ((query.sort ?? 'mac') !== 'mac') page = page.orderBy('hosts.mac', order);
+  if (query.limit !== undefined) page = page.limit(query.limit).offset(query.offset ?? 0);
+  else if (query.offset) page = page.limit(Number.MAX_SAFE_INTEGER).offset(query.offset);
+  const hosts = (await page.execute()).map(toHost);
+  const groups = new Map<string, string[]>();
+  if (hosts.length > 0) {
+    const rows = await db
+      .selectFrom('group_members')
+      .innerJoin('groups', 'groups.id', 'group_members.group_id')
+      .select(['group_members.mac', 'groups.name'])
+      .where('group_members.mac', 'in', hosts.map((h) => h.mac))
+      .orderBy('groups.name')
+      .execute();
+    for (const r of rows) groups.set(r.mac, [...(groups.get(r.mac) ?? []), r.name]);
+  }
+  return { hosts: hosts.map((h) => ({ ...h, groups: groups.get(h.mac) ?? [] })), total };
+}
+
 /** The host with this MAC (any spelling), or null. INVALID_INPUT for a malformed MAC. */
 export async function getHost(db: Db, macAddress: string): Promise<Host | null> {
   const r = await hostQuery(db).where('hosts.mac', '=', mac(macAddress)).executeTakeFirst();
@@ -154,6 +264,32 @@ export async function updateHost(db: Db, macAddress: string, changes: HostChange
     await trx.updateTable('hosts').set(set).where('id', '=', exists.id).execute();
     const r = await hostQuery(trx).where('hosts.id', '=', exists.id).executeTakeFirstOrThrow();
     return toHost(r);
+  });
+}
+
+/** The names of the groups a host is a member of, sorted. */
+export async function hostGroups(db: Db, macAddress: string): Promise<string[]> {
+  const rows = await db.selectFrom('group_members').innerJoin('groups', 'groups.id', 'group_members.group_id').select('groups.name').where('group_members.mac', '=', mac(macAddress)).orderBy('groups.name').execute();
+  return rows.map((r) => r.name);
+}
+
+/**
+ * Assign one boot entry to many hosts (null unassigns), all or none:
+ * NOT_FOUND naming every MAC that is no host, CONFLICT naming the pending
+ * ones, INVALID_INPUT for an unknown entry. Returns the hosts changed.
+ */
+export async function assignEntry(db: Db, macAddresses: readonly string[], entry: string | null): Promise<Host[]> {
+  const macs = [...new Set(macAddresses.map(mac))];
+  return db.transaction().execute(async (trx) => {
+    const found = macs.length === 0 ? [] : await trx.selectFrom('hosts').select(['id', 'mac', 'status']).where('mac', 'in', macs).execute();
+    const known = new Set(found.map((h) => h.mac));
+    const missing = macs.filter((m) => !known.has(m));
+    if (missing.length) throw new FleetbootError('NOT_FOUND', `No host with MAC ${missing.join(', ')}`);
+    const pending = found.filter((h) => h.status === 'pending').map((h) => h.mac);
+    if (pending.length) throw new FleetbootError('CONFLICT', `Pending approval, so no entry can be assigned: ${pending.join(', ')} (approve them first)`);
+    const eid = entry === null ? null : await entryId(trx, entry);
+    if (found.length) await trx.updateTable('hosts').set({ entry_id: eid, updated_at: new Date().toISOString() }).where('id', 'in', found.map((h) => h.id)).execute();
+    return (found.length ? await hostQuery(trx).where('hosts.mac', 'in', macs).orderBy('hosts.mac').execute() : []).map(toHost);
   });
 }
 

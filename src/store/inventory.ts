@@ -23,10 +23,11 @@ export async function putInventory(db: Db, macAddress: string, inventory: Invent
   const m = mac(macAddress);
   const now = new Date().toISOString();
   const text = JSON.stringify(inventory);
+  const serial = inventory.smbios.serial;
   await db
     .insertInto('inventories')
-    .values({ mac: m, inventory: text, collected_at: now })
-    .onConflict((oc) => oc.column('mac').doUpdateSet({ inventory: text, collected_at: now }))
+    .values({ mac: m, inventory: text, collected_at: now, serial })
+    .onConflict((oc) => oc.column('mac').doUpdateSet({ inventory: text, collected_at: now, serial }))
     .execute();
   return now;
 }

@@ -223,6 +223,8 @@ export interface InventoryTable {
   /** The Inventory, JSON text. */
   inventory: string;
   collected_at: string;
+  /** smbios.serial of the inventory (the host search), or null. */
+  serial: string | null;
 }
 
 export interface BootEventTable {

@@ -90,7 +90,7 @@ export const TASK_TYPES: readonly TaskType[] = ['capture', 'deploy', 'inventory'
 export const TERMINAL_TASK_STATES: readonly TaskState[] = ['done', 'failed', 'cancelled'];
 const DISK_RE = new RegExp(DISK_PATTERN);
 const TABLES: readonly TaskOptions['table'][] = PARTITION_TABLES;
-const STATES: readonly TaskState[] = [...ACTIVE_TASK_STATES, ...TERMINAL_TASK_STATES];
+export const TASK_STATES: readonly TaskState[] = [...ACTIVE_TASK_STATES, ...TERMINAL_TASK_STATES];
 
 export function isActiveState(s: TaskState): boolean {
   return ACTIVE_TASK_STATES.includes(s);
@@ -128,7 +128,7 @@ export function toTask(r: TaskRow): Task {
     mac: r.mac,
     hostName: r.host_name,
     image: r.image,
-    state: oneOf(STATES, r.state, 'state'),
+    state: oneOf(TASK_STATES, r.state, 'state'),
     phase: r.phase === null ? null : oneOf(TASK_PHASES, r.phase, 'phase'),
     bytesDone: Number(r.bytes_done),
     bytesTotal: r.bytes_total === null ? null : Number(r.bytes_total),
@@ -268,9 +268,10 @@ export async function getTask(db: Db, id: number): Promise<Task | null> {
   return r ? toTask(r) : null;
 }
 
-/** Newest first. `active`: true = only scheduled/queued/booting/waiting/running, false = only finished ones. */
-export async function listTasks(db: Db, filter: { mac?: string; active?: boolean; limit?: number; jobId?: number } = {}): Promise<Task[]> {
+/** Newest first. `state`: only that state. `active`: true = only scheduled/queued/booting/waiting/running, false = only finished ones. */
+export async function listTasks(db: Db, filter: { mac?: string; active?: boolean; state?: TaskState; limit?: number; jobId?: number } = {}): Promise<Task[]> {
   let q = taskQuery(db);
+  if (filter.state !== undefined) q = q.where('tasks.state', '=', filter.state);
   if (filter.jobId !== undefined) q = q.where('tasks.job_id', '=', filter.jobId);
   if (filter.mac !== undefined) {
     const mac = normaliseMac(filter.mac);

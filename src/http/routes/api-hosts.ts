@@ -1,14 +1,20 @@
 /**
  * Hosts (roles: reads viewer, changes operator, deletes admin):
- *   GET    /api/v1/hosts[?status=pending|approved]   (pending: the inbox of machines
- *                               registered from the boot menu)
+ *   GET    /api/v1/hosts[?status=pending|approved][&q=TEXT][&group=NAME]
+ *                    [&sort=name|mac|entry|status|createdAt|updatedAt][&order=asc|desc]
+ *                    [&offset=N&limit=1..1000]  -> { hosts (each with its groups), total, offset, limit }
+ *                               (pending: the inbox of machines registered from the boot menu;
+ *                               q: part of a name, MAC in any spelling, address, serial or
+ *                               group; without limit, every match)
  *   POST   /api/v1/hosts/:mac/approve { name? }  a pending host becomes a host
  *   POST   /api/v1/hosts/:mac/reject             a pending host is removed
  *   DELETE /api/v1/hosts/:mac/inventory          forget the inventory of record (after a
  *                               hardware change: the identity check compares with it)
  *   POST   /api/v1/hosts        { mac, name?, entry?, ip? } -> 201
+ *   POST   /api/v1/hosts/entry  { macs: [MAC...] (1..1000), entry: name | null } assign one entry to
+ *                               many hosts, all or none -> { hosts }
  *   GET    /api/v1/hosts/:mac   (any usual MAC spelling; stored lower-case with colons)
- *                               + inventory (last collected, or null) and activeTask (or null)
+ *                               + groups (names), inventory (last collected, or null) and activeTask (or null)
  *   PATCH  /api/v1/hosts/:mac   { entry?: name | null, name?: name | null, ip?: IPv4 | null }
  *                               assign / unassign / rename / reserve / unreserve
  *   DELETE /api/v1/hosts/:mac
@@ -18,9 +24,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { approveHost, createHost, deleteHost, getHost, listHosts, listTasks, rejectHost, updateHost, NAME_PATTERN, normaliseMac, type HostStatus } from '../../store/index.js';
+import { approveHost, assignEntry, hostGroups, createHost, deleteHost, getHost, queryHosts, listTasks, HOST_SORT_KEYS, rejectHost, updateHost, NAME_PATTERN, normaliseMac, type HostStatus, type HostSortKey } from '../../store/index.js';
 import { deleteInventory, getInventory } from '../../store/inventory.js';
 import type { AppContext } from '../context.js';
+import { MACS_MAX } from '../../model/task-request.js';
 import { taskSchema } from './api-tasks.js';
 
 const nullableName = { anyOf: [{ type: 'string', pattern: NAME_PATTERN }, { type: 'null' }] } as const;
@@ -41,12 +48,20 @@ const hostSchema = {
   },
 } as const;
 
+/** A host in the list: with the names of its groups. */
+const hostListItemSchema = {
+  type: 'object',
+  required: [...hostSchema.required, 'groups'],
+  properties: { ...hostSchema.properties, groups: { type: 'array', items: { type: 'string' } } },
+} as const;
+
 /** One host with what imaging knows of it: the inventory as the agent sent it, and its active task. */
 const hostDetailSchema = {
   type: 'object',
-  required: [...hostSchema.required, 'inventory', 'activeTask'],
+  required: [...hostSchema.required, 'groups', 'inventory', 'activeTask'],
   properties: {
     ...hostSchema.properties,
+    groups: { type: 'array', items: { type: 'string' } },
     inventory: { anyOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] },
     activeTask: { anyOf: [taskSchema, { type: 'null' }] },
   },
@@ -69,16 +84,53 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
     if (r) throw new FleetbootError('CONFLICT', `Address ${ip} is reserved for ${r.mac} in the configuration (dhcp.reservations)`);
   };
 
-  app.get<{ Querystring: { status?: HostStatus } }>(
+  app.get<{ Querystring: { status?: HostStatus; q?: string; group?: string; sort?: HostSortKey; order?: 'asc' | 'desc'; offset?: string; limit?: string } }>(
     '/hosts',
     {
       config: { role: 'viewer' },
       schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { status: { type: 'string', enum: ['approved', 'pending'] } } },
-        response: { 200: { type: 'object', properties: { hosts: { type: 'array', items: hostSchema } } } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            status: { type: 'string', enum: ['approved', 'pending'] },
+            q: { type: 'string', maxLength: 100 },
+            group: { type: 'string', pattern: NAME_PATTERN },
+            sort: { type: 'string', enum: HOST_SORT_KEYS },
+            order: { type: 'string', enum: ['asc', 'desc'] },
+            offset: { type: 'string', pattern: '^(0|[1-9][0-9]{0,8})$' },
+            limit: { type: 'string', pattern: '^([1-9][0-9]{0,2}|1000)$' },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['hosts', 'total', 'offset', 'limit'],
+            properties: {
+              hosts: { type: 'array', items: hostListItemSchema },
+              total: { type: 'integer' },
+              offset: { type: 'integer' },
+              limit: { type: ['integer', 'null'] },
+            },
+          },
+        },
       },
     },
-    async (req) => ({ hosts: await listHosts(store.db, req.query.status !== undefined ? { status: req.query.status } : {}) }),
+    async (req) => {
+      const { status, q, group, sort, order } = req.query;
+      const offset = req.query.offset !== undefined ? Number(req.query.offset) : 0;
+      const limit = req.query.limit !== undefined ? Number(req.query.limit) : undefined;
+      const r = await queryHosts(store.db, {
+        ...(status !== undefined ? { status } : {}),
+        ...(q !== undefined ? { q } : {}),
+        ...(group !== undefined ? { group } : {}),
+        ...(sort !== undefined ? { sort } : {}),
+        ...(order !== undefined ? { order } : {}),
+        offset,
+        ...(limit !== undefined ? { limit } : {}),
+      });
+      return { ...r, offset, limit: limit ?? null };
+    },
   );
 
   app.post<{ Params: { mac: string }; Body: { name?: string | null } | undefined }>(
@@ -132,11 +184,34 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
     },
   );
 
+  app.post<{ Body: { macs: string[]; entry: string | null } }>(
+    '/hosts/entry',
+    {
+      config: { role: 'operator' },
+      schema: {
+        body: {
+          type: 'object',
+          required: ['macs', 'entry'],
+          additionalProperties: false,
+          properties: { macs: { type: 'array', minItems: 1, maxItems: MACS_MAX, items: { type: 'string', minLength: 12, maxLength: 17 } }, entry: nullableName },
+        },
+        response: { 200: { type: 'object', required: ['hosts'], properties: { hosts: { type: 'array', items: hostSchema } } } },
+      },
+    },
+    async (req) => {
+      const hosts = await assignEntry(store.db, req.body.macs, req.body.entry);
+      ctx.log.info({ subsystem: 'api', hosts: hosts.length, entry: req.body.entry }, 'entry assigned to hosts');
+      ctx.hostsChanged();
+      for (const h of hosts) ctx.events.publish({ kind: 'host.changed', mac: h.mac, change: 'updated', name: h.name, status: h.status });
+      return { hosts };
+    },
+  );
+
   app.get<{ Params: { mac: string } }>('/hosts/:mac', { config: { role: 'viewer' }, schema: { params: macParams, response: { 200: hostDetailSchema } } }, async (req) => {
     const host = await getHost(store.db, req.params.mac);
     if (!host) throw new FleetbootError('NOT_FOUND', `No host with MAC ${req.params.mac}`);
-    const [inventory, active] = await Promise.all([getInventory(store.db, host.mac), listTasks(store.db, { mac: host.mac, active: true, limit: 1 })]);
-    return { ...host, inventory: inventory?.inventory ?? null, activeTask: active[0] ?? null };
+    const [inventory, active, groups] = await Promise.all([getInventory(store.db, host.mac), listTasks(store.db, { mac: host.mac, active: true, limit: 1 }), hostGroups(store.db, host.mac)]);
+    return { ...host, groups, inventory: inventory?.inventory ?? null, activeTask: active[0] ?? null };
   });
 
   app.patch<{ Params: { mac: string }; Body: { entry?: string | null; name?: string | null; ip?: string | null } }>(

@@ -1,6 +1,6 @@
 /**
  * Imaging tasks (roles: reads viewer, changes operator):
- *   GET    /api/v1/tasks[?mac=MAC&active=true|false&limit=N]   newest first -> { tasks }
+ *   GET    /api/v1/tasks[?mac=MAC&active=true|false&state=STATE&limit=N]   newest first -> { tasks }
  *   GET    /api/v1/tasks/:id
  *   POST   /api/v1/tasks            { type: capture|deploy|inventory, mac | macs | group, image?, revision?, disk?, table?,
  *                                     wake?, at?, multicast? } -> 201 the task (mac), or the job with its tasks (macs, group)
@@ -23,7 +23,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { getTask, listTasks, normaliseMac, retryTask, DISK_PATTERN, NAME_PATTERN, type Task } from '../../store/index.js';
+import { getTask, listTasks, normaliseMac, retryTask, DISK_PATTERN, NAME_PATTERN, TASK_STATES, type Task } from '../../store/index.js';
+import type { TaskState } from '../../model/task.js';
 import { MACS_MAX, MACS_MIN, PARTITION_TABLES, REQUEST_TASK_TYPES, parseTaskRequest, type TaskRequest } from '../../model/task-request.js';
 import { announceTasks, describeSubmitted, submitTaskRequest } from '../../imaging/submit.js';
 import type { AppContext } from '../context.js';
@@ -132,6 +133,7 @@ const idParams = {
 
 interface ListQuery {
   mac?: string;
+  state?: TaskState;
   active?: 'true' | 'false' | '1' | '0';
   limit?: string;
 }
@@ -162,6 +164,7 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
           properties: {
             mac: { type: 'string', minLength: 12, maxLength: 17 },
             active: { type: 'string', enum: ['true', 'false', '1', '0'] },
+            state: { type: 'string', enum: TASK_STATES },
             limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
           },
         },
@@ -169,8 +172,9 @@ export async function taskRoutes(app: FastifyInstance, ctx: AppContext): Promise
       },
     },
     async (req) => {
-      const { mac, active, limit } = req.query;
-      const filter: { mac?: string; active?: boolean; limit?: number } = {};
+      const { mac, active, state, limit } = req.query;
+      const filter: { mac?: string; active?: boolean; state?: TaskState; limit?: number } = {};
+      if (state !== undefined) filter.state = state;
       if (mac !== undefined) {
         const m = normaliseMac(mac);
         if (!m) throw new FleetbootError('INVALID_INPUT', `Invalid MAC address ${JSON.stringify(mac)}: expected six hex bytes such as 52:54:00:12:34:56`);

@@ -1,0 +1,2 @@
+/** Where the console lives in the server's URL space. */
+export const BASE = '/ui';
