@@ -153,7 +153,7 @@ export async function withServer(fn: (env: Env) => Promise<void>, imaging: Confi
 }
 
 /** PXE-boot the machine: the decision script, and the task id and token when it boots the environment. */
-export async function pxe(fb: RunningFleetboot, mac: string): Promise<{ script: string; task: number | null; token: string | null }> {
+export async function pxe(fb: Pick<RunningFleetboot, 'url'>, mac: string): Promise<{ script: string; task: number | null; token: string | null }> {
   const res = await fetch(`${fb.url}/boot/decide?mac=${mac.replace(/:/g, '-')}&platform=pcbios`);
   assert.equal(res.status, 200);
   const script = await res.text();
@@ -170,7 +170,7 @@ export const IDENTITY: HardwareIdentity = { smbiosUuid: null, smbiosSerial: null
  * its hardware identity right after it fetched its task (GET /task), unless
  * `identity` is false.
  */
-export function agent(fb: RunningFleetboot, token: string, opts: { identity?: false | HardwareIdentity } = {}) {
+export function agent(fb: Pick<RunningFleetboot, 'url'>, token: string, opts: { identity?: false | HardwareIdentity } = {}) {
   const h = { authorization: `Bearer ${token}` };
   const url = (p: string): string => `${fb.url}/agent/v1${p}`;
   const identity = opts.identity ?? IDENTITY;

@@ -1,12 +1,13 @@
 /**
  * entry / host / status commands: they speak only the HTTP API.
  */
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { connect, CliError, type ApiClient } from './client.js';
 import type { GlobalOptions } from './globals.js';
 import { printJson, printLine, printTable } from './output.js';
+import { parseHostCsv, type CsvHost } from './host-csv.js';
 
 interface Entry {
   name: string;
@@ -24,6 +25,12 @@ interface Host {
   ip: string | null;
   createdAt: string;
   updatedAt: string;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
@@ -176,10 +183,41 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
     .alias('ls')
     .description('list hosts (approved ones; --pending: the inbox of machines registered from the boot menu)')
     .option('--pending', 'only hosts waiting for approval')
-    .action(async (opts: { pending?: boolean }) => {
-      const { hosts } = await (await api()).request<{ hosts: Host[] }>('GET', `/hosts?status=${opts.pending ? 'pending' : 'approved'}`);
+    .option('--search <text>', 'only hosts whose name, MAC (any spelling), address, serial or group contains TEXT')
+    .option('--group <name>', 'only members of this group')
+    .action(async (opts: { pending?: boolean; search?: string; group?: string }) => {
+      const q = new URLSearchParams({ status: opts.pending ? 'pending' : 'approved' });
+      if (opts.search !== undefined) q.set('q', opts.search);
+      if (opts.group !== undefined) q.set('group', opts.group);
+      const { hosts } = await (await api()).request<{ hosts: Host[] }>('GET', `/hosts?${q.toString()}`);
       if (globals.json) printJson(hosts);
       else printTable(['MAC', 'NAME', 'IP', 'ENTRY', 'UPDATED'], hosts.map(hostRow), opts.pending ? 'No pending hosts.' : 'No hosts.');
+    });
+  host
+    .command('import')
+    .description('add many hosts from a CSV file (columns mac,name,ip,entry,groups, or a header naming them; groups separated by ;), all or none')
+    .argument('<file>', 'the CSV file ("-": standard input)')
+    .option('--skip-existing', 'leave MACs that are already hosts as they are (default: refuse the whole import)')
+    .action(async (file: string, opts: { skipExisting?: boolean }) => {
+      let text: string;
+      try {
+        text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+      } catch (err) {
+        throw new CliError(`Cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      let hosts: CsvHost[];
+      try {
+        hosts = parseHostCsv(text);
+      } catch (err) {
+        throw new CliError(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (hosts.length === 0) throw new CliError(`${file}: no hosts in it`);
+      const r = await (await api()).request<{ added: number; skipped: string[]; groupsCreated: string[] }>('POST', '/hosts/import', { hosts, ...(opts.skipExisting ? { skipExisting: true } : {}) });
+      if (globals.json) printJson(r);
+      else {
+        printLine(`Imported ${r.added} host${r.added === 1 ? '' : 's'}${r.skipped.length ? `, skipped ${r.skipped.length} already known` : ''}`);
+        if (r.groupsCreated.length) printLine(`Made group${r.groupsCreated.length === 1 ? '' : 's'} ${r.groupsCreated.join(', ')}`);
+      }
     });
   host
     .command('approve')

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { withTempStore } from './temp-store.js';
-import { addGroupMembers, createGroup, createHost, putInventory, queryHosts } from './index.js';
+import { addGroupMembers, createGroup, createHost, importHosts, putInventory, queryHosts } from './index.js';
 import type { Inventory } from '../model/manifest.js';
 
 const macOf = (i: number): string => `52:54:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
@@ -74,5 +74,23 @@ test('the host list stays fast at 10,000 hosts', async () => {
     assert.equal(sorted.hosts.length, 50);
     // Three queries over 10,000 rows: a few tens of ms on a slow machine; 2 s means a lost index or a per-row query.
     assert.ok(ms < 2000, `three host queries over 10,000 hosts took ${ms.toFixed(0)} ms`);
+  });
+});
+
+test('importing hosts: all or none, each bad row named, existing MACs refused or skipped, groups made', async () => {
+  await withTempStore('hostimport', async (s) => {
+    const db = s.db;
+    await createHost(db, { mac: macOf(1), ip: '10.0.0.9' });
+    await assert.rejects(
+      importHosts(db, [{ mac: 'zz' }, { mac: macOf(2), name: 'bad name!' }, { mac: macOf(3), ip: '10.0.0.300' }, { mac: macOf(3) }]),
+      /Nothing was imported: row 1: MAC "zz" is not six hex bytes; row 2: name "bad name!" is not a valid name .*; row 3: address "10.0.0.300" is not a unicast IPv4 address; row 4: MAC 52:54:00:00:00:03 is also on row 3/,
+    );
+    await assert.rejects(importHosts(db, [{ mac: macOf(1) }, { mac: macOf(2) }]), /Nothing was imported: 1 of the MACs is already a host \(52:54:00:00:00:01\)/);
+    await assert.rejects(importHosts(db, [{ mac: macOf(2), ip: '10.0.0.9' }]), /address 10.0.0.9 is already reserved for 52:54:00:00:00:01/);
+    await assert.rejects(importHosts(db, [{ mac: macOf(2), entry: 'nope' }]), /No boot entry named 'nope'/);
+    assert.equal((await queryHosts(db, {})).total, 1, 'nothing was added by the refused imports');
+    const r = await importHosts(db, [{ mac: macOf(1) }, { mac: macOf(2).toUpperCase(), name: 'b', groups: ['room', 'room'] }, { mac: macOf(3), ip: '10.0.0.10', groups: ['room', 'lab'] }], { skipExisting: true });
+    assert.deepEqual(r, { added: 2, skipped: [macOf(1)], groupsCreated: ['room', 'lab'] });
+    assert.deepEqual((await queryHosts(db, { group: 'room' })).hosts.map((h) => [h.mac, h.groups]), [[macOf(2), ['room']], [macOf(3), ['lab', 'room']]]);
   });
 });

@@ -267,6 +267,93 @@ export async function updateHost(db: Db, macAddress: string, changes: HostChange
   });
 }
 
+export interface ImportedHost {
+  mac: string;
+  name?: string | null;
+  ip?: string | null;
+  entry?: string | null;
+  /** Groups to put the host in (made when missing). */
+  groups?: string[];
+}
+
+/** The most hosts one import takes. */
+export const IMPORT_MAX = 20_000;
+
+/**
+ * Add many hosts at once (FOG's CSV host import), all or none: every row is
+ * checked first and INVALID_INPUT names each bad row by its number (1 = the
+ * first); a MAC that is already a host is a CONFLICT, unless `skipExisting`
+ * (then it is left as it is and counted). Missing groups are made. Returns
+ * how many were added and which MACs were skipped.
+ */
+export async function importHosts(db: Db, rows: readonly ImportedHost[], opts: { skipExisting?: boolean } = {}): Promise<{ added: number; skipped: string[]; groupsCreated: string[] }> {
+  if (rows.length > IMPORT_MAX) throw new FleetbootError('INVALID_INPUT', `At most ${IMPORT_MAX} hosts per import: got ${rows.length}`);
+  const problems: string[] = [];
+  const seen = new Map<string, number>();
+  const ips = new Map<string, number>();
+  const clean = rows.map((r, i) => {
+    const n = i + 1;
+    const m = normaliseMac(r.mac);
+    if (!m) problems.push(`row ${n}: MAC ${JSON.stringify(r.mac)} is not six hex bytes`);
+    else if (seen.has(m)) problems.push(`row ${n}: MAC ${m} is also on row ${seen.get(m)}`);
+    else seen.set(m, n);
+    if (r.name !== undefined && r.name !== null && !isValidName(r.name)) problems.push(`row ${n}: name ${JSON.stringify(r.name)} is not a valid name (letters, digits, . _ -)`);
+    if (r.ip !== undefined && r.ip !== null) {
+      if (!isReservableIPv4(r.ip)) problems.push(`row ${n}: address ${JSON.stringify(r.ip)} is not a unicast IPv4 address`);
+      else if (ips.has(r.ip)) problems.push(`row ${n}: address ${r.ip} is also on row ${ips.get(r.ip)}`);
+      else ips.set(r.ip, n);
+    }
+    for (const g of r.groups ?? []) if (!isValidName(g)) problems.push(`row ${n}: group ${JSON.stringify(g)} is not a valid name`);
+    return { mac: m ?? '', name: r.name ?? null, ip: r.ip ?? null, entry: r.entry ?? null, groups: [...new Set(r.groups ?? [])] };
+  });
+  const fail = (list: string[]): never => {
+    const shown = list.slice(0, 20).join('; ');
+    throw new FleetbootError('INVALID_INPUT', `Nothing was imported: ${shown}${list.length > 20 ? `; and ${list.length - 20} more` : ''}`);
+  };
+  if (problems.length) fail(problems);
+  return db.transaction().execute(async (trx) => {
+    const existing = new Set<string>();
+    const macs = clean.map((r) => r.mac);
+    for (let i = 0; i < macs.length; i += 500) {
+      for (const r of await trx.selectFrom('hosts').select('mac').where('mac', 'in', macs.slice(i, i + 500)).execute()) existing.add(r.mac);
+    }
+    if (existing.size && !opts.skipExisting) {
+      const list = [...existing];
+      throw new FleetbootError(
+        'CONFLICT',
+        `Nothing was imported: ${list.length} of the MACs ${list.length === 1 ? 'is' : 'are'} already ${list.length === 1 ? 'a host' : 'hosts'} (${list.slice(0, 10).join(', ')}${list.length > 10 ? ', ...' : ''}); skip existing hosts (--skip-existing, skipExisting) to import the others`,
+      );
+    }
+    const todo = clean.filter((r) => !existing.has(r.mac));
+    const wantIps = todo.flatMap((r) => (r.ip ? [r.ip] : []));
+    const taken: string[] = [];
+    for (let i = 0; i < wantIps.length; i += 500) {
+      for (const r of await trx.selectFrom('hosts').select(['ip', 'mac']).where('ip', 'in', wantIps.slice(i, i + 500)).execute()) taken.push(`address ${r.ip} is already reserved for ${r.mac}`);
+    }
+    if (taken.length) fail(taken);
+    const entryIds = new Map<string, number>();
+    for (const e of new Set(todo.flatMap((r) => (r.entry ? [r.entry] : [])))) entryIds.set(e, await entryId(trx, e));
+    const now = new Date().toISOString();
+    const values = todo.map((r) => ({ mac: r.mac, name: r.name, ip: r.ip, entry_id: r.entry ? (entryIds.get(r.entry) ?? null) : null, status: 'approved', created_at: now, updated_at: now }));
+    // 7 values per row: 100 rows stay under SQLite's default limit of bound parameters.
+    for (let i = 0; i < values.length; i += 100) await trx.insertInto('hosts').values(values.slice(i, i + 100)).execute();
+    const groupNames = [...new Set(todo.flatMap((r) => r.groups))];
+    const groupIds = new Map<string, number>();
+    const groupsCreated: string[] = [];
+    for (const g of groupNames) {
+      let row = await trx.selectFrom('groups').select('id').where('name', '=', g).executeTakeFirst();
+      if (!row) {
+        row = await trx.insertInto('groups').values({ name: g, created_at: now }).returning('id').executeTakeFirstOrThrow();
+        groupsCreated.push(g);
+      }
+      groupIds.set(g, row.id);
+    }
+    const members = todo.flatMap((r) => r.groups.map((g) => ({ group_id: groupIds.get(g) ?? 0, mac: r.mac, added_at: now })));
+    for (let i = 0; i < members.length; i += 200) await trx.insertInto('group_members').values(members.slice(i, i + 200)).execute();
+    return { added: todo.length, skipped: clean.filter((r) => existing.has(r.mac)).map((r) => r.mac), groupsCreated };
+  });
+}
+
 /** The names of the groups a host is a member of, sorted. */
 export async function hostGroups(db: Db, macAddress: string): Promise<string[]> {
   const rows = await db.selectFrom('group_members').innerJoin('groups', 'groups.id', 'group_members.group_id').select('groups.name').where('group_members.mac', '=', mac(macAddress)).orderBy('groups.name').execute();

@@ -3,7 +3,7 @@ export { openStore, migrate, DB_FILE, type Store } from './db.js';
 export { prepareDataDir, ensurePrivateFile, tightenFileIfPresent, octal, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, type DataDirState } from './data-dir.js';
 export { ensureApiToken, readApiToken, tokenPath, TOKEN_FILE } from './token.js';
 export { listEntries, getEntry, createEntry, deleteEntry, type BootEntry, type NewBootEntry } from './entries.js';
-export { listHosts, queryHosts, assignEntry, hostGroups, HOST_SORT_KEYS, getHost, createHost, updateHost, deleteHost, approveHost, rejectHost, findBootTarget, hostReservations, type Host, type HostStatus, type NewHost, type HostChanges, type HostReservation, type HostQuery, type HostSortKey, type HostListItem } from './hosts.js';
+export { listHosts, queryHosts, assignEntry, hostGroups, importHosts, IMPORT_MAX, HOST_SORT_KEYS, getHost, createHost, updateHost, deleteHost, approveHost, rejectHost, findBootTarget, hostReservations, type Host, type HostStatus, type NewHost, type HostChanges, type HostReservation, type HostQuery, type HostSortKey, type HostListItem, type ImportedHost } from './hosts.js';
 export { normaliseMac, isReservableIPv4, IPV4_PATTERN, isValidName, isValidFileName, isUrlSource, NAME_PATTERN, FILE_NAME_PATTERN } from '../model/validate.js';
 export type { Database } from './schema.js';
 export { entryDir, entryFilePath, entryFileSize, writeEntryFile, removeEntryFiles } from './files.js';

@@ -11,6 +11,9 @@
  *   DELETE /api/v1/hosts/:mac/inventory          forget the inventory of record (after a
  *                               hardware change: the identity check compares with it)
  *   POST   /api/v1/hosts        { mac, name?, entry?, ip? } -> 201
+ *   POST   /api/v1/hosts/import { hosts: [{ mac, name?, ip?, entry?, groups? }] (up to 20,000), skipExisting? }
+ *                               add many hosts, all or none (missing groups are made) -> 201
+ *                               { added, skipped, groupsCreated }; `fleetboot host import FILE.csv`
  *   POST   /api/v1/hosts/entry  { macs: [MAC...] (1..1000), entry: name | null } assign one entry to
  *                               many hosts, all or none -> { hosts }
  *   GET    /api/v1/hosts/:mac   (any usual MAC spelling; stored lower-case with colons)
@@ -24,7 +27,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
-import { approveHost, assignEntry, hostGroups, createHost, deleteHost, getHost, queryHosts, listTasks, HOST_SORT_KEYS, rejectHost, updateHost, NAME_PATTERN, normaliseMac, type HostStatus, type HostSortKey } from '../../store/index.js';
+import { approveHost, assignEntry, hostGroups, importHosts, IMPORT_MAX, createHost, deleteHost, getHost, queryHosts, listTasks, HOST_SORT_KEYS, rejectHost, updateHost, NAME_PATTERN, normaliseMac, type HostStatus, type HostSortKey } from '../../store/index.js';
 import { deleteInventory, getInventory } from '../../store/inventory.js';
 import type { AppContext } from '../context.js';
 import { MACS_MAX } from '../../model/task-request.js';
@@ -181,6 +184,56 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
       ctx.events.publish({ kind: 'host.changed', mac: host.mac, change: 'created', name: host.name, status: host.status });
       ctx.hostsChanged();
       return reply.code(201).send(host);
+    },
+  );
+
+  app.post<{ Body: { hosts: { mac: string; name?: string | null; ip?: string | null; entry?: string | null; groups?: string[] }[]; skipExisting?: boolean } }>(
+    '/hosts/import',
+    {
+      config: { role: 'operator' },
+      // 20,000 rows of about 100 bytes.
+      bodyLimit: 4 * 1024 * 1024,
+      schema: {
+        body: {
+          type: 'object',
+          required: ['hosts'],
+          additionalProperties: false,
+          properties: {
+            hosts: {
+              type: 'array',
+              minItems: 1,
+              maxItems: IMPORT_MAX,
+              items: {
+                type: 'object',
+                required: ['mac'],
+                additionalProperties: false,
+                properties: {
+                  mac: { type: 'string', maxLength: 32 },
+                  name: { type: ['string', 'null'], maxLength: 64 },
+                  ip: nullableIp,
+                  entry: { type: ['string', 'null'], maxLength: 64 },
+                  groups: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 64 } },
+                },
+              },
+            },
+            skipExisting: { type: 'boolean' },
+          },
+        },
+        response: {
+          201: {
+            type: 'object',
+            required: ['added', 'skipped', 'groupsCreated'],
+            properties: { added: { type: 'integer' }, skipped: { type: 'array', items: { type: 'string' } }, groupsCreated: { type: 'array', items: { type: 'string' } } },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      for (const h of req.body.hosts) checkConfigReservation(h.mac, h.ip);
+      const r = await importHosts(store.db, req.body.hosts, { skipExisting: req.body.skipExisting === true });
+      ctx.log.info({ subsystem: 'api', added: r.added, skipped: r.skipped.length, groupsCreated: r.groupsCreated }, 'hosts imported');
+      ctx.hostsChanged();
+      return reply.code(201).send(r);
     },
   );
 
