@@ -17,6 +17,7 @@ test('eventText() says what happened, for each kind', () => {
     [{ ...base, kind: 'task.state', taskId: 7, mac: A, type: 'inventory', image: null, from: 'running', state: 'failed', error: 'disk gone', jobId: null }, `task #7 inventory ${A}: running -> failed (disk gone)`],
     [{ ...base, kind: 'host.pending', mac: A, name: null, ip: '10.0.0.5', via: 'boot-menu' }, `host ${A} registered from 10.0.0.5 from the boot menu: waits for approval`],
     [{ ...base, kind: 'host.changed', mac: A, change: 'approved', name: 'pc1', status: 'approved' }, `host ${A} (pc1) approved`],
+    [{ ...base, kind: 'host.imported', added: 30, skipped: 2, groupsCreated: ['lab'] }, '30 hosts imported, 2 already there; groups made: lab'],
     [
       { ...base, kind: 'dhcp.lease', ip: '10.0.0.50', mac: A, clientId: null, hostname: 'pc1', state: 'bound', expiresAt: '2026-12-10T11:00:00.000Z', updatedAt: base.at, active: true },
       `10.0.0.50 bound ${A} (pc1) until 2026-12-10 11:00:00Z`,

@@ -34,6 +34,8 @@ export function eventText(e: LiveEvent): string {
       return `host ${e.mac}${e.name ? ` (${e.name})` : ''} registered${e.ip ? ` from ${e.ip}` : ''} ${e.via === 'boot-menu' ? 'from the boot menu' : 'by a register task'}: waits for approval`;
     case 'host.changed':
       return `host ${e.mac}${e.name ? ` (${e.name})` : ''} ${e.change}`;
+    case 'host.imported':
+      return `${e.added} host${e.added === 1 ? '' : 's'} imported${e.skipped ? `, ${e.skipped} already there` : ''}${e.groupsCreated.length ? `; groups made: ${e.groupsCreated.join(', ')}` : ''}`;
     case 'dhcp.lease':
       return `${e.ip} ${e.state}${e.mac ? ` ${e.mac}` : ''}${e.hostname ? ` (${e.hostname})` : ''}${e.active ? ` until ${time(e.expiresAt) ?? e.expiresAt}` : ''}`;
     case 'boot.event':

@@ -16,6 +16,7 @@
  *                   task's older progress never comes after it)
  *   host.pending    an unknown machine registered and waits in the inbox
  *   host.changed    a host was created, approved, rejected, changed or deleted
+ *   host.imported   many hosts were added at once (an import): reload the list
  *   dhcp.lease      a lease changed (DHCP server mode): the row as GET
  *                   /api/v1/dhcp/leases shows it (state bound: granted)
  *   boot.event      a step of a machine's boot, as its timeline records it
@@ -41,6 +42,7 @@ export const LIVE_EVENT_KINDS = [
   'task.state',
   'host.pending',
   'host.changed',
+  'host.imported',
   'dhcp.lease',
   'boot.event',
   'multicast.session',
@@ -109,6 +111,15 @@ export interface HostChangedEvent extends LiveEventBase {
   status: 'approved' | 'pending' | null;
 }
 
+/** One event for an import (up to 20,000 hosts), not one per host. */
+export interface HostsImportedEvent extends LiveEventBase {
+  kind: 'host.imported';
+  added: number;
+  /** MACs already there, left as they were (skipExisting). */
+  skipped: number;
+  groupsCreated: string[];
+}
+
 export interface DhcpLeaseEvent extends LiveEventBase {
   kind: 'dhcp.lease';
   ip: string;
@@ -163,6 +174,7 @@ export type LiveEvent =
   | TaskStateEvent
   | HostPendingEvent
   | HostChangedEvent
+  | HostsImportedEvent
   | DhcpLeaseEvent
   | BootStepEvent
   | MulticastSessionEvent

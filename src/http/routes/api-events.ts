@@ -54,6 +54,7 @@ export const EVENT_ROLES: Readonly<Record<LiveEventKind, Role>> = {
   'task.state': 'viewer',
   'host.pending': 'viewer',
   'host.changed': 'viewer',
+  'host.imported': 'viewer',
   'dhcp.lease': 'viewer',
   'boot.event': 'viewer',
   'multicast.session': 'viewer',

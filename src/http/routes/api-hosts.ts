@@ -233,6 +233,7 @@ export async function hostRoutes(app: FastifyInstance, ctx: AppContext): Promise
       const r = await importHosts(store.db, req.body.hosts, { skipExisting: req.body.skipExisting === true });
       ctx.log.info({ subsystem: 'api', added: r.added, skipped: r.skipped.length, groupsCreated: r.groupsCreated }, 'hosts imported');
       ctx.hostsChanged();
+      ctx.events.publish({ kind: 'host.imported', added: r.added, skipped: r.skipped.length, groupsCreated: r.groupsCreated });
       return reply.code(201).send(r);
     },
   );
