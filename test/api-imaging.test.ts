@@ -112,7 +112,8 @@ test('task ids and list filters are validated (400), unknown ids and hosts are 4
     ['/api/v1/tasks?limit=0', /querystring\/limit must match pattern/],
     ['/api/v1/tasks?limit=ten', /querystring\/limit must match pattern/],
     ['/api/v1/tasks?mac=zz:zz:zz:zz:zz:zz', /Invalid MAC address "zz:zz:zz:zz:zz:zz"/],
-    ['/api/v1/tasks?state=done', /additional properties/],
+    ['/api/v1/tasks?state=finished', /querystring\/state must be equal to one of the allowed values/],
+    ['/api/v1/tasks?colour=red', /additional properties/],
   ] as const) {
     const r = await call('GET', url);
     assert.equal(r.status, 400, url);
@@ -235,6 +236,7 @@ test('images: list, show (info + manifest), rm refused while a deploy uses it (4
     revisionCount: 1,
     pending: 0,
     manifestSha256,
+    protected: false,
   });
 
   const show = await call('GET', '/api/v1/images/golden');
@@ -305,8 +307,49 @@ test('GET /api/v1/hosts/:mac adds inventory and activeTask, keeping the host fie
   assert.equal(at['hostName'], 'ref-pc');
   await call('POST', `/api/v1/tasks/${q.body['id'] as number}/cancel`);
 
-  // The host list is unchanged (no inventory there).
+  // The host list has no inventory (only the host fields and its groups).
   const list = await call('GET', '/api/v1/hosts');
-  assert.deepEqual(Object.keys((list.body['hosts'] as Json[])[0] ?? {}).sort(), ['createdAt', 'entry', 'ip', 'mac', 'name', 'status', 'updatedAt']);
+  assert.deepEqual(Object.keys((list.body['hosts'] as Json[])[0] ?? {}).sort(), ['createdAt', 'entry', 'groups', 'ip', 'mac', 'name', 'status', 'updatedAt']);
   assert.equal((await call('GET', '/api/v1/hosts/52:54:00:ff:ff:fe')).status, 404);
+});
+
+test('PATCH /api/v1/images/:name protects an image against capture: captures refused (409), deploys go on; refused while a capture is active', async () => {
+  await makeImage(store, 'locked', B);
+  const url = '/api/v1/images/locked';
+  assert.equal((await call('PATCH', url, {})).status, 400, 'protected is required');
+  assert.equal((await call('PATCH', url, { protected: 'yes' })).status, 400);
+  assert.equal((await call('PATCH', '/api/v1/images/nope', { protected: true })).status, 404);
+
+  // An active capture into it: protecting is refused, naming the task.
+  const cap = await call('POST', '/api/v1/tasks', { type: 'capture', mac: B, image: 'locked' });
+  assert.equal(cap.status, 201, JSON.stringify(cap.body));
+  const busy = await call('PATCH', url, { protected: true });
+  assert.equal(busy.status, 409);
+  assert.match(String(busy.body['message']), new RegExp(`being captured by task #${cap.body['id'] as number}`));
+  await call('POST', `/api/v1/tasks/${cap.body['id'] as number}/cancel`);
+
+  const on = await call('PATCH', url, { protected: true });
+  assert.equal(on.status, 200, JSON.stringify(on.body));
+  assert.equal(on.body['name'], 'locked');
+  assert.equal(on.body['protected'], true);
+  assert.equal((await call('GET', url)).body['protected'], true);
+  assert.equal(((await call('GET', '/api/v1/images')).body['images'] as Json[]).find((i) => i['name'] === 'locked')?.['protected'], true);
+
+  const refused = await call('POST', '/api/v1/tasks', { type: 'capture', mac: B, image: 'locked' });
+  assert.equal(refused.status, 409);
+  assert.match(String(refused.body['message']), /Image 'locked' is protected against capture/);
+  // A capture into another (new) name, and a deploy of the protected image, are accepted.
+  const other = await call('POST', '/api/v1/tasks', { type: 'capture', mac: B, image: 'locked-copy' });
+  assert.equal(other.status, 201, JSON.stringify(other.body));
+  await call('POST', `/api/v1/tasks/${other.body['id'] as number}/cancel`);
+  const deploy = await call('POST', '/api/v1/tasks', { type: 'deploy', mac: B, image: 'locked' });
+  assert.equal(deploy.status, 201, JSON.stringify(deploy.body));
+  await call('POST', `/api/v1/tasks/${deploy.body['id'] as number}/cancel`);
+
+  const off = await call('PATCH', url, { protected: false });
+  assert.equal(off.status, 200);
+  assert.equal(off.body['protected'], false);
+  const again = await call('POST', '/api/v1/tasks', { type: 'capture', mac: B, image: 'locked' });
+  assert.equal(again.status, 201, JSON.stringify(again.body));
+  await call('POST', `/api/v1/tasks/${again.body['id'] as number}/cancel`);
 });

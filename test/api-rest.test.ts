@@ -50,7 +50,7 @@ test('/api/v1 refuses requests without the right token (401) and accepts the tok
   assert.equal(r.statusCode, 401);
   const ok = await app.inject({ method: 'GET', url: '/api/v1/hosts', headers: auth() });
   assert.equal(ok.statusCode, 200);
-  assert.deepEqual(ok.json(), { hosts: [] });
+  assert.deepEqual(ok.json(), { hosts: [], total: 0, offset: 0, limit: null });
 });
 
 test('GET /api/v1/status reports version, server address and ports', async () => {

@@ -5,7 +5,9 @@
  */
 import type { Command } from 'commander';
 import { loadConfig, POOL_DEFAULTS, type ConfigOverrides, type FleetbootConfig } from '../config/config.js';
-import { fleetbootVersion } from '../http/version.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fleetbootPackageDir, fleetbootVersion } from '../http/version.js';
 import type { GlobalOptions } from './globals.js';
 import { UsageError } from './globals.js';
 
@@ -128,6 +130,12 @@ export function addServeOptions(cmd: Command): Command {
     .option('--log-format <format>', "'pretty' (one line per event), 'json' (JSON lines) or 'auto' (default: pretty on a terminal, else JSON)");
 }
 
+/** Whether the web console is built (what `fleetboot serve` serves under /ui). */
+function consoleBuilt(): boolean {
+  const dir = fleetbootPackageDir();
+  return dir !== null && existsSync(join(dir, 'web', 'dist', 'index.html'));
+}
+
 export function registerServe(program: Command, globals: GlobalOptions): void {
   addServeOptions(program.command('serve').description('run the server: proxyDHCP (67/4011), TFTP (69) and HTTP (8080) by default'))
     .action(async (flags: ServeFlags) => {
@@ -144,7 +152,7 @@ export function registerServe(program: Command, globals: GlobalOptions): void {
       const server = await startFleetboot(config, { logger });
       const bootEnv = await bootEnvStatus(config.imaging.bootEnvDir);
       process.stderr.write(
-        formatStartSummary({ version: fleetbootVersion(), config, running: server, bootEnvReady: bootEnv.ready, cli: cliCommand(process.env.PATH), cwd: process.cwd() }),
+        formatStartSummary({ version: fleetbootVersion(), config, running: server, bootEnvReady: bootEnv.ready, consoleBuilt: consoleBuilt(), cli: cliCommand(process.env.PATH), cwd: process.cwd() }),
       );
       let stopping = false;
       const stop = (signal: NodeJS.Signals): void => {

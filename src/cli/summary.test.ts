@@ -13,6 +13,7 @@ test('formatStartSummary() on a first start in proxy mode: addresses and ports, 
     config,
     running: { baseUrl: 'http://10.0.0.5:8080', httpPort: 8080, tftpPort: 69, dhcpPorts: { dhcp: 67, pxe: 4011 }, firstStart: true, users: 0 },
     bootEnvReady: false,
+    consoleBuilt: true,
     cli: 'npx fleetboot',
     cwd: '/srv/fleetboot',
   });
@@ -21,6 +22,7 @@ test('formatStartSummary() on a first start in proxy mode: addresses and ports, 
     [
       'Fleetboot 0.1.0 is running (data directory /srv/fleetboot/data)',
       '  HTTP       http://10.0.0.5:8080/boot.ipxe (iPXE script) and http://10.0.0.5:8080/api/v1 (REST API); TCP 8080 on all addresses',
+      '  Console    http://10.0.0.5:8080/ui/ (the web console: log in as a user)',
       '  TFTP       UDP 69 on all addresses, root /srv/fleetboot/data/tftp',
       '  DHCP       proxyDHCP on UDP 67 and 4011, beside your DHCP server (it hands out no addresses)',
       '  API token  /srv/fleetboot/data/api-token (mode 0600, this user only; other users: --token-file FILE or FLEETBOOT_TOKEN)',
@@ -49,10 +51,12 @@ test('formatStartSummary() on a later start in server mode: pools, ready boot en
     config,
     running: { baseUrl: 'http://10.0.0.5:8080', httpPort: 8080, tftpPort: null, dhcpPorts: { dhcp: 67, pxe: 4011 }, firstStart: false, users: 2 },
     bootEnvReady: true,
+    consoleBuilt: false,
     cli: 'fleetboot',
     cwd: '/srv',
   });
   assert.match(text, /^  TFTP       off$/m);
+  assert.match(text, /^  Console    not built: run `npm run build` in Fleetboot's directory, then open http:\/\/10\.0\.0\.5:8080\/ui\/$/m);
   assert.match(text, /^  DHCP       DHCP server on UDP 67 and 4011, pools 10\.0\.0\.100-10\.0\.0\.199$/m);
   assert.match(text, /^  Imaging    boot environment ready in \/var\/lib\/fleetboot\/bootenv$/m);
   assert.match(text, /^  Commands   fleetboot --help \(with --data-dir \/var\/lib\/fleetboot\)\n$/m);

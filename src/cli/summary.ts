@@ -26,6 +26,8 @@ export interface SummaryInput {
     users: number;
   };
   bootEnvReady: boolean;
+  /** Whether the web console is built (web/dist/index.html). */
+  consoleBuilt: boolean;
   /** How to call the CLI here: 'fleetboot' when it is on PATH, else 'npx fleetboot' (see cliCommand). */
   cli: string;
   cwd: string;
@@ -55,6 +57,7 @@ export function formatStartSummary(s: SummaryInput): string {
   const lines = [
     `Fleetboot ${s.version} is running (data directory ${c.dataDir})`,
     `  HTTP       ${r.baseUrl}/boot.ipxe (iPXE script) and ${r.baseUrl}/api/v1 (REST API); TCP ${r.httpPort} on ${at}`,
+    s.consoleBuilt ? `  Console    ${r.baseUrl}/ui/ (the web console: log in as a user)` : `  Console    not built: run \`npm run build\` in Fleetboot's directory, then open ${r.baseUrl}/ui/`,
     `  TFTP       ${r.tftpPort === null ? 'off' : `UDP ${r.tftpPort} on ${c.tftp.bindAddress === '0.0.0.0' ? 'all addresses' : c.tftp.bindAddress}, root ${c.tftp.root}`}`,
     `  DHCP       ${dhcpLine(c, r.dhcpPorts, fb)}`,
     `  API token  ${join(c.dataDir, 'api-token')} (mode 0600, this user only; other users: --token-file FILE or FLEETBOOT_TOKEN)`,

@@ -155,6 +155,7 @@ export const FILE_PACKAGES = {
   ovmf: { role: 'test', files: 'UEFI firmware for QEMU guests' },
   seabios: { role: 'test', files: 'BIOS firmware for QEMU guests' },
   psmisc: { role: 'test', files: 'fuser and killall, for a person cleaning up after a failed lab run (no code runs them)' },
+  'fonts-dejavu-core': { role: 'test', files: "a font for the browser tests' screenshots (Chromium renders boxes without one)" },
 } as const satisfies Record<string, { role: 'runtime' | 'test'; files: string }>;
 
 export function isProgramName(name: string): name is ProgramName {

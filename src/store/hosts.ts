@@ -185,9 +185,15 @@ export async function queryHosts(db: Db, query: HostQuery = {}): Promise<{ hosts
             .where(sql<SqlBool>`lower(groups.name) like ${text} escape '\\'`),
         ),
       ];
-      // Part of a MAC in any spelling: its hex digits against the stored form's.
-      const hex = q.toLowerCase().replace(/[:.\-\s]/g, '');
-      if (/^[0-9a-f]{2,12}$/.test(hex)) any.push(sql<SqlBool>`replace(hosts.mac, ':', '') like ${likeContaining(hex)} escape '\\'`);
+      // Part of a MAC in any spelling: with ':' or '-' between bytes, against the stored
+      // aa:bb:... form (byte-aligned: 00-00-05 is not 00:00:50); bare hex or Cisco's
+      // dotted form, against its hex digits.
+      const lower = q.toLowerCase();
+      if (/^[0-9a-f]{1,2}([:-][0-9a-f]{1,2})+[:-]?$/.test(lower)) any.push(sql<SqlBool>`hosts.mac like ${likeContaining(lower.replace(/-/g, ':'))} escape '\\'`);
+      else {
+        const hex = lower.replace(/\./g, '');
+        if (/^[0-9a-f]{2,12}$/.test(hex)) any.push(sql<SqlBool>`replace(hosts.mac, ':', '') like ${likeContaining(hex)} escape '\\'`);
+      }
       parts.push(eb.or(any));
     }
     return eb.and(parts);

@@ -51,6 +51,8 @@ export interface ImageInfo {
   sourceMac: string | null;
   taskId: number | null;
   manifestSha256: string;
+  /** Capture tasks into this image are refused (setImageProtected). */
+  protected: boolean;
 }
 
 /** One revision with what reading it needs. */
@@ -100,13 +102,13 @@ export async function listRevisions(db: Db, name: string): Promise<RevisionRecor
   return rows.map((r) => toRecord(r, img.current));
 }
 
-function infoOf(name: string, createdAt: string, records: readonly RevisionRecord[]): ImageInfo | null {
+function infoOf(img: { name: string; created_at: string; protected: number }, records: readonly RevisionRecord[]): ImageInfo | null {
   const shown = records.find((r) => r.revision.current) ?? records[records.length - 1];
   if (!shown) return null;
   const v = shown.revision;
   return {
-    name,
-    createdAt,
+    name: img.name,
+    createdAt: img.created_at,
     revision: v.current ? v.number : null,
     revisionCount: records.length,
     pending: records.filter((r) => r.revision.state === 'pending').length,
@@ -117,13 +119,14 @@ function infoOf(name: string, createdAt: string, records: readonly RevisionRecor
     sourceMac: v.sourceMac,
     taskId: v.taskId,
     manifestSha256: v.manifestSha256,
+    protected: img.protected === 1,
   };
 }
 
 export async function listImages(db: Db): Promise<ImageInfo[]> {
   const out: ImageInfo[] = [];
   for (const img of await db.selectFrom('images').selectAll().orderBy('name').execute()) {
-    const info = infoOf(img.name, img.created_at, await listRevisions(db, img.name));
+    const info = infoOf(img, await listRevisions(db, img.name));
     if (info) out.push(info);
   }
   return out;
@@ -134,7 +137,7 @@ export async function getImageDetail(db: Db, name: string): Promise<{ info: Imag
   const img = await db.selectFrom('images').selectAll().where('name', '=', name).executeTakeFirst();
   if (!img) return null;
   const revisions = await listRevisions(db, name);
-  const info = infoOf(name, img.created_at, revisions);
+  const info = infoOf(img, revisions);
   return info ? { info, revisions } : null;
 }
 
@@ -229,6 +232,27 @@ export async function approveRevision(db: Db, name: string, number: number): Pro
     await trx.updateTable('image_revisions').set({ state: 'ready', approved_at: new Date().toISOString() }).where('image', '=', name).where('number', '=', number).execute();
     await trx.updateTable('images').set({ current_revision: number }).where('name', '=', name).execute();
     return { ...r, revision: { ...r.revision, state: 'ready', current: true } };
+  });
+}
+
+/**
+ * Protect image `name` against capture (capture tasks into it are refused
+ * by insertTask) or lift that. NOT_FOUND; CONFLICT when protecting while a
+ * capture task into it is active (cancel it or let it finish first).
+ * Returns the image as lists show it.
+ */
+export async function setImageProtected(db: Db, name: string, on: boolean): Promise<ImageInfo> {
+  return db.transaction().execute(async (trx) => {
+    const img = await trx.selectFrom('images').select('id').where('name', '=', name).executeTakeFirst();
+    if (!img) throw new FleetbootError('NOT_FOUND', `No image named '${name}'`);
+    if (on) {
+      const capture = await trx.selectFrom('tasks').select(['id', 'state']).where('image', '=', name).where('type', '=', 'capture').where('state', 'in', [...ACTIVE_TASK_STATES]).executeTakeFirst();
+      if (capture) throw new FleetbootError('CONFLICT', `Image '${name}' is being captured by task #${capture.id} (${capture.state}): cancel it or let it finish before protecting the image`);
+    }
+    await trx.updateTable('images').set({ protected: on ? 1 : 0 }).where('id', '=', img.id).execute();
+    const d = await getImageDetail(trx, name);
+    if (!d) throw new FleetbootError('NOT_FOUND', `No image named '${name}'`);
+    return d.info;
   });
 }
 

@@ -194,6 +194,8 @@ export interface ImageTable {
   /** The revision deploys use; null while none is ready (approved). */
   current_revision: number | null;
   created_at: string;
+  /** 1: capture tasks into this image are refused (0 by default). */
+  protected: Generated<number>;
 }
 
 export interface ImageRevisionTable {

@@ -203,6 +203,10 @@ export async function insertTask(db: Db, t: NewTask, retryOf: number | null, opt
       throw new FleetbootError('CONFLICT', `Image '${image}' has no approved revision yet (fleetboot image show ${image})`);
     }
   }
+  if (t.type === 'capture' && image !== null) {
+    const img = await db.selectFrom('images').select('protected').where('name', '=', image).executeTakeFirst();
+    if (img?.protected === 1) throw new FleetbootError('CONFLICT', `Image '${image}' is protected against capture: a capture would add a revision to it; unprotect it first (PATCH /api/v1/images/${image} {"protected": false}), or capture into another name`);
+  }
   if (image !== null && (t.type === 'capture' || t.type === 'deploy')) {
     // A capture replaces the files a deploy of that image reads: never both at once.
     const other = t.type === 'capture' ? 'deploy' : 'capture';

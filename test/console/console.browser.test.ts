@@ -283,14 +283,14 @@ describe('the web console in Chromium against a real server and a machine in a l
       const count = page.getByTestId('host-count');
       await assert.doesNotReject(count.filter({ hasText: '1–50 of 10,001' }).waitFor());
       const t0 = Date.now();
-      await page.getByLabel('Search').fill('01:00:1a:2');
+      await page.getByLabel('Search').fill('1a-22');
       await count.filter({ hasText: '1–1 of 1' }).waitFor();
       const ms = Date.now() - t0;
       await page.getByRole('link', { name: 'pc-06690' }).waitFor();
-      assert.match(page.url(), /\?q=01%3A00%3A1a%3A2|\?q=01:00:1a:2/);
+      assert.match(page.url(), /\?q=1a-22$/);
       await page.reload();
       await count.filter({ hasText: '1–1 of 1' }).waitFor();
-      assert.equal(await page.getByLabel('Search').inputValue(), '01:00:1a:2');
+      assert.equal(await page.getByLabel('Search').inputValue(), '1a-22');
       // The serial number from the machine's inventory finds it too.
       await page.getByLabel('Search').fill('sn-lab-0091');
       await page.getByRole('link', { name: 'lab-pc' }).waitFor();

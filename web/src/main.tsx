@@ -40,7 +40,7 @@ const NAV: { href: string; label: string; role?: Role }[] = [
   { href: `${BASE}/multicast`, label: 'Multicast' },
   { href: `${BASE}/schedules`, label: 'Schedules' },
   { href: `${BASE}/leases`, label: 'DHCP leases' },
-  { href: `${BASE}/audit`, label: 'Audit log' },
+  { href: `${BASE}/audit`, label: 'Audit log', role: 'admin' },
   { href: `${BASE}/settings`, label: 'Settings' },
 ];
 

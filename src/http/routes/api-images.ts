@@ -5,6 +5,8 @@
  *   POST   /api/v1/images/:name/rollback           { to?: N } -> the revision now current
  *                                                  (default: the newest ready revision before the current one)
  *   POST   /api/v1/images/:name/revisions/:n/approve -> the approved revision (now current)
+ *   PATCH  /api/v1/images/:name                   { protected } -> ImageInfo: a protected image refuses
+ *                                                  capture tasks into it (409 protecting it while one is active)
  *   DELETE /api/v1/images/:name                    -> { deleted } (every revision; 409 while an active task uses it)
  *
  * Images are made only by capture tasks (the agent's uploads, verified by the
@@ -14,7 +16,7 @@ import type { FastifyInstance } from 'fastify';
 import { removeImage } from '../../imaging/image-store.js';
 import { FleetbootError } from '../../lib/errors.js';
 import { NAME_PATTERN } from '../../store/index.js';
-import { approveRevision, getImageDetail, listImages, setCurrentRevision, type ImageRevision } from '../../store/images.js';
+import { approveRevision, getImageDetail, listImages, setCurrentRevision, setImageProtected, type ImageInfo, type ImageRevision } from '../../store/images.js';
 import type { AppContext } from '../context.js';
 
 const nullableInt = { type: ['integer', 'null'] } as const;
@@ -32,11 +34,12 @@ const imageInfoProperties = {
   sourceMac: { type: ['string', 'null'] },
   taskId: nullableInt,
   manifestSha256: { type: 'string' },
+  protected: { type: 'boolean' },
 } as const;
 
 const imageInfoSchema = {
   type: 'object',
-  required: ['name', 'createdAt', 'revision', 'revisionCount', 'pending', 'sizeBytes', 'diskBytes', 'tableType', 'partitions', 'sourceMac', 'taskId', 'manifestSha256'],
+  required: ['name', 'createdAt', 'revision', 'revisionCount', 'pending', 'sizeBytes', 'diskBytes', 'tableType', 'partitions', 'sourceMac', 'taskId', 'manifestSha256', 'protected'],
   properties: imageInfoProperties,
 } as const;
 
@@ -129,6 +132,19 @@ export async function imageRoutes(app: FastifyInstance, ctx: AppContext): Promis
       const r = await approveRevision(store.db, req.params.name, n);
       ctx.log.info({ subsystem: 'api', image: req.params.name, revision: n }, `image '${req.params.name}': revision ${n} approved and current`);
       return r.revision;
+    },
+  );
+
+  app.patch<{ Params: { name: string }; Body: { protected: boolean } }>(
+    '/images/:name',
+    {
+      config: { role: 'operator' },
+      schema: { params: nameParams, body: { type: 'object', required: ['protected'], additionalProperties: false, properties: { protected: { type: 'boolean' } } }, response: { 200: imageInfoSchema } },
+    },
+    async (req): Promise<ImageInfo> => {
+      const info = await setImageProtected(store.db, req.params.name, req.body.protected);
+      ctx.log.info({ subsystem: 'api', image: req.params.name, protected: info.protected }, `image '${req.params.name}' ${info.protected ? 'protected against capture' : 'no longer protected against capture'}`);
+      return info;
     },
   );
 

@@ -11,6 +11,7 @@ import * as m20261207T1200 from './20261207T1200_job_hosts.js';
 import * as m20261207T1300 from './20261207T1300_boot_events.js';
 import * as m20261208T1200 from './20261208T1200_users_sessions_audit.js';
 import * as m20261209T1200 from './20261209T1200_inventory_serial.js';
+import * as m20261210T1200 from './20261210T1200_image_protected.js';
 
 export interface Migration {
   readonly name: string;
@@ -29,4 +30,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261207T1300_boot_events', up: m20261207T1300.up },
   { name: '20261208T1200_users_sessions_audit', up: m20261208T1200.up },
   { name: '20261209T1200_inventory_serial', up: m20261209T1200.up },
+  { name: '20261210T1200_image_protected', up: m20261210T1200.up },
 ];
