@@ -9,6 +9,9 @@
  * (scheduled tasks, recurring schedules) and the Wake-on-LAN service, whose
  * socket is bound to the server address. `close()` stops the reaper, the
  * scheduler and Wake-on-LAN, then HTTP, DHCP, TFTP, database.
+ * Live events: one bus (src/events/bus.ts) made here, published on by
+ * imaging, the scheduler, multicast, the boot recorder and the DHCP
+ * server's leases, streamed by GET /api/v1/events.
  * Signals are the CLI's business (src/cli/serve.ts).
  */
 import { randomBytes } from 'node:crypto';
@@ -18,6 +21,7 @@ import { join, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { DEBIAN_IPXE_DIR, detectServerIp, type FleetbootConfig } from './config/config.js';
 import { buildApp } from './http/app.js';
+import type { EventStreamOptions } from './http/routes/api-events.js';
 import { FleetbootError, errorMessage } from './lib/errors.js';
 import type { Logger } from './lib/log.js';
 import { createProxyDhcpService, type ProxyDhcpService } from './net/proxy-dhcp.js';
@@ -40,6 +44,8 @@ import { createWakeService, type WakeService } from './wake/service.js';
 import { wakeTargets, type WakeTarget } from './wake/targets.js';
 import { createMulticastService, type MulticastService } from './multicast/service.js';
 import { createBootRecorder, type BootRecorder } from './events/boot-recorder.js';
+import { createEventBus, type EventBus } from './events/bus.js';
+import { bootStepEvent, leaseEvent } from './model/events.js';
 import { tftpBootEvent } from './boot/boot-events.js';
 import { neighbourMac } from './net/neighbours.js';
 
@@ -90,6 +96,8 @@ export interface StartOptions {
   ipxeDir?: string;
   /** What sends magic packets (default: a UDP socket bound to the server address). Tests record instead. */
   wakeSender?: WakeSender;
+  /** GET /api/v1/events: heartbeat, streams per principal... (tests shorten the heartbeat). */
+  eventStream?: EventStreamOptions;
 }
 
 /**
@@ -251,6 +259,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let wake: WakeService | null = null;
   let multicast: MulticastService | null = null;
   let bootEvents: BootRecorder | null = null;
+  let bus: EventBus | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
@@ -263,12 +272,14 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const w = wake;
     const mcs = multicast;
     const be = bootEvents;
+    const ev = bus;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
       ['multicast', mcs ? () => mcs.close() : null],
       ['imaging', r ? async () => r.stop() : null],
       ['schedule', sch ? () => sch.close() : null],
       ['wake', w ? () => w.close() : null],
       ['http', a ? () => a.close() : null],
+      ['events', ev ? async () => ev.close() : null],
       ['dhcp', d ? () => d.close() : null],
       ['tftp', t ? () => t.close() : null],
       ['boot events', be ? () => be.close() : null],
@@ -303,6 +314,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const orphans = await cleanupOrphans(store);
     if (orphans.length) log.info({ subsystem: 'imaging', removed: orphans }, `removed ${orphans.length} orphaned image directories`);
     const st = store;
+    const events = createEventBus({ onSubscriberError: (err) => log.error({ subsystem: 'events', err: errorMessage(err) }, 'an event stream failed') });
+    bus = events;
     // Steps of machines' boots, from every service below, for `host timeline|why` (src/events/boot-recorder.ts).
     const recorder = createBootRecorder({
       store,
@@ -310,7 +323,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       resolveMac: async (ip) => (await neighbourMac(ip)) ?? (config.dhcp.mode === 'server' ? await leaseMacOf(st.db, ip) : null),
     });
     bootEvents = recorder;
-    const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e) });
+    recorder.subscribe((e) => events.publish(bootStepEvent(e)));
+    const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e), events });
     wake = createWakeService({
       store,
       config,
@@ -323,12 +337,13 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     scheduler = createScheduler({
       store,
       log,
-      submit: (request, scheduleId) => submitTaskRequest(st, request, { now: new Date(), scheduleId, allocateMulticast: multicast?.allocate ?? null }),
+      submit: (request, scheduleId) => submitTaskRequest(st, request, { now: new Date(), scheduleId, allocateMulticast: multicast?.allocate ?? null, events }),
       onTasks: () => w.poke(),
+      events,
     });
     const sch = scheduler;
     const relays = createRelayRecorder({ store, log });
-    multicast = createMulticastService({ store, config, serverIp, log });
+    multicast = createMulticastService({ store, config, serverIp, log, events });
     const mc = multicast;
 
     let httpPort = config.http.port;
@@ -344,6 +359,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       wake,
       multicast: mc,
       bootEvents: recorder,
+      events,
+      ...(opts.eventStream ? { eventStream: opts.eventStream } : {}),
       onTasksChanged: () => {
         sch.poke();
         w.poke();
@@ -396,7 +413,14 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     } else if (config.dhcp.mode === 'server') {
       if (config.dhcp.probeAtStart ?? true) await probeAtStart(config, serverIp, log);
       const leases = openLeaseStore(store);
-      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leases, leases: leases.load(), reservations: dhcpReservations(config, store, log), onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
+      // Each lease is committed, then announced (the engine saves before it answers).
+      const leaseStore = {
+        save(l: Parameters<typeof leases.save>[0]): void {
+          leases.save(l);
+          events.publish(leaseEvent(l, Date.now()));
+        },
+      };
+      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leaseStore, leases: leases.load(), reservations: dhcpReservations(config, store, log), onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
       await dhcp.start();
     }
 

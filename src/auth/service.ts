@@ -35,6 +35,8 @@ import { lowerRole, type Role } from '../model/roles.js';
 import {
   createApiToken,
   createSession,
+  getApiToken,
+  getUser,
   rehashPassword,
   sessionForAuth,
   tokenForAuth,
@@ -88,6 +90,14 @@ export interface AuthService {
   authenticateBearer(header: string): Promise<AuthAnswer>;
   /** The session cookie's value -> principal, or why not. */
   authenticateSession(secret: string): Promise<AuthAnswer>;
+  /**
+   * Whether a principal let in earlier may still be: its session or token not
+   * revoked, expired or idle too long, its user not disabled (a long-lived
+   * request such as the event stream asks now and then). Unlike a request,
+   * this does not count as activity: an open stream alone does not keep a
+   * session from its idle timeout.
+   */
+  recheck(p: Principal): Promise<AuthAnswer>;
   login(name: string, password: string, from: { ip: string | null; userAgent: string | null }): Promise<LoginAnswer>;
   /** A password someone chose, checked against the policy (INVALID_INPUT saying why) and hashed. */
   hashChosenPassword(password: string): Promise<string>;
@@ -142,32 +152,63 @@ export function createAuthService(opts: AuthOptions): AuthService {
     if (!found) return { ok: false, message: 'Unknown API token' };
     const { token, user } = found;
     const at = now();
-    if (token.revokedAt !== null) return { ok: false, message: `API token '${token.name}' of ${user.name} was revoked at ${token.revokedAt}` };
-    if (token.expiresAt !== null && Date.parse(token.expiresAt) <= at) return { ok: false, message: `API token '${token.name}' of ${user.name} expired at ${token.expiresAt}` };
-    if (user.disabledAt !== null) return { ok: false, message: `User ${user.name} is disabled: its API tokens are refused` };
+    const problem = tokenProblem(token, user, at);
+    if (problem !== null) return { ok: false, message: problem };
     if (token.lastUsedAt === null || Date.parse(token.lastUsedAt) + TOUCH_EVERY_MS <= at) await touchApiToken(db, token.id, iso(at));
     return { ok: true, principal: { kind: 'token', role: lowerRole(token.role, user.role), actor: `token ${token.name} of ${user.name}`, user, token } };
   }
 
+  /** Why a token may not be used at `at`, or null. */
+  function tokenProblem(token: ApiToken, user: User, at: number): string | null {
+    if (token.revokedAt !== null) return `API token '${token.name}' of ${user.name} was revoked at ${token.revokedAt}`;
+    if (token.expiresAt !== null && Date.parse(token.expiresAt) <= at) return `API token '${token.name}' of ${user.name} expired at ${token.expiresAt}`;
+    if (user.disabledAt !== null) return `User ${user.name} is disabled: its API tokens are refused`;
+    return null;
+  }
+
+  /** Why a session may not be used at `at`, or null. */
+  function sessionProblem(session: Session, user: User, at: number): string | null {
+    if (session.revokedAt !== null) return `This session was revoked at ${session.revokedAt}: log in again`;
+    if (Date.parse(session.expiresAt) <= at) return `This session expired at ${session.expiresAt} (auth.sessionMaxHours ${opts.sessionMaxHours}): log in again`;
+    if (Date.parse(session.lastSeenAt) + idleMs <= at) return `This session ended after ${opts.sessionIdleMinutes} minutes without a request (auth.sessionIdleMinutes): log in again`;
+    if (user.disabledAt !== null) return `User ${user.name} is disabled`;
+    return null;
+  }
+
+  const SESSION_ENDED = 'Your session has ended: log in again (POST /api/v1/auth/login)';
+
   async function authenticateSession(secret: string): Promise<AuthAnswer> {
-    const expired = 'Your session has ended: log in again (POST /api/v1/auth/login)';
-    if (!/^[A-Za-z0-9_-]{43}$/.test(secret)) return { ok: false, message: expired };
+    if (!/^[A-Za-z0-9_-]{43}$/.test(secret)) return { ok: false, message: SESSION_ENDED };
     const found = await sessionForAuth(db, sha256Hex(secret));
-    if (!found) return { ok: false, message: expired };
+    if (!found) return { ok: false, message: SESSION_ENDED };
     const { session, user, csrfToken } = found;
     const at = now();
-    if (session.revokedAt !== null) return { ok: false, message: `This session was revoked at ${session.revokedAt}: log in again` };
-    if (Date.parse(session.expiresAt) <= at) return { ok: false, message: `This session expired at ${session.expiresAt} (auth.sessionMaxHours ${opts.sessionMaxHours}): log in again` };
-    if (Date.parse(session.lastSeenAt) + idleMs <= at) {
-      return { ok: false, message: `This session ended after ${opts.sessionIdleMinutes} minutes without a request (auth.sessionIdleMinutes): log in again` };
-    }
-    if (user.disabledAt !== null) return { ok: false, message: `User ${user.name} is disabled` };
+    const problem = sessionProblem(session, user, at);
+    if (problem !== null) return { ok: false, message: problem };
     let seen = session;
     if (Date.parse(session.lastSeenAt) + TOUCH_EVERY_MS <= at) {
       await touchSession(db, session.id, iso(at));
       seen = { ...session, lastSeenAt: iso(at) };
     }
     return { ok: true, principal: { kind: 'session', role: user.role, actor: `user ${user.name}`, user, session: seen, csrfToken } };
+  }
+
+  async function recheck(p: Principal): Promise<AuthAnswer> {
+    if (p.kind === 'local') return { ok: true, principal: p };
+    const at = now();
+    if (p.kind === 'session') {
+      const found = await sessionForAuth(db, p.session.id);
+      if (!found) return { ok: false, message: SESSION_ENDED };
+      const problem = sessionProblem(found.session, found.user, at);
+      if (problem !== null) return { ok: false, message: problem };
+      return { ok: true, principal: { kind: 'session', role: found.user.role, actor: `user ${found.user.name}`, user: found.user, session: found.session, csrfToken: found.csrfToken } };
+    }
+    const token = await getApiToken(db, p.token.id);
+    const user = token ? await getUser(db, token.user) : null;
+    if (!token || !user) return { ok: false, message: `API token '${p.token.name}' of ${p.token.user} no longer exists` };
+    const problem = tokenProblem(token, user, at);
+    if (problem !== null) return { ok: false, message: problem };
+    return { ok: true, principal: { kind: 'token', role: lowerRole(token.role, user.role), actor: `token ${token.name} of ${user.name}`, user, token } };
   }
 
   /** The throttle's refusal, or null when another attempt may be made. */
@@ -244,6 +285,7 @@ export function createAuthService(opts: AuthOptions): AuthService {
   return {
     authenticateBearer,
     authenticateSession,
+    recheck,
     login,
     hashChosenPassword,
     generatedPassword,

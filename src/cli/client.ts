@@ -24,6 +24,8 @@ export interface ApiClient {
   readonly baseUrl: string;
   request<T>(method: string, path: string, body?: unknown): Promise<T>;
   upload<T>(path: string, file: string): Promise<T>;
+  /** A GET read as it arrives (the event stream): the response once it is a 2xx, else the API's error. */
+  stream(path: string, headers?: Record<string, string>, signal?: AbortSignal): Promise<Response>;
 }
 
 export function defaultDataDir(globals: GlobalOptions): string {
@@ -104,15 +106,17 @@ export async function connect(globals: GlobalOptions): Promise<ApiClient> {
 }
 
 function makeClient(baseUrl: string, token: string): ApiClient {
-  async function send<T>(method: string, path: string, init: RequestInit): Promise<T> {
+  async function call(method: string, path: string, init: RequestInit): Promise<Response> {
     const target = `${baseUrl}/api/v1${path}`;
-    let res: Response;
     try {
-      res = await fetch(target, { ...init, method, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
+      return await fetch(target, { ...init, method, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
     } catch (err) {
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
       throw new CliError(`Cannot reach the server at ${baseUrl}: ${cause}`);
     }
+  }
+  /** The body as JSON (or text), and the API's error message as a CliError for a status that is not 2xx. */
+  async function answer(res: Response): Promise<unknown> {
     const text = await res.text();
     let body: unknown = null;
     if (text !== '') {
@@ -126,7 +130,10 @@ function makeClient(baseUrl: string, token: string): ApiClient {
       const msg = typeof body === 'object' && body !== null && 'message' in body && typeof body.message === 'string' ? body.message : `HTTP ${res.status}`;
       throw new CliError(res.status === 401 ? `${msg}` : `${msg} (HTTP ${res.status})`, res.status);
     }
-    return body as T;
+    return body;
+  }
+  async function send<T>(method: string, path: string, init: RequestInit): Promise<T> {
+    return (await answer(await call(method, path, init))) as T;
   }
   return {
     baseUrl,
@@ -141,6 +148,11 @@ function makeClient(baseUrl: string, token: string): ApiClient {
         duplex: 'half',
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(st.size) },
       } as RequestInit);
+    },
+    async stream(path: string, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+      const res = await call('GET', path, { headers, ...(signal ? { signal } : {}) });
+      if (!res.ok) await answer(res);
+      return res;
     },
   };
 }

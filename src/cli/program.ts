@@ -17,6 +17,7 @@ import { registerMulticastCommands } from './multicast.js';
 import { registerFleetCommands } from './fleet.js';
 import { registerTimelineCommands } from './timeline.js';
 import { registerUserCommands } from './users.js';
+import { registerEventCommands } from './events.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -44,6 +45,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerTimelineCommands(program, globals);
   registerFleetCommands(program, globals);
   registerUserCommands(program, globals);
+  registerEventCommands(program, globals);
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);
   registerBootenvCommands(program, globals);

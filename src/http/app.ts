@@ -11,7 +11,8 @@
  *                    /api/v1/images..., /api/v1/tasks..., /api/v1/groups..., /api/v1/jobs...,
  *                    /api/v1/schedules..., /api/v1/wake..., /api/v1/multicast...,
  *                    /api/v1/auth/login|logout|me, /api/v1/users..., /api/v1/tokens...,
- *                    /api/v1/sessions..., /api/v1/audit, /api/v1/openapi.json
+ *                    /api/v1/sessions..., /api/v1/audit, /api/v1/events (live events, SSE),
+ *                    /api/v1/openapi.json
  *   Every /api/v1 write is written to the audit log (src/http/audit.ts).
  *   console (no auth; it asks the API): GET /, /ui, /ui/... (src/http/console.ts)
  *   API reference (static files, no auth): GET /api/docs, /api/docs/FILE
@@ -57,6 +58,8 @@ import { timelineRoutes } from './routes/api-timeline.js';
 import { docsRoutes, openapiRoutes } from './routes/api-docs.js';
 import { openapiOptions } from './openapi.js';
 import { sharedSchemas } from './schemas/index.js';
+import { eventRoutes, type EventStreamOptions } from './routes/api-events.js';
+import { createEventBus, type EventBus } from '../events/bus.js';
 import { bootRoutes } from './routes/boot.js';
 import { tftpRoutes } from './routes/tftp.js';
 import { agentRoutes } from './routes/agent.js';
@@ -98,6 +101,13 @@ export interface AppOptions {
   multicast?: MulticastService;
   /** Where boot steps are reported (the server's recorder); without it nothing is recorded. */
   bootEvents?: BootEventSink;
+  /**
+   * Live events (the server passes its own, which its services publish on);
+   * made here when absent, and then given to the imaging service made here.
+   */
+  events?: EventBus;
+  /** GET /api/v1/events: heartbeat, retry hint, streams per principal, bytes a slow client may owe (tests shorten them). */
+  eventStream?: EventStreamOptions;
   /** The built web console (default: web/dist in Fleetboot's directory); null: no console routes. */
   consoleDir?: string | null;
 }
@@ -117,6 +127,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     ...(opts.auth?.now ? { now: opts.auth.now } : {}),
     ...(opts.auth?.scrypt ? { scrypt: opts.auth.scrypt } : {}),
   });
+  const events = opts.events ?? createEventBus({ onSubscriberError: (err) => log.error({ subsystem: 'events', err: errorMessage(err) }, 'an event stream failed') });
 
   const ctx: AppContext = {
     auth,
@@ -128,10 +139,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     runtime: opts.runtime ?? (() => ({ httpPort: config.http.port, tftpPort: config.tftp.enabled ? config.tftp.port : null, dhcpPort: null, pxePort: null })),
     maxUploadBytes: opts.maxUploadBytes ?? 8 * 1024 ** 3,
     startedAt: new Date(),
-    imaging: opts.imaging ?? createImagingService({ store, config, log }),
+    imaging: opts.imaging ?? createImagingService({ store, config, log, events }),
     wake: opts.wake ?? null,
     multicast: opts.multicast ?? null,
     bootEvents: opts.bootEvents ?? null,
+    events,
     tasksChanged() {
       try {
         opts.onTasksChanged?.();
@@ -224,6 +236,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await wakeRoutes(api, ctx);
       await multicastRoutes(api, ctx);
       await timelineRoutes(api, ctx);
+      await eventRoutes(api, ctx, opts.eventStream);
       await openapiRoutes(api);
     },
     { prefix: '/api/v1' },

@@ -7,6 +7,7 @@ import type { MulticastService } from '../multicast/service.js';
 import type { Store } from '../store/index.js';
 import type { NewBootEvent } from '../model/boot-event.js';
 import type { AuthService } from '../auth/service.js';
+import type { EventBus } from '../events/bus.js';
 
 /** Ports and addresses actually in use, for /api/v1/status (known only after the services start). */
 export interface RuntimeStatus {
@@ -48,6 +49,8 @@ export interface AppContext {
   bootEvents: BootEventSink | null;
   /** Credentials, logins, sessions and API tokens (src/auth/service.ts). */
   auth: AuthService;
+  /** Live events (src/events/bus.ts): routes publish host and task changes; GET /api/v1/events streams them. */
+  events: EventBus;
 }
 
 /** Where the HTTP layer reports boot steps (src/events/boot-recorder.ts). */

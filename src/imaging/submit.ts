@@ -12,6 +12,7 @@ import { createJob, type JobDetail } from '../store/jobs.js';
 import { createTask, type Task } from '../store/tasks.js';
 import type { AllocateEndpoint } from '../store/multicast.js';
 import { FleetbootError } from '../lib/errors.js';
+import { taskStateEvent, type EventPublisher } from '../model/events.js';
 
 export type Submitted = { kind: 'task'; task: Task } | { kind: 'job'; job: JobDetail };
 
@@ -22,8 +23,17 @@ export function describeSubmitted(s: Submitted): string {
   return `job #${s.job.id}: ${s.job.total} ${s.job.type} task${s.job.total === 1 ? '' : 's'} for ${who}${s.job.state === 'scheduled' ? `, scheduled for ${s.job.startAt ?? '?'}` : ''}`;
 }
 
-/** Errors as the store's (INVALID_INPUT for a bad or past `at`, NOT_FOUND, CONFLICT). */
-export async function submitTaskRequest(store: Store, request: TaskRequest, opts: { now: Date; scheduleId?: number | null; allocateMulticast?: AllocateEndpoint | null }): Promise<Submitted> {
+/** The live task.state event of a task just made (from null). */
+export function announceTasks(events: EventPublisher | null | undefined, tasks: readonly Task[]): void {
+  for (const t of tasks) events?.publish(taskStateEvent(t, null, t.state, t.error));
+}
+
+/** Errors as the store's (INVALID_INPUT for a bad or past `at`, NOT_FOUND, CONFLICT). Each task made is announced on `events`. */
+export async function submitTaskRequest(
+  store: Store,
+  request: TaskRequest,
+  opts: { now: Date; scheduleId?: number | null; allocateMulticast?: AllocateEndpoint | null; events?: EventPublisher | null },
+): Promise<Submitted> {
   if (request.multicast !== undefined && !opts.allocateMulticast) throw new FleetbootError('CONFLICT', 'Multicast sessions are not available on this server (it runs without its multicast service)');
   let startAt: string | null = null;
   if (request.at !== undefined) {
@@ -33,9 +43,11 @@ export async function submitTaskRequest(store: Store, request: TaskRequest, opts
   }
   if (request.group !== undefined || request.macs !== undefined) {
     const job = await createJob(store.db, { request, startAt, scheduleId: opts.scheduleId ?? null, ...(opts.allocateMulticast ? { allocateMulticast: opts.allocateMulticast } : {}) });
+    announceTasks(opts.events, job.tasks);
     return { kind: 'job', job };
   }
   const options = { disk: request.disk ?? null, ...(request.table !== undefined ? { table: request.table } : {}) };
   const task = await createTask(store.db, { type: request.type, mac: request.mac ?? '', image: request.image ?? null, revision: request.revision ?? null, options, startAt, wake: request.wake === true });
+  announceTasks(opts.events, [task]);
   return { kind: 'task', task };
 }

@@ -29,6 +29,7 @@ import { RateTracker } from './rate.js';
 import { decideSlot } from './slots.js';
 import { taskBootEvent } from '../boot/boot-events.js';
 import type { NewBootEvent } from '../model/boot-event.js';
+import { taskStateEvent, type EventPublisher } from '../model/events.js';
 
 export const BOOTENV_KERNEL = 'vmlinuz';
 export const BOOTENV_INITRD = 'initrd.img';
@@ -59,6 +60,8 @@ export interface ImagingDeps {
   now?: () => number;
   /** Hears each task's state changes and progress quarters, as steps of its machine's boot (src/events/boot-recorder.ts). */
   onTaskStep?: (e: NewBootEvent) => void;
+  /** Live events (src/events/bus.ts): each state change, each progress report, a host a register task made. */
+  events?: EventPublisher;
 }
 
 export type ImagingService = ReturnType<typeof createImagingService>;
@@ -77,13 +80,14 @@ export function createImagingService(deps: ImagingDeps) {
   const committing = new Set<number>();
   const iso = (): string => new Date(now()).toISOString();
 
-  function transition(t: Pick<Task, 'id' | 'mac' | 'type' | 'image'>, from: TaskState, to: TaskState, reason: string | null = null, extra: Record<string, unknown> = {}): void {
+  function transition(t: Pick<Task, 'id' | 'mac' | 'type' | 'image' | 'jobId'>, from: TaskState, to: TaskState, reason: string | null = null, extra: Record<string, unknown> = {}): void {
     const line = { task: t.id, mac: t.mac, type: t.type, image: t.image, from, state: to, ...(reason ? { reason } : {}), ...extra };
     const text = `task #${t.id} ${t.type} ${t.mac}: ${from} -> ${to}${reason ? ` (${reason})` : ''}`;
     if (to === 'failed') log.warn(line, text);
     else log.info(line, text);
     const ip = typeof extra['ip'] === 'string' ? extra['ip'] : null;
     deps.onTaskStep?.(taskBootEvent({ task: t.id, mac: t.mac, type: t.type, from, to, reason, ip }));
+    deps.events?.publish(taskStateEvent(t, from, to, reason));
   }
 
   /** The last quarter of progress reported as a boot step, per task. */
@@ -234,6 +238,18 @@ export function createImagingService(deps: ImagingDeps) {
         last_seen_at: iso(),
       });
       if (!ok) return (await getTask(db, t.id))?.state ?? 'cancelled';
+      deps.events?.publish({
+        kind: 'task.progress',
+        taskId: t.id,
+        mac: t.mac,
+        phase: r.phase,
+        bytesDone: r.bytesDone,
+        bytesTotal: r.bytesTotal,
+        partition: r.partition,
+        rateBps,
+        etaSeconds,
+        message: r.message ?? null,
+      });
       if (deps.onTaskStep && r.bytesTotal !== null && r.bytesTotal > 0) {
         const q = Math.min(3, Math.floor((4 * r.bytesDone) / r.bytesTotal));
         if (q > (quarters.get(t.id) ?? 0)) {
@@ -366,8 +382,13 @@ export function createImagingService(deps: ImagingDeps) {
         // From the boot menu (imaging.unknownPolicy 'menu') the host waits in the inbox; the register policy approves at once.
         const status = config.imaging.unknownPolicy === 'register' ? 'approved' : 'pending';
         try {
-          await createHost(db, { mac: t.mac, name: registeredHostName(t.mac), status });
+          const host = await createHost(db, { mac: t.mac, name: registeredHostName(t.mac), status });
           log.info({ task: t.id, mac: t.mac, name: registeredHostName(t.mac), status }, `host ${t.mac} registered as ${registeredHostName(t.mac)}${status === 'pending' ? ', pending approval (fleetboot host approve)' : ''}`);
+          deps.events?.publish(
+            status === 'pending'
+              ? { kind: 'host.pending', mac: host.mac, name: host.name, ip: t.tokenIp, via: 'register-task' }
+              : { kind: 'host.changed', mac: host.mac, change: 'created', name: host.name, status: host.status },
+          );
         } catch (err) {
           if (!(err instanceof FleetbootError && err.code === 'CONFLICT')) throw err;
         }

@@ -13,3 +13,8 @@ export interface Lease {
   hostname: string | null;
   updatedAt: number;
 }
+
+/** Held at `now` (ms): offered, bound or declined (set aside), and not past its expiry. */
+export function leaseActive(l: Pick<Lease, 'state' | 'expiresAt'>, now: number): boolean {
+  return (l.state === 'offered' || l.state === 'bound' || l.state === 'declined') && l.expiresAt > now;
+}

@@ -29,6 +29,7 @@ import { parseCidr } from '../dhcp/subnets.js';
 import type { Logger } from '../lib/log.js';
 import { errorMessage, FleetbootError } from '../lib/errors.js';
 import { MAX_RATE_MBPS, parseMulticastPorts, pickEndpoint } from '../model/multicast.js';
+import type { EventPublisher, MulticastSessionState } from '../model/events.js';
 import { openMcast, type McastSocket } from '../net/mcast-udp.js';
 import { defaultUdpBackend, ipv4ToNumber, udpPeer } from '../net/udp.js';
 import { DEFAULT_BLOCK_SIZE, parseSessionIdHex, sessionIdHex, type SessionId } from '../protocol/mcast/codec.js';
@@ -47,6 +48,8 @@ export interface MulticastServiceDeps {
   config: Readonly<FleetbootConfig>;
   serverIp: string;
   log: Logger;
+  /** Live events: sessions waiting, sending and ending, members joining and leaving (src/events/bus.ts). */
+  events?: EventPublisher;
 }
 
 /** A member as the API shows it: its task, and the sender's view of its receiver while the session runs. */
@@ -115,6 +118,17 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
   let timer: NodeJS.Timeout | null = null;
   const mlog = log.child({ subsystem: 'multicast' });
 
+  function announce(row: MulticastSession, state: MulticastSessionState, error: string | null): void {
+    deps.events?.publish({ kind: 'multicast.session', sessionId: row.id, jobId: row.jobId, image: row.image, revision: row.revision, state, error });
+  }
+
+  /** End a session that has no sender (endSession's answer: whether it was still active). */
+  async function endIdle(row: MulticastSession, state: 'cancelled' | 'failed', reason: string): Promise<boolean> {
+    const ended = await endSession(store.db, row.id, state, reason, null);
+    if (ended) announce(row, state, reason);
+    return ended;
+  }
+
   async function streamsOf(row: MulticastSession): Promise<{ paths: { path: string; bytes: number }[]; files: string[]; identity: Buffer }> {
     const rec = await getRevision(store.db, row.image, row.revision);
     if (!rec) throw new FleetbootError('NOT_FOUND', `revision ${row.revision} of image '${row.image}' no longer exists`);
@@ -168,12 +182,16 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
         return m !== undefined && m.tokenIp !== null && m.tokenIp === from.address;
       },
       onEvent: (e) => {
-        if (e.kind === 'started') {
+        if (e.kind === 'joined') {
+          deps.events?.publish({ kind: 'multicast.member', sessionId: row.id, taskId: members.get(e.receiver)?.taskId ?? null, state: 'joined', reason: null });
+        } else if (e.kind === 'started') {
+          announce(row, 'sending', null);
           void markSessionSending(store.db, row.id).catch((err: unknown) => mlog.error({ session: row.id, err: errorMessage(err) }, 'could not record the start'));
           mlog.info({ session: row.id, receivers: e.receivers }, `session #${row.id} sends ${row.image} revision ${row.revision} to ${e.receivers} of ${row.expected} member(s) on ${row.address}:${row.port}`);
         } else if (e.kind === 'receiver') {
           const m = members.get(e.receiver);
           mlog.info({ session: row.id, task: m?.taskId, state: e.state, reason: e.reason }, `session #${row.id}: task #${m?.taskId ?? '?'} ${e.state}${e.reason ? `: ${e.reason}` : ''}`);
+          deps.events?.publish({ kind: 'multicast.member', sessionId: row.id, taskId: m?.taskId ?? null, state: e.state, reason: e.reason });
         }
       },
       log: (msg) => mlog.debug({ session: row.id }, msg),
@@ -192,9 +210,9 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
           const st = s.stats();
           const state = st.state === 'cancelled' ? 'cancelled' : 'finished';
           const failed = st.receivers.filter((r) => r.state !== 'done').length;
-          await endSession(store.db, row.id, state, ok ? null : `${failed} of ${st.receivers.length} receiver(s) did not finish in the session (they go on by unicast)`, st).catch((err: unknown) =>
-            mlog.error({ session: row.id, err: errorMessage(err) }, 'could not record the end'),
-          );
+          const error = ok ? null : `${failed} of ${st.receivers.length} receiver(s) did not finish in the session (they go on by unicast)`;
+          await endSession(store.db, row.id, state, error, st).catch((err: unknown) => mlog.error({ session: row.id, err: errorMessage(err) }, 'could not record the end'));
+          announce(row, state, error);
           mlog.info({ session: row.id, ok, retransmittedShare: st.retransmittedShare, seconds: (st.elapsedMs ?? 0) / 1000 }, `session #${row.id} ${state}`);
           setTimeout(() => {
             void socket.close();
@@ -207,6 +225,7 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
     };
     live.set(row.id, l);
     mlog.info({ session: row.id, address: row.address, port: row.port }, `session #${row.id} waits for ${row.expected} member(s) on ${row.address}:${row.port} (${object.bytes} bytes)`);
+    announce(row, 'waiting', null);
     return l;
   }
 
@@ -218,7 +237,7 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
     if (!p) {
       p = startSession(row).catch(async (err: unknown) => {
         mlog.error({ session: row.id, err: errorMessage(err) }, 'could not start the session');
-        await endSession(store.db, row.id, 'failed', `could not start: ${errorMessage(err)}`, null);
+        await endIdle(row, 'failed', `could not start: ${errorMessage(err)}`);
         return null;
       });
       starting.set(row.id, p);
@@ -234,7 +253,7 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
       const members = await sessionMembers(store.db, row.id);
       const active = members.filter((m) => ['queued', 'booting', 'waiting', 'running'].includes(m.taskState));
       if (active.length === 0 && !members.some((m) => m.taskState === 'scheduled')) {
-        await endSession(store.db, row.id, 'cancelled', 'every member task ended before the session started', null);
+        await endIdle(row, 'cancelled', 'every member task ended before the session started');
         continue;
       }
       if (active.length > 0) await ensureLive(row);
@@ -248,7 +267,7 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
     async start() {
       for (const row of await listSessions(store.db, { active: true })) {
         // Its sender's state died with the previous process: the agents go on by unicast.
-        if (await endSession(store.db, row.id, 'failed', 'the server restarted during the session; its members go on by unicast', null)) {
+        if (await endIdle(row, 'failed', 'the server restarted during the session; its members go on by unicast')) {
           mlog.warn({ session: row.id }, `session #${row.id} failed: the server restarted (its members go on by unicast)`);
         }
       }
@@ -313,7 +332,7 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
         l.sender.cancel(reason);
         await l.done;
       } else {
-        await endSession(store.db, id, 'cancelled', reason, null);
+        await endIdle(row, 'cancelled', reason);
       }
       const after = await getSession(store.db, id);
       if (!after) throw new FleetbootError('NOT_FOUND', `No multicast session #${id}`);

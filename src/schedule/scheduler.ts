@@ -16,6 +16,7 @@ import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
 import type { TaskRequest } from '../model/task-request.js';
+import { taskStateEvent, type EventPublisher } from '../model/events.js';
 import type { Store } from '../store/db.js';
 import { claimScheduleRun, deleteSchedule, dueSchedules, nextScheduleRunAt, recordScheduleResult, type Schedule } from '../store/schedules.js';
 import { nextStartAt, promoteDueTasks } from '../store/tasks.js';
@@ -47,6 +48,8 @@ export interface SchedulerDeps {
   submit(request: TaskRequest, scheduleId: number): Promise<Submitted>;
   /** Called after tasks were queued or created (the wake service looks at them). */
   onTasks(): void;
+  /** Live events: a scheduled task queued at its time (src/events/bus.ts). */
+  events?: EventPublisher;
   now?: () => number;
   /** Longest sleep between looks at the database (default 30 s). */
   maxSleepMs?: number;
@@ -117,6 +120,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     for (const t of queued) {
       const late = n - Date.parse(t.startAt ?? iso);
       log.info({ task: t.id, mac: t.mac, type: t.type, job: t.jobId, from: 'scheduled', state: 'queued', startAt: t.startAt, lateMs: late }, `task #${t.id} ${t.type} ${t.mac}: scheduled -> queued (start time ${t.startAt ?? '?'})`);
+      deps.events?.publish(taskStateEvent(t, 'scheduled', 'queued', null));
     }
     if (queued.length) deps.onTasks();
     for (const s of await dueSchedules(store.db, iso)) {

@@ -8,7 +8,7 @@
  * - `listLeases(db)`: the rows for the API and the CLI, through Kysely.
  */
 import type { Kysely } from 'kysely';
-import type { Lease, LeaseState } from '../model/lease.js';
+import { leaseActive, type Lease, type LeaseState } from '../model/lease.js';
 import type { Store } from './db.js';
 import type { Database } from './schema.js';
 
@@ -85,7 +85,7 @@ export async function listLeases(db: Kysely<Database>, now: number = Date.now())
       state: l.state,
       expiresAt: new Date(l.expiresAt).toISOString(),
       updatedAt: new Date(l.updatedAt).toISOString(),
-      active: (l.state === 'offered' || l.state === 'bound' || l.state === 'declined') && l.expiresAt > now,
+      active: leaseActive(l, now),
     }));
 }
 

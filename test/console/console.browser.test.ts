@@ -343,7 +343,7 @@ describe('the web console in Chromium against a real server and a machine in a l
       assert.equal((await machine(e, 'POST', '/agent/v1/task/slot', { token })).status, 200);
       const total = 1_000_000_000;
       const report = async (done: number): Promise<void> => {
-        const r = await machine(e, 'POST', '/agent/v1/task/progress', { token, json: { phase: 'partitions', bytesDone: done, bytesTotal: total, partition: 1 } });
+        const r = await machine(e, 'POST', '/agent/v1/task/progress', { token, json: { phase: 'transfer', bytesDone: done, bytesTotal: total, partition: 1 } });
         assert.equal(r.status, 200, r.text);
       };
       await report(100_000_000);

@@ -8,19 +8,14 @@
  */
 import { signal, type Signal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
+import { LIVE_EVENT_KINDS, type TaskProgressEvent } from '../../src/model/events.js';
+import { TASK_PHASES, type TaskPhase } from '../../src/model/task.js';
 
 export type LiveState = 'connecting' | 'open' | 'closed';
 export const liveState = signal<LiveState>('closed');
 
-export interface TaskProgress {
-  taskId: number;
-  bytesDone: number;
-  bytesTotal: number | null;
-  rateBps: number | null;
-  etaSeconds: number | null;
-  message: string | null;
-  phase: string | null;
-}
+/** The figures of a task.progress event (src/model/events.ts) the bars show. */
+export type TaskProgress = Pick<TaskProgressEvent, 'taskId' | 'bytesDone' | 'bytesTotal' | 'rateBps' | 'etaSeconds' | 'message' | 'phase'>;
 
 const progress = new Map<number, Signal<TaskProgress | null>>();
 
@@ -37,8 +32,8 @@ export function taskProgress(id: number): Signal<TaskProgress | null> {
 type Listener = (kind: string, data: unknown) => void;
 const listeners = new Set<Listener>();
 
-/** The event kinds the server sends (src/model/events.ts). */
-export const LIVE_KINDS = ['task.progress', 'task.state', 'host.pending', 'host.changed', 'dhcp.lease', 'boot.event', 'multicast.session', 'reset'] as const;
+/** The event kinds the server sends (src/model/events.ts), and `reset` (reload what you show). */
+export const LIVE_KINDS = [...LIVE_EVENT_KINDS, 'reset'] as const;
 
 let source: EventSource | null = null;
 
@@ -47,6 +42,10 @@ function num(v: unknown): number | null {
 }
 function str(v: unknown): string | null {
   return typeof v === 'string' ? v : null;
+}
+
+function phaseOf(v: unknown): TaskPhase {
+  return (TASK_PHASES as readonly unknown[]).includes(v) ? (v as TaskPhase) : 'transfer';
 }
 
 function onProgress(data: unknown): void {
@@ -61,7 +60,7 @@ function onProgress(data: unknown): void {
     rateBps: num(d['rateBps']),
     etaSeconds: num(d['etaSeconds']),
     message: str(d['message']),
-    phase: str(d['phase']),
+    phase: phaseOf(d['phase']),
   };
 }
 
@@ -81,6 +80,13 @@ export function startLive(): void {
       setTimeout(() => startLive(), 5000);
     }
   };
+  // The server ends the stream when the session ended (or it stops): a retry would get 401, so ask who is logged in.
+  es.addEventListener('end', () => {
+    es.close();
+    if (source === es) source = null;
+    liveState.value = 'closed';
+    void import('./api.js').then((m) => m.loadMe()).then(() => setTimeout(() => startLive(), 3000));
+  });
   for (const kind of LIVE_KINDS) {
     es.addEventListener(kind, (ev: MessageEvent<string>) => {
       let data: unknown = null;

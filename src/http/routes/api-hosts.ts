@@ -65,6 +65,7 @@ export async function hostRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
   app.post('/hosts/:mac/approve', { config: { role: 'operator' }, schema: hostsApi.approve }, async (req) => {
     const host = await approveHost(store.db, req.params.mac, req.body?.name ?? null);
     ctx.log.info({ subsystem: 'api', mac: host.mac, name: host.name }, 'pending host approved');
+    ctx.events.publish({ kind: 'host.changed', mac: host.mac, change: 'approved', name: host.name, status: host.status });
     ctx.hostsChanged();
     return host;
   });
@@ -72,6 +73,7 @@ export async function hostRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
   app.post('/hosts/:mac/reject', { config: { role: 'operator' }, schema: hostsApi.reject }, async (req) => {
     await rejectHost(store.db, req.params.mac);
     ctx.log.info({ subsystem: 'api', mac: req.params.mac }, 'pending host rejected');
+    ctx.events.publish({ kind: 'host.changed', mac: normaliseMac(req.params.mac) ?? req.params.mac, change: 'rejected', name: null, status: null });
     return { rejected: req.params.mac };
   });
 
@@ -87,6 +89,7 @@ export async function hostRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
     checkConfigReservation(req.body.mac, req.body.ip);
     const host = await createHost(store.db, req.body);
     ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry, ip: host.ip }, 'host added');
+    ctx.events.publish({ kind: 'host.changed', mac: host.mac, change: 'created', name: host.name, status: host.status });
     ctx.hostsChanged();
     return reply.code(201).send(host);
   });
@@ -97,6 +100,7 @@ export async function hostRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
     const r = await importHosts(store.db, req.body.hosts, { skipExisting: req.body.skipExisting === true });
     ctx.log.info({ subsystem: 'api', added: r.added, skipped: r.skipped.length, groupsCreated: r.groupsCreated }, 'hosts imported');
     ctx.hostsChanged();
+    ctx.events.publish({ kind: 'host.imported', added: r.added, skipped: r.skipped.length, groupsCreated: r.groupsCreated });
     return reply.code(201).send(r);
   });
 
@@ -104,6 +108,7 @@ export async function hostRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
     const hosts = await assignEntry(store.db, req.body.macs, req.body.entry);
     ctx.log.info({ subsystem: 'api', hosts: hosts.length, entry: req.body.entry }, 'entry assigned to hosts');
     ctx.hostsChanged();
+    for (const h of hosts) ctx.events.publish({ kind: 'host.changed', mac: h.mac, change: 'updated', name: h.name, status: h.status });
     return { hosts };
   });
 
@@ -119,6 +124,7 @@ export async function hostRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
     checkConfigReservation(req.params.mac, req.body.ip);
     const host = await updateHost(store.db, req.params.mac, req.body);
     ctx.log.info({ subsystem: 'api', mac: host.mac, entry: host.entry, name: host.name, ip: host.ip }, 'host changed');
+    ctx.events.publish({ kind: 'host.changed', mac: host.mac, change: 'updated', name: host.name, status: host.status });
     ctx.hostsChanged();
     return host;
   });
@@ -126,6 +132,7 @@ export async function hostRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
   app.delete('/hosts/:mac', { config: { role: 'admin' }, schema: hostsApi.remove }, async (req) => {
     await deleteHost(store.db, req.params.mac);
     ctx.log.info({ subsystem: 'api', mac: req.params.mac }, 'host deleted');
+    ctx.events.publish({ kind: 'host.changed', mac: normaliseMac(req.params.mac) ?? req.params.mac, change: 'deleted', name: null, status: null });
     ctx.hostsChanged();
     return { deleted: req.params.mac };
   });

@@ -26,7 +26,7 @@ import { FleetbootError } from '../../lib/errors.js';
 import { getTask, listTasks, normaliseMac, retryTask, type Task as StoredTask } from '../../store/index.js';
 import type { TaskState } from '../../model/task.js';
 import { parseTaskRequest } from '../../model/task-request.js';
-import { describeSubmitted, submitTaskRequest } from '../../imaging/submit.js';
+import { announceTasks, describeSubmitted, submitTaskRequest } from '../../imaging/submit.js';
 import type { AppContext } from '../context.js';
 import { tasksApi, type Task } from '../schemas/tasks.js';
 import type { ApiTypeProvider } from '../type-provider.js';
@@ -77,7 +77,7 @@ export async function taskRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
 
   app.post('/tasks', { config: { role: 'operator' }, schema: tasksApi.create }, async (req, reply) => {
     const request = parseTaskRequest(req.body, { allowAt: true });
-    const sub = await submitTaskRequest(store, request, { now: new Date(), allocateMulticast: ctx.multicast?.allocate ?? null });
+    const sub = await submitTaskRequest(store, request, { now: new Date(), allocateMulticast: ctx.multicast?.allocate ?? null, events: ctx.events });
     if (sub.kind === 'task') {
       const t = sub.task;
       ctx.log.info({ subsystem: 'api', task: t.id, type: t.type, mac: t.mac, image: t.image, state: t.state, startAt: t.startAt, wake: t.wake }, `${describeSubmitted(sub)}: ${t.state}`);
@@ -98,6 +98,7 @@ export async function taskRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
   app.post('/tasks/:id/retry', { config: { role: 'operator' }, schema: tasksApi.retry }, async (req, reply) => {
     const task = await retryTask(store.db, taskId(req.params.id));
     ctx.log.info({ subsystem: 'api', task: task.id, retryOf: task.retryOf, mac: task.mac }, 'task retried');
+    announceTasks(ctx.events, [task]);
     return reply.code(201).send(task);
   });
 }

@@ -28,6 +28,7 @@ import { activeTaskForMac, createHost, createTask, entryDir, findBootTarget, get
 import type { AppContext } from '../context.js';
 import { clientAddress } from '../client-address.js';
 import { decisionBootEvent } from '../../boot/boot-events.js';
+import { announceTasks } from '../../imaging/submit.js';
 import { openInside, sendFile } from '../send-file.js';
 
 const IPXE = 'text/plain; charset=utf-8';
@@ -123,6 +124,7 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
           try {
             const t = await createTask(store.db, { type: 'register', mac: decision.mac });
             log.info({ subsystem: 'imaging', task: t.id, mac: t.mac, type: 'register', state: 'queued', ip }, `task #${t.id} register ${t.mac}: created (unknown machine, imaging.unknownPolicy register)`);
+            announceTasks(ctx.events, [t]);
           } catch (err) {
             if (!(err instanceof FleetbootError && err.code === 'CONFLICT')) throw err;
           }
@@ -220,8 +222,13 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
       const host = await getHost(store.db, mac);
       if (type === 'register' && host === null) {
         const status = config.imaging.unknownPolicy === 'register' ? 'approved' : 'pending';
-        await createHost(store.db, { mac, status });
+        const created = await createHost(store.db, { mac, status });
         log.info({ subsystem: 'imaging', mac, ip, status }, `host ${mac} registered from the boot menu${status === 'pending' ? ', pending approval (fleetboot host approve)' : ''}`);
+        ctx.events.publish(
+          created.status === 'pending'
+            ? { kind: 'host.pending', mac: created.mac, name: created.name, ip, via: 'boot-menu' }
+            : { kind: 'host.changed', mac: created.mac, change: 'created', name: created.name, status: created.status },
+        );
       }
       let task: Task;
       try {
@@ -234,6 +241,7 @@ export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise
         throw err;
       }
       log.info({ subsystem: 'imaging', task: task.id, mac, type, state: 'queued', ip }, `task #${task.id} ${type} ${mac}: created from the boot menu`);
+      announceTasks(ctx.events, [task]);
       const h = await imaging.handOut(task, ip);
       if (h.kind !== 'token') return reply.send(messageScript(`task ${task.id} was ended or handed out elsewhere before it could start; boot again`));
       const target = await findBootTarget(store.db, mac);

@@ -105,6 +105,7 @@ export const API_TAGS = [
   { name: 'multicast', description: 'Multicast sessions of deploy jobs.' },
   { name: 'wake', description: 'Wake-on-LAN.' },
   { name: 'dhcp', description: "The DHCP server's leases." },
+  { name: 'events', description: 'Live events: what changes, as it happens (Server-Sent Events).' },
   { name: 'users', description: 'Users and their roles (admin).' },
   { name: 'tokens', description: 'Per-user API tokens.' },
   { name: 'audit', description: 'The audit log of every change (admin).' },
@@ -115,6 +116,7 @@ export * from './auth.js';
 export * from './audit.js';
 export * from './dhcp.js';
 export * from './entries.js';
+export * from './events.js';
 export * from './groups.js';
 export * from './hosts.js';
 export * from './images.js';

@@ -12,7 +12,8 @@ export const ACTIVE_STATES = ['scheduled', 'queued', 'booting', 'waiting', 'runn
 /** The bar of one task: the stream's latest figures when there are any, else the task's own. */
 export function TaskBar(props: { task: Task }): JSX.Element {
   const t = props.task;
-  const live = taskProgress(t.id).value;
+  // Live figures only while it runs: a finished task shows what the server recorded at its end.
+  const live = ACTIVE_STATES.includes(t.state) ? taskProgress(t.id).value : null;
   const done = live?.bytesDone ?? t.bytesDone;
   const total = live?.bytesTotal ?? t.bytesTotal ?? null;
   const rate = live ? live.rateBps : (t.rateBps ?? null);

@@ -32,7 +32,7 @@ export function Dashboard(): JSX.Element {
     failed.reload();
     mc.reload();
   });
-  useLiveReload(['host.pending', 'host.changed'], status.reload);
+  useLiveReload(['host.pending', 'host.changed', 'host.imported'], status.reload);
   useLiveReload(['multicast.session'], mc.reload);
   const tasks = active.data?.tasks ?? [];
   const running = tasks.filter((t) => t.state === 'running');

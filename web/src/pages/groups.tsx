@@ -160,7 +160,7 @@ function GroupPage(props: { name: string }): JSX.Element {
   const { name } = props;
   const loc = useLocation();
   const group = useLoad(() => api<Group>('GET', `/groups/${encodeURIComponent(name)}`), [name]);
-  useLiveReload(['host.changed'], group.reload, 2000);
+  useLiveReload(['host.changed', 'host.imported'], group.reload, 2000);
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [removing, setRemoving] = useState<GroupMember[] | null>(null);
   const [deleting, setDeleting] = useState(false);

@@ -45,7 +45,7 @@ export default function Hosts(): JSX.Element {
   };
 
   const list = useLoad(() => api<HostPage>('GET', `/hosts${qs({ status: 'approved', q, group, sort, order, offset, limit: PAGE })}`), [q, group, sort, order, offset]);
-  useLiveReload(['host.changed'], list.reload, 2000);
+  useLiveReload(['host.changed', 'host.imported'], list.reload, 2000);
 
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [allMatching, setAllMatching] = useState(false);
