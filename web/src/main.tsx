@@ -99,7 +99,7 @@ function Shell(): JSX.Element {
       <header class="top">
         <span class="brand">Fleetboot</span>
         <span class="who">
-          <span class={`live live-${liveState.value}`} title="Live updates">
+          <span class={`live live-${liveState.value}`} data-live={liveState.value} title="Live updates">
             <span aria-hidden="true">{liveState.value === 'open' ? '● ' : '○ '}</span>
             {liveState.value === 'open' ? 'live' : liveState.value === 'connecting' ? 'connecting…' : 'offline'}
           </span>{' '}

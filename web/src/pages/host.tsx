@@ -148,7 +148,8 @@ export default function HostPage(): JSX.Element {
           <h2>Last boot</h2>
           {why.data ? (
             <p class={`verdict ${why.data.completed ? 'ok' : 'stopped'}`} data-testid="boot-verdict">
-              <State state={why.data.completed ? 'done' : 'stopped'} /> {why.data.verdict}
+              <strong>{why.data.completed ? 'Completed: ' : 'Not finished: '}</strong>
+              {why.data.verdict}
               {why.data.next ? <> Next expected: {why.data.next}</> : null}
             </p>
           ) : (
