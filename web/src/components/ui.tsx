@@ -225,6 +225,21 @@ export function Confirm(props: { open: boolean; title: string; confirmLabel: str
   );
 }
 
+/**
+ * After a deletion the button that opened the dialog is gone with its row,
+ * and focus would fall to the page's body: give it to the page heading.
+ * Call it with the data whose change may remove rows.
+ */
+export function useFocusKept(data: unknown): void {
+  const focused = useRef<Element | null>(null);
+  // Read while rendering, before this update changes the page.
+  focused.current = document.activeElement;
+  useEffect(() => {
+    const el = focused.current;
+    if (el && el !== document.body && !el.isConnected) document.getElementById('page-title')?.focus();
+  }, [data]);
+}
+
 export function Empty(props: { children: ComponentChildren }): JSX.Element {
   return <p class="empty">{props.children}</p>;
 }

@@ -5,25 +5,11 @@
  * (admin), optionally unassigning the hosts that use it.
  */
 import type { JSX } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api, can, errorText } from '../api.js';
 import type { BootEntry, EntryList } from '../types.js';
-import { Confirm, Dialog, Empty, ErrorNote, Page, announce, formatTime, useLoad } from '../components/ui.js';
+import { Confirm, Dialog, Empty, ErrorNote, Page, announce, formatTime, useLoad, useFocusKept } from '../components/ui.js';
 
-/**
- * After a deletion the button that opened the dialog is gone with its row,
- * and focus would fall to the page's body: give it to the page heading.
- * (Each page that removes rows has this; its place is the Dialog in components/ui.tsx.)
- */
-function useFocusKept(data: unknown): void {
-  const focused = useRef<Element | null>(null);
-  // Read while rendering, before this update changes the page.
-  focused.current = document.activeElement;
-  useEffect(() => {
-    const el = focused.current;
-    if (el && el !== document.body && !el.isConnected) document.getElementById('page-title')?.focus();
-  }, [data]);
-}
 
 function Source(props: { src: string }): JSX.Element {
   return /^https?:\/\//.test(props.src) ? <span class="mono">{props.src}</span> : <span class="mono">{props.src} (uploaded file)</span>;

@@ -5,28 +5,14 @@
  * where the bulk actions are.
  */
 import type { JSX } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso';
 import { api, can, errorText, qs } from '../api.js';
 import { BASE } from '../base.js';
 import { useLiveReload } from '../live.js';
 import type { Group, GroupList, GroupListItem, GroupMember, GroupMembersAdded } from '../types.js';
-import { Confirm, Empty, ErrorNote, Page, announce, formatTime, useLoad } from '../components/ui.js';
+import { Confirm, Empty, ErrorNote, Page, announce, formatTime, useLoad, useFocusKept } from '../components/ui.js';
 
-/**
- * After a deletion the button that opened the dialog is gone with its row,
- * and focus would fall to the page's body: give it to the page heading.
- * (Each page that removes rows has this; its place is the Dialog in components/ui.tsx.)
- */
-function useFocusKept(data: unknown): void {
-  const focused = useRef<Element | null>(null);
-  // Read while rendering, before this update changes the page.
-  focused.current = document.activeElement;
-  useEffect(() => {
-    const el = focused.current;
-    if (el && el !== document.body && !el.isConnected) document.getElementById('page-title')?.focus();
-  }, [data]);
-}
 
 const hostsOf = (group: string): string => `${BASE}/hosts${qs({ group })}`;
 const groupHref = (group: string): string => `${BASE}/groups/${encodeURIComponent(group)}`;

@@ -11,22 +11,8 @@ import { api, can, errorText } from '../api.js';
 import { BASE } from '../base.js';
 import { useLiveReload } from '../live.js';
 import type { MulticastDetail, MulticastList, MulticastMember, MulticastSession } from '../types.js';
-import { Confirm, Empty, ErrorNote, Page, Progress, State, announce, formatBytes, formatDuration, formatTime, useLoad } from '../components/ui.js';
+import { Confirm, Empty, ErrorNote, Page, Progress, State, announce, formatBytes, formatDuration, formatTime, useLoad, useFocusKept } from '../components/ui.js';
 
-/**
- * After a deletion the button that opened the dialog is gone with its row,
- * and focus would fall to the page's body: give it to the page heading.
- * (Each page that removes rows has this; its place is the Dialog in components/ui.tsx.)
- */
-function useFocusKept(data: unknown): void {
-  const focused = useRef<Element | null>(null);
-  // Read while rendering, before this update changes the page.
-  focused.current = document.activeElement;
-  useEffect(() => {
-    const el = focused.current;
-    if (el && el !== document.body && !el.isConnected) document.getElementById('page-title')?.focus();
-  }, [data]);
-}
 
 const ACTIVE = ['waiting', 'sending'];
 /** Ended sessions shown (the list is newest first). */

@@ -6,27 +6,13 @@
  * wait for a start time of their own (queued once with a time).
  */
 import type { JSX } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, can, errorText } from '../api.js';
 import { BASE } from '../base.js';
 import { useLiveReload } from '../live.js';
 import type { GroupList, ImageList, Schedule, ScheduleList, Task } from '../types.js';
-import { Confirm, Dialog, Empty, ErrorNote, Page, State, announce, formatTime, useLoad } from '../components/ui.js';
+import { Confirm, Dialog, Empty, ErrorNote, Page, State, announce, formatTime, useLoad, useFocusKept } from '../components/ui.js';
 
-/**
- * After a deletion the button that opened the dialog is gone with its row,
- * and focus would fall to the page's body: give it to the page heading.
- * (Each page that removes rows has this; its place is the Dialog in components/ui.tsx.)
- */
-function useFocusKept(data: unknown): void {
-  const focused = useRef<Element | null>(null);
-  // Read while rendering, before this update changes the page.
-  focused.current = document.activeElement;
-  useEffect(() => {
-    const el = focused.current;
-    if (el && el !== document.body && !el.isConnected) document.getElementById('page-title')?.focus();
-  }, [data]);
-}
 
 /** A schedule's request in words: what, which image, to whom, with which options. */
 function requestText(r: Record<string, unknown>): string {

@@ -7,25 +7,11 @@
  * A viewer reads here but makes and removes nothing.
  */
 import type { JSX } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, can, errorText, loadMe, me, qs, type Role } from '../api.js';
 import type { ApiToken, Session, SessionList, TokenCreated, TokenList, User, UserAndPassword, UserList } from '../types.js';
-import { Confirm, Dialog, Empty, ErrorNote, Page, State, announce, formatTime, useLoad } from '../components/ui.js';
+import { Confirm, Dialog, Empty, ErrorNote, Page, State, announce, formatTime, useLoad, useFocusKept } from '../components/ui.js';
 
-/**
- * After a deletion the button that opened the dialog is gone with its row,
- * and focus would fall to the page's body: give it to the page heading.
- * (Each page that removes rows has this; its place is the Dialog in components/ui.tsx.)
- */
-function useFocusKept(data: unknown): void {
-  const focused = useRef<Element | null>(null);
-  // Read while rendering, before this update changes the page.
-  focused.current = document.activeElement;
-  useEffect(() => {
-    const el = focused.current;
-    if (el && el !== document.body && !el.isConnected) document.getElementById('page-title')?.focus();
-  }, [data]);
-}
 
 const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
 const ROLE_TEXT: Record<Role, string> = {
