@@ -34,7 +34,7 @@
  * what came after.
  */
 import type { BootEventDetail, BootEventKind, NewBootEvent } from './boot-event.js';
-import { leaseActive, type Lease, type LeaseState } from './lease.js';
+import { leaseActive, type Lease, type LeaseInfo } from './lease.js';
 import type { TaskPhase, TaskState, TaskType } from './task.js';
 
 export const LIVE_EVENT_KINDS = [
@@ -120,19 +120,9 @@ export interface HostsImportedEvent extends LiveEventBase {
   groupsCreated: string[];
 }
 
-export interface DhcpLeaseEvent extends LiveEventBase {
+/** The lease's row as GET /api/v1/dhcp/leases shows it. */
+export interface DhcpLeaseEvent extends LiveEventBase, LeaseInfo {
   kind: 'dhcp.lease';
-  ip: string;
-  /** '' for an address set aside after a DECLINE. */
-  mac: string;
-  clientId: string | null;
-  hostname: string | null;
-  /** bound: granted; released, expired: given back; offered: held for an answer; declined: set aside. */
-  state: LeaseState;
-  expiresAt: string;
-  updatedAt: string;
-  /** Held right now (offered, bound or declined, and not past expiresAt). */
-  active: boolean;
 }
 
 export interface BootStepEvent extends LiveEventBase {

@@ -18,3 +18,19 @@ export interface Lease {
 export function leaseActive(l: Pick<Lease, 'state' | 'expiresAt'>, now: number): boolean {
   return (l.state === 'offered' || l.state === 'bound' || l.state === 'declined') && l.expiresAt > now;
 }
+
+/** A lease as the API lists it (GET /api/v1/dhcp/leases) and the event stream sends it. */
+export interface LeaseInfo {
+  ip: string;
+  /** '' for an address set aside after a DECLINE. */
+  mac: string;
+  clientId: string | null;
+  hostname: string | null;
+  /** bound: granted; released, expired: given back; offered: held for an answer; declined: set aside. */
+  state: LeaseState;
+  /** ISO-8601. */
+  expiresAt: string;
+  updatedAt: string;
+  /** Held right now (offered, bound or declined, and not past expiresAt). */
+  active: boolean;
+}

@@ -8,7 +8,7 @@
  * - `listLeases(db)`: the rows for the API and the CLI, through Kysely.
  */
 import type { Kysely } from 'kysely';
-import { leaseActive, type Lease, type LeaseState } from '../model/lease.js';
+import { leaseActive, type Lease, type LeaseInfo, type LeaseState } from '../model/lease.js';
 import type { Store } from './db.js';
 import type { Database } from './schema.js';
 
@@ -57,18 +57,7 @@ export function openLeaseStore(store: Store): LeaseStoreHandle {
   };
 }
 
-export interface LeaseInfo {
-  ip: string;
-  mac: string;
-  clientId: string | null;
-  hostname: string | null;
-  state: LeaseState;
-  /** ISO-8601. */
-  expiresAt: string;
-  updatedAt: string;
-  /** Held right now (offered/bound/declined and not past expiresAt). */
-  active: boolean;
-}
+export type { LeaseInfo } from '../model/lease.js';
 
 /** Every lease row, by address (numerically), with `active` computed at `now`. */
 export async function listLeases(db: Kysely<Database>, now: number = Date.now()): Promise<LeaseInfo[]> {
