@@ -497,6 +497,17 @@ describe('the web console in Chromium against a real server and a machine in a l
         await screenshot(page, shot);
         await assertAccessible(page, url);
       }
+      // The API reference at /api/docs: with the login session it shows the document, and fetches nothing from elsewhere.
+      const foreign: string[] = [];
+      const onRequest = (r: { url(): string }): void => {
+        if (!r.url().startsWith(e.tunnel.url) && !r.url().startsWith('data:')) foreign.push(r.url());
+      };
+      page.on('request', onRequest);
+      await page.goto('/api/docs');
+      await page.getByText('/api/v1/hosts/import').first().waitFor({ timeout: 20_000 });
+      await screenshot(page, '19-api-docs');
+      page.off('request', onRequest);
+      assert.deepEqual(foreign, [], '/api/docs works offline');
       // Keyboard: the skip link is the first stop and moves to the content.
       await page.goto('/ui/');
       await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
