@@ -322,6 +322,11 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
       const task = await cliJson<TaskView>(['task', 'deploy', B.mac, '--image', 'ref', '--table', 'gpt']);
       const guest = await startGuest(e, B, 'b-deploy', diskB);
       try {
+        // Once its agent runs, slow the machine's link (a token bucket on its tap): under TCG the
+        // 25 MB deploy takes about 6 s and a poll through the CLI 1-2 s, so the restart below
+        // could come after the end. At 16 Mbit/s it takes 10 s or more.
+        await waitTask(task.id, guest, { until: (t) => t.state === 'running' || t.state === 'done' });
+        await e.lab.nsExec(e.lab.bridgeNs, ['tc', 'qdisc', 'add', 'dev', guest.tap, 'root', 'tbf', 'rate', '16mbit', 'burst', '64kb', 'latency', '50ms']);
         await waitTask(task.id, guest, { until: (t) => t.state === 'running' && t.bytesDone > 0 });
         // Stop the server mid-deploy and start it again on the same data directory.
         await e.fb.log.stop('SIGTERM');
