@@ -26,6 +26,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   multicast: ['multicast', 'model', 'lib', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'store', 'config', 'dhcp/subnets.ts', 'imaging/protocol.ts', 'imaging/image-store.ts'],
   wake: ['wake', 'model', 'lib', 'protocol', 'store', 'dhcp/subnets.ts', 'net/wol-socket.ts', 'config'],
   events: ['events', 'model', 'lib', 'store'],
+  // The endpoint agents' server side: rules over the store.
+  endpoints: ['endpoints', 'model', 'lib', 'store'],
   // The API's schemas and types: pure, for the server, the CLI and the console's browser bundle.
   'http/schemas': ['http/schemas', 'model'],
 };
