@@ -80,6 +80,8 @@ export const createdEnrolTokenSchema = {
   properties: { token: { type: 'string', description: 'The secret: shown this once, only its sha256 is kept.' }, info: { $ref: 'EnrolToken#' } },
 } as const;
 
+export type CreatedEnrolToken = ApiType<'CreatedEnrolToken'>;
+
 export const enrolTokenListSchema = {
   $id: 'EnrolTokenList',
   type: 'object',
