@@ -19,6 +19,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   boot: ['boot', 'model', 'lib', 'protocol'],
   // The agent bundle carries no server code: the multicast receiver and its sockets are shared with the server's sender, not part of it.
   agent: ['agent', 'model', 'lib', 'imaging/protocol.ts', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'multicast/receiver.ts'],
+  // The endpoint agent (fleetboot-agent) is bundled alone: no server code, node's standard library only.
+  'endpoint-agent': ['endpoint-agent', 'model', 'lib', 'protocol', 'agent/inventory.ts'],
   // Services: decisions and timing over the store; sockets only through net/'s small interfaces.
   schedule: ['schedule', 'model', 'lib', 'store', 'imaging/submit.ts'],
   // Credentials, logins and sessions over the store; HTTP is src/http/auth.ts's business.
