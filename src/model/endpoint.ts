@@ -264,6 +264,8 @@ export function sameMachine(enrolled: AgentIdentity, now: AgentIdentity): boolea
   const u1 = enrolled.smbiosUuid?.trim().toLowerCase() || null;
   const u2 = now.smbiosUuid?.trim().toLowerCase() || null;
   if (u1 !== null && u2 !== null && u1 !== u2) return false;
+  // A machine without network interfaces sysfs shows (rare): the UUID alone, when both have one.
+  if (enrolled.macs.length === 0 && now.macs.length === 0) return u1 !== null && u1 === u2;
   const macs = new Set(enrolled.macs);
   return now.macs.some((m) => macs.has(m));
 }
