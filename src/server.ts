@@ -33,6 +33,8 @@ import type { Reservation } from './dhcp/engine.js';
 import { cleanupOrphans } from './imaging/image-store.js';
 import { startReaper, type Reaper } from './imaging/reaper.js';
 import { createImagingService } from './imaging/tasks.js';
+import { createEndpointService } from './endpoints/service.js';
+import { createDeployEnrolment } from './endpoints/deploy-enrol.js';
 import { submitTaskRequest } from './imaging/submit.js';
 import { buildSubnets, maskPrefix, parseCidr, subnetOf, type Cidr } from './dhcp/subnets.js';
 import { ipToInt } from './protocol/dhcp/packet.js';
@@ -324,7 +326,11 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     });
     bootEvents = recorder;
     recorder.subscribe((e) => events.publish(bootStepEvent(e)));
-    const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e), events });
+    const endpoints = createEndpointService({ store, log, settings: config.agents });
+    // Deploys with enrol: a token from the endpoint service, the HTTPS port bound and the CA agents pin.
+    // HTTPS is not part of this server yet: every such deploy is refused, saying so.
+    const enrolment = createDeployEnrolment({ endpoints, serverIp, https: () => ({ port: null, caPem: null }) });
+    const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e), events, enrolment });
     wake = createWakeService({
       store,
       config,
@@ -337,7 +343,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     scheduler = createScheduler({
       store,
       log,
-      submit: (request, scheduleId) => submitTaskRequest(st, request, { now: new Date(), scheduleId, allocateMulticast: multicast?.allocate ?? null, events }),
+      submit: (request, scheduleId) => submitTaskRequest(st, request, { now: new Date(), scheduleId, allocateMulticast: multicast?.allocate ?? null, events, enrolUnavailable: imaging.enrolUnavailable }),
       onTasks: () => w.poke(),
       events,
     });
@@ -356,6 +362,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       token,
       baseUrl,
       imaging,
+      endpoints,
       wake,
       multicast: mc,
       bootEvents: recorder,
@@ -374,6 +381,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       },
       runtime: () => ({
         httpPort,
+        httpsPort: null,
         tftpPort: tftp ? tftp.port : null,
         dhcpPort: dhcp ? dhcp.ports.dhcp : null,
         pxePort: dhcp ? dhcp.ports.pxe : null,

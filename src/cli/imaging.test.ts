@@ -63,6 +63,7 @@ const task: Task = {
   wakeRounds: 0,
   wokenAt: null,
   reboot: false,
+  enrol: false,
   multicastId: null,
 };
 

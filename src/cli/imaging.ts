@@ -120,6 +120,7 @@ function printTask(t: Task): void {
     ['start at', t.state === 'scheduled' ? time(t.startAt) : null],
     ['wake', t.wake ? `yes (${t.wakeRounds} round${t.wakeRounds === 1 ? '' : 's'} sent${t.wokenAt ? `, last ${time(t.wokenAt)}` : ''})` : null],
     ['reboot', t.reboot ? 'by its endpoint agent once queued' : null],
+    ['enrol', t.enrol ? 'a one-use enrolment token for its endpoint agent is written into the deployed system' : null],
     ['created', time(t.createdAt)],
     ['started', time(t.startedAt)],
     ['finished', time(t.finishedAt)],

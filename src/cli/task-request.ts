@@ -89,9 +89,10 @@ export function defineTaskRequestCommands(parent: Command, submit: (body: Record
       .option('--table <kind>', 'partition table to write: keep (as captured), gpt or mbr', 'keep')
       .option('--multicast', 'with --group or several MACs: one multicast session sends the image to every member at once (late members get it in a later round, slow ones by unicast)')
       .option('--min-receivers <n>', 'with --multicast and --max-wait: start with at least this many members once the wait is over')
-      .option('--max-wait <seconds>', 'with --multicast: start after this long with the members present (default: wait for every member)'),
+      .option('--max-wait <seconds>', 'with --multicast: start after this long with the members present (default: wait for every member)')
+      .option('--enrol', "write a one-use enrolment token for the host into the deployed Linux system: its endpoint agent (fleetboot-agent) enrols as that host at first boot, with no admin step (needs HTTPS on the server)"),
     '',
-  ).action(async (macs: string[], opts: Common & { image: string; revision?: string; disk?: string; table: string; multicast?: boolean; minReceivers?: string; maxWait?: string }) => {
+  ).action(async (macs: string[], opts: Common & { image: string; revision?: string; disk?: string; table: string; multicast?: boolean; minReceivers?: string; maxWait?: string; enrol?: boolean }) => {
     if (!PARTITION_TABLES.some((t) => t === opts.table)) throw new CliError(`Invalid --table ${JSON.stringify(opts.table)}: expected keep, gpt or mbr`);
     const wholeNumber = (flag: string, v: string, min: number): number => {
       if (!/^\d{1,6}$/.test(v) || Number(v) < min) throw new CliError(`${flag} must be a whole number of at least ${min}: got ${JSON.stringify(v)}`);
@@ -116,6 +117,7 @@ export function defineTaskRequestCommands(parent: Command, submit: (body: Record
       ...(opts.revision !== undefined ? { revision: parseRevision(opts.revision) } : {}),
       ...(opts.disk ? { disk: opts.disk } : {}),
       ...multicast,
+      ...(opts.enrol ? { enrol: true } : {}),
       ...common(opts),
     });
   });

@@ -7,7 +7,16 @@
  * - Enrolment proves possession of the agent's key (a signed single-use
  *   nonce). A valid token binds the agent to the token's host, or (a token
  *   without a host) to the host that has one of the MACs the agent reports,
- *   made when none has; the host joins the token's group. Without a token
+ *   made when none has; the host joins the token's group. A MAC-bound
+ *   token (the one a deploy with `enrol` writes into the deployed system,
+ *   src/imaging/tasks.ts) enrols only an agent that reports its host's MAC,
+ *   and a refusal does not spend it. That token crossed the boot
+ *   environment's plain HTTP: the binding keeps a token read off the wire
+ *   from enrolling some other machine by accident or as a naive attacker,
+ *   but the agent reports its own MACs, so a machine that lies about its
+ *   MAC is not stopped by it (as for imaging: keep that segment trusted).
+ *   A new token for a task revokes the task's unused earlier ones.
+ *   Without a token
  *   the agent is pending and gets no work until an admin approves it for a
  *   host: MAC or SMBIOS identity alone never grants an existing host's
  *   identity. A host has one active agent: a new enrolment for it (a
@@ -99,6 +108,10 @@ export interface TokenRequest {
   ttlSeconds: number;
   uses: number;
   createdBy: string;
+  /** The deploy task it is made for (its unused earlier tokens are revoked). */
+  taskId?: number | null;
+  /** Enrol only an agent that reports the host's MAC (needs `host`). */
+  macBound?: boolean;
 }
 
 export interface NewPackage {
@@ -309,6 +322,12 @@ export function createEndpointService(opts: EndpointServiceOptions): EndpointSer
         if (token.revokedAt !== null) throw new FleetbootError('UNAUTHORIZED', `This enrolment token was revoked at ${token.revokedAt}`);
         if (Date.parse(token.expiresAt) <= now()) throw new FleetbootError('UNAUTHORIZED', `This enrolment token expired at ${token.expiresAt}`);
         if (token.usesLeft <= 0) throw new FleetbootError('UNAUTHORIZED', `This enrolment token was used already (${token.uses} use${token.uses === 1 ? '' : 's'} of ${token.uses}): ask for a new one`);
+        if (token.macBound && (token.host === null || !req.identity.macs.includes(token.host))) {
+          throw new FleetbootError(
+            'UNAUTHORIZED',
+            `This enrolment token${token.taskId !== null ? ` (written by deploy task #${token.taskId})` : ''} enrols only the machine with MAC ${token.host ?? '?'}; this agent reports ${req.identity.macs.join(' ') || 'no MAC'}`,
+          );
+        }
         if (!(await st.spendEnrolToken(trx, token.id, token.usesLeft))) throw new FleetbootError('CONFLICT', 'This enrolment token was used at the same moment by another enrolment: try again');
         let hostId: number;
         if (token.hostId !== null) {
@@ -458,10 +477,20 @@ export function createEndpointService(opts: EndpointServiceOptions): EndpointSer
         groupId = g.id;
       }
       if (hostId !== null && t.uses > 1) throw new FleetbootError('INVALID_INPUT', `A token for one host (${t.host ?? ''}) enrols one agent: uses must be 1, got ${t.uses}`);
+      if (t.macBound === true && hostId === null) throw new TypeError('createToken(): a MAC-bound token needs a host');
       const token = randomBytes(24).toString('base64url');
       const n = now();
-      const info = await st.createEnrolToken(db, { tokenHash: hashSecret(token), hostId, groupId, uses: t.uses, createdAt: new Date(n).toISOString(), createdBy: t.createdBy, expiresAt: new Date(n + t.ttlSeconds * 1000).toISOString() });
-      log.info({ subsystem: 'agents', token: info.id, host: info.host, group: info.group, uses: info.usesLeft, expiresAt: info.expiresAt }, `enrolment token #${info.id} made by ${t.createdBy}`);
+      const at = new Date(n).toISOString();
+      const taskId = t.taskId ?? null;
+      const { info, revoked } = await db.transaction().execute(async (trx) => {
+        const revoked = taskId === null ? [] : await st.revokeTaskEnrolTokens(trx, taskId, at);
+        const info = await st.createEnrolToken(trx, { tokenHash: hashSecret(token), hostId, groupId, uses: t.uses, createdAt: at, createdBy: t.createdBy, expiresAt: new Date(n + t.ttlSeconds * 1000).toISOString(), taskId, macBound: t.macBound === true });
+        return { info, revoked };
+      });
+      log.info(
+        { subsystem: 'agents', token: info.id, host: info.host, group: info.group, uses: info.usesLeft, expiresAt: info.expiresAt, task: taskId, macBound: info.macBound, revoked },
+        `enrolment token #${info.id} made by ${t.createdBy}${info.macBound ? ` (only for MAC ${info.host ?? '?'})` : ''}${revoked.length ? `; the task's earlier token${revoked.length === 1 ? '' : 's'} #${revoked.join(', #')} revoked` : ''}`,
+      );
       return { token, info };
     },
 

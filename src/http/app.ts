@@ -68,6 +68,7 @@ import { createImagingService, type ImagingService } from '../imaging/tasks.js';
 import { AGENT_PREFIX } from '../imaging/protocol.js';
 import { consoleRoutes } from './console.js';
 import { createEndpointService, type EndpointService } from '../endpoints/service.js';
+import { createDeployEnrolment } from '../endpoints/deploy-enrol.js';
 import { endpointRoutes, ENDPOINT_PREFIX } from './routes/endpoint.js';
 import { agentRoutesApi } from './routes/api-agents.js';
 import { fleetbootPackageDir } from './version.js';
@@ -138,6 +139,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     ...(opts.auth?.scrypt ? { scrypt: opts.auth.scrypt } : {}),
   });
   const events = opts.events ?? createEventBus({ onSubscriberError: (err) => log.error({ subsystem: 'events', err: errorMessage(err) }, 'an event stream failed') });
+  const endpoints = opts.endpoints ?? createEndpointService({ store, log, settings: config.agents });
+  // Deploys with enrol (when the server passes no imaging service of its own): HTTPS's port and CA as this app knows them.
+  const enrolment = createDeployEnrolment({ endpoints, serverIp, https: () => ({ port: ctx.runtime().httpsPort, caPem: opts.caPem?.() ?? null }) });
 
   const ctx: AppContext = {
     auth,
@@ -146,10 +150,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     serverIp,
     log,
     baseUrl: () => baseUrl().replace(/\/+$/, ''),
-    runtime: opts.runtime ?? (() => ({ httpPort: config.http.port, tftpPort: config.tftp.enabled ? config.tftp.port : null, dhcpPort: null, pxePort: null })),
+    runtime: opts.runtime ?? (() => ({ httpPort: config.http.port, httpsPort: null, tftpPort: config.tftp.enabled ? config.tftp.port : null, dhcpPort: null, pxePort: null })),
     maxUploadBytes: opts.maxUploadBytes ?? 8 * 1024 ** 3,
     startedAt: new Date(),
-    imaging: opts.imaging ?? createImagingService({ store, config, log, events }),
+    imaging: opts.imaging ?? createImagingService({ store, config, log, events, enrolment }),
     wake: opts.wake ?? null,
     multicast: opts.multicast ?? null,
     bootEvents: opts.bootEvents ?? null,
@@ -182,7 +186,6 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     routerOptions: { maxParamLength: 1024 },
   });
 
-  const endpoints = opts.endpoints ?? createEndpointService({ store, log, settings: config.agents });
   // A task queued with `reboot` wakes its machine's long poll at once.
   const taskWatch = events.subscribe((e) => {
     if (e.kind === 'task.state' && e.state === 'queued') endpoints.notify(e.mac);

@@ -12,6 +12,8 @@ import type { EventBus } from '../events/bus.js';
 /** Ports and addresses actually in use, for /api/v1/status (known only after the services start). */
 export interface RuntimeStatus {
   httpPort: number | null;
+  /** null while HTTPS does not run. */
+  httpsPort: number | null;
   tftpPort: number | null;
   dhcpPort: number | null;
   pxePort: number | null;

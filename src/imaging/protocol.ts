@@ -30,6 +30,9 @@
  * `TaskSpec.agentTimeoutSeconds`; a 4xx other than 429 is final.
  */
 import type { Inventory, Manifest } from '../model/manifest.js';
+import type { EnrolSpec } from '../model/endpoint.js';
+
+export type { EnrolSpec } from '../model/endpoint.js';
 
 export type { HardwareIdentity } from '../model/identity.js';
 
@@ -66,6 +69,24 @@ export interface TaskSpec {
   agentTimeoutSeconds: number;
   /** deploy: receive the image from this multicast session (null or absent: unicast). */
   multicast?: MulticastSpec | null;
+  /**
+   * deploy with `enrol`: what the agent writes, once every partition is
+   * written and verified, into the deployed Linux root filesystem as
+   * var/lib/fleetboot-agent/enrol.json (0600, in a 0700 directory), so the
+   * machine's endpoint agent enrols as its host at first boot. A one-use
+   * token bound to the host's MAC, made for this request (an earlier one of
+   * the task is revoked). null: not asked for. The agent checks every field
+   * (src/model/endpoint.ts parseEnrolSpec) before it writes anything.
+   */
+  enrol: EnrolSpec | null;
+}
+
+/** What became of a deploy's `enrol` (sent with its completion; the task's message). */
+export interface EnrolOutcome {
+  /** The partition device it was written to, or null when no Linux root filesystem was found. */
+  written: string | null;
+  /** One line for the task: "enrolment token written to /dev/sda2 (ext4)", or the warning. */
+  message: string;
 }
 
 /**
@@ -120,7 +141,7 @@ export type CompleteBody =
   /** capture: the manifest; every stream in it must have been uploaded with matching bytes and sha256. */
   | { type: 'capture'; manifest: Manifest }
   /** deploy: what was written and verified. */
-  | { type: 'deploy'; verified: true }
+  | { type: 'deploy'; verified: true; enrol?: EnrolOutcome }
   | { type: 'inventory' | 'register'; inventory: Inventory };
 
 export interface FailBody {

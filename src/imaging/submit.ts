@@ -28,13 +28,29 @@ export function announceTasks(events: EventPublisher | null | undefined, tasks: 
   for (const t of tasks) events?.publish(taskStateEvent(t, null, t.state, t.error));
 }
 
-/** Errors as the store's (INVALID_INPUT for a bad or past `at`, NOT_FOUND, CONFLICT). Each task made is announced on `events`. */
+/** The refusal of a deploy with `enrol` on a server that cannot serve it (reason: why, e.g. HTTPS is off). */
+export function enrolRefused(reason: string): FleetbootError {
+  return new FleetbootError(
+    'CONFLICT',
+    `A deploy with enrol writes an enrolment token for the machine's endpoint agent, which enrols over HTTPS; ${reason}. Turn HTTPS on (https.enabled), or deploy without enrol`,
+  );
+}
+
+/**
+ * Errors as the store's (INVALID_INPUT for a bad or past `at`, NOT_FOUND,
+ * CONFLICT; CONFLICT for `enrol` when `enrolUnavailable` is absent or gives
+ * a reason). Each task made is announced on `events`.
+ */
 export async function submitTaskRequest(
   store: Store,
   request: TaskRequest,
-  opts: { now: Date; scheduleId?: number | null; allocateMulticast?: AllocateEndpoint | null; events?: EventPublisher | null },
+  opts: { now: Date; scheduleId?: number | null; allocateMulticast?: AllocateEndpoint | null; events?: EventPublisher | null; enrolUnavailable?: (() => string | null) | null },
 ): Promise<Submitted> {
   if (request.multicast !== undefined && !opts.allocateMulticast) throw new FleetbootError('CONFLICT', 'Multicast sessions are not available on this server (it runs without its multicast service)');
+  if (request.enrol === true) {
+    const reason = opts.enrolUnavailable ? opts.enrolUnavailable() : 'this server cannot make enrolment tokens here';
+    if (reason !== null) throw enrolRefused(reason);
+  }
   let startAt: string | null = null;
   if (request.at !== undefined) {
     const at = parseWhen(request.at, opts.now);
@@ -47,7 +63,7 @@ export async function submitTaskRequest(
     return { kind: 'job', job };
   }
   const options = { disk: request.disk ?? null, ...(request.table !== undefined ? { table: request.table } : {}) };
-  const task = await createTask(store.db, { type: request.type, mac: request.mac ?? '', image: request.image ?? null, revision: request.revision ?? null, options, startAt, wake: request.wake === true, reboot: request.reboot === true });
+  const task = await createTask(store.db, { type: request.type, mac: request.mac ?? '', image: request.image ?? null, revision: request.revision ?? null, options, startAt, wake: request.wake === true, reboot: request.reboot === true, enrol: request.enrol === true });
   announceTasks(opts.events, [task]);
   return { kind: 'task', task };
 }

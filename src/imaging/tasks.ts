@@ -9,6 +9,15 @@
  *
  * Tokens: 32 random bytes as hex, handed to the machine once on the kernel
  * command line; the database keeps only their sha256.
+ *
+ * A deploy with `enrol` gets, with its spec, a one-use enrolment token for
+ * the endpoint agent of its host (bound to the host's MAC, valid
+ * DEPLOY_ENROL_TOKEN_TTL_SECONDS (src/endpoints/deploy-enrol.ts); only its sha256 is stored, by the endpoint
+ * service), the server's HTTPS URL and its CA's SHA-256 (`deps.enrolment`).
+ * Each GET of the spec makes a new token and revokes the task's unused
+ * earlier one. When the server cannot say where to enrol (HTTPS off), the
+ * task fails before anything is written; the API refuses such a deploy at
+ * creation already (src/imaging/submit.ts).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { stat } from 'node:fs/promises';
@@ -24,8 +33,9 @@ import { identityMismatch, IdentityError, parseIdentity, type HardwareIdentity }
 import { bootTaskRow, finishTask, getTask, isActiveState, patchActiveTask, slotStates, taskByTokenHash, type Task } from '../store/tasks.js';
 import { commitCapture, discardIncoming } from './image-store.js';
 import { ManifestError, parseInventory, type Inventory } from '../model/manifest.js';
-import type { ProgressReport, SlotAnswer, TaskPhase, TaskSpec, TaskState } from './protocol.js';
+import type { EnrolSpec, ProgressReport, SlotAnswer, TaskPhase, TaskSpec, TaskState } from './protocol.js';
 import { RateTracker } from './rate.js';
+import type { DeployEnrolment } from '../endpoints/deploy-enrol.js';
 import { decideSlot } from './slots.js';
 import { taskBootEvent } from '../boot/boot-events.js';
 import type { NewBootEvent } from '../model/boot-event.js';
@@ -62,6 +72,8 @@ export interface ImagingDeps {
   onTaskStep?: (e: NewBootEvent) => void;
   /** Live events (src/events/bus.ts): each state change, each progress report, a host a register task made. */
   events?: EventPublisher;
+  /** Deploys with `enrol` (absent: they are refused and fail). */
+  enrolment?: DeployEnrolment;
 }
 
 export type ImagingService = ReturnType<typeof createImagingService>;
@@ -120,8 +132,17 @@ export function createImagingService(deps: ImagingDeps) {
     return { recorded: true, mismatch: identityMismatch(id, recorded.inventory, t.type === 'capture' || t.type === 'deploy') };
   }
 
+  /** Why deploys with `enrol` cannot be served now, or null. */
+  function enrolUnavailable(): string | null {
+    if (!deps.enrolment) return 'this server runs without its endpoint agent service';
+    const target = deps.enrolment.target();
+    return 'unavailable' in target ? target.unavailable : null;
+  }
+
   return {
     rates,
+
+    enrolUnavailable,
 
     /** Are the boot environment files there? */
     async bootEnvReady(): Promise<boolean> {
@@ -209,6 +230,17 @@ export function createImagingService(deps: ImagingDeps) {
         }
         manifest = rec.manifest;
       }
+      let enrol: EnrolSpec | null = null;
+      if (t.type === 'deploy' && t.enrol) {
+        const target = deps.enrolment?.target() ?? { unavailable: enrolUnavailable() ?? 'no enrolment service' };
+        if (!deps.enrolment || 'unavailable' in target) {
+          const reason = `the deploy was asked to enrol the machine's endpoint agent, but ${'unavailable' in target ? target.unavailable : 'no enrolment service runs'}: nothing was written (turn HTTPS on, or deploy without enrol)`;
+          await finish(t, 'failed', reason);
+          throw new FleetbootError('CONFLICT', `Task #${t.id}: ${reason}`);
+        }
+        enrol = { server: target.server, caSha256: target.caSha256, token: await deps.enrolment.token({ id: t.id, mac: t.mac }) };
+        log.info({ task: t.id, mac: t.mac, server: target.server }, `task #${t.id}: an enrolment token for ${t.mac} goes with the deploy (agent at ${target.server})`);
+      }
       return {
         id: t.id,
         type: t.type,
@@ -220,6 +252,7 @@ export function createImagingService(deps: ImagingDeps) {
         table: t.options.table,
         progressIntervalSeconds: config.imaging.progressIntervalSeconds,
         agentTimeoutSeconds: config.imaging.agentTimeoutSeconds,
+        enrol,
       };
     },
 
@@ -361,6 +394,19 @@ export function createImagingService(deps: ImagingDeps) {
       }
       if (t.type === 'deploy') {
         if (b['verified'] !== true) throw new FleetbootError('INVALID_INPUT', `A deploy completion must say verified: true: got verified: ${JSON.stringify(b['verified']) ?? 'nothing'}`);
+        const e = b['enrol'];
+        if (e !== undefined) {
+          const o = typeof e === 'object' && e !== null ? (e as Record<string, unknown>) : {};
+          const written = o['written'];
+          const message = o['message'];
+          if ((written !== null && (typeof written !== 'string' || written.length > 128)) || typeof message !== 'string' || message.length > 500) {
+            throw new FleetbootError('INVALID_INPUT', `A deploy completion's enrol must be { written: device | null, message (up to 500 characters) }: got ${JSON.stringify(e)?.slice(0, 120) ?? 'nothing'}`);
+          }
+          await patchActiveTask(db, t.id, { message, last_seen_at: iso() });
+          const fields = { task: t.id, mac: t.mac, written, enrol: t.enrol };
+          if (written === null) log.warn(fields, `task #${t.id} deploy ${t.mac}: ${message}`);
+          else log.info(fields, `task #${t.id} deploy ${t.mac}: ${message}`);
+        }
         await finish(t, 'done', null);
         return;
       }

@@ -318,6 +318,43 @@ export const PACKAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** A host name the agent may set: an RFC 1123 label sequence, at most 63 characters. */
 export const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
+/** An enrolment token's secret as the server makes it (24 random bytes, base64url) and the agent accepts it. */
+export const ENROL_TOKEN_RE = /^[A-Za-z0-9_-]{16,128}$/;
+/** A CA certificate's SHA-256 (of its DER), lower-case hex. */
+export const CA_SHA256_RE = /^[0-9a-f]{64}$/;
+/** The server as an enrol.json names it: https://HOST:PORT, HOST an IPv4 address or a DNS name; nothing else. */
+const ENROL_SERVER_RE = /^https:\/\/((?:[0-9]{1,3}\.){3}[0-9]{1,3}|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*):([1-9][0-9]{0,4})$/;
+
+/**
+ * What the endpoint agent enrols with on its own (<state>/enrol.json):
+ * written by a deploy with `enrol` (src/agent/enrol.ts) from the server's
+ * TaskSpec, which reaches the boot environment over plain HTTP; so every
+ * field is checked against a strict form before it is written anywhere.
+ */
+export interface EnrolSpec {
+  /** https://HOST:PORT of the server's HTTPS (the endpoint agents' endpoints). */
+  server: string;
+  /** SHA-256 of the CA certificate the agent pins (64 lower-case hex digits). */
+  caSha256: string;
+  /** A one-use enrolment token for the machine's host. */
+  token: string;
+}
+
+/** Check an EnrolSpec (as received: unknown); EndpointProtocolError says which field is wrong. */
+export function parseEnrolSpec(input: unknown, where = 'enrol'): EnrolSpec {
+  if (!isObj(input)) throw new EndpointProtocolError(`${where} must be a JSON object { server, caSha256, token }: current value is ${shown(input)}`);
+  for (const k of Object.keys(input)) if (k !== 'server' && k !== 'caSha256' && k !== 'token') throw new EndpointProtocolError(`${where} has an unknown field ${shown(k)} (known: server, caSha256, token)`);
+  const server = text(input, 'server', where, ENROL_SERVER_RE, 'https://HOST:PORT (an IPv4 address or a DNS name, a port; no path)');
+  const m = ENROL_SERVER_RE.exec(server);
+  const host = m?.[1] ?? '';
+  const port = Number(m?.[2]);
+  const badIpv4 = /^[0-9.]+$/.test(host) && host.split('.').some((o) => Number(o) > 255 || (o.length > 1 && o.startsWith('0')));
+  if (port > 65535 || host.length > 253 || badIpv4) throw new EndpointProtocolError(`${where}.server must be https://HOST:PORT with a valid address and a port up to 65535: current value is ${shown(server)}`);
+  const caSha256 = text(input, 'caSha256', where, CA_SHA256_RE, 'a SHA-256 fingerprint (64 lower-case hex digits)');
+  const token = text(input, 'token', where, ENROL_TOKEN_RE, 'an enrolment token (16 to 128 letters, digits, _ or -)');
+  return { server, caSha256, token };
+}
+
 export function parseAgentIdentity(input: unknown, where = 'identity'): AgentIdentity {
   if (!isObj(input)) throw new EndpointProtocolError(`${where} must be a JSON object: current value is ${shown(input)}`);
   const macsRaw = input['macs'];

@@ -40,6 +40,12 @@ export interface TaskRequest {
   wake?: boolean;
   /** The machine's endpoint agent (if enrolled) reboots it into the task once it is queued (FOG's task reboot). */
   reboot?: boolean;
+  /**
+   * deploy: write a one-use enrolment token for each host into its deployed
+   * Linux system, so its endpoint agent enrols as that host at first boot
+   * (needs HTTPS on the server).
+   */
+  enrol?: boolean;
   /** Start time (the task waits as `scheduled`); see src/model/when.ts. Never in a stored schedule. */
   at?: string;
   /**
@@ -59,7 +65,7 @@ export interface MulticastRequest {
 export const MACS_MIN = 2;
 export const MACS_MAX = 1000;
 
-const KEYS: readonly string[] = ['type', 'mac', 'macs', 'group', 'image', 'revision', 'disk', 'table', 'wake', 'reboot', 'at', 'multicast'];
+const KEYS: readonly string[] = ['type', 'mac', 'macs', 'group', 'image', 'revision', 'disk', 'table', 'wake', 'reboot', 'enrol', 'at', 'multicast'];
 
 function bad(message: string): FleetbootError {
   return new FleetbootError('INVALID_INPUT', message);
@@ -164,6 +170,11 @@ export function parseTaskRequest(value: unknown, opts: { allowAt: boolean }): Ta
   if (r['reboot'] !== undefined) {
     if (typeof r['reboot'] !== 'boolean') throw bad(`"reboot" must be true or false: got ${show(r['reboot'])}`);
     if (r['reboot']) out.reboot = true;
+  }
+  if (r['enrol'] !== undefined) {
+    if (typeof r['enrol'] !== 'boolean') throw bad(`"enrol" must be true or false: got ${show(r['enrol'])}`);
+    if (r['enrol'] && type !== 'deploy') throw bad(`"enrol" applies to deploy tasks only, not to ${type}: it writes an enrolment token into the system a deploy writes`);
+    if (r['enrol']) out.enrol = true;
   }
   if (r['at'] !== undefined && r['at'] !== null) {
     if (!opts.allowAt) throw bad('A schedule\'s task request takes no start time ("at"): the schedule\'s cron expression says when it runs');

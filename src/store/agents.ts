@@ -53,6 +53,10 @@ export interface EnrolToken {
   createdBy: string;
   expiresAt: string;
   revokedAt: string | null;
+  /** The deploy task that made it (task deploy --enrol), or null (an administrator's). */
+  taskId: number | null;
+  /** It enrols only an agent that reports its host's MAC. */
+  macBound: boolean;
 }
 
 export interface StoredPackage {
@@ -239,6 +243,8 @@ interface TokenRow {
   created_by: string;
   expires_at: string;
   revoked_at: string | null;
+  task_id: number | null;
+  mac_bound: number;
 }
 
 function tokenQuery(db: Db) {
@@ -256,17 +262,34 @@ function tokenQuery(db: Db) {
       'agent_enrol_tokens.created_by',
       'agent_enrol_tokens.expires_at',
       'agent_enrol_tokens.revoked_at',
+      'agent_enrol_tokens.task_id',
+      'agent_enrol_tokens.mac_bound',
     ]);
 }
 
 function tokenFromRow(r: TokenRow): EnrolToken {
-  return { id: r.id, host: r.host_mac, group: r.group_name, usesLeft: r.uses_left, uses: r.uses, createdAt: r.created_at, createdBy: r.created_by, expiresAt: r.expires_at, revokedAt: r.revoked_at };
+  return { id: r.id, host: r.host_mac, group: r.group_name, usesLeft: r.uses_left, uses: r.uses, createdAt: r.created_at, createdBy: r.created_by, expiresAt: r.expires_at, revokedAt: r.revoked_at, taskId: r.task_id, macBound: r.mac_bound === 1 };
 }
 
-export async function createEnrolToken(db: Db, t: { tokenHash: string; hostId: number | null; groupId: number | null; uses: number; createdAt: string; createdBy: string; expiresAt: string }): Promise<EnrolToken> {
+export async function createEnrolToken(
+  db: Db,
+  t: { tokenHash: string; hostId: number | null; groupId: number | null; uses: number; createdAt: string; createdBy: string; expiresAt: string; taskId?: number | null; macBound?: boolean },
+): Promise<EnrolToken> {
   const { id } = await db
     .insertInto('agent_enrol_tokens')
-    .values({ token_hash: t.tokenHash, host_id: t.hostId, group_id: t.groupId, uses_left: t.uses, uses: 0, created_at: t.createdAt, created_by: t.createdBy, expires_at: t.expiresAt, revoked_at: null })
+    .values({
+      token_hash: t.tokenHash,
+      host_id: t.hostId,
+      group_id: t.groupId,
+      uses_left: t.uses,
+      uses: 0,
+      created_at: t.createdAt,
+      created_by: t.createdBy,
+      expires_at: t.expiresAt,
+      revoked_at: null,
+      task_id: t.taskId ?? null,
+      mac_bound: t.macBound === true ? 1 : 0,
+    })
     .returning('id')
     .executeTakeFirstOrThrow();
   const row = await tokenQuery(db).where('agent_enrol_tokens.id', '=', id).executeTakeFirstOrThrow();
@@ -292,6 +315,14 @@ export async function spendEnrolToken(db: Db, id: number, usesLeft: number): Pro
 
 export async function listEnrolTokens(db: Db): Promise<EnrolToken[]> {
   return (await tokenQuery(db).orderBy('agent_enrol_tokens.id').execute()).map(tokenFromRow);
+}
+
+/** Revoke the unused, unrevoked tokens a deploy task made (it is making a new one); their ids. */
+export async function revokeTaskEnrolTokens(db: Db, taskId: number, now: string): Promise<number[]> {
+  const rows = await db.selectFrom('agent_enrol_tokens').select('id').where('task_id', '=', taskId).where('revoked_at', 'is', null).where('uses', '=', 0).execute();
+  const ids = rows.map((r) => r.id);
+  if (ids.length) await db.updateTable('agent_enrol_tokens').set({ revoked_at: now }).where('id', 'in', ids).execute();
+  return ids;
 }
 
 export async function revokeEnrolToken(db: Db, id: number, now: string): Promise<boolean> {

@@ -105,6 +105,8 @@ export interface TaskTable {
   woken_at: string | null;
   /** 1: the host's endpoint agent reboots it into the task once queued (src/endpoints/). */
   reboot: Generated<number>;
+  /** 1: a deploy writes an enrolment token for its host into the deployed Linux system (src/imaging/tasks.ts). */
+  enrol: Generated<number>;
   /** deploy: the multicast session it receives from (multicast_sessions.id), or null (unicast). */
   multicast_id: number | null;
   /** Its receiver id in that session (16 hex digits). */
@@ -338,6 +340,10 @@ export interface AgentEnrolTokenTable {
   created_by: string;
   expires_at: string;
   revoked_at: string | null;
+  /** The deploy task that made it (task deploy --enrol), or null. */
+  task_id: number | null;
+  /** 1: enrols only an agent that reports its host's MAC. */
+  mac_bound: Generated<number>;
 }
 
 export interface AgentSessionTable {

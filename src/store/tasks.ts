@@ -65,6 +65,8 @@ export interface Task {
   wokenAt: string | null;
   /** An enrolled machine's endpoint agent reboots it into the task once it is queued (FOG's task reboot). */
   reboot: boolean;
+  /** deploy: write a one-use enrolment token for the host into the deployed Linux system (its endpoint agent enrols at first boot). */
+  enrol: boolean;
   /** deploy: the multicast session it receives from, or null (unicast). */
   multicastId: number | null;
   /** Its receiver id in that session (hex), or null. */
@@ -84,6 +86,8 @@ export interface NewTask {
   wake?: boolean;
   /** Its endpoint agent reboots the machine into the task when it is queued. */
   reboot?: boolean;
+  /** deploy: write an enrolment token for the host into the deployed Linux system. */
+  enrol?: boolean;
   /** The job it belongs to. */
   jobId?: number | null;
 }
@@ -159,6 +163,7 @@ export function toTask(r: TaskRow): Task {
     wakeRounds: r.wake_rounds,
     wokenAt: r.woken_at,
     reboot: r.reboot === 1,
+    enrol: r.enrol === 1,
     multicastId: r.multicast_id,
     multicastReceiver: r.multicast_receiver,
   };
@@ -188,6 +193,7 @@ export async function insertTask(db: Db, t: NewTask, retryOf: number | null, opt
   if ((t.type === 'capture' || t.type === 'deploy') && image === null) throw new FleetbootError('INVALID_INPUT', `A ${t.type} task needs an image name`);
   if ((t.type === 'inventory' || t.type === 'register') && image !== null) throw new FleetbootError('INVALID_INPUT', `A ${t.type} task takes no image`);
   const options = checkOptions(t.options);
+  if (t.enrol === true && t.type !== 'deploy') throw new FleetbootError('INVALID_INPUT', `A ${t.type} task takes no enrol: only a deploy writes an enrolment token into the system it deploys`);
   if (t.type !== 'register' && !(t.type === 'inventory' && opts.allowUnknownHost === true)) {
     const host = await db.selectFrom('hosts').select(['id', 'status']).where('mac', '=', mac).executeTakeFirst();
     if (!host) throw new FleetbootError('NOT_FOUND', `No host with MAC ${mac} (add it first, or use a register task)`);
@@ -236,6 +242,7 @@ export async function insertTask(db: Db, t: NewTask, retryOf: number | null, opt
         start_at: startAt,
         wake: t.wake === true ? 1 : 0,
         reboot: t.reboot === true ? 1 : 0,
+        enrol: t.enrol === true ? 1 : 0,
         job_id: t.jobId ?? null,
         options: JSON.stringify(options),
         retry_of: retryOf,
@@ -340,7 +347,7 @@ export async function retryTask(db: Db, id: number): Promise<Task> {
     if (!old) throw new FleetbootError('NOT_FOUND', `No task #${id}`);
     if (old.state !== 'failed' && old.state !== 'cancelled') throw new FleetbootError('CONFLICT', `Task #${id} is ${old.state}: only a failed or cancelled task can be retried`);
     // Queued at once (no start time), outside the job; it wakes its machine if the first one did.
-    const newId = await insertTask(trx, { type: old.type, mac: old.mac, image: old.image, revision: old.requestedRevision, options: old.options, wake: old.wake, reboot: old.reboot }, old.id);
+    const newId = await insertTask(trx, { type: old.type, mac: old.mac, image: old.image, revision: old.requestedRevision, options: old.options, wake: old.wake, reboot: old.reboot, enrol: old.enrol }, old.id);
     return toTask(await taskQuery(trx).where('tasks.id', '=', newId).executeTakeFirstOrThrow());
   });
 }

@@ -11,6 +11,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
+import { enrolRefused } from '../../imaging/submit.js';
 import { nextCronRun } from '../../schedule/scheduler.js';
 import { createSchedule, deleteSchedule, getSchedule, listSchedules, type Schedule } from '../../store/index.js';
 import type { AppContext } from '../context.js';
@@ -40,6 +41,8 @@ export async function scheduleRoutes(fastify: FastifyInstance, ctx: AppContext):
     const { cron, request } = req.body;
     const first = nextCronRun(cron, new Date());
     if (first === null) throw new FleetbootError('INVALID_INPUT', `The cron expression ${JSON.stringify(cron)} names no time from now on: expected one that recurs`);
+    const enrolProblem = request.enrol === true ? ctx.imaging.enrolUnavailable() : null;
+    if (enrolProblem !== null) throw enrolRefused(enrolProblem);
     const s = await createSchedule(store.db, { name: req.body.name ?? null, cron, request, nextRunAt: first.toISOString() });
     ctx.log.info({ subsystem: 'api', schedule: s.id, name: s.name, cron: s.cron, request: s.request, next: s.nextRunAt }, `schedule #${s.id} added: ${s.cron}, next ${s.nextRunAt}`);
     ctx.tasksChanged();

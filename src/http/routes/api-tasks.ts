@@ -77,7 +77,7 @@ export async function taskRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
 
   app.post('/tasks', { config: { role: 'operator' }, schema: tasksApi.create }, async (req, reply) => {
     const request = parseTaskRequest(req.body, { allowAt: true });
-    const sub = await submitTaskRequest(store, request, { now: new Date(), allocateMulticast: ctx.multicast?.allocate ?? null, events: ctx.events });
+    const sub = await submitTaskRequest(store, request, { now: new Date(), allocateMulticast: ctx.multicast?.allocate ?? null, events: ctx.events, enrolUnavailable: ctx.imaging.enrolUnavailable });
     if (sub.kind === 'task') {
       const t = sub.task;
       ctx.log.info({ subsystem: 'api', task: t.id, type: t.type, mac: t.mac, image: t.image, state: t.state, startAt: t.startAt, wake: t.wake }, `${describeSubmitted(sub)}: ${t.state}`);

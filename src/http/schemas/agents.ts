@@ -57,7 +57,7 @@ export const enrolTokenSchema = {
   type: 'object',
   description: 'An enrolment token (its secret is shown once, when it is made).',
   additionalProperties: false,
-  required: ['id', 'host', 'group', 'usesLeft', 'uses', 'createdAt', 'createdBy', 'expiresAt', 'revokedAt'],
+  required: ['id', 'host', 'group', 'usesLeft', 'uses', 'createdAt', 'createdBy', 'expiresAt', 'revokedAt', 'taskId', 'macBound'],
   properties: {
     id: { type: 'integer' },
     host: { ...nullableString, description: 'The host the agent becomes (MAC); null: the host with a MAC the agent reports (made when none has).' },
@@ -68,6 +68,8 @@ export const enrolTokenSchema = {
     createdBy: { type: 'string' },
     expiresAt: dateTime,
     revokedAt: nullableDateTime,
+    taskId: { type: ['integer', 'null'], description: 'The deploy task that made it (task deploy --enrol) and wrote it into the deployed system; null: made by an administrator.' },
+    macBound: { type: 'boolean', description: "It enrols only an agent that reports its host's MAC (a deploy's token, which crossed the boot environment's plain HTTP)." },
   },
 } as const;
 export type EnrolToken = ApiType<'EnrolToken'>;

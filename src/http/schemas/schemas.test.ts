@@ -86,6 +86,7 @@ test('taskView() shows exactly the properties of the Task schema: not the agent 
     wakeRounds: 0,
     wokenAt: null,
     reboot: false,
+    enrol: false,
     multicastId: 4,
     multicastReceiver: '0123456789abcdef',
   };

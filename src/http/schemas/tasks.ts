@@ -21,7 +21,7 @@ export const taskSchema = {
   required: [
     'id', 'type', 'mac', 'hostName', 'image', 'state', 'phase', 'bytesDone', 'bytesTotal', 'rateBps', 'etaSeconds', 'partition', 'message', 'error',
     'attempts', 'options', 'retryOf', 'createdAt', 'updatedAt', 'startedAt', 'finishedAt', 'lastSeenAt', 'revision', 'requestedRevision', 'tokenIp',
-    'jobId', 'startAt', 'wake', 'wakeRounds', 'wokenAt', 'reboot', 'multicastId',
+    'jobId', 'startAt', 'wake', 'wakeRounds', 'wokenAt', 'reboot', 'enrol', 'multicastId',
   ],
   properties: {
     id: { type: 'integer' },
@@ -63,6 +63,7 @@ export const taskSchema = {
     wakeRounds: { type: 'integer' },
     wokenAt: nullableDateTime,
     reboot: { type: 'boolean', description: "The machine's endpoint agent reboots it into the task once it is queued." },
+    enrol: { type: 'boolean', description: "deploy: a one-use enrolment token for the host is written into the deployed Linux system, so its endpoint agent enrols as that host at first boot." },
     multicastId: { ...nullableInt, description: 'deploy: the multicast session it receives from (null: unicast).' },
   },
 } as const;
@@ -84,6 +85,11 @@ export const taskRequestProperties = {
   table: { type: 'string', enum: PARTITION_TABLES, description: 'deploy: the partition table to write (default keep).' },
   wake: { type: 'boolean', description: 'Send Wake-on-LAN when the task is queued.' },
   reboot: { type: 'boolean', description: "capture, deploy: an enrolled machine's endpoint agent reboots it into the task (network boot) once it is queued." },
+  enrol: {
+    type: 'boolean',
+    description:
+      "deploy: write a one-use enrolment token for each host (bound to its MAC, valid 6 hours) into its deployed Linux root filesystem (var/lib/fleetboot-agent/enrol.json), so its endpoint agent enrols as that host at first boot with no admin step. Refused (409) when the server runs without HTTPS.",
+  },
   at: { type: 'string', minLength: 1, maxLength: 64, description: 'Start time (the tasks wait as scheduled): ISO 8601, or HH:MM (server time).' },
   multicast: {
     description: 'deploy to a group or a list of MACs: one multicast session carries the image to every member.',

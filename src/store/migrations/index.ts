@@ -13,6 +13,7 @@ import * as m20261208T1200 from './20261208T1200_users_sessions_audit.js';
 import * as m20261209T1200 from './20261209T1200_inventory_serial.js';
 import * as m20261210T1200 from './20261210T1200_image_protected.js';
 import * as m20261211T1200 from './20261211T1200_endpoint_agents.js';
+import * as m20261212T1200 from './20261212T1200_deploy_enrol.js';
 
 export interface Migration {
   readonly name: string;
@@ -33,4 +34,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261209T1200_inventory_serial', up: m20261209T1200.up },
   { name: '20261210T1200_image_protected', up: m20261210T1200.up },
   { name: '20261211T1200_endpoint_agents', up: m20261211T1200.up },
+  { name: '20261212T1200_deploy_enrol', up: m20261212T1200.up },
 ];
