@@ -89,7 +89,12 @@ MODULES_NET=(
   r8152 ax88179_178a cdc_ether                   # USB Ethernet adapters
 )
 MODULES_INPUT=(xhci_pci ehci_pci ohci_pci uhci_hcd usbhid hid_generic) # USB keyboard for fleetboot.onexit=shell
-MODULES=("${MODULES_DISK[@]}" "${MODULES_NET[@]}" "${MODULES_INPUT[@]}")
+# A deploy with enrol mounts the deployed Linux root to write the endpoint agent's
+# enrol.json (src/agent/enrol.ts): ext4 (it mounts ext2 and ext3 too; with jbd2,
+# mbcache and its crc modules). xfs and btrfs roots are not mounted (their modules
+# would double the initramfs's module size): such a deploy warns, naming them.
+MODULES_FS=(ext4)
+MODULES=("${MODULES_DISK[@]}" "${MODULES_NET[@]}" "${MODULES_INPUT[@]}" "${MODULES_FS[@]}")
 
 # Binaries with their shared libraries: "path:debian-package". partclone.*
 # (every one the package ships, with its fs-name links) is added below.

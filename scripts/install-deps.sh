@@ -18,10 +18,12 @@ need_run=()
 # the headers the nodejs package ships in /usr/include/node.
 # strip (binutils) shrinks the boot environment's node when it is there. The
 # rest is what scripts/*.sh run (essential on Debian, listed all the same).
+# mount: the imaging agent mounts a deployed Linux root to write its enrolment
+# file (task deploy --enrol; in the boot environment busybox's mount does it).
 runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linux gcc libc6-dev
-  binutils bash dash coreutils findutils gzip libc-bin procps)
+  binutils bash dash coreutils findutils gzip libc-bin procps mount)
 # Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling
-# (tcpdump: test/dhcp-relay.lab.test.ts; mount: losetup/mount for the disk tests;
+# (tcpdump: test/dhcp-relay.lab.test.ts; mount: losetup for the disk tests;
 # udpcast and uftp: bench/multicast.ts's peers; smcroute: the lab's multicast router;
 # chromium and fonts: the console's browser tests, driven by playwright-core).
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa

@@ -7,7 +7,10 @@
  *   run --url URL --task ID --token TOKEN [--disk DEV]   do the server's task
  *   boot [--cmdline FILE]                                 the same, values from /proc/cmdline
  *   capture --disk DEV --out DIR                          capture into a local image directory
- *   deploy --disk DEV --from DIR [--table keep|gpt|mbr]  deploy from a local image directory
+ *   deploy --disk DEV --from DIR [--table keep|gpt|mbr] [--enrol FILE]
+ *                                                         deploy from a local image directory; --enrol: then
+ *                                                         write FILE ({ server, caSha256, token }) into the
+ *                                                         deployed Linux root as the endpoint agent's enrol.json
  *   inventory                                             print the hardware inventory (JSON)
  *
  * Exit 0 on success; otherwise one line on stderr and 1 (failed), 2 (usage),
@@ -30,14 +33,14 @@ const USAGE = `usage: fleetboot-agent <command>
   run --url URL --task ID --token TOKEN [--disk DEV]
   boot [--cmdline FILE]
   capture --disk DEV --out DIR
-  deploy --disk DEV --from DIR [--table keep|gpt|mbr]
+  deploy --disk DEV --from DIR [--table keep|gpt|mbr] [--enrol FILE]
   inventory [--root DIR]`;
 
 const COMMANDS: Record<string, readonly string[]> = {
   run: ['url', 'task', 'token', 'disk'],
   boot: ['cmdline', 'disk'],
   capture: ['disk', 'out', 'progress'],
-  deploy: ['disk', 'from', 'table', 'progress'],
+  deploy: ['disk', 'from', 'table', 'progress', 'enrol'],
   inventory: ['root'],
   help: [],
 };
@@ -61,6 +64,7 @@ function summary(r: RunResult): string {
     streamMB: mb(r.streamBytes),
     dataMB: mb(r.dataBytes),
     dataMBps: r.seconds > 0 ? mb(r.dataBytes / r.seconds) : null,
+    ...(r.enrol ? { enrol: r.enrol } : {}),
     partitions: r.manifest?.partitions.map((p) => ({ number: p.number, filesystem: p.filesystem, tool: p.tool, file: p.file, sizeBytes: p.sizeBytes, usedBytes: p.usedBytes, streamBytes: p.streamBytes })) ?? [],
   });
 }
@@ -142,8 +146,17 @@ export async function main(argv: readonly string[], signal: AbortSignal): Promis
       } catch (e) {
         throw new AgentError(`${join(from, 'manifest.json')}: ${errorMessage(e)}`);
       }
+      let enrol: unknown = null;
+      const enrolFile = flags.get('enrol');
+      if (enrolFile !== undefined) {
+        try {
+          enrol = JSON.parse(readFileSync(enrolFile, 'utf8')) as unknown;
+        } catch (e) {
+          throw new AgentError(`--enrol ${enrolFile}: ${errorMessage(e)}`);
+        }
+      }
       const show = flags.get('progress') === 'yes' || process.stderr.isTTY;
-      const r = await runJob(localJob('deploy', disk, { manifest, table: table as TableChoice }), new DirTransport(from), { disk, signal, progressLines: show, log: show ? (m) => process.stderr.write(`${m}\n`) : undefined });
+      const r = await runJob(localJob('deploy', disk, { manifest, table: table as TableChoice, enrol }), new DirTransport(from), { disk, signal, progressLines: show, log: show ? (m) => process.stderr.write(`${m}\n`) : undefined });
       process.stdout.write(`${summary(r)}\n`);
       return 0;
     }

@@ -12,12 +12,14 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseManifest, type Manifest } from '../model/manifest.js';
-import type { HardwareIdentity, MulticastSpec, TaskType } from '../imaging/protocol.js';
+import { EndpointProtocolError, parseEnrolSpec, type EnrolSpec } from '../model/endpoint.js';
+import type { EnrolOutcome, HardwareIdentity, MulticastSpec, TaskType } from '../imaging/protocol.js';
+import { writeEnrolment } from './enrol.js';
 import { MulticastTransport } from './multicast-transport.js';
 import { capture } from './capture.js';
 import { deploy } from './deploy.js';
 import { pickDisk, type DiskInfo } from './disk.js';
-import { CancelledError, errorMessage } from './errors.js';
+import { AgentError, CancelledError, errorMessage } from './errors.js';
 import { collectInventory, readSmbiosIdentity } from './inventory.js';
 import { Progress, etaSeconds, formatDuration, formatRate, toError } from './progress.js';
 import { checkDiskFits, type TableChoice } from './table.js';
@@ -36,6 +38,8 @@ export interface Job {
   agentTimeoutSeconds: number;
   /** deploy: receive from this multicast session (falls back to the transport). */
   multicast?: MulticastSpec | null;
+  /** deploy: write this enrolment file into the deployed Linux root (src/agent/enrol.ts); checked before anything is written. */
+  enrol?: unknown;
 }
 
 export interface RunOptions {
@@ -58,6 +62,19 @@ export interface RunResult {
   /** capture: sum of used bytes (partclone) or partition sizes (raw); deploy: the same from the manifest. */
   dataBytes: number;
   manifest: Manifest | null;
+  /** deploy with enrol: where the enrolment file went, or the warning. */
+  enrol?: EnrolOutcome;
+}
+
+/** A job's enrol, checked (null: none asked); AgentError naming the bad field. */
+export function jobEnrol(job: Pick<Job, 'enrol'>): EnrolSpec | null {
+  if (job.enrol === undefined || job.enrol === null) return null;
+  try {
+    return parseEnrolSpec(job.enrol);
+  } catch (err) {
+    if (err instanceof EndpointProtocolError) throw new AgentError(`the server's enrolment data is refused (nothing was written): ${err.message}`);
+    throw err;
+  }
 }
 
 /** The machine's hardware identity (SMBIOS UUID and serial, the task's disk), for the server's check before any transfer. */
@@ -102,6 +119,7 @@ export async function runJob(job: Job, transport: Transport, opts: RunOptions = 
     await progress.enter('starting', null);
     let manifest: Manifest | null = null;
     let dataBytes = 0;
+    let enrolled: EnrolOutcome | undefined;
     switch (job.type) {
       case 'capture': {
         const disk = pickDisk(opts.disk ?? job.disk);
@@ -117,6 +135,7 @@ export async function runJob(job: Job, transport: Transport, opts: RunOptions = 
       case 'deploy': {
         if (job.manifest === null || job.manifest === undefined) throw new Error('the deploy task carries no manifest');
         const m = parseManifest(job.manifest);
+        const enrol = jobEnrol(job);
         const disk = pickDisk(opts.disk ?? job.disk);
         // Before waiting for a slot, before anything is written.
         checkDiskFits(m, job.table, disk);
@@ -138,8 +157,13 @@ export async function runJob(job: Job, transport: Transport, opts: RunOptions = 
           await waitSlot();
         }
         await deploy({ transport: source, disk, manifest: m, table: job.table, progress, signal: abort.signal, log });
-        await progress.enter('finishing', null);
-        await transport.complete({ type: 'deploy', verified: true });
+        if (enrol !== null) {
+          await progress.enter('finishing', null, 'writing the enrolment token into the deployed system');
+          enrolled = await writeEnrolment({ manifest: m, disk: disk.path, spec: enrol, log });
+          progress.throwIfAborted();
+        }
+        await progress.enter('finishing', null, enrolled?.message);
+        await transport.complete(enrolled ? { type: 'deploy', verified: true, enrol: enrolled } : { type: 'deploy', verified: true });
         manifest = m;
         dataBytes = dataBytesOf(m);
         break;
@@ -155,7 +179,7 @@ export async function runJob(job: Job, transport: Transport, opts: RunOptions = 
       default:
         throw new Error(`unknown task type ${String(job.type)}`);
     }
-    return { type: job.type, seconds: (Date.now() - started) / 1000, streamBytes: progress.bytesDone, dataBytes, manifest };
+    return { type: job.type, seconds: (Date.now() - started) / 1000, streamBytes: progress.bytesDone, dataBytes, manifest, ...(enrolled ? { enrol: enrolled } : {}) };
   } catch (e) {
     const err = abort.signal.aborted ? toError(abort.signal.reason) : e;
     abort.abort(err);

@@ -42,6 +42,9 @@ export const PROGRAMS = {
   partx: { pkg: 'util-linux', role: 'runtime' },
   blockdev: { pkg: 'util-linux', role: 'runtime' },
   lsblk: { pkg: 'util-linux', role: 'runtime' },
+  // a deploy with enrol mounts the deployed Linux root (in the boot environment: busybox's)
+  mount: { pkg: 'mount', role: 'runtime' },
+  umount: { pkg: 'mount', role: 'runtime' },
   zstd: { pkg: 'zstd', role: 'runtime' },
   // partclone: the manifest's tool names and the aliases Debian installs for them (src/agent/tools.ts)
   'partclone.extfs': { pkg: 'partclone', role: 'runtime' },
@@ -118,8 +121,6 @@ export const PROGRAMS = {
   chromium: { pkg: 'chromium', role: 'test' },
   // --- test: disks and files -------------------------------------------------
   losetup: { pkg: 'mount', role: 'test' },
-  mount: { pkg: 'mount', role: 'test' },
-  umount: { pkg: 'mount', role: 'test' },
   blkdiscard: { pkg: 'util-linux', role: 'test' },
   'mkfs.ext4': { pkg: 'e2fsprogs', role: 'test' },
   e2fsck: { pkg: 'e2fsprogs', role: 'test' },

@@ -1,0 +1,179 @@
+/**
+ * A deploy with enrol, the imaging agent's side, on loop devices (root):
+ * disk A (MBR: p1 an ext4 data partition, p2 an ext4 Linux root whose
+ * etc/os-release is Debian's relative link, p3 FAT32) is captured with
+ * `main.ts capture`, then deployed to disk B with `deploy --enrol FILE`:
+ * var/lib/fleetboot-agent/enrol.json is on p2 only (0600, in a 0700
+ * directory, the JSON given), p1 untouched. An image with no Linux root
+ * (ext4 without os-release, FAT32) deploys with a warning naming every
+ * partition tried; an enrol the agent does not accept fails the deploy
+ * before anything is written.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { program, type ProgramName } from '../src/lib/programs.js';
+
+const root = new URL('..', import.meta.url).pathname;
+const MiB = 1024 * 1024;
+const isRoot = process.getuid?.() === 0;
+const work = mkdtempSync(join(tmpdir(), 'fleetboot-enrol-loop-'));
+const loops: string[] = [];
+const mounts: string[] = [];
+const SPEC = { server: 'https://10.0.2.1:8443', caSha256: '5e'.repeat(32), token: 'Zb3_p-0123456789abcdefghijklmnopq' };
+
+function sh(cmd: ProgramName, args: string[], input = ''): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(program(cmd), args, { maxBuffer: 16 * MiB, env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${err.message} ${stderr}`));
+      else resolve(stdout);
+    });
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input);
+  });
+}
+
+function agent(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/agent/main.ts'), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+async function attach(file: string): Promise<string> {
+  const dev = (await sh('losetup', ['-fP', '--show', file])).trim();
+  loops.push(dev);
+  await sh('partx', ['-a', dev]).catch(() => undefined);
+  return dev;
+}
+
+async function waitNode(node: string): Promise<void> {
+  for (let i = 0; i < 100 && !existsSync(node); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(existsSync(node), `${node} did not appear`);
+}
+
+async function withMount<T>(part: string, fn: (dir: string) => T | Promise<T>, ro = false): Promise<T> {
+  const mnt = mkdtempSync(join(work, 'mnt-'));
+  await sh('mount', ro ? ['-o', 'ro', part, mnt] : [part, mnt]);
+  mounts.push(mnt);
+  try {
+    return await fn(mnt);
+  } finally {
+    await sh('umount', [mnt]);
+    mounts.splice(mounts.indexOf(mnt), 1);
+  }
+}
+
+/** A blank disk file of `mib` MiB with this sfdisk script, attached; its device. */
+async function disk(name: string, mib: number, script: string | null): Promise<string> {
+  const f = join(work, name);
+  writeFileSync(f, '');
+  await sh('truncate', ['-s', String(mib * MiB), f]);
+  if (script !== null) await sh('sfdisk', ['-q', f], script);
+  return attach(f);
+}
+
+function firstMiB(dev: string): Buffer {
+  const fd = openSync(dev, 'r');
+  try {
+    const b = Buffer.alloc(MiB);
+    readSync(fd, b, 0, MiB, 0);
+    return b;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+after(async () => {
+  for (const m of mounts) await sh('umount', [m]).catch(() => undefined);
+  for (const l of loops.reverse()) await sh('losetup', ['-d', l]).catch(() => undefined);
+  rmSync(work, { recursive: true, force: true });
+});
+
+const skip = isRoot ? false : 'needs root (loop devices, mount)';
+const enrolFile = join(work, 'enrol-spec.json');
+writeFileSync(enrolFile, JSON.stringify(SPEC));
+
+test('deploy --enrol writes var/lib/fleetboot-agent/enrol.json (0600, directory 0700) into the Linux root only', { skip }, async () => {
+  const a = await disk('a.img', 80, 'label: dos\nstart=2048, size=32768, type=83\nstart=34816, size=49152, type=83\nstart=83968, type=c\n');
+  for (const n of [1, 2, 3]) await waitNode(`${a}p${n}`);
+  await sh('mkfs.ext4', ['-q', '-F', `${a}p1`]);
+  await sh('mkfs.ext4', ['-q', '-F', `${a}p2`]);
+  await sh('mkfs.vfat', ['-F', '32', `${a}p3`]);
+  await withMount(`${a}p1`, (m) => writeFileSync(join(m, 'data.txt'), 'not a root\n'));
+  await withMount(`${a}p2`, (m) => {
+    mkdirSync(join(m, 'etc'));
+    mkdirSync(join(m, 'usr/lib'), { recursive: true });
+    writeFileSync(join(m, 'usr/lib/os-release'), 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n');
+    // As on Debian: etc/os-release is a relative link (it resolves inside the mount).
+    symlinkSync('../usr/lib/os-release', join(m, 'etc/os-release'));
+    writeFileSync(join(m, 'etc/fstab'), 'UUID=x / ext4 errors=remount-ro 0 1\n');
+  });
+  const image = join(work, 'images', 'linux');
+  mkdirSync(join(work, 'images'), { recursive: true });
+  const cap = await agent(['capture', '--disk', a, '--out', image]);
+  assert.equal(cap.code, 0, cap.stderr);
+
+  const b = await disk('b.img', 96, null);
+  const r = await agent(['deploy', '--disk', b, '--from', image, '--enrol', enrolFile]);
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout) as { enrol?: { written: string | null; message: string } };
+  assert.deepEqual(summary.enrol, { written: `${b}p2`, message: `enrolment token written to ${b}p2 (ext4, /var/lib/fleetboot-agent/enrol.json)` });
+  await withMount(
+    `${b}p2`,
+    (m) => {
+      const dir = join(m, 'var/lib/fleetboot-agent');
+      const file = join(dir, 'enrol.json');
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), SPEC);
+      assert.equal(lstatSync(file).mode & 0o7777, 0o600);
+      assert.ok(lstatSync(file).isFile());
+      assert.equal(statSync(file).uid, 0);
+      assert.equal(statSync(dir).mode & 0o7777, 0o700);
+      assert.equal(statSync(join(m, 'var/lib')).mode & 0o7777, 0o755);
+      assert.equal(readlinkSync(join(m, 'etc/os-release')), '../usr/lib/os-release', 'the deployed files changed');
+    },
+    true,
+  );
+  await withMount(`${b}p1`, (m) => assert.equal(existsSync(join(m, 'var')), false, 'written to the data partition too'), true);
+  // Nothing is left mounted by the agent.
+  assert.doesNotMatch(readFileSync('/proc/mounts', 'utf8'), new RegExp(`^${b}p`, 'm'));
+});
+
+test('an image with no Linux root deploys with a warning naming every partition tried', { skip }, async () => {
+  const a = await disk('c.img', 64, 'label: dos\nstart=2048, size=32768, type=83\nstart=34816, type=c\n');
+  await waitNode(`${a}p2`);
+  await sh('mkfs.ext4', ['-q', '-F', `${a}p1`]);
+  await sh('mkfs.vfat', ['-F', '32', `${a}p2`]);
+  await withMount(`${a}p1`, (m) => writeFileSync(join(m, 'data.txt'), 'no os-release here\n'));
+  const image = join(work, 'images', 'nolinux');
+  const cap = await agent(['capture', '--disk', a, '--out', image]);
+  assert.equal(cap.code, 0, cap.stderr);
+  const b = await disk('d.img', 64, null);
+  const r = await agent(['deploy', '--disk', b, '--from', image, '--enrol', enrolFile]);
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout) as { enrol?: { written: string | null; message: string } };
+  assert.deepEqual(summary.enrol, {
+    written: null,
+    message: `warning: no Linux root filesystem among the deployed partitions (tried ${b}p1 (ext4: no etc/os-release), ${b}p2 (vfat)): no enrolment token was written; the machine's agent will not enrol by itself`,
+  });
+  await withMount(`${b}p1`, (m) => assert.equal(existsSync(join(m, 'var')), false), true);
+});
+
+test('an enrol the agent does not accept fails the deploy before anything is written', { skip }, async () => {
+  const image = join(work, 'images', 'linux');
+  const b = await disk('e.img', 96, null);
+  const before = firstMiB(b);
+  const bad = join(work, 'bad-enrol.json');
+  writeFileSync(bad, JSON.stringify({ ...SPEC, server: 'https://10.0.2.1:8443/$(reboot)' }));
+  const r = await agent(['deploy', '--disk', b, '--from', image, '--enrol', bad]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /^fleetboot-agent: the server's enrolment data is refused \(nothing was written\): enrol\.server must be https:\/\/HOST:PORT/);
+  assert.ok(firstMiB(b).equals(before), 'the disk was written');
+});
