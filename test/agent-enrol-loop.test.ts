@@ -4,7 +4,8 @@
  * etc/os-release is Debian's relative link, p3 FAT32) is captured with
  * `main.ts capture`, then deployed to disk B with `deploy --enrol FILE`:
  * var/lib/fleetboot-agent/enrol.json is on p2 only (0600, in a 0700
- * directory, the JSON given), p1 untouched. An image with no Linux root
+ * directory, the JSON given), p1 untouched; A's MBR boot code is in the
+ * manifest and written back to B. An image with no Linux root
  * (ext4 without os-release, FAT32) deploys with a warning naming every
  * partition tried; an enrol the agent does not accept fails the deploy
  * before anything is written.
@@ -12,7 +13,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, writeSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { program, type ProgramName } from '../src/lib/programs.js';
@@ -23,6 +24,7 @@ const isRoot = process.getuid?.() === 0;
 const work = mkdtempSync(join(tmpdir(), 'fleetboot-enrol-loop-'));
 const loops: string[] = [];
 const mounts: string[] = [];
+const BOOT_CODE = Buffer.from(Array.from({ length: 440 }, (_, i) => (i * 7 + 3) & 0xff));
 const SPEC = { server: 'https://10.0.2.1:8443', caSha256: '5e'.repeat(32), token: 'Zb3_p-0123456789abcdefghijklmnopq' };
 
 function sh(cmd: ProgramName, args: string[], input = ''): Promise<string> {
@@ -102,8 +104,12 @@ const enrolFile = join(work, 'enrol-spec.json');
 writeFileSync(enrolFile, JSON.stringify(SPEC));
 
 test('deploy --enrol writes var/lib/fleetboot-agent/enrol.json (0600, directory 0700) into the Linux root only', { skip }, async () => {
-  const a = await disk('a.img', 80, 'label: dos\nstart=2048, size=32768, type=83\nstart=34816, size=49152, type=83\nstart=83968, type=c\n');
+  const a = await disk('a.img', 80, 'label: dos\nstart=2048, size=32768, type=83\nstart=34816, size=49152, type=83, bootable\nstart=83968, type=c\n');
   for (const n of [1, 2, 3]) await waitNode(`${a}p${n}`);
+  // A BIOS boot loader's code in the MBR (bytes 0..439): the deploy writes it back.
+  const fd = openSync(a, 'r+');
+  writeSync(fd, BOOT_CODE, 0, 440, 0);
+  closeSync(fd);
   await sh('mkfs.ext4', ['-q', '-F', `${a}p1`]);
   await sh('mkfs.ext4', ['-q', '-F', `${a}p2`]);
   await sh('mkfs.vfat', ['-F', '32', `${a}p3`]);
@@ -121,9 +127,14 @@ test('deploy --enrol writes var/lib/fleetboot-agent/enrol.json (0600, directory 
   const cap = await agent(['capture', '--disk', a, '--out', image]);
   assert.equal(cap.code, 0, cap.stderr);
 
+  const m = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8')) as { table: { bootCode?: string } };
+  assert.equal(m.table.bootCode, BOOT_CODE.toString('base64'));
+
   const b = await disk('b.img', 96, null);
   const r = await agent(['deploy', '--disk', b, '--from', image, '--enrol', enrolFile]);
   assert.equal(r.code, 0, r.stderr);
+  assert.ok(firstMiB(b).subarray(0, 440).equals(BOOT_CODE), 'the MBR boot code was not written back');
+  assert.equal(firstMiB(b).readUInt16LE(510), 0xaa55);
   const summary = JSON.parse(r.stdout) as { enrol?: { written: string | null; message: string } };
   assert.deepEqual(summary.enrol, { written: `${b}p2`, message: `enrolment token written to ${b}p2 (ext4, /var/lib/fleetboot-agent/enrol.json)` });
   await withMount(

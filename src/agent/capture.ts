@@ -9,10 +9,10 @@
  * stdout is zstd's stdin); only the compressed bytes pass through Node.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MANIFEST_FORMAT, MANIFEST_VERSION, parseManifest, type Manifest, type ManifestPartition } from '../model/manifest.js';
+import { BOOT_CODE_BYTES, MANIFEST_FORMAT, MANIFEST_VERSION, parseManifest, type Manifest, type ManifestPartition } from '../model/manifest.js';
 import { filesystemOf, partitionDevice, readTable, refreshPartitions, type DiskInfo } from './disk.js';
 import { AgentError, CancelledError, TransportError, errorMessage } from './errors.js';
 import { Watched } from './exec.js';
@@ -129,6 +129,18 @@ async function streamPartition(o: CaptureOptions, number: number, node: string, 
   }
 }
 
+/** The disk's BIOS boot code (the first BOOT_CODE_BYTES bytes) as base64, or null when they are all zero. */
+export function readBootCode(dev: string): string | null {
+  const b = Buffer.alloc(BOOT_CODE_BYTES);
+  const fd = openSync(dev, 'r');
+  try {
+    if (readSync(fd, b, 0, BOOT_CODE_BYTES, 0) !== BOOT_CODE_BYTES) return null;
+  } finally {
+    closeSync(fd);
+  }
+  return b.every((x) => x === 0) ? null : b.toString('base64');
+}
+
 /** Capture the disk through the transport; returns the manifest (the caller completes the task with it). */
 export async function capture(o: CaptureOptions): Promise<Manifest> {
   const { disk } = o;
@@ -203,6 +215,8 @@ export async function capture(o: CaptureOptions): Promise<Manifest> {
     table: { type: table.type, sectorSize: table.sectorSize, id: table.id, sfdisk: dump },
     partitions: out,
   };
+  const bootCode = readBootCode(disk.path);
+  if (bootCode !== null) manifest.table.bootCode = bootCode;
   // Our own output must pass the validator the server applies.
   return parseManifest(JSON.parse(JSON.stringify(manifest)) as unknown);
 }

@@ -5,16 +5,22 @@
  *   transport.getStream -> sha256/count -> zstd -d -c -> partclone.<fs> -r -s - -o PART
  *   (raw: zstd writes to the partition device, opened here, with --no-sparse)
  *
- * The size check comes before anything is written. The stream's sha256 and
+ * The size check comes before anything is written. When the table keeps
+ * its type, the source disk's BIOS boot code (manifest.table.bootCode, the
+ * first 440 bytes of sector 0) is written back after the table, so a BIOS
+ * machine boots the deployed disk when its boot loader lives in the MBR and
+ * its partitions (syslinux/extlinux, Windows). Not carried: the gap between
+ * the MBR and the first partition, where GRUB for BIOS on an MBR disk keeps
+ * its core.img (on GPT it has a BIOS boot partition, which is captured). The stream's sha256 and
  * length are checked against the manifest after it has passed; a mismatch
  * (or zstd/partclone failing on corrupt input: the rest of the stream is
  * then read through the hash to tell which) fails the task naming the
  * partition, and the task is never reported done.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import type { Manifest, ManifestPartition } from '../model/manifest.js';
+import { BOOT_CODE_BYTES, type Manifest, type ManifestPartition } from '../model/manifest.js';
 import type { ProgramName } from '../lib/programs.js';
 import { partitionDevice, refreshPartitions, type DiskInfo } from './disk.js';
 import { AgentError } from './errors.js';
@@ -125,6 +131,19 @@ export async function deploy(o: DeployOptions): Promise<void> {
   await runOk('wipefs', ['-a', '-q', disk.path]);
   await runOk('sfdisk', ['-q', '--wipe', 'always', '--wipe-partitions', 'always', disk.path], { input: plan.script });
   await refreshPartitions(disk, plan.expected, { removeOthers: true, ignore: plan.others });
+  if (m.table.bootCode && plan.type === m.table.type) {
+    // Bytes 0..439 only: the disk id (440) and the table (446..511) are sfdisk's.
+    const code = Buffer.from(m.table.bootCode, 'base64');
+    if (code.length !== BOOT_CODE_BYTES) throw new AgentError(`the image's boot code is ${code.length} bytes, not ${BOOT_CODE_BYTES}`);
+    const fd = openSync(disk.path, 'r+');
+    try {
+      if (writeSync(fd, code, 0, BOOT_CODE_BYTES, 0) !== BOOT_CODE_BYTES) throw new AgentError(`${disk.path}: the boot code could not be written`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    o.log(`BIOS boot code (${BOOT_CODE_BYTES} bytes) written to ${disk.path}`);
+  }
   o.progress.bytesTotal = m.partitions.reduce((s, p) => s + p.streamBytes, 0);
   await o.progress.enter('transfer', null);
   o.progress.start();

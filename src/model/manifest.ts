@@ -59,9 +59,23 @@ export interface Manifest {
     id: string | null;
     /** `sfdisk --dump` of the source disk, as text. */
     sfdisk: string;
+    /**
+     * The BIOS boot code of the source disk's first sector (its first
+     * BOOT_CODE_BYTES bytes, before the disk id and the MBR table), base64;
+     * absent or null when they were all zero (no BIOS boot loader). A deploy
+     * that keeps the table's type writes it back, so a BIOS machine boots
+     * the deployed disk (syslinux's mbr.bin, Windows' MBR, GRUB's boot.img;
+     * GRUB's core.img in the gap after the MBR is not carried: see
+     * src/agent/deploy.ts).
+     */
+    bootCode?: string | null;
   };
   partitions: ManifestPartition[];
 }
+
+/** Bytes of BIOS boot code in an MBR (or GPT's protective MBR): 0..439, before the disk id at 440. */
+export const BOOT_CODE_BYTES = 440;
+const BOOT_CODE_RE = /^[A-Za-z0-9+/]{587}=$/;
 
 export class ManifestError extends Error {
   override name = 'ManifestError';
@@ -122,6 +136,11 @@ export function parseManifest(input: unknown): Manifest {
     table: { type: tableType, sectorSize, id: strOrNull(table, 'id', 'manifest.table', 64), sfdisk: str(table, 'sfdisk', 'manifest.table', undefined, 1 << 20) },
     partitions: [],
   };
+  const bootCode = table['bootCode'];
+  if (bootCode !== null && bootCode !== undefined) {
+    if (typeof bootCode !== 'string' || !BOOT_CODE_RE.test(bootCode)) throw new ManifestError(`manifest.table.bootCode must be the base64 of ${BOOT_CODE_BYTES} bytes (588 characters) or null`);
+    m.table.bootCode = bootCode;
+  }
   const numbers = new Set<number>();
   const files = new Set<string>();
   for (const [i, p] of parts.entries()) {
