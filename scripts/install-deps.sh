@@ -23,12 +23,13 @@ runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linu
 # Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling
 # (tcpdump: test/dhcp-relay.lab.test.ts; mount: losetup/mount for the disk tests;
 # udpcast and uftp: bench/multicast.ts's peers; smcroute: the lab's multicast router;
-# chromium and fonts: the console's browser tests, driven by playwright-core).
+# chromium and fonts: the console's browser tests, driven by playwright-core;
+# openssl: a second parser of the certificates src/tls/ makes).
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
   isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server mtools
   dosfstools e2fsprogs nginx-light tcpdump mount coreutils util-linux udpcast uftp smcroute
-  chromium fonts-dejavu-core)
+  chromium fonts-dejavu-core openssl)
 
 if [ "${1:-}" = "--list" ]; then
   echo "runtime: ${runtime_pkgs[*]}"

@@ -26,6 +26,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   multicast: ['multicast', 'model', 'lib', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'store', 'config', 'dhcp/subnets.ts', 'imaging/protocol.ts', 'imaging/image-store.ts'],
   wake: ['wake', 'model', 'lib', 'protocol', 'store', 'dhcp/subnets.ts', 'net/wol-socket.ts', 'config'],
   events: ['events', 'model', 'lib', 'store'],
+  // Certificates (DER, X.509) and the CA's files in the data directory: no config, no HTTP.
+  tls: ['tls', 'lib', 'model'],
   // The API's schemas and types: pure, for the server, the CLI and the console's browser bundle.
   'http/schemas': ['http/schemas', 'model'],
 };

@@ -106,6 +106,7 @@ export const PROGRAMS = {
   tftp: { pkg: 'tftp-hpa', role: 'test' },
   'in.tftpd': { pkg: 'tftpd-hpa', role: 'test' },
   curl: { pkg: 'curl', role: 'test' },
+  openssl: { pkg: 'openssl', role: 'test' }, // src/tls/x509.test.ts: a second parser of our certificates, and their chain check
   nginx: { pkg: 'nginx-light', role: 'test' },
   // --- test: multicast peers (bench/multicast.ts) and the multicast router (test/lab/mrouter.ts)
   'udp-sender': { pkg: 'udpcast', role: 'test' },
