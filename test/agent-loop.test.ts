@@ -259,7 +259,7 @@ async function withServer(fn: (fb: RunningFleetboot, store: Store, dataDir: stri
   mkdirSync(join(dir, 'bootenv'));
   writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'kernel');
   writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'initrd');
-  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' } } });
+  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' } } });
   const fb = await startFleetboot(config, { logger: silentLogger, ipxeDir: join(dir, 'no-ipxe') });
   const store = await openStore(dir);
   try {

@@ -37,7 +37,7 @@ test('GET /api/v1/status gives the DHCP mode that runs: off when no DHCP service
     serverIp: '127.0.0.1',
     logger: silentLogger,
     token,
-    runtime: () => ({ httpPort: 8080, tftpPort: null, dhcpPort: dhcpRunning ? 6767 : null, pxePort: dhcpRunning ? 6768 : null }),
+    runtime: () => ({ httpPort: 8080, httpsPort: null, tftpPort: null, dhcpPort: dhcpRunning ? 6767 : null, pxePort: dhcpRunning ? 6768 : null }),
   });
   try {
     const get = async (): Promise<unknown> => (await app.inject({ method: 'GET', url: '/api/v1/status', headers: { authorization: `Bearer ${token}` } })).json();

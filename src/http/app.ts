@@ -12,7 +12,7 @@
  *                    /api/v1/schedules..., /api/v1/wake..., /api/v1/multicast...,
  *                    /api/v1/auth/login|logout|me, /api/v1/users..., /api/v1/tokens...,
  *                    /api/v1/sessions..., /api/v1/audit, /api/v1/events (live events, SSE),
- *                    /api/v1/openapi.json
+ *                    /api/v1/tls, /api/v1/tls/renew, /api/v1/openapi.json
  *   Every /api/v1 write is written to the audit log (src/http/audit.ts).
  *   console (no auth; it asks the API): GET /, /ui, /ui/... (src/http/console.ts)
  *   API reference (static files, no auth): GET /api/docs, /api/docs/FILE
@@ -55,6 +55,7 @@ import type { WakeService } from '../wake/service.js';
 import type { MulticastService } from '../multicast/service.js';
 import { multicastRoutes } from './routes/api-multicast.js';
 import { timelineRoutes } from './routes/api-timeline.js';
+import { tlsRoutes } from './routes/api-tls.js';
 import { docsRoutes, openapiRoutes } from './routes/api-docs.js';
 import { openapiOptions } from './openapi.js';
 import { sharedSchemas } from './schemas/index.js';
@@ -110,6 +111,8 @@ export interface AppOptions {
   eventStream?: EventStreamOptions;
   /** The built web console (default: web/dist in Fleetboot's directory); null: no console routes. */
   consoleDir?: string | null;
+  /** The HTTPS certificates (the server passes its TLS service); without it /api/v1/tls answers 503. */
+  tls?: AppContext['tls'];
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -136,7 +139,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     serverIp,
     log,
     baseUrl: () => baseUrl().replace(/\/+$/, ''),
-    runtime: opts.runtime ?? (() => ({ httpPort: config.http.port, tftpPort: config.tftp.enabled ? config.tftp.port : null, dhcpPort: null, pxePort: null })),
+    runtime: opts.runtime ?? (() => ({ httpPort: config.http.port, httpsPort: null, tftpPort: config.tftp.enabled ? config.tftp.port : null, dhcpPort: null, pxePort: null })),
     maxUploadBytes: opts.maxUploadBytes ?? 8 * 1024 ** 3,
     startedAt: new Date(),
     imaging: opts.imaging ?? createImagingService({ store, config, log, events }),
@@ -144,6 +147,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     multicast: opts.multicast ?? null,
     bootEvents: opts.bootEvents ?? null,
     events,
+    tls: opts.tls ?? null,
     tasksChanged() {
       try {
         opts.onTasksChanged?.();
@@ -236,6 +240,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await wakeRoutes(api, ctx);
       await multicastRoutes(api, ctx);
       await timelineRoutes(api, ctx);
+      await tlsRoutes(api, ctx);
       await eventRoutes(api, ctx, opts.eventStream);
       await openapiRoutes(api);
     },
