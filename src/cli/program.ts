@@ -18,6 +18,7 @@ import { registerFleetCommands } from './fleet.js';
 import { registerTimelineCommands } from './timeline.js';
 import { registerUserCommands } from './users.js';
 import { registerEventCommands } from './events.js';
+import { registerCaCommands } from './ca.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -46,6 +47,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerFleetCommands(program, globals);
   registerUserCommands(program, globals);
   registerEventCommands(program, globals);
+  registerCaCommands(program, globals);
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);
   registerBootenvCommands(program, globals);

@@ -163,8 +163,9 @@ export function registerServe(program: Command, globals: GlobalOptions): void {
       const logger = createLogger(config.log.level, undefined, { format: config.log.format, colors: process.env.NO_COLOR === undefined });
       const server = await startFleetboot(config, { logger });
       const bootEnv = await bootEnvStatus(config.imaging.bootEnvDir);
+      const tls = server.tls === null ? null : { caFile: server.tls.material().files.ca, caSha256: server.tls.info().ca?.sha256 ?? null, certFile: server.tls.material().files.cert };
       process.stderr.write(
-        formatStartSummary({ version: fleetbootVersion(), config, running: server, bootEnvReady: bootEnv.ready, consoleBuilt: consoleBuilt(), cli: cliCommand(process.env.PATH), cwd: process.cwd() }),
+        formatStartSummary({ version: fleetbootVersion(), config, running: server, tls, bootEnvReady: bootEnv.ready, consoleBuilt: consoleBuilt(), cli: cliCommand(process.env.PATH), cwd: process.cwd() }),
       );
       let stopping = false;
       const stop = (signal: NodeJS.Signals): void => {
