@@ -52,9 +52,10 @@ export async function listenHttps(app: FastifyInstance, o: HttpsListenerOptions)
   const log = o.log.child({ subsystem: 'https' });
   let closing: Promise<void> | null = null;
   const server = createServer(contextOptions(o), (req, res) => {
-    // Once closing, a connection ends with its response instead of waiting for another request.
+    // Once closing, a connection ends with its response instead of waiting for another request:
+    // end(), not destroy(), so what TLS still holds of the response is sent first.
     res.on('finish', () => {
-      if (closing !== null) server.closeIdleConnections();
+      if (closing !== null) req.socket.end();
     });
     app.routing(req, res);
   });
