@@ -229,6 +229,20 @@ test('the TLS service with the admin\'s files reads them again on renewal', asyn
   assert.notEqual(after.ca?.sha256, before.ca?.sha256);
 });
 
+test("the TLS service warns when the admin's certificate is near its expiry (it cannot renew it)", async (t) => {
+  const { dataDir, opts, messages } = setup(t);
+  const f = adminFiles(dataDir);
+  let clock = new Date('2027-01-01T00:00:00Z');
+  const svc = createTlsService({ dataDir, configured: f, names: () => NAMES, hostname: 'pxe', log: opts().log, now: () => clock });
+  t.after(() => svc.close());
+  await svc.start();
+  const warning = `the certificate in ${f.certFile} (https.certFile) expires on 2027-06-01T00:00:00.000Z, within 30 days: renew it where it comes from, then \`fleetboot ca renew\` reads it again`;
+  assert.ok(!messages().includes(warning));
+  clock = new Date('2027-05-15T00:00:00Z');
+  await svc.check();
+  assert.ok(messages().includes(warning), messages().join('\n'));
+});
+
 test('wantedNames(): server address first, interfaces, loopback, the host name when it is one, extras; each once', () => {
   assert.deepEqual(wantedNames({ serverIp: '10.0.0.5', addresses: ['127.0.0.1', '10.0.0.5', '172.17.0.1'], hostname: 'PXE-1', extra: ['Boot.Example', '10.0.0.5'] }), ['10.0.0.5', '127.0.0.1', '172.17.0.1', 'localhost', 'pxe-1', 'boot.example']);
   assert.deepEqual(wantedNames({ serverIp: '10.0.0.5', addresses: [], hostname: 'bad_name', extra: [] }), ['10.0.0.5', '127.0.0.1', 'localhost']);

@@ -38,7 +38,7 @@ import { chmod, lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promise
 import { join } from 'node:path';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { certificateNames, certificatePem, createCertificate, issuerFromCertificate, selfIssuer } from './x509.js';
+import { certificateNames, certificatePem, createCertificate, issuerFromCertificate, nameLine, selfIssuer } from './x509.js';
 
 /** Validity of the CA certificate. */
 export const CA_YEARS = 20;
@@ -326,7 +326,7 @@ export async function loadConfiguredTls(f: ConfiguredFiles): Promise<TlsMaterial
   if (leaf === undefined) throw new FleetbootError('CONFIG', `${f.certFile} (https.certFile) does not hold a PEM certificate (-----BEGIN CERTIFICATE-----)`);
   const key = parseKey(keyText, f.keyFile, 'https.keyFile');
   if (!leaf.checkPrivateKey(key)) {
-    throw new FleetbootError('CONFIG', `The private key in ${f.keyFile} (https.keyFile) does not belong to the certificate in ${f.certFile} (https.certFile) for ${leaf.subject.replace(/\n/g, ', ')}: give the key the certificate was issued for`);
+    throw new FleetbootError('CONFIG', `The private key in ${f.keyFile} (https.keyFile) does not belong to the certificate in ${f.certFile} (https.certFile) for ${nameLine(leaf.subject)}: give the key the certificate was issued for`);
   }
   let caText: string | null = null;
   if (f.caFile !== null) {
@@ -335,7 +335,7 @@ export async function loadConfiguredTls(f: ConfiguredFiles): Promise<TlsMaterial
     const top = chain[chain.length - 1] as X509Certificate;
     const issued = top.fingerprint256 === ca.fingerprint256 || (top.checkIssued(ca) && top.verify(ca.publicKey));
     if (!issued) {
-      throw new FleetbootError('CONFIG', `The CA in ${f.caFile} (https.caFile, ${ca.subject.replace(/\n/g, ', ')}) did not issue the certificate in ${f.certFile} (https.certFile, issued by ${top.issuer.replace(/\n/g, ', ')}): agents pinning it could not connect`);
+      throw new FleetbootError('CONFIG', `The CA in ${f.caFile} (https.caFile, ${nameLine(ca.subject)}) did not issue the certificate in ${f.certFile} (https.certFile, issued by ${nameLine(top.issuer)}): agents pinning it could not connect`);
     }
   }
   return { key: keyText, cert: certText, ca: caText, configured: true, files: { cert: f.certFile, key: f.keyFile, ca: f.caFile } };

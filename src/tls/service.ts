@@ -21,7 +21,7 @@ import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
 import { issueServerCertificate, loadConfiguredTls, prepareOwnTls, RENEW_BEFORE_DAYS, type ConfiguredFiles, type OwnTlsOptions, type TlsMaterial } from './ca.js';
-import { certificateNames, fingerprint } from './x509.js';
+import { certificateNames, fingerprint, nameLine } from './x509.js';
 
 export const CHECK_INTERVAL_MS = 24 * 60 * 60 * 1000;
 
@@ -59,17 +59,16 @@ export interface TlsService extends Service {
   renew(why: string): Promise<TlsInfo>;
 }
 
-/** A Name as one line ("O=Fleetboot, CN=..."). */
-function oneLine(name: string): string {
-  return name.replace(/\n/g, ', ');
-}
-
-export function tlsInfo(m: TlsMaterial): TlsInfo {
+function tlsInfo(m: TlsMaterial): TlsInfo {
   const leaf = new X509Certificate(m.cert);
-  const ca = m.ca === null ? null : new X509Certificate(m.ca);
+  let ca: TlsInfo['ca'] = null;
+  if (m.ca !== null) {
+    const c = new X509Certificate(m.ca);
+    ca = { pem: m.ca, sha256: fingerprint(c), notAfter: new Date(c.validTo).toISOString(), subject: nameLine(c.subject) };
+  }
   return {
-    ca: ca === null || m.ca === null ? null : { pem: m.ca, sha256: fingerprint(ca), notAfter: new Date(ca.validTo).toISOString(), subject: oneLine(ca.subject) },
-    server: { sha256: fingerprint(leaf), notAfter: new Date(leaf.validTo).toISOString(), names: certificateNames(leaf), issuedBy: oneLine(leaf.issuer), configured: m.configured },
+    ca,
+    server: { sha256: fingerprint(leaf), notAfter: new Date(leaf.validTo).toISOString(), names: certificateNames(leaf), issuedBy: nameLine(leaf.issuer), configured: m.configured },
   };
 }
 
@@ -101,7 +100,8 @@ export function createTlsService(o: TlsServiceOptions): TlsService {
     const leaf = new X509Certificate(m.cert);
     const end = new Date(leaf.validTo);
     if (end.getTime() - now().getTime() < RENEW_BEFORE_DAYS * 24 * 60 * 60 * 1000) {
-      log.warn({ file: m.files.cert, notAfter: end.toISOString() }, `the certificate in ${m.files.cert} (https.certFile) ${end <= now() ? 'has expired' : 'expires within 30 days'}: renew it where it comes from, then \`fleetboot ca renew\` reads it again`);
+      const when = end <= now() ? `expired on ${end.toISOString()}` : `expires on ${end.toISOString()}, within ${RENEW_BEFORE_DAYS} days`;
+      log.warn({ file: m.files.cert, notAfter: end.toISOString() }, `the certificate in ${m.files.cert} (https.certFile) ${when}: renew it where it comes from, then \`fleetboot ca renew\` reads it again`);
     }
   };
 

@@ -105,7 +105,7 @@ export function selfIssuer(subject: DistinguishedName, privateKey: KeyObject, pu
 
 /** The issuer a certificate (a CA's) and its private key make: its subject Name as encoded in it, its key identifier. */
 export function issuerFromCertificate(cert: X509Certificate, privateKey: KeyObject): Issuer {
-  if (!cert.checkPrivateKey(privateKey)) throw new RangeError(`The private key does not belong to the certificate of ${cert.subject.replace(/\n/g, ', ')}`);
+  if (!cert.checkPrivateKey(privateKey)) throw new RangeError(`The private key does not belong to the certificate of ${nameLine(cert.subject)}`);
   return { name: subjectNameOf(cert.raw), privateKey, keyId: keyIdOf(cert.publicKey) };
 }
 
@@ -208,6 +208,11 @@ export function certificateNames(cert: X509Certificate): string[] {
     if (m) out.push(m[1] === 'DNS' ? (m[2] as string).toLowerCase() : (m[2] as string));
   }
   return out;
+}
+
+/** A Name as node renders it ("O=Fleetboot\nCN=..."), on one line ("O=Fleetboot, CN=..."). */
+export function nameLine(name: string): string {
+  return name.replace(/\n/g, ', ');
 }
 
 /** SHA-256 of a certificate's DER, lower-case hex (what `fleetboot-agent enroll --ca-sha256` takes). */
