@@ -48,6 +48,7 @@ import { createEventBus, type EventBus } from './events/bus.js';
 import { bootStepEvent, leaseEvent } from './model/events.js';
 import { tftpBootEvent } from './boot/boot-events.js';
 import { neighbourMac } from './net/neighbours.js';
+import { createEndpointService } from './endpoints/service.js';
 
 /** The iPXE binaries copied into the TFTP root when absent there. */
 export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
@@ -325,6 +326,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     bootEvents = recorder;
     recorder.subscribe((e) => events.publish(bootStepEvent(e)));
     const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e), events });
+    const endpoints = createEndpointService({ store, log, settings: config.agents });
     wake = createWakeService({
       store,
       config,
@@ -332,6 +334,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       sender: opts.wakeSender ?? (await openWakeSocket({ serverIp, log })),
       targets: wakeTargetSource(config, serverIp, store),
       failTask: (t, reason) => imaging.finish(t, 'failed', reason),
+      // Agents on the machines' own segments send the packets too (routed subnets).
+      relay: (macs, why) => endpoints.wakeThroughAgents(macs, { port: config.wake.port, prefixLength: config.wake.relayPrefixLength, createdBy: `wake (${why})` }),
     });
     const w = wake;
     scheduler = createScheduler({
@@ -360,6 +364,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       multicast: mc,
       bootEvents: recorder,
       events,
+      endpoints,
       ...(opts.eventStream ? { eventStream: opts.eventStream } : {}),
       onTasksChanged: () => {
         sch.poke();
