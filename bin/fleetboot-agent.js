@@ -8,4 +8,5 @@ if (!existsSync(entry)) {
   console.error('fleetboot-agent: not built yet; run `npm run build` (or scripts/install-deps.sh) first');
   process.exit(1);
 }
-await import(entry.href);
+const { runAsProgram } = await import(entry.href);
+runAsProgram();
