@@ -19,6 +19,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   boot: ['boot', 'model', 'lib', 'protocol'],
   // The agent bundle carries no server code: the multicast receiver and its sockets are shared with the server's sender, not part of it.
   agent: ['agent', 'model', 'lib', 'imaging/protocol.ts', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'multicast/receiver.ts'],
+  // The endpoint agent (fleetboot-agent) is bundled alone: no server code, node's standard library only.
+  'endpoint-agent': ['endpoint-agent', 'model', 'lib', 'protocol', 'agent/inventory.ts'],
   // Services: decisions and timing over the store; sockets only through net/'s small interfaces.
   schedule: ['schedule', 'model', 'lib', 'store', 'imaging/submit.ts'],
   // Credentials, logins and sessions over the store; HTTP is src/http/auth.ts's business.
@@ -26,6 +28,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   multicast: ['multicast', 'model', 'lib', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'store', 'config', 'dhcp/subnets.ts', 'imaging/protocol.ts', 'imaging/image-store.ts'],
   wake: ['wake', 'model', 'lib', 'protocol', 'store', 'dhcp/subnets.ts', 'net/wol-socket.ts', 'config'],
   events: ['events', 'model', 'lib', 'store'],
+  // The endpoint agents' server side: rules over the store.
+  endpoints: ['endpoints', 'model', 'lib', 'store'],
   // Certificates (DER, X.509) and the CA's files in the data directory: no config, no HTTP.
   tls: ['tls', 'lib', 'model'],
   // The API's schemas and types: pure, for the server, the CLI and the console's browser bundle.

@@ -51,6 +51,7 @@ import { createEventBus, type EventBus } from './events/bus.js';
 import { bootStepEvent, leaseEvent } from './model/events.js';
 import { tftpBootEvent } from './boot/boot-events.js';
 import { neighbourMac } from './net/neighbours.js';
+import { createEndpointService } from './endpoints/service.js';
 import { wantedNames } from './tls/names.js';
 import { createTlsService, type TlsService } from './tls/service.js';
 
@@ -357,6 +358,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     bootEvents = recorder;
     recorder.subscribe((e) => events.publish(bootStepEvent(e)));
     const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e), events });
+    const endpoints = createEndpointService({ store, log, settings: config.agents });
     wake = createWakeService({
       store,
       config,
@@ -364,6 +366,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       sender: opts.wakeSender ?? (await openWakeSocket({ serverIp, log })),
       targets: wakeTargetSource(config, serverIp, store),
       failTask: (t, reason) => imaging.finish(t, 'failed', reason),
+      // Agents on the machines' own segments send the packets too (routed subnets).
+      relay: (macs, why) => endpoints.wakeThroughAgents(macs, { port: config.wake.port, prefixLength: config.wake.relayPrefixLength, createdBy: `wake (${why})` }),
     });
     const w = wake;
     scheduler = createScheduler({
@@ -393,6 +397,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       bootEvents: recorder,
       events,
       tls,
+      // What agents pin (GET /endpoint/v1/ca): Fleetboot's CA, or https.caFile.
+      caPem: () => tls?.material().ca ?? null,
+      endpoints,
       ...(opts.eventStream ? { eventStream: opts.eventStream } : {}),
       onTasksChanged: () => {
         sch.poke();

@@ -62,6 +62,7 @@ const task: Task = {
   wake: false,
   wakeRounds: 0,
   wokenAt: null,
+  reboot: false,
   multicastId: null,
 };
 

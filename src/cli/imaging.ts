@@ -119,6 +119,7 @@ function printTask(t: Task): void {
     ['job', t.jobId],
     ['start at', t.state === 'scheduled' ? time(t.startAt) : null],
     ['wake', t.wake ? `yes (${t.wakeRounds} round${t.wakeRounds === 1 ? '' : 's'} sent${t.wokenAt ? `, last ${time(t.wokenAt)}` : ''})` : null],
+    ['reboot', t.reboot ? 'by its endpoint agent once queued' : null],
     ['created', time(t.createdAt)],
     ['started', time(t.startedAt)],
     ['finished', time(t.finishedAt)],

@@ -18,6 +18,7 @@ import { registerFleetCommands } from './fleet.js';
 import { registerTimelineCommands } from './timeline.js';
 import { registerUserCommands } from './users.js';
 import { registerEventCommands } from './events.js';
+import { registerAgentCommands } from './agents.js';
 import { registerCaCommands } from './ca.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
@@ -47,6 +48,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerFleetCommands(program, globals);
   registerUserCommands(program, globals);
   registerEventCommands(program, globals);
+  registerAgentCommands(program, globals);
   registerCaCommands(program, globals);
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);

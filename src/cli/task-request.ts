@@ -35,6 +35,7 @@ export function resolveAt(text: string, now: Date = new Date()): string {
 interface Common {
   group?: string;
   wake?: boolean;
+  reboot?: boolean;
   at?: string;
 }
 
@@ -48,13 +49,14 @@ function target(macs: readonly string[], o: Common): { mac: string } | { macs: s
 }
 
 function common(o: Common): Record<string, unknown> {
-  return { ...(o.wake ? { wake: true } : {}), ...(o.at !== undefined ? { at: resolveAt(o.at) } : {}) };
+  return { ...(o.wake ? { wake: true } : {}), ...(o.reboot ? { reboot: true } : {}), ...(o.at !== undefined ? { at: resolveAt(o.at) } : {}) };
 }
 
 function withCommon(c: Command, what: string): Command {
   return c
     .option('--group <name>', `every member of this host group (one task each: a job)${what}`)
     .option('--wake', 'wake the machine(s) with Wake-on-LAN when the task is queued (at once, or at --at)')
+    .option('--reboot', "the machine's endpoint agent (fleetboot-agent, when enrolled) reboots it into the task once queued")
     .option('--at <time>', 'start then, not now: HH:MM (the next such time) or ISO 8601 (2026-12-24T22:00, local time unless it has an offset); the task waits as scheduled');
 }
 

@@ -377,6 +377,11 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
       doc: 'Default wait for the members to join before a session starts with those present (task deploy --max-wait); null = wait for all.',
     }),
   },
+  agents: {
+    pollSeconds: integer(5, 86400, { default: 60, doc: 'Seconds between the polls of an endpoint agent (fleetboot-agent) for work; each wait is this ±20 % so machines started together spread out.' }),
+    longPollSeconds: integer(1, 300, { default: 25, doc: 'Longest time the server holds an agent\'s long poll open before answering "no work" (below the idle timeout of proxies on the way).' }),
+    sessionMinutes: integer(1, 1440, { default: 10, doc: 'An agent\'s session lasts this long; the agent then proves its key again. A revoked agent is refused at its next request regardless.' }),
+  },
   auth: {
     sessionIdleMinutes: integer(1, 7 * 24 * 60, {
       default: 30,

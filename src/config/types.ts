@@ -124,6 +124,14 @@ export interface FleetbootConfig {
     /** Default wait for receivers before starting without all of them (null: wait for every member). */
     maxWaitSeconds: number | null;
   };
+  agents: {
+    /** Seconds between an endpoint agent's polls (each ±20 %, the agent's jitter). */
+    pollSeconds: number;
+    /** Longest wait of a long poll (GET /endpoint/v1/work?wait=S). */
+    longPollSeconds: number;
+    /** An agent's session lasts this long; it then signs a new nonce. */
+    sessionMinutes: number;
+  };
   auth: {
     /** A login session unused this long ends. */
     sessionIdleMinutes: number;

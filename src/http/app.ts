@@ -6,13 +6,15 @@
  *                    GET|HEAD /tftp/*
  *                    GET|HEAD /boot/env/vmlinuz|initrd.img, GET /boot/task
  *   agent (task token): /agent/v1/task... (src/imaging/protocol.ts)
+ *   endpoint agents (HTTPS only; key, then session): /endpoint/v1/... (src/model/endpoint.ts)
  *   API (a role per route, src/http/auth.ts; Bearer token or session cookie):
  *                    /api/v1/entries..., /api/v1/hosts..., /api/v1/status, /api/v1/dhcp/leases,
  *                    /api/v1/images..., /api/v1/tasks..., /api/v1/groups..., /api/v1/jobs...,
  *                    /api/v1/schedules..., /api/v1/wake..., /api/v1/multicast...,
  *                    /api/v1/auth/login|logout|me, /api/v1/users..., /api/v1/tokens...,
  *                    /api/v1/sessions..., /api/v1/audit, /api/v1/events (live events, SSE),
- *                    /api/v1/tls, /api/v1/tls/renew, /api/v1/openapi.json
+ *                    /api/v1/tls, /api/v1/tls/renew, /api/v1/agents..., /api/v1/packages...,
+ *                    /api/v1/openapi.json
  *   Every /api/v1 write is written to the audit log (src/http/audit.ts).
  *   console (no auth; it asks the API): GET /, /ui, /ui/... (src/http/console.ts)
  *   API reference (static files, no auth): GET /api/docs, /api/docs/FILE
@@ -67,6 +69,9 @@ import { agentRoutes } from './routes/agent.js';
 import { createImagingService, type ImagingService } from '../imaging/tasks.js';
 import { AGENT_PREFIX } from '../imaging/protocol.js';
 import { consoleRoutes } from './console.js';
+import { createEndpointService, type EndpointService } from '../endpoints/service.js';
+import { endpointRoutes, ENDPOINT_PREFIX } from './routes/endpoint.js';
+import { agentRoutesApi } from './routes/api-agents.js';
 import { fleetbootPackageDir } from './version.js';
 import { join } from 'node:path';
 
@@ -113,6 +118,12 @@ export interface AppOptions {
   consoleDir?: string | null;
   /** The HTTPS certificates (the server passes its TLS service); without it /api/v1/tls answers 503. */
   tls?: AppContext['tls'];
+  /** The endpoint agents' service (the server passes its own); made here when absent. */
+  endpoints?: EndpointService;
+  /** The PEM of the CA endpoint agents pin (GET /endpoint/v1/ca); absent or null: HTTPS is off. */
+  caPem?: () => string | null;
+  /** Tests with app.inject only: serve /endpoint/v1 over plain HTTP. */
+  endpointOverPlainHttp?: boolean;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -176,7 +187,18 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     routerOptions: { maxParamLength: 1024 },
   });
 
+  const endpoints = opts.endpoints ?? createEndpointService({ store, log, settings: config.agents });
+  // A task queued with `reboot` wakes its machine's long poll at once.
+  const taskWatch = events.subscribe((e) => {
+    if (e.kind === 'task.state' && e.state === 'queued') endpoints.notify(e.mac);
+  });
+
   installErrorHandlers(app);
+  // Long polls end at once when the server closes (they would hold the close for their wait).
+  app.addHook('preClose', async () => {
+    taskWatch.unsubscribe();
+    endpoints.close();
+  });
   // The schemas routes reference by $id (src/http/schemas/index.ts), and the document made from the routes.
   for (const schema of sharedSchemas) app.addSchema(schema);
   app.register(swagger, openapiOptions());
@@ -242,6 +264,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await timelineRoutes(api, ctx);
       await tlsRoutes(api, ctx);
       await eventRoutes(api, ctx, opts.eventStream);
+      await agentRoutesApi(api, ctx, endpoints);
       await openapiRoutes(api);
     },
     { prefix: '/api/v1' },
@@ -251,6 +274,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await agentRoutes(agent, ctx);
     },
     { prefix: AGENT_PREFIX },
+  );
+  app.register(
+    async (scope) => {
+      await endpointRoutes(scope, ctx, { service: endpoints, caPem: opts.caPem ?? (() => null), ...(opts.endpointOverPlainHttp ? { allowPlainHttp: true } : {}) });
+    },
+    { prefix: ENDPOINT_PREFIX },
   );
   const packageDir = fleetbootPackageDir();
   const consoleDir = opts.consoleDir === undefined ? (packageDir === null ? null : join(packageDir, 'web', 'dist')) : opts.consoleDir;

@@ -47,7 +47,7 @@ export async function submitTaskRequest(
     return { kind: 'job', job };
   }
   const options = { disk: request.disk ?? null, ...(request.table !== undefined ? { table: request.table } : {}) };
-  const task = await createTask(store.db, { type: request.type, mac: request.mac ?? '', image: request.image ?? null, revision: request.revision ?? null, options, startAt, wake: request.wake === true });
+  const task = await createTask(store.db, { type: request.type, mac: request.mac ?? '', image: request.image ?? null, revision: request.revision ?? null, options, startAt, wake: request.wake === true, reboot: request.reboot === true });
   announceTasks(opts.events, [task]);
   return { kind: 'task', task };
 }

@@ -72,6 +72,8 @@ export const PROGRAMS = {
   flock: { pkg: 'util-linux', role: 'runtime' },
   find: { pkg: 'findutils', role: 'runtime' },
   strip: { pkg: 'binutils', role: 'runtime' },
+  // scripts/build-agent-deb.sh: the endpoint agent's Depends from its node's libraries
+  'dpkg-shlibdeps': { pkg: 'dpkg-dev', role: 'runtime' },
   cc: { pkg: 'gcc', role: 'runtime' },
   sha256sum: { pkg: 'coreutils', role: 'runtime' },
   pkill: { pkg: 'procps', role: 'runtime' }, // install-deps stops a stray in.tftpd
@@ -81,6 +83,7 @@ export const PROGRAMS = {
   npx: { pkg: 'nodejs', role: 'prerequisite' },
   'apt-get': { pkg: 'apt', role: 'prerequisite' },
   'apt-cache': { pkg: 'apt', role: 'prerequisite' },
+  dpkg: { pkg: 'dpkg', role: 'prerequisite' },
   'dpkg-deb': { pkg: 'dpkg', role: 'prerequisite' },
   'dpkg-query': { pkg: 'dpkg', role: 'prerequisite' },
   // --- optional: used when there ----------------------------------------------
@@ -117,6 +120,10 @@ export const PROGRAMS = {
   smcroutectl: { pkg: 'smcroute', role: 'test' },
   // --- test: the console's browser tests (test/console/*.browser.test.ts, playwright-core) ---
   chromium: { pkg: 'chromium', role: 'test' },
+  // --- test: the endpoint agent's Debian package (test/agent-deb.test.ts) -----
+  'systemd-analyze': { pkg: 'systemd', role: 'test' },
+  lintian: { pkg: 'lintian', role: 'test' },
+  unshare: { pkg: 'util-linux', role: 'test' },
   // --- test: disks and files -------------------------------------------------
   losetup: { pkg: 'mount', role: 'test' },
   mount: { pkg: 'mount', role: 'test' },

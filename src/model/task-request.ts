@@ -38,6 +38,8 @@ export interface TaskRequest {
   table?: PartitionTable;
   /** Send Wake-on-LAN packets when the task is queued (at once, or at its start time). */
   wake?: boolean;
+  /** The machine's endpoint agent (if enrolled) reboots it into the task once it is queued (FOG's task reboot). */
+  reboot?: boolean;
   /** Start time (the task waits as `scheduled`); see src/model/when.ts. Never in a stored schedule. */
   at?: string;
   /**
@@ -57,7 +59,7 @@ export interface MulticastRequest {
 export const MACS_MIN = 2;
 export const MACS_MAX = 1000;
 
-const KEYS: readonly string[] = ['type', 'mac', 'macs', 'group', 'image', 'revision', 'disk', 'table', 'wake', 'at', 'multicast'];
+const KEYS: readonly string[] = ['type', 'mac', 'macs', 'group', 'image', 'revision', 'disk', 'table', 'wake', 'reboot', 'at', 'multicast'];
 
 function bad(message: string): FleetbootError {
   return new FleetbootError('INVALID_INPUT', message);
@@ -158,6 +160,10 @@ export function parseTaskRequest(value: unknown, opts: { allowAt: boolean }): Ta
   if (r['wake'] !== undefined) {
     if (typeof r['wake'] !== 'boolean') throw bad(`"wake" must be true or false: got ${show(r['wake'])}`);
     if (r['wake']) out.wake = true;
+  }
+  if (r['reboot'] !== undefined) {
+    if (typeof r['reboot'] !== 'boolean') throw bad(`"reboot" must be true or false: got ${show(r['reboot'])}`);
+    if (r['reboot']) out.reboot = true;
   }
   if (r['at'] !== undefined && r['at'] !== null) {
     if (!opts.allowAt) throw bad('A schedule\'s task request takes no start time ("at"): the schedule\'s cron expression says when it runs');

@@ -188,7 +188,7 @@ export async function createJob(db: Db, j: NewJob): Promise<JobDetail> {
     const options = { disk: request.disk ?? null, ...(request.table !== undefined ? { table: request.table } : {}) };
     const taskIds: number[] = [];
     for (const mac of macs) {
-      taskIds.push(await insertTask(trx, { type: request.type, mac, image: request.image ?? null, revision: request.revision ?? null, options, startAt: j.startAt, wake: request.wake === true, jobId: id }, null));
+      taskIds.push(await insertTask(trx, { type: request.type, mac, image: request.image ?? null, revision: request.revision ?? null, options, startAt: j.startAt, wake: request.wake === true, reboot: request.reboot === true, jobId: id }, null));
     }
     const mc = request.multicast;
     if (mc !== undefined) {

@@ -103,6 +103,8 @@ export interface TaskTable {
   wake_rounds: Generated<number>;
   /** When the last wake round started (ISO). */
   woken_at: string | null;
+  /** 1: the host's endpoint agent reboots it into the task once queued (src/endpoints/). */
+  reboot: Generated<number>;
   /** deploy: the multicast session it receives from (multicast_sessions.id), or null (unicast). */
   multicast_id: number | null;
   /** Its receiver id in that session (16 hex digits). */
@@ -305,6 +307,86 @@ export interface AuditLogTable {
   summary: string | null;
 }
 
+export interface AgentTable {
+  /** First 32 hex digits of the sha256 of the public key (SPKI DER). */
+  id: string;
+  /** SPKI DER, base64 (Ed25519). */
+  public_key: string;
+  /** active | pending | revoked */
+  state: string;
+  host_id: number | null;
+  /** JSON AgentIdentity reported at enrolment. */
+  identity: string;
+  last_identity: string | null;
+  last_ip: string | null;
+  enrolled_at: string;
+  approved_at: string | null;
+  revoked_at: string | null;
+  last_seen_at: string | null;
+  token_id: number | null;
+}
+
+export interface AgentEnrolTokenTable {
+  id: Generated<number>;
+  /** sha256 (hex) of the secret, which is shown once. */
+  token_hash: string;
+  host_id: number | null;
+  group_id: number | null;
+  uses_left: number;
+  uses: Generated<number>;
+  created_at: string;
+  created_by: string;
+  expires_at: string;
+  revoked_at: string | null;
+}
+
+export interface AgentSessionTable {
+  /** sha256 (hex) of the session secret. */
+  id: string;
+  agent_id: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface PackageTable {
+  id: Generated<number>;
+  name: string;
+  revision: number;
+  /** The canonical JSON of the manifest the server signed. */
+  manifest: string;
+  /** Ed25519 signature (base64) of the manifest's signing bytes. */
+  signature: string;
+  created_at: string;
+  created_by: string;
+}
+
+export interface AgentWorkTable {
+  id: Generated<number>;
+  host_id: number;
+  /** inventory | hostname | reboot | package | wake */
+  kind: string;
+  /** JSON: the kind's parameters. */
+  payload: string;
+  package_id: number | null;
+  task_id: number | null;
+  /** queued | sent | succeeded | failed | hash-mismatch | bad-signature | timeout | interrupted | refused | cancelled | lost */
+  state: string;
+  not_before: string | null;
+  created_at: string;
+  created_by: string;
+  agent_id: string | null;
+  deliveries: Generated<number>;
+  sent_at: string | null;
+  finished_at: string | null;
+  exit_code: number | string | bigint | null;
+  signal: string | null;
+  duration_ms: number | string | bigint | null;
+  stdout: string | null;
+  stderr: string | null;
+  message: string | null;
+  reboot_requested: Generated<number>;
+}
+
 export interface MigrationTable {
   name: string;
   applied_at: string;
@@ -330,5 +412,10 @@ export interface Database {
   sessions: SessionTable;
   api_tokens: ApiTokenTable;
   audit_log: AuditLogTable;
+  agents: AgentTable;
+  agent_enrol_tokens: AgentEnrolTokenTable;
+  agent_sessions: AgentSessionTable;
+  packages: PackageTable;
+  agent_work: AgentWorkTable;
   fleetboot_migrations: MigrationTable;
 }

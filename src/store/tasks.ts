@@ -63,6 +63,8 @@ export interface Task {
   wakeRounds: number;
   /** When the last wake round started (ISO), or null. */
   wokenAt: string | null;
+  /** An enrolled machine's endpoint agent reboots it into the task once it is queued (FOG's task reboot). */
+  reboot: boolean;
   /** deploy: the multicast session it receives from, or null (unicast). */
   multicastId: number | null;
   /** Its receiver id in that session (hex), or null. */
@@ -80,6 +82,8 @@ export interface NewTask {
   startAt?: string | null;
   /** Wake the machine (Wake-on-LAN) when the task is queued. */
   wake?: boolean;
+  /** Its endpoint agent reboots the machine into the task when it is queued. */
+  reboot?: boolean;
   /** The job it belongs to. */
   jobId?: number | null;
 }
@@ -154,6 +158,7 @@ export function toTask(r: TaskRow): Task {
     wake: r.wake === 1,
     wakeRounds: r.wake_rounds,
     wokenAt: r.woken_at,
+    reboot: r.reboot === 1,
     multicastId: r.multicast_id,
     multicastReceiver: r.multicast_receiver,
   };
@@ -230,6 +235,7 @@ export async function insertTask(db: Db, t: NewTask, retryOf: number | null, opt
         state: startAt === null ? 'queued' : 'scheduled',
         start_at: startAt,
         wake: t.wake === true ? 1 : 0,
+        reboot: t.reboot === true ? 1 : 0,
         job_id: t.jobId ?? null,
         options: JSON.stringify(options),
         retry_of: retryOf,
@@ -334,7 +340,7 @@ export async function retryTask(db: Db, id: number): Promise<Task> {
     if (!old) throw new FleetbootError('NOT_FOUND', `No task #${id}`);
     if (old.state !== 'failed' && old.state !== 'cancelled') throw new FleetbootError('CONFLICT', `Task #${id} is ${old.state}: only a failed or cancelled task can be retried`);
     // Queued at once (no start time), outside the job; it wakes its machine if the first one did.
-    const newId = await insertTask(trx, { type: old.type, mac: old.mac, image: old.image, revision: old.requestedRevision, options: old.options, wake: old.wake }, old.id);
+    const newId = await insertTask(trx, { type: old.type, mac: old.mac, image: old.image, revision: old.requestedRevision, options: old.options, wake: old.wake, reboot: old.reboot }, old.id);
     return toTask(await taskQuery(trx).where('tasks.id', '=', newId).executeTakeFirstOrThrow());
   });
 }

@@ -4,6 +4,7 @@
  * components.schemas), and the document's tags. See ./common.ts.
  */
 import type { FromSchema } from 'json-schema-to-ts';
+import { agentListSchema, agentSchema, agentWorkListSchema, agentWorkSchema, createdEnrolTokenSchema, enrolTokenListSchema, enrolTokenSchema, packageListSchema, packageSchema } from './agents.js';
 import { auditEntrySchema, auditPageSchema } from './audit.js';
 import { meSchema, revokedSessionSchema, sessionListSchema, sessionSchema } from './auth.js';
 import { errorBodySchema } from './common.js';
@@ -76,6 +77,15 @@ export const sharedSchemas = [
   revokedApiTokenSchema,
   auditEntrySchema,
   auditPageSchema,
+  agentSchema,
+  agentListSchema,
+  enrolTokenSchema,
+  createdEnrolTokenSchema,
+  enrolTokenListSchema,
+  agentWorkSchema,
+  agentWorkListSchema,
+  packageSchema,
+  packageListSchema,
   tlsInfoSchema,
 ] as const;
 
@@ -107,6 +117,8 @@ export const API_TAGS = [
   { name: 'multicast', description: 'Multicast sessions of deploy jobs.' },
   { name: 'wake', description: 'Wake-on-LAN.' },
   { name: 'dhcp', description: "The DHCP server's leases." },
+  { name: 'agents', description: 'Endpoint agents on installed machines: enrolment tokens, approval, revocation, the work handed to them.' },
+  { name: 'packages', description: 'Software packages the agents run (signed by the server, checked by sha256 before anything runs).' },
   { name: 'events', description: 'Live events: what changes, as it happens (Server-Sent Events).' },
   { name: 'users', description: 'Users and their roles (admin).' },
   { name: 'tokens', description: 'Per-user API tokens.' },
@@ -115,6 +127,7 @@ export const API_TAGS = [
 ] as const;
 
 export * from './common.js';
+export * from './agents.js';
 export * from './auth.js';
 export * from './audit.js';
 export * from './dhcp.js';

@@ -85,6 +85,7 @@ test('taskView() shows exactly the properties of the Task schema: not the agent 
     wake: false,
     wakeRounds: 0,
     wokenAt: null,
+    reboot: false,
     multicastId: 4,
     multicastReceiver: '0123456789abcdef',
   };

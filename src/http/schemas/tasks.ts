@@ -21,7 +21,7 @@ export const taskSchema = {
   required: [
     'id', 'type', 'mac', 'hostName', 'image', 'state', 'phase', 'bytesDone', 'bytesTotal', 'rateBps', 'etaSeconds', 'partition', 'message', 'error',
     'attempts', 'options', 'retryOf', 'createdAt', 'updatedAt', 'startedAt', 'finishedAt', 'lastSeenAt', 'revision', 'requestedRevision', 'tokenIp',
-    'jobId', 'startAt', 'wake', 'wakeRounds', 'wokenAt', 'multicastId',
+    'jobId', 'startAt', 'wake', 'wakeRounds', 'wokenAt', 'reboot', 'multicastId',
   ],
   properties: {
     id: { type: 'integer' },
@@ -62,6 +62,7 @@ export const taskSchema = {
     wake: { type: 'boolean', description: 'Wake-on-LAN when queued.' },
     wakeRounds: { type: 'integer' },
     wokenAt: nullableDateTime,
+    reboot: { type: 'boolean', description: "The machine's endpoint agent reboots it into the task once it is queued." },
     multicastId: { ...nullableInt, description: 'deploy: the multicast session it receives from (null: unicast).' },
   },
 } as const;
@@ -82,6 +83,7 @@ export const taskRequestProperties = {
   disk: { type: ['string', 'null'], pattern: DISK_PATTERN, maxLength: 128, description: 'capture, deploy: the disk (default: the first fixed disk).' },
   table: { type: 'string', enum: PARTITION_TABLES, description: 'deploy: the partition table to write (default keep).' },
   wake: { type: 'boolean', description: 'Send Wake-on-LAN when the task is queued.' },
+  reboot: { type: 'boolean', description: "capture, deploy: an enrolled machine's endpoint agent reboots it into the task (network boot) once it is queued." },
   at: { type: 'string', minLength: 1, maxLength: 64, description: 'Start time (the tasks wait as scheduled): ISO 8601, or HH:MM (server time).' },
   multicast: {
     description: 'deploy to a group or a list of MACs: one multicast session carries the image to every member.',

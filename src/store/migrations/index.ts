@@ -12,6 +12,7 @@ import * as m20261207T1300 from './20261207T1300_boot_events.js';
 import * as m20261208T1200 from './20261208T1200_users_sessions_audit.js';
 import * as m20261209T1200 from './20261209T1200_inventory_serial.js';
 import * as m20261210T1200 from './20261210T1200_image_protected.js';
+import * as m20261211T1200 from './20261211T1200_endpoint_agents.js';
 
 export interface Migration {
   readonly name: string;
@@ -31,4 +32,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261208T1200_users_sessions_audit', up: m20261208T1200.up },
   { name: '20261209T1200_inventory_serial', up: m20261209T1200.up },
   { name: '20261210T1200_image_protected', up: m20261210T1200.up },
+  { name: '20261211T1200_endpoint_agents', up: m20261211T1200.up },
 ];
