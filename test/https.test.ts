@@ -189,6 +189,26 @@ test('renewal through the API swaps the server certificate live; a client pinnin
   assert.equal(refused.status, 403, refused.body);
 });
 
+test('the endpoint agents\' protocol: the CA from /endpoint/v1/ca, the rest over HTTPS only, across a renewal', async (t) => {
+  const dir = tempDir(t, 'endpoint');
+  const fb = await start(t, dir);
+  const port = fb.httpsPort as number;
+  // What an agent fetches before it enrols, and compares with the SHA-256 it was given.
+  const caRes = await fetch(`${fb.url}/endpoint/v1/ca`);
+  const ca = await caRes.text();
+  assert.equal(ca, readFileSync(join(dir, 'tls', 'ca.crt'), 'utf8'));
+  assert.equal(fingerprint(new X509Certificate(ca)), fb.tls?.info().ca?.sha256);
+  const plain = await fetch(`${fb.url}/endpoint/v1/challenge`, { method: 'POST' });
+  assert.equal(plain.status, 403);
+  assert.equal(((await plain.json()) as { error: string }).error, 'HTTPS_REQUIRED');
+  const before = await pinned(port, ca, '/endpoint/v1/challenge', { method: 'POST' });
+  assert.equal(before.status, 200, before.body);
+  await fb.tls?.renew('a test');
+  const after = await pinned(port, ca, '/endpoint/v1/challenge', { method: 'POST' });
+  assert.equal(after.status, 200, after.body);
+  assert.notEqual(after.peer, before.peer, 'a new server certificate, trusted through the same CA');
+});
+
 test('closing ends HTTPS event streams and keep-alive connections without waiting', async (t) => {
   const dir = tempDir(t, 'close');
   const fb = await start(t, dir);
