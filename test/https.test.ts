@@ -295,4 +295,9 @@ test('fleetboot serve prints the HTTPS URL and the CA SHA-256; fleetboot ca show
   const leaf = fingerprint(new X509Certificate(readFileSync(join(dir, 'tls', 'server.crt'))));
   assert.notEqual(leaf, shown.server.sha256);
   assert.match(renew.stdout, new RegExp(`^Renewed the server certificate: SHA-256 ${leaf}, valid until .+Z, for 127\\.0\\.0\\.1, .+\nThe CA is unchanged: SHA-256 ${sha}\n$`));
+
+  // The enrolment line `fleetboot agent token create` prints comes from GET /api/v1/tls and /api/v1/status
+  // (the address: the first non-loopback one the certificate names).
+  const token = ok(await cli(['agent', 'token', 'create', '--data-dir', dir]), 'agent token create');
+  assert.match(token.stderr, new RegExp(`^On the machine: fleetboot-agent enroll --server https://[0-9.]+:${info.httpsPort} --ca-sha256 ${sha} --token ${token.stdout.trim()}$`, 'm'));
 });
