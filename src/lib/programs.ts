@@ -123,7 +123,7 @@ export const PROGRAMS = {
   // --- test: the endpoint agent's Debian package (test/agent-deb.test.ts) -----
   'systemd-analyze': { pkg: 'systemd', role: 'test' },
   lintian: { pkg: 'lintian', role: 'test' },
-  unshare: { pkg: 'util-linux', role: 'test' },
+  setsid: { pkg: 'util-linux', role: 'test' }, // src/endpoint-agent/kill-tree.test.ts: a child in a session of its own
   // --- test: disks and files -------------------------------------------------
   losetup: { pkg: 'mount', role: 'test' },
   mount: { pkg: 'mount', role: 'test' },
