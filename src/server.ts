@@ -359,6 +359,10 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     recorder.subscribe((e) => events.publish(bootStepEvent(e)));
     const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e), events });
     const endpoints = createEndpointService({ store, log, settings: config.agents });
+    // A task queued with `reboot` (from the API, a schedule or its start time) wakes its machine's long poll.
+    events.subscribe((e) => {
+      if (e.kind === 'task.state' && e.state === 'queued') endpoints.notify(e.mac);
+    });
     wake = createWakeService({
       store,
       config,

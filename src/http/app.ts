@@ -189,14 +189,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   const endpoints = opts.endpoints ?? createEndpointService({ store, log, settings: config.agents });
   // A task queued with `reboot` wakes its machine's long poll at once.
-  const taskWatch = events.subscribe((e) => {
-    if (e.kind === 'task.state' && e.state === 'queued') endpoints.notify(e.mac);
-  });
 
   installErrorHandlers(app);
   // Long polls end at once when the server closes (they would hold the close for their wait).
   app.addHook('preClose', async () => {
-    taskWatch.unsubscribe();
     endpoints.close();
   });
   // The schemas routes reference by $id (src/http/schemas/index.ts), and the document made from the routes.
