@@ -16,21 +16,25 @@ need_run=()
 # util-linux tools, zstd) and packs it with (cpio, zstd, kmod's depmod).
 # gcc and libc6-dev build native/fastudp.c (the TFTP service's UDP I/O) against
 # the headers the nodejs package ships in /usr/include/node.
-# strip (binutils) shrinks the boot environment's node when it is there. The
-# rest is what scripts/*.sh run (essential on Debian, listed all the same).
+# strip (binutils) shrinks the boot environment's node when it is there, and
+# the endpoint agent's (scripts/build-agent-deb.sh, whose Depends dpkg-dev's
+# dpkg-shlibdeps reads from that node). The rest is what scripts/*.sh run
+# (essential on Debian, listed all the same).
 # mount: the imaging agent mounts a deployed Linux root to write its enrolment
 # file (task deploy --enrol; in the boot environment busybox's mount does it).
 runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linux gcc libc6-dev
-  binutils bash dash coreutils findutils gzip libc-bin procps mount)
+  binutils dpkg-dev bash dash coreutils findutils gzip libc-bin procps mount)
 # Lab and test peers: QEMU + firmware, the DHCP/TFTP peers, clients, tooling
 # (tcpdump: test/dhcp-relay.lab.test.ts; mount: losetup for the disk tests;
 # udpcast and uftp: bench/multicast.ts's peers; smcroute: the lab's multicast router;
-# chromium and fonts: the console's browser tests, driven by playwright-core).
+# chromium and fonts: the console's browser tests, driven by playwright-core;
+# systemd's systemd-analyze and lintian: test/agent-deb.test.ts checks the agent's package;
+# openssl: a second parser of the certificates src/tls/ makes).
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
   isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server mtools
   dosfstools e2fsprogs nginx-light tcpdump mount coreutils util-linux udpcast uftp smcroute
-  chromium fonts-dejavu-core)
+  chromium fonts-dejavu-core systemd lintian openssl)
 
 if [ "${1:-}" = "--list" ]; then
   echo "runtime: ${runtime_pkgs[*]}"

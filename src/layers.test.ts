@@ -30,6 +30,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   events: ['events', 'model', 'lib', 'store'],
   // The endpoint agents' server side: rules over the store.
   endpoints: ['endpoints', 'model', 'lib', 'store'],
+  // Certificates (DER, X.509) and the CA's files in the data directory: no config, no HTTP.
+  tls: ['tls', 'lib', 'model'],
   // The API's schemas and types: pure, for the server, the CLI and the console's browser bundle.
   'http/schemas': ['http/schemas', 'model'],
 };

@@ -17,7 +17,7 @@ import { startFleetboot } from './server.js';
 const mode = (p: string): string => `0${(statSync(p).mode & 0o777).toString(8)}`;
 
 function config(dataDir: string, extra: ConfigOverrides = {}): ReturnType<typeof loadConfig> {
-  return loadConfig({ overrides: { dataDir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' }, ...extra } });
+  return loadConfig({ overrides: { dataDir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' }, ...extra } });
 }
 
 test('startFleetboot() on a fresh data directory: directory 0700, database (+ -wal, -shm), API token and server.json 0600', async () => {

@@ -44,6 +44,7 @@ test('startFleetboot() in DHCP server mode loads the hosts\' reservations and re
     JSON.stringify({
       serverIp: '127.0.0.1',
       http: { host: '127.0.0.1', port: 0 },
+      https: { host: '127.0.0.1', port: 0 },
       tftp: { enabled: false },
       dhcp: {
         mode: 'server',

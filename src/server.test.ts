@@ -50,6 +50,7 @@ test('startFleetboot() starts HTTP, TFTP and proxyDHCP on loopback and closes th
       dataDir: dir,
       serverIp: '127.0.0.1',
       http: { host: '127.0.0.1', port: 0 },
+      https: { host: '127.0.0.1', port: 0 },
       tftp: { bindAddress: '127.0.0.1', port: 0 },
       dhcp: { mode: 'proxy', bindAddress: '127.0.0.1', port: dhcpPort, pxePort: dhcpPort + 1 },
     },
@@ -82,7 +83,7 @@ test('startFleetboot() releases everything when a later service fails to start',
   const dir = tmp();
   try {
     const config = loadConfig({
-      overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'proxy', bindAddress: '203.0.113.1', port: 30067, pxePort: 30068 } },
+      overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'proxy', bindAddress: '203.0.113.1', port: 30067, pxePort: 30068 } },
     });
     await assert.rejects(startFleetboot(config, { logger: silentLogger }));
     // The database was closed and the HTTP port released: a second start on the same data dir works.
@@ -96,7 +97,7 @@ test('startFleetboot() releases everything when a later service fails to start',
 test('startFleetboot() refuses a TFTP root that contains the data directory', async () => {
   const dir = tmp();
   try {
-    const config = loadConfig({ overrides: { dataDir: join(dir, 'data'), serverIp: '127.0.0.1', tftp: { root: dir, enabled: false }, dhcp: { mode: 'off' }, http: { host: '127.0.0.1', port: 0 } } });
+    const config = loadConfig({ overrides: { dataDir: join(dir, 'data'), serverIp: '127.0.0.1', tftp: { root: dir, enabled: false }, dhcp: { mode: 'off' }, http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 } } });
     await assert.rejects(startFleetboot(config, { logger: silentLogger }), /contains the data directory/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -4,11 +4,13 @@
  * store, makes sure the API token and the TFTP root exist, then starts HTTP,
  * TFTP (if enabled) and the proxyDHCP (dhcp.mode 'proxy') or the DHCP
  * server (dhcp.mode 'server', leases in the store), in that
- * order. Imaging: orphaned image directories are removed at start and the
+ * order; the API, the console and the agent endpoints over HTTPS too
+ * (https.enabled), with Fleetboot's own CA or the admin's certificate
+ * (src/tls/service.ts, src/http/https.ts). Imaging: orphaned image directories are removed at start and the
  * stale-task reaper runs while the server does; so do the scheduler
  * (scheduled tasks, recurring schedules) and the Wake-on-LAN service, whose
  * socket is bound to the server address. `close()` stops the reaper, the
- * scheduler and Wake-on-LAN, then HTTP, DHCP, TFTP, database.
+ * scheduler and Wake-on-LAN, then HTTP and HTTPS, DHCP, TFTP, database.
  * Live events: one bus (src/events/bus.ts) made here, published on by
  * imaging, the scheduler, multicast, the boot recorder and the DHCP
  * server's leases, streamed by GET /api/v1/events.
@@ -16,11 +18,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { join, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { DEBIAN_IPXE_DIR, detectServerIp, type FleetbootConfig } from './config/config.js';
 import { buildApp } from './http/app.js';
+import { listenHttps, type HttpsListener } from './http/https.js';
 import type { EventStreamOptions } from './http/routes/api-events.js';
 import { FleetbootError, errorMessage } from './lib/errors.js';
 import type { Logger } from './lib/log.js';
@@ -33,7 +36,6 @@ import type { Reservation } from './dhcp/engine.js';
 import { cleanupOrphans } from './imaging/image-store.js';
 import { startReaper, type Reaper } from './imaging/reaper.js';
 import { createImagingService } from './imaging/tasks.js';
-import { createEndpointService } from './endpoints/service.js';
 import { createDeployEnrolment } from './endpoints/deploy-enrol.js';
 import { submitTaskRequest } from './imaging/submit.js';
 import { buildSubnets, maskPrefix, parseCidr, subnetOf, type Cidr } from './dhcp/subnets.js';
@@ -50,6 +52,9 @@ import { createEventBus, type EventBus } from './events/bus.js';
 import { bootStepEvent, leaseEvent } from './model/events.js';
 import { tftpBootEvent } from './boot/boot-events.js';
 import { neighbourMac } from './net/neighbours.js';
+import { createEndpointService } from './endpoints/service.js';
+import { wantedNames } from './tls/names.js';
+import { createTlsService, type TlsService } from './tls/service.js';
 
 /** The iPXE binaries copied into the TFTP root when absent there. */
 export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
@@ -65,6 +70,9 @@ export interface ServerInfoFile {
   pid: number;
   startedAt: string;
   httpPort: number;
+  /** URL for the API over HTTPS from this machine (its certificate names it), or null: HTTPS is off. */
+  httpsUrl: string | null;
+  httpsPort: number | null;
   tftpPort: number | null;
 }
 
@@ -75,6 +83,11 @@ export interface RunningFleetboot {
   /** URL for the API from this machine (what server.json holds). */
   readonly url: string;
   readonly httpPort: number;
+  /** HTTPS (the API, the console, the endpoint agents), or null: https.enabled is false. */
+  readonly httpsPort: number | null;
+  readonly httpsUrl: string | null;
+  /** The certificates HTTPS serves: info(), renew() (swapped in live); null when HTTPS is off. */
+  readonly tls: TlsService | null;
   readonly tftpPort: number | null;
   readonly dhcpPorts: { dhcp: number; pxe: number } | null;
   readonly token: string;
@@ -200,9 +213,9 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-function localUrl(host: string, port: number): string {
+function localUrl(host: string, port: number, scheme: 'http' | 'https' = 'http'): string {
   const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host === 'localhost' ? '127.0.0.1' : host;
-  return `http://${h}:${port}`;
+  return `${scheme}://${h}:${port}`;
 }
 
 async function writeServerFile(dataDir: string, info: ServerInfoFile): Promise<void> {
@@ -253,6 +266,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   const serverIp = resolveServerIp(config);
   let store: Store | null = null;
   let app: FastifyInstance | null = null;
+  let tls: TlsService | null = null;
+  let https: HttpsListener | null = null;
   let tftp: TftpService | null = null;
   let dhcp: ProxyDhcpService | DhcpServerService | null = null;
   let wroteServerFile = false;
@@ -266,6 +281,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
     const a = app;
+    const hs = https;
+    const tl = tls;
     const d = dhcp;
     const t = tftp;
     const st = store;
@@ -280,7 +297,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       ['imaging', r ? async () => r.stop() : null],
       ['schedule', sch ? () => sch.close() : null],
       ['wake', w ? () => w.close() : null],
-      ['http', a ? () => a.close() : null],
+      // Together: app.close() ends the event streams, HTTPS ones too, which the HTTPS server waits for.
+      ['http', a ? async () => void (await Promise.all([a.close(), hs?.close()])) : null],
+      ['tls', tl ? () => tl.close() : null],
       ['events', ev ? async () => ev.close() : null],
       ['dhcp', d ? () => d.close() : null],
       ['tftp', t ? () => t.close() : null],
@@ -312,6 +331,19 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const firstStart = readApiToken(config.dataDir) === null;
     const token = ensureApiToken(config.dataDir);
     if (firstStart) log.info({ subsystem: 'store', file: tokenPath(config.dataDir) }, 'API token created (mode 0600)');
+    // Before any port is bound: a key that does not match its certificate stops the start here.
+    if (config.https.enabled) {
+      const { certFile, keyFile, caFile } = config.https;
+      tls = createTlsService({
+        dataDir: config.dataDir,
+        configured: certFile !== null && keyFile !== null ? { certFile, keyFile, caFile } : null,
+        names: () => wantedNames({ serverIp, extra: config.https.names }),
+        hostname: hostname(),
+        log,
+        onChange: (m) => https?.setCertificate(m),
+      });
+      await tls.start();
+    }
     await populateTftpRoot(config.tftp.root, log, opts.ipxeDir);
     const orphans = await cleanupOrphans(store);
     if (orphans.length) log.info({ subsystem: 'imaging', removed: orphans }, `removed ${orphans.length} orphaned image directories`);
@@ -327,9 +359,12 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     bootEvents = recorder;
     recorder.subscribe((e) => events.publish(bootStepEvent(e)));
     const endpoints = createEndpointService({ store, log, settings: config.agents });
-    // Deploys with enrol: a token from the endpoint service, the HTTPS port bound and the CA agents pin.
-    // HTTPS is not part of this server yet: every such deploy is refused, saying so.
-    const enrolment = createDeployEnrolment({ endpoints, serverIp, https: () => ({ port: null, caPem: null }) });
+    // A task queued with `reboot` (from the API, a schedule or its start time) wakes its machine's long poll.
+    events.subscribe((e) => {
+      if (e.kind === 'task.state' && e.state === 'queued') endpoints.notify(e.mac);
+    });
+    // Deploys with enrol: a token from the endpoint service, the HTTPS port bound and the CA agents pin (read when a deploy starts).
+    const enrolment = createDeployEnrolment({ endpoints, serverIp, https: () => ({ port: https ? https.port : null, caPem: tls?.material().ca ?? null }) });
     const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e), events, enrolment });
     wake = createWakeService({
       store,
@@ -338,6 +373,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       sender: opts.wakeSender ?? (await openWakeSocket({ serverIp, log })),
       targets: wakeTargetSource(config, serverIp, store),
       failTask: (t, reason) => imaging.finish(t, 'failed', reason),
+      // Agents on the machines' own segments send the packets too (routed subnets).
+      relay: (macs, why) => endpoints.wakeThroughAgents(macs, { port: config.wake.port, prefixLength: config.wake.relayPrefixLength, createdBy: `wake (${why})` }),
     });
     const w = wake;
     scheduler = createScheduler({
@@ -362,11 +399,14 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       token,
       baseUrl,
       imaging,
-      endpoints,
       wake,
       multicast: mc,
       bootEvents: recorder,
       events,
+      tls,
+      // What agents pin (GET /endpoint/v1/ca): Fleetboot's CA, or https.caFile.
+      caPem: () => tls?.material().ca ?? null,
+      endpoints,
       ...(opts.eventStream ? { eventStream: opts.eventStream } : {}),
       onTasksChanged: () => {
         sch.poke();
@@ -381,7 +421,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       },
       runtime: () => ({
         httpPort,
-        httpsPort: null,
+        httpsPort: https ? https.port : null,
         tftpPort: tftp ? tftp.port : null,
         dhcpPort: dhcp ? dhcp.ports.dhcp : null,
         pxePort: dhcp ? dhcp.ports.pxe : null,
@@ -391,6 +431,11 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const addr = app.server.address();
     httpPort = typeof addr === 'object' && addr !== null ? addr.port : httpPort;
     log.info({ subsystem: 'http', address: config.http.host, port: httpPort, baseUrl: baseUrl() }, `HTTP listening; iPXE script at ${baseUrl()}/boot.ipxe`);
+    if (tls) {
+      const { key, cert } = tls.material();
+      https = await listenHttps(app, { host: config.https.host, port: config.https.port, key, cert, log });
+      log.info({ subsystem: 'https', address: config.https.host, port: https.port }, `HTTPS listening: the API, the console and the endpoint agents at ${localUrl(config.https.host, https.port, 'https')}`);
+    }
     // The grace period of tasks whose agents retried while the server was down counts from now.
     reaper = startReaper({ store, imaging, timeoutSeconds: config.imaging.agentTimeoutSeconds, log });
     // Scheduled tasks due while the server was down are queued now; schedules missed then fire once.
@@ -433,11 +478,13 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     }
 
     const url = localUrl(config.http.host, httpPort);
+    const httpsPort = https ? https.port : null;
+    const httpsUrl = httpsPort === null ? null : localUrl(config.https.host, httpsPort, 'https');
     const tftpPort = tftp ? tftp.port : null;
-    await writeServerFile(config.dataDir, { url, baseUrl: baseUrl(), pid: process.pid, startedAt: new Date().toISOString(), httpPort, tftpPort });
+    await writeServerFile(config.dataDir, { url, baseUrl: baseUrl(), pid: process.pid, startedAt: new Date().toISOString(), httpPort, httpsUrl, httpsPort, tftpPort });
     wroteServerFile = true;
     const users = await countUsers(store.db);
-    log.info({ serverIp, baseUrl: baseUrl(), httpPort, tftpPort, dhcp: dhcp ? dhcp.ports : 'off', dataDir: config.dataDir, users }, 'fleetboot started');
+    log.info({ serverIp, baseUrl: baseUrl(), httpPort, httpsPort, tftpPort, dhcp: dhcp ? dhcp.ports : 'off', dataDir: config.dataDir, users }, 'fleetboot started');
     if (users === 0) log.info({ subsystem: 'auth' }, 'no users yet: add the first admin with `fleetboot user add NAME --role admin` (the local admin token in api-token keeps working)');
 
     let closing: Promise<void> | null = null;
@@ -446,6 +493,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       baseUrl: baseUrl(),
       url,
       httpPort,
+      httpsPort,
+      httpsUrl,
+      tls,
       tftpPort,
       dhcpPorts: dhcp ? { ...dhcp.ports } : null,
       token,

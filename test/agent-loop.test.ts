@@ -29,7 +29,7 @@ import { createHost, createTask, getImage, getTask, openStore, type Store } from
 const execFileP = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
 const MiB = 1024 * 1024;
-const work = mkdtempSync(join(tmpdir(), 'fleetboot-agent-loop-'));
+const work = mkdtempSync(join(tmpdir(), 'fleetboot-imager-loop-'));
 const loops: string[] = [];
 const mounts: string[] = [];
 
@@ -224,7 +224,7 @@ test('deploy onto a smaller disk fails before writing anything', async () => {
   const before = firstMiB(cFile);
   const r = await agent(['deploy', '--disk', cDev, '--from', imageDir, '--table', 'keep']);
   assert.notEqual(r.code, 0);
-  assert.equal(r.stderr.trim(), `fleetboot-agent: disk ${cDev} is 64.0 MiB, image needs 96.0 MiB`);
+  assert.equal(r.stderr.trim(), `fleetboot-imager: disk ${cDev} is 64.0 MiB, image needs 96.0 MiB`);
   assert.ok(firstMiB(cFile).equals(before), 'the first MiB of the small disk changed');
 });
 
@@ -238,7 +238,7 @@ test('deploy fails naming the partition when one byte of a stored stream is flip
   writeFileSync(f, data);
   const r = await agent(['deploy', '--disk', bDev, '--from', bad, '--table', 'gpt']);
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /^fleetboot-agent: partition 1 \(p1\.pcl\.zst\): checksum mismatch: expected [0-9a-f]{64}, got [0-9a-f]{64}\n$/);
+  assert.match(r.stderr, /^fleetboot-imager: partition 1 \(p1\.pcl\.zst\): checksum mismatch: expected [0-9a-f]{64}, got [0-9a-f]{64}\n$/);
   assert.doesNotMatch(r.stdout, /"ok":true/);
 });
 
@@ -259,7 +259,7 @@ async function withServer(fn: (fb: RunningFleetboot, store: Store, dataDir: stri
   mkdirSync(join(dir, 'bootenv'));
   writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'kernel');
   writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'initrd');
-  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' } } });
+  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' } } });
   const fb = await startFleetboot(config, { logger: silentLogger, ipxeDir: join(dir, 'no-ipxe') });
   const store = await openStore(dir);
   try {

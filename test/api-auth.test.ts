@@ -127,7 +127,8 @@ test('every /api/v1 route declares a role; GETs are viewer, deletes of hosts, en
   assert.deepEqual(missing, []);
   const roleOf = (method: string, url: string): unknown => api.find((r) => r.method === method && r.url === url)?.role;
   for (const r of api.filter((x) => x.method === 'GET' || x.method === 'HEAD')) {
-    assert.equal(r.role, r.url.startsWith('/api/v1/users') || r.url === '/api/v1/audit' ? 'admin' : 'viewer', `${r.method} ${r.url}`);
+    // Users, the audit log and the enrolment tokens (who may enrol a machine) are the admin's.
+    assert.equal(r.role, r.url.startsWith('/api/v1/users') || r.url === '/api/v1/audit' || r.url === '/api/v1/agents/tokens' ? 'admin' : 'viewer', `${r.method} ${r.url}`);
   }
   for (const url of ['/api/v1/hosts/:mac', '/api/v1/entries/:name', '/api/v1/images/:name', '/api/v1/groups/:name', '/api/v1/users/:name']) assert.equal(roleOf('DELETE', url), 'admin', url);
   for (const [method, url] of [['POST', '/api/v1/tasks'], ['POST', '/api/v1/hosts/:mac/approve'], ['POST', '/api/v1/groups'], ['POST', '/api/v1/entries'], ['POST', '/api/v1/images/:name/rollback'], ['POST', '/api/v1/wake'], ['DELETE', '/api/v1/schedules/:ref']] as const) {

@@ -18,12 +18,14 @@ import { buildApp } from '../src/http/app.js';
 import { watchAnswers, type AnswerWatch } from './api-answers.js';
 import { apiCaller, type Json } from './api-helpers.js';
 import { createHost, createGroup, ensureApiToken, openStore, type Store } from '../src/store/index.js';
+import { createEndpointService, type EndpointService } from '../src/endpoints/service.js';
 import { enrollSigningBytes, packageSigningBytes, sessionSigningBytes, type AgentIdentity, type PackageManifest, type WorkItem } from '../src/model/endpoint.js';
 
 let dir: string;
 let store: Store;
 let app: FastifyInstance;
 let plainApp: FastifyInstance;
+let endpoints: EndpointService;
 let watch: AnswerWatch;
 let token: string;
 const call = apiCaller(() => app, () => token);
@@ -37,7 +39,8 @@ before(async () => {
   const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { port: 8125 }, agents: { longPollSeconds: 5 } } });
   store = await openStore(config.dataDir);
   token = ensureApiToken(config.dataDir);
-  app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token, endpointOverPlainHttp: true, caPem: () => '-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n' });
+  endpoints = createEndpointService({ store, log: silentLogger, settings: config.agents });
+  app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token, endpoints, endpointOverPlainHttp: true, caPem: () => '-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n' });
   watch = watchAnswers(app);
   await app.ready();
   plainApp = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token, consoleDir: null });
@@ -79,10 +82,10 @@ class FakeAgent {
     const r = await app.inject({ method: 'POST', url: '/endpoint/v1/enroll', payload: { token: tok, publicKey: this.pub, nonce, signature, identity: this.identity } });
     return { status: r.statusCode, body: r.json<Json>() };
   }
-  async open(identity = this.identity): Promise<{ status: number; body: Json }> {
+  async open(identity = this.identity, remoteAddress = '127.0.0.1'): Promise<{ status: number; body: Json }> {
     const nonce = await this.nonce();
     const signature = sign(null, sessionSigningBytes(nonce, this.id), this.priv).toString('base64');
-    const r = await app.inject({ method: 'POST', url: '/endpoint/v1/session', payload: { agentId: this.id, nonce, signature, identity } });
+    const r = await app.inject({ method: 'POST', url: '/endpoint/v1/session', remoteAddress, payload: { agentId: this.id, nonce, signature, identity } });
     if (r.statusCode === 200) this.session = r.json<{ session: string }>().session;
     return { status: r.statusCode, body: r.json<Json>() };
   }
@@ -327,4 +330,17 @@ test('enrolment tokens: listed without their secret, revoked tokens refused, a h
   const r = await new FakeAgent(ident(['52:54:00:ee:07:01'])).enroll(made.body['token'] as string);
   assert.equal(r.status, 401);
   assert.match(String(r.body['message']), /revoked/);
+});
+
+test('a wake asks an agent online on the machine\'s segment (its last known address) to send the packets too', async () => {
+  const relayMac = '52:54:00:ee:08:01';
+  const a = new FakeAgent(ident([relayMac]));
+  await a.enroll(await newToken());
+  assert.equal((await a.open(a.identity, '10.77.8.5')).status, 200);
+  await createHost(store.db, { mac: '52:54:00:ee:08:02', ip: '10.77.8.9' });
+  await createHost(store.db, { mac: '52:54:00:ee:08:03', ip: '10.77.9.9' });
+  const asked = await endpoints.wakeThroughAgents(['52:54:00:ee:08:02', '52:54:00:ee:08:03', '52:54:00:ee:08:04'], { port: 9, prefixLength: 24, createdBy: 'test' });
+  assert.equal(asked, 1);
+  const w = await a.work();
+  assert.deepEqual(w.work.map((x) => (x.kind === 'wake' ? x.macs : null)), [['52:54:00:ee:08:02']], 'only the machine on its /24');
 });

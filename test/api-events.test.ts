@@ -41,7 +41,7 @@ async function withServer(fn: (env: Env) => Promise<void>, eventStream: { heartb
   mkdirSync(join(dir, 'bootenv'), { recursive: true });
   writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'kernel');
   writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'initrd');
-  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' } } });
+  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' } } });
   const fb = await startFleetboot(config, { logger: silentLogger, ipxeDir: join(dir, 'no-ipxe'), eventStream });
   const store = await openStore(dir);
   try {

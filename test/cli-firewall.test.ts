@@ -14,13 +14,17 @@ test('fleetboot firewall --for nft prints a rule for every port of the configura
     'nft add rule inet filter input udp dport 32768-60999 accept',
     'nft add rule inet filter input udp dport 63001-63100 accept',
     'nft add rule inet filter input tcp dport 9000 accept',
+    'nft add rule inet filter input tcp dport 8443 accept',
   ]);
 });
 
 test('fleetboot ports lists the ports as a table, and refuses an unknown firewall flavor', () => {
-  const out = execFileSync(process.execPath, [...cli, 'ports', '--dhcp', 'off', '--no-tftp'], { encoding: 'utf8' });
+  const out = execFileSync(process.execPath, [...cli, 'ports', '--dhcp', 'off', '--no-tftp', '--https-port', '9443'], { encoding: 'utf8' });
   assert.match(out, /^PROTO\s+PORT\s+SERVICE/m);
-  assert.match(out, /tcp\s+8080\s+HTTP/);
+  assert.match(out, /tcp\s+8080\s+HTTP\s/);
+  assert.match(out, /tcp\s+9443\s+HTTPS\s+https\.port\s+the REST API, the web console and the endpoint agents, over TLS/);
+  const plain = execFileSync(process.execPath, [...cli, 'ports', '--no-https'], { encoding: 'utf8' });
+  assert.doesNotMatch(plain, /HTTPS/);
   assert.doesNotMatch(out, /proxyDHCP|TFTP/);
   const bad = spawnSync(process.execPath, [...cli, 'firewall', '--for', 'pf'], { encoding: 'utf8' });
   assert.equal(bad.status, 1);
@@ -28,7 +32,7 @@ test('fleetboot ports lists the ports as a table, and refuses an unknown firewal
 });
 
 test('fleetboot firewall --for windows --json prints the New-NetFirewallRule commands alone (the netsh block is a comment)', () => {
-  const out = execFileSync(process.execPath, [...cli, 'firewall', '--for', 'windows', '--http-port', '9000', '--json'], { encoding: 'utf8' });
+  const out = execFileSync(process.execPath, [...cli, 'firewall', '--for', 'windows', '--http-port', '9000', '--no-https', '--json'], { encoding: 'utf8' });
   const rules = JSON.parse(out) as string[];
   assert.equal(rules.length, 6);
   assert.equal(

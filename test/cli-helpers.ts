@@ -40,7 +40,7 @@ export async function waitUntil(check: () => boolean, what: string, ms: number, 
 }
 
 /**
- * `fleetboot serve` on 127.0.0.1 (HTTP port 0) with `dataDir`, plus `extra`
+ * `fleetboot serve` on 127.0.0.1 (HTTP and HTTPS on port 0) with `dataDir`, plus `extra`
  * flags (default: no DHCP, no TFTP); its stdout and stderr are collected
  * (`log`: both, as they came; `stdout`, `stderr`: each).
  */
@@ -48,7 +48,7 @@ export function spawnServe(dataDir: string, extra: string[] = ['--dhcp', 'off', 
   let log = '';
   let out = '';
   let err = '';
-  const server = spawn(program(CLI[0]), [...CLI.slice(1), 'serve', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', ...extra, '--data-dir', dataDir], {
+  const server = spawn(program(CLI[0]), [...CLI.slice(1), 'serve', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', '--https-host', '127.0.0.1', '--https-port', '0', ...extra, '--data-dir', dataDir], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

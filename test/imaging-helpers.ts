@@ -118,7 +118,7 @@ export interface Env {
 
 export async function start(dir: string, imaging: ConfigOverrides['imaging'] = {}, logs?: Array<Record<string, unknown>>): Promise<RunningFleetboot> {
   const config = loadConfig({
-    overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' }, imaging },
+    overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' }, imaging },
   });
   let logger: Logger = silentLogger;
   if (logs) {

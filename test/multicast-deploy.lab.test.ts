@@ -28,7 +28,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, labAvailable, sh } from './lab/lab.js';
 import { ProcessLog } from './lab/bootenv/services.js';
-import { bundledAgent, bundledCli } from './lab/cli-bundle.js';
+import { bundledCli, bundledImager } from './lab/cli-bundle.js';
 import { makeSourceDisk, readDiskFiles, type SourceDisk } from './lab/disks.js';
 import { waitFor } from './wait.js';
 import { resolveArgv, type Argv } from '../src/lib/programs.js';
@@ -110,7 +110,7 @@ describe('multicast deploys through the server (real agents, loop devices)', { t
   before(async () => {
     assert.ok(await labAvailable(), 'multicast-deploy.lab needs root and ip netns');
     cli = await bundledCli();
-    agent = await bundledAgent();
+    agent = await bundledImager();
     work = mkdtempSync('/var/tmp/fbmc-deploy-');
     lab = await Lab.create({ subnet: SUBNET });
     await lab.addHost('fb', FB_IP);

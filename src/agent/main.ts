@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
- * Fleetboot's imaging agent. Runs in the boot environment (`node
- * /fleetboot/agent.mjs boot`, bundled with esbuild) and on any Linux host
- * (`node --import tsx src/agent/main.ts ...`).
+ * Fleetboot's imaging agent, `fleetboot-imager`. Runs in the boot environment
+ * (`node /fleetboot/agent.mjs boot`, bundled with esbuild) and on any Linux
+ * host (`node --import tsx src/agent/main.ts ...`). Not to be confused with
+ * the endpoint agent on installed machines, `fleetboot-agent`
+ * (src/endpoint-agent/).
  *
  *   run --url URL --task ID --token TOKEN [--disk DEV]   do the server's task
  *   boot [--cmdline FILE]                                 the same, values from /proc/cmdline
@@ -29,7 +31,7 @@ import { collectInventoryWithSource } from './inventory.js';
 import { runJob, type Job, type RunResult } from './run.js';
 import type { TableChoice } from './table.js';
 
-const USAGE = `usage: fleetboot-agent <command>
+const USAGE = `usage: fleetboot-imager <command>
   run --url URL --task ID --token TOKEN [--disk DEV]
   boot [--cmdline FILE]
   capture --disk DEV --out DIR
@@ -46,7 +48,7 @@ const COMMANDS: Record<string, readonly string[]> = {
 };
 
 function log(msg: string): void {
-  process.stdout.write(`fleetboot-agent: ${msg}\n`);
+  process.stdout.write(`fleetboot-imager: ${msg}\n`);
 }
 
 function need(flags: Map<string, string>, key: string, command: string): string {
@@ -189,7 +191,7 @@ if (isMain()) {
     (code) => process.exit(code),
     (e: unknown) => {
       const msg = errorMessage(e).split('\n')[0] ?? 'failed';
-      process.stderr.write(`fleetboot-agent: ${msg}${e instanceof UsageError ? ' (usage: fleetboot-agent help)' : ''}\n`);
+      process.stderr.write(`fleetboot-imager: ${msg}${e instanceof UsageError ? ' (usage: fleetboot-imager help)' : ''}\n`);
       process.exit(e instanceof UsageError ? 2 : e instanceof CancelledError ? 3 : 1);
     },
   );

@@ -20,7 +20,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import type { Agent, AgentWork, CreatedEnrolToken, EnrolToken, Package } from '../http/schemas/index.js';
+import type { Agent, AgentWork, CreatedEnrolToken, EnrolToken, Package, Status, TlsInfo } from '../http/schemas/index.js';
 import { connect, CliError, type ApiClient } from './client.js';
 import type { GlobalOptions } from './globals.js';
 import { time } from './imaging.js';
@@ -79,12 +79,12 @@ async function sha256File(path: string): Promise<string> {
 /** The enrolment line for the machine, when the server says where its HTTPS and CA are. */
 async function enrollHint(api: ApiClient, token: string): Promise<string | null> {
   try {
-    const tls = await api.request<{ ca: { sha256: string }; server?: { names?: string[] } }>('GET', '/tls');
-    const status = await api.request<{ runtime?: { httpsPort?: number | null } }>('GET', '/status');
-    const port = status.runtime?.httpsPort ?? null;
+    const tls = await api.request<TlsInfo>('GET', '/tls');
+    const status = await api.request<Status>('GET', '/status');
+    const port = status.https.port;
     const host = new URL(api.baseUrl).hostname;
-    const serverHost = host === '127.0.0.1' || host === 'localhost' ? (tls.server?.names?.find((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n) && !n.startsWith('127.')) ?? host) : host;
-    if (port === null) return null;
+    const serverHost = host === '127.0.0.1' || host === 'localhost' ? (tls.server.names.find((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n) && !n.startsWith('127.')) ?? host) : host;
+    if (port === null || tls.ca === null) return null;
     return `fleetboot-agent enroll --server https://${serverHost}:${port} --ca-sha256 ${tls.ca.sha256} --token ${token}`;
   } catch {
     return null;

@@ -256,6 +256,7 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
           ['server ip', s.serverIp],
           ['boot script', s.bootScriptUrl],
           ['http port', show(s.http.port)],
+          ['https port', s.https.port === null ? 'off' : String(s.https.port)],
           ['tftp', s.tftp.enabled ? `port ${show(s.tftp.port)}, root ${s.tftp.root}` : 'off'],
           ['dhcp', dhcpStatusText(s)],
           ['hosts', show(s.counts.hosts)],

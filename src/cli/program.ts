@@ -19,6 +19,7 @@ import { registerTimelineCommands } from './timeline.js';
 import { registerUserCommands } from './users.js';
 import { registerEventCommands } from './events.js';
 import { registerAgentCommands } from './agents.js';
+import { registerCaCommands } from './ca.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -48,6 +49,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerUserCommands(program, globals);
   registerEventCommands(program, globals);
   registerAgentCommands(program, globals);
+  registerCaCommands(program, globals);
   registerFirewallCommands(program, globals);
   registerDhcpCommands(program, globals);
   registerBootenvCommands(program, globals);

@@ -18,6 +18,9 @@ export interface ServeFlags {
   httpHost?: string;
   httpPort?: string;
   publicUrl?: string;
+  httpsHost?: string;
+  httpsPort?: string;
+  https: boolean;
   dhcp?: string;
   dhcpRange?: string[];
   dhcpOption?: string[];
@@ -52,6 +55,7 @@ export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOve
     throw new UsageError(`--log-format must be one of ${FORMATS.join(', ')}: current value is ${JSON.stringify(f.logFormat)}`);
   }
   const http: Partial<FleetbootConfig['http']> = {};
+  const https: Partial<FleetbootConfig['https']> = {};
   const dhcp: Partial<FleetbootConfig['dhcp']> = {};
   const tftp: Partial<FleetbootConfig['tftp']> = {};
   const o: ConfigOverrides = {};
@@ -62,6 +66,10 @@ export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOve
   const httpPort = int('--http-port', f.httpPort);
   if (httpPort !== undefined) http.port = httpPort;
   if (f.publicUrl !== undefined) http.publicUrl = f.publicUrl;
+  if (f.httpsHost !== undefined) https.host = f.httpsHost;
+  const httpsPort = int('--https-port', f.httpsPort);
+  if (httpsPort !== undefined) https.port = httpsPort;
+  if (!f.https) https.enabled = false;
   if (f.dhcp !== undefined) dhcp.mode = f.dhcp as FleetbootConfig['dhcp']['mode'];
   if (f.dhcpRange?.length) dhcp.pools = f.dhcpRange.map(parseDhcpRange);
   if (f.dhcpOption?.length) dhcp.options = f.dhcpOption.map(parseDhcpOptionFlag);
@@ -74,6 +82,7 @@ export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOve
   const tftpPort = int('--tftp-port', f.tftpPort);
   if (tftpPort !== undefined) tftp.port = tftpPort;
   if (Object.keys(http).length) o.http = http;
+  if (Object.keys(https).length) o.https = https;
   if (Object.keys(dhcp).length) o.dhcp = dhcp;
   if (Object.keys(tftp).length) o.tftp = tftp;
   const menu = int('--menu-timeout', f.menuTimeout);
@@ -117,6 +126,9 @@ export function addServeOptions(cmd: Command): Command {
     .option('--http-host <addr>', 'address the HTTP server binds to (default 0.0.0.0)')
     .option('--http-port <n>', 'HTTP port (default 8080; 0 = any free port)')
     .option('--public-url <url>', 'base URL put into iPXE scripts (default http://SERVER-IP:HTTP-PORT)')
+    .option('--https-host <addr>', 'address the HTTPS server (API, console, endpoint agents) binds to (default 0.0.0.0)')
+    .option('--https-port <n>', 'HTTPS port (default 8443; 0 = any free port)')
+    .option('--no-https', 'serve the API and the console over HTTP only (no HTTPS, no certificates)')
     .option('--dhcp <mode>', "'proxy' (default), 'server' (Fleetboot hands out addresses) or 'off'")
     .option('--dhcp-range <range>', 'server mode: START,END[,NETMASK[,LEASE_SECONDS]] (repeat: one per subnet)', collect)
     .option('--dhcp-option <opt>', 'server mode: CODE,VALUE, e.g. 3,10.0.0.1 (router) or 6,10.0.0.2,10.0.0.3 (DNS); repeatable', collect)
@@ -137,7 +149,7 @@ function consoleBuilt(): boolean {
 }
 
 export function registerServe(program: Command, globals: GlobalOptions): void {
-  addServeOptions(program.command('serve').description('run the server: proxyDHCP (67/4011), TFTP (69) and HTTP (8080) by default'))
+  addServeOptions(program.command('serve').description('run the server: proxyDHCP (67/4011), TFTP (69), HTTP (8080) and HTTPS (8443) by default'))
     .action(async (flags: ServeFlags) => {
       const overrides = serveOverrides(globals, flags);
       const config = loadConfig({ ...(flags.config ? { file: flags.config } : {}), overrides });
@@ -151,8 +163,9 @@ export function registerServe(program: Command, globals: GlobalOptions): void {
       const logger = createLogger(config.log.level, undefined, { format: config.log.format, colors: process.env.NO_COLOR === undefined });
       const server = await startFleetboot(config, { logger });
       const bootEnv = await bootEnvStatus(config.imaging.bootEnvDir);
+      const tls = server.tls === null ? null : { caFile: server.tls.material().files.ca, caSha256: server.tls.info().ca?.sha256 ?? null, certFile: server.tls.material().files.cert };
       process.stderr.write(
-        formatStartSummary({ version: fleetbootVersion(), config, running: server, bootEnvReady: bootEnv.ready, consoleBuilt: consoleBuilt(), cli: cliCommand(process.env.PATH), cwd: process.cwd() }),
+        formatStartSummary({ version: fleetbootVersion(), config, running: server, tls, bootEnvReady: bootEnv.ready, consoleBuilt: consoleBuilt(), cli: cliCommand(process.env.PATH), cwd: process.cwd() }),
       );
       let stopping = false;
       const stop = (signal: NodeJS.Signals): void => {

@@ -1,6 +1,7 @@
 /**
  * What `fleetboot serve` prints once it is up, for the person who started
- * it: what it serves where, where the API token is, whether imaging can
+ * it: what it serves where (HTTP, and HTTPS with the CA's SHA-256 that
+ * endpoint agents pin), where the API token is, whether imaging can
  * run, how to add the first admin while there is no user, and, on the
  * first start (the API token was just created), the next commands to run. It goes to stderr on every start, whatever the log format:
  * stdout carries the log, whose JSON lines must stay parseable; on a
@@ -17,14 +18,19 @@ export interface SummaryInput {
   version: string;
   config: Readonly<FleetbootConfig>;
   running: {
+    serverIp: string;
     baseUrl: string;
     httpPort: number;
+    /** null: HTTPS is off. */
+    httpsPort: number | null;
     tftpPort: number | null;
     dhcpPorts: { dhcp: number; pxe: number } | null;
     firstStart: boolean;
     /** Users in the store (none: say how to add the first admin). */
     users: number;
   };
+  /** The CA clients pin (its file and SHA-256, or null: an admin's certificate without https.caFile), and the certificate served; null when HTTPS is off. */
+  tls: { caFile: string | null; caSha256: string | null; certFile: string } | null;
   bootEnvReady: boolean;
   /** Whether the web console is built (web/dist/index.html). */
   consoleBuilt: boolean;
@@ -48,16 +54,33 @@ function dhcpLine(c: Readonly<FleetbootConfig>, ports: { dhcp: number; pxe: numb
   return `DHCP server on UDP ${ports.dhcp} and ${ports.pxe}, ${pools ? `pools ${pools}` : 'no pools (only reservations)'}`;
 }
 
+/** The HTTPS and CA lines (none when HTTPS is off). */
+function httpsLines(s: SummaryInput, httpsBase: string | null): string[] {
+  const c = s.config;
+  if (httpsBase === null || s.tls === null) return [];
+  const at = c.https.host === '0.0.0.0' ? 'all addresses' : c.https.host;
+  const lines = [`  HTTPS      ${httpsBase}/api/v1 (REST API), the console and the endpoint agents; TCP ${s.running.httpsPort} on ${at}`];
+  if (s.tls.caFile === null || s.tls.caSha256 === null) {
+    lines.push(`  CA         none configured (https.caFile): clients must trust ${s.tls.certFile} through their own certificate stores`);
+  } else {
+    lines.push(`  CA         ${s.tls.caFile} (browsers import it; \`${s.cli} ca show\` prints it)`, `             SHA-256 ${s.tls.caSha256} (what \`fleetboot-agent enroll --ca-sha256\` takes)`);
+  }
+  return lines;
+}
+
 export function formatStartSummary(s: SummaryInput): string {
   const c = s.config;
   const r = s.running;
   const at = c.http.host === '0.0.0.0' ? 'all addresses' : c.http.host;
+  const httpsBase = r.httpsPort === null ? null : `https://${r.serverIp}:${r.httpsPort}`;
+  const consoleUrl = `${httpsBase ?? r.baseUrl}/ui/`;
   const dataArg = resolve(s.cwd, c.dataDir) === resolve(s.cwd, 'data') ? '' : ` --data-dir ${shellWord(c.dataDir)}`;
   const fb = s.cli;
   const lines = [
     `Fleetboot ${s.version} is running (data directory ${c.dataDir})`,
     `  HTTP       ${r.baseUrl}/boot.ipxe (iPXE script) and ${r.baseUrl}/api/v1 (REST API); TCP ${r.httpPort} on ${at}`,
-    s.consoleBuilt ? `  Console    ${r.baseUrl}/ui/ (the web console: log in as a user)` : `  Console    not built: run \`npm run build\` in Fleetboot's directory, then open ${r.baseUrl}/ui/`,
+    ...httpsLines(s, httpsBase),
+    s.consoleBuilt ? `  Console    ${consoleUrl} (the web console: log in as a user)` : `  Console    not built: run \`npm run build\` in Fleetboot's directory, then open ${consoleUrl}`,
     `  TFTP       ${r.tftpPort === null ? 'off' : `UDP ${r.tftpPort} on ${c.tftp.bindAddress === '0.0.0.0' ? 'all addresses' : c.tftp.bindAddress}, root ${c.tftp.root}`}`,
     `  DHCP       ${dhcpLine(c, r.dhcpPorts, fb)}`,
     `  API token  ${join(c.dataDir, 'api-token')} (mode 0600, this user only; other users: --token-file FILE or FLEETBOOT_TOKEN)`,

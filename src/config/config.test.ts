@@ -284,3 +284,19 @@ test('loadConfig() has session timeouts (30 idle minutes, 12 hours at most) and 
   bad({ auth: { sessionMaxHours: 0 } }, /^'auth\.sessionMaxHours' must be an integer 1-2160: current value is 0$/);
   bad({ auth: { sessionIdleMinutes: 61, sessionMaxHours: 1 } }, /^'auth\.sessionIdleMinutes' must be at most 'auth\.sessionMaxHours' \(1 h = 60 min\): a session never outlives its absolute timeout: current value is 61$/);
 });
+
+test('loadConfig() has HTTPS on 8443 from our own CA by default, and refuses half an admin certificate or a shared port', () => {
+  const ok = (o: ConfigOverrides) => loadConfig({ cwd: '/srv', overrides: o });
+  const bad = (o: ConfigOverrides, re: RegExp) => assert.throws(() => ok(o), configError(re));
+  assert.deepEqual(ok({}).https, { enabled: true, host: '0.0.0.0', port: 8443, certFile: null, keyFile: null, caFile: null, names: [] });
+  const own = ok({ https: { certFile: 'site.crt', keyFile: '/etc/ssl/site.key', caFile: 'ca.crt', names: ['PXE.example.org', '10.1.2.3'] } }).https;
+  assert.deepEqual([own.certFile, own.keyFile, own.caFile, own.names], ['/srv/site.crt', '/etc/ssl/site.key', '/srv/ca.crt', ['pxe.example.org', '10.1.2.3']]);
+  bad({ https: { certFile: 'site.crt' } }, /^'https\.keyFile' must be set with 'https\.certFile' \(a certificate and its key go together\): current value is null$/);
+  bad({ https: { keyFile: 'site.key' } }, /^'https\.certFile' must be set with 'https\.keyFile'/);
+  bad({ https: { caFile: 'ca.crt' } }, /^'https\.caFile' is the CA of 'https\.certFile', which is not set: current value is "\/srv\/ca\.crt"$/);
+  bad({ https: { names: ['ok.example', 'bad_name'] } }, /^'https\.names\[1\]' must be a DNS name \(letters, digits, hyphens, dots\) or an IPv4 address: current value is "bad_name"$/);
+  bad({ https: { port: 8080 } }, /^'https\.port' must differ from 'http\.port' \(8080\): HTTP and HTTPS each need a port of their own: current value is 8080$/);
+  assert.equal(ok({ https: { port: 8080, enabled: false } }).https.port, 8080);
+  assert.equal(ok({ http: { port: 0 }, https: { port: 0 } }).https.port, 0);
+  bad({ https: { host: 'eth0' } }, /^'https\.host' must be an IPv4 address, '::' or 'localhost'/);
+});

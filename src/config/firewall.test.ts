@@ -13,12 +13,13 @@ const testdata = join(fileURLToPath(new URL('.', import.meta.url)), 'testdata');
 const CONFIGS: ReadonlyArray<{ name: string; config: Readonly<FleetbootConfig> }> = [
   { name: 'default configuration', config: loadConfig({ cwd: '/tmp' }) },
   {
-    name: 'DHCP server, HTTP on 80, one TFTP data port (6969), multicast sessions on 64001-65000',
+    name: 'DHCP server, HTTP on 80, HTTPS on 443, one TFTP data port (6969), multicast sessions on 64001-65000',
     config: loadConfig({
       cwd: '/tmp',
       overrides: {
         dhcp: { mode: 'server', pools: [{ ...POOL_DEFAULTS, start: '10.0.0.100', end: '10.0.0.199' }] },
         http: { port: 80 },
+        https: { port: 443 },
         tftp: { dataPorts: { from: 6969, to: 6969 } },
         multicast: { ports: '64001-65000' },
       },
@@ -49,6 +50,7 @@ test('firewallRules() prints one rule per port for each flavor', () => {
     'nft add rule inet filter input udp dport 64001-65000 accept',
     'nft add rule inet filter input udp dport 63001-63100 accept',
     'nft add rule inet filter input tcp dport 8080 accept',
+    'nft add rule inet filter input tcp dport 8443 accept',
   ]);
   assert.ok(firewallRules(c, 'iptables').includes('iptables -A INPUT -p udp --dport 64001:65000 -j ACCEPT'));
   assert.ok(firewallRules(c, 'ufw').includes('ufw allow 69/udp'));
@@ -157,8 +159,8 @@ test('the Linux flavors and Windows differ only in where ephemeral TFTP data por
   const c = CONFIGS[0]?.config ?? assert.fail('no config');
   const linux = inputPorts('nft', firewallRules(c, 'nft'))[0];
   const windows = inputPorts('windows', firewallRules(c, 'windows'))[0];
-  assert.deepEqual(linux, ['udp/67', 'udp/4011', 'udp/69', 'udp/32768-60999', 'udp/63001-63100', 'tcp/8080']);
-  assert.deepEqual(windows, ['udp/67', 'udp/4011', 'udp/69', 'udp/49152-65535', 'udp/63001-63100', 'tcp/8080']);
+  assert.deepEqual(linux, ['udp/67', 'udp/4011', 'udp/69', 'udp/32768-60999', 'udp/63001-63100', 'tcp/8080', 'tcp/8443']);
+  assert.deepEqual(windows, ['udp/67', 'udp/4011', 'udp/69', 'udp/49152-65535', 'udp/63001-63100', 'tcp/8080', 'tcp/8443']);
 });
 
 // ---- the TFTP conntrack helper ------------------------------------------
@@ -231,6 +233,6 @@ test('the Windows rules are grouped, scoped to ports and never to a program', ()
 test('commandLines() keeps the commands: no comments, blank lines or PowerShell block comments', () => {
   assert.deepEqual(commandLines(['# a', 'cmd 1', '', '<#', 'netsh x', '  # y', '#>', 'cmd 2', '<# one line #>', 'cmd 3']), ['cmd 1', 'cmd 2', 'cmd 3']);
   const windows = commandLines(firewallRules(loadConfig({ cwd: '/tmp' }), 'windows'));
-  assert.equal(windows.length, 6);
+  assert.equal(windows.length, 7);
   assert.ok(windows.every((l) => l.startsWith('New-NetFirewallRule ')));
 });

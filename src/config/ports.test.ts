@@ -6,10 +6,17 @@ import { join } from 'node:path';
 import { loadConfig } from './config.js';
 import { concretePort, outboundPorts, requiredPorts } from './ports.js';
 
-test('requiredPorts() lists proxyDHCP, PXE, TFTP, TFTP data, multicast sessions and HTTP from the live config', () => {
-  const c = loadConfig({ cwd: '/tmp', overrides: { http: { port: 9090 }, tftp: { dataPorts: { from: 64001, to: 65000 } } } });
+test('requiredPorts() lists proxyDHCP, PXE, TFTP, TFTP data, multicast sessions, HTTP and HTTPS from the live config', () => {
+  const c = loadConfig({ cwd: '/tmp', overrides: { http: { port: 9090 }, https: { port: 9443 }, tftp: { dataPorts: { from: 64001, to: 65000 } } } });
   const ports = requiredPorts(c).map((p) => `${p.proto}/${Array.isArray(p.port) ? p.port.join('-') : p.port}`);
-  assert.deepEqual(ports, ['udp/67', 'udp/4011', 'udp/69', 'udp/64001-65000', 'udp/63001-63100', 'tcp/9090']);
+  assert.deepEqual(ports, ['udp/67', 'udp/4011', 'udp/69', 'udp/64001-65000', 'udp/63001-63100', 'tcp/9090', 'tcp/9443']);
+  assert.deepEqual(requiredPorts(c).at(-1), { proto: 'tcp', port: 9443, service: 'HTTPS', why: 'the REST API, the web console and the endpoint agents, over TLS', setting: 'https.port' });
+});
+
+test('requiredPorts() leaves out HTTPS when it is off', () => {
+  const c = loadConfig({ cwd: '/tmp', overrides: { https: { enabled: false } } });
+  assert.ok(!requiredPorts(c).some((p) => p.service === 'HTTPS'));
+  assert.equal(requiredPorts(c).at(-1)?.service, 'HTTP');
 });
 
 test('requiredPorts() leaves out DHCP when the proxy is off', () => {

@@ -68,6 +68,9 @@ export function requiredPorts(c: Readonly<FleetbootConfig>): PortUse[] {
     });
   }
   out.push({ proto: 'tcp', port: c.http.port, service: 'HTTP', why: 'iPXE scripts, kernels and initrds, UEFI HTTP boot, the imaging boot environment and image transfers, the REST API', setting: 'http.port' });
+  if (c.https.enabled) {
+    out.push({ proto: 'tcp', port: c.https.port, service: 'HTTPS', why: 'the REST API, the web console and the endpoint agents, over TLS', setting: 'https.port' });
+  }
   return out;
 }
 

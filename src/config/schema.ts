@@ -10,6 +10,7 @@ import { isAbsolute, join } from 'node:path';
 import { ipxeArgsProblem, ipxeUrlProblem } from '../boot/ipxe.js';
 import { parseOptionValue } from '../dhcp/option-values.js';
 import { buildSubnets, parseCidr, type OptionSetting, type PoolSettings } from '../dhcp/subnets.js';
+import { isDnsName } from '../model/dns-name.js';
 import { MAX_RATE_MBPS, multicastAddressProblem, parseMulticastPorts } from '../model/multicast.js';
 import type { FleetbootError } from '../lib/errors.js';
 import { boolean, configError, custom, Field, integer, ipv4, isIPv4, oneOf, parseField, path, port, string, type FieldContext } from './fields.js';
@@ -225,6 +226,18 @@ function multicastRangeProblem(s: string): string | null {
   return null;
 }
 
+function bindHostProblem(s: string): string | null {
+  return isIPv4(s) || s === '::' || s === 'localhost' ? null : "must be an IPv4 address, '::' or 'localhost'";
+}
+
+/** `https.names`: ["pxe.example.org", "10.1.2.3", ...], what a subjectAltName may hold. */
+function certificateNames(value: unknown, key: string): string[] {
+  return list(value, key, 'a list of DNS names and IPv4 addresses').map((v, i) => {
+    if (typeof v !== 'string' || !(isIPv4(v) || isDnsName(v))) throw configError(`${key}[${i}]`, 'must be a DNS name (letters, digits, hyphens, dots) or an IPv4 address', v);
+    return v.toLowerCase();
+  });
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
@@ -237,13 +250,21 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
   }),
   serverIp: ipv4({ nullable: true, default: null, doc: 'The address clients are told to use for TFTP and HTTP (option 54, siaddr, URLs); null = detected.' }),
   http: {
-    host: string({
-      default: '0.0.0.0',
-      problem: (s) => (isIPv4(s) || s === '::' || s === 'localhost' ? null : "must be an IPv4 address, '::' or 'localhost'"),
-      doc: 'Address the HTTP server binds to.',
-    }),
+    host: string({ default: '0.0.0.0', problem: bindHostProblem, doc: 'Address the HTTP server binds to.' }),
     port: port({ allowZero: true, default: 8080, doc: 'HTTP port (0 = any free port).' }),
     publicUrl: string({ nullable: true, default: null, problem: ipxeUrlProblem, doc: 'Base URL put into iPXE scripts; null = http://serverIp:port.' }),
+  },
+  https: {
+    enabled: boolean({ default: true, doc: 'Serve the API, the console and the endpoint agents over HTTPS as well (the boot endpoints stay on HTTP: firmware has no HTTPS).' }),
+    host: string({ default: '0.0.0.0', problem: bindHostProblem, doc: 'Address the HTTPS server binds to.' }),
+    port: port({ allowZero: true, default: 8443, doc: 'HTTPS port (0 = any free port).' }),
+    certFile: path({ nullable: true, default: null, doc: "A PEM certificate (intermediates after it) to serve instead of one from Fleetboot's own CA; with https.keyFile." }),
+    keyFile: path({ nullable: true, default: null, doc: 'The unencrypted PEM private key of https.certFile.' }),
+    caFile: path({ nullable: true, default: null, doc: 'The CA certificate that issued https.certFile, for endpoint agents to pin (and `fleetboot ca show`).' }),
+    names: custom('a list of DNS names and IPv4 addresses', certificateNames, {
+      default: [],
+      doc: "Extra names for the certificate from Fleetboot's CA (it names the server address, the interfaces' addresses, localhost and the host name).",
+    }),
   },
   dhcp: {
     mode: oneOf(['proxy', 'server', 'off'], { default: 'proxy', doc: 'proxyDHCP beside the site DHCP server, a full DHCP server, or none.' }),
@@ -411,6 +432,21 @@ export const RULES: readonly CrossKeyRule[] = [
       a.sessionIdleMinutes > a.sessionMaxHours * 60
         ? configError('auth.sessionIdleMinutes', `must be at most 'auth.sessionMaxHours' (${a.sessionMaxHours} h = ${a.sessionMaxHours * 60} min): a session never outlives its absolute timeout`, a.sessionIdleMinutes)
         : null,
+  },
+  {
+    keys: ['https.certFile', 'https.keyFile', 'https.caFile'],
+    check: ({ https: h }) => {
+      if ((h.certFile === null) !== (h.keyFile === null)) {
+        const [set, unset] = h.certFile !== null ? ['https.certFile', 'https.keyFile'] : ['https.keyFile', 'https.certFile'];
+        return configError(unset, `must be set with '${set}' (a certificate and its key go together)`, null);
+      }
+      return h.caFile !== null && h.certFile === null ? configError('https.caFile', "is the CA of 'https.certFile', which is not set", h.caFile) : null;
+    },
+  },
+  {
+    keys: ['https.port', 'http.port', 'https.enabled'],
+    check: ({ https: s, http: h }) =>
+      s.enabled && s.port !== 0 && s.port === h.port ? configError('https.port', `must differ from 'http.port' (${h.port}): HTTP and HTTPS each need a port of their own`, s.port) : null,
   },
   {
     keys: ['dhcp.mode', 'dhcp.pools'],

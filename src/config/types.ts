@@ -36,6 +36,19 @@ export interface FleetbootConfig {
     port: number;
     publicUrl: string | null;
   };
+  /** The API, the console and the endpoint agents over TLS; the boot endpoints stay on plain HTTP (firmware has no HTTPS). */
+  https: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    /** The admin's certificate and key, instead of one from Fleetboot's own CA (both or neither). */
+    certFile: string | null;
+    keyFile: string | null;
+    /** The CA that issued certFile, for endpoint agents to pin. */
+    caFile: string | null;
+    /** Extra DNS names and IPv4 addresses for the server certificate of Fleetboot's own CA. */
+    names: string[];
+  };
   dhcp: {
     mode: DhcpMode;
     bindAddress: string;

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
+import { program } from '../lib/programs.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { killTreeLinux, parseProcStat, readProcs, treeOf, type ProcStat } from './kill-tree.js';
@@ -24,7 +25,7 @@ function alive(pids: number[]): number[] {
 
 test('killTreeLinux() kills a tree whose children made their own session, and nothing of it remains', async () => {
   // sh starts two sleeps: one in its group, one in its own session (setsid): kill(-pgid) alone would miss it.
-  const child = spawn('sh', ['-c', 'sleep 100 & setsid sleep 100 & wait'], { detached: true, stdio: 'ignore' });
+  const child = spawn(program('sh'), ['-c', 'sleep 100 & setsid sleep 100 & wait'], { detached: true, stdio: 'ignore' });
   const pid = child.pid as number;
   let tree: number[] = [];
   for (let i = 0; i < 50 && tree.length < 3; i++) {
@@ -42,7 +43,7 @@ test('killTreeLinux() kills a tree whose children made their own session, and no
 });
 
 test('killTreeLinux() SIGKILLs what ignores SIGTERM after the grace', async () => {
-  const child = spawn('sh', ['-c', 'trap "" TERM; setsid sh -c \'trap "" TERM; sleep 100\' & sleep 100 & wait'], { detached: true, stdio: 'ignore' });
+  const child = spawn(program('sh'), ['-c', 'trap "" TERM; setsid sh -c \'trap "" TERM; sleep 100\' & sleep 100 & wait'], { detached: true, stdio: 'ignore' });
   const pid = child.pid as number;
   let tree: number[] = [];
   for (let i = 0; i < 50 && tree.length < 4; i++) {

@@ -207,7 +207,8 @@ function isMain(): boolean {
   }
 }
 
-if (isMain()) {
+/** Run as the program: process.argv, SIGINT/SIGTERM stop it, exit with its code. (bin/fleetboot-agent.js calls this.) */
+export function runAsProgram(): void {
   const ac = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => ac.abort());
   main(process.argv.slice(2), { stdout: (t) => void process.stdout.write(t), signal: ac.signal }).then(
@@ -219,3 +220,5 @@ if (isMain()) {
     },
   );
 }
+
+if (isMain()) runAsProgram();

@@ -34,6 +34,7 @@ export function runCommand(argv: readonly string[], timeoutMs = 60_000): Promise
   const [cmd, ...args] = argv;
   if (cmd === undefined || cmd === '') return Promise.reject(new TypeError('runCommand: argv must name a program'));
   return new Promise((resolve, reject) => {
+    // runs the machine's own program: systemctl, hostnamectl, hostname, or the site's --reboot-command/--hostname-command
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], shell: false });
     const tail = new TailBuffer(2048);
     child.stdout.on('data', (c: Buffer) => tail.push(c));

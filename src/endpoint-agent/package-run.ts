@@ -146,6 +146,7 @@ export async function runPackage(workId: number, pkg: SignedPackage, opts: Packa
     let timedOut = false;
     let exit: { code: number | null; signal: string | null } | null = null;
     let done = false;
+    // runs the machine's own program: the package's argv[0], named by the administrator (its signature was checked)
     const child = spawn(program, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true, shell: false, env: process.env });
     if (child.pid !== undefined) opts.onProcess?.(child.pid);
     const finish = (spawnError: string | null): void => {

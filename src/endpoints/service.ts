@@ -149,6 +149,13 @@ export interface EndpointService {
   queue(macs: readonly string[], kind: AdminWorkKind, createdBy: string): Promise<st.Work[]>;
   /** Ask the agent of `viaMac` to send magic packets for `macs` on its segment. */
   wakeVia(viaMac: string, macs: readonly string[], port: number, createdBy: string): Promise<st.Work>;
+  /**
+   * Ask agents online on the machines' own segments (the last address known
+   * of each machine, in the same /prefixLength as the agent's) to send the
+   * magic packets too: for routed subnets whose directed broadcasts are
+   * dropped. Returns how many agents were asked.
+   */
+  wakeThroughAgents(macs: readonly string[], opts: { port: number; prefixLength: number; createdBy: string }): Promise<number>;
 
   storeFile(body: Readable, expectedSha256: string, maxBytes: number): Promise<{ sha256: string; size: number; existed: boolean }>;
   addPackage(p: NewPackage): Promise<st.StoredPackage>;
@@ -586,6 +593,38 @@ export function createEndpointService(opts: EndpointServiceOptions): EndpointSer
       const id = await st.insertWork(db, { hostId: via.id, kind: 'wake', payload: { macs: targets, port, repeats: 3 }, createdBy, now: iso() });
       notify(via.mac);
       return (await st.getWork(db, id)) as st.Work;
+    },
+
+    async wakeThroughAgents(macs, o) {
+      if (macs.length === 0) return 0;
+      const since = new Date(now() - (2 * settings.pollSeconds + 60) * 1000).toISOString();
+      const relays = await st.recentAgents(db, since);
+      if (relays.length === 0) return 0;
+      const known = await st.knownAddresses(db, macs);
+      const mask = o.prefixLength === 0 ? 0 : (0xffffffff << (32 - o.prefixLength)) >>> 0;
+      const net = (ip: string): number | null => {
+        const p = ip.split('.').map(Number);
+        if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) return null;
+        return ((((p[0] as number) << 24) | ((p[1] as number) << 16) | ((p[2] as number) << 8) | (p[3] as number)) & mask) >>> 0;
+      };
+      const byRelay = new Map<number, { mac: string; targets: string[] }>();
+      for (const m of macs) {
+        const ip = known.get(m);
+        const n = ip === undefined ? null : net(ip);
+        if (n === null) continue;
+        const relay = relays.find((r) => r.mac !== m && net(r.ip) === n);
+        if (!relay) continue;
+        const entry = byRelay.get(relay.hostId) ?? { mac: relay.mac, targets: [] };
+        entry.targets.push(m);
+        byRelay.set(relay.hostId, entry);
+      }
+      const t = iso();
+      for (const [hostId, r] of byRelay) {
+        await st.insertWork(db, { hostId, kind: 'wake', payload: { macs: r.targets, port: o.port, repeats: 3 }, createdBy: o.createdBy, now: t });
+        notify(r.mac);
+        log.info({ subsystem: 'agents', via: r.mac, macs: r.targets }, `wake ${r.targets.join(' ')}: asked the agent of ${r.mac} on their segment too`);
+      }
+      return byRelay.size;
     },
 
     async storeFile(body, expectedSha256, maxBytes) {

@@ -13,7 +13,8 @@
  *                    /api/v1/schedules..., /api/v1/wake..., /api/v1/multicast...,
  *                    /api/v1/auth/login|logout|me, /api/v1/users..., /api/v1/tokens...,
  *                    /api/v1/sessions..., /api/v1/audit, /api/v1/events (live events, SSE),
- *                    /api/v1/agents..., /api/v1/packages..., /api/v1/openapi.json
+ *                    /api/v1/tls, /api/v1/tls/renew, /api/v1/agents..., /api/v1/packages...,
+ *                    /api/v1/openapi.json
  *   Every /api/v1 write is written to the audit log (src/http/audit.ts).
  *   console (no auth; it asks the API): GET /, /ui, /ui/... (src/http/console.ts)
  *   API reference (static files, no auth): GET /api/docs, /api/docs/FILE
@@ -56,6 +57,7 @@ import type { WakeService } from '../wake/service.js';
 import type { MulticastService } from '../multicast/service.js';
 import { multicastRoutes } from './routes/api-multicast.js';
 import { timelineRoutes } from './routes/api-timeline.js';
+import { tlsRoutes } from './routes/api-tls.js';
 import { docsRoutes, openapiRoutes } from './routes/api-docs.js';
 import { openapiOptions } from './openapi.js';
 import { sharedSchemas } from './schemas/index.js';
@@ -115,6 +117,8 @@ export interface AppOptions {
   eventStream?: EventStreamOptions;
   /** The built web console (default: web/dist in Fleetboot's directory); null: no console routes. */
   consoleDir?: string | null;
+  /** The HTTPS certificates (the server passes its TLS service); without it /api/v1/tls answers 503. */
+  tls?: AppContext['tls'];
   /** The endpoint agents' service (the server passes its own); made here when absent. */
   endpoints?: EndpointService;
   /** The PEM of the CA endpoint agents pin (GET /endpoint/v1/ca); absent or null: HTTPS is off. */
@@ -158,6 +162,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     multicast: opts.multicast ?? null,
     bootEvents: opts.bootEvents ?? null,
     events,
+    tls: opts.tls ?? null,
     tasksChanged() {
       try {
         opts.onTasksChanged?.();
@@ -187,14 +192,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   // A task queued with `reboot` wakes its machine's long poll at once.
-  const taskWatch = events.subscribe((e) => {
-    if (e.kind === 'task.state' && e.state === 'queued') endpoints.notify(e.mac);
-  });
 
   installErrorHandlers(app);
   // Long polls end at once when the server closes (they would hold the close for their wait).
   app.addHook('preClose', async () => {
-    taskWatch.unsubscribe();
     endpoints.close();
   });
   // The schemas routes reference by $id (src/http/schemas/index.ts), and the document made from the routes.
@@ -260,6 +261,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await wakeRoutes(api, ctx);
       await multicastRoutes(api, ctx);
       await timelineRoutes(api, ctx);
+      await tlsRoutes(api, ctx);
       await eventRoutes(api, ctx, opts.eventStream);
       await agentRoutesApi(api, ctx, endpoints);
       await openapiRoutes(api);

@@ -8,6 +8,7 @@ import type { Store } from '../store/index.js';
 import type { NewBootEvent } from '../model/boot-event.js';
 import type { AuthService } from '../auth/service.js';
 import type { EventBus } from '../events/bus.js';
+import type { TlsService } from '../tls/service.js';
 
 /** Ports and addresses actually in use, for /api/v1/status (known only after the services start). */
 export interface RuntimeStatus {
@@ -53,6 +54,8 @@ export interface AppContext {
   auth: AuthService;
   /** Live events (src/events/bus.ts): routes publish host and task changes; GET /api/v1/events streams them. */
   events: EventBus;
+  /** The HTTPS certificates (GET /api/v1/tls, renewal); null when HTTPS does not run. */
+  tls: Pick<TlsService, 'info' | 'renew'> | null;
 }
 
 /** Where the HTTP layer reports boot steps (src/events/boot-recorder.ts). */

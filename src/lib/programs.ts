@@ -75,6 +75,8 @@ export const PROGRAMS = {
   flock: { pkg: 'util-linux', role: 'runtime' },
   find: { pkg: 'findutils', role: 'runtime' },
   strip: { pkg: 'binutils', role: 'runtime' },
+  // scripts/build-agent-deb.sh: the endpoint agent's Depends from its node's libraries
+  'dpkg-shlibdeps': { pkg: 'dpkg-dev', role: 'runtime' },
   cc: { pkg: 'gcc', role: 'runtime' },
   sha256sum: { pkg: 'coreutils', role: 'runtime' },
   pkill: { pkg: 'procps', role: 'runtime' }, // install-deps stops a stray in.tftpd
@@ -84,6 +86,7 @@ export const PROGRAMS = {
   npx: { pkg: 'nodejs', role: 'prerequisite' },
   'apt-get': { pkg: 'apt', role: 'prerequisite' },
   'apt-cache': { pkg: 'apt', role: 'prerequisite' },
+  dpkg: { pkg: 'dpkg', role: 'prerequisite' },
   'dpkg-deb': { pkg: 'dpkg', role: 'prerequisite' },
   'dpkg-query': { pkg: 'dpkg', role: 'prerequisite' },
   // --- optional: used when there ----------------------------------------------
@@ -109,6 +112,7 @@ export const PROGRAMS = {
   tftp: { pkg: 'tftp-hpa', role: 'test' },
   'in.tftpd': { pkg: 'tftpd-hpa', role: 'test' },
   curl: { pkg: 'curl', role: 'test' },
+  openssl: { pkg: 'openssl', role: 'test' }, // src/tls/x509.test.ts: a second parser of our certificates, and their chain check
   nginx: { pkg: 'nginx-light', role: 'test' },
   // --- test: multicast peers (bench/multicast.ts) and the multicast router (test/lab/mrouter.ts)
   'udp-sender': { pkg: 'udpcast', role: 'test' },
@@ -119,6 +123,10 @@ export const PROGRAMS = {
   smcroutectl: { pkg: 'smcroute', role: 'test' },
   // --- test: the console's browser tests (test/console/*.browser.test.ts, playwright-core) ---
   chromium: { pkg: 'chromium', role: 'test' },
+  // --- test: the endpoint agent's Debian package (test/agent-deb.test.ts) -----
+  'systemd-analyze': { pkg: 'systemd', role: 'test' },
+  lintian: { pkg: 'lintian', role: 'test' },
+  setsid: { pkg: 'util-linux', role: 'test' }, // src/endpoint-agent/kill-tree.test.ts: a child in a session of its own
   // --- test: disks and files -------------------------------------------------
   losetup: { pkg: 'mount', role: 'test' },
   blkdiscard: { pkg: 'util-linux', role: 'test' },

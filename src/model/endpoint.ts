@@ -42,7 +42,7 @@
  */
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { parseInventory, type Inventory } from './manifest.js';
-import { normaliseMac } from './validate.js';
+import { FILE_NAME_PATTERN, NAME_PATTERN, normaliseMac } from './validate.js';
 
 export const ENDPOINT_PREFIX = '/endpoint/v1';
 
@@ -311,10 +311,10 @@ const B64 = /^[A-Za-z0-9+/]{1,2048}={0,2}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 export const AGENT_ID_RE = /^[0-9a-f]{32}$/;
 const NONCE_RE = /^[A-Za-z0-9_-]{16,128}$/;
-/** A package file name: plain, no directories, not hidden. */
-export const PACKAGE_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
-/** A package name (the same rule as image and entry names). */
-export const PACKAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A package file name: plain, no directories, not hidden (the rule of boot entry files). */
+export const PACKAGE_FILE_RE = new RegExp(FILE_NAME_PATTERN);
+/** A package name (the rule of image and entry names). */
+export const PACKAGE_NAME_RE = new RegExp(NAME_PATTERN);
 /** A host name the agent may set: an RFC 1123 label sequence, at most 63 characters. */
 export const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 

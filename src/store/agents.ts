@@ -633,3 +633,34 @@ export async function rebootTasksOf(db: Db, mac: string): Promise<Array<{ id: nu
   for (const t of tasks) if (!(await rebootQueuedForTask(db, t.id))) out.push(t);
   return out;
 }
+
+/**
+ * The last addresses known of these MACs: a host's reserved address, its
+ * newest DHCP lease, or the last address its agent came from.
+ */
+export async function knownAddresses(db: Db, macs: readonly string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (macs.length === 0) return out;
+  const list = [...macs];
+  for (const r of await db.selectFrom('agents').innerJoin('hosts', 'hosts.id', 'agents.host_id').select(['hosts.mac', 'agents.last_ip']).where('hosts.mac', 'in', list).where('agents.last_ip', 'is not', null).orderBy('agents.last_seen_at').execute()) {
+    if (r.last_ip !== null) out.set(r.mac, r.last_ip);
+  }
+  for (const r of await db.selectFrom('dhcp_leases').select(['mac', 'ip']).where('mac', 'in', list).orderBy('updated_at').execute()) out.set(r.mac, r.ip);
+  for (const r of await db.selectFrom('hosts').select(['mac', 'ip']).where('mac', 'in', list).where('ip', 'is not', null).execute()) {
+    if (r.ip !== null) out.set(r.mac, r.ip);
+  }
+  return out;
+}
+
+/** Active agents seen since `since` (ISO) with the address they came from. */
+export async function recentAgents(db: Db, since: string): Promise<Array<{ id: string; hostId: number; mac: string; ip: string }>> {
+  const rows = await db
+    .selectFrom('agents')
+    .innerJoin('hosts', 'hosts.id', 'agents.host_id')
+    .select(['agents.id', 'agents.host_id', 'hosts.mac', 'agents.last_ip'])
+    .where('agents.state', '=', 'active')
+    .where('agents.last_seen_at', '>=', since)
+    .where('agents.last_ip', 'is not', null)
+    .execute();
+  return rows.flatMap((r) => (r.host_id !== null && r.last_ip !== null ? [{ id: r.id, hostId: r.host_id, mac: r.mac, ip: r.last_ip }] : []));
+}

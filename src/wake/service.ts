@@ -36,6 +36,12 @@ export interface WakeServiceDeps {
   targets: () => Promise<WakeTarget[]>;
   /** End a task as failed (the imaging lifecycle's finish); false when it had ended already. */
   failTask: (t: Task, reason: string) => Promise<boolean>;
+  /**
+   * Also ask endpoint agents on the machines' segments to send the packets
+   * (src/endpoints/service.ts wakeThroughAgents); returns how many agents
+   * were asked. Absent: none are.
+   */
+  relay?: (macs: readonly string[], why: string) => Promise<number>;
   /** Clock (ms since the epoch). */
   now?: () => number;
   /** How often queued tasks are looked at (default 5 s; poke() looks at once). */
@@ -52,6 +58,8 @@ export interface WakeRound {
   sent: number;
   /** What failed in the first send, one line per target. */
   errors: string[];
+  /** Endpoint agents asked to send the packets on the machines' own segments. */
+  agents: number;
 }
 
 export interface WakeService extends Service {
@@ -115,7 +123,15 @@ export function createWakeService(deps: WakeServiceDeps): WakeService {
       timer.unref();
       timers.add(timer);
     }
-    return { macs: [...macs], targets, repeats: cfg.repeats, spacingSeconds: cfg.spacingSeconds, sent: first.sent, errors: first.errors };
+    let agents = 0;
+    if (deps.relay) {
+      try {
+        agents = await deps.relay(macs, why);
+      } catch (err) {
+        log.error({ ...fields, err: errorMessage(err) }, 'asking endpoint agents to relay the wake failed');
+      }
+    }
+    return { macs: [...macs], targets, repeats: cfg.repeats, spacingSeconds: cfg.spacingSeconds, sent: first.sent, errors: first.errors, agents };
   }
 
   async function pass(): Promise<{ woken: number[]; failed: number[] }> {

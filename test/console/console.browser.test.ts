@@ -14,7 +14,9 @@
  * before): login, the unknown machine in the pending inbox, a capture
  * started from the host page, 10,000 hosts, bulk deploy to a 30-host
  * group, live progress through a cut stream, the boot timeline, roles,
- * CSRF, tokens, accessibility and screenshots of every page, and last the
+ * CSRF, tokens, endpoint agents' enrolment tokens and packages (made
+ * through the API and the pages; no agent enrols: this server has no
+ * HTTPS), accessibility and screenshots of every page, and last the
  * login throttle (it blocks the address for a minute).
  * Needs root and `scripts/install-deps.sh --with-test`; fails, never skips.
  */
@@ -469,6 +471,74 @@ describe('the web console in Chromium against a real server and a machine in a l
       assert.equal(revoked, 200);
       assert.equal((await fetch(`${e.tunnel.url}/api/v1/hosts?limit=1`, { headers: auth })).status, 401);
       await viewer.ctx.close();
+    }),
+  );
+
+  test('agents and packages: an enrolment token and a package made through the API are listed, a token made and a package deployed from the pages', () =>
+    guarded(async () => {
+      const e = need();
+      // The lab's server has no HTTPS here, so no agent enrols (/endpoint/v1 is HTTPS only): tokens, a package and its runs come from the admin API.
+      const made = await api(e, 'POST', '/agents/tokens', { group: 'room-30', uses: 5, ttlSeconds: 3600 });
+      assert.equal(made.status, 201, made.text);
+      const groupToken = Number(obj(obj(made.json)['info'])['id']);
+      const script = Buffer.from('#!/bin/sh\necho installed\n');
+      const put = await fetch(`${e.tunnel.url}/api/v1/packages/files/${sha(script)}`, { method: 'PUT', headers: { authorization: `Bearer ${e.token}`, 'content-type': 'application/octet-stream' }, body: script });
+      assert.equal(put.status, 200, await put.text());
+      const pkg = await api(e, 'POST', '/packages', { name: 'hello-pkg', files: [{ name: 'install.sh', sha256: sha(script), executable: true }], argv: ['/bin/sh', 'install.sh', '--say', 'hello world'], timeoutSeconds: 600, rebootCodes: [3010] });
+      assert.equal(pkg.status, 201, pkg.text);
+
+      const page = adminPage(e);
+      await page.getByRole('link', { name: 'Agents', exact: true }).click();
+      await page.getByRole('heading', { level: 1, name: 'Agents' }).waitFor();
+      await page.getByText('No agent is waiting for approval.').waitFor();
+      const groupRow = page.locator(`tr[data-token="${groupToken}"]`);
+      await groupRow.filter({ hasText: 'room-30' }).filter({ hasText: 'usable' }).filter({ hasText: '0 used, 5 left' }).waitFor();
+      // A token for the lab machine, made on the page: shown once, with the line for the machine.
+      await page.getByRole('radio', { name: 'One host' }).check();
+      await page.getByLabel('MAC of the host').fill(PC_MAC);
+      await page.getByRole('button', { name: 'Make token' }).click();
+      const dialog = page.getByRole('dialog');
+      const secret = await dialog.getByLabel('Token', { exact: true }).inputValue();
+      assert.match(secret, /^[A-Za-z0-9_-]{20,}$/);
+      const line = await dialog.getByLabel('On the machine, as root').inputValue();
+      assert.match(line, new RegExp(`^fleetboot-agent enroll --server \\S+ --ca-sha256 \\S+ --token ${secret}$`));
+      await screenshot(page, '20-agents-token');
+      await assertAccessible(page, 'the enrolment token made');
+      await dialog.getByRole('button', { name: 'Done' }).click();
+      await dialog.waitFor({ state: 'hidden' });
+      const tokens = obj((await api(e, 'GET', '/agents/tokens')).json)['tokens'] as Array<Record<string, unknown>>;
+      const hostToken = tokens.find((t) => t['host'] === PC_MAC);
+      assert.ok(hostToken, `a token for ${PC_MAC}: ${JSON.stringify(tokens)}`);
+      // Revoked from the page, its state says so.
+      const hostRow = page.locator(`tr[data-token="${String(hostToken['id'])}"]`);
+      await hostRow.getByRole('button', { name: /Revoke/ }).click();
+      await dialog.getByRole('button', { name: `Revoke token #${String(hostToken['id'])}` }).click();
+      await hostRow.filter({ hasText: 'revoked' }).waitFor();
+      await screenshot(page, '21-agents');
+      await assertAccessible(page, 'the agents page');
+
+      await page.getByRole('link', { name: 'Packages' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Packages' }).waitFor();
+      const row = page.locator('tr[data-package="hello-pkg"]');
+      await row.filter({ hasText: sha(script) }).filter({ hasText: "/bin/sh install.sh --say 'hello world'" }).filter({ hasText: 'reboot 3010' }).waitFor();
+      await page.getByText('No package has been run yet.').waitFor();
+      await row.getByRole('button', { name: /Deploy/ }).click();
+      await dialog.getByLabel(/MAC addresses/).fill(PC_MAC);
+      await assertAccessible(page, 'the package deploy dialog');
+      await dialog.getByRole('button', { name: 'Run hello-pkg on 1 host' }).click();
+      await dialog.waitFor({ state: 'hidden' });
+      const run = page.locator('tr[data-work]').filter({ hasText: 'package hello-pkg revision 1' }).filter({ hasText: 'lab-pc' }).filter({ hasText: 'queued' });
+      await run.waitFor();
+      await screenshot(page, '22-packages');
+      await assertAccessible(page, 'the packages page');
+
+      // The host page: no agent yet, the queued run in its agent work.
+      await page.goto(`/ui/hosts/${PC_MAC}`);
+      await page.getByRole('heading', { level: 2, name: 'Endpoint agent' }).waitFor();
+      await page.getByText('No endpoint agent.').waitFor();
+      await page.locator('tr[data-work]').filter({ hasText: 'package hello-pkg revision 1' }).waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Reboot…' }).count(), 0, 'no agent work buttons without an active agent');
+      await screenshot(page, '23-host-agent');
     }),
   );
 

@@ -13,16 +13,19 @@ import type { Argv } from '../../src/lib/programs.js';
 const ROOT = new URL('../..', import.meta.url).pathname;
 
 let bundled: Promise<string> | null = null;
-let agentBundled: Promise<string> | null = null;
+let imagerBundled: Promise<string> | null = null;
 
-/** Argv prefix that runs the imaging agent bundled as the boot environment bundles it (src/agent/main.ts, self-contained). */
-export async function bundledAgent(): Promise<Argv> {
-  agentBundled ??= (async () => {
-    const outfile = join(ROOT, 'build', 'test', 'fleetboot-agent.mjs');
+/**
+ * Argv prefix that runs the imaging agent (`fleetboot-imager`, src/agent/main.ts)
+ * bundled as the boot environment bundles it: self-contained.
+ */
+export async function bundledImager(): Promise<Argv> {
+  imagerBundled ??= (async () => {
+    const outfile = join(ROOT, 'build', 'test', 'fleetboot-imager.mjs');
     await build({ entryPoints: [join(ROOT, 'src/agent/main.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning', outfile });
     return outfile;
   })();
-  return ['node', await agentBundled];
+  return ['node', await imagerBundled];
 }
 
 /** Argv prefix that runs the bundled CLI: ['node', bundle] (spread it through resolveArgv). Built once per test process. */

@@ -27,6 +27,8 @@ const Schedules = lazy(() => import('./pages/schedules.js'));
 const Leases = lazy(() => import('./pages/leases.js'));
 const Audit = lazy(() => import('./pages/audit.js'));
 const Settings = lazy(() => import('./pages/settings.js'));
+const Agents = lazy(() => import('./pages/agents.js'));
+const Packages = lazy(() => import('./pages/packages.js'));
 
 
 const NAV: { href: string; label: string; role?: Role }[] = [
@@ -37,6 +39,8 @@ const NAV: { href: string; label: string; role?: Role }[] = [
   { href: `${BASE}/images`, label: 'Images' },
   { href: `${BASE}/entries`, label: 'Boot entries' },
   { href: `${BASE}/tasks`, label: 'Tasks' },
+  { href: `${BASE}/agents`, label: 'Agents' },
+  { href: `${BASE}/packages`, label: 'Packages' },
   { href: `${BASE}/multicast`, label: 'Multicast' },
   { href: `${BASE}/schedules`, label: 'Schedules' },
   { href: `${BASE}/leases`, label: 'DHCP leases' },
@@ -125,6 +129,8 @@ function Shell(): JSX.Element {
               <Route path={`${BASE}/images`} component={Images} />
               <Route path={`${BASE}/images/:name`} component={Images} />
               <Route path={`${BASE}/entries`} component={Entries} />
+              <Route path={`${BASE}/agents`} component={Agents} />
+              <Route path={`${BASE}/packages`} component={Packages} />
               <Route path={`${BASE}/multicast`} component={Multicast} />
               <Route path={`${BASE}/schedules`} component={Schedules} />
               <Route path={`${BASE}/leases`} component={Leases} />

@@ -7,6 +7,7 @@
  */
 import type {
   ApiTokenList,
+  ApiType,
   BootEntryList,
   CreatedApiToken,
   Group,
@@ -60,3 +61,14 @@ export type MulticastMember = MulticastSessionDetail['members'][number];
 export type Schedule = ApiSchedule;
 export type TokenList = ApiTokenList;
 export type TokenCreated = CreatedApiToken;
+
+/* Endpoint agents and software packages (src/http/schemas/agents.ts). */
+export type { Agent, AgentWork, CreatedEnrolToken, EnrolToken, Package } from '../../src/http/schemas/index.js';
+/** GET /api/v1/agents. */
+export type AgentList = ApiType<'AgentList'>;
+/** GET /api/v1/agents/work; the answers of POST /agents/work and of a package's deploy. */
+export type AgentWorkList = ApiType<'AgentWorkList'>;
+/** GET /api/v1/agents/tokens. */
+export type EnrolTokenList = ApiType<'EnrolTokenList'>;
+/** GET /api/v1/packages (the newest revision of each). */
+export type PackageList = ApiType<'PackageList'>;

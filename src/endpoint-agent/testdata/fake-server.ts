@@ -5,6 +5,7 @@
  * neither a layer's code nor in the agent bundle.
  */
 import { execFileSync } from 'node:child_process';
+import { program } from '../../lib/programs.js';
 import { generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -45,7 +46,7 @@ export interface Pki {
 }
 
 function openssl(dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  execFileSync(program('openssl'), args, { cwd: dir, stdio: 'pipe' });
 }
 
 function makeCa(dir: string, name: string): void {

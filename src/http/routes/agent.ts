@@ -61,7 +61,7 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
     if (!t) {
       await reply
         .code(401)
-        .header('www-authenticate', 'Bearer realm="fleetboot-agent"')
+        .header('www-authenticate', 'Bearer realm="fleetboot-imager"')
         .send({ error: 'UNAUTHORIZED', message: 'Missing or wrong task token (fleetboot.token on the kernel command line)' });
       return;
     }

@@ -1,5 +1,5 @@
 /**
- *   GET /api/v1/status   version, server address, base URL, ports, counts (hosts, pending hosts,
+ *   GET /api/v1/status   version, server address, base URL, ports (HTTP, HTTPS, TFTP, DHCP), counts (hosts, pending hosts,
  *                        entries), the data directory's disk (total, free, bytes of images) (role viewer)
  *
  * What runs, not what the config asks for: `dhcp.mode` is 'off' (ports null)
@@ -35,6 +35,7 @@ export async function statusRoutes(fastify: FastifyInstance, ctx: AppContext): P
       bootScriptUrl: `${ctx.baseUrl()}/boot.ipxe`,
       dataDir: ctx.config.dataDir,
       http: { port: rt.httpPort },
+      https: { port: rt.httpsPort },
       tftp: { enabled: ctx.config.tftp.enabled, port: rt.tftpPort, root: ctx.config.tftp.root },
       dhcp: { mode: rt.dhcpPort === null ? 'off' : ctx.config.dhcp.mode, port: rt.dhcpPort, pxePort: rt.pxePort },
       counts: { hosts: hosts.total, pendingHosts: pending.total, entries: entries.length },

@@ -95,16 +95,22 @@ export async function endpointRoutes(app: FastifyInstance, _ctx: AppContext, opt
     return service.openSession(body, clientAddress(req.ip));
   });
 
-  app.get('/work', async (req) => {
+  app.get('/work', async (req, reply) => {
     const q = req.query as Record<string, unknown>;
     const wait = typeof q['wait'] === 'string' && /^[0-9]{1,4}$/.test(q['wait']) ? Number(q['wait']) : 0;
     const running = typeof q['running'] === 'string' ? q['running'] : '';
     if (!/^([1-9][0-9]{0,15}(,[1-9][0-9]{0,15}){0,99})?$/.test(running)) throw new FleetbootError('INVALID_INPUT', `running must be work ids separated by commas (at most 100): got ${JSON.stringify(running.slice(0, 80))}`);
     const held = new Set(running === '' ? [] : running.split(',').map(Number));
     const ac = new AbortController();
-    // The agent gave up (or the server closes): stop waiting.
-    req.raw.on('close', () => ac.abort());
-    return service.poll(agentOf(req), { waitSeconds: wait, held, signal: ac.signal });
+    // The connection closed before the answer (the agent gave up): stop waiting. (The
+    // request's own 'close' comes once a GET is read, so the response's is the one.)
+    const stop = (): void => ac.abort();
+    reply.raw.once('close', stop);
+    try {
+      return await service.poll(agentOf(req), { waitSeconds: wait, held, signal: ac.signal });
+    } finally {
+      reply.raw.off('close', stop);
+    }
   });
 
   app.post('/work/:id/result', { bodyLimit: 256 * 1024 }, async (req) => {

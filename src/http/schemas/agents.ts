@@ -3,7 +3,7 @@
  * software packages: /api/v1/agents..., /api/v1/packages... (see ./common.ts).
  * The agents' own protocol (/endpoint/v1) is src/model/endpoint.ts.
  */
-import { PACKAGE_FILE_RE, PACKAGE_NAME_RE } from '../../model/endpoint.js';
+import { FILE_NAME_PATTERN, NAME_PATTERN } from '../../model/validate.js';
 import { dateTime, errorResponses, idParams, limitString, macString, nameString, nullableDateTime, nullableInt, nullableString } from './common.js';
 import type { ApiType } from './index.js';
 
@@ -289,7 +289,7 @@ export const packagesApi = {
       additionalProperties: false,
       required: ['name', 'files', 'argv'],
       properties: {
-        name: { type: 'string', pattern: PACKAGE_NAME_RE.source },
+        name: { type: 'string', pattern: NAME_PATTERN },
         files: {
           type: 'array',
           minItems: 1,
@@ -298,7 +298,7 @@ export const packagesApi = {
             type: 'object',
             additionalProperties: false,
             required: ['name', 'sha256'],
-            properties: { name: { type: 'string', pattern: PACKAGE_FILE_RE.source }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, executable: { type: 'boolean' } },
+            properties: { name: { type: 'string', pattern: FILE_NAME_PATTERN }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, executable: { type: 'boolean' } },
           },
         },
         argv: { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', minLength: 0, maxLength: 4096 } },

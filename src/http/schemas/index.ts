@@ -17,6 +17,7 @@ import { multicastSessionDetailSchema, multicastSessionListSchema, multicastSess
 import { deletedScheduleSchema, newScheduleSchema, scheduleDetailSchema, scheduleListSchema, scheduleSchema } from './schedules.js';
 import { jobDetailSchema, jobListSchema, jobSchema, scheduledTaskRequestSchema, taskListSchema, taskRequestSchema, taskSchema } from './tasks.js';
 import { bootDiagnosisSchema, bootEventSchema, bootTimelineSchema } from './timeline.js';
+import { tlsInfoSchema } from './tls.js';
 import { apiTokenListSchema, apiTokenSchema, createdApiTokenSchema, revokedApiTokenSchema } from './tokens.js';
 import { deletedUserSchema, userAndPasswordSchema, userListSchema, userSchema } from './users.js';
 import { wakeRoundSchema, wakeTargetSchema, wakeTargetsSchema } from './wake.js';
@@ -85,6 +86,7 @@ export const sharedSchemas = [
   agentWorkListSchema,
   packageSchema,
   packageListSchema,
+  tlsInfoSchema,
 ] as const;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -121,6 +123,7 @@ export const API_TAGS = [
   { name: 'users', description: 'Users and their roles (admin).' },
   { name: 'tokens', description: 'Per-user API tokens.' },
   { name: 'audit', description: 'The audit log of every change (admin).' },
+  { name: 'tls', description: 'The HTTPS certificates: the CA clients pin, the server certificate and its renewal.' },
 ] as const;
 
 export * from './common.js';
@@ -138,6 +141,7 @@ export * from './schedules.js';
 export * from './status.js';
 export * from './tasks.js';
 export * from './timeline.js';
+export * from './tls.js';
 export * from './tokens.js';
 export * from './users.js';
 export * from './wake.js';

@@ -7,7 +7,7 @@ import { dateTime, errorResponses, nullableInt } from './common.js';
 const statusSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'version', 'serverIp', 'baseUrl', 'bootScriptUrl', 'dataDir', 'http', 'tftp', 'dhcp', 'counts', 'storage', 'startedAt', 'uptimeSeconds'],
+  required: ['name', 'version', 'serverIp', 'baseUrl', 'bootScriptUrl', 'dataDir', 'http', 'https', 'tftp', 'dhcp', 'counts', 'storage', 'startedAt', 'uptimeSeconds'],
   properties: {
     name: { type: 'string' },
     version: { type: 'string' },
@@ -16,6 +16,12 @@ const statusSchema = {
     bootScriptUrl: { type: 'string' },
     dataDir: { type: 'string' },
     http: { type: 'object', additionalProperties: false, required: ['port'], properties: { port: nullableInt } },
+    https: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['port'],
+      properties: { port: { ...nullableInt, description: 'The API, the console and the endpoint agents over TLS; null while HTTPS does not run.' } },
+    },
     tftp: {
       type: 'object',
       additionalProperties: false,

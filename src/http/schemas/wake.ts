@@ -18,7 +18,7 @@ export const wakeRoundSchema = {
   $id: 'WakeRound',
   type: 'object',
   additionalProperties: false,
-  required: ['macs', 'targets', 'repeats', 'spacingSeconds', 'sent', 'errors'],
+  required: ['macs', 'targets', 'repeats', 'spacingSeconds', 'sent', 'errors', 'agents'],
   properties: {
     macs: { type: 'array', items: { type: 'string' } },
     targets: { type: 'array', items: { $ref: 'WakeTarget#' } },
@@ -26,6 +26,7 @@ export const wakeRoundSchema = {
     spacingSeconds: { type: 'integer' },
     sent: { type: 'integer', description: 'Datagrams of the first send.' },
     errors: { type: 'array', items: { type: 'string' }, description: 'What failed in the first send, one line per target.' },
+    agents: { type: 'integer', description: "Endpoint agents asked to send the packets on the machines' own segments too (routed subnets)." },
   },
 } as const;
 export type WakeRound = ApiType<'WakeRound'>;

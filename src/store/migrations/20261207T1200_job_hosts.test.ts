@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DummyDriver, Kysely, MysqlAdapter, MysqlQueryCompiler, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
-import { addGroupMembers, createGroup, createHost, createJob, getJob, openStore } from '../index.js';
+import { addGroupMembers, createGroup, createHost, getJob, openStore } from '../index.js';
 import { migrations } from './index.js';
 
 const M = (n: number): string => `52:54:00:00:04:${n.toString(16).padStart(2, '0')}`;
@@ -16,9 +16,18 @@ test('20261207T1200_job_hosts: existing jobs, their tasks and sessions survive; 
     for (const n of [1, 2, 3]) await createHost(old.db, { mac: M(n) });
     await createGroup(old.db, 'lab12');
     await addGroupMembers(old.db, 'lab12', [M(1), M(2)]);
-    const first = await createJob(old.db, { request: { type: 'inventory', group: 'lab12' }, startAt: null });
-    await old.db.updateTable('tasks').set({ state: 'cancelled' }).where('job_id', '=', first.id).execute();
-    const second = await createJob(old.db, { request: { type: 'inventory', group: 'lab12', wake: true }, startAt: null });
+    // Jobs and their tasks as the code of that time wrote them (SQL: today's createJob() writes today's columns).
+    const oldJob = (request: object, state: string, wake: number): { id: number } => {
+      const id = Number(old.sqlite.prepare("INSERT INTO jobs (type, group_name, request, created_at) VALUES ('inventory', 'lab12', ?, 'x')").run(JSON.stringify(request)).lastInsertRowid);
+      for (const mac of [M(1), M(2)]) {
+        old.sqlite
+          .prepare("INSERT INTO tasks (type, mac, state, options, created_at, updated_at, job_id, wake) VALUES ('inventory', ?, ?, '{\"disk\":null,\"table\":\"keep\"}', 'x', 'x', ?, ?)")
+          .run(mac, state, id, wake);
+      }
+      return { id };
+    };
+    const first = oldJob({ type: 'inventory', group: 'lab12' }, 'cancelled', 0);
+    const second = oldJob({ type: 'inventory', group: 'lab12', wake: true }, 'queued', 1);
     // A session that carries the second job (made by hand: no image is needed to check the link).
     old.sqlite
       .prepare("INSERT INTO multicast_sessions (session, job_id, image, revision, address, port, state, expected, min_receivers, created_at) VALUES ('00000000000000aa', ?, 'win11', 1, '239.255.42.1', 9000, 'waiting', 2, 2, 'x')")

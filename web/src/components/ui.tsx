@@ -91,6 +91,16 @@ const STATE_ICON: Record<string, string> = {
   cancelled: '⊘',
   pending: '?',
   dropped: '✗',
+  sent: '→',
+  active: '✓',
+  revoked: '⊘',
+  usable: '✓',
+  timeout: '✗',
+  'hash-mismatch': '✗',
+  'bad-signature': '✗',
+  interrupted: '✗',
+  refused: '✗',
+  lost: '✗',
 };
 
 /** A state as a word with an icon beside it (the colour only repeats what the word says). */

@@ -2,7 +2,9 @@
  * One host: its entry, reservation and groups, inventory, tasks, and the
  * boot timeline from the server's own records (DHCP offer with the boot
  * file and why, TFTP and HTTP fetches, the decision, the task), oldest
- * first, with the diagnosis of how far the last boot got.
+ * first, with the diagnosis of how far the last boot got; its endpoint
+ * agent (state, last report, revoke; inventory, host name and reboot
+ * through it) and the agent's recent work.
  */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
@@ -12,6 +14,7 @@ import { BASE } from '../base.js';
 import { useLive, useLiveReload } from '../live.js';
 import type { BootEvent, HostDetail, Task } from '../types.js';
 import { TaskTable } from '../components/tasks.js';
+import { HostAgent } from '../components/host-agent.js';
 import { BulkDialog, type BulkAction } from '../components/bulk.js';
 import { Confirm, Empty, ErrorNote, Page, State, formatBytes, formatTime, useLoad } from '../components/ui.js';
 
@@ -169,6 +172,7 @@ export default function HostPage(): JSX.Element {
           )}
           <h2>Tasks</h2>
           {(tasks.data?.tasks ?? []).length === 0 ? <Empty>No task yet.</Empty> : <TaskTable caption="Tasks of this host" tasks={tasks.data?.tasks ?? []} onChanged={reloadAll} showHost={false} />}
+          <HostAgent mac={h.mac} hostName={h.name} onWorkDone={host.reload} />
           <h2>Inventory</h2>
           <Inventory inv={h.inventory} />
           <BulkDialog action={action} selection={{ macs: [h.mac], group: null, count: 1 }} onClose={() => setAction(null)} onDone={reloadAll} />

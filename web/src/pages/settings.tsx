@@ -8,9 +8,10 @@
  */
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
+import { ShownOnce } from '../components/secret.js';
 import { api, can, errorText, loadMe, me, qs, type Role } from '../api.js';
 import type { ApiToken, Session, SessionList, TokenCreated, TokenList, User, UserAndPassword, UserList } from '../types.js';
-import { Confirm, Dialog, Empty, ErrorNote, Page, State, announce, formatTime, useLoad, useFocusKept } from '../components/ui.js';
+import { Confirm, Empty, ErrorNote, Page, State, announce, formatTime, useLoad, useFocusKept } from '../components/ui.js';
 
 
 const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
@@ -25,44 +26,6 @@ function roleOf(v: string): Role {
 }
 function rolesUpTo(max: Role): Role[] {
   return ROLES.slice(0, ROLES.indexOf(max) + 1);
-}
-
-/** A secret shown once (a generated password, a token): selectable, with a copy button where the browser allows it. */
-function ShownOnce(props: { open: boolean; title: string; label: string; value: string; onClose: () => void; children: JSX.Element | JSX.Element[] }): JSX.Element {
-  const [copied, setCopied] = useState(false);
-  useEffect(() => setCopied(false), [props.value]);
-  const clipboard = typeof navigator !== 'undefined' && navigator.clipboard !== undefined && window.isSecureContext;
-  const copy = async (): Promise<void> => {
-    try {
-      await navigator.clipboard.writeText(props.value);
-      setCopied(true);
-      announce('Copied');
-    } catch {
-      setCopied(false);
-    }
-  };
-  return (
-    <Dialog open={props.open} title={props.title} onClose={props.onClose}>
-      {props.children}
-      <p>
-        <label for="shown-once">{props.label}</label>
-        <input id="shown-once" class="secret mono" readOnly value={props.value} onFocus={(e) => e.currentTarget.select()} aria-describedby="shown-once-hint" />
-      </p>
-      <p id="shown-once-hint" class="hint">
-        Copy it now: it is shown only this once{clipboard ? '' : ' (select the field, then Ctrl+C or ⌘C)'}.
-      </p>
-      <div class="dialog-actions">
-        {clipboard ? (
-          <button type="button" onClick={() => void copy()}>
-            {copied ? 'Copied' : 'Copy'}
-          </button>
-        ) : null}
-        <button type="button" class="primary" onClick={props.onClose}>
-          Done
-        </button>
-      </div>
-    </Dialog>
-  );
 }
 
 function OwnPassword(props: { name: string }): JSX.Element {
