@@ -8,7 +8,11 @@
  * manifest and written back to B. An image with no Linux root
  * (ext4 without os-release, FAT32) deploys with a warning naming every
  * partition tried; an enrol the agent does not accept fails the deploy
- * before anything is written.
+ * before anything is written. Then through a real Fleetboot (HTTP and
+ * HTTPS on 127.0.0.1): `task deploy --enrol` of that captured image, the
+ * agent run with `run --url`: the file holds the server's HTTPS URL, its
+ * CA's SHA-256 and a token whose sha256 is the task's MAC-bound token, and
+ * the task's message says where it went.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +20,10 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, writeSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { program, type ProgramName } from '../src/lib/programs.js';
+import { start } from './imaging-helpers.js';
+import { createHost, createTask, getTask, openStore } from '../src/store/index.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const MiB = 1024 * 1024;
@@ -185,6 +192,55 @@ test('an enrol the agent does not accept fails the deploy before anything is wri
   writeFileSync(bad, JSON.stringify({ ...SPEC, server: 'https://10.0.2.1:8443/$(reboot)' }));
   const r = await agent(['deploy', '--disk', b, '--from', image, '--enrol', bad]);
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /^fleetboot-agent: the server's enrolment data is refused \(nothing was written\): enrol\.server must be https:\/\/HOST:PORT/);
+  assert.match(r.stderr, /^fleetboot-imager: the server's enrolment data is refused \(nothing was written\): enrol\.server must be https:\/\/HOST:PORT/);
   assert.ok(firstMiB(b).equals(before), 'the disk was written');
+});
+
+test('run --url: a deploy task with enrol through a real server writes its HTTPS URL, CA and a MAC-bound token', { skip }, async () => {
+  const dir = mkdtempSync(join(work, 'server-'));
+  mkdirSync(join(dir, 'bootenv'));
+  writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'kernel');
+  writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'initrd');
+  const fb = await start(dir);
+  const store = await openStore(dir);
+  try {
+    const macA = '52:54:00:e8:00:01';
+    const macB = '52:54:00:e8:00:02';
+    await createHost(store.db, { mac: macA, name: 'source' });
+    await createHost(store.db, { mac: macB, name: 'target' });
+    const pxe = async (mac: string): Promise<{ task: string; token: string }> => {
+      const script = await (await fetch(`${fb.url}/boot/decide?mac=${mac.replace(/:/g, '-')}&platform=pcbios`)).text();
+      const task = /fleetboot\.task=(\d+)/.exec(script)?.[1];
+      const token = /fleetboot\.token=([0-9a-f]+)/.exec(script)?.[1];
+      assert.ok(task && token, `no task in the boot script:\n${script}`);
+      return { task, token };
+    };
+    // The Linux disk of the first test, captured through the server.
+    const aDev = loops[0] ?? '';
+    const cap = await createTask(store.db, { type: 'capture', mac: macA, image: 'deb', options: { disk: aDev } });
+    const a = await pxe(macA);
+    const rc = await agent(['run', '--url', fb.url, '--task', a.task, '--token', a.token]);
+    assert.equal(rc.code, 0, rc.stderr + rc.stdout);
+    assert.equal((await getTask(store.db, cap.id))?.state, 'done');
+
+    const b = await disk('f.img', 96, null);
+    const dep = await createTask(store.db, { type: 'deploy', mac: macB, image: 'deb', options: { disk: b }, enrol: true });
+    const p = await pxe(macB);
+    const rd = await agent(['run', '--url', fb.url, '--task', p.task, '--token', p.token]);
+    assert.equal(rd.code, 0, rd.stderr + rd.stdout);
+    const t = await getTask(store.db, dep.id);
+    assert.equal(t?.state, 'done', t?.error ?? '');
+    assert.equal(t?.message, `enrolment token written to ${b}p2 (ext4, /var/lib/fleetboot-agent/enrol.json)`);
+    const ca = fb.tls?.info().ca;
+    assert.ok(ca && fb.httpsPort !== null, 'the server runs without HTTPS');
+    const written = await withMount(`${b}p2`, (m) => JSON.parse(readFileSync(join(m, 'var/lib/fleetboot-agent/enrol.json'), 'utf8')) as { server: string; caSha256: string; token: string }, true);
+    assert.equal(written.server, `https://127.0.0.1:${fb.httpsPort}`);
+    assert.equal(written.caSha256, ca.sha256);
+    const row = await store.db.selectFrom('agent_enrol_tokens').selectAll().where('task_id', '=', dep.id).executeTakeFirstOrThrow();
+    assert.equal(row.token_hash, createHash('sha256').update(written.token).digest('hex'));
+    assert.deepEqual([row.mac_bound, row.uses_left, row.revoked_at], [1, 1, null]);
+  } finally {
+    await store.close();
+    await fb.close();
+  }
 });

@@ -41,7 +41,8 @@ export function createDeployEnrolment(o: DeployEnrolmentOptions): DeployEnrolmen
   return {
     target() {
       const { port, caPem } = o.https();
-      if (port === null || caPem === null) return { unavailable: 'this server runs without HTTPS (https.enabled is false)' };
+      if (port === null) return { unavailable: 'this server runs without HTTPS (https.enabled is false)' };
+      if (caPem === null) return { unavailable: "its HTTPS certificate is the administrator's and https.caFile names no CA for agents to pin" };
       try {
         return { server: `https://${o.serverIp}:${port}`, caSha256: caSha256(caPem) };
       } catch (err) {
