@@ -29,12 +29,14 @@ runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linu
 # udpcast and uftp: bench/multicast.ts's peers; smcroute: the lab's multicast router;
 # chromium and fonts: the console's browser tests, driven by playwright-core;
 # systemd's systemd-analyze and lintian: test/agent-deb.test.ts checks the agent's package;
-# openssl: a second parser of the certificates src/tls/ makes).
+# openssl: a second parser of the certificates src/tls/ makes;
+# debootstrap, extlinux, syslinux-common, tar: scripts/build-debian-image.sh, the Debian
+# image test/lab/agent.e2e.test.ts deploys).
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
   isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server mtools
   dosfstools e2fsprogs nginx-light tcpdump mount coreutils util-linux udpcast uftp smcroute
-  chromium fonts-dejavu-core systemd lintian openssl)
+  chromium fonts-dejavu-core systemd lintian openssl debootstrap extlinux syslinux-common tar)
 
 if [ "${1:-}" = "--list" ]; then
   echo "runtime: ${runtime_pkgs[*]}"

@@ -497,6 +497,9 @@ test('shellCommands() reads the command words of a script', () => {
   assert.deepEqual(shellCommands("echo 'label: dos' | sfdisk -q /tmp/x"), ['sfdisk']);
 });
 
+/** Scripts that build test fixtures (only the lab tests run them): they may check for test programs. */
+const TEST_SCRIPTS = new Set(['scripts/build-debian-image.sh', 'test/lab/bootenv/build.sh']);
+
 test("the shell scripts' tool checks name listed programs (TOOLS: with the same package)", () => {
   const scripts = readdirSync(join(ROOT, 'scripts')).filter((f) => f.endsWith('.sh')).map((f) => join(ROOT, 'scripts', f));
   scripts.push(join(ROOT, 'test/lab/bootenv/build.sh'));
@@ -506,7 +509,7 @@ test("the shell scripts' tool checks name listed programs (TOOLS: with the same 
     if (!isProgramName(c.name)) return [`${c.where}: the script checks for '${c.name}', which src/lib/programs.ts does not list`];
     const info = PROGRAMS[c.name];
     if (c.pkg !== null && c.pkg !== info.pkg) return [`${c.where}: '${c.name}' is from ${c.pkg} there, from ${info.pkg} in src/lib/programs.ts`];
-    if (info.role === 'test') return [`${c.where}: '${c.name}' is needed by a script but is a test program in src/lib/programs.ts`];
+    if (info.role === 'test' && !TEST_SCRIPTS.has(c.where.replace(/:\d+$/, ''))) return [`${c.where}: '${c.name}' is needed by a script but is a test program in src/lib/programs.ts`];
     return [];
   });
   assert.deepEqual(bad, []);
