@@ -29,8 +29,9 @@
 # and metadata_csum features, which extlinux 6.04 cannot read.
 #
 # Cached (a second run takes seconds): the debootstrapped and configured tree,
-# keyed by this script, the mirror and the date of the mirror's bookworm
-# Release file as apt saw it last; the finished image, keyed by the tree, the
+# keyed by the part of this script that makes it, the mirror and the date of
+# the mirror's bookworm Release file as apt saw it last (it changes with every
+# point release); the finished image, keyed by the tree, this script, the
 # agent package's sha256 and the size. Delete the cache directory to start
 # afresh. Needs root, debootstrap, extlinux, syslinux-common, e2fsprogs, fdisk,
 # mount, zstd, tar (scripts/install-deps.sh --with-test) and a reachable mirror
@@ -88,10 +89,11 @@ mkdir -p "$cache"
 # The mirror's bookworm as apt last saw it: its Release date changes with every point release.
 release_file="$(ls /var/lib/apt/lists/*_dists_bookworm_InRelease 2>/dev/null | head -n1 || true)"
 release_date="$( [ -n "$release_file" ] && sed -n 's/^Date: //p' "$release_file" | head -n1 || echo unknown)"
-tree_key="$( { sha256sum "$self" | cut -d' ' -f1; echo "$mirror bookworm $release_date"; } | sha256sum | cut -c1-16)"
+# The tree's key: the part of this script that makes it (an edit of the disk's part keeps the tree).
+tree_key="$( { sed -n '/^# -* the tree -*$/,/^# -* the disk -*$/p' "$self"; echo "$mirror bookworm $release_date"; } | sha256sum | cut -c1-16)"
 deb_sha="none"
 [ -z "$agent_deb" ] || deb_sha="$(sha256sum "$agent_deb" | cut -d' ' -f1)"
-image_key="$(echo "$tree_key $deb_sha $size_mib" | sha256sum | cut -c1-16)"
+image_key="$( { sha256sum "$self"; echo "$tree_key $deb_sha $size_mib"; } | sha256sum | cut -c1-16)"
 tree_tar="$cache/rootfs-$tree_key.tar.zst"
 cached_image="$cache/debian12-$image_key.img"
 
@@ -130,6 +132,12 @@ chroot_mounts() {
 chroot_unmounts() {
   for sub in dev/pts dev sys proc; do umount "$1/$sub"; done
 }
+# in_chroot ROOT WHAT ARGV...: run in the tree, its output in the log; on failure the log's tail and WHAT.
+in_chroot() {
+  local root="$1" what="$2"
+  shift 2
+  chroot "$root" "$@" >>"$work/chroot.log" 2>&1 || { tail -n 20 "$work/chroot.log" >&2; die "$what failed in the tree: $*"; }
+}
 
 # ------------------------------------------------------------ the tree --------
 if [ ! -s "$tree_tar" ]; then
@@ -151,16 +159,16 @@ Name=en* eth*
 DHCP=ipv4
 EOF
   chroot_mounts "$tree"
-  chroot "$tree" systemctl enable systemd-networkd.service systemd-networkd-wait-online.service >/dev/null 2>&1
-  chroot "$tree" passwd -d root >/dev/null
+  in_chroot "$tree" 'enabling systemd-networkd' systemctl enable systemd-networkd.service systemd-networkd-wait-online.service
+  in_chroot "$tree" 'clearing the root password' passwd -d root
   # Hardware no lab guest has: out of the image (about 250 MB of modules).
   kver="$(ls "$tree/lib/modules" | head -n1)"
   for d in drivers/gpu drivers/media drivers/net/wireless drivers/infiniband drivers/staging drivers/bluetooth drivers/iio sound net/bluetooth net/mac80211 net/wireless; do
     rm -rf "$tree/lib/modules/$kver/kernel/$d"
   done
-  chroot "$tree" depmod "$kver"
-  chroot "$tree" update-initramfs -u -k "$kver" >/dev/null 2>&1 || die "update-initramfs failed in the tree"
-  chroot "$tree" apt-get clean
+  in_chroot "$tree" depmod depmod "$kver"
+  in_chroot "$tree" update-initramfs update-initramfs -u -k "$kver"
+  in_chroot "$tree" 'apt-get clean' apt-get clean
   chroot_unmounts "$tree"
   rm -rf "$tree"/usr/share/doc/* "$tree"/usr/share/man/* "$tree"/var/lib/apt/lists/* "$tree"/var/cache/apt/*.bin
   : >"$tree/etc/machine-id"
@@ -202,7 +210,7 @@ extlinux --install "$mnt/boot/extlinux" >/dev/null 2>&1 || die "extlinux --insta
 if [ -n "$agent_deb" ]; then
   cp "$agent_deb" "$mnt/tmp/agent.deb"
   chroot_mounts "$mnt"
-  chroot "$mnt" dpkg -i /tmp/agent.deb >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; die "dpkg -i $(basename "$agent_deb") failed in the image"; }
+  in_chroot "$mnt" "installing $(basename "$agent_deb")" dpkg -i /tmp/agent.deb
   chroot_unmounts "$mnt"
   rm -f "$mnt/tmp/agent.deb"
   [ -L "$mnt/etc/systemd/system/multi-user.target.wants/fleetboot-agent.service" ] || die "the agent package did not enable fleetboot-agent.service"
