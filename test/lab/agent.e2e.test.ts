@@ -102,7 +102,8 @@ interface WorkView {
   state: string;
   exitCode: number | null;
   stdout: string | null;
-  packageName: string | null;
+  package: { name: string; revision: number } | null;
+  message: string | null;
 }
 
 function explain(e: Env, guest: QemuGuest | null): string {
@@ -210,7 +211,8 @@ describe('the endpoint agent: a Debian image deployed with --enrol enrols by its
       mkdirSync(pkgDir, { recursive: true });
       writeFileSync(join(pkgDir, 'hello.sh'), '#!/bin/sh\necho "hello from $(hostname) $(id -un)"\nexit 7\n');
       chmodSync(join(pkgDir, 'hello.sh'), 0o755);
-      await cli(['package', 'add', 'hello', '--file', join(pkgDir, 'hello.sh'), '--success-codes', '0,7', '--', '/bin/sh', 'hello.sh']);
+      // --data-dir before the command's `--` (fleetbootCommand appends it last, where it would become an argument of the command).
+      await e.lab.nsExec(e.lab.host('fb').netns, ['env', '-C', REPO, 'node', '--import', 'tsx', join(REPO, 'src/cli/main.ts'), 'package', 'add', 'hello', '--data-dir', e.dataDir, '--file', join(pkgDir, 'hello.sh'), '--success-codes', '0,7', '--', '/bin/sh', 'hello.sh']);
       // Queued for the group before the machine has an agent: it runs once the agent enrols.
       await cli(['package', 'deploy', 'hello', '--group', 'fleet']);
       // No agent and no token exist for the host yet: what enrols it is the deploy's own token.
@@ -277,7 +279,7 @@ describe('the endpoint agent: a Debian image deployed with --enrol enrols by its
           'the package run reported',
           async () => {
             const w = await cliJson<WorkView[]>(['package', 'runs', '--host', GUEST.mac]);
-            const r = w.find((x) => x.packageName === 'hello' && x.exitCode !== null);
+            const r = w.find((x) => x.package?.name === 'hello' && x.exitCode !== null);
             return r ?? null;
           },
           10 * 60_000,
@@ -291,6 +293,24 @@ describe('the endpoint agent: a Debian image deployed with --enrol enrols by its
         t.diagnostic(`package run: exit ${runs.exitCode}, stdout ${JSON.stringify(runs.stdout)}`);
       } finally {
         await g2.stop();
+      }
+      // On the machine's disk (powered off hard: mounted read-write, so the journal is replayed): the agent
+      // enrolled with enrol.json and deleted it; its key and enrolment are there.
+      const loop = (await run('losetup', ['-f', '--show', '-o', String(2048 * 512), disk])).stdout.trim();
+      const mnt = join(e.work, 'deb-root');
+      mkdirSync(mnt, { recursive: true });
+      try {
+        await run('mount', [loop, mnt]);
+        try {
+          const state = join(mnt, 'var/lib/fleetboot-agent');
+          assert.equal(existsSync(join(state, 'enrol.json')), false, 'the agent left enrol.json (with its spent token) on the disk');
+          assert.ok(existsSync(join(state, 'agent.json')) && existsSync(join(state, 'key.pem')), 'no agent.json and key.pem in the agent\'s state directory');
+          assert.equal(statSync(state).mode & 0o777, 0o700);
+        } finally {
+          await run('umount', [mnt]);
+        }
+      } finally {
+        await run('losetup', ['-d', loop]);
       }
     }),
   );
