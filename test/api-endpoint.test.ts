@@ -309,3 +309,15 @@ test('a wake asks an agent online on the machine\'s segment (its last known addr
   const w = await a.work();
   assert.deepEqual(w.work.map((x) => (x.kind === 'wake' ? x.macs : null)), [['52:54:00:ee:08:02']], 'only the machine on its /24');
 });
+
+test('requests made before a key is proven are limited per address (429 with Retry-After)', async () => {
+  let limited: { statusCode: number; headers: Record<string, unknown> } | null = null;
+  for (let i = 0; i < 100 && limited === null; i++) {
+    const r = await app.inject({ method: 'POST', url: '/endpoint/v1/challenge', remoteAddress: '10.99.0.1' });
+    if (r.statusCode === 429) limited = r;
+  }
+  assert.ok(limited, 'a flood of challenges from one address is stopped');
+  assert.match(String(limited.headers['retry-after']), /^[1-9][0-9]*$/);
+  // Another address is not.
+  assert.equal((await app.inject({ method: 'POST', url: '/endpoint/v1/challenge', remoteAddress: '10.99.0.2' })).statusCode, 200);
+});
