@@ -7,7 +7,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, sign, verify, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign, verify, createPublicKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +19,8 @@ import { watchAnswers, type AnswerWatch } from './api-answers.js';
 import { apiCaller, type Json } from './api-helpers.js';
 import { createHost, createGroup, ensureApiToken, openStore, type Store } from '../src/store/index.js';
 import { createEndpointService, type EndpointService } from '../src/endpoints/service.js';
-import { enrollSigningBytes, packageSigningBytes, sessionSigningBytes, type AgentIdentity, type PackageManifest, type WorkItem } from '../src/model/endpoint.js';
+import { enrollSigningBytes, packageSigningBytes, type AgentIdentity, type PackageManifest, type WorkItem } from '../src/model/endpoint.js';
+import { injectTransport, TestAgent } from './endpoint-helpers.js';
 
 let dir: string;
 let store: Store;
@@ -58,46 +59,10 @@ test('no answer lost a property to its response schema', () => {
   assert.deepEqual(watch.lost, [], 'answers lost these properties to their response schemas: declare them (src/http/schemas/)');
 });
 
-/** A machine with its own key, speaking the protocol as the agent does. */
-class FakeAgent {
-  readonly priv: KeyObject;
-  readonly pub: string;
-  session = '';
-  constructor(public identity: AgentIdentity) {
-    const pair = generateKeyPairSync('ed25519');
-    this.priv = pair.privateKey;
-    this.pub = pair.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
-  }
-  get id(): string {
-    return createHash('sha256').update(Buffer.from(this.pub, 'base64')).digest('hex').slice(0, 32);
-  }
-  async nonce(): Promise<string> {
-    const r = await app.inject({ method: 'POST', url: '/endpoint/v1/challenge' });
-    assert.equal(r.statusCode, 200, r.body);
-    return r.json<{ nonce: string }>().nonce;
-  }
-  async enroll(tok: string | null): Promise<{ status: number; body: Json }> {
-    const nonce = await this.nonce();
-    const signature = sign(null, enrollSigningBytes(nonce, this.pub), this.priv).toString('base64');
-    const r = await app.inject({ method: 'POST', url: '/endpoint/v1/enroll', payload: { token: tok, publicKey: this.pub, nonce, signature, identity: this.identity } });
-    return { status: r.statusCode, body: r.json<Json>() };
-  }
-  async open(identity = this.identity, remoteAddress = '127.0.0.1'): Promise<{ status: number; body: Json }> {
-    const nonce = await this.nonce();
-    const signature = sign(null, sessionSigningBytes(nonce, this.id), this.priv).toString('base64');
-    const r = await app.inject({ method: 'POST', url: '/endpoint/v1/session', remoteAddress, payload: { agentId: this.id, nonce, signature, identity } });
-    if (r.statusCode === 200) this.session = r.json<{ session: string }>().session;
-    return { status: r.statusCode, body: r.json<Json>() };
-  }
-  async work(query = ''): Promise<{ status: number; body: Json; work: WorkItem[] }> {
-    const r = await app.inject({ method: 'GET', url: `/endpoint/v1/work${query}`, headers: { authorization: `Bearer ${this.session}` } });
-    const body = r.json<Json>();
-    return { status: r.statusCode, body, work: (body['work'] as WorkItem[] | undefined) ?? [] };
-  }
-  async report(id: number, result: Partial<Json> = {}): Promise<{ status: number; body: Json }> {
-    const payload = { status: 'succeeded', exitCode: 0, signal: null, durationMs: 5, stdout: '', stderr: '', message: 'done', rebootRequested: false, inventory: null, ...result };
-    const r = await app.inject({ method: 'POST', url: `/endpoint/v1/work/${id}/result`, headers: { authorization: `Bearer ${this.session}` }, payload });
-    return { status: r.statusCode, body: r.json<Json>() };
+/** A machine with its own key, over app.inject. */
+class FakeAgent extends TestAgent {
+  constructor(identity: AgentIdentity) {
+    super(injectTransport(() => app), identity);
   }
 }
 
@@ -343,4 +308,16 @@ test('a wake asks an agent online on the machine\'s segment (its last known addr
   assert.equal(asked, 1);
   const w = await a.work();
   assert.deepEqual(w.work.map((x) => (x.kind === 'wake' ? x.macs : null)), [['52:54:00:ee:08:02']], 'only the machine on its /24');
+});
+
+test('requests made before a key is proven are limited per address (429 with Retry-After)', async () => {
+  let limited: { statusCode: number; headers: Record<string, unknown> } | null = null;
+  for (let i = 0; i < 100 && limited === null; i++) {
+    const r = await app.inject({ method: 'POST', url: '/endpoint/v1/challenge', remoteAddress: '10.99.0.1' });
+    if (r.statusCode === 429) limited = r;
+  }
+  assert.ok(limited, 'a flood of challenges from one address is stopped');
+  assert.match(String(limited.headers['retry-after']), /^[1-9][0-9]*$/);
+  // Another address is not.
+  assert.equal((await app.inject({ method: 'POST', url: '/endpoint/v1/challenge', remoteAddress: '10.99.0.2' })).statusCode, 200);
 });

@@ -18,9 +18,9 @@
  * Exit 0 on success; otherwise one line on stderr and 1 (failed), 2 (usage),
  * 3 (cancelled on the server).
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { isMainModule } from '../lib/is-main.js';
 import { parseManifest } from '../model/manifest.js';
 import { bootParams, parseArgs, parseKernelCmdline, UsageError } from './cmdline.js';
 import dgram from 'node:dgram';
@@ -172,17 +172,7 @@ export async function main(argv: readonly string[], signal: AbortSignal): Promis
   }
 }
 
-function isMain(): boolean {
-  const arg = process.argv[1];
-  if (!arg) return false;
-  try {
-    return realpathSync(fileURLToPath(import.meta.url)) === realpathSync(arg);
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMainModule(import.meta.url)) {
   const ac = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.on(sig, () => ac.abort(new AgentError(`interrupted by ${sig}`)));

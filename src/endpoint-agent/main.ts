@@ -7,9 +7,8 @@
  *
  * Commands and exit codes: USAGE below. Errors: one line on stderr.
  */
-import { realpathSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
+import { isMainModule } from '../lib/is-main.js';
 import { sameMachine, sha256Hex } from '../model/endpoint.js';
 import { EndpointAgent } from './agent.js';
 import { enroll } from './enroll.js';
@@ -197,16 +196,6 @@ export function failure(err: unknown): { code: number; line: string } {
   return { code: EXIT.failed, line: `fleetboot-agent: ${msg}` };
 }
 
-function isMain(): boolean {
-  const arg = process.argv[1];
-  if (!arg) return false;
-  try {
-    return realpathSync(fileURLToPath(import.meta.url)) === realpathSync(arg);
-  } catch {
-    return false;
-  }
-}
-
 /** Run as the program: process.argv, SIGINT/SIGTERM stop it, exit with its code. (bin/fleetboot-agent.js calls this.) */
 export function runAsProgram(): void {
   const ac = new AbortController();
@@ -221,4 +210,4 @@ export function runAsProgram(): void {
   );
 }
 
-if (isMain()) runAsProgram();
+if (isMainModule(import.meta.url)) runAsProgram();

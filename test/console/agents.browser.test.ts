@@ -12,7 +12,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,8 @@ import { loadConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/lib/log.js';
 import { buildApp } from '../../src/http/app.js';
 import { createHost, ensureApiToken, openStore, type Store } from '../../src/store/index.js';
-import { enrollSigningBytes, sessionSigningBytes, type AgentIdentity, type WorkItem } from '../../src/model/endpoint.js';
+import type { AgentIdentity, WorkItem } from '../../src/model/endpoint.js';
+import { fetchTransport, TestAgent } from '../endpoint-helpers.js';
 import { assertAccessible, launchBrowser, loginAs, screenshot, ROOT } from './harness.js';
 
 const DESK = '52:54:00:ac:00:01';
@@ -48,48 +49,29 @@ async function call(method: string, path: string, body?: unknown, headers: Recor
   return { status: res.status, body: text ? (JSON.parse(text) as Json) : {} };
 }
 
-/** A machine with its own key, speaking /endpoint/v1 as fleetboot-agent does. */
+/** A machine with its own key, speaking /endpoint/v1 over HTTP as fleetboot-agent does (test/endpoint-helpers.ts); every answer must be 200. */
 class Machine {
-  private readonly priv: KeyObject;
-  private readonly pub: string;
-  private session = '';
-  constructor(readonly identity: AgentIdentity) {
-    const pair = generateKeyPairSync('ed25519');
-    this.priv = pair.privateKey;
-    this.pub = pair.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  private readonly agent: TestAgent;
+  constructor(identity: AgentIdentity) {
+    this.agent = new TestAgent(fetchTransport(() => base), identity);
   }
   get id(): string {
-    return createHash('sha256').update(Buffer.from(this.pub, 'base64')).digest('hex').slice(0, 32);
-  }
-  private async post(path: string, body: unknown): Promise<Json> {
-    const res = await fetch(`${base}/endpoint/v1${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(this.session ? { authorization: `Bearer ${this.session}` } : {}) },
-      body: JSON.stringify(body),
-    });
-    const json = (await res.json()) as Json;
-    assert.equal(res.status, 200, `${path}: ${JSON.stringify(json)}`);
-    return json;
-  }
-  private async nonce(): Promise<string> {
-    return String((await this.post('/challenge', {}))['nonce']);
+    return this.agent.id;
   }
   async enroll(tok: string | null): Promise<void> {
-    const nonce = await this.nonce();
-    const signature = sign(null, enrollSigningBytes(nonce, this.pub), this.priv).toString('base64');
-    await this.post('/enroll', { token: tok, publicKey: this.pub, nonce, signature, identity: this.identity });
-    const n2 = await this.nonce();
-    const s = await this.post('/session', { agentId: this.id, nonce: n2, signature: sign(null, sessionSigningBytes(n2, this.id), this.priv).toString('base64'), identity: this.identity });
-    this.session = String(s['session']);
+    const e = await this.agent.enroll(tok);
+    assert.equal(e.status, 200, JSON.stringify(e.body));
+    const s = await this.agent.open();
+    assert.equal(s.status, 200, JSON.stringify(s.body));
   }
   async work(): Promise<WorkItem[]> {
-    const res = await fetch(`${base}/endpoint/v1/work`, { headers: { authorization: `Bearer ${this.session}` } });
-    const json = (await res.json()) as Json;
-    assert.equal(res.status, 200, JSON.stringify(json));
-    return (json['work'] as WorkItem[] | undefined) ?? [];
+    const w = await this.agent.work();
+    assert.equal(w.status, 200, JSON.stringify(w.body));
+    return w.work;
   }
   async report(id: number, result: Json): Promise<void> {
-    await this.post(`/work/${id}/result`, { status: 'succeeded', exitCode: 0, signal: null, durationMs: 5, stdout: '', stderr: '', message: null, rebootRequested: false, inventory: null, ...result });
+    const r = await this.agent.report(id, result);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
   }
 }
 

@@ -6,7 +6,9 @@
  * (403 HTTPS_REQUIRED) before anything is read, except GET /ca, which
  * hands out the CA certificate (public; the agent checks its fingerprint
  * against the one it was given). Bodies are small JSON (64 KiB, results
- * 256 KiB). 401 answers carry the code the agent acts on.
+ * 256 KiB). 401 answers carry the code the agent acts on. Challenges,
+ * enrolments and sessions are limited per client address (429 with
+ * Retry-After, which the agent honours).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createReadStream } from 'node:fs';
@@ -17,6 +19,7 @@ import type { Agent } from '../../store/agents.js';
 import type { AppContext } from '../context.js';
 import { clientAddress } from '../client-address.js';
 import { overTls } from '../auth.js';
+import { RateLimiter } from '../../lib/rate-limit.js';
 
 export { ENDPOINT_PREFIX };
 
@@ -37,6 +40,10 @@ export async function endpointRoutes(app: FastifyInstance, _ctx: AppContext, opt
   const { service } = opts;
   const agents = new WeakMap<FastifyRequest, Agent>();
   const open = new Set(['/challenge', '/enroll', '/session', '/ca']);
+  // What anyone may ask before proving a key, per client address: generous for many machines
+  // behind one NAT (each opens a session every agents.sessionMinutes), tight for a flood of
+  // pending enrolments or of open nonces.
+  const unauthenticated = new RateLimiter({ burst: 60, perMinute: 120 });
 
   app.setErrorHandler(async (err, req, reply) => {
     if (err instanceof AgentAuthError) {
@@ -54,7 +61,14 @@ export async function endpointRoutes(app: FastifyInstance, _ctx: AppContext, opt
       await reply.code(403).send({ error: 'HTTPS_REQUIRED', message: 'The agent protocol is served over HTTPS only (`fleetboot ports` shows the port): plain HTTP carries no server authentication' });
       return;
     }
-    if (open.has(path)) return;
+    if (open.has(path)) {
+      if (path === '/ca') return;
+      const r = unauthenticated.take(clientAddress(req.ip));
+      if (!r.allowed) {
+        await reply.code(429).header('retry-after', String(r.retryAfterSeconds)).send({ error: 'RATE_LIMITED', message: `Too many enrolment and session requests from ${clientAddress(req.ip)}: try again in ${r.retryAfterSeconds} s` });
+      }
+      return;
+    }
     const auth = req.headers.authorization;
     const m = auth === undefined ? null : /^Bearer ([A-Za-z0-9_-]{20,128})$/.exec(auth);
     if (!m?.[1]) throw new AgentAuthError('UNAUTHORIZED', 'Send the session as Authorization: Bearer SESSION (POST /endpoint/v1/session)');
