@@ -17,7 +17,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, writeSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, closeSync, writeSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { firstMiB } from './lab/disks.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -87,17 +88,6 @@ async function disk(name: string, mib: number, script: string | null): Promise<s
   await sh('truncate', ['-s', String(mib * MiB), f]);
   if (script !== null) await sh('sfdisk', ['-q', f], script);
   return attach(f);
-}
-
-function firstMiB(dev: string): Buffer {
-  const fd = openSync(dev, 'r');
-  try {
-    const b = Buffer.alloc(MiB);
-    readSync(fd, b, 0, MiB, 0);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 after(async () => {

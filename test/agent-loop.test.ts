@@ -15,7 +15,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, readdirSync, rmSync, statSync, writeFileSync, cpSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, cpSync } from 'node:fs';
+import { firstMiB } from './lab/disks.js';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -105,17 +106,6 @@ async function fatFiles(part: string, names: string[]): Promise<Map<string, stri
     out.set(n, sha(data));
   }
   return out;
-}
-
-function firstMiB(file: string): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    const b = Buffer.alloc(MiB);
-    readSync(fd, b, 0, MiB, 0);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 after(async () => {

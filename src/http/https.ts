@@ -24,7 +24,7 @@ import type { Logger } from '../lib/log.js';
 
 export interface HttpsListenerOptions {
   host: string;
-  /** 0: any free port (see `port` after listening). */
+  /** 0: a free port the kernel picks (see `port` after listening). */
   port: number;
   /** PEM key and certificate (chain). */
   key: string;

@@ -10,7 +10,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -164,4 +164,16 @@ export async function readDiskFiles(file: string): Promise<DiskContents> {
     }
     return { table, sums };
   });
+}
+
+/** The first MiB of a disk image or block device (what a deploy or a refused one must not have touched, or the MBR it wrote). */
+export function firstMiB(file: string): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(1024 * 1024);
+    readSync(fd, b, 0, b.length, 0);
+    return b;
+  } finally {
+    closeSync(fd);
+  }
 }
