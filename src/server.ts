@@ -55,6 +55,8 @@ import { neighbourMac } from './net/neighbours.js';
 import { createEndpointService } from './endpoints/service.js';
 import { wantedNames } from './tls/names.js';
 import { createTlsService, type TlsService } from './tls/service.js';
+import { createFleetbootMetrics } from './metrics/fleetboot.js';
+import { fleetbootVersion } from './http/version.js';
 
 /** The iPXE binaries copied into the TFTP root when absent there. */
 export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
@@ -350,10 +352,19 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const st = store;
     const events = createEventBus({ onSubscriberError: (err) => log.error({ subsystem: 'events', err: errorMessage(err) }, 'an event stream failed') });
     bus = events;
+    // Prometheus counters (GET /api/v1/metrics): every boot step and live event, gauges read from the store when scraped.
+    const metrics = createFleetbootMetrics({
+      store,
+      version: fleetbootVersion(),
+      bootEventsDropped: () => bootEvents?.dropped ?? 0,
+      dhcp: () => (dhcp ? { mode: config.dhcp.mode, stats: dhcp.stats } : null),
+    });
+    events.subscribe((e) => metrics.liveEvent(e));
     // Steps of machines' boots, from every service below, for `host timeline|why` (src/events/boot-recorder.ts).
     const recorder = createBootRecorder({
       store,
       log,
+      onStep: (e) => metrics.bootStep(e),
       resolveMac: async (ip) => (await neighbourMac(ip)) ?? (config.dhcp.mode === 'server' ? await leaseMacOf(st.db, ip) : null),
     });
     bootEvents = recorder;
@@ -407,6 +418,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       // What agents pin (GET /endpoint/v1/ca): Fleetboot's CA, or https.caFile.
       caPem: () => tls?.material().ca ?? null,
       endpoints,
+      metrics: () => metrics.render(),
       ...(opts.eventStream ? { eventStream: opts.eventStream } : {}),
       onTasksChanged: () => {
         sch.poke();

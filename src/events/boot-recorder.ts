@@ -38,6 +38,8 @@ export interface BootRecorderOptions {
   keepDays?: number;
   /** Steps one client may record at once (then 10 a second); default 200. */
   clientBurst?: number;
+  /** Hears every step reported, before the limits (the metrics count them all: src/metrics/fleetboot.ts). Must not throw. */
+  onStep?: (e: NewBootEvent) => void;
 }
 
 export interface BootRecorder {
@@ -123,6 +125,7 @@ export function createBootRecorder(o: BootRecorderOptions): BootRecorder {
   return {
     record(e) {
       if (closed) return;
+      o.onStep?.(e);
       if (queue.length >= maxQueue || !perClient.take(e.mac ?? e.ip ?? '-').allowed) {
         dropped++;
         return;

@@ -14,6 +14,7 @@
  *                    /api/v1/auth/login|logout|me, /api/v1/users..., /api/v1/tokens...,
  *                    /api/v1/sessions..., /api/v1/audit, /api/v1/events (live events, SSE),
  *                    /api/v1/tls, /api/v1/tls/renew, /api/v1/agents..., /api/v1/packages...,
+ *                    /api/v1/metrics (Prometheus text, role viewer),
  *                    /api/v1/openapi.json
  *   Every /api/v1 write is written to the audit log (src/http/audit.ts).
  *   console (no auth; it asks the API): GET /, /ui, /ui/... (src/http/console.ts)
@@ -46,6 +47,7 @@ import { installErrorHandlers } from './errors.js';
 import { entryRoutes } from './routes/api-entries.js';
 import { hostRoutes } from './routes/api-hosts.js';
 import { statusRoutes } from './routes/api-status.js';
+import { metricsRoutes } from './routes/api-metrics.js';
 import { dhcpRoutes } from './routes/api-dhcp.js';
 import { imageRoutes } from './routes/api-images.js';
 import { taskRoutes } from './routes/api-tasks.js';
@@ -123,6 +125,8 @@ export interface AppOptions {
   endpoints?: EndpointService;
   /** The PEM of the CA endpoint agents pin (GET /endpoint/v1/ca); absent or null: HTTPS is off. */
   caPem?: () => string | null;
+  /** The Prometheus exposition text for GET /api/v1/metrics (the server passes its metrics' render); without it the route answers 503. */
+  metrics?: () => Promise<string>;
   /** Tests with app.inject only: serve /endpoint/v1 over plain HTTP. */
   endpointOverPlainHttp?: boolean;
 }
@@ -163,6 +167,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     bootEvents: opts.bootEvents ?? null,
     events,
     tls: opts.tls ?? null,
+    metrics: opts.metrics ?? null,
     tasksChanged() {
       try {
         opts.onTasksChanged?.();
@@ -252,6 +257,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await entryRoutes(api, ctx);
       await hostRoutes(api, ctx);
       await statusRoutes(api, ctx);
+      await metricsRoutes(api, ctx);
       await dhcpRoutes(api, ctx);
       await imageRoutes(api, ctx);
       await taskRoutes(api, ctx);

@@ -56,6 +56,8 @@ export interface AppContext {
   events: EventBus;
   /** The HTTPS certificates (GET /api/v1/tls, renewal); null when HTTPS does not run. */
   tls: Pick<TlsService, 'info' | 'renew'> | null;
+  /** The Prometheus exposition text (GET /api/v1/metrics, src/metrics/); null: this app runs without metrics (503). */
+  metrics: (() => Promise<string>) | null;
 }
 
 /** Where the HTTP layer reports boot steps (src/events/boot-recorder.ts). */

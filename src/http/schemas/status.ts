@@ -64,6 +64,13 @@ export const statusApi = {
     description: 'Version, addresses, the ports the services bound (not what the configuration asks for), counts, disk space.',
     response: { 200: statusSchema, ...errorResponses },
   },
+  metrics: {
+    tags: ['status'],
+    summary: 'Prometheus metrics',
+    description:
+      'Counters and gauges in the Prometheus text exposition format 0.0.4 (Content-Type text/plain; version=0.0.4): DHCP answers, TFTP transfers and bytes, HTTP boot requests and decisions, tasks by state, imaging transfer bytes and rate, multicast sessions. Scrape it with a viewer\'s API token (Bearer). 503 when the server runs without metrics.',
+    response: { 200: { type: 'string', description: 'The exposition text.' }, ...errorResponses },
+  },
   openapi: {
     tags: ['status'],
     summary: 'This document',
