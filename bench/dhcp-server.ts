@@ -105,7 +105,7 @@ function startFleetboot(lab: Lab, work: string, tag: string): { proc: ChildProce
   const proc = lab.spawnIn(
     lab.host('fb').netns,
     [
-      'taskset', '-c', '0', process.execPath, '--import', 'tsx', join(root, 'src/cli/main.ts'), 'serve', '--config', cfg, '--data-dir', join(work, 'fbdata'),
+      'taskset', '-c', '0', process.execPath, '--import', 'tsx', join(root, 'src/cli/main.ts'), 'serve', '--allow-root', '--config', cfg, '--data-dir', join(work, 'fbdata'),
       '--server-ip', FB_IP, '--dhcp', 'server', '--dhcp-range', `${POOL.start},${POOL.end},${POOL.mask},3600`, '--no-tftp', '--http-port', '8080', '--log-level', 'warn',
     ],
     { stdio: ['ignore', fd, fd], cwd: root },

@@ -324,7 +324,7 @@ async function main(): Promise<void> {
   writeFileSync(join(dataDir, 'bootenv', 'initrd.img'), 'initrd');
   const cfg = join(work, 'fleetboot.json');
   writeFileSync(cfg, JSON.stringify({ imaging: { maxTransfers: Math.max(10, CONCURRENT) } }));
-  const fbArgv: Argv = ['taskset', '-c', '0', process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'serve', '--config', cfg,
+  const fbArgv: Argv = ['taskset', '-c', '0', process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'serve', '--allow-root', '--config', cfg,
     '--data-dir', dataDir, '--interface', 'eth0', '--server-ip', SERVER_IP, '--http-port', String(FB_PORT), '--dhcp', 'off', '--no-tftp', '--log-level', 'warn'];
   const fb = new ProcessLog('fleetboot', lab.spawnIn(srv.netns, fbArgv, { cwd: repo }));
   const baseUrl = `http://${SERVER_IP}:${FB_PORT}`;

@@ -48,7 +48,7 @@ export function spawnServe(dataDir: string, extra: string[] = ['--dhcp', 'off', 
   let log = '';
   let out = '';
   let err = '';
-  const server = spawn(program(CLI[0]), [...CLI.slice(1), 'serve', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', '--https-host', '127.0.0.1', '--https-port', '0', ...extra, '--data-dir', dataDir], {
+  const server = spawn(program(CLI[0]), [...CLI.slice(1), 'serve', '--allow-root', '--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', '--https-host', '127.0.0.1', '--https-port', '0', ...extra, '--data-dir', dataDir], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

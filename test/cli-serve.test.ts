@@ -109,3 +109,31 @@ test('fleetboot without a running server explains how to find one', async () => 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('fleetboot serve as root: refused (exit 1, nothing opened) without --allow-root; FLEETBOOT_ALLOW_ROOT=1 lets it start', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetboot-cli-root-'));
+  const data = join(dir, 'data');
+  try {
+    const flags = ['--server-ip', '127.0.0.1', '--http-host', '127.0.0.1', '--http-port', '0', '--https-host', '127.0.0.1', '--https-port', '0', '--dhcp', 'off', '--no-tftp', '--data-dir', data];
+    const refused = await cli(['serve', ...flags]);
+    assert.equal(refused.code, 1, `exit ${refused.code}\n${refused.stderr}`);
+    assert.match(refused.stderr, /fleetboot: refusing to run the server as root \(uid 0\): .*pass --allow-root \(or set FLEETBOOT_ALLOW_ROOT=1\)/);
+    assert.equal(existsSync(data), false, 'the refused server created its data directory');
+    const wrongValue = await cli(['serve', ...flags], { FLEETBOOT_ALLOW_ROOT: 'true' });
+    assert.equal(wrongValue.code, 1);
+    assert.match(wrongValue.stderr, /FLEETBOOT_ALLOW_ROOT is "true"; only "1" allows root/);
+    // The override by the environment (--allow-root is spawnServe's, used by every other test here).
+    const server = (await import('node:child_process')).spawn(program('node'), ['--import', 'tsx', join(new URL('..', import.meta.url).pathname, 'src/cli/main.ts'), 'serve', ...flags], {
+      env: { ...process.env, FLEETBOOT_ALLOW_ROOT: '1' },
+      stdio: 'ignore',
+    });
+    try {
+      await waitUntil(() => existsSync(join(data, 'server.json')), 'server.json of the server allowed by FLEETBOOT_ALLOW_ROOT=1', 30_000, server);
+    } finally {
+      server.kill('SIGTERM');
+      await new Promise((r) => server.once('exit', r));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

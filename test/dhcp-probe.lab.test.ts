@@ -101,7 +101,7 @@ describe('fleetboot dhcp probe (lab)', { skip: available ? false : 'needs root a
     const fd = openSync(logFile, 'w');
     const child = l.spawnIn(
       l.host('fb').netns,
-      [...CLI, 'serve', '--data-dir', join(work, 'data'), '--interface', 'eth0', '--dhcp', 'server', '--dhcp-range', `${S}.200,${S}.220`, '--no-tftp', '--http-port', '8080'],
+      [...CLI, 'serve', '--allow-root', '--data-dir', join(work, 'data'), '--interface', 'eth0', '--dhcp', 'server', '--dhcp-range', `${S}.200,${S}.220`, '--no-tftp', '--http-port', '8080'],
       { stdio: ['ignore', fd, fd], cwd: root },
     );
     closeSync(fd);

@@ -132,7 +132,7 @@ describe('multicast deploys through the server (real agents, loop devices)', { t
     const cfg = join(work, 'fleetboot.json');
     // 40 Mbit/s: a session lasts a few seconds, long enough for a late member to arrive while it runs.
     writeFileSync(cfg, JSON.stringify({ multicast: { slowReceiverSeconds: 3, receiverTimeoutSeconds: 6, maxRateMbps: 40 }, imaging: { agentTimeoutSeconds: 60 } }));
-    server = new ProcessLog('fleetboot', lab.spawnIn(lab.host('fb').netns, ['env', ...resolveArgv(cli), 'serve', '--config', cfg, '--data-dir', dataDir, '--interface', 'eth0', '--server-ip', FB_IP, '--http-port', String(PORT), '--dhcp', 'off', '--no-tftp']));
+    server = new ProcessLog('fleetboot', lab.spawnIn(lab.host('fb').netns, ['env', ...resolveArgv(cli), 'serve', '--allow-root', '--config', cfg, '--data-dir', dataDir, '--interface', 'eth0', '--server-ip', FB_IP, '--http-port', String(PORT), '--dhcp', 'off', '--no-tftp']));
     await waitFor('fleetboot serve answers', async () => (await lab.exec('ref', ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', `${BASE}/`]).catch(() => '000')).trim() !== '000', 30_000, {
       intervalMs: 200,
       detail: () => server?.tail(20) ?? '',

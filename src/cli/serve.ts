@@ -34,6 +34,32 @@ export interface ServeFlags {
   logFormat?: string;
 }
 
+/** Flags only `serve` takes (not `ports` and `firewall`). */
+export interface ServeOnlyFlags extends ServeFlags {
+  allowRoot?: boolean;
+}
+
+/** The environment variable that lets `serve` run as root, like --allow-root. */
+export const ALLOW_ROOT_ENV = 'FLEETBOOT_ALLOW_ROOT';
+
+/**
+ * Why `serve` will not start as this user, or null. Root (uid 0) is refused
+ * unless --allow-root or FLEETBOOT_ALLOW_ROOT=1: the server answers every
+ * machine on the LAN and needs only to bind ports below 1024
+ * (CAP_NET_BIND_SERVICE), which the systemd unit grants its own user.
+ */
+export function rootRefusal(uid: number | null, allowRoot: boolean, env: Readonly<Record<string, string | undefined>>): string | null {
+  if (uid !== 0 || allowRoot) return null;
+  const v = env[ALLOW_ROOT_ENV];
+  if (v === '1') return null;
+  const seen = v === undefined ? '' : ` (${ALLOW_ROOT_ENV} is ${JSON.stringify(v)}; only "1" allows root)`;
+  return (
+    `refusing to run the server as root (uid 0)${seen}: it answers every machine on the network and needs only to bind ports below 1024. ` +
+    `Run it as the unprivileged 'fleetboot' user with CAP_NET_BIND_SERVICE (bash scripts/install-service.sh installs the systemd unit: README "Run as a service"), ` +
+    `or pass --allow-root (or set ${ALLOW_ROOT_ENV}=1) to run it as root anyway`
+  );
+}
+
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const FORMATS = ['auto', 'pretty', 'json'] as const;
 
@@ -150,9 +176,13 @@ function consoleBuilt(): boolean {
 
 export function registerServe(program: Command, globals: GlobalOptions): void {
   addServeOptions(program.command('serve').description('run the server: proxyDHCP (67/4011), TFTP (69), HTTP (8080) and HTTPS (8443) by default'))
-    .action(async (flags: ServeFlags) => {
+    .option('--allow-root', `run even as root (uid 0), which serve refuses otherwise; also ${ALLOW_ROOT_ENV}=1`)
+    .action(async (flags: ServeOnlyFlags) => {
       const overrides = serveOverrides(globals, flags);
       const config = loadConfig({ ...(flags.config ? { file: flags.config } : {}), overrides });
+      // After the flags and the config were checked (their errors come first), before anything is opened.
+      const refusal = rootRefusal(process.getuid?.() ?? null, flags.allowRoot === true, process.env);
+      if (refusal !== null) throw new UsageError(refusal);
       // Loaded here, so the other commands start without the server's modules.
       const [{ createLogger }, { startFleetboot }, { bootEnvStatus }, { formatStartSummary, cliCommand }] = await Promise.all([
         import('../lib/log.js'),

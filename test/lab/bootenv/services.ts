@@ -195,7 +195,7 @@ export interface FleetbootOptions {
 export async function startFleetboot(lab: Lab, host: string, o: FleetbootOptions): Promise<Fleetboot> {
   const h = lab.host(host);
   const port = o.httpPort ?? 8080;
-  const argv: Argv = ['node', '--import', 'tsx', join(REPO, 'src/cli/main.ts'), 'serve',
+  const argv: Argv = ['node', '--import', 'tsx', join(REPO, 'src/cli/main.ts'), 'serve', '--allow-root',
     '--data-dir', o.dataDir, '--interface', h.ifname, '--server-ip', o.serverIp, '--http-port', String(port), '--dhcp', 'proxy'];
   if (o.configFile) argv.push('--config', o.configFile);
   if (o.extra) argv.push(...o.extra);
