@@ -94,6 +94,7 @@ export const PROGRAMS = {
   // --- test: lab networks ----------------------------------------------------
   ip: { pkg: 'iproute2', role: 'test' },
   tc: { pkg: 'iproute2', role: 'test' },
+  ss: { pkg: 'iproute2', role: 'test' }, // test/lab/service.e2e.test.ts: which process bound a port
   nft: { pkg: 'nftables', role: 'test' },
   sysctl: { pkg: 'procps', role: 'test' },
   ping: { pkg: 'iputils-ping', role: 'test' },
