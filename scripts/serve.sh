@@ -2,7 +2,8 @@
 # The README's start command: installs everything, builds the imaging boot
 # environment when it is missing, then runs `fleetboot serve` on its embedded
 # defaults (data in ./data, proxyDHCP on 67/4011, TFTP on 69, HTTP on 8080).
-# Arguments go to `fleetboot serve` (e.g. --data-dir DIR, --interface IFACE).
+# Arguments go to `fleetboot serve` (e.g. --data-dir DIR, --interface IFACE);
+# run as root, it adds --allow-root (see the end).
 #
 # On an isolated network (no Debian mirror, no npm registry) it still starts
 # when what the server itself needs is here:
@@ -89,4 +90,13 @@ fi
 if [ ! -e "$data_dir/fleetboot.db" ]; then
   echo "serve: first start: there are no users and no default password. Once the server runs, add the first admin from another terminal (it prints a one-time password): $fleetboot user add admin --role admin$data_arg" >&2
 fi
-exec node bin/fleetboot.js serve "$@"
+# `fleetboot serve` refuses to run as root unless told to: this quick start
+# runs it as whoever ran the script. A checkout usually lives where only its
+# owner can read it (/root), so the script does not switch to an unprivileged
+# user itself; the service install does (its own user, CAP_NET_BIND_SERVICE).
+allow_root=()
+if [ "$(id -u)" = 0 ]; then
+  case " $* " in *" --allow-root "*) ;; *) allow_root=(--allow-root) ;; esac
+  echo "serve: running the server as root (--allow-root) for this quick start; to run it as a service under its own unprivileged user: bash scripts/install-service.sh (README \"Run as a service\")" >&2
+fi
+exec node bin/fleetboot.js serve "${allow_root[@]}" "$@"

@@ -18,7 +18,9 @@
  *   decision -> kernel and initrd over HTTP; the initrd calls back);
  * - GET /api/v1/metrics (a viewer's token) counts that machine's DHCP
  *   offers, its TFTP transfer and bytes, its HTTP boot requests and the
- *   decision.
+ *   decision;
+ * - the capability is needed, not merely granted: the same user without it
+ *   cannot start the server (binding TFTP's port 69 is refused).
  *
  * Needs root and the packages of `scripts/install-deps.sh --with-test`; it
  * fails (never skips) without them. About 1.5 minutes under TCG.
@@ -183,5 +185,25 @@ describe('fleetboot serve as an unprivileged user with only the unit\'s capabili
     assert.ok(sample(text, 'fleetboot_http_boot_decisions_total{decision="entry"}') >= 1, text);
     assert.ok(sample(text, 'fleetboot_http_boot_requests_total{kind="entry-file",status="2xx"}') >= 2, 'the kernel and the initrd');
     assert.ok(sample(text, 'fleetboot_http_boot_sent_bytes_total{kind="entry-file"}') >= statSync(e.f.testBootEnv?.kernel ?? '').size, text);
+  }));
+
+  test('the capability is needed: the same user without CAP_NET_BIND_SERVICE cannot start the server (TFTP 69 refused)', (t: TestContext) => guarded(async () => {
+    const e = need();
+    const dataDir = join(e.dir, 'data-nocap');
+    mkdirSync(dataDir, { mode: 0o700 });
+    chownSync(dataDir, UID, GID);
+    const argv: Argv = [
+      'setpriv', `--reuid=${UID}`, `--regid=${GID}`, '--clear-groups', '--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all', '--no-new-privs', '--',
+      process.execPath, '--import', 'tsx', join(REPO, 'src/cli/main.ts'), 'serve',
+      '--data-dir', dataDir, '--interface', 'eth0', '--server-ip', SERVER_IP, '--http-port', '8081', '--no-https', '--dhcp', 'proxy', '--log-format', 'json',
+    ];
+    const log = new ProcessLog('fleetboot(fb, nobody, no capability)', e.f.lab.spawnIn(e.f.lab.host('fb').netns, argv, { cwd: REPO, env: { ...process.env, HOME: e.dir } }));
+    const deadline = Date.now() + 60_000;
+    while (log.running && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(log.running, false, `the server without the capability is still running:\n${log.tail(20)}`);
+    t.diagnostic(log.tail(3));
+    assert.match(log.all(), /EACCES|permission denied/i, log.tail(20));
+    assert.match(log.all(), /\b69\b/, `the failure does not name port 69:\n${log.tail(20)}`);
+    assert.equal(existsSync(join(dataDir, 'server.json')), false);
   }));
 });
