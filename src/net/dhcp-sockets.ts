@@ -21,6 +21,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { bindError } from './bind-error.js';
 import type { Destination } from '../boot/proxy-answer.js';
 import { DhcpDecodeError } from '../protocol/dhcp/errors.js';
 import { decodePacket, encodePacket, hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
@@ -51,7 +52,7 @@ function bind(o: DhcpSocketsOptions, which: DhcpPort, port: number, address: str
     const sock = createSocket({ type: 'udp4', reuseAddr });
     const onError = (err: Error) => {
       sock.close();
-      reject(new FleetbootError('IO', `Cannot bind DHCP ${which === 'pxe' ? 'PXE ' : ''}socket ${address}:${port}: ${err.message}`, { cause: err }));
+      reject(bindError(`DHCP ${which === 'pxe' ? 'PXE ' : ''}socket`, address, port, err));
     };
     sock.once('error', onError);
     sock.bind(port, address, () => {

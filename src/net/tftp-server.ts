@@ -75,6 +75,7 @@ import {
 import { negotiate, type Negotiated } from '../protocol/tftp/options.js';
 import { openInRoot, wireNameToUtf8 } from '../lib/safe-path.js';
 import { DataPortAllocator, dataPortMode, NoFreeDataPortError } from './tftp-ports.js';
+import { bindError } from './bind-error.js';
 import { defaultUdpBackend, openUdp, openUdpForPeer, setUdpBusyPoll, udpPeer, type UdpBackend, type UdpPeer, type UdpSocket } from './udp.js';
 
 export interface TftpServiceOptions {
@@ -673,6 +674,8 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
         port: opts.port,
         onMessage: onMainMessage,
         onError: (err) => log.error({ err }, 'tftp server socket error'),
+      }).catch((err: unknown) => {
+        throw bindError('TFTP socket', bindAddress, opts.port, err);
       });
       main = sock;
       boundPort = sock.port;
