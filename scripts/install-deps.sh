@@ -28,7 +28,8 @@ runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linu
 # (tcpdump: test/dhcp-relay.lab.test.ts; mount: losetup for the disk tests;
 # udpcast and uftp: bench/multicast.ts's peers; smcroute: the lab's multicast router;
 # chromium and fonts: the console's browser tests, driven by playwright-core;
-# systemd's systemd-analyze and lintian: test/agent-deb.test.ts checks the agent's package;
+# systemd's systemd-analyze and lintian: test/agent-deb.test.ts checks the agent's package
+# (and test/service-unit.test.ts the server's unit); strace: test/service-syscalls.test.ts;
 # openssl: a second parser of the certificates src/tls/ makes;
 # debootstrap, extlinux, syslinux-common, tar: scripts/build-debian-image.sh, the Debian
 # image test/lab/agent.e2e.test.ts deploys).
@@ -36,7 +37,7 @@ test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tf
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
   isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server mtools
   dosfstools e2fsprogs nginx-light tcpdump mount coreutils util-linux udpcast uftp smcroute
-  chromium fonts-dejavu-core systemd lintian openssl debootstrap extlinux syslinux-common tar)
+  chromium fonts-dejavu-core systemd lintian openssl debootstrap extlinux syslinux-common tar strace)
 
 if [ "${1:-}" = "--list" ]; then
   echo "runtime: ${runtime_pkgs[*]}"

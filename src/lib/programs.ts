@@ -127,6 +127,7 @@ export const PROGRAMS = {
   // --- test: the endpoint agent's Debian package (test/agent-deb.test.ts) -----
   'systemd-analyze': { pkg: 'systemd', role: 'test' },
   lintian: { pkg: 'lintian', role: 'test' },
+  strace: { pkg: 'strace', role: 'test' }, // test/service-syscalls.test.ts: the server's system calls against the unit's filter
   setpriv: { pkg: 'util-linux', role: 'test' }, // test/lab/service.e2e.test.ts: the server as an unprivileged user with the unit's capabilities
   setsid: { pkg: 'util-linux', role: 'test' }, // src/endpoint-agent/kill-tree.test.ts: a child in a session of its own
   // --- test: disks and files -------------------------------------------------
