@@ -132,14 +132,15 @@ function portsOf(config: Readonly<FleetbootConfig>, status: Status | null): Arra
   });
 }
 
-function run(file: string, args: string[]): Promise<{ stdout: string; error: { code: string | number | null | undefined; message: string } | null; stderr: string }> {
+/** `nft -j list ruleset`: its output, or the error (ENOENT: nft is not installed). */
+function nftRuleset(): Promise<{ stdout: string; error: { code: string | number | null | undefined; message: string } | null; stderr: string }> {
   return new Promise((res) => {
-    execFile(file, args, { timeout: 10_000, maxBuffer: 32 * 1024 * 1024 }, (error, stdout, stderr) => res({ stdout, stderr, error: error ? { code: error.code, message: error.message } : null }));
+    execFile(program('nft'), ['-j', 'list', 'ruleset'], { timeout: 10_000, maxBuffer: 32 * 1024 * 1024 }, (error, stdout, stderr) => res({ stdout, stderr, error: error ? { code: error.code, message: error.message } : null }));
   });
 }
 
 async function firewallChecks(ports: FirewallPort[], iface: string): Promise<Check[]> {
-  const r = await run(program('nft'), ['-j', 'list', 'ruleset']);
+  const r = await nftRuleset();
   let ruleset: unknown = null;
   let unavailable: string | null = null;
   if (r.error) {
