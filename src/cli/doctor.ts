@@ -13,7 +13,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, readlink, stat, statfs } from 'node:fs/promises';
+import { readdir, readFile, readlink, realpath, stat, statfs } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -32,6 +32,9 @@ import { ExitStatus, UsageError, type GlobalOptions } from './globals.js';
 import { printJson } from './output.js';
 import { addServeOptions, serveOverrides, type ServeFlags } from './serve.js';
 
+/** Debian's checksums of the ipxe package's files (what /usr/lib/ipxe should hold). */
+const DPKG_IPXE_MD5SUMS = '/var/lib/dpkg/info/ipxe.md5sums';
+
 interface DoctorFlags extends ServeFlags {
   probe: boolean;
   probeTimeout?: string;
@@ -43,16 +46,32 @@ interface ServerFile {
   url: string;
 }
 
-async function sha256File(file: string): Promise<string | null> {
+/** SHA-256 and MD5 of a non-empty regular file; null when it is missing, empty or unreadable. */
+async function hashFile(file: string): Promise<{ sha256: string; md5: string } | null> {
   try {
     const st = await stat(file);
     if (!st.isFile() || st.size === 0) return null;
-    const h = createHash('sha256');
-    for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-    return h.digest('hex');
+    const sha = createHash('sha256');
+    const md5 = createHash('md5');
+    for await (const chunk of createReadStream(file)) {
+      sha.update(chunk as Buffer);
+      md5.update(chunk as Buffer);
+    }
+    return { sha256: sha.digest('hex'), md5: md5.digest('hex') };
   } catch {
     return null;
   }
+}
+
+/** dpkg's record of the ipxe package's files: path without the leading / -> MD5. */
+async function ipxePackageMd5s(): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const text = await readFile(DPKG_IPXE_MD5SUMS, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]{32}) {2}(.+)$/.exec(line);
+    if (m) out.set(m[2] as string, m[1] as string);
+  }
+  return out;
 }
 
 async function readServerFile(dataDir: string): Promise<ServerFile | string> {
@@ -254,16 +273,21 @@ export async function runDoctor(config: Readonly<FleetbootConfig>, globals: Glob
   // 3. The iPXE binaries and the boot environment.
   const root = status?.tftp.root ?? config.tftp.root;
   const manifest = parseIpxeManifest(await readFile(join(config.dataDir, IPXE_MANIFEST), 'utf8').catch(() => ''));
+  const packageMd5s = await ipxePackageMd5s();
   const ipxe = await Promise.all(
     IPXE_BINARIES.map(async (name) => {
       const path = join(root, name);
       const m = manifest[name];
-      return { name, path, sha256: await sha256File(path), recorded: m ? { sha256: m.sha256, source: m.source, at: m.copiedAt } : null };
+      const h = await hashFile(path);
+      // Debian's ipxe.efi is a symlink to /boot/ipxe.efi: dpkg lists the real path.
+      const source = await realpath(m?.source ?? join(DEBIAN_IPXE_DIR, name)).catch(() => null);
+      const packagedMd5 = source === null ? null : (packageMd5s.get(source.replace(/^\//, '')) ?? null);
+      return { name, path, sha256: h?.sha256 ?? null, md5: h?.md5 ?? null, packagedMd5, recorded: m ? { sha256: m.sha256, source: m.source, at: m.copiedAt } : null };
     }),
   );
   checks.push(...judgeIpxe(ipxe, DEBIAN_IPXE_DIR));
   const bootDir = config.imaging.bootEnvDir;
-  const files = await Promise.all(BOOTENV_FILES.map(async (name) => ({ name, sha256: await sha256File(join(bootDir, name)) })));
+  const files = await Promise.all(BOOTENV_FILES.map(async (name) => ({ name, sha256: (await hashFile(join(bootDir, name)))?.sha256 ?? null })));
   let recorded: Record<string, string | null> | null = null;
   try {
     const j = JSON.parse(await readFile(join(bootDir, BOOTENV_INFO_FILE), 'utf8')) as Record<string, unknown>;

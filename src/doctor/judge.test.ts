@@ -32,15 +32,21 @@ test('judgeDhcpServers(): beside Fleetboot\'s DHCP server any other is a conflic
 
 test('judgeIpxe(): missing and changed binaries fail; unrecorded ones warn', () => {
   const rec = { sha256: 'a'.repeat(64), source: '/usr/lib/ipxe/x', at: '2026-12-07T10:00:00Z' };
-  const [ok, missing, changed, unrecorded] = judgeIpxe(
+  const md5 = { md5: '1'.repeat(32), packagedMd5: null };
+  const [ok, missing, changed, unrecorded, packaged, upgraded] = judgeIpxe(
     [
-      { name: 'undionly.kpxe', path: '/t/undionly.kpxe', sha256: 'a'.repeat(64), recorded: rec },
-      { name: 'snponly.efi', path: '/t/snponly.efi', sha256: null, recorded: rec },
-      { name: 'ipxe.efi', path: '/t/ipxe.efi', sha256: 'b'.repeat(64), recorded: rec },
-      { name: 'other.efi', path: '/t/other.efi', sha256: 'b'.repeat(64), recorded: null },
+      { name: 'undionly.kpxe', path: '/t/undionly.kpxe', sha256: 'a'.repeat(64), recorded: rec, ...md5 },
+      { name: 'snponly.efi', path: '/t/snponly.efi', sha256: null, recorded: rec, md5: null, packagedMd5: null },
+      { name: 'ipxe.efi', path: '/t/ipxe.efi', sha256: 'b'.repeat(64), recorded: rec, ...md5 },
+      { name: 'other.efi', path: '/t/other.efi', sha256: 'b'.repeat(64), recorded: null, ...md5 },
+      { name: 'deb.efi', path: '/t/deb.efi', sha256: 'b'.repeat(64), recorded: null, md5: '1'.repeat(32), packagedMd5: '1'.repeat(32) },
+      { name: 'old.efi', path: '/t/old.efi', sha256: 'a'.repeat(64), recorded: rec, md5: '1'.repeat(32), packagedMd5: '2'.repeat(32) },
     ],
     '/usr/lib/ipxe',
   );
+  assert.equal(packaged?.status, 'ok', 'not copied by Fleetboot, but the Debian package\'s file');
+  assert.equal(upgraded?.status, 'warn');
+  assert.match(upgraded?.detail ?? '', /not the installed Debian ipxe package's file/);
   assert.equal(ok?.status, 'ok');
   assert.equal(missing?.status, 'fail');
   assert.match(missing?.detail ?? '', /missing: \/t\/snponly\.efi does not exist/);

@@ -63,6 +63,9 @@ export interface IpxeFileFacts {
   sha256: string | null;
   /** What the server recorded when it copied it; null: no record. */
   recorded: RecordedFile | null;
+  /** The file's MD5 now (null when missing), and the installed Debian package's (dpkg's md5sums), null when unknown. */
+  md5: string | null;
+  packagedMd5: string | null;
 }
 
 /** One check per iPXE binary in the TFTP root. */
@@ -73,7 +76,9 @@ export function judgeIpxe(files: readonly IpxeFileFacts[], ipxeSource: string): 
     if (f.sha256 === null) {
       return { id, status: 'fail', title, detail: `missing: ${f.path} does not exist`, fix: `restart the server: it copies ${f.name} from ${ipxeSource} (Debian package ipxe) into the TFTP root` };
     }
+    const packaged = f.packagedMd5 !== null && f.md5 !== null ? f.md5 === f.packagedMd5 : null;
     if (f.recorded === null) {
+      if (packaged === true) return { id, status: 'ok', title, detail: `present, the installed Debian ipxe package's file (dpkg md5sums)`, fix: null };
       return { id, status: 'warn', title, detail: `${f.path} is there, but Fleetboot did not put it there (no recorded checksum): cannot tell whether it is intact`, fix: `to let Fleetboot manage it, delete it and restart the server (it copies it from ${ipxeSource})` };
     }
     if (f.recorded.sha256 !== f.sha256) {
@@ -85,7 +90,16 @@ export function judgeIpxe(files: readonly IpxeFileFacts[], ipxeSource: string): 
         fix: 'delete it and restart the server to copy it again (or, if you replaced it on purpose, delete its entry from the manifest)',
       };
     }
-    return { id, status: 'ok', title, detail: `present, sha256 ${f.sha256.slice(0, 16)}… as copied from ${f.recorded.source}`, fix: null };
+    if (packaged === false) {
+      return {
+        id,
+        status: 'warn',
+        title,
+        detail: `as copied from ${f.recorded.source} at ${f.recorded.at}, but not the installed Debian ipxe package's file (dpkg md5sums): the package was upgraded or its file changed since`,
+        fix: 'delete it and restart the server to copy the installed one (or `apt-get install --reinstall ipxe` when /usr/lib/ipxe itself changed)',
+      };
+    }
+    return { id, status: 'ok', title, detail: `present, sha256 ${f.sha256.slice(0, 16)}… as copied from ${f.recorded.source}${packaged === true ? ', the Debian package\'s file' : ''}`, fix: null };
   });
 }
 
