@@ -222,7 +222,7 @@ export async function runDoctor(config: Readonly<FleetbootConfig>, globals: Glob
   } else {
     pid = sf.pid;
     try {
-      const api = await connect({ ...globals, dataDir: config.dataDir, server: globals.server });
+      const api = await connect({ ...globals, dataDir: config.dataDir });
       status = await api.request<Status>('GET', '/status');
       checks.push({ id: 'server', status: 'ok', title: 'server', detail: `Fleetboot ${status.version} runs (pid ${sf.pid}, up ${status.uptimeSeconds} s), API at ${api.baseUrl}`, fix: null });
     } catch (err) {
@@ -304,7 +304,7 @@ export async function runDoctor(config: Readonly<FleetbootConfig>, globals: Glob
 
   // 5. The host firewall lets the configured ports in.
   const fwPorts: FirewallPort[] = ports.map((p) => ({ ...p, replies: p.setting === 'tftp.dataPorts' }));
-  checks.push(...(await firewallChecks(fwPorts, iface ?? 'eth0')));
+  checks.push(...(await firewallChecks(fwPorts, iface ?? '(no interface holds the server address)')));
 
   // 6. The data directory: free space, permissions.
   checks.push(...(await dataDirChecks(config, pid)));
