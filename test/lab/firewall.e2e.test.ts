@@ -255,8 +255,9 @@ async function bootsEntry(e: Env, g: { variant: QemuVariant; mac: string }, name
   const t0 = Date.now();
   const guest = await startGuest(e, g, name);
   try {
-    const why = await explain(e, null);
-    const cb = await waitForGuestCallback(e.obs, guest, e.f.accel === 'kvm' ? 90_000 : 240_000, () => `${guest.diagnostics(40)}\n${why}`);
+    const ruleset = await e.f.lab.nsExec(fbNs(e), ['nft', 'list', 'ruleset']);
+    const why = (): string => [guest.diagnostics(40), `--- Fleetboot log (last 40 lines)\n${e.f.fb?.log.tail(40) ?? ''}`, `--- the server namespace's ruleset\n${ruleset}`, `(work dir: ${e.f.work})`].join('\n');
+    const cb = await waitForGuestCallback(e.obs, guest, e.f.accel === 'kvm' ? 90_000 : 240_000, why);
     assert.equal(cb.marker, 'fbtest-initrd-ran');
   } finally {
     await guest.stop();
