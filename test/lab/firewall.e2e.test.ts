@@ -30,8 +30,8 @@
  *   2. Input and output `policy drop` plus the rules printed with
  *      --output-filtering, tftp.dataPorts one port (6969): the clients get
  *      through (TFTP from port 6969, the boot-server answer on 4011 with no
- *      output rule for it) and Wake-on-LAN packets leave; an OVMF machine
- *      PXE-boots its entry. Each output rule but the multicast one is left
+ *      output rule for it) and Wake-on-LAN packets leave; the machines of
+ *      run 1 boot, capture and deploy again. Each output rule but the multicast one is left
  *      out in turn (established/related, UDP sport 67, sport 6969, dport 9),
  *      and the input rule for 6969, and the client that needs it fails.
  *   3. The same with ephemeral data ports: the printed rules assign the TFTP
@@ -39,6 +39,7 @@
  *      rule it fails.
  *
  * Not exercised: the multicast session ports (a session needs receivers).
+ * About 6 minutes under TCG (each run: two entry boots at once, a capture, a deploy).
  * Needs root and `scripts/install-deps.sh --with-test`; fails, never skips.
  * FBTEST_KEEP=1 keeps the work directory (logs, rule sets).
  */
@@ -66,15 +67,20 @@ const DATA_PORT = 6969;
 const GUEST_MB = 1536;
 const TASK_TIMEOUT_S = 600;
 
-/** Run 1: the two machines booting their entry; then the capture source (SeaBIOS) and the deploy target (OVMF). */
-const ENTRY_GUESTS: Array<{ variant: QemuVariant; mac: string }> = [
-  { variant: 'bios-ipxe', mac: '52:54:00:fb:98:0a' },
-  { variant: 'ovmf-pxe', mac: '52:54:00:fb:98:0b' },
-];
+/** The machines booting their entry, a SeaBIOS (iPXE ROM) and an OVMF (edk2 PXE) one per run (the callback is told apart by MAC). */
+const ENTRY_GUESTS: Record<'run1' | 'run2', Array<{ variant: QemuVariant; mac: string }>> = {
+  run1: [
+    { variant: 'bios-ipxe', mac: '52:54:00:fb:98:0a' },
+    { variant: 'ovmf-pxe', mac: '52:54:00:fb:98:0b' },
+  ],
+  run2: [
+    { variant: 'bios-ipxe', mac: '52:54:00:fb:98:2a' },
+    { variant: 'ovmf-pxe', mac: '52:54:00:fb:98:2b' },
+  ],
+};
+/** The capture source (SeaBIOS) and the deploy target (OVMF), in both runs. */
 const CAPTURE = { variant: 'bios-ipxe' as QemuVariant, mac: '52:54:00:fb:98:1a' };
 const DEPLOY = { variant: 'ovmf-pxe' as QemuVariant, mac: '52:54:00:fb:98:1b' };
-/** Run 2: an OVMF machine (its PXE fetches iPXE over TFTP, the path output filtering touches most). */
-const RUN2_GUEST = { variant: 'ovmf-pxe' as QemuVariant, mac: '52:54:00:fb:98:2b' };
 
 interface Env {
   f: LabFixture;
@@ -287,6 +293,43 @@ async function waitTask(e: Env, id: number, guest: QemuGuest): Promise<TaskView>
   return assert.fail(`task ${id} not finished within ${TASK_TIMEOUT_S} s (last: ${JSON.stringify(last)})\n${await explain(e, guest)}`);
 }
 
+/**
+ * The machines of a run: the SeaBIOS and the OVMF one boot their entry (at
+ * once), then the SeaBIOS capture source's disk becomes image "fw" and the
+ * OVMF target gets it deployed onto a blank disk: every file's sha256 equal.
+ */
+async function machines(e: Env, t: TestContext, run: 'run1' | 'run2'): Promise<void> {
+  const guests = ENTRY_GUESTS[run];
+  const secs = await Promise.all(guests.map((g) => bootsEntry(e, g, `${run}-${g.variant}-entry`)));
+  t.diagnostic(`entries booted: ${guests.map((g, i) => `${g.variant} ${secs[i]?.toFixed(0)} s`).join(', ')}`);
+  let t0 = Date.now();
+  const cap = JSON.parse(await cli(['task', 'capture', CAPTURE.mac, '--image', 'fw', '--json'])) as TaskView;
+  let guest = await startGuest(e, CAPTURE, `${run}-capture`, e.disk.file);
+  try {
+    const done = await waitTask(e, cap.id, guest);
+    assert.equal(done.state, 'done', `capture failed: ${done.error}\n${await explain(e, guest)}`);
+    await withTimeout(guest.exited, 60_000);
+  } finally {
+    await guest.stop();
+  }
+  t.diagnostic(`capture (SeaBIOS) done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  t0 = Date.now();
+  const target = join(e.f.work, `${run}-deploy.img`);
+  await sh('truncate', ['-s', '160M', target]);
+  const dep = JSON.parse(await cli(['task', 'deploy', DEPLOY.mac, '--image', 'fw', '--json'])) as TaskView;
+  guest = await startGuest(e, DEPLOY, `${run}-deploy`, target);
+  try {
+    const done = await waitTask(e, dep.id, guest);
+    assert.equal(done.state, 'done', `deploy failed: ${done.error}\n${await explain(e, guest)}`);
+    await withTimeout(guest.exited, 60_000);
+  } finally {
+    await guest.stop();
+  }
+  t.diagnostic(`deploy (OVMF) done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  const got = await readDiskFiles(target);
+  for (const [n, sums] of e.disk.sums) assert.deepEqual(got.sums.get(n), sums, `partition ${n} differs from the captured disk`);
+}
+
 async function restartServer(e: Env, file: string): Promise<void> {
   await e.f.fb?.log.stop('SIGTERM');
   e.f.fb = await startFleetboot(e.f.lab, 'fb', { ...e.f.fbOpts, configFile: file });
@@ -358,7 +401,7 @@ describe('fleetboot firewall --for nft: a server behind exactly the printed rule
       // The server starts behind the rules.
       e.f.fb = await startFleetboot(e.f.lab, 'fb', { ...e.f.fbOpts, configFile: file });
       await cli(['entry', 'add', 'test', '--kernel', e.f.testBootEnv?.kernel ?? '', '--initrd', e.f.testBootEnv?.initrd ?? '', '--cmdline', `console=ttyS0 fbcallback=${e.obs.url}/ran`]);
-      for (const g of [...ENTRY_GUESTS, RUN2_GUEST]) await cli(['host', 'add', g.mac, '--name', `fw-${g.mac.slice(-2)}`, '--entry', 'test']);
+      for (const g of [...ENTRY_GUESTS.run1, ...ENTRY_GUESTS.run2]) await cli(['host', 'add', g.mac, '--name', `fw-${g.mac.slice(-2)}`, '--entry', 'test']);
       await cli(['host', 'add', CAPTURE.mac, '--name', 'fw-capture']);
       await cli(['host', 'add', DEPLOY.mac, '--name', 'fw-deploy']);
 
@@ -384,39 +427,12 @@ describe('fleetboot firewall --for nft: a server behind exactly the printed rule
       await needed(e, t, commands, false, theRule(commands, / tcp dport 8080 accept$/), 'curl of /boot.ipxe', httpOk);
       await needed(e, t, commands, false, theRule(commands, / tcp dport 8443 accept$/), 'curl over HTTPS', httpsOk);
 
-      // Machines: both firmware families boot their entry (at once), then a capture and a deploy.
-      const secs = await Promise.all(ENTRY_GUESTS.map((g) => bootsEntry(e, g, `${g.variant}-entry`)));
-      t.diagnostic(`entries booted: ${ENTRY_GUESTS.map((g, i) => `${g.variant} ${secs[i]?.toFixed(0)} s`).join(', ')}`);
-      let t0 = Date.now();
-      const cap = JSON.parse(await cli(['task', 'capture', CAPTURE.mac, '--image', 'fw', '--json'])) as TaskView;
-      let guest = await startGuest(e, CAPTURE, 'capture', e.disk.file);
-      try {
-        const done = await waitTask(e, cap.id, guest);
-        assert.equal(done.state, 'done', `capture failed: ${done.error}\n${await explain(e, guest)}`);
-        await withTimeout(guest.exited, 60_000);
-      } finally {
-        await guest.stop();
-      }
-      t.diagnostic(`capture (SeaBIOS) done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-      t0 = Date.now();
-      const target = join(e.f.work, 'deploy.img');
-      await sh('truncate', ['-s', '160M', target]);
-      const dep = JSON.parse(await cli(['task', 'deploy', DEPLOY.mac, '--image', 'fw', '--json'])) as TaskView;
-      guest = await startGuest(e, DEPLOY, 'deploy', target);
-      try {
-        const done = await waitTask(e, dep.id, guest);
-        assert.equal(done.state, 'done', `deploy failed: ${done.error}\n${await explain(e, guest)}`);
-        await withTimeout(guest.exited, 60_000);
-      } finally {
-        await guest.stop();
-      }
-      t.diagnostic(`deploy (OVMF) done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-      const got = await readDiskFiles(target);
-      for (const [n, sums] of e.disk.sums) assert.deepEqual(got.sums.get(n), sums, `partition ${n} differs from the captured disk`);
+      // Machines: both firmware families boot their entry, then a capture and a deploy.
+      await machines(e, t, 'run1');
     }),
   );
 
-  test('2. input and output policy drop + the rules printed with --output-filtering, one TFTP data port: an OVMF machine boots its entry; each output rule is needed', (t) =>
+  test('2. input and output policy drop + the rules printed with --output-filtering, one TFTP data port: SeaBIOS and OVMF boot their entries, a capture and a deploy complete; each output rule is needed', (t) =>
     guarded(async () => {
       const e = need();
       const run: Run = { config: { tftp: { dataPorts: { from: DATA_PORT, to: DATA_PORT } } }, outputFiltering: true };
@@ -454,8 +470,7 @@ describe('fleetboot firewall --for nft: a server behind exactly the printed rule
       } finally {
         await wol.stop('SIGKILL');
       }
-      const secs = await bootsEntry(e, RUN2_GUEST, 'ovmf-outfilter');
-      t.diagnostic(`OVMF booted its entry behind input+output policy drop in ${secs.toFixed(0)} s`);
+      await machines(e, t, 'run2');
       const fetched = logEvents(e.f.fb ?? assert.fail('no server')).filter((o) => o.msg === 'tftp transfer done' && o.dataPort === DATA_PORT && !String(o.client).startsWith(`${OBS_IP}:`));
       assert.ok(fetched.length > 0, `the guest's TFTP transfer did not use port ${DATA_PORT}\n${await explain(e)}`);
     }),
