@@ -66,10 +66,10 @@ export function q(word: string): string {
   return `'${word}'`;
 }
 
-/** Display text (echo, menu titles): anything unusual becomes "_", then quoted. */
+/** Display text (echo, menu titles): single-quoted, with quotes, control and non-ASCII characters as "_". */
 export function grubText(text: string): string {
   const s = text
-    .replace(/[^A-Za-z0-9 ._:,/()+=@#%-]/g, '_')
+    .replace(/[^\x20-\x7e]|'/g, '_')
     .replace(/ +/g, ' ')
     .trim()
     .slice(0, 400);
