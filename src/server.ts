@@ -16,7 +16,8 @@
  * server's leases, streamed by GET /api/v1/events.
  * Signals are the CLI's business (src/cli/serve.ts).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { join, sep } from 'node:path';
@@ -48,19 +49,20 @@ import { createWakeService, type WakeService } from './wake/service.js';
 import { wakeTargets, type WakeTarget } from './wake/targets.js';
 import { createMulticastService, type MulticastService } from './multicast/service.js';
 import { createBootRecorder, type BootRecorder } from './events/boot-recorder.js';
+import { createActivityTracker } from './events/activity.js';
 import { createEventBus, type EventBus } from './events/bus.js';
 import { bootStepEvent, leaseEvent } from './model/events.js';
 import { tftpBootEvent } from './boot/boot-events.js';
 import { GRUB_FILE, GRUB_ROOT_CONFIG, rootConfig, SHIM_FILE } from './boot/grub.js';
 import { createBootDecider } from './imaging/boot-decider.js';
 import { createGrubFiles, type GrubFiles } from './imaging/grub-files.js';
+import { formatIpxeManifest, IPXE_BINARIES, IPXE_MANIFEST, parseIpxeManifest, type IpxeManifest } from './lib/ipxe-files.js';
 import { neighbourMac } from './net/neighbours.js';
 import { createEndpointService } from './endpoints/service.js';
 import { wantedNames } from './tls/names.js';
 import { createTlsService, type TlsService } from './tls/service.js';
 
-/** The iPXE binaries copied into the TFTP root when absent there. */
-export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
+export { IPXE_BINARIES } from './lib/ipxe-files.js';
 
 /** <dataDir>/server.json: how a local CLI finds the running server (no secrets). */
 export const SERVER_FILE = 'server.json';
@@ -167,18 +169,39 @@ export function resolveServerIp(config: Readonly<FleetbootConfig>): string {
   throw new FleetbootError('CONFIG', 'No IPv4 address found on any non-loopback interface: set --server-ip IP or --interface IFACE');
 }
 
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
 /**
  * Create the TFTP root if missing and copy the iPXE binaries into it when
  * absent (copies, not symlinks: the TFTP server refuses symlinks leading
  * out of its root). Files already there, and any others, are left alone.
+ * With `manifestFile` (<dataDir>/ipxe-manifest.json) each copy is recorded
+ * there with its SHA-256, and so is a binary already there that is the same
+ * as its source, so `fleetboot doctor` can tell a missing or changed one.
  */
-export async function populateTftpRoot(root: string, log: Logger, ipxeDir: string = DEBIAN_IPXE_DIR): Promise<string[]> {
+export async function populateTftpRoot(root: string, log: Logger, ipxeDir: string = DEBIAN_IPXE_DIR, manifestFile: string | null = null): Promise<string[]> {
   await mkdir(root, { recursive: true });
   const copied: string[] = [];
+  let manifest: IpxeManifest = {};
+  if (manifestFile !== null) manifest = parseIpxeManifest(await readFile(manifestFile, 'utf8').catch(() => ''));
+  let changed = false;
+  const record = async (name: string, dest: string, src: string): Promise<void> => {
+    const st = await stat(dest);
+    manifest[name] = { sha256: await sha256File(dest), bytes: st.size, source: src, copiedAt: new Date().toISOString() };
+    changed = true;
+  };
   for (const name of IPXE_BINARIES) {
     const dest = join(root, name);
-    if (await exists(dest)) continue;
     const src = join(ipxeDir, name);
+    if (await exists(dest)) {
+      // Put there before manifests existed (or by hand): recorded when it is the packaged file.
+      if (manifestFile !== null && manifest[name] === undefined && (await exists(src)) && (await sha256File(src)) === (await sha256File(dest))) await record(name, dest, src);
+      continue;
+    }
     if (!(await exists(src))) {
       log.warn({ subsystem: 'tftp', file: name, from: ipxeDir }, `iPXE binary ${src} not found (install the Debian package 'ipxe'); ${name} will be missing from the TFTP root`);
       continue;
@@ -191,8 +214,15 @@ export async function populateTftpRoot(root: string, log: Logger, ipxeDir: strin
     } finally {
       await rm(tmp, { force: true });
     }
+    if (manifestFile !== null) await record(name, dest, src);
   }
   if (copied.length) log.info({ subsystem: 'tftp', root, copied, from: ipxeDir }, 'iPXE binaries copied into the TFTP root');
+  if (manifestFile !== null && changed) {
+    const tmp = `${manifestFile}.${process.pid}.tmp`;
+    await writeFile(tmp, formatIpxeManifest(manifest), { mode: PRIVATE_FILE_MODE });
+    await chmod(tmp, PRIVATE_FILE_MODE);
+    await rename(tmp, manifestFile);
+  }
   return copied;
 }
 
@@ -400,7 +430,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       });
       await tls.start();
     }
-    await populateTftpRoot(config.tftp.root, log, opts.ipxeDir);
+    await populateTftpRoot(config.tftp.root, log, opts.ipxeDir, join(config.dataDir, IPXE_MANIFEST));
     const secureBootLoader = config.tftp.enabled ? await populateSecureBoot(config, log) : null;
     const orphans = await cleanupOrphans(store);
     if (orphans.length) log.info({ subsystem: 'imaging', removed: orphans }, `removed ${orphans.length} orphaned image directories`);
@@ -415,6 +445,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     });
     bootEvents = recorder;
     recorder.subscribe((e) => events.publish(bootStepEvent(e)));
+    // When DHCP, TFTP and HTTP boot last answered a client (/api/v1/status, `fleetboot doctor`).
+    const activity = createActivityTracker();
+    recorder.subscribe((e) => activity.note(e));
     const endpoints = createEndpointService({ store, log, settings: config.agents });
     // A task queued with `reboot` (from the API, a schedule or its start time) wakes its machine's long poll.
     events.subscribe((e) => {
@@ -487,6 +520,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
         tftpPort: tftp ? tftp.port : null,
         dhcpPort: dhcp ? dhcp.ports.dhcp : null,
         pxePort: dhcp ? dhcp.ports.pxe : null,
+        activity: activity.snapshot(),
       }),
     });
     await app.listen({ host: config.http.host, port: config.http.port });

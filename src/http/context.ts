@@ -19,6 +19,8 @@ export interface RuntimeStatus {
   tftpPort: number | null;
   dhcpPort: number | null;
   pxePort: number | null;
+  /** When DHCP, TFTP and HTTP boot last answered a client (src/events/activity.ts); absent: never. */
+  activity?: { dhcp: string | null; tftp: string | null; http: string | null };
 }
 
 export interface AppContext {

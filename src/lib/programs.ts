@@ -94,6 +94,7 @@ export const PROGRAMS = {
   // --- test: lab networks ----------------------------------------------------
   ip: { pkg: 'iproute2', role: 'test' },
   tc: { pkg: 'iproute2', role: 'test' },
+  // also read by `fleetboot doctor` when it is installed (its firewall check; src/cli/doctor.ts)
   nft: { pkg: 'nftables', role: 'test' },
   sysctl: { pkg: 'procps', role: 'test' },
   ping: { pkg: 'iputils-ping', role: 'test' },
