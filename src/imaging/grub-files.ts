@@ -142,10 +142,12 @@ export async function createGrubFiles(deps: GrubFilesDeps): Promise<GrubFiles> {
     const d = out.decision;
     let refused = new Map<string, string>();
     if (req.secureBoot) {
-      const target = d.kind === 'entry' ? [d.entry] : d.kind === 'menu' ? out.menuEntries : [];
+      // What the machine is shown: a failed task's machine boots as it would without the task.
+      const shown = d.kind === 'fail-task' ? d.then : d;
+      const target = shown.kind === 'entry' ? [shown.entry] : shown.kind === 'menu' ? out.menuEntries : [];
       refused = await refusals(target);
-      if (d.kind === 'entry' && refused.has(d.entry.name)) log.warn({ subsystem: 'tftp', mac: req.mac, ip, entry: d.entry.name, reason: refused.get(d.entry.name) }, `boot decision (GRUB): ${req.mac} has Secure Boot on: entry ${d.entry.name} refused (${refused.get(d.entry.name) ?? ''})`);
-      if (d.kind === 'task' || d.kind === 'fail-task') {
+      if (shown.kind === 'entry' && refused.has(shown.entry.name)) log.warn({ subsystem: 'tftp', mac: req.mac, ip, entry: shown.entry.name, reason: refused.get(shown.entry.name) }, `boot decision (GRUB): ${req.mac} has Secure Boot on: entry ${shown.entry.name} refused (${refused.get(shown.entry.name) ?? ''})`);
+      if (d.kind === 'task') {
         const p = await signatureProblem(join(config.imaging.bootEnvDir, BOOTENV_KERNEL), "the boot environment's kernel");
         if (p !== null) return messageConfig(`${p}; rebuild it from Debian's signed kernel (scripts/build-bootenv.sh)`, 10);
       }
