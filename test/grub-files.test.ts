@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEBIAN_SIGNED_DIR, loadConfig } from '../src/config/config.js';
@@ -21,6 +21,7 @@ import type { SafeOpenResult } from '../src/lib/safe-path.js';
 const SIGNED = '52:54:00:aa:00:01';
 const UNSIGNED = '52:54:00:aa:00:02';
 const TASKED = '52:54:00:aa:00:03';
+const TAMPERED = '52:54:00:aa:00:04';
 let dir: string;
 let store: Store;
 let files: GrubFiles;
@@ -53,6 +54,14 @@ before(async () => {
   await createHost(store.db, { mac: SIGNED, name: 'good', entry: 'signed' });
   await createHost(store.db, { mac: UNSIGNED, name: 'bad', entry: 'unsigned' });
   await createHost(store.db, { mac: TASKED, name: 'inv', entry: 'signed' });
+  // Signed, then one byte changed: the signature is there and does not verify.
+  const bad = readFileSync(join(DEBIAN_SIGNED_DIR, 'grubnetx64.efi.signed'));
+  bad[Math.floor(bad.length / 2)] = (bad[Math.floor(bad.length / 2)] as number) ^ 1;
+  mkdirSync(join(store.entriesDir, 'tampered'), { recursive: true });
+  writeFileSync(join(store.entriesDir, 'tampered', 'vmlinuz'), bad);
+  writeFileSync(join(store.entriesDir, 'tampered', 'initrd.gz'), 'initrd');
+  await createEntry(store.db, { name: 'tampered', kernel: 'vmlinuz', initrds: ['initrd.gz'], cmdline: 'console=ttyS0' });
+  await createHost(store.db, { mac: TAMPERED, name: 'tampered', entry: 'tampered' });
   const log = createLogger('silent');
   const events = createEventBus();
   const imaging = createImagingService({ store, config, log, events });
@@ -78,6 +87,13 @@ test('Secure Boot on: an entry whose kernel is not signed is refused with the re
   assert.doesNotMatch(on, /linux '/);
   const off = await text(await files.resolve(`/fleetboot/grub/${UNSIGNED}/sb-off.cfg`, '10.1.2.51'));
   assert.match(off, /if linux '\/fleetboot\/entries\/unsigned\/vmlinuz'/);
+});
+
+test('Secure Boot on: a kernel changed after signing gets a warning on the screen and goes to the machine\'s chain', async () => {
+  const cfg = await text(await files.resolve(`/fleetboot/grub/${TAMPERED}/sb-on.cfg`, '10.1.2.53'));
+  assert.match(cfg, /Fleetboot: warning: the kernel vmlinuz of entry tampered: its contents do not match its signature \(the file was changed after it was signed/);
+  assert.match(cfg, /Secure Boot will refuse it unless the machine trusts this file by hash/);
+  assert.match(cfg, /if linux '\/fleetboot\/entries\/tampered\/vmlinuz'/);
 });
 
 test('a task: the boot environment with a token; the same request again within seconds gets the same answer (one token)', async () => {

@@ -35,6 +35,7 @@ test('one byte changed anywhere that is hashed: refused as changed after signing
     const v = verifyAuthenticode(c);
     assert.equal(v.signed, false, `byte ${at}`);
     if (!v.signed) assert.match(v.reason, /changed after it was signed|not a PE|malformed/);
+    if (!v.signed && at !== 10) assert.equal(v.present, true, 'a signature is there, it does not verify');
   }
 });
 
@@ -53,7 +54,7 @@ test('an unsigned EFI executable, the table removed, and junk: "not signed" with
   stripped.writeUInt32LE(0, layout.certEntryOffset);
   stripped.writeUInt32LE(0, layout.certEntryOffset + 4);
   const v = verifyAuthenticode(stripped);
-  assert.deepEqual(v, { signed: false, reason: 'it has no signature (no certificate table)' });
+  assert.deepEqual(v, { signed: false, present: false, reason: 'it has no signature (no certificate table)' });
   assert.match((verifyAuthenticode(Buffer.from('#!/bin/sh\necho hi\n')) as { reason: string }).reason, /not a PE/);
   assert.equal(verifyAuthenticode(Buffer.alloc(0)).signed, false);
   // Truncations and random corruption of the signature: a verdict every time.

@@ -30,7 +30,8 @@ import { Asn1DecodeError, oid, readChildren, readTlv, TAG, type Tlv } from '../l
 
 export type SignatureVerdict =
   | { readonly signed: true; readonly digest: string; readonly algorithm: 'sha256' | 'sha1'; readonly signer: string; readonly issuer: string }
-  | { readonly signed: false; readonly reason: string };
+  /** present: a signature is there but does not verify (changed after signing, malformed); false: none at all. */
+  | { readonly signed: false; readonly present: boolean; readonly reason: string };
 
 const WIN_CERT_TYPE_PKCS_SIGNED_DATA = 0x0002;
 const OID_SIGNED_DATA = oid('1.2.840.113549.1.7.2');
@@ -218,15 +219,17 @@ function checkPkcs7(p7: Buffer, file: Buffer, layout: PeLayout): SignatureVerdic
 export function verifyAuthenticode(file: Buffer): SignatureVerdict {
   try {
     const layout = peLayout(file);
-    if (layout.certTable === null) return { signed: false, reason: 'it has no signature (no certificate table)' };
+    if (layout.certTable === null) return { signed: false, present: false, reason: 'it has no signature (no certificate table)' };
     const { offset, size } = layout.certTable;
     let reason = 'its certificate table holds no PKCS#7 signature';
+    let present = false;
     // WIN_CERTIFICATE entries, each 8-byte aligned: dwLength, wRevision, wCertificateType, bCertificate.
     for (let at = offset; at + 8 <= offset + size; ) {
       const len = file.readUInt32LE(at);
       const type = file.readUInt16LE(at + 6);
-      if (len < 8 || at + len > offset + size) return { signed: false, reason: `its certificate table is malformed (an entry of ${len} bytes at ${at})` };
+      if (len < 8 || at + len > offset + size) return { signed: false, present: true, reason: `its certificate table is malformed (an entry of ${len} bytes at ${at})` };
       if (type === WIN_CERT_TYPE_PKCS_SIGNED_DATA) {
+        present = true;
         try {
           return checkPkcs7(file.subarray(at + 8, at + len), file, layout);
         } catch (err) {
@@ -236,10 +239,10 @@ export function verifyAuthenticode(file: Buffer): SignatureVerdict {
       }
       at += (len + 7) & ~7;
     }
-    return { signed: false, reason };
+    return { signed: false, present, reason };
   } catch (err) {
-    if (err instanceof NotSigned) return { signed: false, reason: err.message };
-    if (err instanceof Asn1DecodeError) return { signed: false, reason: `its signature is malformed: ${err.message}` };
-    return { signed: false, reason: `it could not be read as a signed EFI executable: ${err instanceof Error ? err.message : String(err)}` };
+    if (err instanceof NotSigned) return { signed: false, present: false, reason: err.message };
+    if (err instanceof Asn1DecodeError) return { signed: false, present: false, reason: `its signature is malformed: ${err.message}` };
+    return { signed: false, present: false, reason: `it could not be read as a signed EFI executable: ${err instanceof Error ? err.message : String(err)}` };
   }
 }

@@ -15,11 +15,10 @@
  *   the machine's decision rendered here (src/imaging/grub-files.ts);
  * - kernels, initrds and the boot environment come over TFTP too, as
  *   `/fleetboot/entries/<entry>/<file>` and `/fleetboot/env/<file>`:
- *   Debian's GRUB 2.06 reaches HTTP only on port 80 (its `(http,host)`
- *   device takes no port), so TFTP, which the firewall opens anyway, is
- *   the one way to the server. An entry's http:// URL on port 80 is used
- *   as `(http,host)/path`; https:// and other ports are refused with a
- *   message.
+ *   TFTP, which the firewall opens anyway, is
+ *   the one way to the server (Debian's signed grubnetx64.efi has no HTTP
+ *   module at all); an entry whose kernel or initrd is a URL is refused
+ *   on this path with a message.
  *
  * How GRUB reads a script (grub-core/script/yylex.l, execute.c), and so
  * what a value must never contain: words split at whitespace; `$name` and
@@ -76,26 +75,15 @@ export function grubText(text: string): string {
   return `'${s}'`;
 }
 
-/** How GRUB reads one source of an entry: a TFTP path on the server, or `(http,host)/path` for an http:// URL on port 80. */
+/**
+ * How GRUB reads one source of an entry: a TFTP path on the server. Debian's
+ * signed network GRUB has no HTTP module (tried: "disk `http,...' not
+ * found"), so an http(s):// source cannot be reached on this path.
+ */
 export function grubSource(entryName: string, source: string): { path: string } | { problem: string } {
-  if (!/^https?:\/\//i.test(source)) {
-    if (!SAFE_NAME.test(entryName) || !SAFE_FILE.test(source)) return { problem: `source ${JSON.stringify(source)} is not a valid file name` };
-    return { path: `/${VIRTUAL_PREFIX}entries/${entryName}/${source}` };
-  }
-  let u: URL;
-  try {
-    u = new URL(source);
-  } catch {
-    return { problem: `source ${JSON.stringify(source)} is not a valid URL` };
-  }
-  if (u.protocol !== 'http:') return { problem: `source ${JSON.stringify(source)}: GRUB cannot fetch ${u.protocol.replace(':', '')} (only http:// on port 80, or files uploaded into the entry)` };
-  if (u.port !== '' && u.port !== '80') return { problem: `source ${JSON.stringify(source)}: Debian's GRUB reaches HTTP on port 80 only (upload the file into the entry instead)` };
-  if (u.username !== '' || u.password !== '') return { problem: `source ${JSON.stringify(source)}: GRUB cannot send credentials` };
-  if (!/^[A-Za-z0-9.-]{1,253}$/.test(u.hostname)) return { problem: `source ${JSON.stringify(source)}: host ${JSON.stringify(u.hostname)} is not a plain host name or IPv4 address` };
-  const path = `${u.pathname}${u.search}`;
-  const p = grubWordProblem(path);
-  if (p !== null) return { problem: `source ${JSON.stringify(source)} ${p}` };
-  return { path: `(http,${u.hostname})${path}` };
+  if (/^https?:\/\//i.test(source)) return { problem: `source ${JSON.stringify(source)} is a URL: Debian's signed GRUB fetches only over TFTP, from this server (upload the file into the entry)` };
+  if (!SAFE_NAME.test(entryName) || !SAFE_FILE.test(source)) return { problem: `source ${JSON.stringify(source)} is not a valid file name` };
+  return { path: `/${VIRTUAL_PREFIX}entries/${entryName}/${source}` };
 }
 
 /**
@@ -169,7 +157,7 @@ function localLines(message: string, pauseSeconds: number): string[] {
 /** An entry refused on the GRUB path (source GRUB cannot reach, or a kernel Secure Boot would refuse): the reason, per entry name. */
 export type EntryRefusals = ReadonlyMap<string, string>;
 
-function entryLines(entry: ScriptEntry, refused: string | undefined): string[] {
+function entryLines(entry: ScriptEntry, refused: string | undefined, warning?: string): string[] {
   const problem = refused ?? grubEntryProblem(entry);
   if (problem !== null) return localLines(`entry ${entry.name} cannot boot here: ${problem}; trying the local disk in 10 seconds`, 10);
   const src = (s: string): string => {
@@ -178,6 +166,7 @@ function entryLines(entry: ScriptEntry, refused: string | undefined): string[] {
     return r.path;
   };
   return [
+    ...(warning !== undefined ? [`echo ${grubText(`Fleetboot: warning: ${warning}`)}`, 'sleep 3'] : []),
     `echo ${grubText(`Fleetboot: booting entry ${entry.name}`)}`,
     ...bootLines(
       src(entry.kernel),
@@ -232,8 +221,10 @@ export interface GrubRenderContext {
   menuEntries: readonly ScriptEntry[];
   /** GRUB runs locked down (Secure Boot on): named in messages. */
   secureBoot: boolean;
-  /** Entries that cannot boot on this machine, with the reason (e.g. a kernel Secure Boot would refuse). */
+  /** Entries that cannot boot on this machine, with the reason (e.g. a kernel with no signature under Secure Boot). */
   refused: EntryRefusals;
+  /** Entries that boot with a warning on the screen first (e.g. a signature that does not verify: the machine decides). */
+  warnings?: EntryRefusals;
   bootEnv?: { token: string; kernelArgs: string; clientIp: string | null } | null;
   /** Does the menu offer "Register this machine" / "Hardware inventory"? */
   menuTools?: boolean;
@@ -247,7 +238,7 @@ export function renderGrubDecision(d: BootDecision, ctx: GrubRenderContext): str
       return messageConfig(`invalid MAC address in the boot request: ${JSON.stringify(d.rawMac)}`, 10);
     case 'entry': {
       const who = d.host.name ? `${d.mac} (${d.host.name})` : d.mac;
-      return [head(`${who} boots entry ${d.entry.name}`), `echo ${grubText(`Fleetboot: ${who} boots entry ${d.entry.name}`)}`, ...entryLines(d.entry, ctx.refused.get(d.entry.name)), ''].join('\n');
+      return [head(`${who} boots entry ${d.entry.name}`), `echo ${grubText(`Fleetboot: ${who} boots entry ${d.entry.name}`)}`, ...entryLines(d.entry, ctx.refused.get(d.entry.name), ctx.warnings?.get(d.entry.name)), ''].join('\n');
     }
     case 'task': {
       const env = ctx.bootEnv ?? null;
@@ -284,7 +275,7 @@ export function renderGrubDecision(d: BootDecision, ctx: GrubRenderContext): str
       lines.push(`menuentry ${grubText('Boot from local disk')} --id local {`, '  exit', '}');
       entries.forEach((e, i) => {
         const why = ctx.refused.get(e.name) ?? grubEntryProblem(e);
-        lines.push(`menuentry ${grubText(why === null ? `Entry ${e.name}` : `Entry ${e.name} (cannot boot here)`)} --id ${q(`entry${i}`)} {`, ...entryLines(e, ctx.refused.get(e.name)).map((l) => `  ${l}`), '}');
+        lines.push(`menuentry ${grubText(why === null ? `Entry ${e.name}` : `Entry ${e.name} (cannot boot here)`)} --id ${q(`entry${i}`)} {`, ...entryLines(e, ctx.refused.get(e.name), ctx.warnings?.get(e.name)).map((l) => `  ${l}`), '}');
       });
       if (ctx.menuTools) {
         if (d.host === null) lines.push(`menuentry ${grubText('Register this machine')} --id fb-register {`, `  configfile ${q(`/${VIRTUAL_PREFIX}grub/${d.mac}/register.cfg`)}`, '}');

@@ -14,10 +14,12 @@
  *
  * Under Secure Boot (GRUB runs locked down: the name says sb-on), a kernel
  * the server holds is checked before it is named in a configuration
- * (src/boot/authenticode.ts): an entry whose kernel is unsigned, or changed
- * since it was signed, is refused with the reason on the machine's screen
- * and in the log, instead of GRUB's bare "bad shim signature". A kernel
- * fetched from a URL is the machine's chain's to check.
+ * (src/boot/authenticode.ts): an entry whose kernel has no signature is
+ * refused with the reason on the machine's screen and in the log, instead
+ * of GRUB's bare "bad shim signature"; one whose signature does not verify
+ * (changed after signing) is shown with a warning and left to the
+ * machine's chain, which may trust the file by hash (MOK) and otherwise
+ * refuses it.
  *
  * A generated configuration holds a task's token: it is written to a
  * private directory (0700, file 0600), opened and unlinked at once, so it
@@ -61,9 +63,10 @@ export interface GrubFiles {
   close(): Promise<void>;
 }
 
-interface Verdict {
-  key: string;
-  problem: string | null;
+/** What Secure Boot will make of a kernel: refused here (no signature), a warning (a signature that does not verify), or nothing. */
+interface Judgement {
+  refuse: string | null;
+  warn: string | null;
 }
 
 export async function createGrubFiles(deps: GrubFilesDeps): Promise<GrubFiles> {
@@ -71,42 +74,58 @@ export async function createGrubFiles(deps: GrubFilesDeps): Promise<GrubFiles> {
   // Private: generated files hold task tokens.
   const dir = await mkdtemp(join(tmpdir(), 'fleetboot-grub-'));
   const recent = new Map<string, { at: number; text: string }>();
-  const signatures = new Map<string, Verdict>();
+  const signatures = new Map<string, { key: string; judgement: Judgement }>();
 
-  /** Why `path` would be refused under Secure Boot, or null; cached per file version. */
-  async function signatureProblem(path: string, what: string): Promise<string | null> {
+  /**
+   * What Secure Boot will make of the kernel at `path`, cached per file
+   * version. No signature at all: refused here, with the reason. A
+   * signature that does not verify (the file changed after signing): a
+   * warning, and the machine's chain decides (its db or MOK list may trust
+   * the file by hash; otherwise shim refuses it).
+   */
+  async function judge(path: string, what: string): Promise<Judgement> {
     let key: string;
     try {
       const st = await stat(path);
       key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch {
-      return `${what} is missing on the server`;
+      return { refuse: `${what} is missing on the server`, warn: null };
     }
     const known = signatures.get(path);
-    if (known && known.key === key) return known.problem;
+    if (known && known.key === key) return known.judgement;
     const v = verifyAuthenticode(await readFile(path));
-    const problem = v.signed ? null : `${what} is not signed for Secure Boot: ${v.reason}`;
-    if (v.signed) log.info({ subsystem: 'tftp', file: path, signer: v.signer, issuer: v.issuer, digest: v.digest }, `${what}: signed by ${v.signer} (${v.issuer})`);
-    else log.warn({ subsystem: 'tftp', file: path, reason: v.reason }, `${what}: refused for Secure Boot machines: ${v.reason}`);
-    signatures.set(path, { key, problem });
-    return problem;
+    let judgement: Judgement;
+    if (v.signed) {
+      judgement = { refuse: null, warn: null };
+      log.info({ subsystem: 'tftp', file: path, signer: v.signer, issuer: v.issuer, digest: v.digest }, `${what}: signed by ${v.signer} (${v.issuer})`);
+    } else if (!v.present) {
+      judgement = { refuse: `${what} is not signed for Secure Boot: ${v.reason}`, warn: null };
+      log.warn({ subsystem: 'tftp', file: path, reason: v.reason }, `${what}: refused for Secure Boot machines: ${v.reason}`);
+    } else {
+      judgement = { refuse: null, warn: `${what}: ${v.reason}; Secure Boot will refuse it unless the machine trusts this file by hash` };
+      log.warn({ subsystem: 'tftp', file: path, reason: v.reason }, `${what}: its signature does not verify (${v.reason}); Secure Boot machines will refuse it unless they trust it by hash`);
+    }
+    signatures.set(path, { key, judgement });
+    return judgement;
   }
 
-  /** Entries Secure Boot would refuse, by name: a kernel the server holds that is not validly signed. */
-  async function refusals(entries: readonly ScriptEntry[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
+  /** Entries Secure Boot machines are refused here, and entries they get with a warning, by name. */
+  async function judgeEntries(entries: readonly ScriptEntry[]): Promise<{ refused: Map<string, string>; warnings: Map<string, string> }> {
+    const refused = new Map<string, string>();
+    const warnings = new Map<string, string>();
     for (const e of entries) {
-      if (/^https?:\/\//i.test(e.kernel)) continue; // fetched by the machine: its chain checks it
+      if (/^https?:\/\//i.test(e.kernel)) continue; // the GRUB path refuses URL sources anyway (src/boot/grub.ts)
       let path: string;
       try {
         path = join(entryDir(store.entriesDir, e.name), e.kernel);
       } catch {
         continue; // an invalid name: grub.ts refuses it anyway
       }
-      const p = await signatureProblem(path, `the kernel ${e.kernel} of entry ${e.name}`);
-      if (p !== null) out.set(e.name, p);
+      const j = await judge(path, `the kernel ${e.kernel} of entry ${e.name}`);
+      if (j.refuse !== null) refused.set(e.name, j.refuse);
+      if (j.warn !== null) warnings.set(e.name, j.warn);
     }
-    return out;
+    return { refused, warnings };
   }
 
   /** A generated text as an open file (see the header). */
@@ -141,15 +160,16 @@ export async function createGrubFiles(deps: GrubFilesDeps): Promise<GrubFiles> {
     if (out.kind === 'limited') return messageConfig(out.message, 10);
     const d = out.decision;
     let refused = new Map<string, string>();
+    let warnings = new Map<string, string>();
     if (req.secureBoot) {
       // What the machine is shown: a failed task's machine boots as it would without the task.
       const shown = d.kind === 'fail-task' ? d.then : d;
       const target = shown.kind === 'entry' ? [shown.entry] : shown.kind === 'menu' ? out.menuEntries : [];
-      refused = await refusals(target);
+      ({ refused, warnings } = await judgeEntries(target));
       if (shown.kind === 'entry' && refused.has(shown.entry.name)) log.warn({ subsystem: 'tftp', mac: req.mac, ip, entry: shown.entry.name, reason: refused.get(shown.entry.name) }, `boot decision (GRUB): ${req.mac} has Secure Boot on: entry ${shown.entry.name} refused (${refused.get(shown.entry.name) ?? ''})`);
       if (d.kind === 'task') {
-        const p = await signatureProblem(join(config.imaging.bootEnvDir, BOOTENV_KERNEL), "the boot environment's kernel");
-        if (p !== null) return messageConfig(`${p}; rebuild it from Debian's signed kernel (scripts/build-bootenv.sh)`, 10);
+        const j = await judge(join(config.imaging.bootEnvDir, BOOTENV_KERNEL), "the boot environment's kernel");
+        if (j.refuse !== null) return messageConfig(`${j.refuse}; rebuild it from Debian's signed kernel (scripts/build-bootenv.sh)`, 10);
       }
     }
     return renderGrubDecision(d, {
@@ -158,6 +178,7 @@ export async function createGrubFiles(deps: GrubFilesDeps): Promise<GrubFiles> {
       menuEntries: out.menuEntries,
       secureBoot: req.secureBoot,
       refused,
+      warnings,
       bootEnv: out.token !== null ? { token: out.token, kernelArgs: config.imaging.kernelArgs, clientIp: IPV4.test(ip) ? ip : null } : null,
       menuTools: true,
     });
