@@ -145,7 +145,7 @@ describe('Secure Boot: OVMF with Secure Boot on PXE-boots through shim and GRUB 
         const refused = await guest.waitForSerial(/bad shim signature|Access Denied|Security Violation/, 240_000);
         assert.ok(refused, `the chain did not refuse the tampered kernel\n${explain(e, guest)}`);
         t.diagnostic(`tampered kernel: ${String(refused)}`);
-        assert.match(readFileSync(guest.serialLog, 'latin1'), /Fleetboot: warning: the kernel vmlinuz-tampered of entry tampered: its contents do not match its signature/);
+        assert.match(readFileSync(guest.serialLog, 'latin1'), /Fleetboot: warning: the kernel vmlinuz-tampered of entry tampered: its contents/);
         // GRUB falls back (back to the firmware); give a wrongly loaded kernel time to show itself.
         await new Promise((r) => setTimeout(r, 10_000)); // the test is that nothing arrives in this window
         const serial = readFileSync(guest.serialLog, 'latin1');
