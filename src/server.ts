@@ -53,6 +53,9 @@ import { createActivityTracker } from './events/activity.js';
 import { createEventBus, type EventBus } from './events/bus.js';
 import { bootStepEvent, leaseEvent } from './model/events.js';
 import { tftpBootEvent } from './boot/boot-events.js';
+import { GRUB_FILE, GRUB_ROOT_CONFIG, rootConfig, SHIM_FILE } from './boot/grub.js';
+import { createBootDecider } from './imaging/boot-decider.js';
+import { createGrubFiles, type GrubFiles } from './imaging/grub-files.js';
 import { formatIpxeManifest, IPXE_BINARIES, IPXE_MANIFEST, parseIpxeManifest, type IpxeManifest } from './lib/ipxe-files.js';
 import { neighbourMac } from './net/neighbours.js';
 import { createEndpointService } from './endpoints/service.js';
@@ -223,6 +226,56 @@ export async function populateTftpRoot(root: string, log: Logger, ipxeDir: strin
   return copied;
 }
 
+/** Debian's signed files, as scripts/install-deps.sh extracts them into uefi.signedDir, and their names in the TFTP root. */
+export const SIGNED_FILES = [
+  { from: 'shimx64.efi.signed', to: SHIM_FILE, pkg: 'shim-signed' },
+  { from: 'grubnetx64.efi.signed', to: GRUB_FILE, pkg: 'grub-efi-amd64-signed' },
+] as const;
+
+/**
+ * uefi.secureBoot: put Debian's signed shim and GRUB into the TFTP root
+ * (replaced when the packages' files changed) and write /grub/grub.cfg.
+ * Returns the loader x64 UEFI PXE firmware gets, or null (iPXE) when the
+ * mode is off, or auto without the files. With 'on', missing files stop
+ * the start.
+ */
+export async function populateSecureBoot(config: Readonly<FleetbootConfig>, log: Logger): Promise<string | null> {
+  const mode = config.uefi.secureBoot;
+  if (mode === 'off') return null;
+  const root = config.tftp.root;
+  const missing: string[] = [];
+  for (const f of SIGNED_FILES) if (!(await exists(join(config.uefi.signedDir, f.from)))) missing.push(`${join(config.uefi.signedDir, f.from)} (Debian package ${f.pkg})`);
+  if (missing.length > 0) {
+    const why = `Debian's signed shim and GRUB are missing: ${missing.join(', ')}; run scripts/install-deps.sh (it extracts them from the packages) or set uefi.signedDir`;
+    if (mode === 'on') throw new FleetbootError('CONFIG', `uefi.secureBoot is on, but ${why}`);
+    log.warn({ subsystem: 'tftp', signedDir: config.uefi.signedDir }, `uefi.secureBoot auto: ${why}; x64 UEFI machines get iPXE, which Secure Boot refuses`);
+    return null;
+  }
+  for (const f of SIGNED_FILES) {
+    const src = join(config.uefi.signedDir, f.from);
+    const dest = join(root, f.to);
+    const want = await readFile(src);
+    const have = await readFile(dest).catch(() => null);
+    if (have !== null && have.equals(want)) continue;
+    await writeAtomic(dest, want);
+    log.info({ subsystem: 'tftp', file: f.to, from: src }, `${f.to} copied into the TFTP root (${f.pkg})`);
+  }
+  await mkdir(join(root, 'grub'), { recursive: true });
+  await writeAtomic(join(root, GRUB_ROOT_CONFIG), Buffer.from(rootConfig()));
+  log.info({ subsystem: 'tftp', mode, loader: SHIM_FILE }, `Secure Boot path: x64 UEFI PXE firmware gets ${SHIM_FILE} (Debian's signed shim), then ${GRUB_FILE} (Debian's signed GRUB), which asks this server what to boot`);
+  return SHIM_FILE;
+}
+
+async function writeAtomic(dest: string, data: Buffer): Promise<void> {
+  const tmp = `${dest}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, data, { mode: 0o644 });
+    await rename(tmp, dest);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
 /**
  * The TFTP root is served to anyone on the LAN (TFTP and /tftp/ over HTTP):
  * it must not be, or contain, the data directory (API token, database).
@@ -307,6 +360,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let multicast: MulticastService | null = null;
   let bootEvents: BootRecorder | null = null;
   let bus: EventBus | null = null;
+  let grubFiles: GrubFiles | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
@@ -322,6 +376,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const mcs = multicast;
     const be = bootEvents;
     const ev = bus;
+    const gf = grubFiles;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
       ['multicast', mcs ? () => mcs.close() : null],
       ['imaging', r ? async () => r.stop() : null],
@@ -333,6 +388,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       ['events', ev ? async () => ev.close() : null],
       ['dhcp', d ? () => d.close() : null],
       ['tftp', t ? () => t.close() : null],
+      ['grub files', gf ? () => gf.close() : null],
       ['boot events', be ? () => be.close() : null],
       ['database', st ? () => st.close() : null],
       ['server.json', wroteServerFile ? () => removeServerFile(config.dataDir) : null],
@@ -375,6 +431,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       await tls.start();
     }
     await populateTftpRoot(config.tftp.root, log, opts.ipxeDir, join(config.dataDir, IPXE_MANIFEST));
+    const secureBootLoader = config.tftp.enabled ? await populateSecureBoot(config, log) : null;
     const orphans = await cleanupOrphans(store);
     if (orphans.length) log.info({ subsystem: 'imaging', removed: orphans }, `removed ${orphans.length} orphaned image directories`);
     const st = store;
@@ -424,7 +481,12 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
 
     let httpPort = config.http.port;
     const baseUrl = (): string => (config.http.publicUrl ? config.http.publicUrl.replace(/\/+$/, '') : `http://${serverIp}:${httpPort}`);
+    // One decider for iPXE (HTTP) and GRUB (TFTP): one rate limit, one place for the effects.
+    const bootDecider = createBootDecider({ store, config, log, imaging, events, bootEvents: recorder });
+    if (secureBootLoader !== null) grubFiles = await createGrubFiles({ store, config, log, decider: bootDecider, baseUrl });
+    const gfiles = grubFiles;
     app = buildApp({
+      bootDecider,
       store,
       config,
       serverIp,
@@ -490,12 +552,13 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
         busyPollMicros: config.tftp.busyPollMicros,
         logger: log,
         onTransfer: (t) => recorder.record(tftpBootEvent(t)),
+        ...(gfiles ? { resolve: (name: string, ip: string) => gfiles.resolve(name, ip) } : {}),
       });
       await tftp.start();
     }
     if (config.dhcp.mode === 'proxy') {
       if (config.dhcp.probeAtStart === true) await probeAtStart(config, serverIp, log);
-      dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
+      dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
       await dhcp.start();
     } else if (config.dhcp.mode === 'server') {
       if (config.dhcp.probeAtStart ?? true) await probeAtStart(config, serverIp, log);
@@ -507,7 +570,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
           events.publish(leaseEvent(l, Date.now()));
         },
       };
-      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leaseStore, leases: leases.load(), reservations: dhcpReservations(config, store, log), onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
+      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, store: leaseStore, leases: leases.load(), reservations: dhcpReservations(config, store, log), onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
       await dhcp.start();
     }
 
