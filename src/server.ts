@@ -53,7 +53,7 @@ import { createActivityTracker } from './events/activity.js';
 import { createEventBus, type EventBus } from './events/bus.js';
 import { bootStepEvent, leaseEvent } from './model/events.js';
 import { tftpBootEvent } from './boot/boot-events.js';
-import { GRUB_FILE, GRUB_ROOT_CONFIG, rootConfig, SHIM_FILE } from './boot/grub.js';
+import { GRUB_FILE, GRUB_ROOT_CONFIG, rootConfig, SHIM_FILE, SIGNED_FILES } from './boot/grub.js';
 import { createBootDecider } from './imaging/boot-decider.js';
 import { createGrubFiles, type GrubFiles } from './imaging/grub-files.js';
 import { formatIpxeManifest, IPXE_BINARIES, IPXE_MANIFEST, parseIpxeManifest, type IpxeManifest } from './lib/ipxe-files.js';
@@ -226,11 +226,6 @@ export async function populateTftpRoot(root: string, log: Logger, ipxeDir: strin
   return copied;
 }
 
-/** Debian's signed files, as scripts/install-deps.sh extracts them into uefi.signedDir, and their names in the TFTP root. */
-export const SIGNED_FILES = [
-  { from: 'shimx64.efi.signed', to: SHIM_FILE, pkg: 'shim-signed' },
-  { from: 'grubnetx64.efi.signed', to: GRUB_FILE, pkg: 'grub-efi-amd64-signed' },
-] as const;
 
 /**
  * uefi.secureBoot: put Debian's signed shim and GRUB into the TFTP root

@@ -38,6 +38,11 @@ export const SHIM_FILE = 'shimx64.efi';
 export const GRUB_FILE = 'grubx64.efi';
 /** Debian's grubnetx64.efi has the prefix /grub: it reads /grub/grub.cfg from the TFTP server that booted it. */
 export const GRUB_ROOT_CONFIG = 'grub/grub.cfg';
+/** Debian's signed files, as scripts/install-deps.sh extracts them into uefi.signedDir, and their names in the TFTP root. */
+export const SIGNED_FILES = [
+  { from: 'shimx64.efi.signed', to: SHIM_FILE, pkg: 'shim-signed' },
+  { from: 'grubnetx64.efi.signed', to: GRUB_FILE, pkg: 'grub-efi-amd64-signed' },
+] as const;
 /** The TFTP names the server answers itself (never files of the TFTP root). */
 export const VIRTUAL_PREFIX = 'fleetboot/';
 

@@ -19,7 +19,9 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEBIAN_IPXE_DIR, detectServerIp, loadConfig, type FleetbootConfig } from '../config/config.js';
 import { concretePort, requiredPorts } from '../config/ports.js';
-import { judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, type FileFacts, type FirewallPort } from '../doctor/judge.js';
+import { judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, judgeSecureBoot, type FileFacts, type FirewallPort } from '../doctor/judge.js';
+import { verifyAuthenticode } from '../boot/authenticode.js';
+import { GRUB_ROOT_CONFIG, SIGNED_FILES } from '../boot/grub.js';
 import { exitStatus, formatReport, type Check } from '../doctor/report.js';
 import { judgePorts, parseProcNet, socketInode, type ExpectedPort, type ProcessInfo, type SocketEntry } from '../doctor/sockets.js';
 import type { Status } from '../http/schemas/index.js';
@@ -297,6 +299,26 @@ export async function runDoctor(config: Readonly<FleetbootConfig>, globals: Glob
     recorded = null;
   }
   checks.push(judgeBootEnv({ dir: bootDir, files, recorded, buildCommand: bootEnvBuildCommand(bootDir, config.dataDir) }));
+
+  // 3b. Secure Boot: Debian's signed shim and GRUB in the TFTP root, a signed boot environment kernel.
+  if (config.uefi.secureBoot !== 'off') {
+    const signed = await Promise.all(
+      SIGNED_FILES.map(async (f) => ({ source: f.from, tftp: f.to, sourceSha256: (await hashFile(join(config.uefi.signedDir, f.from)))?.sha256 ?? null, tftpSha256: (await hashFile(join(config.tftp.root, f.to)))?.sha256 ?? null })),
+    );
+    const kernel = await readFile(join(bootDir, 'vmlinuz')).catch(() => null);
+    const v = kernel === null ? null : verifyAuthenticode(kernel);
+    checks.push(
+      ...judgeSecureBoot({
+        mode: config.uefi.secureBoot,
+        dhcpMode: config.dhcp.mode,
+        serverIp,
+        signedDir: config.uefi.signedDir,
+        files: signed,
+        rootConfig: (await stat(join(config.tftp.root, GRUB_ROOT_CONFIG)).catch(() => null)) !== null,
+        bootEnvKernel: v === null ? null : v.signed ? { signed: true, signer: v.signer } : { signed: false, reason: v.reason },
+      }),
+    );
+  } else checks.push(...judgeSecureBoot({ mode: 'off', dhcpMode: config.dhcp.mode, serverIp, signedDir: config.uefi.signedDir, files: [], rootConfig: false, bootEnvKernel: null }));
 
   // 4. The server address is on the interface it serves.
   if (serverIp === null) checks.push({ id: 'address', status: 'fail', title: 'server address', detail: 'none: no serverIp, and no IPv4 address on the interface', fix: 'set --server-ip or --interface' });

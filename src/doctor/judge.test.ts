@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FREE_FAIL_BYTES, judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, type DhcpAnswer, type FirewallPort } from './judge.js';
+import { FREE_FAIL_BYTES, judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, judgeSecureBoot, type DhcpAnswer, type FirewallPort } from './judge.js';
 
 const ME = '10.0.0.1';
 const self: DhcpAnswer = { serverId: ME, kind: 'proxy', offered: null, bootFile: 'undionly.kpxe', nextServer: ME };
@@ -141,4 +141,22 @@ test('judgeActivity(): never, N s ago, off; always information', () => {
     ['activity:tftp', 'info', 'off'],
     ['activity:http', 'info', 'never (since the server started 60 min ago)'],
   ]);
+});
+
+test('Secure Boot: off is information; on with missing files fails; stale copies fail; an unsigned boot environment kernel fails; proxy mode warns about next-server', () => {
+  const base = { dhcpMode: 'server' as const, serverIp: '10.0.0.1', signedDir: '/s', rootConfig: true, bootEnvKernel: { signed: true as const, signer: 'Debian Secure Boot Signer 2022 - linux' } };
+  const files = [{ source: 'shimx64.efi.signed', tftp: 'shimx64.efi', sourceSha256: 'a', tftpSha256: 'a' }, { source: 'grubnetx64.efi.signed', tftp: 'grubx64.efi', sourceSha256: 'b', tftpSha256: 'b' }];
+  assert.equal(judgeSecureBoot({ ...base, mode: 'off', files: [] })[0]?.status, 'info');
+  const ok = judgeSecureBoot({ ...base, mode: 'on', files });
+  assert.deepEqual(ok.map((c) => [c.id, c.status]), [['secure-boot', 'ok'], ['secure-boot:bootenv', 'ok']]);
+  const missing = judgeSecureBoot({ ...base, mode: 'on', files: [{ ...files[0]!, sourceSha256: null }, files[1]!] });
+  assert.equal(missing[0]?.status, 'fail');
+  assert.match(missing[0]?.fix ?? '', /install-deps/);
+  assert.equal(judgeSecureBoot({ ...base, mode: 'auto', files: [{ ...files[0]!, sourceSha256: null }] })[0]?.status, 'warn');
+  const stale = judgeSecureBoot({ ...base, mode: 'on', files: [{ ...files[0]!, tftpSha256: 'old' }, files[1]!], rootConfig: false });
+  assert.match(stale[0]?.detail ?? '', /no current shimx64\.efi and has no grub\/grub\.cfg/);
+  const unsigned = judgeSecureBoot({ ...base, mode: 'on', files, bootEnvKernel: { signed: false, reason: 'it has no signature (no certificate table)' } });
+  assert.equal(unsigned.find((c) => c.id === 'secure-boot:bootenv')?.status, 'fail');
+  const proxy = judgeSecureBoot({ ...base, mode: 'on', files, dhcpMode: 'proxy' });
+  assert.match(proxy.find((c) => c.id === 'secure-boot:next-server')?.fix ?? '', /next-server 10\.0\.0\.1/);
 });

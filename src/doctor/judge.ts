@@ -133,6 +133,53 @@ export function judgeBootEnv(b: BootEnvFacts): Check {
   return { id, status: 'ok', title, detail: `${b.files.map((f) => f.name).join(' and ')} present and match bootenv.json`, fix: null };
 }
 
+// ---- Secure Boot ----------------------------------------------------------------
+
+export interface SecureBootFacts {
+  mode: 'auto' | 'on' | 'off';
+  dhcpMode: 'proxy' | 'server' | 'off';
+  serverIp: string | null;
+  signedDir: string;
+  /** Each signed file: its source in signedDir and its copy in the TFTP root (sha256, null when missing). */
+  files: ReadonlyArray<{ source: string; tftp: string; sourceSha256: string | null; tftpSha256: string | null }>;
+  /** The TFTP root's grub/grub.cfg is there. */
+  rootConfig: boolean;
+  /** The boot environment's kernel: signed (by whom), why not, or null when it is missing. */
+  bootEnvKernel: { signed: true; signer: string } | { signed: false; reason: string } | null;
+}
+
+/** uefi.secureBoot: the signed chain is in place, and what GRUB needs from the network. */
+export function judgeSecureBoot(f: SecureBootFacts): Check[] {
+  const title = 'Secure Boot (uefi.secureBoot)';
+  if (f.mode === 'off') return [{ id: 'secure-boot', status: 'info', title, detail: "off: x64 UEFI machines get iPXE, which firmware with Secure Boot on refuses", fix: null }];
+  const out: Check[] = [];
+  const missing = f.files.filter((x) => x.sourceSha256 === null).map((x) => x.source);
+  if (missing.length > 0) {
+    out.push({ id: 'secure-boot', status: f.mode === 'on' ? 'fail' : 'warn', title, detail: `${f.mode}, but Debian's signed files are missing in ${f.signedDir}: ${missing.join(', ')}${f.mode === 'auto' ? ': x64 UEFI machines get iPXE' : ''}`, fix: 'run scripts/install-deps.sh (it extracts them from shim-signed and grub-efi-amd64-signed), then restart the server' });
+    return out;
+  }
+  const stale = f.files.filter((x) => x.tftpSha256 !== x.sourceSha256).map((x) => x.tftp);
+  if (stale.length > 0 || !f.rootConfig) {
+    out.push({ id: 'secure-boot', status: 'fail', title, detail: `the TFTP root ${stale.length ? `has no current ${stale.join(', ')}` : ''}${stale.length && !f.rootConfig ? ' and ' : ''}${f.rootConfig ? '' : 'has no grub/grub.cfg'}`, fix: 'restart the server (it copies the signed files and writes grub/grub.cfg at start)' });
+  } else {
+    out.push({ id: 'secure-boot', status: 'ok', title, detail: `${f.mode}: x64 UEFI PXE firmware gets ${f.files.map((x) => x.tftp).join(' then ')} (Debian's signed chain) and grub/grub.cfg`, fix: null });
+  }
+  if (f.bootEnvKernel !== null) {
+    if (f.bootEnvKernel.signed) out.push({ id: 'secure-boot:bootenv', status: 'ok', title: "the boot environment's kernel under Secure Boot", detail: `signed by ${f.bootEnvKernel.signer}`, fix: null });
+    else out.push({ id: 'secure-boot:bootenv', status: 'fail', title: "the boot environment's kernel under Secure Boot", detail: `refused for Secure Boot machines: ${f.bootEnvKernel.reason}`, fix: "rebuild the boot environment from Debian's signed kernel (scripts/build-bootenv.sh --force)" });
+  }
+  if (f.dhcpMode === 'proxy') {
+    out.push({
+      id: 'secure-boot:next-server',
+      status: 'warn',
+      title: 'Secure Boot beside another DHCP server',
+      detail: "Debian's GRUB finds its TFTP server in the address server's answer (next-server), never in the proxyDHCP's: doctor cannot see what the site's DHCP server sends",
+      fix: `make the site's DHCP server send next-server ${f.serverIp ?? '<this server>'} to UEFI clients (fleetboot dhcp options --for isc|kea|dnsmasq|windows), or run --dhcp server`,
+    });
+  }
+  return out;
+}
+
 // ---- the server address ------------------------------------------------------
 
 /** The server address is on the interface it serves (config interface), or at least on this machine. */
