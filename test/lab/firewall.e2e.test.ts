@@ -45,16 +45,14 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { program } from '../../src/lib/programs.js';
 import { loadFixture } from '../../src/protocol/dhcp/testdata/fixtures.js';
 import { LabSuite } from './suite.js';
 import { closeLabFixture, openLabFixture, waitForGuestCallback, type LabFixture } from './fixture.js';
-import { CACHE_DIR, QemuGuest, withTimeout, type QemuVariant } from './qemu.js';
-import { REPO, logEvents, ProcessLog, startFleetboot, startLabHttp, type LabHttp } from './bootenv/services.js';
+import { CACHE_DIR, ensureFleetbootBootEnv, QemuGuest, withTimeout, type QemuVariant } from './qemu.js';
+import { logEvents, ProcessLog, startFleetboot, startLabHttp, type LabHttp } from './bootenv/services.js';
 import { makeSourceDisk, readDiskFiles, sh, type SourceDisk } from './disks.js';
 import { sh as hostSh } from './lab.js';
 
@@ -95,16 +93,6 @@ interface Env {
 
 const suite = new LabSuite<Env>();
 const { guarded, need } = suite;
-
-/** Build (or take from the cache) the boot environment with the real agent (as imaging.e2e does). */
-function buildBootEnv(out: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(program('bash'), [join(REPO, 'scripts/build-bootenv.sh'), '--out', out], { cwd: REPO, maxBuffer: 64 * 1024 * 1024 }, (err, _o, stderr) => {
-      if (err) reject(new Error(`scripts/build-bootenv.sh failed: ${stderr.slice(-3000)}`));
-      else resolve();
-    });
-  });
-}
 
 function fbNs(e: Env): string {
   return e.f.lab.host('fb').netns;
@@ -360,7 +348,7 @@ describe('fleetboot firewall --for nft: a server behind exactly the printed rule
     guarded(async () => {
       const hostRules = await hostSh('nft', ['list', 'ruleset']);
       const bootEnvDir = join(CACHE_DIR, 'fleetboot-bootenv');
-      await buildBootEnv(bootEnvDir);
+      await ensureFleetbootBootEnv(bootEnvDir);
       const f = await openLabFixture({ name: 'firewall.e2e', subnet: S, variants: ['bios-ipxe', 'ovmf-pxe'], fleetboot: null });
       try {
         await f.lab.addHost('obs', OBS_IP, { broadcast: true });

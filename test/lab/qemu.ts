@@ -103,6 +103,22 @@ export async function ensureBootEnv(): Promise<{ kernel: string; initrd: string 
 }
 
 /**
+ * Fleetboot's own boot environment (scripts/build-bootenv.sh, the real
+ * imaging agent) in CACHE_DIR/fleetboot-bootenv: built on first use, then
+ * taken from the cache (the script rebuilds only when an input changed).
+ * Returns its directory.
+ */
+export async function ensureFleetbootBootEnv(out: string = join(CACHE_DIR, 'fleetboot-bootenv')): Promise<string> {
+  await new Promise<void>((res, rej) => {
+    execFile(program('bash'), [join(REPO, 'scripts/build-bootenv.sh'), '--out', out], { cwd: REPO, maxBuffer: 64 * 1024 * 1024 }, (err, _o, stderr) => {
+      if (err) rej(new Error(`scripts/build-bootenv.sh failed: ${stderr.slice(-3000)}`));
+      else res();
+    });
+  });
+  return out;
+}
+
+/**
  * A 1 MiB raw disk whose MBR boot sector prints LOCAL_DISK_MARKER on COM1
  * and halts: what "boot from local disk" reaches in the tests.
  *

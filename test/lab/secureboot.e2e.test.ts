@@ -29,15 +29,13 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabSuite } from './suite.js';
 import { closeLabFixture, openLabFixture, waitForGuestCallback, withParts, type LabWith } from './fixture.js';
-import { CACHE_DIR, INITRD_OK_MARKER, QemuGuest } from './qemu.js';
-import { REPO, logEvents, macHex as hex } from './bootenv/services.js';
+import { CACHE_DIR, ensureFleetbootBootEnv, INITRD_OK_MARKER, QemuGuest } from './qemu.js';
+import { logEvents, macHex as hex } from './bootenv/services.js';
 import { DEBIAN_SIGNED_DIR } from '../../src/config/config.js';
-import { program } from '../../src/lib/programs.js';
 import { waitFor } from '../wait.js';
 
 const SUBNET = '10.213.96';
@@ -48,15 +46,6 @@ const SB_ENABLED = 'secureboot: Secure boot enabled';
 type Env = LabWith<'fb' | 'cb'> & { bootEnvDir: string };
 const suite = new LabSuite<Env>();
 const { guarded, need } = suite;
-
-function buildBootEnv(out: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(program('bash'), [join(REPO, 'scripts/build-bootenv.sh'), '--out', out], { cwd: REPO, maxBuffer: 64 * 1024 * 1024 }, (err, _o, stderr) => {
-      if (err) reject(new Error(`scripts/build-bootenv.sh failed: ${stderr.slice(-3000)}`));
-      else resolve();
-    });
-  });
-}
 
 function explain(e: Env, guest: QemuGuest | null): string {
   return [
@@ -78,7 +67,7 @@ describe('Secure Boot: OVMF with Secure Boot on PXE-boots through shim and GRUB 
         if (!existsSync(join(DEBIAN_SIGNED_DIR, f))) throw new Error(`${join(DEBIAN_SIGNED_DIR, f)} is missing: run bash scripts/install-deps.sh (it extracts Debian's signed shim and GRUB)`);
       }
       const bootEnvDir = join(CACHE_DIR, 'fleetboot-bootenv');
-      await buildBootEnv(bootEnvDir);
+      await ensureFleetbootBootEnv(bootEnvDir);
       const f = await openLabFixture({
         name: 'secureboot.e2e',
         subnet: SUBNET,
