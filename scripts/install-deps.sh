@@ -70,6 +70,33 @@ if [ "${#need_run[@]}" -gt 0 ]; then
   pkill -x in.tftpd 2>/dev/null || true
 fi
 
+# Secure Boot (uefi.secureBoot): Debian's signed shim and network GRUB, taken
+# out of the packages shim-signed and grub-efi-amd64-signed with apt-get
+# download + dpkg-deb -x, not installed: installing them would pull GRUB's
+# EFI tools and run grub-install against this machine's own boot loader.
+# Replaced when the package versions change; the versions and sha256s go
+# into VERSIONS beside the files.
+signed_dir=/usr/local/share/fleetboot/signed
+signed_pkgs=(shim-signed grub-efi-amd64-signed)
+signed_want=""
+for p in "${signed_pkgs[@]}"; do
+  v="$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ {print $2; exit}')"
+  if [ -z "$v" ] || [ "$v" = "(none)" ]; then apt-get update -qq; v="$(apt-cache policy "$p" | awk '/Candidate:/ {print $2; exit}')"; fi
+  signed_want+="$p $v"$'\n'
+done
+if [ ! -s "$signed_dir/shimx64.efi.signed" ] || [ ! -s "$signed_dir/grubnetx64.efi.signed" ] || [ "$(sed -n '/^[a-z]/p' "$signed_dir/VERSIONS" 2>/dev/null | grep -v sha256 || true)"$'\n' != "$signed_want" ]; then
+  echo "install-deps: Debian's signed shim and GRUB into $signed_dir"
+  t="$(mktemp -d)"
+  chmod 0755 "$t"
+  (cd "$t" && apt-get download -q "${signed_pkgs[@]}" 2>&1 | grep -v -e '^W: Download is performed unsandboxed' -e '^Get:' -e '^Fetched' >&2 || true)
+  for d in "$t"/*.deb; do dpkg-deb -x "$d" "$t/x"; done
+  mkdir -p "$signed_dir"
+  install -m 0644 "$t/x/usr/lib/shim/shimx64.efi.signed" "$signed_dir/shimx64.efi.signed"
+  install -m 0644 "$t/x/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed" "$signed_dir/grubnetx64.efi.signed"
+  { printf '%s' "$signed_want"; (cd "$signed_dir" && sha256sum shimx64.efi.signed grubnetx64.efi.signed | sed 's/^/sha256 /'); } > "$signed_dir/VERSIONS"
+  rm -rf "$t"
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   # swagger-ui-dist (/api/docs) depends on @scarf/scarf, whose install script
   # reports the installation to its vendor: off (scarf-js's documented opt-out).

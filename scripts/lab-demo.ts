@@ -54,6 +54,7 @@ const VARIANT_TEXT: Record<QemuVariant, string> = {
   'bios-ipxe': 'legacy BIOS (SeaBIOS) with the iPXE boot ROM QEMU ships (pxe-e1000.rom)',
   'ovmf-pxe': "UEFI (OVMF) with the firmware's own PXE stack, virtio-net, no option ROM",
   'ovmf-ipxe': "UEFI (OVMF) with iPXE's EFI boot ROM (efi-e1000.rom)",
+  'ovmf-sb': "UEFI (OVMF) with Secure Boot on and Microsoft's keys, the firmware's own PXE (serve with --secure-boot on)",
 };
 
 const t0 = Date.now();

@@ -34,6 +34,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   endpoints: ['endpoints', 'model', 'lib', 'store'],
   // Certificates (DER, X.509) and the CA's files in the data directory: no config, no HTTP.
   tls: ['tls', 'lib', 'model'],
+  // `fleetboot doctor`'s judgements and the nftables evaluator: pure, over facts src/cli/doctor.ts gathers.
+  doctor: ['doctor', 'lib', 'model'],
   // The API's schemas and types: pure, for the server, the CLI and the console's browser bundle.
   'http/schemas': ['http/schemas', 'model'],
 };

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freeUdpPortPair } from '../test/dhcp-helpers.js';
@@ -8,6 +8,8 @@ import { loadConfig } from './config/config.js';
 import { FleetbootError } from './lib/errors.js';
 import { silentLogger } from './lib/log.js';
 import { populateTftpRoot, resolveServerIp, startFleetboot } from './server.js';
+import { parseIpxeManifest } from './lib/ipxe-files.js';
+import { createHash } from 'node:crypto';
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'fleetboot-server-'));
@@ -28,6 +30,30 @@ test('populateTftpRoot() copies missing iPXE binaries as regular files and keeps
     assert.ok(lstatSync(join(root, 'undionly.kpxe')).isFile());
     assert.equal(readFileSync(join(root, 'snponly.efi'), 'utf8'), 'custom');
     assert.ok(!existsSync(join(root, 'ipxe.efi')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('populateTftpRoot() records what it copies, and packaged files already there, in the manifest', async () => {
+  const dir = tmp();
+  try {
+    const src = join(dir, 'ipxe');
+    mkdirSync(src);
+    writeFileSync(join(src, 'undionly.kpxe'), 'bios');
+    writeFileSync(join(src, 'snponly.efi'), 'efi');
+    writeFileSync(join(src, 'ipxe.efi'), 'full');
+    const root = join(dir, 'tftp');
+    mkdirSync(root);
+    writeFileSync(join(root, 'snponly.efi'), 'efi'); // the packaged file, copied by hand
+    writeFileSync(join(root, 'ipxe.efi'), 'custom'); // someone else's
+    const manifestFile = join(dir, 'ipxe-manifest.json');
+    assert.deepEqual(await populateTftpRoot(root, silentLogger, src, manifestFile), ['undionly.kpxe']);
+    const m = parseIpxeManifest(readFileSync(manifestFile, 'utf8'));
+    assert.deepEqual(Object.keys(m).sort(), ['snponly.efi', 'undionly.kpxe']);
+    assert.equal(m['undionly.kpxe']?.sha256, createHash('sha256').update('bios').digest('hex'));
+    assert.equal(m['undionly.kpxe']?.source, join(src, 'undionly.kpxe'));
+    assert.equal(statSync(manifestFile).mode & 0o777, 0o600);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

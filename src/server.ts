@@ -16,7 +16,8 @@
  * server's leases, streamed by GET /api/v1/events.
  * Signals are the CLI's business (src/cli/serve.ts).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { join, sep } from 'node:path';
@@ -48,9 +49,14 @@ import { createWakeService, type WakeService } from './wake/service.js';
 import { wakeTargets, type WakeTarget } from './wake/targets.js';
 import { createMulticastService, type MulticastService } from './multicast/service.js';
 import { createBootRecorder, type BootRecorder } from './events/boot-recorder.js';
+import { createActivityTracker } from './events/activity.js';
 import { createEventBus, type EventBus } from './events/bus.js';
 import { bootStepEvent, leaseEvent } from './model/events.js';
 import { tftpBootEvent } from './boot/boot-events.js';
+import { GRUB_FILE, GRUB_ROOT_CONFIG, rootConfig, SHIM_FILE, SIGNED_FILES } from './boot/grub.js';
+import { createBootDecider } from './imaging/boot-decider.js';
+import { createGrubFiles, type GrubFiles } from './imaging/grub-files.js';
+import { formatIpxeManifest, IPXE_BINARIES, IPXE_MANIFEST, parseIpxeManifest, type IpxeManifest } from './lib/ipxe-files.js';
 import { neighbourMac } from './net/neighbours.js';
 import { createEndpointService } from './endpoints/service.js';
 import { wantedNames } from './tls/names.js';
@@ -58,8 +64,7 @@ import { createTlsService, type TlsService } from './tls/service.js';
 import { createFleetbootMetrics } from './metrics/fleetboot.js';
 import { fleetbootVersion } from './http/version.js';
 
-/** The iPXE binaries copied into the TFTP root when absent there. */
-export const IPXE_BINARIES = ['undionly.kpxe', 'snponly.efi', 'ipxe.efi'] as const;
+export { IPXE_BINARIES } from './lib/ipxe-files.js';
 
 /** <dataDir>/server.json: how a local CLI finds the running server (no secrets). */
 export const SERVER_FILE = 'server.json';
@@ -166,18 +171,39 @@ export function resolveServerIp(config: Readonly<FleetbootConfig>): string {
   throw new FleetbootError('CONFIG', 'No IPv4 address found on any non-loopback interface: set --server-ip IP or --interface IFACE');
 }
 
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
 /**
  * Create the TFTP root if missing and copy the iPXE binaries into it when
  * absent (copies, not symlinks: the TFTP server refuses symlinks leading
  * out of its root). Files already there, and any others, are left alone.
+ * With `manifestFile` (<dataDir>/ipxe-manifest.json) each copy is recorded
+ * there with its SHA-256, and so is a binary already there that is the same
+ * as its source, so `fleetboot doctor` can tell a missing or changed one.
  */
-export async function populateTftpRoot(root: string, log: Logger, ipxeDir: string = DEBIAN_IPXE_DIR): Promise<string[]> {
+export async function populateTftpRoot(root: string, log: Logger, ipxeDir: string = DEBIAN_IPXE_DIR, manifestFile: string | null = null): Promise<string[]> {
   await mkdir(root, { recursive: true });
   const copied: string[] = [];
+  let manifest: IpxeManifest = {};
+  if (manifestFile !== null) manifest = parseIpxeManifest(await readFile(manifestFile, 'utf8').catch(() => ''));
+  let changed = false;
+  const record = async (name: string, dest: string, src: string): Promise<void> => {
+    const st = await stat(dest);
+    manifest[name] = { sha256: await sha256File(dest), bytes: st.size, source: src, copiedAt: new Date().toISOString() };
+    changed = true;
+  };
   for (const name of IPXE_BINARIES) {
     const dest = join(root, name);
-    if (await exists(dest)) continue;
     const src = join(ipxeDir, name);
+    if (await exists(dest)) {
+      // Put there before manifests existed (or by hand): recorded when it is the packaged file.
+      if (manifestFile !== null && manifest[name] === undefined && (await exists(src)) && (await sha256File(src)) === (await sha256File(dest))) await record(name, dest, src);
+      continue;
+    }
     if (!(await exists(src))) {
       log.warn({ subsystem: 'tftp', file: name, from: ipxeDir }, `iPXE binary ${src} not found (install the Debian package 'ipxe'); ${name} will be missing from the TFTP root`);
       continue;
@@ -190,9 +216,61 @@ export async function populateTftpRoot(root: string, log: Logger, ipxeDir: strin
     } finally {
       await rm(tmp, { force: true });
     }
+    if (manifestFile !== null) await record(name, dest, src);
   }
   if (copied.length) log.info({ subsystem: 'tftp', root, copied, from: ipxeDir }, 'iPXE binaries copied into the TFTP root');
+  if (manifestFile !== null && changed) {
+    const tmp = `${manifestFile}.${process.pid}.tmp`;
+    await writeFile(tmp, formatIpxeManifest(manifest), { mode: PRIVATE_FILE_MODE });
+    await chmod(tmp, PRIVATE_FILE_MODE);
+    await rename(tmp, manifestFile);
+  }
   return copied;
+}
+
+
+/**
+ * uefi.secureBoot: put Debian's signed shim and GRUB into the TFTP root
+ * (replaced when the packages' files changed) and write /grub/grub.cfg.
+ * Returns the loader x64 UEFI PXE firmware gets, or null (iPXE) when the
+ * mode is off, or auto without the files. With 'on', missing files stop
+ * the start.
+ */
+export async function populateSecureBoot(config: Readonly<FleetbootConfig>, log: Logger): Promise<string | null> {
+  const mode = config.uefi.secureBoot;
+  if (mode === 'off') return null;
+  const root = config.tftp.root;
+  const missing: string[] = [];
+  for (const f of SIGNED_FILES) if (!(await exists(join(config.uefi.signedDir, f.from)))) missing.push(`${join(config.uefi.signedDir, f.from)} (Debian package ${f.pkg})`);
+  if (missing.length > 0) {
+    const why = `Debian's signed shim and GRUB are missing: ${missing.join(', ')}; run scripts/install-deps.sh (it extracts them from the packages) or set uefi.signedDir`;
+    if (mode === 'on') throw new FleetbootError('CONFIG', `uefi.secureBoot is on, but ${why}`);
+    log.warn({ subsystem: 'tftp', signedDir: config.uefi.signedDir }, `uefi.secureBoot auto: ${why}; x64 UEFI machines get iPXE, which Secure Boot refuses`);
+    return null;
+  }
+  for (const f of SIGNED_FILES) {
+    const src = join(config.uefi.signedDir, f.from);
+    const dest = join(root, f.to);
+    const want = await readFile(src);
+    const have = await readFile(dest).catch(() => null);
+    if (have !== null && have.equals(want)) continue;
+    await writeAtomic(dest, want);
+    log.info({ subsystem: 'tftp', file: f.to, from: src }, `${f.to} copied into the TFTP root (${f.pkg})`);
+  }
+  await mkdir(join(root, 'grub'), { recursive: true });
+  await writeAtomic(join(root, GRUB_ROOT_CONFIG), Buffer.from(rootConfig()));
+  log.info({ subsystem: 'tftp', mode, loader: SHIM_FILE }, `Secure Boot path: x64 UEFI PXE firmware gets ${SHIM_FILE} (Debian's signed shim), then ${GRUB_FILE} (Debian's signed GRUB), which asks this server what to boot`);
+  return SHIM_FILE;
+}
+
+async function writeAtomic(dest: string, data: Buffer): Promise<void> {
+  const tmp = `${dest}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, data, { mode: 0o644 });
+    await rename(tmp, dest);
+  } finally {
+    await rm(tmp, { force: true });
+  }
 }
 
 /**
@@ -279,6 +357,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let multicast: MulticastService | null = null;
   let bootEvents: BootRecorder | null = null;
   let bus: EventBus | null = null;
+  let grubFiles: GrubFiles | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
@@ -294,6 +373,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const mcs = multicast;
     const be = bootEvents;
     const ev = bus;
+    const gf = grubFiles;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
       ['multicast', mcs ? () => mcs.close() : null],
       ['imaging', r ? async () => r.stop() : null],
@@ -305,6 +385,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       ['events', ev ? async () => ev.close() : null],
       ['dhcp', d ? () => d.close() : null],
       ['tftp', t ? () => t.close() : null],
+      ['grub files', gf ? () => gf.close() : null],
       ['boot events', be ? () => be.close() : null],
       ['database', st ? () => st.close() : null],
       ['server.json', wroteServerFile ? () => removeServerFile(config.dataDir) : null],
@@ -346,7 +427,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       });
       await tls.start();
     }
-    await populateTftpRoot(config.tftp.root, log, opts.ipxeDir);
+    await populateTftpRoot(config.tftp.root, log, opts.ipxeDir, join(config.dataDir, IPXE_MANIFEST));
+    const secureBootLoader = config.tftp.enabled ? await populateSecureBoot(config, log) : null;
     const orphans = await cleanupOrphans(store);
     if (orphans.length) log.info({ subsystem: 'imaging', removed: orphans }, `removed ${orphans.length} orphaned image directories`);
     const st = store;
@@ -369,6 +451,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     });
     bootEvents = recorder;
     recorder.subscribe((e) => events.publish(bootStepEvent(e)));
+    // When DHCP, TFTP and HTTP boot last answered a client (/api/v1/status, `fleetboot doctor`).
+    const activity = createActivityTracker();
+    recorder.subscribe((e) => activity.note(e));
     const endpoints = createEndpointService({ store, log, settings: config.agents });
     // A task queued with `reboot` (from the API, a schedule or its start time) wakes its machine's long poll.
     events.subscribe((e) => {
@@ -402,7 +487,12 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
 
     let httpPort = config.http.port;
     const baseUrl = (): string => (config.http.publicUrl ? config.http.publicUrl.replace(/\/+$/, '') : `http://${serverIp}:${httpPort}`);
+    // One decider for iPXE (HTTP) and GRUB (TFTP): one rate limit, one place for the effects.
+    const bootDecider = createBootDecider({ store, config, log, imaging, events, bootEvents: recorder });
+    if (secureBootLoader !== null) grubFiles = await createGrubFiles({ store, config, log, decider: bootDecider, baseUrl });
+    const gfiles = grubFiles;
     app = buildApp({
+      bootDecider,
       store,
       config,
       serverIp,
@@ -437,6 +527,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
         tftpPort: tftp ? tftp.port : null,
         dhcpPort: dhcp ? dhcp.ports.dhcp : null,
         pxePort: dhcp ? dhcp.ports.pxe : null,
+        activity: activity.snapshot(),
       }),
     });
     await app.listen({ host: config.http.host, port: config.http.port });
@@ -468,12 +559,13 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
         busyPollMicros: config.tftp.busyPollMicros,
         logger: log,
         onTransfer: (t) => recorder.record(tftpBootEvent(t)),
+        ...(gfiles ? { resolve: (name: string, ip: string) => gfiles.resolve(name, ip) } : {}),
       });
       await tftp.start();
     }
     if (config.dhcp.mode === 'proxy') {
       if (config.dhcp.probeAtStart === true) await probeAtStart(config, serverIp, log);
-      dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
+      dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
       await dhcp.start();
     } else if (config.dhcp.mode === 'server') {
       if (config.dhcp.probeAtStart ?? true) await probeAtStart(config, serverIp, log);
@@ -485,7 +577,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
           events.publish(leaseEvent(l, Date.now()));
         },
       };
-      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, store: leaseStore, leases: leases.load(), reservations: dhcpReservations(config, store, log), onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
+      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, store: leaseStore, leases: leases.load(), reservations: dhcpReservations(config, store, log), onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
       await dhcp.start();
     }
 

@@ -49,6 +49,16 @@ test('decideProxyAnswer() offers snponly.efi over TFTP to edk2 (captured DISCOVE
   assert.ok(encodePacket(r.reply).length >= 300);
 });
 
+test('uefi.secureBoot: x64 UEFI PXE firmware gets the signed shim; HTTP boot, BIOS and iPXE clients do not', () => {
+  const sb: ProxyContext = { ...ctx, secureBootLoader: 'shimx64.efi' };
+  const r = reply(decideProxyAnswer(fixture('ovmf-edk2-01-client-discover-67'), on67, sb));
+  assert.equal(r.file, 'shimx64.efi');
+  assert.equal(r.reply.siaddr, '10.0.0.5');
+  assert.match(r.reason, /-> shimx64\.efi over TFTP \(uefi\.secureBoot/);
+  assert.equal(reply(decideProxyAnswer(fixture('ovmf-http-01-client-discover-67'), on67, sb)).file, 'http://10.0.0.5:8080/tftp/snponly.efi');
+  assert.equal(reply(decideProxyAnswer(fixture('ovmf-edk2-08-ipxe-discover-67'), on67, sb)).file, 'http://10.0.0.5:8080/boot.ipxe');
+});
+
 test('decideProxyAnswer() offers the EFI binary as an http:// URL to edk2 HTTP boot (captured DISCOVER)', () => {
   const req = fixture('ovmf-http-01-client-discover-67');
   const r = reply(decideProxyAnswer(req, on67, ctx));

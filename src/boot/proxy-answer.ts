@@ -48,6 +48,11 @@ export interface ProxyContext {
   bootFiles: Readonly<ProxyBootFiles>;
   /** config.dhcp.biosMenu. */
   biosMenu: Readonly<ProxyBiosMenu>;
+  /**
+   * x64 UEFI PXE firmware gets this file (Debian's signed shim, then GRUB:
+   * src/boot/grub.ts) instead of iPXE; null or absent: iPXE (uefi.secureBoot off).
+   */
+  secureBootLoader?: string | null;
 }
 
 /** Where a request arrived: which of our ports, and the UDP source. */
@@ -133,6 +138,7 @@ function chooseBootFile(f: FirmwareInfo, ctx: ProxyContext): BootChoice | string
     return { file: url, reason: `${label} firmware -> ${url}` };
   }
   if (f.family === 'bios') return { file: ctx.bootFiles.bios, reason: `${label} firmware, not iPXE -> ${ctx.bootFiles.bios} over TFTP` };
+  if (f.family === 'efi-x64' && ctx.secureBootLoader) return { file: ctx.secureBootLoader, reason: `${label} firmware, not iPXE -> ${ctx.secureBootLoader} over TFTP (uefi.secureBoot: Debian's signed shim, then GRUB)` };
   const efi = efiFile(f, ctx.bootFiles);
   if (!efi) return `no boot file for ${label}`;
   return { file: efi, reason: `${label} firmware, not iPXE -> ${efi} over TFTP` };

@@ -98,3 +98,15 @@ test('boot events: summaries say the file and why; DHCP in server mode names the
   assert.equal(e.detail['via'], 'tftp');
   assert.equal(tftpBootEvent({ ip: IP, file: null, outcome: 'refused', bytes: 0, reason: 'Illegal TFTP operation' }).summary, 'TFTP refused (unreadable request): Illegal TFTP operation');
 });
+
+test('the Secure Boot path: shim and GRUB fetched, no configuration asked for (GRUB went to another server)', () => {
+  const offer = dhcpBootEvent({ mode: 'proxy', mac: MAC, ciaddr: '0.0.0.0', step: 'DISCOVER -> OFFER', port: 'dhcp', file: 'shimx64.efi', reason: 'x64 UEFI firmware, not iPXE -> shimx64.efi over TFTP', firmware: fw(false), offeredIp: null });
+  const got = (file: string): NewBootEvent => tftpBootEvent({ ip: IP, file, outcome: 'done', bytes: 1000, reason: null });
+  const d = diagnoseBoot(MAC, timeline(offer, got('shimx64.efi'), got('grubx64.efi')));
+  assert.equal(d.stage, 'boot-file');
+  assert.match(d.verdict, /fetched shimx64\.efi by TFTP .*, then grubx64\.efi; GRUB never asked for this machine's configuration$/);
+  assert.match(d.next ?? '', /next-server/);
+  // Through the configuration to the decision: completed.
+  const done = diagnoseBoot(MAC, timeline(offer, got('shimx64.efi'), got('grubx64.efi'), got('/grub/grub.cfg'), decide('entry', { entry: 'debian' }), got('/fleetboot/entries/debian/vmlinuz')));
+  assert.equal(done.completed, true);
+});

@@ -17,6 +17,7 @@
  * with what usually stops it there.
  */
 import type { BootEvent } from '../model/boot-event.js';
+import { GRUB_FILE, GRUB_ROOT_CONFIG, SHIM_FILE } from './grub.js';
 
 export type BootStage = 'none' | 'offered' | 'boot-file' | 'script' | 'decision' | 'task';
 
@@ -154,6 +155,20 @@ export function diagnoseBoot(mac: string, events: readonly BootEvent[], ctx: { h
   const outcome = str(lastTftp, 'outcome');
   if (outcome !== 'done') {
     return { ...base, stage: 'offered', completed: false, verdict: `TFTP transfer of ${file} ${outcome ?? 'failed'} at ${when(lastTftp)}${str(lastTftp, 'reason') ? `: ${str(lastTftp, 'reason')}` : ''}`, next: outcome === 'refused' ? 'the file in the TFTP root (fleetboot doctor)' : 'a complete TFTP transfer: packet loss, or the TFTP data ports blocked' };
+  }
+  if (file.replace(/^\/+/, '') === SHIM_FILE) {
+    // The Secure Boot path (src/boot/grub.ts): shim -> GRUB -> grub/grub.cfg -> the machine's configuration over TFTP.
+    const fetched = (name: string): boolean => steps.some((e) => e.kind === 'tftp' && str(e, 'outcome') === 'done' && (str(e, 'file') ?? '').replace(/^\/+/, '') === name);
+    const got = [GRUB_FILE, GRUB_ROOT_CONFIG].filter(fetched);
+    return {
+      ...base,
+      stage: 'boot-file',
+      completed: false,
+      verdict: `fetched ${file} by TFTP at ${when(lastTftp)}${got.length ? `, then ${got.join(' and ')}` : ''}; GRUB never asked for this machine's configuration`,
+      next: got.includes(GRUB_FILE)
+        ? "GRUB's TFTP requests for grub/grub.cfg and fleetboot/grub/<MAC>/...: Debian's GRUB asks the server named in the address server's answer (next-server), never the proxyDHCP's: with --dhcp proxy the site's DHCP server must send next-server = this server (README, Secure Boot)"
+        : `shim loading ${GRUB_FILE} from the same TFTP server: the file in the TFTP root (fleetboot doctor), the TFTP data ports`,
+    };
   }
   return {
     ...base,

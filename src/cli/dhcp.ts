@@ -8,6 +8,7 @@
 import type { Command } from 'commander';
 import { detectServerIp, httpBaseUrl, loadConfig } from '../config/config.js';
 import { FOREIGN_FLAVORS, foreignDhcpConfig, type ForeignFlavor } from '../dhcp/foreign-config.js';
+import { SHIM_FILE } from '../boot/grub.js';
 import type { LeaseList } from '../http/schemas/index.js';
 import { connect } from './client.js';
 import { UsageError, type GlobalOptions } from './globals.js';
@@ -48,7 +49,7 @@ export function registerDhcpCommands(program: Command, globals: GlobalOptions): 
     const serverIp = config.serverIp ?? detectServerIp(config.interface);
     if (!serverIp) throw new UsageError('No server address: set --server-ip IP or --interface IFACE');
     if (config.http.port === 0 && !config.http.publicUrl) throw new UsageError('--http-port 0 (any free port) has no fixed URL for another server: set --http-port or --public-url');
-    const lines = foreignDhcpConfig(flags.for as ForeignFlavor, { serverIp, httpBaseUrl: httpBaseUrl(config, serverIp), files: config.boot.files });
+    const lines = foreignDhcpConfig(flags.for as ForeignFlavor, { serverIp, httpBaseUrl: httpBaseUrl(config, serverIp), files: config.boot.files, secureBootLoader: config.uefi.secureBoot === 'off' ? null : SHIM_FILE });
     if (globals.json) return printJson({ for: flags.for, serverIp, lines });
     for (const l of lines) printLine(l);
   });

@@ -10,6 +10,7 @@ import { registerApiCommands } from './commands.js';
 import { ExitStatus, extractGlobalOptions, UsageError, type GlobalOptions } from './globals.js';
 import { registerServe } from './serve.js';
 import { registerFirewallCommands } from './firewall.js';
+import { registerDoctorCommand } from './doctor.js';
 import { registerDhcpCommands } from './dhcp.js';
 import { registerImagingCommands } from './imaging.js';
 import { registerBootenvCommands } from './bootenv.js';
@@ -51,6 +52,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerAgentCommands(program, globals);
   registerCaCommands(program, globals);
   registerFirewallCommands(program, globals);
+  registerDoctorCommand(program, globals);
   registerDhcpCommands(program, globals);
   registerBootenvCommands(program, globals);
   registerMulticastCommands(program, globals);

@@ -30,6 +30,7 @@ export interface ServeFlags {
   tftpRoot?: string;
   tftpPort?: string;
   menuTimeout?: string;
+  secureBoot?: string;
   logLevel?: string;
   logFormat?: string;
 }
@@ -111,6 +112,10 @@ export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOve
   if (Object.keys(https).length) o.https = https;
   if (Object.keys(dhcp).length) o.dhcp = dhcp;
   if (Object.keys(tftp).length) o.tftp = tftp;
+  if (f.secureBoot !== undefined) {
+    if (f.secureBoot !== 'auto' && f.secureBoot !== 'on' && f.secureBoot !== 'off') throw new UsageError(`--secure-boot must be 'auto', 'on' or 'off': current value is ${JSON.stringify(f.secureBoot)}`);
+    o.uefi = { secureBoot: f.secureBoot };
+  }
   const menu = int('--menu-timeout', f.menuTimeout);
   if (menu !== undefined) o.boot = { menuTimeoutSeconds: menu };
   const log: Partial<FleetbootConfig['log']> = {};
@@ -163,6 +168,7 @@ export function addServeOptions(cmd: Command): Command {
     .option('--tftp-root <dir>', 'TFTP root (default <data-dir>/tftp); holds the iPXE binaries, other files there are served too')
     .option('--tftp-port <n>', 'TFTP port (default 69; 0 = any free port)')
     .option('--no-tftp', 'do not run the TFTP server')
+    .option('--secure-boot <mode>', "x64 UEFI PXE firmware: 'on' (Debian's signed shim and GRUB, required), 'auto' (them when installed) or 'off' (iPXE, the default)")
     .option('--menu-timeout <seconds>', 'menu timeout for unknown/unassigned machines (default 10; 0 = boot the local disk at once)')
     .option('--log-level <level>', `log level: ${LEVELS.join(', ')} (default info)`)
     .option('--log-format <format>', "'pretty' (one line per event), 'json' (JSON lines) or 'auto' (default: pretty on a terminal, else JSON)");

@@ -25,7 +25,7 @@ export type {
   UnknownPolicy,
 } from './types.js';
 export { isIPv4 } from './fields.js';
-export { BIOS_MENU_PROMPT_MAX, POOL_DEFAULTS } from './schema.js';
+export { BIOS_MENU_PROMPT_MAX, DEBIAN_SIGNED_DIR, POOL_DEFAULTS } from './schema.js';
 
 /** Where the packaged iPXE binaries live on Debian (package `ipxe`). */
 export const DEBIAN_IPXE_DIR = '/usr/lib/ipxe';

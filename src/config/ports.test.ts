@@ -53,7 +53,6 @@ test('outboundPorts() lists what the server sends that is no reply: DHCP answers
     outboundPorts(c).map((o) => `${o.match} ${o.proto}/${o.port === null ? 'ephemeral' : Array.isArray(o.port) ? o.port.join('-') : o.port}${o.helper ? ` helper ${o.helper.name}@${o.helper.requestPort}` : ''}`);
   assert.deepEqual(show(loadConfig({ cwd: '/tmp' })), [
     'sport udp/67',
-    'sport udp/4011',
     'sport udp/ephemeral helper tftp@69',
     'sport udp/63001-63100',
     'dport udp/9',

@@ -106,7 +106,14 @@ export function outboundPorts(c: Readonly<FleetbootConfig>): OutboundUse[] {
     // tuple conntrack has not seen (src/net/dhcp-sockets.ts dhcpReplier).
     const why = 'answers go to 255.255.255.255:68 or to the offered address, not back to where the request came from (0.0.0.0:68), so they are no reply to a firewall';
     out.push({ proto: 'udp', match: 'sport', port: c.dhcp.port, helper: null, service: c.dhcp.mode === 'proxy' ? 'proxyDHCP replies' : 'DHCP server replies', why, setting: 'dhcp.port' });
-    out.push({ proto: 'udp', match: 'sport', port: c.dhcp.pxePort, helper: null, service: 'PXE boot server replies', why, setting: 'dhcp.pxePort' });
+    // Not dhcp.pxePort: the answer to a boot-server REQUEST on 4011 goes back
+    // to the address and port it came from (src/boot/proxy-answer.ts
+    // destination()), which conntrack takes for a reply. The requests are
+    // unicast to the server that offered (every captured client does so:
+    // ovmf-edk2-06, ovmf-ipxe-08, seabios-ipxe-06 in src/protocol/dhcp/testdata),
+    // and Fleetboot announces no multicast discovery address.
+    // test/lab/firewall.e2e.test.ts shows them answered behind an output
+    // policy of drop with no rule for 4011.
   }
   if (c.tftp.enabled) {
     const dp = c.tftp.dataPorts;

@@ -16,6 +16,9 @@ import type { FleetbootError } from '../lib/errors.js';
 import { boolean, configError, custom, Field, integer, ipv4, isIPv4, oneOf, parseField, path, port, string, type FieldContext } from './fields.js';
 import type { DhcpReservationConfig, FleetbootConfig, IsGroup, PortRange } from './types.js';
 
+/** Where scripts/install-deps.sh extracts Debian's signed shim and GRUB (from the packages, not installed as packages). */
+export const DEBIAN_SIGNED_DIR = '/usr/local/share/fleetboot/signed';
+
 /** A tree with the config's shape whose leaves are the keys' fields. */
 export type SchemaOf<T> = {
   readonly [K in keyof T]-?: IsGroup<T[K]> extends true ? SchemaOf<T[K]> : Field<T[K]>;
@@ -316,6 +319,13 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
       efiIa32: string({ default: 'ipxe-ia32.efi', minLength: 1, pattern: RELATIVE_FILE, problem: fileProblem, doc: 'iPXE for IA32 UEFI, relative to the TFTP root.' }),
       efiArm64: string({ default: 'arm64/snponly.efi', minLength: 1, pattern: RELATIVE_FILE, problem: fileProblem, doc: 'iPXE for ARM64 UEFI, relative to the TFTP root.' }),
     },
+  },
+  uefi: {
+    secureBoot: oneOf(['off', 'on', 'auto'], {
+      default: 'off',
+      doc: "x64 UEFI PXE firmware gets Debian's signed shim and GRUB, not iPXE: on (required), auto (when installed) or off (iPXE).",
+    }),
+    signedDir: path({ default: () => DEBIAN_SIGNED_DIR, doc: "Where Debian's signed shimx64.efi and grubnetx64.efi are (scripts/install-deps.sh extracts them from the packages shim-signed and grub-efi-amd64-signed)." }),
   },
   imaging: {
     bootEnvDir: path({ default: (ctx) => join(ctx.dataDir, 'bootenv'), doc: "Where the boot environment's vmlinuz and initrd.img are (scripts/build-bootenv.sh); follows dataDir unless set." }),

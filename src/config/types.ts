@@ -26,6 +26,7 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 /** auto: human-readable lines on a terminal, JSON otherwise. */
 export type LogFormat = 'auto' | 'pretty' | 'json';
 export type UnknownPolicy = 'menu' | 'register';
+export type SecureBootMode = 'auto' | 'on' | 'off';
 
 export interface FleetbootConfig {
   dataDir: string;
@@ -85,6 +86,13 @@ export interface FleetbootConfig {
       efiIa32: string;
       efiArm64: string;
     };
+  };
+  /** x64 UEFI machines under Secure Boot: Debian's signed shim and GRUB instead of iPXE (src/boot/grub.ts). */
+  uefi: {
+    /** off: iPXE; on: shim and GRUB (the start fails without them); auto: shim and GRUB when installed, else iPXE. */
+    secureBoot: SecureBootMode;
+    /** Where scripts/install-deps.sh put Debian's signed shimx64.efi and grubnetx64.efi. */
+    signedDir: string;
   };
   imaging: {
     bootEnvDir: string;

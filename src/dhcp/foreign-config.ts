@@ -23,6 +23,8 @@ export interface ForeignConfigInput {
   httpBaseUrl: string;
   /** Boot files relative to the TFTP root (config.boot.files). */
   files: { bios: string; efiX64: string; efiIa32: string; efiArm64: string };
+  /** uefi.secureBoot on/auto: x64 UEFI PXE gets Debian's signed shim (then GRUB, which needs next-server = this server). */
+  secureBootLoader?: string | null;
 }
 
 /** One boot rule: clients of an architecture (option 93 values), and what they get. */
@@ -44,7 +46,7 @@ export function bootRules(input: ForeignConfigInput): BootRule[] {
   return [
     { id: 'bios', label: 'x86 BIOS PXE', arch: [0], file: files.bios, http: false },
     { id: 'efi32', label: 'x86 UEFI PXE', arch: [6], file: files.efiIa32, http: false },
-    { id: 'efi64', label: 'x64 UEFI PXE', arch: [7, 9], file: files.efiX64, http: false },
+    { id: 'efi64', label: 'x64 UEFI PXE', arch: [7, 9], file: input.secureBootLoader ?? files.efiX64, http: false },
     { id: 'arm64', label: 'ARM64 UEFI PXE', arch: [11], file: files.efiArm64, http: false },
     { id: 'httpx64', label: 'x64 UEFI HTTP boot', arch: [16], file: `${httpBaseUrl}/tftp/${files.efiX64}`, http: true },
     { id: 'httparm64', label: 'ARM64 UEFI HTTP boot', arch: [19], file: `${httpBaseUrl}/tftp/${files.efiArm64}`, http: true },

@@ -70,6 +70,7 @@ import { tftpRoutes } from './routes/tftp.js';
 import { agentRoutes } from './routes/agent.js';
 import { createImagingService, type ImagingService } from '../imaging/tasks.js';
 import { AGENT_PREFIX } from '../imaging/protocol.js';
+import { createBootDecider, type BootDecider } from '../imaging/boot-decider.js';
 import { consoleRoutes } from './console.js';
 import { createEndpointService, type EndpointService } from '../endpoints/service.js';
 import { createDeployEnrolment } from '../endpoints/deploy-enrol.js';
@@ -129,6 +130,8 @@ export interface AppOptions {
   metrics?: () => Promise<string>;
   /** Tests with app.inject only: serve /endpoint/v1 over plain HTTP. */
   endpointOverPlainHttp?: boolean;
+  /** The boot decision with its effects (the server passes its own, shared with GRUB over TFTP); made here when absent. */
+  bootDecider?: BootDecider;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -151,6 +154,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   // Deploys with enrol (when the server passes no imaging service of its own): HTTPS's port and CA as this app knows them.
   const enrolment = createDeployEnrolment({ endpoints, serverIp, https: () => ({ port: ctx.runtime().httpsPort, caPem: opts.caPem?.() ?? null }) });
 
+  const imaging = opts.imaging ?? createImagingService({ store, config, log, events, enrolment });
+  const bootEvents = opts.bootEvents ?? null;
   const ctx: AppContext = {
     auth,
     store,
@@ -161,10 +166,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     runtime: opts.runtime ?? (() => ({ httpPort: config.http.port, httpsPort: null, tftpPort: config.tftp.enabled ? config.tftp.port : null, dhcpPort: null, pxePort: null })),
     maxUploadBytes: opts.maxUploadBytes ?? 8 * 1024 ** 3,
     startedAt: new Date(),
-    imaging: opts.imaging ?? createImagingService({ store, config, log, events, enrolment }),
+    imaging,
+    bootDecider: opts.bootDecider ?? createBootDecider({ store, config, log, imaging, events, bootEvents }),
     wake: opts.wake ?? null,
     multicast: opts.multicast ?? null,
-    bootEvents: opts.bootEvents ?? null,
+    bootEvents,
     events,
     tls: opts.tls ?? null,
     metrics: opts.metrics ?? null,

@@ -2,6 +2,7 @@
 import type { FleetbootConfig } from '../config/config.js';
 import type { Logger } from '../lib/log.js';
 import type { ImagingService } from '../imaging/tasks.js';
+import type { BootDecider } from '../imaging/boot-decider.js';
 import type { WakeService } from '../wake/service.js';
 import type { MulticastService } from '../multicast/service.js';
 import type { Store } from '../store/index.js';
@@ -18,6 +19,8 @@ export interface RuntimeStatus {
   tftpPort: number | null;
   dhcpPort: number | null;
   pxePort: number | null;
+  /** When DHCP, TFTP and HTTP boot last answered a client (src/events/activity.ts); absent: never. */
+  activity?: { dhcp: string | null; tftp: string | null; http: string | null };
 }
 
 export interface AppContext {
@@ -38,6 +41,8 @@ export interface AppContext {
   hostsChanged(): void;
   /** The imaging task lifecycle (boot decision, agent endpoints, reaper). */
   imaging: ImagingService;
+  /** The boot decision with its effects, for iPXE (GET /boot/decide) and GRUB (over TFTP). */
+  bootDecider: BootDecider;
   /** Wake-on-LAN; null when this app runs without it (tests that do not need it). */
   wake: WakeService | null;
   /** Multicast sessions; null when this app runs without them (multicast deploys are then refused). */

@@ -95,6 +95,7 @@ export const PROGRAMS = {
   ip: { pkg: 'iproute2', role: 'test' },
   tc: { pkg: 'iproute2', role: 'test' },
   ss: { pkg: 'iproute2', role: 'test' }, // test/lab/service.e2e.test.ts: which process bound a port
+  // also read by `fleetboot doctor` when it is installed (its firewall check; src/cli/doctor.ts)
   nft: { pkg: 'nftables', role: 'test' },
   sysctl: { pkg: 'procps', role: 'test' },
   ping: { pkg: 'iputils-ping', role: 'test' },

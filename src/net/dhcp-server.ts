@@ -55,6 +55,8 @@ export interface DhcpServerServiceOptions {
   onRelay?: (giaddr: string) => void;
   /** Hears every answer to a network-booting client, as a step of its boot (src/events/boot-recorder.ts). */
   onBootEvent?: (e: NewBootEvent) => void;
+  /** x64 UEFI PXE firmware gets this file instead of iPXE (uefi.secureBoot: Debian's signed shim; the wiring decides). */
+  secureBootLoader?: string | null;
 }
 
 export type DhcpServerStats = DhcpStats;
@@ -68,7 +70,7 @@ export interface DhcpServerService extends Service {
 export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpServerService {
   const { config, serverIp, httpBaseUrl } = opts;
   const log = opts.logger.child({ subsystem: 'dhcp' });
-  const boot: ProxyContext = { serverIp, httpBaseUrl, bootFiles: config.boot.files, biosMenu: config.dhcp.biosMenu };
+  const boot: ProxyContext = { serverIp, httpBaseUrl, bootFiles: config.boot.files, biosMenu: config.dhcp.biosMenu, secureBootLoader: opts.secureBootLoader ?? null };
   const engine = new LeaseEngine({
     serverIp,
     pools: config.dhcp.pools,

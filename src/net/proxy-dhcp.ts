@@ -50,6 +50,8 @@ export interface ProxyDhcpServiceOptions {
   onRelay?: (giaddr: string) => void;
   /** Hears every answer, as a step of the machine's boot (src/events/boot-recorder.ts). */
   onBootEvent?: (e: NewBootEvent) => void;
+  /** x64 UEFI PXE firmware gets this file instead of iPXE (uefi.secureBoot: Debian's signed shim; the wiring decides). */
+  secureBootLoader?: string | null;
 }
 
 export type ProxyDhcpStats = DhcpStats;
@@ -63,7 +65,7 @@ export interface ProxyDhcpService extends Service {
 export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcpService {
   const { config, serverIp, httpBaseUrl } = opts;
   const log = opts.logger.child({ subsystem: 'dhcp' });
-  const ctx: ProxyContext = { serverIp, httpBaseUrl, bootFiles: config.boot.files, biosMenu: config.dhcp.biosMenu };
+  const ctx: ProxyContext = { serverIp, httpBaseUrl, bootFiles: config.boot.files, biosMenu: config.dhcp.biosMenu, secureBootLoader: opts.secureBootLoader ?? null };
   const relayPort = opts.relayPort ?? 67;
   const stats: ProxyDhcpStats = { received: 0, replied: 0, ignored: 0, malformed: 0, sendErrors: 0 };
   const ports = { dhcp: 0, pxe: 0 };

@@ -73,7 +73,7 @@ import {
   type TftpOption,
 } from '../protocol/tftp/index.js';
 import { negotiate, type Negotiated } from '../protocol/tftp/options.js';
-import { openInRoot, wireNameToUtf8 } from '../lib/safe-path.js';
+import { openInRoot, wireNameToUtf8, type SafeOpenResult } from '../lib/safe-path.js';
 import { DataPortAllocator, dataPortMode, NoFreeDataPortError } from './tftp-ports.js';
 import { bindError } from './bind-error.js';
 import { defaultUdpBackend, openUdp, openUdpForPeer, setUdpBusyPoll, udpPeer, type UdpBackend, type UdpPeer, type UdpSocket } from './udp.js';
@@ -100,6 +100,13 @@ export interface TftpServiceOptions {
   busyPollMicros?: number;
   /** Hears how each transfer ended, and each refused request (the boot timeline: src/events/boot-recorder.ts). */
   onTransfer?: (t: TftpTransferReport) => void;
+  /**
+   * Names the server answers itself, before the root is looked at (GRUB's
+   * per-machine configurations and the files they load:
+   * src/imaging/grub-files.ts): an opened file, or null when the name is
+   * not one of them. A throw refuses the request.
+   */
+  resolve?: (name: string, clientIp: string) => Promise<SafeOpenResult | null>;
 }
 
 /** How a transfer ended, or why a request was refused. */
@@ -607,8 +614,21 @@ export function createTftpService(opts: TftpServiceOptions): TftpService {
     return bindOwned(ports, peer);
   }
 
+  async function open(name: string, peer: Peer): Promise<SafeOpenResult> {
+    if (opts.resolve) {
+      try {
+        const own = await opts.resolve(name, peer.address);
+        if (own !== null) return own;
+      } catch (err) {
+        log.error({ err, client: peer.label, file: name }, 'tftp: answering a generated file failed');
+        return { ok: false, reason: 'not-found', message: 'the server could not generate it (see the log)' };
+      }
+    }
+    return openInRoot(root, name);
+  }
+
   async function startTransfer(req: RequestPacket, name: string, mode: string, peer: Peer): Promise<void> {
-    const opened = await openInRoot(root, name);
+    const opened = await open(name, peer);
     if (closing) {
       if (opened.ok) await opened.handle.close();
       return;

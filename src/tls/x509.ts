@@ -27,7 +27,7 @@
 import { createHash, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { isDnsName } from '../model/dns-name.js';
-import * as der from './asn1.js';
+import * as der from '../lib/asn1.js';
 
 const OID = {
   ecdsaWithSha256: '1.2.840.10045.4.3.2',

@@ -44,15 +44,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { program } from '../../src/lib/programs.js';
 import { LabSuite } from './suite.js';
 import { closeLabFixture, openLabFixture, withParts, type LabWith } from './fixture.js';
-import { CACHE_DIR, QemuGuest, withTimeout, type QemuVariant } from './qemu.js';
-import { REPO, logEvents, startFleetboot } from './bootenv/services.js';
+import { CACHE_DIR, ensureFleetbootBootEnv, QemuGuest, withTimeout, type QemuVariant } from './qemu.js';
+import { logEvents, startFleetboot } from './bootenv/services.js';
 import type { Inventory } from '../../src/model/manifest.js';
 import { openStore, putInventory } from '../../src/store/index.js';
 import { makeSourceDisk, readDiskFiles, sh, type SourceDisk } from './disks.js';
@@ -77,16 +75,6 @@ const TASK_TIMEOUT_S = 600;
 type Env = LabWith<'fb'> & { bootEnvDir: string; a: SourceDisk };
 const suite = new LabSuite<Env>();
 const { guarded, need } = suite;
-
-/** Build (or take from the cache) the boot environment with the real agent. */
-function buildBootEnv(out: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(program('bash'), [join(REPO, 'scripts/build-bootenv.sh'), '--out', out], { cwd: REPO, maxBuffer: 64 * 1024 * 1024 }, (err, _o, stderr) => {
-      if (err) reject(new Error(`scripts/build-bootenv.sh failed: ${stderr.slice(-3000)}`));
-      else resolve();
-    });
-  });
-}
 
 async function cli(args: string[]): Promise<string> {
   return need().fleetbootCommand(args);
@@ -167,7 +155,7 @@ describe('imaging: capture a BIOS machine over the network, deploy to a UEFI mac
   before(() =>
     guarded(async () => {
       const bootEnvDir = join(CACHE_DIR, 'fleetboot-bootenv');
-      await buildBootEnv(bootEnvDir);
+      await ensureFleetbootBootEnv(bootEnvDir);
       // The agent's first contact comes after iPXE has fetched the boot environment
       // and Linux has started (~15 s under TCG, up to 3x that when the host steals
       // time); the same timeout is the agent's retry window over the deploy test's

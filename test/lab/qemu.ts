@@ -5,6 +5,8 @@
  *   bios-ipxe   SeaBIOS + QEMU's iPXE option ROM (pxe-e1000.rom), legacy BIOS PXE
  *   ovmf-pxe    OVMF (UEFI, q35) + virtio-net with no option ROM: edk2's own PXE stack
  *   ovmf-ipxe   OVMF (UEFI, q35) + e1000 with iPXE's EFI ROM (efi-e1000.rom)
+ *   ovmf-sb     OVMF with Secure Boot on and Microsoft's keys enrolled (OVMF_CODE_4M.ms.fd and a
+ *               copy of OVMF_VARS_4M.ms.fd; q35 with SMM) + virtio-net with no option ROM: edk2's PXE
  *
  *   const lab = await Lab.create({ subnet: '10.213.40' });
  *   const g = await QemuGuest.start(lab, { variant: 'bios-ipxe', mac: '52:54:00:12:34:56', workDir });
@@ -25,8 +27,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { program, type ProgramName } from '../../src/lib/programs.js';
 import type { Lab } from './lab.js';
 
-export type QemuVariant = 'bios-ipxe' | 'ovmf-pxe' | 'ovmf-ipxe';
-export const QEMU_VARIANTS: readonly QemuVariant[] = ['bios-ipxe', 'ovmf-pxe', 'ovmf-ipxe'];
+export type QemuVariant = 'bios-ipxe' | 'ovmf-pxe' | 'ovmf-ipxe' | 'ovmf-sb';
+export const QEMU_VARIANTS: readonly QemuVariant[] = ['bios-ipxe', 'ovmf-pxe', 'ovmf-ipxe', 'ovmf-sb'];
 export type Accel = 'kvm' | 'tcg';
 
 export const QEMU_BIN: ProgramName = 'qemu-system-x86_64';
@@ -36,6 +38,9 @@ export const FIRMWARE = {
   efiE1000Rom: '/usr/lib/ipxe/qemu/efi-e1000.rom',
   ovmfCode: '/usr/share/OVMF/OVMF_CODE_4M.fd',
   ovmfVars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+  /** Secure Boot on, Microsoft's 2011 CAs in db (they trust Debian's shim); needs SMM. */
+  ovmfCodeMs: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd',
+  ovmfVarsMs: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
   seabios: '/usr/share/seabios/bios-256k.bin',
 } as const;
 
@@ -72,6 +77,10 @@ export function missingQemuPrerequisites(variants: readonly QemuVariant[] = QEMU
     need.set(FIRMWARE.ovmfCode, 'ovmf');
     need.set(FIRMWARE.ovmfVars, 'ovmf');
   }
+  if (variants.includes('ovmf-sb')) {
+    need.set(FIRMWARE.ovmfCodeMs, 'ovmf');
+    need.set(FIRMWARE.ovmfVarsMs, 'ovmf');
+  }
   for (const [file, pkg] of need) if (!existsSync(file)) missing.push(`${file} (Debian package ${pkg})`);
   return missing;
 }
@@ -91,6 +100,22 @@ export async function ensureBootEnv(): Promise<{ kernel: string; initrd: string 
   const [kernel, initrd] = out.trim().split('\n');
   if (!kernel || !initrd || !existsSync(kernel) || !existsSync(initrd)) throw new Error(`${script} printed no kernel/initrd paths: ${out}`);
   return { kernel, initrd };
+}
+
+/**
+ * Fleetboot's own boot environment (scripts/build-bootenv.sh, the real
+ * imaging agent) in CACHE_DIR/fleetboot-bootenv: built on first use, then
+ * taken from the cache (the script rebuilds only when an input changed).
+ * Returns its directory.
+ */
+export async function ensureFleetbootBootEnv(out: string = join(CACHE_DIR, 'fleetboot-bootenv')): Promise<string> {
+  await new Promise<void>((res, rej) => {
+    execFile(program('bash'), [join(REPO, 'scripts/build-bootenv.sh'), '--out', out], { cwd: REPO, maxBuffer: 64 * 1024 * 1024 }, (err, _o, stderr) => {
+      if (err) rej(new Error(`scripts/build-bootenv.sh failed: ${stderr.slice(-3000)}`));
+      else res();
+    });
+  });
+  return out;
 }
 
 /**
@@ -252,6 +277,7 @@ export function qemuArgs(opts: QemuGuestOptions & { tap: string; accel: Accel; s
     // An empty romfile: no option ROM, so OVMF's VirtioNetDxe + edk2 PXE drive the NIC.
     'ovmf-pxe': 'virtio-net-pci,romfile=',
     'ovmf-ipxe': `e1000,romfile=${FIRMWARE.efiE1000Rom}`,
+    'ovmf-sb': 'virtio-net-pci,romfile=',
   }[opts.variant];
   const a = [
     '-name', opts.name ?? opts.variant,
@@ -268,6 +294,13 @@ export function qemuArgs(opts: QemuGuestOptions & { tap: string; accel: Accel; s
   if (opts.directKernel) a.push('-kernel', opts.directKernel.kernel, '-initrd', opts.directKernel.initrd, '-append', opts.directKernel.append);
   if (opts.variant === 'bios-ipxe') {
     a.push('-machine', 'pc', '-chardev', `file,id=dbg,path=${opts.debugLog}`, '-device', 'isa-debugcon,iobase=0x402,chardev=dbg');
+  } else if (opts.variant === 'ovmf-sb') {
+    a.push(
+      '-machine', 'q35,smm=on',
+      '-global', 'driver=cfi.pflash01,property=secure,value=on',
+      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${FIRMWARE.ovmfCodeMs}`,
+      '-drive', `if=pflash,format=raw,unit=1,file=${opts.varsFile}`,
+    );
   } else {
     a.push(
       '-machine', 'q35',
@@ -335,7 +368,7 @@ export class QemuGuest {
     const debugLog = join(opts.workDir, `${name}.seabios.log`);
     const varsFile = join(opts.workDir, `${name}.OVMF_VARS.fd`);
     closeSync(openSync(serialLog, 'w'));
-    if (opts.variant !== 'bios-ipxe') copyFileSync(FIRMWARE.ovmfVars, varsFile);
+    if (opts.variant !== 'bios-ipxe') copyFileSync(opts.variant === 'ovmf-sb' ? FIRMWARE.ovmfVarsMs : FIRMWARE.ovmfVars, varsFile);
     const accel = opts.accel ?? (await chooseAccel());
     const tap = await lab.addTap();
     const args = qemuArgs({ ...opts, name, tap, accel, serialLog, debugLog, varsFile });

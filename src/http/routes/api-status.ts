@@ -1,6 +1,7 @@
 /**
  *   GET /api/v1/status   version, server address, base URL, ports (HTTP, HTTPS, TFTP, DHCP), counts (hosts, pending hosts,
- *                        entries), the data directory's disk (total, free, bytes of images) (role viewer)
+ *                        entries), the data directory's disk (total, free, bytes of images), when DHCP, TFTP
+ *                        and HTTP boot last answered a client (role viewer)
  *
  * What runs, not what the config asks for: `dhcp.mode` is 'off' (ports null)
  * when no DHCP service is running, else the config's mode ('proxy' or
@@ -43,6 +44,7 @@ export async function statusRoutes(fastify: FastifyInstance, ctx: AppContext): P
       storage: fs ? { totalBytes: fs.blocks * fs.bsize, freeBytes: fs.bavail * fs.bsize, imagesBytes: Number(images?.bytes ?? 0) } : null,
       startedAt: ctx.startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt.getTime()) / 1000),
+      activity: rt.activity ?? { dhcp: null, tftp: null, http: null },
     };
   });
 }

@@ -2,12 +2,12 @@
  * The running server: /api/v1/status, and the API's own document, /api/v1/openapi.json (see ./common.ts).
  */
 import type { FromSchema } from 'json-schema-to-ts';
-import { dateTime, errorResponses, nullableInt } from './common.js';
+import { dateTime, errorResponses, nullableDateTime, nullableInt } from './common.js';
 
 const statusSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'version', 'serverIp', 'baseUrl', 'bootScriptUrl', 'dataDir', 'http', 'https', 'tftp', 'dhcp', 'counts', 'storage', 'startedAt', 'uptimeSeconds'],
+  required: ['name', 'version', 'serverIp', 'baseUrl', 'bootScriptUrl', 'dataDir', 'http', 'https', 'tftp', 'dhcp', 'counts', 'storage', 'startedAt', 'uptimeSeconds', 'activity'],
   properties: {
     name: { type: 'string' },
     version: { type: 'string' },
@@ -53,6 +53,13 @@ const statusSchema = {
     },
     startedAt: dateTime,
     uptimeSeconds: { type: 'integer' },
+    activity: {
+      type: 'object',
+      description: 'When each boot subsystem last answered a client since the server started (null: not yet): a DHCP answer, a TFTP reply, an HTTP fetch of the boot chain.',
+      additionalProperties: false,
+      required: ['dhcp', 'tftp', 'http'],
+      properties: { dhcp: nullableDateTime, tftp: nullableDateTime, http: nullableDateTime },
+    },
   },
 } as const;
 export type Status = FromSchema<typeof statusSchema>;
