@@ -18,10 +18,11 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
-cache="${FBTEST_CACHE:-$repo/test/.cache}/bootenv"
+cache_root="${FBTEST_CACHE:-$repo/test/.cache}"
+cache="$cache_root/bootenv"
 mkdir -p "$cache"
 # The cache directory ignores itself, so nothing in it is ever committed.
-[ -f "$repo/test/.cache/.gitignore" ] || printf '*\n' >"$repo/test/.cache/.gitignore"
+[ -f "$cache_root/.gitignore" ] || printf '*\n' >"$cache_root/.gitignore"
 
 force=0
 [ "${1:-}" = "--force" ] && force=1
