@@ -258,7 +258,7 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
       {
         nullable: true,
         default: null,
-        doc: `null: SQLite in dataDir. A PostgreSQL URL (postgres://USER@HOST[:PORT]/DATABASE): the store lives there and several servers may share it. Keep the password out of the URL (PGPASSWORD or ~/.pgpass of the server's user), or give the URL in ${DATABASE_URL_ENV} rather than on a command line.`,
+        doc: `null: SQLite in dataDir. postgres://USER@HOST/DB: that PostgreSQL, shareable by servers (password: PGPASSWORD, ~/.pgpass or ${DATABASE_URL_ENV}).`,
       },
     ),
   },

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
 import type { Database, MulticastSessionState, MulticastSessionTable } from './schema.js';
+import { lockFor } from './locks.js';
 
 type Db = Kysely<Database>;
 
@@ -104,6 +105,7 @@ export async function createSessionIn(trx: Transaction<Database>, n: NewSession)
   const img = await trx.selectFrom('images').select(['current_revision']).where('name', '=', n.image).executeTakeFirst();
   const revision = n.revision ?? img?.current_revision ?? null;
   if (revision === null) throw new FleetbootError('CONFLICT', `Image '${n.image}' has no approved revision to send`);
+  await lockFor(trx, 'multicast-endpoints');
   const used = await trx.selectFrom('multicast_sessions').select(['address', 'port']).where('state', 'in', [...ACTIVE_SESSION_STATES]).execute();
   const endpoint = n.allocate(used);
   if (endpoint === null) throw new FleetbootError('CONFLICT', `Every multicast address and port of the configuration is in use by a running session (${used.length}): wait for one to end, or widen multicast.addresses / multicast.ports`);
