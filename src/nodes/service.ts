@@ -110,6 +110,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
   const subnets = servedSubnets(config, deps.serverIp);
   let timer: NodeJS.Timeout | null = null;
   let beating: Promise<boolean> | null = null;
+  let starting = false;
   let started = false;
   let closed = false;
   /** Another server took the name over: this one stops beating (logged once). */
@@ -160,8 +161,8 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
     authorization: () => nodeAuthorization(name, secret),
 
     async start() {
-      if (started) throw new TypeError('the node service has started already');
-      started = true;
+      if (starting) throw new TypeError('the node service has started already');
+      starting = true;
       let self: NodeRecord;
       try {
         self = await register();
@@ -169,6 +170,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
         if (err instanceof FleetbootError && err.code === 'CONFLICT') throw new FleetbootError('CONFIG', err.message, { cause: err });
         throw err;
       }
+      started = true;
       if (created) log.info({ node: name }, `node secret created for ${name} (mode 0600)`);
       log.info({ node: name, addresses, subnets, heartbeatSeconds: config.node.heartbeatSeconds }, `registered as node ${name} (serves ${subnets.length ? subnets.join(', ') : 'no subnet'})`);
       timer = setInterval(() => void beat(), config.node.heartbeatSeconds * 1000);
