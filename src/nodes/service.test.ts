@@ -46,9 +46,9 @@ test('servedSubnets(): the DHCP pools\' subnets in server mode, plus node.subnet
     },
   });
   assert.deepEqual(servedSubnets(config, '10.1.2.1'), ['10.1.2.0/24', '10.1.3.0/25', '172.16.0.0/12']);
-  // Proxy mode: its own segment (loopback here: 127.0.0.0/8), then node.subnets.
+  // Proxy mode: its own segment (none for loopback, which serves no machine), then node.subnets.
   const proxy = loadConfig({ overrides: { dataDir: '/tmp/x', node: { subnets: ['10.5.0.0/16'] } } });
-  assert.deepEqual(servedSubnets(proxy, '127.0.0.1'), ['127.0.0.0/8', '10.5.0.0/16']);
+  assert.deepEqual(servedSubnets(proxy, '127.0.0.1'), ['10.5.0.0/16']);
 });
 
 test('the node service registers at start, beats with the free space, re-registers when removed, and is down at once after close()', async () => {

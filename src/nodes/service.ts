@@ -14,8 +14,8 @@
  * - A name held by another node that is up, with another credential, stops
  *   the start with the whole story (registerNode's CONFLICT, as CONFIG).
  * - What it serves: the subnets of its DHCP pools (server mode), else the
- *   subnet of its own address (proxy or no DHCP), plus node.subnets (relayed
- *   subnets).
+ *   subnet of its own address (proxy or no DHCP; not loopback), plus
+ *   node.subnets (relayed subnets).
  * - When its row is removed while it runs (`node rm --force`), it registers
  *   again at its next heartbeat; when another server took its name over
  *   (possible only while this one was down), it logs an error and stops beating.
@@ -77,11 +77,12 @@ export function servedSubnets(config: Readonly<FleetbootConfig>, serverIp: strin
     const own = Object.values(networkInterfaces())
       .flat()
       .find((a) => a?.family === 'IPv4' && a.address === serverIp);
-    if (own?.cidr) {
+    // Loopback serves no machine; a /31 or /32 is no segment (parseCidr refuses them).
+    if (own?.cidr && !own.internal) {
       try {
         out.push(parseCidr(own.cidr).label);
       } catch {
-        // A /31 or /32 (or loopback's /8 is fine): no subnet to serve.
+        // no subnet to serve
       }
     }
   }
