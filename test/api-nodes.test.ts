@@ -7,7 +7,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -17,7 +17,7 @@ import { silentLogger } from '../src/lib/log.js';
 import { createNodeService, type NodeService } from '../src/nodes/service.js';
 import { ensureApiToken, openStore, type Store } from '../src/store/index.js';
 import { apiCaller, type Json } from './api-helpers.js';
-import { cli, fails, ok } from './cli-helpers.js';
+import { cli, fails, ok, spawnServe, waitUntil } from './cli-helpers.js';
 
 const CHEAP = { N: 1024, r: 8, p: 1, keyLength: 32, saltLength: 16 };
 
@@ -150,4 +150,30 @@ test('fleetboot node list|show|rm against the two servers, with and without --js
   assert.match(down, /\npxe-b\s+down\s+.*stopped \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
   assert.match(ok(await cli([...a, 'node', 'rm', 'pxe-b']), 'rm down').stdout, /^Removed node pxe-b\n$/);
   assert.match(ok(await cli([...a, 'node', 'list']), 'list after rm').stdout, /^NAME[^\n]*\npxe-a \*[^\n]*\n$/);
+});
+
+test('two `fleetboot serve` on one data directory under two node names: each lists both; a stopped one is down', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'fleetboot-serve-nodes-'));
+  const first = spawnServe(d, ['--dhcp', 'off', '--no-tftp', '--node-name', 'serve-a']);
+  let second: ReturnType<typeof spawnServe> | null = null;
+  try {
+    await waitUntil(() => existsSync(join(d, 'server.json')), 'server.json of serve-a', 30_000, first.server);
+    const urlA = (JSON.parse(readFileSync(join(d, 'server.json'), 'utf8')) as { url: string }).url;
+    second = spawnServe(d, ['--dhcp', 'off', '--no-tftp', '--node-name', 'serve-b']);
+    const b = second;
+    await waitUntil(() => /fleetboot started/.test(b.log()), 'serve-b started', 30_000, b.server);
+    const urlB = (JSON.parse(readFileSync(join(d, 'server.json'), 'utf8')) as { url: string }).url;
+    assert.notEqual(urlA, urlB);
+    const t = ['--token', readFileSync(join(d, 'api-token'), 'utf8').trim()];
+    const [la, lb] = await Promise.all([cli(['--server', urlA, ...t, 'node', 'list']), cli(['--server', urlB, ...t, 'node', 'list'])]);
+    assert.match(ok(la, 'list on a').stdout, /\nserve-a \*\s+up\s+127\.0\.0\.1\s[^\n]*\nserve-b\s+up\s/);
+    assert.match(ok(lb, 'list on b').stdout, /\nserve-a\s+up\s[^\n]*\nserve-b \*\s+up\s/);
+    const exited = new Promise((r) => b.server.once('exit', r));
+    b.server.kill('SIGTERM');
+    await exited;
+    assert.match(ok(await cli(['--server', urlA, ...t, 'node', 'show', 'serve-b']), 'show b').stdout, /^state\s+down$/m);
+  } finally {
+    for (const s of [first, second]) if (s && s.server.exitCode === null) s.server.kill('SIGKILL');
+    rmSync(d, { recursive: true, force: true });
+  }
 });
