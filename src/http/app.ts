@@ -218,6 +218,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.register(swagger, openapiOptions());
   app.decorateRequest('principal', null);
   app.decorateRequest('auditActor', null);
+  // The calling node, on node-to-node routes behind nodeAuthHook (src/http/node-auth.ts).
+  app.decorateRequest('node', null);
   // Before any route: an /api/v1 route without a declared role stops the start (src/http/auth.ts).
   app.addHook('onRoute', enforceRouteRoles(auth));
   installAuditLog(app, store, log, () => auth.now());
