@@ -7,7 +7,7 @@
  */
 import { sql, type Kysely, type Expression, type ExpressionBuilder, type Nullable, type SqlBool } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
-import type { Store } from './db.js';
+import { sqliteOf, type Store } from './db.js';
 import type { Database } from './schema.js';
 import { getEntry, type BootEntry } from './entries.js';
 import { isReservableIPv4, isValidName, normaliseMac } from '../model/validate.js';
@@ -439,7 +439,7 @@ export interface HostReservation {
  * for the DHCP server: it reloads them when hosts change at run time.
  */
 export function hostReservations(store: Store): HostReservation[] {
-  return store.sqlite
+  return sqliteOf(store)
     .prepare<[], { mac: string; ip: string; name: string | null }>('SELECT mac, ip, name FROM hosts WHERE ip IS NOT NULL ORDER BY mac')
     .all()
     .map((r) => ({ mac: r.mac, ip: r.ip, hostname: r.name }));

@@ -9,7 +9,7 @@
  */
 import type { Kysely } from 'kysely';
 import { leaseActive, type Lease, type LeaseInfo, type LeaseState } from '../model/lease.js';
-import type { Store } from './db.js';
+import { sqliteOf, type Store } from './db.js';
 import type { Database } from './schema.js';
 
 const STATES: ReadonlySet<string> = new Set(['offered', 'bound', 'released', 'expired', 'declined']);
@@ -42,8 +42,8 @@ export interface LeaseStoreHandle {
 }
 
 export function openLeaseStore(store: Store): LeaseStoreHandle {
-  const select = store.sqlite.prepare<[], Row>('SELECT ip, mac, client_id, state, expires_at, hostname, updated_at FROM dhcp_leases');
-  const upsert = store.sqlite.prepare(
+  const select = sqliteOf(store).prepare<[], Row>('SELECT ip, mac, client_id, state, expires_at, hostname, updated_at FROM dhcp_leases');
+  const upsert = sqliteOf(store).prepare(
     `INSERT INTO dhcp_leases (ip, mac, client_id, state, expires_at, hostname, updated_at)
      VALUES (@ip, @mac, @clientId, @state, @expiresAt, @hostname, @updatedAt)
      ON CONFLICT(ip) DO UPDATE SET mac = excluded.mac, client_id = excluded.client_id, state = excluded.state,
