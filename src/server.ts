@@ -63,7 +63,7 @@ import { wantedNames } from './tls/names.js';
 import { createTlsService, type TlsService } from './tls/service.js';
 import { createFleetbootMetrics } from './metrics/fleetboot.js';
 import { fleetbootVersion } from './http/version.js';
-import { createNodeService, type NodeService } from './nodes/service.js';
+import { createNodeService, resolveNodeName, type NodeService } from './nodes/service.js';
 
 export { IPXE_BINARIES } from './lib/ipxe-files.js';
 
@@ -416,7 +416,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     }
     await mkdir(config.tftp.root, { recursive: true });
     await checkTftpRoot(config.tftp.root, config.dataDir);
-    store = await openStore(config.dataDir, { url: config.store.url });
+    // The node's name first: a host name that cannot be one stops the start before anything is opened.
+    const nodeName = resolveNodeName(config);
+    store = await openStore(config.dataDir, { url: config.store.url, applicationName: nodeName });
     log.info({ subsystem: 'store', dialect: store.dialect, database: store.location }, `store: ${store.dialect === 'postgres' ? 'PostgreSQL' : 'SQLite'} at ${store.location}`);
     const firstStart = readApiToken(config.dataDir) === null;
     const token = ensureApiToken(config.dataDir);

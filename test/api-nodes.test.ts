@@ -16,6 +16,7 @@ import { buildApp } from '../src/http/app.js';
 import { silentLogger } from '../src/lib/log.js';
 import { createNodeService, type NodeService } from '../src/nodes/service.js';
 import { ensureApiToken, openStore, type Store } from '../src/store/index.js';
+import { testDatabaseUrl } from '../src/store/temp-store.js';
 import { apiCaller, type Json } from './api-helpers.js';
 import { cli, fails, ok, spawnServe, waitUntil } from './cli-helpers.js';
 
@@ -28,9 +29,11 @@ let token = '';
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fleetboot-api-nodes-'));
   token = ensureApiToken(dir);
+  // One SQLite file in `dir`, or one PostgreSQL database in the test command's PostgreSQL pass.
+  const dbUrl = await testDatabaseUrl();
   for (const [name, ip] of [['pxe-a', '127.0.0.1'], ['pxe-b', '127.0.0.2']] as const) {
     const config = loadConfig({ overrides: { dataDir: dir, serverIp: ip, http: { port: 0 }, node: { name, subnets: [name === 'pxe-a' ? '10.1.0.0/16' : '10.2.0.0/16'] } } });
-    const store = await openStore(dir);
+    const store = await openStore(dir, { url: dbUrl });
     let url = '';
     const node = createNodeService({ store, config, serverIp: ip, version: '0.1.0-test', log: silentLogger, urls: () => ({ httpUrl: url, httpsUrl: null }) });
     const app = buildApp({ store, config, serverIp: ip, logger: silentLogger, token, nodeName: node.name, consoleDir: null, auth: { scrypt: CHEAP } });
@@ -154,12 +157,19 @@ test('fleetboot node list|show|rm against the two servers, with and without --js
 
 test('two `fleetboot serve` on one data directory under two node names: each lists both; a stopped one is down', async () => {
   const d = mkdtempSync(join(tmpdir(), 'fleetboot-serve-nodes-'));
-  const first = spawnServe(d, ['--dhcp', 'off', '--no-tftp', '--node-name', 'serve-a']);
+  const url = await testDatabaseUrl();
+  // The harness's socket URL (postgres://postgres@/DB?host=...) has a user and no host, which
+  // store.url's check refuses (WHATWG URL): the same database as postgres:///DB?host=...&user=postgres.
+  const m = url === null ? null : /^postgres:\/\/([^@/]+)@\/([^?]+)\?(.*)$/.exec(url);
+  const db = url === null ? [] : ['--database', m ? `postgres:///${m[2]}?${m[3]}&user=${m[1]}` : url];
+  const first = spawnServe(d, ['--dhcp', 'off', '--no-tftp', '--node-name', 'serve-a', ...db]);
   let second: ReturnType<typeof spawnServe> | null = null;
   try {
-    await waitUntil(() => existsSync(join(d, 'server.json')), 'server.json of serve-a', 30_000, first.server);
+    await waitUntil(() => existsSync(join(d, 'server.json')), 'server.json of serve-a', 30_000, first.server).catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${first.log()}`);
+    });
     const urlA = (JSON.parse(readFileSync(join(d, 'server.json'), 'utf8')) as { url: string }).url;
-    second = spawnServe(d, ['--dhcp', 'off', '--no-tftp', '--node-name', 'serve-b']);
+    second = spawnServe(d, ['--dhcp', 'off', '--no-tftp', '--node-name', 'serve-b', ...db]);
     const b = second;
     await waitUntil(() => /fleetboot started/.test(b.log()), 'serve-b started', 30_000, b.server);
     const urlB = (JSON.parse(readFileSync(join(d, 'server.json'), 'utf8')) as { url: string }).url;

@@ -9,7 +9,7 @@ import { ensureNodeSecret, hashNodeSecret, nodeSecretPath, readNodeSecret } from
 import { DOWN_AFTER_BEATS, getNode, heartbeatNode, listNodes, liveNodes, markNodeStopped, nodeForSubnet, registerNode, removeNode, type NodeRegistration } from './nodes.js';
 import { openStore } from './db.js';
 import { migrations } from './migrations/index.js';
-import { withTempStore } from './temp-store.js';
+import { testDatabaseUrl, withTempStore } from './temp-store.js';
 import { claimSession, failOrphanedSessions, failSessionOfNode, getSession } from './multicast.js';
 
 const T0 = new Date('2026-12-13T10:00:00.000Z');
@@ -146,10 +146,11 @@ test('liveNodes() and nodeForSubnet(): the live node with the most specific subn
   });
 });
 
-test('two stores on one SQLite data directory (two servers): both nodes are seen from each', async () => {
+test('two stores on one database (two servers: one SQLite data directory, or one PostgreSQL database): both nodes are seen from each', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-nodes-two-'));
-  const a = await openStore(dir);
-  const b = await openStore(dir);
+  const url = await testDatabaseUrl();
+  const a = await openStore(dir, { url });
+  const b = await openStore(dir, { url });
   try {
     await Promise.all([registerNode(a.db, reg('pxe-a', HASH_A), T0), registerNode(b.db, reg('pxe-b', HASH_B), T0)]);
     for (const s of [a, b]) assert.deepEqual((await listNodes(s.db, at(1))).map((n) => [n.name, n.state]), [['pxe-a', 'up'], ['pxe-b', 'up']]);
