@@ -30,7 +30,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fleetboot-api-nodes-'));
   token = ensureApiToken(dir);
   // One SQLite file in `dir`, or one PostgreSQL database in the test command's PostgreSQL pass.
-  const dbUrl = await testDatabaseUrl();
+  const dbUrl = await testDatabaseUrl(dir);
   for (const [name, ip] of [['pxe-a', '127.0.0.1'], ['pxe-b', '127.0.0.2']] as const) {
     const config = loadConfig({ overrides: { dataDir: dir, serverIp: ip, http: { port: 0 }, node: { name, subnets: [name === 'pxe-a' ? '10.1.0.0/16' : '10.2.0.0/16'] } } });
     const store = await openStore(dir, { url: dbUrl });
@@ -157,11 +157,8 @@ test('fleetboot node list|show|rm against the two servers, with and without --js
 
 test('two `fleetboot serve` on one data directory under two node names: each lists both; a stopped one is down', async () => {
   const d = mkdtempSync(join(tmpdir(), 'fleetboot-serve-nodes-'));
-  const url = await testDatabaseUrl();
-  // The harness's socket URL (postgres://postgres@/DB?host=...) has a user and no host, which
-  // store.url's check refuses (WHATWG URL): the same database as postgres:///DB?host=...&user=postgres.
-  const m = url === null ? null : /^postgres:\/\/([^@/]+)@\/([^?]+)\?(.*)$/.exec(url);
-  const db = url === null ? [] : ['--database', m ? `postgres:///${m[2]}?${m[3]}&user=${m[1]}` : url];
+  const url = await testDatabaseUrl(d);
+  const db = url === null ? [] : ['--database', url];
   const first = spawnServe(d, ['--dhcp', 'off', '--no-tftp', '--node-name', 'serve-a', ...db]);
   let second: ReturnType<typeof spawnServe> | null = null;
   try {

@@ -148,7 +148,7 @@ test('liveNodes() and nodeForSubnet(): the live node with the most specific subn
 
 test('two stores on one database (two servers: one SQLite data directory, or one PostgreSQL database): both nodes are seen from each', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-nodes-two-'));
-  const url = await testDatabaseUrl();
+  const url = await testDatabaseUrl(dir);
   const a = await openStore(dir, { url });
   const b = await openStore(dir, { url });
   try {

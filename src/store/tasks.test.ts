@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { FleetbootError } from '../lib/errors.js';
 import { withTempStore } from './temp-store.js';
 import { bootTaskRow, cancelTask, createHost, createTask, finishTask, getTask, listTasks, addRevision, retryTask, type Store } from './index.js';
-import type { Manifest } from '../model/manifest.js';
+import { sampleManifest } from './test-fixtures.js';
 
 const withStore = (fn: (s: Store) => Promise<void>): Promise<void> => withTempStore('tasks', fn);
 
@@ -11,21 +11,6 @@ const MAC = '52:54:00:00:00:01';
 
 function code(c: string) {
   return (e: unknown) => e instanceof FleetbootError && e.code === c;
-}
-
-export function sampleManifest(name: string): Manifest {
-  return {
-    format: 'fleetboot-image',
-    version: 1,
-    name,
-    createdAt: '2026-01-01T00:00:00.000Z',
-    source: { mac: MAC, taskId: null, disk: '/dev/sda', diskModel: null },
-    diskBytes: 10 * 1024 * 1024,
-    table: { type: 'dos', sectorSize: 512, id: '0x1234abcd', sfdisk: 'label: dos\n' },
-    partitions: [
-      { number: 1, start: 2048, sectors: 2048, type: '83', uuid: null, name: null, bootable: false, filesystem: 'ext4', tool: 'partclone.ext4', compression: 'zstd', file: 'p1.pcl.zst', sizeBytes: 2048 * 512, usedBytes: null, streamBytes: 0, sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' },
-    ],
-  };
 }
 
 test('createTask() validates its input and queues the task', async () => {
