@@ -19,7 +19,9 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEBIAN_IPXE_DIR, detectServerIp, loadConfig, type FleetbootConfig } from '../config/config.js';
 import { concretePort, requiredPorts } from '../config/ports.js';
-import { judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, judgeSecureBoot, type FileFacts, type FirewallPort } from '../doctor/judge.js';
+import { judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, judgeNodes, judgeSecureBoot, judgeStore, type FileFacts, type FirewallPort, type NodeFacts } from '../doctor/judge.js';
+import { DB_FILE } from '../store/db.js';
+import { inspectPostgres, redactUrl } from '../store/postgres.js';
 import { verifyAuthenticode } from '../boot/authenticode.js';
 import { GRUB_ROOT_CONFIG, SIGNED_FILES } from '../boot/grub.js';
 import { exitStatus, formatReport, type Check } from '../doctor/report.js';
@@ -215,6 +217,7 @@ export async function runDoctor(config: Readonly<FleetbootConfig>, globals: Glob
 
   // The server: server.json, its process, its API.
   let status: Status | null = null;
+  let api: Awaited<ReturnType<typeof connect>> | null = null;
   const sf = await readServerFile(config.dataDir);
   let pid: number | null = null;
   if (typeof sf === 'string') {
@@ -224,7 +227,7 @@ export async function runDoctor(config: Readonly<FleetbootConfig>, globals: Glob
   } else {
     pid = sf.pid;
     try {
-      const api = await connect({ ...globals, dataDir: config.dataDir });
+      api = await connect({ ...globals, dataDir: config.dataDir });
       status = await api.request<Status>('GET', '/status');
       checks.push({ id: 'server', status: 'ok', title: 'server', detail: `Fleetboot ${status.version} runs (pid ${sf.pid}, up ${status.uptimeSeconds} s), API at ${api.baseUrl}`, fix: null });
     } catch (err) {
@@ -333,14 +336,36 @@ export async function runDoctor(config: Readonly<FleetbootConfig>, globals: Glob
 
   // 7. When each subsystem last answered a client.
   if (status) checks.push(...judgeActivity(status.activity, { dhcp: status.dhcp.mode !== 'off', tftp: status.tftp.port !== null }, status.startedAt, now));
+
+  // 8. The store: reachable, how fast, its collation; the nodes sharing it.
+  checks.push(...(await storeChecks(config)));
+  if (api && status) {
+    try {
+      const r = await api.request<{ nodes: NodeFacts[]; self: string | null }>('GET', '/nodes');
+      checks.push(judgeNodes(r.nodes, r.self));
+    } catch (err) {
+      checks.push({ id: 'nodes', status: 'warn', title: 'nodes', detail: `cannot tell: ${errorMessage(err)}`, fix: null });
+    }
+  }
   return checks;
+}
+
+async function storeChecks(config: Readonly<FleetbootConfig>): Promise<Check[]> {
+  const url = config.store.url;
+  if (url === null) return judgeStore({ dialect: 'sqlite', location: join(config.dataDir, DB_FILE), error: null, postgres: null });
+  const location = redactUrl(url);
+  try {
+    return judgeStore({ dialect: 'postgres', location, error: null, postgres: await inspectPostgres(url) });
+  } catch (err) {
+    return judgeStore({ dialect: 'postgres', location, error: errorMessage(err), postgres: null });
+  }
 }
 
 export function registerDoctorCommand(cli: Command, globals: GlobalOptions): void {
   addServeOptions(
     cli
       .command('doctor')
-      .description('check the running server and this machine: ports, other DHCP servers, iPXE binaries, boot environment, address, firewall, data directory (takes the serve flags; exit 1 when a check fails)')
+      .description('check the running server and this machine: ports, other DHCP servers, iPXE binaries, boot environment, address, firewall, data directory, store and nodes (takes the serve flags; exit 1 when a check fails)')
       .option('--no-probe', 'do not send the DHCP probe (a PXE DHCPDISCOVER on the served interface)')
       .option('--probe-timeout <seconds>', 'how long the DHCP probe listens (default: dhcp.probeTimeoutMs)'),
   ).action(async (flags: DoctorFlags) => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FREE_FAIL_BYTES, judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, judgeSecureBoot, type DhcpAnswer, type FirewallPort } from './judge.js';
+import { FREE_FAIL_BYTES, judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, judgeNodes, judgeSecureBoot, type DhcpAnswer, type FirewallPort } from './judge.js';
 
 const ME = '10.0.0.1';
 const self: DhcpAnswer = { serverId: ME, kind: 'proxy', offered: null, bootFile: 'undionly.kpxe', nextServer: ME };
@@ -159,4 +159,14 @@ test('Secure Boot: off is information; on with missing files fails; stale copies
   assert.equal(unsigned.find((c) => c.id === 'secure-boot:bootenv')?.status, 'fail');
   const proxy = judgeSecureBoot({ ...base, mode: 'on', files, dhcpMode: 'proxy' });
   assert.match(proxy.find((c) => c.id === 'secure-boot:next-server')?.fix ?? '', /next-server 10\.0\.0\.1/);
+});
+
+test('judgeNodes: a node down without a clean stop is a warning naming it; a stopped one is not', () => {
+  assert.equal(judgeNodes([], null).status, 'info');
+  const up = { name: 'pxe-a', state: 'up' as const, heartbeatAgeSeconds: 3, stoppedAt: null };
+  assert.equal(judgeNodes([up, { name: 'pxe-b', state: 'down', heartbeatAgeSeconds: 0, stoppedAt: '2026-12-07T10:00:00Z' }], 'pxe-a').status, 'ok');
+  const lost = judgeNodes([up, { name: 'pxe-b', state: 'down', heartbeatAgeSeconds: 94, stoppedAt: null }], 'pxe-a');
+  assert.equal(lost.status, 'warn');
+  assert.match(lost.detail, /pxe-a \(this one\) up, pxe-b down \(no heartbeat for 94 s\)/);
+  assert.match(lost.fix ?? '', /fleetboot node rm/);
 });

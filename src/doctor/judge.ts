@@ -354,3 +354,50 @@ export function judgeActivity(a: Activity, running: { dhcp: boolean; tftp: boole
   });
   return [line('dhcp', 'DHCP', running.dhcp), line('tftp', 'TFTP', running.tftp), line('http', 'HTTP boot', true)];
 }
+
+export interface StoreFacts {
+  dialect: 'sqlite' | 'postgres';
+  /** The SQLite file, or the PostgreSQL URL without its password. */
+  location: string;
+  /** PostgreSQL: why it could not be reached, or null. */
+  error: string | null;
+  postgres: { serverVersion: string; collation: string; roundTripMs: number; migrated: boolean } | null;
+}
+
+/** Above this, every DHCP answer (committed before it leaves) and boot decision waits noticeably for the database. */
+export const STORE_SLOW_MS = 20;
+
+export function judgeStore(f: StoreFacts): Check[] {
+  if (f.dialect === 'sqlite') return [{ id: 'store', status: 'ok', title: 'store', detail: `SQLite at ${f.location} (this server only)`, fix: null }];
+  const title = 'store (PostgreSQL)';
+  if (f.error !== null || f.postgres === null) {
+    return [{ id: 'store', status: 'fail', title, detail: `cannot reach ${f.location}: ${f.error ?? 'no answer'}`, fix: 'check that PostgreSQL runs and accepts this server (listen_addresses, pg_hba.conf, the password in PGPASSWORD or ~/.pgpass), and that the URL names the right host and database' }];
+  }
+  const p = f.postgres;
+  const out: Check[] = [];
+  const rt = `${p.roundTripMs.toFixed(1)} ms round trip`;
+  if (p.roundTripMs > STORE_SLOW_MS) out.push({ id: 'store', status: 'warn', title, detail: `PostgreSQL ${p.serverVersion} at ${f.location}, ${rt}: DHCP answers and boot decisions wait for it`, fix: 'put the database near the servers (same site, low latency), or give each site its own' });
+  else out.push({ id: 'store', status: 'ok', title, detail: `PostgreSQL ${p.serverVersion} at ${f.location}, ${rt}`, fix: null });
+  if (!p.migrated) out.push({ id: 'store:schema', status: 'warn', title: 'store schema', detail: 'the database has no Fleetboot tables yet: no server has opened it', fix: 'start a server with this URL (it creates the tables)' });
+  if (p.collation !== 'C' && p.collation !== 'POSIX') {
+    out.push({ id: 'store:collation', status: 'warn', title: 'store collation', detail: `the database sorts text by "${p.collation}", not "C": names, MACs and times sort differently from SQLite`, fix: 'create the database with: createdb -E UTF8 --locale=C -T template0 NAME (and move the data with pg_dump/pg_restore)' });
+  }
+  return out;
+}
+
+export interface NodeFacts {
+  name: string;
+  state: 'up' | 'down';
+  heartbeatAgeSeconds: number;
+  stoppedAt: string | null;
+}
+
+/** The nodes sharing the store: a node down without having stopped is a warning (its machines fall back to others). */
+export function judgeNodes(nodes: readonly NodeFacts[], self: string | null): Check {
+  const title = 'nodes';
+  if (nodes.length === 0) return { id: 'nodes', status: 'info', title, detail: 'no node has registered', fix: null };
+  const lost = nodes.filter((n) => n.state === 'down' && n.stoppedAt === null);
+  const list = nodes.map((n) => `${n.name}${n.name === self ? ' (this one)' : ''} ${n.state}${n.state === 'down' ? (n.stoppedAt ? ' (stopped)' : ` (no heartbeat for ${n.heartbeatAgeSeconds} s)`) : ''}`).join(', ');
+  if (lost.length) return { id: 'nodes', status: 'warn', title, detail: list, fix: `start ${lost.map((n) => n.name).join(', ')} again, or remove ${lost.length > 1 ? 'them' : 'it'} (fleetboot node rm NAME)` };
+  return { id: 'nodes', status: 'ok', title, detail: list, fix: null };
+}

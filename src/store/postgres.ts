@@ -62,3 +62,29 @@ export function collationProblem(datcollate: string): string | null {
     ? null
     : `the database's collation is "${datcollate}", not "C": names and timestamps sort differently from SQLite (create it with: createdb -E UTF8 --locale=C -T template0 NAME)`;
 }
+
+export interface PostgresFacts {
+  serverVersion: string;
+  collation: string;
+  /** One `select 1`, after connecting. */
+  roundTripMs: number;
+  /** Whether Fleetboot's tables are there (a database no server has opened yet has none). */
+  migrated: boolean;
+}
+
+/** What `fleetboot doctor` reports about a PostgreSQL store: connects, asks, disconnects; changes nothing. */
+export async function inspectPostgres(url: string): Promise<PostgresFacts> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'fleetboot doctor', types: TYPES });
+  await client.connect();
+  try {
+    const t0 = process.hrtime.bigint();
+    await client.query('select 1');
+    const roundTripMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const r = await client.query<{ v: string; c: string; m: string | null }>("select current_setting('server_version') as v, datcollate as c, to_regclass('fleetboot_migrations')::text as m from pg_database where datname = current_database()");
+    const row = r.rows[0];
+    if (!row) throw new FleetbootError('IO', 'PostgreSQL did not describe the current database');
+    return { serverVersion: row.v, collation: row.c, roundTripMs, migrated: row.m !== null };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
