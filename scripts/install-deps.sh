@@ -32,12 +32,14 @@ runtime_pkgs=(ipxe busybox-static cpio zstd kmod partclone fdisk gdisk util-linu
 # (and test/service-unit.test.ts the server's unit); strace: test/service-syscalls.test.ts;
 # openssl: a second parser of the certificates src/tls/ makes;
 # debootstrap, extlinux, syslinux-common, tar: scripts/build-debian-image.sh, the Debian
-# image test/lab/agent.e2e.test.ts deploys).
+# image test/lab/agent.e2e.test.ts deploys; postgresql-15: the store's PostgreSQL pass and the
+# cluster lab start their own servers with it, src/store/test-postgres.ts).
 test_pkgs=(ipxe-qemu qemu-system-x86 ovmf seabios dnsmasq-base atftp tftp-hpa tftpd-hpa
   curl iproute2 nftables kea-admin busybox-static cpio zstd procps iputils-ping psmisc
   isc-dhcp-client dhcpcd-base isc-dhcp-relay isc-dhcp-server kea-dhcp4-server mtools
   dosfstools e2fsprogs nginx-light tcpdump mount coreutils util-linux udpcast uftp smcroute
-  chromium fonts-dejavu-core systemd lintian openssl debootstrap extlinux syslinux-common tar strace)
+  chromium fonts-dejavu-core systemd lintian openssl debootstrap extlinux syslinux-common tar strace
+  postgresql-15 postgresql-client-15)
 
 if [ "${1:-}" = "--list" ]; then
   echo "runtime: ${runtime_pkgs[*]}"
@@ -63,7 +65,9 @@ if [ "${#need_run[@]}" -gt 0 ]; then
   # nginx-light is bench/imaging.ts's transport peer, started there on its own port.
   # uftp's package starts uftpd (receiving into /tmp from anyone) and smcroute's a
   # multicast router for the host: the benchmark and lab tests start their own.
-  for svc in isc-dhcp-server kea-dhcp4-server nginx uftp smcroute smcroute-helper; do
+  # postgresql's package creates and starts a cluster "main" on 5432: the tests start
+  # their own PostgreSQL (src/store/test-postgres.ts), so that one is stopped.
+  for svc in isc-dhcp-server kea-dhcp4-server nginx uftp smcroute smcroute-helper postgresql; do
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
     if [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
   done

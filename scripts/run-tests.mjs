@@ -2,13 +2,22 @@
 // Runs the test suite with node's test runner: unit tests beside the code
 // (src/**/*.test.ts), then integration and lab tests (test/**/*.test.ts).
 // `--unit` runs only the unit tests. Extra arguments are file filters.
-import { readdirSync, statSync } from 'node:fs';
+//
+// The store is tested on both databases: the files that open their store
+// through openTestStore()/withTempStore()/testDatabaseUrl() (src/store/temp-store.ts)
+// run a second time with FLEETBOOT_TEST_STORE=postgres, on a PostgreSQL this
+// script starts (scripts/test-postgres.ts) and stops. `--sqlite-only` skips
+// that pass; without root or PostgreSQL's binaries it fails with the reason
+// (scripts/install-deps.sh --with-test installs them).
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
 
 const root = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
 const unitOnly = args.includes('--unit');
+const sqliteOnly = args.includes('--sqlite-only');
 const filters = args.filter((a) => !a.startsWith('--'));
 
 function walk(dir) {
@@ -29,9 +38,43 @@ if (files.length === 0) {
   console.error('run-tests: no test files matched');
   process.exit(1);
 }
+const STORE_USERS = /\b(openTestStore|withTempStore|testDatabaseUrl)\(/;
+const pgFiles = sqliteOnly ? [] : files.filter((f) => !f.startsWith('test/lab/') && f !== 'src/store/temp-store.ts' && STORE_USERS.test(readFileSync(join(root, f), 'utf8')));
+
+/** The test run's PostgreSQL: its socket directory, and how to stop it. */
+async function startPostgres() {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/test-postgres.ts'], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
+  const line = await new Promise((resolve) => {
+    createInterface({ input: child.stdout }).once('line', resolve);
+    child.once('exit', () => resolve(null));
+  });
+  if (!line) throw new Error('run-tests: the test PostgreSQL did not start (see above)');
+  return { socketDir: line, stop: () => new Promise((resolve) => { child.once('exit', resolve); child.stdin.end(); }) };
+}
+
+let pg = null;
+if (pgFiles.length > 0) {
+  try {
+    pg = await startPostgres();
+  } catch (err) {
+    console.error(String(err));
+    process.exit(1);
+  }
+}
+const env = { ...process.env, ...(pg ? { FLEETBOOT_TEST_PG: pg.socketDir } : {}) };
+
 // One file at a time: lab tests own network namespaces and CPU-heavy QEMU guests.
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
-  cwd: root,
-  stdio: 'inherit',
-});
-process.exit(r.status ?? 1);
+const run = (list, extraEnv) =>
+  spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...list], {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...env, ...extraEnv },
+  }).status ?? 1;
+let status = run(files, {});
+if (pgFiles.length > 0) {
+  console.log(`\n# the store on PostgreSQL: ${pgFiles.length} files again with FLEETBOOT_TEST_STORE=postgres\n`);
+  const s = run(pgFiles, { FLEETBOOT_TEST_STORE: 'postgres' });
+  if (status === 0) status = s;
+}
+await pg?.stop();
+process.exit(status);

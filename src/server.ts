@@ -436,7 +436,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     }
     await mkdir(config.tftp.root, { recursive: true });
     await checkTftpRoot(config.tftp.root, config.dataDir);
-    store = await openStore(config.dataDir);
+    store = await openStore(config.dataDir, { url: config.store.url });
+    log.info({ subsystem: 'store', dialect: store.dialect, database: store.location }, `store: ${store.dialect === 'postgres' ? 'PostgreSQL' : 'SQLite'} at ${store.location}`);
     const firstStart = readApiToken(config.dataDir) === null;
     const token = ensureApiToken(config.dataDir);
     if (firstStart) log.info({ subsystem: 'store', file: tokenPath(config.dataDir) }, 'API token created (mode 0600)');

@@ -196,7 +196,7 @@ test('login: a wrong password or an unknown name fails alike and sets no cookie;
   expect(await call('GET', '/api/v1/hosts', { session }), 200, 'a viewer reads');
   // Neither the cookie's secret nor the password is stored: only the secret's sha256.
   const secret = session.cookie.split('=')[1] as string;
-  const rows = JSON.stringify(store.sqlite.prepare('SELECT * FROM sessions').all()) + JSON.stringify(store.sqlite.prepare('SELECT * FROM users').all());
+  const rows = JSON.stringify(await store.db.selectFrom('sessions').selectAll().execute()) + JSON.stringify(await store.db.selectFrom('users').selectAll().execute());
   assert.ok(!rows.includes(secret) && !rows.includes(PW));
 });
 
@@ -272,7 +272,7 @@ test('a token made for a viewer reads but cannot write, and is refused (401) onc
   assert.match(secret, /^fbt_[A-Za-z0-9_-]{43}$/);
   const token = made['token'] as Json;
   assert.deepEqual([token['user'], token['name'], token['role'], token['expiresAt']], ['vic', 'dashboard', 'viewer', new Date(clock + 30 * 86_400_000).toISOString()]);
-  assert.ok(!JSON.stringify(store.sqlite.prepare('SELECT * FROM api_tokens').all()).includes(secret), 'only the hash is stored');
+  assert.ok(!JSON.stringify(await store.db.selectFrom('api_tokens').selectAll().execute()).includes(secret), 'only the hash is stored');
   expect(await call('GET', '/api/v1/hosts', { bearer: secret }), 200, 'reads');
   expect(await call('POST', '/api/v1/hosts', { bearer: secret, payload: { mac: '52:54:00:aa:02:01' } }), 403, 'writes', /token dashboard of vic is a viewer/);
   const listed = expect(await asLocal('GET', '/api/v1/tokens?user=vic'), 200, 'list').body['tokens'] as Json[];
@@ -419,7 +419,7 @@ test('every write through the API is in the audit log: who, what, when, from whe
   assert.deepEqual(pick(rows[5]), ['user vic', '10.10.0.1', 'POST', '/api/v1/hosts', '/api/v1/hosts', 403, at], 'refused writes too');
   assert.equal(rows[6]?.['actor'], 'login as "vic"');
   assert.ok(!rows.some((e) => e['method'] === 'GET'), 'reads are not audited');
-  const text = JSON.stringify(store.sqlite.prepare('SELECT * FROM audit_log').all());
+  const text = JSON.stringify(await store.db.selectFrom('audit_log').selectAll().execute());
   for (const secret of [PW, 'a brand new password', tok, local, v.csrf, v.cookie.split('=')[1] as string]) assert.ok(!text.includes(secret), 'no secret in the audit log');
   // Paging, and the role it takes.
   const page = expect(await asLocal('GET', '/api/v1/audit?limit=2'), 200, 'page').body;

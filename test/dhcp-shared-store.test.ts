@@ -1,20 +1,22 @@
 /**
  * Two DHCP servers sharing one database and the same pool (issue 15): the
- * data directory is opened twice (two `openStore` = two servers on one
- * SQLite file, two connections), and randomised traffic from distinct
- * clients goes through both. What perfdhcp's `-u` checks for one server is
+ * database is opened twice (two `openStore` = two servers: on SQLite one
+ * file, two connections; in the test command's PostgreSQL pass one
+ * database, two pools), and randomised traffic from distinct clients goes
+ * through both. What perfdhcp's `-u` checks for one server is
  * checked across both: no address is ACKed to a client while another client
  * holds it, and every row of dhcp_leases names exactly one owner (its
  * client_key is the key of its MAC and identifier).
  *
- * 1. The engines with the synchronous store (SQLite's fast path), driven
- *    step by step with a clock that runs: offers and leases expire, are
- *    reclaimed, released and taken again.
+ * 1. The engines with the store the server would use (SQLite: the
+ *    synchronous fast path; PostgreSQL: Kysely), driven step by step with a
+ *    clock that runs: offers and leases expire, are reclaimed, released and
+ *    taken again.
  * 2. The DHCP services on loopback (A on 127.0.0.1, B on 127.0.0.2),
  *    every client's DISCOVER and REQUEST sent to both as a broadcast would
- *    be, all clients at once: with the synchronous store and with the
- *    asynchronous one (the same SQL through Kysely, as on PostgreSQL), so
- *    the service's queue and the claims race for real.
+ *    be, all clients at once: with the synchronous store (SQLite only) and
+ *    with the asynchronous one (the same SQL through Kysely: PostgreSQL's,
+ *    and on SQLite too), so the service's queue and the claims race for real.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,9 +28,10 @@ import { loadConfig, POOL_DEFAULTS } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { createDhcpServerService, type DhcpServerService } from '../src/net/dhcp-server.js';
 import { LeaseEngine, type EngineDecision } from '../src/dhcp/engine.js';
-import { handleSync, newClaimStats, reclaimSync } from '../src/dhcp/commit.js';
-import { clientKey, leaseKey, type Lease, type LeaseStore, type SyncLeaseStore } from '../src/model/lease.js';
-import { kyselyLeaseStore, openStore, sqliteLeaseStore, type Store } from '../src/store/index.js';
+import { handleAsync, handleSync, newClaimStats, reclaimAsync, reclaimSync } from '../src/dhcp/commit.js';
+import { clientKey, leaseKey, type Lease, type LeaseStore } from '../src/model/lease.js';
+import { kyselyLeaseStore, openLeaseStore, openStore, sqliteLeaseStore, type Store } from '../src/store/index.js';
+import { testDatabaseUrl, testStoreDialect } from '../src/store/temp-store.js';
 import { createPacket, decodePacket, encodePacket, hardwareAddress, type DhcpOption, type DhcpPacket } from '../src/protocol/dhcp/packet.js';
 import { leaseTime, MessageType, messageType, Opt, serverIdentifier } from '../src/protocol/dhcp/options.js';
 
@@ -100,8 +103,8 @@ class Holders {
 }
 
 /** Every row names one owner: its client_key is the key of its own MAC and identifier; live holds are their client's, bound. */
-function checkRows(store: Store, holders: Holders, now: number): void {
-  const rows = store.sqlite.prepare<[], { ip: string; mac: string; client_id: string | null; client_key: string; state: string; expires_at: number }>('SELECT ip, mac, client_id, client_key, state, expires_at FROM dhcp_leases').all();
+async function checkRows(store: Store, holders: Holders, now: number): Promise<void> {
+  const rows = await store.db.selectFrom('dhcp_leases').select(['ip', 'mac', 'client_id', 'client_key', 'state']).execute();
   const byIp = new Map(rows.map((r) => [r.ip, r]));
   for (const r of rows) {
     assert.equal(r.client_key, leaseKey({ mac: r.mac, clientId: r.client_id, state: r.state as Lease['state'] }), `row ${r.ip}: client_key ${r.client_key} is not its own MAC's (${r.mac}) and identifier's`);
@@ -114,21 +117,40 @@ function checkRows(store: Store, holders: Holders, now: number): void {
   }
 }
 
-function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'fleetboot-dhcp-shared-'));
+/** Two servers' stores on one database: one SQLite file opened twice, or one new PostgreSQL database (the test command's PostgreSQL pass). */
+async function openShared(): Promise<{ stores: Store[]; close(): Promise<void> }> {
+  const url = await testDatabaseUrl();
+  const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'fleetboot-dhcp-shared-')));
+  const dbDir = dirs[0] as string;
+  // On SQLite both open the first directory's fleetboot.db.
+  const stores = [await openStore(dbDir, { url }), await openStore(url ? (dirs[1] as string) : dbDir, { url })];
+  return {
+    stores,
+    async close() {
+      for (const s of stores) await s.close();
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    },
+  };
 }
 
-test('two lease engines on one SQLite file never ACK one address to two clients (random traffic, expiry, release, reclaim)', async (t) => {
-  const dir = tempDir();
-  const stores = [await openStore(dir), await openStore(dir)];
+test('two lease engines on one database never ACK one address to two clients (random traffic, expiry, release, reclaim)', async (t) => {
+  const shared = await openShared();
+  const stores = shared.stores;
   try {
     let now = 1_700_000_000_000;
     const pool = { ...POOL_DEFAULTS, start: '10.0.0.100', end: '10.0.0.139', leaseSeconds: 120 };
     const servers = (['10.0.0.1', '10.0.0.2'] as const).map((ip, i) => {
-      const store: SyncLeaseStore = sqliteLeaseStore((stores[i] as Store).sqlite);
-      const engine = new LeaseEngine({ serverIp: ip, pools: [pool], boot: null, leases: store.load(), now: () => now, nodeSalt: ip, offerHoldSeconds: 30 });
+      const store = openLeaseStore(stores[i] as Store);
+      const engine = new LeaseEngine({ serverIp: ip, pools: [pool], boot: null, now: () => now, nodeSalt: ip, offerHoldSeconds: 30 });
       const stats = newClaimStats();
-      return { ip, store, engine, stats, handle: (p: DhcpPacket): EngineDecision => handleSync(engine, store, p, { address: '0.0.0.0', port: 68 }, stats) };
+      const from = { address: '0.0.0.0', port: 68 };
+      return {
+        ip,
+        engine,
+        stats,
+        handle: async (p: DhcpPacket): Promise<EngineDecision> => (store.sync ? handleSync(engine, store, p, from, stats) : handleAsync(engine, store, p, from, stats)),
+        reclaim: async (): Promise<number> => (store.sync ? reclaimSync(engine, store, stats) : reclaimAsync(engine, store, stats)),
+      };
     });
     const rnd = random(15);
     const CLIENTS = 50;
@@ -145,7 +167,7 @@ test('two lease engines on one SQLite file never ACK one address to two clients 
     const both = () => (rnd(2) === 0 ? servers : [servers[1], servers[0]]) as typeof servers;
     for (let step = 0; step < 6000; step++) {
       now += 250 + rnd(500);
-      if (step % 200 === 0) for (const s of servers) reclaimSync(s.engine, s.store, s.stats);
+      if (step % 200 === 0) for (const s of servers) await s.reclaim();
       const c = rnd(CLIENTS);
       const held = holders.heldBy(c, now);
       const pending = offers.get(c);
@@ -155,7 +177,7 @@ test('two lease engines on one SQLite file never ACK one address to two clients 
         offers.delete(c);
         const p = packet(MessageType.REQUEST, c, xid++, { options: withId(c, [opt50(ip), opt54(sid)]) });
         for (const s of both()) {
-          const a = ackOf(s.handle(p));
+          const a = ackOf(await s.handle(p));
           if (s.ip !== sid) assert.equal(a, null, 'the server not selected stays silent');
           else if (a === 'nak') holders.drop(c);
           else if (a) holders.ack(c, a.ip, a.until, now, s.ip);
@@ -163,20 +185,20 @@ test('two lease engines on one SQLite file never ACK one address to two clients 
       } else if (held !== undefined && rnd(10) < 6) {
         // RENEWING through one server (unicast), or REBINDING through the other.
         const s = servers[rnd(2)] as (typeof servers)[number];
-        const a = ackOf(s.handle(packet(MessageType.REQUEST, c, xid++, { options: withId(c), ciaddr: held })));
+        const a = ackOf(await s.handle(packet(MessageType.REQUEST, c, xid++, { options: withId(c), ciaddr: held })));
         if (a === 'nak') holders.drop(c);
         else if (a) holders.ack(c, a.ip, a.until, now, s.ip);
       } else if (held !== undefined && rnd(10) < 3) {
         // RELEASE: the client stops using it first.
         holders.drop(c);
         const s = servers[rnd(2)] as (typeof servers)[number];
-        s.handle(packet(MessageType.RELEASE, c, xid++, { options: withId(c, [opt54(s.ip)]), ciaddr: held }));
+        await s.handle(packet(MessageType.RELEASE, c, xid++, { options: withId(c, [opt54(s.ip)]), ciaddr: held }));
       } else if (held === undefined && rnd(4) === 0) {
         // INIT-REBOOT for an address the client remembers (maybe not its own any more): both servers hear it.
         const ip = `10.0.0.${100 + rnd(40)}`;
         const p = packet(MessageType.REQUEST, c, xid++, { options: withId(c, [opt50(ip)]) });
         for (const s of both()) {
-          const a = ackOf(s.handle(p));
+          const a = ackOf(await s.handle(p));
           if (a === 'nak') holders.drop(c);
           else if (a) holders.ack(c, a.ip, a.until, now, s.ip);
         }
@@ -185,21 +207,20 @@ test('two lease engines on one SQLite file never ACK one address to two clients 
         const p = packet(MessageType.DISCOVER, c, xid++, { options: withId(c) });
         const got = new Map<string, string>();
         for (const s of both()) {
-          const d = s.handle(p);
+          const d = await s.handle(p);
           if (!('ignore' in d)) got.set(s.ip, d.reply.yiaddr);
         }
         offers.set(c, got);
       }
       assert.deepEqual(holders.violations, []);
     }
-    checkRows(stores[0] as Store, holders, now);
+    await checkRows(stores[0] as Store, holders, now);
     const lost = servers.map((s) => s.stats.lostWrites);
     t.diagnostic(`ACKs ${holders.acks}; lost writes A ${lost[0]}, B ${lost[1]}; gave up ${servers.map((s) => s.stats.gaveUp).join('/')}; leases held at the end ${holders.live(now).length}`);
     assert.ok(holders.acks > 1000, `ACKs: ${holders.acks}`);
     assert.ok((lost[0] ?? 0) + (lost[1] ?? 0) > 0, 'the servers did race for addresses (else this test proves nothing)');
   } finally {
-    for (const s of stores) await s.close();
-    rmSync(dir, { recursive: true, force: true });
+    await shared.close();
   }
 });
 
@@ -272,9 +293,9 @@ function exchange(h: Harness, p: DhcpPacket, to: number[], want: number, waitMs:
 }
 
 async function trafficThroughBoth(t: { diagnostic(s: string): void }, async: boolean): Promise<void> {
-  const dir = tempDir();
-  const stores = [await openStore(dir), await openStore(dir)];
-  const leaseStores: LeaseStore[] = stores.map((s) => (async ? kyselyLeaseStore(s.db) : sqliteLeaseStore(s.sqlite)));
+  const shared = await openShared();
+  const stores = shared.stores;
+  const leaseStores: LeaseStore[] = stores.map((s) => (async || s.sqlite === null ? kyselyLeaseStore(s.db) : sqliteLeaseStore(s.sqlite)));
   const h = await startServices(stores, leaseStores);
   try {
     const holders = new Holders();
@@ -319,7 +340,7 @@ async function trafficThroughBoth(t: { diagnostic(s: string): void }, async: boo
     assert.deepEqual(holders.violations, []);
     // Wait for the queues (the last RELEASEs) before reading the rows.
     await delay(100);
-    checkRows(stores[0] as Store, holders, Date.now());
+    await checkRows(stores[0] as Store, holders, Date.now());
     const st = h.services.map((s) => s.stats);
     t.diagnostic(`ACKs ${holders.acks}; replied ${st.map((s) => s.replied).join('/')}; lost writes ${st.map((s) => s.lostWrites).join('/')}; gave up ${st.map((s) => s.gaveUp).join('/')}; overloaded ${st.map((s) => s.overloaded).join('/')}`);
     assert.ok(holders.acks > CLIENTS * 2, `ACKs: ${holders.acks}`);
@@ -327,15 +348,16 @@ async function trafficThroughBoth(t: { diagnostic(s: string): void }, async: boo
   } finally {
     for (const s of h.services) await s.close();
     h.client.close();
-    for (const s of stores) await s.close();
-    rmSync(dir, { recursive: true, force: true });
+    await shared.close();
   }
 }
 
-test('two DHCP services on one SQLite file, synchronous store: concurrent clients through both, no address given twice', async (t) => {
+const onPostgres = testStoreDialect() === 'postgres';
+
+test('two DHCP services on one database, synchronous store: concurrent clients through both, no address given twice', { skip: onPostgres && 'SQLite only' }, async (t) => {
   await trafficThroughBoth(t, false);
 });
 
-test('two DHCP services on one SQLite file, asynchronous store (Kysely, as on PostgreSQL): no address given twice', async (t) => {
+test('two DHCP services on one database, asynchronous store (Kysely, as on PostgreSQL): no address given twice', async (t) => {
   await trafficThroughBoth(t, true);
 });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fleetbootPackageDir, fleetbootVersion } from '../http/version.js';
 import type { GlobalOptions } from './globals.js';
 import { UsageError } from './globals.js';
+import { DATABASE_URL_ENV } from '../model/database-url.js';
 
 export interface ServeFlags {
   config?: string;
@@ -33,6 +34,7 @@ export interface ServeFlags {
   secureBoot?: string;
   logLevel?: string;
   logFormat?: string;
+  database?: string;
 }
 
 /** Flags only `serve` takes (not `ports` and `firewall`). */
@@ -71,7 +73,7 @@ function int(flag: string, v: string | undefined): number | undefined {
 }
 
 /** Command-line flags as a config layer (only what was given). */
-export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOverrides {
+export function serveOverrides(globals: GlobalOptions, f: ServeFlags, env: NodeJS.ProcessEnv = process.env): ConfigOverrides {
   if (f.dhcp !== undefined && f.dhcp !== 'proxy' && f.dhcp !== 'server' && f.dhcp !== 'off') {
     throw new UsageError(`--dhcp must be 'proxy', 'server' or 'off': current value is ${JSON.stringify(f.dhcp)}`);
   }
@@ -122,6 +124,9 @@ export function serveOverrides(globals: GlobalOptions, f: ServeFlags): ConfigOve
   if (f.logLevel !== undefined) log.level = f.logLevel as FleetbootConfig['log']['level'];
   if (f.logFormat !== undefined) log.format = f.logFormat as FleetbootConfig['log']['format'];
   if (Object.keys(log).length) o.log = log;
+  // The URL may hold a password: the environment keeps it off the process list.
+  const url = f.database ?? env[DATABASE_URL_ENV];
+  if (url !== undefined && url !== '') o.store = { url };
   return o;
 }
 
@@ -171,6 +176,7 @@ export function addServeOptions(cmd: Command): Command {
     .option('--secure-boot <mode>', "x64 UEFI PXE firmware: 'on' (Debian's signed shim and GRUB, required), 'auto' (them when installed) or 'off' (iPXE, the default)")
     .option('--menu-timeout <seconds>', 'menu timeout for unknown/unassigned machines (default 10; 0 = boot the local disk at once)')
     .option('--log-level <level>', `log level: ${LEVELS.join(', ')} (default info)`)
+    .option('--database <url>', `keep the state in this PostgreSQL database (postgres://USER@HOST/DB) instead of SQLite in the data directory, shared with other Fleetboot servers; also ${DATABASE_URL_ENV} (better for a URL with a password)`)
     .option('--log-format <format>', "'pretty' (one line per event), 'json' (JSON lines) or 'auto' (default: pretty on a terminal, else JSON)");
 }
 

@@ -11,6 +11,7 @@ import { ipxeArgsProblem, ipxeUrlProblem } from '../boot/ipxe.js';
 import { parseOptionValue } from '../dhcp/option-values.js';
 import { buildSubnets, parseCidr, type OptionSetting, type PoolSettings } from '../dhcp/subnets.js';
 import { isDnsName } from '../model/dns-name.js';
+import { DATABASE_URL_ENV, databaseUrlProblem, redactUrl } from '../model/database-url.js';
 import { MAX_RATE_MBPS, multicastAddressProblem, parseMulticastPorts } from '../model/multicast.js';
 import type { FleetbootError } from '../lib/errors.js';
 import { boolean, configError, custom, Field, integer, ipv4, isIPv4, oneOf, parseField, path, port, string, type FieldContext } from './fields.js';
@@ -245,6 +246,22 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
   dataDir: path({ default: (ctx) => join(ctx.cwd, 'data'), doc: 'Where the SQLite file, the API token and boot-entry files live.' }),
+  store: {
+    url: custom<string, true>(
+      'a PostgreSQL URL or null',
+      (value, key) => {
+        if (typeof value !== 'string') throw configError(key, 'must be a PostgreSQL URL (postgres://USER@HOST/DATABASE) or null', value);
+        const problem = databaseUrlProblem(value);
+        if (problem) throw configError(key, problem, redactUrl(value));
+        return value;
+      },
+      {
+        nullable: true,
+        default: null,
+        doc: `null: SQLite in dataDir. A PostgreSQL URL (postgres://USER@HOST[:PORT]/DATABASE): the store lives there and several servers may share it. Keep the password out of the URL (PGPASSWORD or ~/.pgpass of the server's user), or give the URL in ${DATABASE_URL_ENV} rather than on a command line.`,
+      },
+    ),
+  },
   interface: string({
     nullable: true,
     default: null,

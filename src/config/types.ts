@@ -30,6 +30,10 @@ export type SecureBootMode = 'auto' | 'on' | 'off';
 
 export interface FleetbootConfig {
   dataDir: string;
+  /** Where the shared state lives: null = SQLite in dataDir (the default); a PostgreSQL URL = that database, which several servers may share. */
+  store: {
+    url: string | null;
+  };
   interface: string | null;
   serverIp: string | null;
   http: {

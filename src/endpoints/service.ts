@@ -654,7 +654,7 @@ export function createEndpointService(opts: EndpointServiceOptions): EndpointSer
         if (got !== expectedSha256) throw new FleetbootError('INVALID_INPUT', `The file's sha256 is ${got}, not ${expectedSha256} as named: it was changed or cut on the way`);
         await chmod(tmp, 0o600);
         await rename(tmp, final);
-        store.durable();
+        await store.durable();
         return { sha256: got, size, existed: false };
       } finally {
         await rm(tmp, { force: true });

@@ -305,7 +305,7 @@ export async function commitCapture(store: Store, taskId: number, name: string, 
   }
   const pruned = await pruneRevisions(store.db, name, opts.keepRevisions);
   // The new revision and the pruning must survive a power loss before old files go.
-  store.durable();
+  await store.durable();
   for (const p of pruned) if (UUID_RE.test(p.dir)) await rm(join(imagesRoot(store), p.dir), { recursive: true, force: true });
   const img = await getImage(store.db, name);
   return { info: img?.info ?? null, revision, state, manifestSha256, pruned: pruned.map((p) => p.number) };
@@ -341,7 +341,7 @@ export async function removeImage(store: Store, name: string): Promise<void> {
   if (busy) throw new FleetbootError('CONFLICT', `Image '${name}' is in use by task #${busy.id} (${busy.type}, ${busy.state})`);
   const dirs = await deleteImageRows(store.db, name);
   if (dirs === null) throw new FleetbootError('NOT_FOUND', `No image named '${name}'`);
-  store.durable();
+  await store.durable();
   for (const dir of dirs) if (UUID_RE.test(dir)) await rm(join(imagesRoot(store), dir), { recursive: true, force: true });
 }
 

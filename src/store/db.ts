@@ -1,7 +1,12 @@
 /**
- * Opening the database: the only module that touches the SQLite driver.
+ * Opening the database: the only module that touches the drivers.
  * `openStore(dataDir)` creates <dataDir>/fleetboot.db (WAL, foreign keys, busy
- * timeout) and brings its schema up to date before anything uses it.
+ * timeout) and brings its schema up to date before anything uses it;
+ * `openStore(dataDir, { url: 'postgres://...' })` uses that PostgreSQL
+ * database instead (src/store/postgres.ts), with the same schema and the
+ * same code above it (Kysely's two dialects). Several servers may open one
+ * PostgreSQL database at the same moment: the migrations run under an
+ * advisory lock, so each runs once.
  * The database holds hosts, inventories and leases: the file is created 0600
  * before SQLite opens it (an older 0644 one is tightened), and so are its
  * -wal and -shm (SQLite gives them the database's mode when it creates them;
@@ -10,38 +15,54 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Database } from './schema.js';
 import { ensurePrivateFile, PRIVATE_DIR_MODE, tightenFileIfPresent } from './data-dir.js';
 import { migrations as allMigrations, type Migration } from './migrations/index.js';
+import { createPool, redactUrl } from './postgres.js';
 
 export const DB_FILE = 'fleetboot.db';
 
+export type StoreDialect = 'sqlite' | 'postgres';
+
 export interface Store {
   readonly db: Kysely<Database>;
+  readonly dialect: StoreDialect;
+  /** Where the database is, for logs: the SQLite file, or the PostgreSQL URL without its password. */
+  readonly location: string;
   readonly dataDir: string;
   /** Where boot-entry files live: <dataDir>/entries/<name>/<file>. */
   readonly entriesDir: string;
   /**
    * The driver handle, for store modules that must commit synchronously
    * (leases.ts: a lease is on disk before its OFFER/ACK leaves). Nothing
-   * outside src/store/ uses it.
+   * outside src/store/ uses it. null on PostgreSQL.
    */
-  readonly sqlite: SQLite.Database;
+  readonly sqlite: SQLite.Database | null;
   /**
    * Make every committed transaction survive a power loss (WAL with
    * synchronous=NORMAL only promises that at a checkpoint): call before
-   * deleting files that a just-committed row stopped pointing at.
+   * deleting files that a just-committed row stopped pointing at. On
+   * PostgreSQL a commit is already durable (synchronous_commit).
    */
-  durable(): void;
+  durable(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function openStore(dataDir: string, opts: { migrations?: readonly Migration[] } = {}): Promise<Store> {
+export interface OpenStoreOptions {
+  /** A PostgreSQL URL: the store lives there instead of <dataDir>/fleetboot.db. */
+  url?: string | null;
+  /** Shown in PostgreSQL's pg_stat_activity (the node's name). */
+  applicationName?: string;
+  migrations?: readonly Migration[];
+}
+
+export async function openStore(dataDir: string, opts: OpenStoreOptions = {}): Promise<Store> {
   mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const entriesDir = join(dataDir, 'entries');
   mkdirSync(entriesDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  if (opts.url) return openPostgres(dataDir, entriesDir, opts.url, opts);
   const file = join(dataDir, DB_FILE);
   const sidecars = [`${file}-wal`, `${file}-shm`, `${file}-journal`];
   let sqlite: SQLite.Database;
@@ -67,12 +88,57 @@ export async function openStore(dataDir: string, opts: { migrations?: readonly M
   let closed = false;
   return {
     db,
+    dialect: 'sqlite',
+    location: file,
     dataDir,
     entriesDir,
     sqlite,
-    durable() {
+    async durable() {
       sqlite.pragma('wal_checkpoint(FULL)');
     },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+    },
+  };
+}
+
+/** Held (per session) while migrations run, so two servers starting together run each migration once. */
+const MIGRATION_LOCK = '7308620119186091009';
+
+async function openPostgres(dataDir: string, entriesDir: string, url: string, opts: OpenStoreOptions): Promise<Store> {
+  const location = redactUrl(url);
+  const pool = createPool(url, opts.applicationName ? { applicationName: opts.applicationName } : {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    try {
+      await sql`select 1`.execute(db);
+    } catch (err) {
+      throw new FleetbootError('IO', `Cannot connect to the database ${location}: ${errorMessage(err)}`, { cause: err });
+    }
+    // One connection holds the lock for the whole run (as Kysely's Migrator does on PostgreSQL).
+    await db.connection().execute(async (conn) => {
+      await sql`select pg_advisory_lock(${MIGRATION_LOCK}::bigint)`.execute(conn);
+      try {
+        await migrate(conn, opts.migrations ?? allMigrations);
+      } finally {
+        await sql`select pg_advisory_unlock(${MIGRATION_LOCK}::bigint)`.execute(conn);
+      }
+    });
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  let closed = false;
+  return {
+    db,
+    dialect: 'postgres',
+    location,
+    dataDir,
+    entriesDir,
+    sqlite: null,
+    async durable() {},
     async close() {
       if (closed) return;
       closed = true;
@@ -113,4 +179,17 @@ export async function migrate(db: Kysely<Database>, migrations: readonly Migrati
     applied.push(m.name);
   }
   return applied;
+}
+
+/** The SQLite driver handle, for the few synchronous paths; an error on PostgreSQL (callers choose their PostgreSQL path first). */
+export function sqliteOf(store: Store): SQLite.Database {
+  if (store.sqlite === null) throw new TypeError(`This needs the SQLite store; the store is ${store.location}`);
+  return store.sqlite;
+}
+
+/** A unique constraint refused the write (SQLite's SQLITE_CONSTRAINT_UNIQUE/PRIMARYKEY, PostgreSQL's 23505). */
+export function isUniqueViolation(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return false;
+  const code = (err as { code: unknown }).code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }

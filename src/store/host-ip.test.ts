@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { sqliteOf } from './db.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,7 +57,7 @@ test('createHost() and updateHost() refuse invalid (INVALID_INPUT) and taken (CO
     }
     assert.equal(await getHost(store.db, '52:54:00:00:00:04'), null, 'nothing stored for a refused add');
     // The database itself refuses a duplicate too (unique index of the migration).
-    assert.throws(() => store.sqlite.prepare("UPDATE hosts SET ip = '10.0.0.20' WHERE mac = '52:54:00:00:00:02'").run(), /UNIQUE/);
+    assert.throws(() => sqliteOf(store).prepare("UPDATE hosts SET ip = '10.0.0.20' WHERE mac = '52:54:00:00:00:02'").run(), /UNIQUE/);
     // Once the first host lets it go, the second may have it.
     await deleteHost(store.db, '52:54:00:00:00:01');
     assert.equal((await updateHost(store.db, '52:54:00:00:00:02', { ip: '10.0.0.20' })).ip, '10.0.0.20');
@@ -80,7 +81,7 @@ test('openStore() upgrades a database made before the host address migration: ex
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-host-ip-up-'));
   try {
     const old = await openStore(dir, { migrations: migrations.filter((m) => m.name < '20251210T1200') });
-    old.sqlite.prepare("INSERT INTO hosts (mac, name, entry_id, created_at, updated_at) VALUES ('52:54:00:00:00:09', 'old', NULL, 'x', 'x')").run();
+    sqliteOf(old).prepare("INSERT INTO hosts (mac, name, entry_id, created_at, updated_at) VALUES ('52:54:00:00:00:09', 'old', NULL, 'x', 'x')").run();
     await old.close();
     const store = await openStore(dir);
     try {

@@ -1,5 +1,5 @@
 /** The store's public surface: open it, then call the repositories with `store.db`. */
-export { openStore, migrate, DB_FILE, type Store } from './db.js';
+export { openStore, migrate, sqliteOf, isUniqueViolation, DB_FILE, type Store, type StoreDialect, type OpenStoreOptions } from './db.js';
 export { prepareDataDir, ensurePrivateFile, tightenFileIfPresent, octal, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, type DataDirState } from './data-dir.js';
 export { ensureApiToken, readApiToken, tokenPath, TOKEN_FILE } from './token.js';
 export { listEntries, getEntry, createEntry, deleteEntry, type BootEntry, type NewBootEntry } from './entries.js';

@@ -1,7 +1,8 @@
 /**
  * The lease store's conditional writes (src/store/leases.ts): one suite run
- * against both faces, the synchronous prepared statements and the same SQL
- * through Kysely, on SQLite; and the migration that fills client_key.
+ * against both faces, the synchronous prepared statements (SQLite only) and
+ * the same SQL through Kysely (SQLite, and PostgreSQL in the test command's
+ * PostgreSQL pass); and the migration that fills client_key.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kyselyLeaseStore, sqliteLeaseStore } from './leases.js';
 import { openStore, type Store } from './db.js';
-import { withTempStore } from './temp-store.js';
+import { testDatabaseUrl, withTempStore } from './temp-store.js';
+import { sql } from 'kysely';
 import { clientKey, DECLINED_KEY, leaseKey, type Lease, type LeaseWrite } from '../model/lease.js';
 
 const NOW = 1_000_000;
@@ -27,8 +29,10 @@ interface Face {
   row(ip: string): Promise<Lease | null>;
   load(): Promise<Lease[]>;
 }
-const faces: Record<string, (s: Store) => Face> = {
+/** The face, or null when the store has none (no synchronous one on PostgreSQL). */
+const faces: Record<string, (s: Store) => Face | null> = {
   sync: (s) => {
+    if (s.sqlite === null) return null;
     const f = sqliteLeaseStore(s.sqlite);
     return { commit: async (w) => f.commit(w), row: async (ip) => f.row(ip), load: async () => f.load() };
   },
@@ -36,9 +40,10 @@ const faces: Record<string, (s: Store) => Face> = {
 };
 
 for (const [name, make] of Object.entries(faces)) {
-  test(`${name}: a claim inserts, takes over its own client's row or a free one, and loses to another client's live row`, async () => {
+  test(`${name}: a claim inserts, takes over its own client's row or a free one, and loses to another client's live row`, async (t) => {
     await withTempStore('leases', async (s) => {
       const f = make(s);
+      if (!f) return t.skip(`no ${name} face on ${s.dialect}`);
       assert.equal(await f.commit({ kind: 'claim', lease: lease('10.0.0.1', MAC1, 'offered', NOW + 60_000) }), true);
       assert.equal(await f.commit({ kind: 'claim', lease: lease('10.0.0.1', MAC2, 'offered', NOW + 60_000) }), false, "another client's live offer");
       assert.equal(await f.commit({ kind: 'claim', lease: lease('10.0.0.1', MAC1, 'bound', NOW + 600_000, { hostname: 'pc1' }) }), true, 'its own');
@@ -58,9 +63,10 @@ for (const [name, make] of Object.entries(faces)) {
     });
   });
 
-  test(`${name}: end, decline and reclaim only change the row while it is as expected`, async () => {
+  test(`${name}: end, decline and reclaim only change the row while it is as expected`, async (t) => {
     await withTempStore('leases', async (s) => {
       const f = make(s);
+      if (!f) return t.skip(`no ${name} face on ${s.dialect}`);
       const k1 = clientKey(MAC1, null);
       await f.commit({ kind: 'claim', lease: lease('10.0.0.1', MAC1, 'bound', NOW + 600_000) });
       const ended = lease('10.0.0.1', MAC1, 'released', NOW, { updatedAt: NOW + 1 });
@@ -85,7 +91,7 @@ for (const [name, make] of Object.entries(faces)) {
       assert.equal(await f.row('10.0.0.9'), null);
       assert.deepEqual((await f.load()).map((l) => l.ip).sort(), ['10.0.0.1', '10.0.0.2']);
       // client_key follows every write: what leaseKey() says of the row.
-      const keys = s.sqlite.prepare<[], { ip: string; client_key: string }>('SELECT ip, client_key FROM dhcp_leases ORDER BY ip').all();
+      const keys = await s.db.selectFrom('dhcp_leases').select(['ip', 'client_key']).orderBy('ip').execute();
       assert.deepEqual(keys, [
         { ip: '10.0.0.1', client_key: k1 },
         { ip: '10.0.0.2', client_key: clientKey('', null) },
@@ -98,7 +104,9 @@ test('migration 20261213T1200_lease_claims fills client_key of existing rows as 
   const { migrations } = await import('./migrations/index.js');
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-lease-claims-up-'));
   try {
-    const old = await openStore(dir, { migrations: migrations.filter((m) => m.name < '20261213T1200') });
+    // On PostgreSQL (the test command's second pass) both opens use one new database.
+    const url = await testDatabaseUrl();
+    const old = await openStore(dir, { url, migrations: migrations.filter((m) => m.name < '20261213T1200') });
     const rows: Lease[] = [
       lease('10.0.0.1', MAC1, 'bound', NOW),
       lease('10.0.0.2', MAC2, 'bound', NOW, { clientId: '01525400000002' }),
@@ -107,12 +115,15 @@ test('migration 20261213T1200_lease_claims fills client_key of existing rows as 
       lease('10.0.0.5', '', 'declined', NOW),
       lease('10.0.0.6', '', 'expired', NOW),
     ];
-    const ins = old.sqlite.prepare('INSERT INTO dhcp_leases (ip, mac, client_id, state, expires_at, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    for (const r of rows) ins.run(r.ip, r.mac, r.clientId, r.state, r.expiresAt, r.hostname, r.updatedAt);
+    // The table as it was: no client_key yet (so plain SQL, not the typed builder).
+    for (const r of rows) {
+      await sql`INSERT INTO dhcp_leases (ip, mac, client_id, state, expires_at, hostname, updated_at)
+        VALUES (${r.ip}, ${r.mac}, ${r.clientId}, ${r.state}, ${r.expiresAt}, ${r.hostname}, ${r.updatedAt})`.execute(old.db);
+    }
     await old.close();
-    const store = await openStore(dir);
+    const store = await openStore(dir, { url });
     try {
-      const got = store.sqlite.prepare<[], { ip: string; client_key: string }>('SELECT ip, client_key FROM dhcp_leases ORDER BY ip').all();
+      const got = await store.db.selectFrom('dhcp_leases').select(['ip', 'client_key']).orderBy('ip').execute();
       assert.deepEqual(
         got,
         rows.map((r) => ({ ip: r.ip, client_key: leaseKey(r) })),

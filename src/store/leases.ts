@@ -95,9 +95,12 @@ function paramsOf(w: LeaseWrite): Params {
   }
 }
 
-/** The engine's store on this database: synchronous on SQLite. */
+/**
+ * The engine's store on this database: synchronous prepared statements on
+ * SQLite (the fast path), the same SQL through Kysely on PostgreSQL.
+ */
 export function openLeaseStore(store: Store): LeaseStore {
-  return sqliteLeaseStore(store.sqlite);
+  return store.sqlite !== null ? sqliteLeaseStore(store.sqlite) : kyselyLeaseStore(store.db);
 }
 
 /** Prepared statements on the driver handle: nothing is awaited, as before claims existed. */

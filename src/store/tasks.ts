@@ -9,6 +9,7 @@ import { FleetbootError } from '../lib/errors.js';
 import { ACTIVE_TASK_STATES, BOOTABLE_TASK_STATES, TASK_PHASES, type TaskPhase, type TaskState, type TaskType } from '../model/task.js';
 import { DISK_PATTERN, PARTITION_TABLES } from '../model/task-request.js';
 import type { Database, TaskTable } from './schema.js';
+import { isUniqueViolation } from './db.js';
 import { isValidName, normaliseMac } from '../model/validate.js';
 
 export { DISK_PATTERN };
@@ -256,7 +257,7 @@ export async function insertTask(db: Db, t: NewTask, retryOf: number | null, opt
     return id;
   } catch (err) {
     // The partial unique index: another create for this MAC won the race.
-    if (err instanceof Error && /UNIQUE constraint failed|unique/i.test(err.message)) {
+    if (isUniqueViolation(err)) {
       throw new FleetbootError('CONFLICT', `MAC ${mac} already has an active task: cancel it first`, { cause: err });
     }
     throw err;

@@ -47,7 +47,7 @@ test('users: unique valid names, roles read back, the hash kept apart from the u
     assert.equal(await userWithPasswordHash(s.db, 'nobody'), null);
     assert.equal(await userWithPasswordHash(s.db, 'not a name!'), null, 'an invalid name is just unknown');
     // A row with a role this version does not know is corrupt: refused by name, not guessed.
-    s.sqlite.prepare("UPDATE users SET role = 'root' WHERE name = 'bob'").run();
+    await s.db.updateTable('users').set({ role: 'root' }).where('name', '=', 'bob').execute();
     await assert.rejects(getUser(s.db, 'bob'), /Unknown role "root"/);
   });
 });
@@ -107,10 +107,10 @@ test('sessions: by the hash of the secret, touched forward only, listed while op
     assert.equal((await sessionForAuth(s.db, 'b'.repeat(64)))?.session.revokedAt, '2026-12-08T12:00:00.000Z');
     // A login a day after they ended prunes them.
     await createSession(s.db, { id: 'e'.repeat(64), userId: u.id, csrfToken: 'c3', createdAt: '2026-12-10T10:00:00.000Z', expiresAt: '2026-12-10T22:00:00.000Z', ip: null, userAgent: null });
-    assert.deepEqual(s.sqlite.prepare('SELECT id FROM sessions ORDER BY id').all(), [{ id: 'e'.repeat(64) }]);
+    assert.deepEqual(await s.db.selectFrom('sessions').select('id').orderBy('id').execute(), [{ id: 'e'.repeat(64) }]);
     await createUser(s.db, { name: 'admin', role: 'admin', passwordHash: H, mustChangePassword: false });
     await deleteUser(s.db, 'carol');
-    assert.deepEqual(s.sqlite.prepare('SELECT count(*) AS n FROM sessions').get(), { n: 0 }, 'gone with their user');
+    assert.deepEqual(await s.db.selectFrom('sessions').select((e) => e.fn.countAll<number>().as('n')).executeTakeFirst(), { n: 0 }, 'gone with their user');
   });
 });
 
@@ -152,10 +152,10 @@ test("API tokens: role at most the owner's, names unique per user among unrevoke
     assert.equal((await listApiTokens(s.db, { userId: v.id, includeRevoked: true })).length, 1);
     // The name is free again once the old token is revoked (a partial unique index).
     await createApiToken(s.db, { userId: v.id, name: 'ci', role: 'viewer', tokenHash: '4'.repeat(64), createdAt: at, expiresAt: null });
-    assert.throws(() => s.sqlite.prepare("INSERT INTO api_tokens (user_id, name, role, token_hash, created_at) VALUES (?, 'ci', 'viewer', ?, 'x')").run(v.id, '5'.repeat(64)), /UNIQUE constraint failed/);
-    assert.throws(() => s.sqlite.prepare("INSERT INTO api_tokens (user_id, name, role, token_hash, created_at) VALUES (?, 'other', 'viewer', ?, 'x')").run(v.id, '4'.repeat(64)), /UNIQUE constraint failed: api_tokens.token_hash/);
+    await assert.rejects(s.db.insertInto('api_tokens').values({ user_id: v.id, name: 'ci', role: 'viewer', token_hash: '5'.repeat(64), created_at: 'x' }).execute(), /UNIQUE constraint failed|duplicate key value/);
+    await assert.rejects(s.db.insertInto('api_tokens').values({ user_id: v.id, name: 'other', role: 'viewer', token_hash: '4'.repeat(64), created_at: 'x' }).execute(), /UNIQUE constraint failed: api_tokens.token_hash|duplicate key value violates unique constraint "api_tokens_token_hash/);
     await deleteUser(s.db, 'vic');
-    assert.deepEqual(s.sqlite.prepare('SELECT count(*) AS n FROM api_tokens WHERE user_id = ?').get(v.id), { n: 0 });
+    assert.deepEqual(await s.db.selectFrom('api_tokens').select((e) => e.fn.countAll<number>().as('n')).where('user_id', '=', v.id).executeTakeFirst(), { n: 0 });
   });
 });
 

@@ -4,11 +4,13 @@
  * Migrations take `Kysely<unknown>` and import nothing of the application.
  */
 import type { Kysely } from 'kysely';
+import { idColumn } from './dialect.js';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const id = idColumn(db, '20251123T1200_initial');
   await db.schema
     .createTable('boot_entries')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', id)
     .addColumn('name', 'varchar(64)', (c) => c.notNull().unique())
     .addColumn('kernel', 'text', (c) => c.notNull())
     .addColumn('cmdline', 'text', (c) => c.notNull().defaultTo(''))
@@ -25,7 +27,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('hosts')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', id)
     .addColumn('mac', 'varchar(17)', (c) => c.notNull().unique())
     .addColumn('name', 'varchar(64)')
     // RESTRICT: an entry that hosts use cannot be deleted behind their back;

@@ -7,11 +7,13 @@
  * PostgreSQL both have them), so two concurrent creates cannot both win.
  */
 import { sql, type Kysely } from 'kysely';
+import { idColumn } from './dialect.js';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const id = idColumn(db, '20261123T1200_imaging');
   await db.schema
     .createTable('tasks')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', id)
     // capture | deploy | inventory | register
     .addColumn('type', 'varchar(16)', (c) => c.notNull())
     .addColumn('mac', 'varchar(17)', (c) => c.notNull())
@@ -54,7 +56,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('images')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', id)
     .addColumn('name', 'varchar(64)', (c) => c.notNull().unique())
     // Directory name under <dataDir>/images/ (a UUID).
     .addColumn('dir', 'varchar(64)', (c) => c.notNull().unique())

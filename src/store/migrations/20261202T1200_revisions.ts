@@ -21,6 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
+import { idColumn } from './dialect.js';
 
 interface OldImage {
   id: number;
@@ -34,9 +35,10 @@ interface OldImage {
 }
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const id = idColumn(db, '20261202T1200_revisions');
   await db.schema
     .createTable('image_revisions')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', id)
     .addColumn('image', 'varchar(64)', (c) => c.notNull())
     .addColumn('number', 'integer', (c) => c.notNull())
     // ready | pending
@@ -57,7 +59,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   const old = (await sql<OldImage>`select id, name, dir, manifest, size_bytes, source_mac, task_id, created_at from images`.execute(db)).rows;
   await db.schema
     .createTable('images_v2')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', id)
     .addColumn('name', 'varchar(64)', (c) => c.notNull().unique())
     // The revision deploys use; null while no revision is ready.
     .addColumn('current_revision', 'integer')

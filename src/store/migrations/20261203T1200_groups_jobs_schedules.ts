@@ -18,11 +18,13 @@
  * - tasks_one_active_per_mac: a scheduled task is active too (one per MAC).
  */
 import { sql, type Kysely } from 'kysely';
+import { idColumn } from './dialect.js';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const id = idColumn(db, '20261203T1200_groups_jobs_schedules');
   await db.schema
     .createTable('groups')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', id)
     .addColumn('name', 'varchar(64)', (c) => c.notNull().unique())
     .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
     .execute();
@@ -37,7 +39,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('jobs')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', id)
     // capture | deploy | inventory
     .addColumn('type', 'varchar(16)', (c) => c.notNull())
     // The group's name when the job was made (the group may go later).
@@ -68,7 +70,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('schedules')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', id)
     // Unique when set; never all digits (it would read as an id).
     .addColumn('name', 'varchar(64)', (c) => c.unique())
     .addColumn('cron', 'varchar(128)', (c) => c.notNull())

@@ -12,11 +12,13 @@
  *   agent is told it, and the sender admits it only from the task's address).
  */
 import type { Kysely } from 'kysely';
+import { idColumn } from './dialect.js';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const id = idColumn(db, '20261204T1200_multicast');
   await db.schema
     .createTable('multicast_sessions')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', id)
     .addColumn('session', 'varchar(16)', (c) => c.notNull().unique())
     .addColumn('job_id', 'integer', (c) => c.references('jobs.id').onDelete('set null'))
     .addColumn('image', 'varchar(64)', (c) => c.notNull())

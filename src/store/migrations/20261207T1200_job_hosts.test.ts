@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { sqliteOf } from '../db.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,9 +19,9 @@ test('20261207T1200_job_hosts: existing jobs, their tasks and sessions survive; 
     await addGroupMembers(old.db, 'lab12', [M(1), M(2)]);
     // Jobs and their tasks as the code of that time wrote them (SQL: today's createJob() writes today's columns).
     const oldJob = (request: object, state: string, wake: number): { id: number } => {
-      const id = Number(old.sqlite.prepare("INSERT INTO jobs (type, group_name, request, created_at) VALUES ('inventory', 'lab12', ?, 'x')").run(JSON.stringify(request)).lastInsertRowid);
+      const id = Number(sqliteOf(old).prepare("INSERT INTO jobs (type, group_name, request, created_at) VALUES ('inventory', 'lab12', ?, 'x')").run(JSON.stringify(request)).lastInsertRowid);
       for (const mac of [M(1), M(2)]) {
-        old.sqlite
+        sqliteOf(old)
           .prepare("INSERT INTO tasks (type, mac, state, options, created_at, updated_at, job_id, wake) VALUES ('inventory', ?, ?, '{\"disk\":null,\"table\":\"keep\"}', 'x', 'x', ?, ?)")
           .run(mac, state, id, wake);
       }
@@ -29,41 +30,41 @@ test('20261207T1200_job_hosts: existing jobs, their tasks and sessions survive; 
     const first = oldJob({ type: 'inventory', group: 'lab12' }, 'cancelled', 0);
     const second = oldJob({ type: 'inventory', group: 'lab12', wake: true }, 'queued', 1);
     // A session that carries the second job (made by hand: no image is needed to check the link).
-    old.sqlite
+    sqliteOf(old)
       .prepare("INSERT INTO multicast_sessions (session, job_id, image, revision, address, port, state, expected, min_receivers, created_at) VALUES ('00000000000000aa', ?, 'win11', 1, '239.255.42.1', 9000, 'waiting', 2, 2, 'x')")
       .run(second.id);
-    old.sqlite.prepare('UPDATE jobs SET multicast_session_id = 1 WHERE id = ?').run(second.id);
+    sqliteOf(old).prepare('UPDATE jobs SET multicast_session_id = 1 WHERE id = ?').run(second.id);
     // A job that was made and deleted: its id must not come back.
-    old.sqlite.prepare("INSERT INTO jobs (id, type, group_name, request, created_at) VALUES (50, 'inventory', 'gone', '{}', 'x')").run();
-    old.sqlite.prepare('DELETE FROM jobs WHERE id = 50').run();
-    assert.throws(() => old.sqlite.prepare("INSERT INTO jobs (type, group_name, request, created_at) VALUES ('inventory', NULL, '{}', 'x')").run(), /NOT NULL constraint failed: jobs.group_name/);
-    const jobsBefore = old.sqlite.prepare('SELECT * FROM jobs ORDER BY id').all();
-    const tasksBefore = old.sqlite.prepare('SELECT id, job_id FROM tasks ORDER BY id').all();
+    sqliteOf(old).prepare("INSERT INTO jobs (id, type, group_name, request, created_at) VALUES (50, 'inventory', 'gone', '{}', 'x')").run();
+    sqliteOf(old).prepare('DELETE FROM jobs WHERE id = 50').run();
+    assert.throws(() => sqliteOf(old).prepare("INSERT INTO jobs (type, group_name, request, created_at) VALUES ('inventory', NULL, '{}', 'x')").run(), /NOT NULL constraint failed: jobs.group_name/);
+    const jobsBefore = sqliteOf(old).prepare('SELECT * FROM jobs ORDER BY id').all();
+    const tasksBefore = sqliteOf(old).prepare('SELECT id, job_id FROM tasks ORDER BY id').all();
     await old.close();
 
     const s = await openStore(dir);
     try {
-      assert.deepEqual(s.sqlite.prepare('SELECT * FROM jobs ORDER BY id').all(), jobsBefore, 'every job row, as it was');
-      assert.deepEqual(s.sqlite.prepare('SELECT id, job_id FROM tasks ORDER BY id').all(), tasksBefore, "each task still names its job (DROP TABLE's ON DELETE SET NULL was undone)");
-      assert.deepEqual(s.sqlite.prepare('SELECT job_id FROM multicast_sessions').all(), [{ job_id: second.id }]);
-      assert.deepEqual(s.sqlite.prepare('PRAGMA foreign_key_check').all(), []);
+      assert.deepEqual(sqliteOf(s).prepare('SELECT * FROM jobs ORDER BY id').all(), jobsBefore, 'every job row, as it was');
+      assert.deepEqual(sqliteOf(s).prepare('SELECT id, job_id FROM tasks ORDER BY id').all(), tasksBefore, "each task still names its job (DROP TABLE's ON DELETE SET NULL was undone)");
+      assert.deepEqual(sqliteOf(s).prepare('SELECT job_id FROM multicast_sessions').all(), [{ job_id: second.id }]);
+      assert.deepEqual(sqliteOf(s).prepare('PRAGMA foreign_key_check').all(), []);
       assert.deepEqual(
-        (s.sqlite.prepare("SELECT name, [notnull] AS nn FROM pragma_table_info('jobs') WHERE name IN ('group_name', 'type') ORDER BY name").all() as Array<{ name: string; nn: number }>).map((c) => [c.name, c.nn]),
+        (sqliteOf(s).prepare("SELECT name, [notnull] AS nn FROM pragma_table_info('jobs') WHERE name IN ('group_name', 'type') ORDER BY name").all() as Array<{ name: string; nn: number }>).map((c) => [c.name, c.nn]),
         [['group_name', 0], ['type', 1]],
       );
       for (const table of ['tasks', 'multicast_sessions']) {
-        const fk = s.sqlite.prepare(`SELECT "table", on_delete FROM pragma_foreign_key_list('${table}') WHERE "from" = 'job_id'`).all();
+        const fk = sqliteOf(s).prepare(`SELECT "table", on_delete FROM pragma_foreign_key_list('${table}') WHERE "from" = 'job_id'`).all();
         assert.deepEqual(fk, [{ table: 'jobs', on_delete: 'SET NULL' }], table);
       }
-      assert.deepEqual(s.sqlite.prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'job%' OR sql LIKE '%jobs_v2%' OR name LIKE 'job_links%'").all(), [{ name: 'jobs' }], 'no table left behind');
+      assert.deepEqual(sqliteOf(s).prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'job%' OR sql LIKE '%jobs_v2%' OR name LIKE 'job_links%'").all(), [{ name: 'jobs' }], 'no table left behind');
       const back = await getJob(s.db, second.id);
       assert.deepEqual([back?.group, back?.total, back?.multicastSessionId, back?.request], ['lab12', 2, 1, { type: 'inventory', group: 'lab12', wake: true }]);
       // The foreign keys still hold and still act.
-      assert.throws(() => s.sqlite.prepare('UPDATE tasks SET job_id = 999 WHERE job_id = ?').run(first.id), /FOREIGN KEY constraint failed/);
-      const made = s.sqlite.prepare(`INSERT INTO jobs (type, group_name, request, created_at) VALUES ('inventory', NULL, '{"type":"inventory","macs":["${M(1)}","${M(3)}"]}', 'x')`).run();
+      assert.throws(() => sqliteOf(s).prepare('UPDATE tasks SET job_id = 999 WHERE job_id = ?').run(first.id), /FOREIGN KEY constraint failed/);
+      const made = sqliteOf(s).prepare(`INSERT INTO jobs (type, group_name, request, created_at) VALUES ('inventory', NULL, '{"type":"inventory","macs":["${M(1)}","${M(3)}"]}', 'x')`).run();
       assert.equal(Number(made.lastInsertRowid), 51, 'a job without a group, numbered after every id the old table used');
-      s.sqlite.prepare('DELETE FROM jobs WHERE id = ?').run(first.id);
-      assert.deepEqual(s.sqlite.prepare('SELECT count(*) AS n FROM tasks WHERE job_id IS NULL').get(), { n: 2 }, 'ON DELETE SET NULL');
+      sqliteOf(s).prepare('DELETE FROM jobs WHERE id = ?').run(first.id);
+      assert.deepEqual(sqliteOf(s).prepare('SELECT count(*) AS n FROM tasks WHERE job_id IS NULL').get(), { n: 2 }, 'ON DELETE SET NULL');
     } finally {
       await s.close();
     }

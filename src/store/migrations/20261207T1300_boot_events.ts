@@ -10,11 +10,13 @@
  *   (pruning). The recorder keeps the table bounded.
  */
 import type { Kysely } from 'kysely';
+import { idColumn } from './dialect.js';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const id = idColumn(db, '20261207T1300_boot_events');
   await db.schema
     .createTable('boot_events')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', id)
     .addColumn('at', 'varchar(32)', (c) => c.notNull())
     .addColumn('kind', 'varchar(16)', (c) => c.notNull())
     .addColumn('mac', 'varchar(17)')

@@ -4,7 +4,7 @@
  * rather than migrated by guess. Not a migration itself (index.ts lists
  * those).
  */
-import { PostgresAdapter, SqliteAdapter, type Kysely } from 'kysely';
+import { PostgresAdapter, SqliteAdapter, type ColumnDefinitionBuilder, type Kysely } from 'kysely';
 
 export type MigrationDialect = 'sqlite' | 'postgres';
 
@@ -14,4 +14,14 @@ export function migrationDialect(db: Kysely<unknown>, migration: string): Migrat
   if (adapter instanceof SqliteAdapter) return 'sqlite';
   if (adapter instanceof PostgresAdapter) return 'postgres';
   throw new Error(`migration ${migration} knows SQLite and PostgreSQL, not ${adapter.constructor.name}`);
+}
+
+/**
+ * The id column's definition: AUTOINCREMENT on SQLite (what the migrations
+ * always wrote there), an identity column on PostgreSQL (which has no
+ * AUTOINCREMENT). `.addColumn('id', 'integer', idColumn(db, name))`.
+ */
+export function idColumn(db: Kysely<unknown>, migration: string): (c: ColumnDefinitionBuilder) => ColumnDefinitionBuilder {
+  const dialect = migrationDialect(db, migration);
+  return (c) => (dialect === 'postgres' ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement());
 }
