@@ -604,8 +604,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       // Each lease write is committed, then announced (the service commits before it answers).
       const leaseStore = announcedLeases(openLeaseStore(store), (l) => events.publish(leaseEvent(l, Date.now())));
       const [leases, reservations] = await Promise.all([leaseStore.load(), dhcpReservations(config, store, log)]);
-      // nodeSalt: set it (to serverIp) when several servers share this store and its pools (issue 15, PostgreSQL).
-      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, store: leaseStore, leases, reservations, nodeSalt: null, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
+      // On PostgreSQL other servers may share the pools: each starts its scan for fresh addresses at its own offset.
+      const nodeSalt = store.dialect === 'postgres' ? serverIp : null;
+      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, store: leaseStore, leases, reservations, nodeSalt, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
       await dhcp.start();
     }
 

@@ -224,6 +224,32 @@ test('two lease engines on one database never ACK one address to two clients (ra
   }
 });
 
+test('two servers claiming the same free addresses at the same moment: exactly one wins each', async () => {
+  const shared = await openShared();
+  try {
+    const [a, b] = shared.stores.map((s) => kyselyLeaseStore(s.db));
+    const now = Date.now();
+    const claim = (n: number, ip: string) => ({ kind: 'claim' as const, lease: { ip, mac: [...macOf(n)].map((x) => x.toString(16).padStart(2, '0')).join(':'), clientId: null, state: 'offered' as const, expiresAt: now + 60_000, hostname: null, updatedAt: now } });
+    const ips = Array.from({ length: 200 }, (_, i) => `10.1.${i >> 8}.${i & 0xff}`);
+    const results = await Promise.all(ips.map((ip, i) => Promise.all([a?.commit(claim(2 * i, ip)), b?.commit(claim(2 * i + 1, ip))])));
+    const winners = results.map(([x, y]) => Number(x) + Number(y));
+    assert.deepEqual(winners.filter((w) => w !== 1), [], 'each address has exactly one winner');
+    const rows = await (shared.stores[0] as Store).db.selectFrom('dhcp_leases').select(['ip', 'mac', 'client_key']).execute();
+    assert.equal(rows.length, ips.length);
+    for (const [i, ip] of ips.entries()) {
+      const r = rows.find((x) => x.ip === ip);
+      const won = results[i]?.[0] ? 2 * i : 2 * i + 1;
+      assert.equal(r?.client_key, keyOfClientNoId(won), `${ip}: the row is the winner's`);
+    }
+  } finally {
+    await shared.close();
+  }
+});
+
+function keyOfClientNoId(n: number): string {
+  return clientKey([...macOf(n)].map((b) => b.toString(16).padStart(2, '0')).join(':'), null);
+}
+
 // ---- 2. the services on loopback ----
 
 interface Harness {
