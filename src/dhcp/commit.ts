@@ -11,6 +11,10 @@
  *   MAX_TRIES lost claims the message is ignored, counted in `gaveUp`;
  * - a later write (ending the client's previous lease) only tidies up: when
  *   it loses, its address is refreshed and the decision stands;
+ * - a NAK that rests on another client's lease in the engine's index
+ *   (EngineReply.check, servers sharing the store) is checked against the
+ *   row first: a stale index is refreshed and the message handled again, so
+ *   a client is not NAKed for a lease another server has since ended;
  * - a store error propagates (nothing is sent) after the touched addresses
  *   are refreshed when the store can still be read.
  *
@@ -47,7 +51,14 @@ export function handleSync(engine: LeaseEngine, store: SyncLeaseStore, req: Dhcp
   for (let tries = 1; ; tries++) {
     const d = engine.handle(req, arrival);
     const w = d.writes;
-    if (w.length === 0) return d;
+    if (w.length === 0) {
+      const check = checkOf(d, tries);
+      if (check === undefined) return d;
+      const row = store.row(check);
+      if (!engine.stale(check, row)) return d;
+      engine.refresh(check, row);
+      continue;
+    }
     let again = false;
     let i = 0;
     try {
@@ -79,11 +90,23 @@ export function handleSync(engine: LeaseEngine, store: SyncLeaseStore, req: Dhcp
   }
 }
 
+/** The address a NAK rests on, to check, or undefined. */
+function checkOf(d: EngineDecision, tries: number): string | undefined {
+  return tries < MAX_TRIES && !('ignore' in d) ? d.check : undefined;
+}
+
 export async function handleAsync(engine: LeaseEngine, store: AsyncLeaseStore, req: DhcpPacket, arrival: Arrival, stats: ClaimStats): Promise<EngineDecision> {
   for (let tries = 1; ; tries++) {
     const d = engine.handle(req, arrival);
     const w = d.writes;
-    if (w.length === 0) return d;
+    if (w.length === 0) {
+      const check = checkOf(d, tries);
+      if (check === undefined) return d;
+      const row = await store.row(check);
+      if (!engine.stale(check, row)) return d;
+      engine.refresh(check, row);
+      continue;
+    }
     let again = false;
     let i = 0;
     try {

@@ -221,3 +221,22 @@ test('nodeSalt: engines start their scans at different places and each still cov
   assert.equal(got.size, 199, 'every usable address once (200 minus the network address)');
   assert.ok('ignore' in e.handle(req(MessageType.DISCOVER, 250), FROM), 'then the pool is full');
 });
+
+test('servers sharing the store: a NAK for another client’s lease is checked against the row first (a stale index is refreshed)', () => {
+  for (const nodeSalt of [SERVER, null]) {
+    const { e, store, now } = setup({ nodeSalt });
+    const a = dora(e, 1);
+    // Through the other server: client 1 released a, and client 9 got it.
+    store.put(theirs(a, 9, 'bound', now() + 600_000, now()));
+    const d = replied(e.handle(req(MessageType.REQUEST, 9, [], a), FROM));
+    if (nodeSalt === null) {
+      assert.equal(messageType(d.reply), MessageType.NAK, 'one server: the index is the truth');
+    } else {
+      assert.equal(messageType(d.reply), MessageType.ACK, 'shared: the row says it is client 9’s');
+      assert.equal(store.rows.get(a)?.mac, macText(9));
+      // And a real conflict is still a NAK after the check.
+      const nak = replied(e.handle(req(MessageType.REQUEST, 1, [], a), FROM));
+      assert.equal(messageType(nak.reply), MessageType.NAK);
+    }
+  }
+});

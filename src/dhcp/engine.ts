@@ -97,6 +97,12 @@ export interface EngineReply {
   firmware: FirmwareInfo | null;
   /** Commit these, in order, before sending: the first decides (a claim), the others tidy up. */
   writes: readonly LeaseWrite[];
+  /**
+   * Servers sharing the store (nodeSalt set): this NAK rests on what the index
+   * knows of this address (another client's lease), which may be stale; the
+   * caller re-reads the row and, when it differs, refreshes and asks again.
+   */
+  check?: string;
 }
 export interface EngineIgnore {
   ignore: string;
@@ -166,6 +172,8 @@ export class LeaseEngine {
   private readonly reservedIps = new Map<number, string>();
   /** Per range: the scan for never-used addresses (it starts at the node's offset and wraps once). */
   private readonly cursors = new Map<Subnet['ranges'][number], Cursor>();
+  /** Other servers share the store (nodeSalt given): NAKs for another client's lease are checked (EngineReply.check). */
+  private readonly shared: boolean;
   /** The writes of the message being handled (null: none yet). */
   private out: LeaseWrite[] | null = null;
 
@@ -180,6 +188,7 @@ export class LeaseEngine {
     this.setReservations(o.reservations ?? []);
     for (const l of o.leases ?? []) this.index(ipToInt(l.ip), { ...l });
     const salt = o.nodeSalt ?? null;
+    this.shared = salt !== null;
     for (const s of this.subnets) {
       for (const r of s.ranges) {
         const size = r.end - r.start + 1;
@@ -212,6 +221,13 @@ export class LeaseEngine {
     }
     if (row === null) this.byIp.delete(ip);
     else this.index(ip, { ...row });
+  }
+
+  /** Whether the store's row (null: none) says something else of this address than the index. */
+  stale(ipText: string, row: Readonly<Lease> | null): boolean {
+    const l = this.byIp.get(ipToInt(ipText));
+    if (!l || !row) return !l !== !row;
+    return l.state !== row.state || l.expiresAt !== row.expiresAt || l.updatedAt !== row.updatedAt || keyOf(l) !== keyOf(row);
   }
 
   private emit(w: LeaseWrite): void {
@@ -471,10 +487,11 @@ export class LeaseEngine {
     const own = l !== undefined && keyOf(l) === c.key;
     if (kind === 'selecting' && !(own && (l.state === 'offered' || l.state === 'bound'))) {
       // Our offer may have run out while the client thought; it can still have the address if nobody took it.
-      if (!(this.usable(s, ip, c) && this.freeFor(ip, c, now))) return this.nak(req, `${ipText} was not offered to this client`);
+      if (!this.usable(s, ip, c)) return this.nak(req, `${ipText} was not offered to this client`);
+      if (!this.freeFor(ip, c, now)) return this.nak(req, `${ipText} was not offered to this client`, ipText);
     } else if (!own || l.state === 'expired' || l.state === 'released' || !this.usable(s, ip, c)) {
       if (!this.usable(s, ip, c)) return this.nak(req, `${ipText} is not an address this client may have`);
-      if (!this.freeFor(ip, c, now)) return this.nak(req, `${ipText} is leased to another client`);
+      if (!this.freeFor(ip, c, now)) return this.nak(req, `${ipText} is leased to another client`, ipText);
     }
     const seconds = this.leaseSeconds(s, req);
     this.commit(ip, c, 'bound', now + seconds * 1000, hostName(req), now);
@@ -521,7 +538,8 @@ export class LeaseEngine {
 
   // ---- replies ----
 
-  private nak(req: DhcpPacket, reason: string): Omit<EngineReply, 'writes'> {
+  /** A NAK; `held`: the address another client holds by the index (checked when the store is shared). */
+  private nak(req: DhcpPacket, reason: string, held?: string): Omit<EngineReply, 'writes'> {
     const options: DhcpOption[] = [
       { code: Opt.MESSAGE_TYPE, data: u8(MessageType.NAK) },
       { code: Opt.SERVER_ID, data: ipBuffer(this.serverIp) },
@@ -542,7 +560,9 @@ export class LeaseEngine {
       trailer: EMPTY,
     });
     const to: Destination = req.giaddr !== ZERO ? { address: req.giaddr, port: 67, kind: 'relay' } : { address: '255.255.255.255', port: 68, kind: 'broadcast' };
-    return { reply, to, step: 'REQUEST -> NAK', ip: null, reason, firmware: null };
+    const r: Omit<EngineReply, 'writes'> = { reply, to, step: 'REQUEST -> NAK', ip: null, reason, firmware: null };
+    if (held !== undefined && this.shared) r.check = held;
+    return r;
   }
 
   private answer(req: DhcpPacket, s: Subnet, type: number, ip: number | null, seconds: number, kind: string, informFrom?: string): Omit<EngineReply, 'writes'> {
