@@ -294,9 +294,11 @@ export class LeaseEngine {
   }
 
   /**
-   * Decide the answer to one request that arrived on the DHCP port. Throws
-   * DhcpDecodeError only when an option we must read is malformed; the store's
-   * errors propagate (then nothing is sent).
+   * Decide the answer to one request that arrived on the DHCP port, against
+   * the index (updated as if the writes succeed), with the writes to commit
+   * before anything is sent (src/dhcp/commit.ts does that, and refreshes and
+   * asks again when one loses). Throws DhcpDecodeError only when an option we
+   * must read is malformed.
    */
   handle(req: DhcpPacket, arrival: { address: string; port: number }): EngineDecision {
     this.out = null;
