@@ -28,6 +28,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   multicast: ['multicast', 'model', 'lib', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'store', 'config', 'dhcp/subnets.ts', 'imaging/protocol.ts', 'imaging/image-store.ts'],
   wake: ['wake', 'model', 'lib', 'protocol', 'store', 'dhcp/subnets.ts', 'net/wol-socket.ts', 'config'],
   events: ['events', 'model', 'lib', 'store'],
+  // This server as a node: registration and heartbeat over the store, node-to-node credentials.
+  nodes: ['nodes', 'model', 'lib', 'store', 'config', 'dhcp/subnets.ts'],
   // Prometheus counters: fed boot steps and live events by the wiring, gauges read from the store.
   metrics: ['metrics', 'model', 'lib', 'store'],
   // The endpoint agents' server side: rules over the store.

@@ -1,3 +1,4 @@
+import { openTestStore } from './store/temp-store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { dhcpReservations, startFleetboot } from './server.js';
 
 test('dhcpReservations() puts the config first, then hosts with an address; a clashing host is skipped', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-res-'));
-  const store = await openStore(dir);
+  const store = await openTestStore(dir);
   try {
     const config = loadConfig({ overrides: { dataDir: dir, dhcp: { reservations: [{ mac: '52:54:00:00:00:01', ip: '10.0.0.11', hostname: 'cfg' }] } } });
     await createHost(store.db, { mac: '52:54:00:00:00:02', name: 'web2', ip: '10.0.0.12' });

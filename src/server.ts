@@ -63,6 +63,7 @@ import { wantedNames } from './tls/names.js';
 import { createTlsService, type TlsService } from './tls/service.js';
 import { createFleetbootMetrics } from './metrics/fleetboot.js';
 import { fleetbootVersion } from './http/version.js';
+import { createNodeService, resolveNodeName, type NodeService } from './nodes/service.js';
 
 export { IPXE_BINARIES } from './lib/ipxe-files.js';
 
@@ -109,6 +110,8 @@ export interface RunningFleetboot {
   readonly scheduler: Scheduler;
   /** Wake-on-LAN (tests call sweep()). */
   readonly wake: WakeService;
+  /** This server as a node among those sharing the database (tests call beat()). */
+  readonly node: NodeService;
   close(): Promise<void>;
 }
 
@@ -384,6 +387,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let bootEvents: BootRecorder | null = null;
   let bus: EventBus | null = null;
   let grubFiles: GrubFiles | null = null;
+  let nodeService: NodeService | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
@@ -400,6 +404,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const be = bootEvents;
     const ev = bus;
     const gf = grubFiles;
+    const ns = nodeService;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
       ['multicast', mcs ? () => mcs.close() : null],
       ['imaging', r ? async () => r.stop() : null],
@@ -413,6 +418,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       ['tftp', t ? () => t.close() : null],
       ['grub files', gf ? () => gf.close() : null],
       ['boot events', be ? () => be.close() : null],
+      ['nodes', ns ? () => ns.close() : null],
       ['database', st ? () => st.close() : null],
       ['server.json', wroteServerFile ? () => removeServerFile(config.dataDir) : null],
     ];
@@ -436,7 +442,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     }
     await mkdir(config.tftp.root, { recursive: true });
     await checkTftpRoot(config.tftp.root, config.dataDir);
-    store = await openStore(config.dataDir, { url: config.store.url });
+    // The node's name first: a host name that cannot be one stops the start before anything is opened.
+    const nodeName = resolveNodeName(config);
+    store = await openStore(config.dataDir, { url: config.store.url, applicationName: nodeName });
     log.info({ subsystem: 'store', dialect: store.dialect, database: store.location }, `store: ${store.dialect === 'postgres' ? 'PostgreSQL' : 'SQLite'} at ${store.location}`);
     const firstStart = readApiToken(config.dataDir) === null;
     const token = ensureApiToken(config.dataDir);
@@ -509,7 +517,17 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     });
     const sch = scheduler;
     const relays = createRelayRecorder({ store, log });
-    multicast = createMulticastService({ store, config, serverIp, log, events });
+    // This server as a node (src/nodes/service.ts): registered once HTTP and HTTPS listen, before the services that take work.
+    const node = createNodeService({
+      store,
+      config,
+      serverIp,
+      version: fleetbootVersion(),
+      log,
+      urls: () => ({ httpUrl: baseUrl(), httpsUrl: https ? `https://${serverIp}:${https.port}` : null }),
+    });
+    nodeService = node;
+    multicast = createMulticastService({ store, config, serverIp, log, events, node: node.name });
     const mc = multicast;
 
     let httpPort = config.http.port;
@@ -536,6 +554,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       caPem: () => tls?.material().ca ?? null,
       endpoints,
       metrics: () => metrics.render(),
+      nodeName: node.name,
       ...(opts.eventStream ? { eventStream: opts.eventStream } : {}),
       onTasksChanged: () => {
         sch.poke();
@@ -571,6 +590,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       https = await listenHttps(app, { host: config.https.host, port: config.https.port, key, cert, log });
       log.info({ subsystem: 'https', address: config.https.host, port: https.port }, `HTTPS listening: the API, the console and the endpoint agents at ${localUrl(config.https.host, https.port, 'https')}`);
     }
+    // A name another running node holds stops the start here (before this server takes any work).
+    await node.start();
     // The grace period of tasks whose agents retried while the server was down counts from now.
     reaper = startReaper({ store, imaging, timeoutSeconds: config.imaging.agentTimeoutSeconds, log });
     // Scheduled tasks due while the server was down are queued now; schedules missed then fire once.
@@ -638,6 +659,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       reaper,
       scheduler,
       wake,
+      node,
       close() {
         closing ??= closeAll().then(() => log.info('fleetboot stopped'));
         return closing;

@@ -14,6 +14,7 @@
  * CA's SHA-256 and a token whose sha256 is the task's MAC-bound token, and
  * the task's message says where it went.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -192,7 +193,7 @@ test('run --url: a deploy task with enrol through a real server writes its HTTPS
   writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'kernel');
   writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'initrd');
   const fb = await start(dir);
-  const store = await openStore(dir);
+  const store = await openTestStore(dir);
   try {
     const macA = '52:54:00:e8:00:01';
     const macB = '52:54:00:e8:00:02';

@@ -11,6 +11,7 @@
  * This host's kernel cannot mount vfat: FAT contents are written and read
  * with mtools (`mcopy -i PARTITION`).
  */
+import { openTestStore, testStoreOverrides } from '../src/store/temp-store.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -249,9 +250,9 @@ async function withServer(fn: (fb: RunningFleetboot, store: Store, dataDir: stri
   mkdirSync(join(dir, 'bootenv'));
   writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'kernel');
   writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'initrd');
-  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' } } });
+  const config = loadConfig({ overrides: { ...(await testStoreOverrides(dir)), dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' } } });
   const fb = await startFleetboot(config, { logger: silentLogger, ipxeDir: join(dir, 'no-ipxe') });
-  const store = await openStore(dir);
+  const store = await openTestStore(dir);
   try {
     await fn(fb, store, dir);
   } finally {

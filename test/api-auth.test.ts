@@ -4,6 +4,7 @@
  * a test clock (sessions' timeouts, tokens' expiry, the throttle's minute)
  * and cheap scrypt parameters (the real ones: src/lib/password-hash.test.ts).
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -101,7 +102,7 @@ async function auditRows(limit = 20): Promise<Json[]> {
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fleetboot-api-auth-'));
   config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { port: 8125 }, auth: { sessionIdleMinutes: 30, sessionMaxHours: 12 } } });
-  store = await openStore(config.dataDir);
+  store = await openTestStore(config.dataDir);
   local = ensureApiToken(config.dataDir);
   app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token: local, auth: { now: () => clock, scrypt: CHEAP } });
   watch = watchAnswers(app);

@@ -2,6 +2,7 @@
  * The boot endpoints through app.inject: entry script, decisions by MAC,
  * entry files with Range, and the TFTP root over HTTP (no escapes).
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -37,7 +38,7 @@ before(async () => {
   writeFileSync(join(dir, 'api-token-not-served'), 'x');
 
   const config = loadConfig({ overrides: { dataDir: dir, serverIp: '10.1.2.3', http: { port: 8080 }, boot: { menuTimeoutSeconds: 4 } } });
-  store = await openStore(config.dataDir);
+  store = await openTestStore(config.dataDir);
   mkdirSync(join(store.entriesDir, 'deb'), { recursive: true });
   writeFileSync(join(store.entriesDir, 'deb', 'vmlinuz'), kernelBytes);
   writeFileSync(join(store.entriesDir, 'deb', 'initrd.gz'), 'initrd');

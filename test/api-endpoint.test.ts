@@ -5,6 +5,7 @@
  * of src/endpoints/service.ts is driven directly; the real agent program
  * against the real HTTPS server is test/endpoint-agent.lab.test.ts.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, sign, verify, createPublicKey } from 'node:crypto';
@@ -38,7 +39,7 @@ const M3 = '52:54:00:ee:00:03';
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fleetboot-api-endpoint-'));
   const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { port: 8125 }, agents: { longPollSeconds: 5 } } });
-  store = await openStore(config.dataDir);
+  store = await openTestStore(config.dataDir);
   token = ensureApiToken(config.dataDir);
   endpoints = createEndpointService({ store, log: silentLogger, settings: config.agents });
   app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token, endpoints, endpointOverPlainHttp: true, caPem: () => '-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n' });

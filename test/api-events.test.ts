@@ -9,6 +9,7 @@
  * streams, a close that does not wait on open streams, and `fleetboot
  * events`.
  */
+import { openTestStore, testStoreOverrides } from '../src/store/temp-store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -41,9 +42,9 @@ async function withServer(fn: (env: Env) => Promise<void>, eventStream: { heartb
   mkdirSync(join(dir, 'bootenv'), { recursive: true });
   writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'kernel');
   writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'initrd');
-  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' } } });
+  const config = loadConfig({ overrides: { ...(await testStoreOverrides(dir)), dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' } } });
   const fb = await startFleetboot(config, { logger: silentLogger, ipxeDir: join(dir, 'no-ipxe'), eventStream });
-  const store = await openStore(dir);
+  const store = await openTestStore(dir);
   try {
     await fn({ fb, store });
   } finally {

@@ -3,6 +3,7 @@
  * the REST API (app.inject), on a real SQLite file, with a wake service
  * whose sender records the magic packets instead of sending them.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -41,7 +42,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fleetboot-api-fleet-'));
   // Loopback server address: no limited broadcast; the directed broadcasts of a configured subnet and a relay heard.
   const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { port: 8124 }, wake: { subnets: ['10.77.1.0/24'], repeats: 1 } } });
-  store = await openStore(config.dataDir);
+  store = await openTestStore(config.dataDir);
   token = ensureApiToken(config.dataDir);
   const imaging = createImagingService({ store, config, log: silentLogger });
   wake = createWakeService({

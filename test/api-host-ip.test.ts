@@ -3,6 +3,7 @@
  * and the hook that lets the DHCP server reload them: wired here as
  * src/server.ts wires it, to a real LeaseEngine.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -40,7 +41,7 @@ before(async () => {
       dhcp: { reservations: [{ mac: '52:54:00:00:00:99', ip: '10.0.0.99', hostname: 'cfg' }] },
     },
   });
-  store = await openStore(config.dataDir);
+  store = await openTestStore(config.dataDir);
   token = ensureApiToken(config.dataDir);
   engine = new LeaseEngine({
     serverIp: '10.0.0.1',

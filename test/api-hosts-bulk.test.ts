@@ -3,6 +3,7 @@
  * entry for many) and the console's files, through app.inject on a real
  * SQLite file.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +28,7 @@ const mac = (i: number): string => `52:54:00:00:${(i >> 8).toString(16).padStart
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fleetboot-bulk-'));
   const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { port: 8123 } } });
-  store = await openStore(config.dataDir);
+  store = await openTestStore(config.dataDir);
   token = ensureApiToken(config.dataDir);
   mkdirSync(join(store.entriesDir, 'deb'), { recursive: true });
   writeFileSync(join(store.entriesDir, 'deb', 'vmlinuz'), 'kernel');

@@ -3,6 +3,7 @@
  * with inventory and active task) through app.inject, on a real SQLite file
  * and image store in a temporary data directory.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -30,7 +31,7 @@ const C = '52:54:00:aa:00:03';
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fleetboot-api-imaging-'));
   const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { port: 8123 } } });
-  store = await openStore(config.dataDir);
+  store = await openTestStore(config.dataDir);
   token = ensureApiToken(config.dataDir);
   app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token });
   watch = watchAnswers(app);

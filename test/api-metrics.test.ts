@@ -3,6 +3,7 @@
  * (401 without credentials, a viewer may read it), with the exposition
  * format's Content-Type; 503 when the app runs without metrics.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,7 +18,7 @@ import { ensureApiToken, openStore } from '../src/store/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fleetboot-api-metrics-'));
 const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { port: 8127 } } });
-const store = await openStore(config.dataDir);
+const store = await openTestStore(config.dataDir);
 const token = ensureApiToken(config.dataDir);
 const metrics = createFleetbootMetrics({ store, version: 'test', bootEventsDropped: () => 0, dhcp: () => null });
 const app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token, metrics: () => metrics.render() });

@@ -4,6 +4,7 @@
  * docs/openapi.json (UPDATE_OPENAPI=1 rewrites it); /api/v1/openapi.json
  * needs credentials; /api/docs serves its own files and nothing else.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,7 +33,7 @@ const routes: RouteOptions[] = [];
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fleetboot-api-openapi-'));
   const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { port: 8126 } } });
-  store = await openStore(config.dataDir);
+  store = await openTestStore(config.dataDir);
   token = ensureApiToken(config.dataDir);
   app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token });
   watch = watchAnswers(app);

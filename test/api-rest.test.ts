@@ -1,6 +1,7 @@
 /**
  * The REST API through app.inject, on a real SQLite file in a temporary data directory.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, readFileSync, existsSync } from 'node:fs';
@@ -23,7 +24,7 @@ const auth = () => ({ authorization: `Bearer ${token}` });
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fleetboot-api-'));
   const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { port: 8123 } } });
-  store = await openStore(config.dataDir);
+  store = await openTestStore(config.dataDir);
   token = ensureApiToken(config.dataDir);
   app = buildApp({ store, config, serverIp: '127.0.0.1', logger: silentLogger, token });
   watch = watchAnswers(app);

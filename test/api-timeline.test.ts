@@ -5,6 +5,7 @@
  * DHCP and TFTP steps as their services report them; the diagnosis of the
  * last attempt.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,7 +34,7 @@ const STUCK = '52:54:00:71:00:02';
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fleetboot-timeline-'));
   const config = loadConfig({ overrides: { dataDir: dir, serverIp: '10.1.2.3', http: { port: 8080 }, tftp: { dataPorts: { from: 30000, to: 30009 } } } });
-  store = await openStore(config.dataDir);
+  store = await openTestStore(config.dataDir);
   token = ensureApiToken(config.dataDir);
   mkdirSync(join(store.entriesDir, 'deb'), { recursive: true });
   writeFileSync(join(store.entriesDir, 'deb', 'vmlinuz'), 'kernel');

@@ -5,6 +5,7 @@
  * with their exit statuses. The test opens the same data directory to do
  * what agents would (commit an image, report progress, send an inventory).
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -50,7 +51,7 @@ test('fleetboot image, task and host show commands, with and without --json, and
   let waiter: ChildProcess | null = null;
   try {
     await waitFor(() => existsSync(join(dir, 'server.json')), 'server.json', 20_000, server);
-    store = await openStore(dir);
+    store = await openTestStore(dir);
     const d = ['--data-dir', dir];
     const run = (...args: string[]): Promise<Run> => cli([...args, ...d]);
 

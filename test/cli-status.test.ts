@@ -4,6 +4,7 @@
  * from a pair found free; no DHCP packet is sent), and off. Also the status
  * route itself (app.inject) and the CLI's formatting of every mode.
  */
+import { openTestStore, testStoreOverrides } from '../src/store/temp-store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,8 +28,8 @@ test('dhcpStatusText() shows proxy, server and off with their ports', () => {
 
 test('GET /api/v1/status gives the DHCP mode that runs: off when no DHCP service runs, whatever the config says', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-status-api-'));
-  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '127.0.0.1', dhcp: { mode: 'proxy' } } });
-  const store = await openStore(config.dataDir);
+  const config = loadConfig({ overrides: { ...(await testStoreOverrides(dir)), dataDir: dir, serverIp: '127.0.0.1', dhcp: { mode: 'proxy' } } });
+  const store = await openTestStore(config.dataDir);
   const token = ensureApiToken(config.dataDir);
   let dhcpRunning = false;
   const app = buildApp({

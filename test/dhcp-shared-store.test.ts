@@ -119,9 +119,9 @@ async function checkRows(store: Store, holders: Holders, now: number): Promise<v
 
 /** Two servers' stores on one database: one SQLite file opened twice, or one new PostgreSQL database (the test command's PostgreSQL pass). */
 async function openShared(): Promise<{ stores: Store[]; close(): Promise<void> }> {
-  const url = await testDatabaseUrl();
   const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'fleetboot-dhcp-shared-')));
   const dbDir = dirs[0] as string;
+  const url = await testDatabaseUrl(dbDir);
   // On SQLite both open the first directory's fleetboot.db.
   const stores = [await openStore(dbDir, { url }), await openStore(url ? (dirs[1] as string) : dbDir, { url })];
   return {

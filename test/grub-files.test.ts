@@ -4,6 +4,7 @@
  * decider, kernels checked for a signature under Secure Boot, entry and
  * boot-environment files, and nothing else under fleetboot/.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,7 +44,7 @@ before(async () => {
   copyFileSync(join(DEBIAN_SIGNED_DIR, 'grubnetx64.efi.signed'), join(bootEnvDir, 'vmlinuz'));
   writeFileSync(join(bootEnvDir, 'initrd.img'), 'initrd');
   const config = loadConfig({ overrides: { dataDir: dir, serverIp: '10.1.2.3', imaging: { bootEnvDir }, uefi: { secureBoot: 'on' } } });
-  store = await openStore(config.dataDir);
+  store = await openTestStore(config.dataDir);
   for (const [name, kernel] of [['signed', join(DEBIAN_SIGNED_DIR, 'grubnetx64.efi.signed')], ['unsigned', '/usr/lib/ipxe/snponly.efi']] as const) {
     mkdirSync(join(store.entriesDir, name), { recursive: true });
     copyFileSync(kernel, join(store.entriesDir, name, 'vmlinuz'));

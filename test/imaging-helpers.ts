@@ -4,6 +4,7 @@
  * capture's are), an inventory, and a real server on 127.0.0.1 with fetch
  * playing the booting machine and its agent.
  */
+import { openTestStore, testStoreOverrides } from '../src/store/temp-store.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -118,7 +119,7 @@ export interface Env {
 
 export async function start(dir: string, imaging: ConfigOverrides['imaging'] = {}, logs?: Array<Record<string, unknown>>): Promise<RunningFleetboot> {
   const config = loadConfig({
-    overrides: { dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' }, imaging },
+    overrides: { ...(await testStoreOverrides(dir)), dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, tftp: { enabled: false }, dhcp: { mode: 'off' }, imaging },
   });
   let logger: Logger = silentLogger;
   if (logs) {
@@ -142,7 +143,7 @@ export async function withServer(fn: (env: Env) => Promise<void>, imaging: Confi
   }
   const logs: Array<Record<string, unknown>> = [];
   const fb = await start(dir, imaging, logs);
-  const store = await openStore(dir);
+  const store = await openTestStore(dir);
   try {
     await fn({ dir, fb, store, logs });
   } finally {

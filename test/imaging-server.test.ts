@@ -4,6 +4,7 @@
  * manifests), deploy downloads with Range, token rules, transfer slots, the
  * stale-task reaper, a restart, and the boot decision for machines with tasks.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -204,7 +205,7 @@ test('a server restart keeps the task and its token working (and does not reap i
   writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'k');
   writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'i');
   let fb = await start(dir, { agentTimeoutSeconds: 30, progressIntervalSeconds: 1 });
-  const store = await openStore(dir);
+  const store = await openTestStore(dir);
   try {
     await createHost(store.db, { mac: MAC_A });
     await createHost(store.db, { mac: MAC_B });

@@ -4,6 +4,7 @@
  * a recurring schedule is kept across a restart, a time missed while the
  * server was down fires once at start, and a schedule fires at its time.
  */
+import { openTestStore } from '../src/store/temp-store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -61,7 +62,7 @@ test('a recurring schedule is kept across a restart: a time missed while the ser
   const logs: Array<Record<string, unknown>> = [];
   let fb: RunningFleetboot | null = await start(dir, {});
   try {
-    const store = await openStore(dir);
+    const store = await openTestStore(dir);
     await createHost(store.db, { mac: A });
     await createHost(store.db, { mac: B });
     await store.close();

@@ -253,6 +253,7 @@ export function registerApiCommands(program: Command, globals: GlobalOptions): v
         ['KEY', 'VALUE'],
         [
           ['version', s.version],
+          ['node', show(s.node)],
           ['server ip', s.serverIp],
           ['boot script', s.bootScriptUrl],
           ['http port', show(s.http.port)],

@@ -21,6 +21,7 @@ import { registerUserCommands } from './users.js';
 import { registerEventCommands } from './events.js';
 import { registerAgentCommands } from './agents.js';
 import { registerCaCommands } from './ca.js';
+import { registerNodeCommands } from './nodes.js';
 
 export function buildProgram(globals: GlobalOptions): Command {
   const program = new Command('fleetboot')
@@ -56,6 +57,7 @@ export function buildProgram(globals: GlobalOptions): Command {
   registerDhcpCommands(program, globals);
   registerBootenvCommands(program, globals);
   registerMulticastCommands(program, globals);
+  registerNodeCommands(program, globals);
   return program;
 }
 

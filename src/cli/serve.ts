@@ -34,6 +34,7 @@ export interface ServeFlags {
   secureBoot?: string;
   logLevel?: string;
   logFormat?: string;
+  nodeName?: string;
   database?: string;
 }
 
@@ -124,6 +125,7 @@ export function serveOverrides(globals: GlobalOptions, f: ServeFlags, env: NodeJ
   if (f.logLevel !== undefined) log.level = f.logLevel as FleetbootConfig['log']['level'];
   if (f.logFormat !== undefined) log.format = f.logFormat as FleetbootConfig['log']['format'];
   if (Object.keys(log).length) o.log = log;
+  if (f.nodeName !== undefined) o.node = { name: f.nodeName };
   // The URL may hold a password: the environment keeps it off the process list.
   const url = f.database ?? env[DATABASE_URL_ENV];
   if (url !== undefined && url !== '') o.store = { url };
@@ -175,6 +177,7 @@ export function addServeOptions(cmd: Command): Command {
     .option('--no-tftp', 'do not run the TFTP server')
     .option('--secure-boot <mode>', "x64 UEFI PXE firmware: 'on' (Debian's signed shim and GRUB, required), 'auto' (them when installed) or 'off' (iPXE, the default)")
     .option('--menu-timeout <seconds>', 'menu timeout for unknown/unassigned machines (default 10; 0 = boot the local disk at once)')
+    .option('--node-name <name>', "this server's name among the servers sharing the database (default: the host name)")
     .option('--log-level <level>', `log level: ${LEVELS.join(', ')} (default info)`)
     .option('--database <url>', `keep the state in this PostgreSQL database (postgres://USER@HOST/DB) instead of SQLite in the data directory, shared with other Fleetboot servers; also ${DATABASE_URL_ENV} (better for a URL with a password)`)
     .option('--log-format <format>', "'pretty' (one line per event), 'json' (JSON lines) or 'auto' (default: pretty on a terminal, else JSON)");

@@ -11,6 +11,7 @@ import { ipxeArgsProblem, ipxeUrlProblem } from '../boot/ipxe.js';
 import { parseOptionValue } from '../dhcp/option-values.js';
 import { buildSubnets, parseCidr, type OptionSetting, type PoolSettings } from '../dhcp/subnets.js';
 import { isDnsName } from '../model/dns-name.js';
+import { NAME_PATTERN } from '../model/validate.js';
 import { DATABASE_URL_ENV, databaseUrlProblem, redactUrl } from '../model/database-url.js';
 import { MAX_RATE_MBPS, multicastAddressProblem, parseMulticastPorts } from '../model/multicast.js';
 import type { FleetbootError } from '../lib/errors.js';
@@ -258,7 +259,7 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
       {
         nullable: true,
         default: null,
-        doc: `null: SQLite in dataDir. A PostgreSQL URL (postgres://USER@HOST[:PORT]/DATABASE): the store lives there and several servers may share it. Keep the password out of the URL (PGPASSWORD or ~/.pgpass of the server's user), or give the URL in ${DATABASE_URL_ENV} rather than on a command line.`,
+        doc: `null: SQLite in dataDir. postgres://USER@HOST/DB: that PostgreSQL, shareable by servers (password: PGPASSWORD, ~/.pgpass or ${DATABASE_URL_ENV}).`,
       },
     ),
   },
@@ -415,6 +416,19 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
       doc: 'A console login session that makes no request for this long ends (counted to the minute); log in again.',
     }),
     sessionMaxHours: integer(1, 90 * 24, { default: 12, doc: 'A console login session ends this long after the login, however busy (the absolute timeout).' }),
+  },
+  node: {
+    name: string({
+      nullable: true,
+      default: null,
+      pattern: { re: new RegExp(NAME_PATTERN), means: "a node name (1-64 letters, digits, '.', '_' or '-', starting with a letter or digit)" },
+      doc: 'This server\'s name among the nodes sharing the database (unique); null = the host name.',
+    }),
+    subnets: custom('a list of subnets such as "10.1.2.0/24"', cidrList, {
+      default: [],
+      doc: "Subnets this node serves through relays, besides its DHCP pools' subnets and its own segment (which node serves a machine).",
+    }),
+    heartbeatSeconds: integer(1, 3600, { default: 10, doc: 'Seconds between heartbeats in the nodes table; a node is down after 3 missed beats.' }),
   },
   log: {
     level: oneOf(LOG_LEVELS, { default: 'info', doc: 'Log level.' }),

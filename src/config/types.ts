@@ -150,6 +150,14 @@ export interface FleetbootConfig {
     /** A login session ends this long after the login, used or not. */
     sessionMaxHours: number;
   };
+  /** This server as a node among the servers sharing the database (src/nodes/service.ts). */
+  node: {
+    /** Unique among the nodes; null = the host name. */
+    name: string | null;
+    /** Relayed subnets it serves besides its pools' and its own segment. */
+    subnets: string[];
+    heartbeatSeconds: number;
+  };
   log: {
     level: LogLevel;
     format: LogFormat;

@@ -72,6 +72,7 @@ import { normaliseMac } from '../model/validate.js';
 import type { Store } from '../store/db.js';
 import { putInventory } from '../store/inventory.js';
 import * as st from '../store/agents.js';
+import { lockFor } from '../store/locks.js';
 
 /** Codes of the 401 answers the agent acts on (src/model/endpoint.ts). */
 export type AgentAuthCode = 'SESSION_EXPIRED' | 'REVOKED' | 'UNKNOWN_AGENT' | 'IDENTITY_CHANGED' | 'BAD_SIGNATURE' | 'BAD_NONCE' | 'UNAUTHORIZED';
@@ -676,6 +677,7 @@ export function createEndpointService(opts: EndpointServiceOptions): EndpointSer
         files.push({ name: f.name, sha256: f.sha256, size, executable: f.executable });
       }
       const created = await db.transaction().execute(async (trx) => {
+        await lockFor(trx, `package:${p.name}`);
         const revision = await st.nextPackageRevision(trx, p.name);
         const manifest: PackageManifest = {
           format: 'fleetboot-package',

@@ -14,7 +14,7 @@
  *                    /api/v1/auth/login|logout|me, /api/v1/users..., /api/v1/tokens...,
  *                    /api/v1/sessions..., /api/v1/audit, /api/v1/events (live events, SSE),
  *                    /api/v1/tls, /api/v1/tls/renew, /api/v1/agents..., /api/v1/packages...,
- *                    /api/v1/metrics (Prometheus text, role viewer),
+ *                    /api/v1/metrics (Prometheus text, role viewer), /api/v1/nodes...,
  *                    /api/v1/openapi.json
  *   Every /api/v1 write is written to the audit log (src/http/audit.ts).
  *   console (no auth; it asks the API): GET /, /ui, /ui/... (src/http/console.ts)
@@ -76,6 +76,7 @@ import { createEndpointService, type EndpointService } from '../endpoints/servic
 import { createDeployEnrolment } from '../endpoints/deploy-enrol.js';
 import { endpointRoutes, ENDPOINT_PREFIX } from './routes/endpoint.js';
 import { agentRoutesApi } from './routes/api-agents.js';
+import { nodeRoutes } from './routes/api-nodes.js';
 import { fleetbootPackageDir } from './version.js';
 import { join } from 'node:path';
 
@@ -132,6 +133,8 @@ export interface AppOptions {
   endpointOverPlainHttp?: boolean;
   /** The boot decision with its effects (the server passes its own, shared with GRUB over TFTP); made here when absent. */
   bootDecider?: BootDecider;
+  /** This server's node name (src/nodes/service.ts): /api/v1/status shows it, DELETE /api/v1/nodes refuses it. Absent: null. */
+  nodeName?: string | null;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -174,6 +177,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     events,
     tls: opts.tls ?? null,
     metrics: opts.metrics ?? null,
+    nodeName: opts.nodeName ?? null,
     tasksChanged() {
       try {
         opts.onTasksChanged?.();
@@ -214,6 +218,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.register(swagger, openapiOptions());
   app.decorateRequest('principal', null);
   app.decorateRequest('auditActor', null);
+  // The calling node, on node-to-node routes behind nodeAuthHook (src/http/node-auth.ts).
+  app.decorateRequest('node', null);
   // Before any route: an /api/v1 route without a declared role stops the start (src/http/auth.ts).
   app.addHook('onRoute', enforceRouteRoles(auth));
   installAuditLog(app, store, log, () => auth.now());
@@ -276,6 +282,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await tlsRoutes(api, ctx);
       await eventRoutes(api, ctx, opts.eventStream);
       await agentRoutesApi(api, ctx, endpoints);
+      await nodeRoutes(api, ctx);
       await openapiRoutes(api);
     },
     { prefix: '/api/v1' },

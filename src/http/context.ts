@@ -63,6 +63,8 @@ export interface AppContext {
   tls: Pick<TlsService, 'info' | 'renew'> | null;
   /** The Prometheus exposition text (GET /api/v1/metrics, src/metrics/); null: this app runs without metrics (503). */
   metrics: (() => Promise<string>) | null;
+  /** This server's node name (src/nodes/service.ts), or null: it runs without one (tests). */
+  nodeName: string | null;
 }
 
 /** Where the HTTP layer reports boot steps (src/events/boot-recorder.ts). */

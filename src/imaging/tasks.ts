@@ -31,6 +31,7 @@ import { getRevision } from '../store/images.js';
 import { getInventory, putInventory } from '../store/inventory.js';
 import { identityMismatch, IdentityError, parseIdentity, type HardwareIdentity } from '../model/identity.js';
 import { bootTaskRow, finishTask, getTask, isActiveState, patchActiveTask, slotStates, taskByTokenHash, type Task } from '../store/tasks.js';
+import { lockFor } from '../store/locks.js';
 import { commitCapture, discardIncoming } from './image-store.js';
 import { ManifestError, parseInventory, type Inventory } from '../model/manifest.js';
 import type { EnrolSpec, ProgressReport, SlotAnswer, TaskPhase, TaskSpec, TaskState } from './protocol.js';
@@ -307,6 +308,8 @@ export function createImagingService(deps: ImagingDeps) {
         staleWaitMs: Math.max(30_000, config.imaging.progressIntervalSeconds * 4000),
       };
       const { answer, from, to } = await db.transaction().execute(async (trx) => {
+        // Servers sharing the store count each other's slots: one grant at a time.
+        await lockFor(trx, 'transfer-slots');
         const n = now();
         const at = new Date(n).toISOString();
         const list = (await slotStates(trx)).map((s) => ({ id: s.id, requestedAt: s.requestedAt, grantedAt: s.grantedAt, lastSeenMs: Date.parse(s.lastSeenAt ?? s.updatedAt) }));

@@ -128,6 +128,12 @@ export const PROGRAMS = {
   // --- test: the endpoint agent's Debian package (test/agent-deb.test.ts) -----
   'systemd-analyze': { pkg: 'systemd', role: 'test' },
   lintian: { pkg: 'lintian', role: 'test' },
+  // src/store/test-postgres.ts: the tests' own PostgreSQL, run as the postgres user (by full path under runuser)
+  runuser: { pkg: 'util-linux', role: 'test' },
+  id: { pkg: 'coreutils', role: 'test' },
+  postgres: { pkg: 'postgresql-15', role: 'test' },
+  initdb: { pkg: 'postgresql-15', role: 'test' },
+  psql: { pkg: 'postgresql-client-15', role: 'test' },
   strace: { pkg: 'strace', role: 'test' }, // test/service-syscalls.test.ts: the server's system calls against the unit's filter
   setpriv: { pkg: 'util-linux', role: 'test' }, // test/lab/service.e2e.test.ts: the server as an unprivileged user with the unit's capabilities
   setsid: { pkg: 'util-linux', role: 'test' }, // src/endpoint-agent/kill-tree.test.ts: a child in a session of its own

@@ -21,6 +21,16 @@
  * cancelled or fails, goes on by unicast from where it was (the agent).
  * A restart of the server fails its running sessions (their agents go on
  * by unicast).
+ *
+ * Several servers on one database (nodes, src/nodes/service.ts): a session
+ * belongs to the node that created it (multicast_sessions.node, stamped by
+ * `allocate`), or to the node that claims it first (compare-and-swap) when
+ * it has none. A node's start fails only its own sessions (and unclaimed
+ * ones, made before nodes existed); reconcile runs only its own, and fails
+ * those of a node that is down. A deploy whose session runs on another node
+ * gets no multicast part from this one (it goes by unicast); cancelling
+ * such a session is refused here (cancel it on its node). Without `node`
+ * (tests), every session is this server's, as before nodes existed.
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -37,7 +47,8 @@ import type { MulticastSpec } from '../imaging/protocol.js';
 import { imagesRoot } from '../imaging/image-store.js';
 import type { Store } from '../store/db.js';
 import { getRevision } from '../store/images.js';
-import { endSession, getSession, listSessions, markSessionSending, sessionMembers, type AllocateEndpoint, type MulticastSession, type SessionMember } from '../store/multicast.js';
+import { claimSession, endSession, failOrphanedSessions, failSessionOfNode, getSession, listSessions, markSessionSending, sessionMembers, type AllocateEndpoint, type MulticastSession, type SessionMember } from '../store/multicast.js';
+import { listNodes } from '../store/nodes.js';
 import type { Task } from '../store/tasks.js';
 import { MulticastSender, type ReceiverView, type SenderStats } from './sender.js';
 import { FileObject } from './source.js';
@@ -50,6 +61,8 @@ export interface MulticastServiceDeps {
   log: Logger;
   /** Live events: sessions waiting, sending and ending, members joining and leaving (src/events/bus.ts). */
   events?: EventPublisher;
+  /** This server's node name (src/nodes/service.ts): it runs only its own sessions. Absent or null: every session (one server). */
+  node?: string | null;
 }
 
 /** A member as the API shows it: its task, and the sender's view of its receiver while the session runs. */
@@ -111,7 +124,11 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
   const range = parseCidr(config.multicast.addresses);
   const ports = parseMulticastPorts(config.multicast.ports);
   if (!ports) throw new FleetbootError('INVALID_INPUT', `multicast.ports: not a port range: ${config.multicast.ports}`);
-  const allocate: AllocateEndpoint = (used) => pickEndpoint(range, ports, used);
+  const node = deps.node ?? null;
+  const allocate: AllocateEndpoint = (used) => {
+    const e = pickEndpoint(range, ports, used);
+    return e && { ...e, node };
+  };
   const live = new Map<number, Live>();
   const starting = new Map<number, Promise<Live | null>>();
   let closed = false;
@@ -246,10 +263,31 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
     return p;
   }
 
+  /**
+   * Whether this server runs `row` (claiming it when no node holds it). A
+   * session of another node that is down (or gone) is failed on the way:
+   * its sender died with it, and its members go on by unicast.
+   */
+  async function ownOrClaim(row: MulticastSession, nodesUp: () => Promise<Set<string>>): Promise<boolean> {
+    if (node === null || row.node === node) return true;
+    if (row.node === null) return claimSession(store.db, row.id, node);
+    if (!(await nodesUp()).has(row.node)) {
+      const reason = `its node ${row.node} is down; its members go on by unicast`;
+      if (await failSessionOfNode(store.db, row.id, row.node, reason)) {
+        announce(row, 'failed', reason);
+        mlog.warn({ session: row.id, node: row.node }, `session #${row.id} failed: ${reason}`);
+      }
+    }
+    return false;
+  }
+
   async function reconcile(): Promise<void> {
     if (closed) return;
+    let up: Promise<Set<string>> | null = null;
+    const nodesUp = (): Promise<Set<string>> => (up ??= listNodes(store.db).then((ns) => new Set(ns.filter((n) => n.state === 'up').map((n) => n.name))));
     for (const row of await listSessions(store.db, { active: true })) {
       if (live.has(row.id)) continue;
+      if (!(await ownOrClaim(row, nodesUp))) continue;
       const members = await sessionMembers(store.db, row.id);
       const active = members.filter((m) => ['queued', 'booting', 'waiting', 'running'].includes(m.taskState));
       if (active.length === 0 && !members.some((m) => m.taskState === 'scheduled')) {
@@ -265,9 +303,18 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
     ports,
 
     async start() {
-      for (const row of await listSessions(store.db, { active: true })) {
-        // Its sender's state died with the previous process: the agents go on by unicast.
-        if (await endIdle(row, 'failed', 'the server restarted during the session; its members go on by unicast')) {
+      const reason = 'the server restarted during the session; its members go on by unicast';
+      if (node === null) {
+        for (const row of await listSessions(store.db, { active: true })) {
+          // Its sender's state died with the previous process: the agents go on by unicast.
+          if (await endIdle(row, 'failed', reason)) {
+            mlog.warn({ session: row.id }, `session #${row.id} failed: the server restarted (its members go on by unicast)`);
+          }
+        }
+      } else {
+        // Only this node's sessions (and unclaimed ones): the other nodes' senders run on.
+        for (const row of await failOrphanedSessions(store.db, node, reason)) {
+          announce(row, 'failed', reason);
           mlog.warn({ session: row.id }, `session #${row.id} failed: the server restarted (its members go on by unicast)`);
         }
       }
@@ -281,6 +328,8 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
       if (task.type !== 'deploy' || task.multicastId === null || task.multicastReceiver === null) return null;
       const row = await getSession(store.db, task.multicastId);
       if (!row || (row.state !== 'waiting' && row.state !== 'sending')) return null;
+      // A session another node runs: this node has no sender for it (the deploy goes by unicast).
+      if (node !== null && row.node !== node && !(row.node === null && (await claimSession(store.db, row.id, node)))) return null;
       const l = await ensureLive(row);
       if (!l) return null;
       // The receiver id is admitted from this address only (the one the token was handed to).
@@ -327,6 +376,7 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
       const row = await getSession(store.db, id);
       if (!row) throw new FleetbootError('NOT_FOUND', `No multicast session #${id}`);
       if (row.state !== 'waiting' && row.state !== 'sending') throw new FleetbootError('CONFLICT', `Multicast session #${id} has already ended (${row.state})`);
+      if (node !== null && row.node !== null && row.node !== node) throw new FleetbootError('CONFLICT', `Multicast session #${id} runs on node ${row.node}, not on this one (${node}): cancel it through that node`);
       const l = live.get(id);
       if (l) {
         l.sender.cancel(reason);

@@ -12,6 +12,7 @@ import { parseManifest, type Manifest } from '../model/manifest.js';
 import { ACTIVE_TASK_STATES } from '../model/task.js';
 import { FleetbootError } from '../lib/errors.js';
 import type { Database, ImageRevisionTable } from './schema.js';
+import { lockFor } from './locks.js';
 import { finishTask } from './tasks.js';
 
 export type RevisionState = 'ready' | 'pending';
@@ -183,6 +184,8 @@ export async function addRevision(db: Db, r: NewRevision): Promise<number> {
   const name = r.manifest.name;
   const sizeBytes = r.manifest.partitions.reduce((s, p) => s + p.streamBytes, 0);
   return db.transaction().execute(async (trx) => {
+    // Two servers storing captures of one image number them one after the other.
+    await lockFor(trx, `image:${name}`);
     if (r.finishTask !== undefined && !(await finishTask(trx, r.finishTask, 'done'))) {
       throw new FleetbootError('CONFLICT', `Task #${r.finishTask} is no longer active: its capture is not stored`);
     }
@@ -215,6 +218,7 @@ export async function addRevision(db: Db, r: NewRevision): Promise<number> {
 /** Make ready revision `number` current (rollback, roll forward). NOT_FOUND; CONFLICT for a pending one. */
 export async function setCurrentRevision(db: Db, name: string, number: number): Promise<RevisionRecord> {
   return db.transaction().execute(async (trx) => {
+    await lockFor(trx, `image:${name}`);
     const r = await getRevision(trx, name, number);
     if (!r) throw new FleetbootError('NOT_FOUND', `Image '${name}' has no revision ${number}`);
     if (r.revision.state !== 'ready') throw new FleetbootError('CONFLICT', `Revision ${number} of image '${name}' is pending approval: approve it (fleetboot image approve ${name} ${number})`);
@@ -226,6 +230,7 @@ export async function setCurrentRevision(db: Db, name: string, number: number): 
 /** Approve pending revision `number`: it becomes ready and current. NOT_FOUND; CONFLICT when it is not pending. */
 export async function approveRevision(db: Db, name: string, number: number): Promise<RevisionRecord> {
   return db.transaction().execute(async (trx) => {
+    await lockFor(trx, `image:${name}`);
     const r = await getRevision(trx, name, number);
     if (!r) throw new FleetbootError('NOT_FOUND', `Image '${name}' has no revision ${number}`);
     if (r.revision.state !== 'pending') throw new FleetbootError('CONFLICT', `Revision ${number} of image '${name}' is not pending (it is ${r.revision.state})`);
@@ -266,6 +271,7 @@ export async function setImageProtected(db: Db, name: string, on: boolean): Prom
  */
 export async function pruneRevisions(db: Db, name: string, keep: number): Promise<{ number: number; dir: string }[]> {
   return db.transaction().execute(async (trx) => {
+    await lockFor(trx, `image:${name}`);
     const img = await currentOf(trx, name);
     if (!img) return [];
     const rows = await trx.selectFrom('image_revisions').select(['number', 'dir', 'state']).where('image', '=', name).orderBy('number', 'desc').execute();

@@ -74,3 +74,22 @@ export { listUsers, countUsers, getUser, userWithPasswordHash, createUser, updat
 export { createSession, sessionForAuth, getSession, touchSession, listSessions, revokeSession, type Session, type NewSession } from './sessions.js';
 export { createApiToken, getApiToken, tokenForAuth, listApiTokens, touchApiToken, revokeApiToken, checkTokenName, type ApiToken, type NewApiToken } from './api-tokens.js';
 export { appendAudit, listAudit, type AuditEntry, type NewAuditEntry } from './audit.js';
+export {
+  registerNode,
+  heartbeatNode,
+  markNodeStopped,
+  listNodes,
+  getNode,
+  nodeWithCredential,
+  liveNodes,
+  nodeForSubnet,
+  removeNode,
+  nodeStateOf,
+  DOWN_AFTER_BEATS,
+  type NodeRecord,
+  type NodeRegistration,
+  type NodeState,
+  type HeartbeatUpdate,
+  type Registered,
+} from './nodes.js';
+export { ensureNodeSecret, readNodeSecret, nodeSecretPath, hashNodeSecret, NODE_SECRET_RE } from './node-secret.js';

@@ -10,6 +10,7 @@ import { ACTIVE_TASK_STATES, type TaskState } from '../model/task.js';
 import { parseTaskRequest, type TaskRequest } from '../model/task-request.js';
 import { groupMacs } from './groups.js';
 import type { Database, JobTable } from './schema.js';
+import { lockFor } from './locks.js';
 import { insertTask, listTasks, type Task } from './tasks.js';
 import { createSessionIn, type AllocateEndpoint } from './multicast.js';
 
@@ -172,6 +173,8 @@ export async function createJob(db: Db, j: NewJob): Promise<JobDetail> {
   const request = parseTaskRequest(j.request, { allowAt: true });
   if (request.group === undefined && request.macs === undefined) throw new TypeError('createJob(): the request names neither a group nor a list of MACs');
   return db.transaction().execute(async (trx) => {
+    // First, before any row: the session takes a free group address and port (src/store/multicast.ts).
+    if (request.multicast !== undefined) await lockFor(trx, 'multicast-endpoints');
     const { macs, who, leaveOut } = await jobMembers(trx, request);
     const busy = await trx.selectFrom('tasks').select(['id', 'mac', 'type', 'state']).where('mac', 'in', macs).where('state', 'in', [...ACTIVE_TASK_STATES]).orderBy('mac').execute();
     if (busy.length) {

@@ -105,7 +105,7 @@ test('migration 20261213T1200_lease_claims fills client_key of existing rows as 
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-lease-claims-up-'));
   try {
     // On PostgreSQL (the test command's second pass) both opens use one new database.
-    const url = await testDatabaseUrl();
+    const url = await testDatabaseUrl(dir);
     const old = await openStore(dir, { url, migrations: migrations.filter((m) => m.name < '20261213T1200') });
     const rows: Lease[] = [
       lease('10.0.0.1', MAC1, 'bound', NOW),

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
 import type { Database, MulticastSessionState, MulticastSessionTable } from './schema.js';
+import { lockFor } from './locks.js';
 
 type Db = Kysely<Database>;
 
@@ -33,6 +34,8 @@ export interface MulticastSession {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** The node that runs it (null: made before nodes existed, or not claimed yet). */
+  node: string | null;
 }
 
 export interface SessionMember {
@@ -74,11 +77,16 @@ function toSession(r: Selectable<MulticastSessionTable>): MulticastSession {
     createdAt: r.created_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
+    node: r.node,
   };
 }
 
-/** Picks a group address and port for a new session, given the pairs active sessions hold (null: none free). */
-export type AllocateEndpoint = (used: ReadonlyArray<{ address: string; port: number }>) => { address: string; port: number } | null;
+/**
+ * Picks a group address and port for a new session, given the pairs active
+ * sessions hold (null: none free), and names the node that will run it (the
+ * multicast service of the node creating it; absent or null: none named).
+ */
+export type AllocateEndpoint = (used: ReadonlyArray<{ address: string; port: number }>) => { address: string; port: number; node?: string | null } | null;
 
 export interface NewSession {
   jobId: number;
@@ -104,6 +112,7 @@ export async function createSessionIn(trx: Transaction<Database>, n: NewSession)
   const img = await trx.selectFrom('images').select(['current_revision']).where('name', '=', n.image).executeTakeFirst();
   const revision = n.revision ?? img?.current_revision ?? null;
   if (revision === null) throw new FleetbootError('CONFLICT', `Image '${n.image}' has no approved revision to send`);
+  await lockFor(trx, 'multicast-endpoints');
   const used = await trx.selectFrom('multicast_sessions').select(['address', 'port']).where('state', 'in', [...ACTIVE_SESSION_STATES]).execute();
   const endpoint = n.allocate(used);
   if (endpoint === null) throw new FleetbootError('CONFLICT', `Every multicast address and port of the configuration is in use by a running session (${used.length}): wait for one to end, or widen multicast.addresses / multicast.ports`);
@@ -126,6 +135,7 @@ export async function createSessionIn(trx: Transaction<Database>, n: NewSession)
       created_at: now,
       started_at: null,
       finished_at: null,
+      node: endpoint.node ?? null,
     })
     .returning('id')
     .executeTakeFirstOrThrow();
@@ -182,6 +192,54 @@ export async function endSession(db: Db, id: number, state: 'finished' | 'failed
     .updateTable('multicast_sessions')
     .set({ state, error, stats: stats === null ? null : JSON.stringify(stats), finished_at: new Date().toISOString() })
     .where('id', '=', id)
+    .where('state', 'in', [...ACTIVE_SESSION_STATES])
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/**
+ * A session with no node becomes this node's (compare-and-swap: of several
+ * nodes, one wins). True when it is now `node`'s.
+ */
+export async function claimSession(db: Db, id: number, node: string): Promise<boolean> {
+  const r = await db.updateTable('multicast_sessions').set({ node }).where('id', '=', id).where('node', 'is', null).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/**
+ * At a node's start: its active sessions, and the active ones no node holds
+ * (made before nodes existed), end as failed, and become its own (their
+ * senders died with the previous process). Returns the sessions ended.
+ */
+export async function failOrphanedSessions(db: Db, node: string, reason: string): Promise<MulticastSession[]> {
+  const rows = await db
+    .selectFrom('multicast_sessions')
+    .selectAll()
+    .where('state', 'in', [...ACTIVE_SESSION_STATES])
+    .where((eb) => eb.or([eb('node', '=', node), eb('node', 'is', null)]))
+    .orderBy('id')
+    .execute();
+  const ended: MulticastSession[] = [];
+  for (const row of rows) {
+    const r = await db
+      .updateTable('multicast_sessions')
+      .set({ state: 'failed', error: reason, node, finished_at: new Date().toISOString() })
+      .where('id', '=', row.id)
+      .where('state', 'in', [...ACTIVE_SESSION_STATES])
+      .where((eb) => (row.node === null ? eb('node', 'is', null) : eb('node', '=', node)))
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 1) ended.push(toSession(row));
+  }
+  return ended;
+}
+
+/** An active session of `node` ends as failed (compare-and-swap on its node and state): its node is down. */
+export async function failSessionOfNode(db: Db, id: number, node: string, reason: string): Promise<boolean> {
+  const r = await db
+    .updateTable('multicast_sessions')
+    .set({ state: 'failed', error: reason, finished_at: new Date().toISOString() })
+    .where('id', '=', id)
+    .where('node', '=', node)
     .where('state', 'in', [...ACTIVE_SESSION_STATES])
     .executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;

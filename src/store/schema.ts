@@ -136,6 +136,8 @@ export interface MulticastSessionTable {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** The node (nodes.name) that runs it: its creator, or the one that claimed it while it had none; null before nodes existed. */
+  node: string | null;
 }
 
 export interface GroupTable {
@@ -425,5 +427,33 @@ export interface Database {
   agent_sessions: AgentSessionTable;
   packages: PackageTable;
   agent_work: AgentWorkTable;
+  nodes: NodeTable;
   fleetboot_migrations: MigrationTable;
+}
+
+/** A Fleetboot server sharing this database (src/store/nodes.ts). */
+export interface NodeTable {
+  id: Generated<number>;
+  /** Unique (NAME_PATTERN): the host name unless node.name is set. */
+  name: string;
+  /** JSON: its IPv4 addresses (strings). */
+  addresses: string;
+  /** JSON: the subnets it serves ("10.1.2.0/24" strings). */
+  subnets: string;
+  /** The base URL other nodes reach its HTTP at (boot files, streams), or null. */
+  http_url: string | null;
+  /** The base URL of its HTTPS (the API), or null: HTTPS is off. */
+  https_url: string | null;
+  /** Its data directory's file system (bytes); null when it could not be read. bigint: PostgreSQL may give a string. */
+  capacity_bytes: number | string | null;
+  free_bytes: number | string | null;
+  version: string;
+  started_at: string;
+  heartbeat_at: string;
+  heartbeat_seconds: number;
+  /** When it stopped cleanly; null while it runs (or after a crash). */
+  stopped_at: string | null;
+  /** sha256 (hex) of its credential. */
+  credential_hash: string;
+  created_at: string;
 }

@@ -2,8 +2,9 @@
  * For tests: stores that go away afterwards.
  * - `openTestStore(dir)`: a store whose files live in `dir`. Its database is
  *   <dir>/fleetboot.db, or, when FLEETBOOT_TEST_STORE=postgres (the test
- *   command's second pass, scripts/run-tests.mjs), a new database on the
- *   test run's PostgreSQL, dropped when the store is closed.
+ *   command's second pass, scripts/run-tests.mjs), a database of its own on
+ *   the test run's PostgreSQL; a server started on `dir` finds it through
+ *   `testStoreOverrides(dir)`.
  * - `withTempStore(prefix, fn)`: the same in a new temporary directory,
  *   closed and removed after `fn`.
  */
@@ -18,29 +19,32 @@ export function testStoreDialect(): 'sqlite' | 'postgres' {
   return process.env[TEST_STORE_ENV] === 'postgres' ? 'postgres' : 'sqlite';
 }
 
-export async function openTestStore(dir: string, opts: Omit<OpenStoreOptions, 'url'> = {}): Promise<Store> {
-  if (testStoreDialect() === 'sqlite') return openStore(dir, opts);
-  const db = await createTestDatabase();
-  let s: Store;
-  try {
-    s = await openStore(dir, { ...opts, url: db.url });
-  } catch (err) {
-    await db.drop();
-    throw err;
+const databases = new Map<string, Promise<string>>();
+
+/**
+ * The PostgreSQL database of data directory `dir` in this test process (one
+ * per directory, so a test's store and the server it starts on that
+ * directory share it), or null on SQLite. Left for the test run's
+ * PostgreSQL to take away when it stops.
+ */
+export function testDatabaseUrl(dir: string): Promise<string | null> {
+  if (testStoreDialect() === 'sqlite') return Promise.resolve(null);
+  let url = databases.get(dir);
+  if (!url) {
+    url = createTestDatabase().then((d) => d.url);
+    databases.set(dir, url);
   }
-  const close = s.close.bind(s);
-  return Object.assign(s, {
-    async close() {
-      await close();
-      await db.drop();
-    },
-  });
+  return url;
 }
 
-/** The database URL a test server should get (config store.url): null on SQLite, a new database on PostgreSQL. */
-export async function testDatabaseUrl(): Promise<string | null> {
-  if (testStoreDialect() === 'sqlite') return null;
-  return (await createTestDatabase()).url;
+/** Config overrides that put a test server's store where openTestStore(dir) puts it. */
+export async function testStoreOverrides(dir: string): Promise<{ store?: { url: string } }> {
+  const url = await testDatabaseUrl(dir);
+  return url === null ? {} : { store: { url } };
+}
+
+export async function openTestStore(dir: string, opts: Omit<OpenStoreOptions, 'url'> = {}): Promise<Store> {
+  return openStore(dir, { ...opts, url: await testDatabaseUrl(dir) });
 }
 
 export async function withTempStore(prefix: string, fn: (s: Store, dir: string) => Promise<void>): Promise<void> {

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { program } from '../lib/programs.js';
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
 export const TEST_PG_ENV = 'FLEETBOOT_TEST_PG';
@@ -42,12 +43,12 @@ export interface PostgresServer {
 export function postgresUnavailable(): string | null {
   if (process.getuid?.() !== 0) return 'starting PostgreSQL for tests needs root (it runs as the postgres user)';
   if (!existsSync(join(PG_BIN, 'postgres'))) return `${PG_BIN}/postgres is missing: run scripts/install-deps.sh --with-test (postgresql-15)`;
-  if (spawnSync('id', ['-u', 'postgres']).status !== 0) return 'there is no postgres user: run scripts/install-deps.sh --with-test';
+  if (spawnSync(program('id'), ['-u', 'postgres']).status !== 0) return 'there is no postgres user: run scripts/install-deps.sh --with-test';
   return null;
 }
 
 function socketUrl(socketDir: string, port: number, name: string): string {
-  return `postgres://postgres@/${encodeURIComponent(name)}?host=${encodeURIComponent(socketDir)}&port=${port}`;
+  return `postgres:///${encodeURIComponent(name)}?host=${encodeURIComponent(socketDir)}&port=${port}&user=postgres`;
 }
 
 export interface StartPostgresOptions {
@@ -65,11 +66,11 @@ export async function startPostgres(o: StartPostgresOptions = {}): Promise<Postg
   const why = postgresUnavailable();
   if (why) throw new Error(why);
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-pg-'));
-  const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  const uid = Number(spawnSync(program('id'), ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  const gid = Number(spawnSync(program('id'), ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
   chownSync(dir, uid, gid);
   const data = join(dir, 'data');
-  const init = spawnSync('runuser', ['-u', 'postgres', '--', join(PG_BIN, 'initdb'), '-D', data, '-A', 'trust', '--locale=C', '-E', 'UTF8', '--no-sync'], { encoding: 'utf8' });
+  const init = spawnSync(program('runuser'), ['-u', 'postgres', '--', join(PG_BIN, 'initdb'), '-D', data, '-A', 'trust', '--locale=C', '-E', 'UTF8', '--no-sync'], { encoding: 'utf8' });
   if (init.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
@@ -81,12 +82,11 @@ export async function startPostgres(o: StartPostgresOptions = {}): Promise<Postg
     '-c', `fsync=${o.fsync ? 'on' : 'off'}`, '-c', `synchronous_commit=${o.fsync ? 'on' : 'off'}`, '-c', 'full_page_writes=off',
     '-c', `max_connections=${o.maxConnections ?? 200}`, '-c', 'shared_buffers=64MB',
   ];
-  const cmd = o.netns ? 'ip' : 'runuser';
-  const argv = o.netns ? ['netns', 'exec', o.netns, 'runuser', ...args] : args;
   // Its log goes to a file, so no pipe keeps the test process alive.
   const logFile = join(dir, 'postgres.log');
   const logFd = openSync(logFile, 'a');
-  const child = spawn(cmd, argv, { stdio: ['ignore', logFd, logFd] });
+  const stdio: ['ignore', number, number] = ['ignore', logFd, logFd];
+  const child = o.netns ? spawn(program('ip'), ['netns', 'exec', o.netns, 'runuser', ...args], { stdio }) : spawn(program('runuser'), args, { stdio });
   closeSync(logFd);
   child.unref();
   const log = (): string => {

@@ -18,6 +18,7 @@ import { FleetbootError } from '../lib/errors.js';
 import { roleOf, type Role } from '../model/roles.js';
 import { isValidName } from '../model/validate.js';
 import type { Database } from './schema.js';
+import { lockFor } from './locks.js';
 
 export interface User {
   id: number;
@@ -160,6 +161,8 @@ async function keepAnAdmin(trx: Db, before: User, what: string): Promise<void> {
 export async function updateUser(db: Db, name: string, changes: UserChanges, at: string = new Date().toISOString()): Promise<User> {
   checkUserName(name);
   return db.transaction().execute(async (trx) => {
+    // Two servers demoting two admins at once must not both see the other one left.
+    await lockFor(trx, 'admins');
     const before = await mustGetUser(trx, name);
     const set: { updated_at: string; role?: Role; disabled_at?: string | null } = { updated_at: at };
     if (changes.role !== undefined) set.role = changes.role;
@@ -207,6 +210,8 @@ export async function rehashPassword(db: Db, userId: number, oldHash: string, ne
 export async function deleteUser(db: Db, name: string): Promise<User> {
   checkUserName(name);
   return db.transaction().execute(async (trx) => {
+    // Two servers demoting two admins at once must not both see the other one left.
+    await lockFor(trx, 'admins');
     const before = await mustGetUser(trx, name);
     await trx.deleteFrom('users').where('id', '=', before.id).execute();
     await keepAnAdmin(trx, before, 'delete');

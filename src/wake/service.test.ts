@@ -1,3 +1,4 @@
+import { openTestStore } from '../store/temp-store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,7 +18,7 @@ const TARGETS: WakeTarget[] = [
 
 async function withWake(wake: { repeats?: number; spacingSeconds?: number; contactTimeoutSeconds?: number }, fn: (s: Store, sent: Array<{ mac: string; to: string; t: number }>, clock: { ms: number }, svc: ReturnType<typeof createWakeService>) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-wake-'));
-  const store = await openStore(dir);
+  const store = await openTestStore(dir);
   const config = loadConfig({ cwd: dir, overrides: { dataDir: dir, wake } });
   const sent: Array<{ mac: string; to: string; t: number }> = [];
   const clock = { ms: Date.parse('2026-12-02T10:00:00Z') };

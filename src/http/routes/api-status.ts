@@ -1,5 +1,5 @@
 /**
- *   GET /api/v1/status   version, server address, base URL, ports (HTTP, HTTPS, TFTP, DHCP), counts (hosts, pending hosts,
+ *   GET /api/v1/status   version, this server's node name, server address, base URL, ports (HTTP, HTTPS, TFTP, DHCP), counts (hosts, pending hosts,
  *                        entries), the data directory's disk (total, free, bytes of images), when DHCP, TFTP
  *                        and HTTP boot last answered a client (role viewer)
  *
@@ -30,6 +30,7 @@ export async function statusRoutes(fastify: FastifyInstance, ctx: AppContext): P
     ]);
     return {
       name: 'fleetboot',
+      node: ctx.nodeName,
       version: fleetbootVersion(),
       serverIp: ctx.serverIp,
       baseUrl: ctx.baseUrl(),

@@ -13,6 +13,7 @@ import { bootEntryListSchema, bootEntrySchema } from './entries.js';
 import { groupListSchema, groupSchema, groupSummarySchema, membersAddedSchema } from './groups.js';
 import { assignedHostsSchema, hostDetailSchema, hostListItemSchema, hostListSchema, hostSchema } from './hosts.js';
 import { imageDetailSchema, imageListSchema, imageRevisionSchema, imageSchema } from './images.js';
+import { nodeListSchema, nodeSchema } from './nodes.js';
 import { multicastSessionDetailSchema, multicastSessionListSchema, multicastSessionSchema } from './multicast.js';
 import { deletedScheduleSchema, newScheduleSchema, scheduleDetailSchema, scheduleListSchema, scheduleSchema } from './schedules.js';
 import { jobDetailSchema, jobListSchema, jobSchema, scheduledTaskRequestSchema, taskListSchema, taskRequestSchema, taskSchema } from './tasks.js';
@@ -87,6 +88,8 @@ export const sharedSchemas = [
   packageSchema,
   packageListSchema,
   tlsInfoSchema,
+  nodeSchema,
+  nodeListSchema,
 ] as const;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -124,6 +127,7 @@ export const API_TAGS = [
   { name: 'tokens', description: 'Per-user API tokens.' },
   { name: 'audit', description: 'The audit log of every change (admin).' },
   { name: 'tls', description: 'The HTTPS certificates: the CA clients pin, the server certificate and its renewal.' },
+  { name: 'nodes', description: 'The Fleetboot servers sharing the database: their heartbeat, what they serve, their free space.' },
 ] as const;
 
 export * from './common.js';
@@ -137,6 +141,7 @@ export * from './groups.js';
 export * from './hosts.js';
 export * from './images.js';
 export * from './multicast.js';
+export * from './nodes.js';
 export * from './schedules.js';
 export * from './status.js';
 export * from './tasks.js';

@@ -22,9 +22,10 @@ const sessionProperties = {
   createdAt: dateTime,
   startedAt: nullableDateTime,
   finishedAt: nullableDateTime,
+  node: { ...nullableString, description: 'The node (server) that runs it; null for sessions made before nodes existed.' },
 } as const;
 
-const sessionRequired = ['id', 'session', 'jobId', 'image', 'revision', 'address', 'port', 'state', 'expected', 'minReceivers', 'maxWaitSeconds', 'error', 'stats', 'createdAt', 'startedAt', 'finishedAt'] as const;
+const sessionRequired = ['id', 'session', 'jobId', 'image', 'revision', 'address', 'port', 'state', 'expected', 'minReceivers', 'maxWaitSeconds', 'error', 'stats', 'createdAt', 'startedAt', 'finishedAt', 'node'] as const;
 
 export const multicastSessionSchema = {
   $id: 'MulticastSession',

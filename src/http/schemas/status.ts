@@ -2,14 +2,15 @@
  * The running server: /api/v1/status, and the API's own document, /api/v1/openapi.json (see ./common.ts).
  */
 import type { FromSchema } from 'json-schema-to-ts';
-import { dateTime, errorResponses, nullableDateTime, nullableInt } from './common.js';
+import { dateTime, errorResponses, nullableDateTime, nullableInt, nullableString } from './common.js';
 
 const statusSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'version', 'serverIp', 'baseUrl', 'bootScriptUrl', 'dataDir', 'http', 'https', 'tftp', 'dhcp', 'counts', 'storage', 'startedAt', 'uptimeSeconds', 'activity'],
+  required: ['name', 'node', 'version', 'serverIp', 'baseUrl', 'bootScriptUrl', 'dataDir', 'http', 'https', 'tftp', 'dhcp', 'counts', 'storage', 'startedAt', 'uptimeSeconds', 'activity'],
   properties: {
     name: { type: 'string' },
+    node: { ...nullableString, description: "This server's node name among the servers sharing the database (null: it runs without one)." },
     version: { type: 'string' },
     serverIp: { type: 'string' },
     baseUrl: { type: 'string', description: 'The base URL put into iPXE scripts.' },
