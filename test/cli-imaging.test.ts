@@ -5,7 +5,7 @@
  * with their exit statuses. The test opens the same data directory to do
  * what agents would (commit an image, report progress, send an inventory).
  */
-import { openTestStore } from '../src/store/temp-store.js';
+import { openTestStore, testDatabaseUrl } from '../src/store/temp-store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -46,7 +46,9 @@ const C = '52:54:00:bb:00:03';
 
 test('fleetboot image, task and host show commands, with and without --json, and their exit statuses', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleetboot-cli-imaging-'));
-  const { server, log } = spawnServe(dir);
+  // The server and the test's own store share the database (PostgreSQL in the test command's second pass).
+  const url = await testDatabaseUrl(dir);
+  const { server, log } = spawnServe(dir, ['--dhcp', 'off', '--no-tftp', ...(url ? ['--database', url] : [])]);
   let store: Store | null = null;
   let waiter: ChildProcess | null = null;
   try {
