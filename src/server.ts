@@ -470,7 +470,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     });
     // Deploys with enrol: a token from the endpoint service, the HTTPS port bound and the CA agents pin (read when a deploy starts).
     const enrolment = createDeployEnrolment({ endpoints, serverIp, https: () => ({ port: https ? https.port : null, caPem: tls?.material().ca ?? null }) });
-    const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e), events, enrolment });
+    const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e), events, enrolment, nodeName });
     wake = createWakeService({
       store,
       config,
