@@ -64,6 +64,7 @@ import { createTlsService, type TlsService } from './tls/service.js';
 import { createFleetbootMetrics } from './metrics/fleetboot.js';
 import { fleetbootVersion } from './http/version.js';
 import { createNodeService, resolveNodeName, type NodeService } from './nodes/service.js';
+import { createReplicationService, type ReplicationService } from './replication/service.js';
 
 export { IPXE_BINARIES } from './lib/ipxe-files.js';
 
@@ -112,6 +113,8 @@ export interface RunningFleetboot {
   readonly wake: WakeService;
   /** This server as a node among those sharing the database (tests call beat()). */
   readonly node: NodeService;
+  /** Image replication between nodes (tests call pullOnce() and verifyOnce()). */
+  readonly replication: ReplicationService;
   close(): Promise<void>;
 }
 
@@ -362,6 +365,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let bus: EventBus | null = null;
   let grubFiles: GrubFiles | null = null;
   let nodeService: NodeService | null = null;
+  let replication: ReplicationService | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
@@ -379,7 +383,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const ev = bus;
     const gf = grubFiles;
     const ns = nodeService;
+    const rp = replication;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
+      ['replication', rp ? () => rp.close() : null],
       ['multicast', mcs ? () => mcs.close() : null],
       ['imaging', r ? async () => r.stop() : null],
       ['schedule', sch ? () => sch.close() : null],
@@ -567,6 +573,16 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     await scheduler.start();
     await wake.start();
     await multicast.start();
+    // Verified image replication from the other nodes (src/replication/service.ts).
+    replication = createReplicationService({
+      store,
+      log,
+      nodeName: node.name,
+      authorization: () => node.authorization(),
+      pullIntervalSeconds: config.replication.enabled ? config.replication.pullIntervalSeconds : 0,
+      verifyIntervalHours: config.replication.verifyIntervalHours,
+    });
+    replication.start();
 
     if (config.tftp.enabled) {
       tftp = createTftpService({
@@ -632,6 +648,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       scheduler,
       wake,
       node,
+      replication,
       close() {
         closing ??= closeAll().then(() => log.info('fleetboot stopped'));
         return closing;
