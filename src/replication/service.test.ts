@@ -151,6 +151,16 @@ test('B pulls a revision committed on A, resumes a cut pull with Range, re-verif
       assert.equal(res.status, 206);
       assert.deepEqual(Buffer.from(await res.arrayBuffer()), data.subarray(10, 20));
 
+      // The API's image detail (fleetboot image show) gives each node's copy.
+      const detail = (await (await fetch(`${a.url}/api/v1/images/win11`, { headers: { authorization: `Bearer ${a.token}` } })).json()) as { copies: { number: number; node: string; state: string; bytesDone: number; bytesTotal: number }[] };
+      assert.deepEqual(
+        detail.copies.map((c) => [c.number, c.node, c.state, c.bytesDone, c.bytesTotal]),
+        [
+          [1, 'node-a', 'verified', SIZE, SIZE],
+          [1, 'node-b', 'verified', SIZE, SIZE],
+        ],
+      );
+
       // Nothing left to pull.
       assert.deepEqual(await repl.pullOnce(), []);
 
