@@ -330,7 +330,7 @@ export async function discardIncoming(store: Store, taskId: number): Promise<voi
 /**
  * The path of stream `file` of revision `revision` of image `name`, or null
  * when that revision has no such stream. With `node` (this server's node
- * name), NOT_FOUND when this node's copy of the revision is not verified
+ * name) on a shared (PostgreSQL) store, NOT_FOUND when this node's copy of the revision is not verified
  * (src/store/copies.ts `servableOn`): a node never serves a copy it has
  * not verified. Revisions without any copy rows (made before they were
  * recorded) are served as before.
@@ -339,7 +339,8 @@ export async function imageStreamPath(store: Store, name: string, revision: numb
   if (!isStreamFile(file)) return null;
   const rec = await getRevision(store.db, name, revision);
   if (!rec || !rec.manifest.partitions.some((p) => p.file === file)) return null;
-  if (node !== null && !(await servableOn(store.db, name, revision, node))) {
+  // SQLite: one server, one node; its copies are what it has always served (a renamed host keeps serving).
+  if (node !== null && store.dialect !== 'sqlite' && !(await servableOn(store.db, name, revision, node))) {
     const copy = await getCopy(store.db, name, revision, node);
     throw new FleetbootError('NOT_FOUND', `Image '${name}' revision ${revision} is not verified on node '${node}' (its copy is ${copy ? copy.state : 'missing'}): it is not served from here until replication verifies it`);
   }
