@@ -161,8 +161,13 @@ test('B pulls a revision committed on A, resumes a cut pull with Range, re-verif
         ],
       );
 
+      // A revision stored before copies were recorded (no rows): left alone by B, still served by A's disk.
+      await addRevision(storeA.db, { dir: randomUUID(), manifest: { ...sampleManifest('legacy') }, manifestSha256: 'd'.repeat(64), state: 'ready' });
       // Nothing left to pull.
       assert.deepEqual(await repl.pullOnce(), []);
+
+      assert.equal(await getCopy(storeB.db, 'legacy', 1, 'node-b'), null);
+      assert.ok(await imageStreamPath(storeA, 'legacy', 1, STREAM, 'node-a'));
 
       // One byte flipped in B's copy: re-verification finds it; B stops serving it; the server's own service pulls it again.
       const file = join(dirB, 'images', dir, STREAM);

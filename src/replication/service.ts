@@ -119,8 +119,12 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
   async function wanted(): Promise<RevisionRecord[]> {
     const rows = await db.selectFrom('image_revisions').select(['image', 'number']).where('state', '=', 'ready').orderBy('image').orderBy('number').execute();
     const mine = new Map((await copiesOnNode(db, self)).map((c) => [`${c.image}/${c.number}`, c.state]));
+    // Revisions with copy rows at all (older ones have none: no node is known to hold them, and a row
+    // for this node would stop the node that does hold one from serving it, see copies.ts servableOn).
+    const recorded = new Set((await db.selectFrom('revision_copies').select(['image', 'number']).distinct().execute()).map((c) => `${c.image}/${c.number}`));
     const out: RevisionRecord[] = [];
     for (const r of rows) {
+      if (!recorded.has(`${r.image}/${r.number}`)) continue;
       if (mine.get(`${r.image}/${r.number}`) === 'verified') continue;
       const rec = await getRevision(db, r.image, r.number);
       if (rec && UUID_RE.test(rec.dir)) out.push(rec);
