@@ -391,6 +391,12 @@ export async function cleanupOrphans(store: Store): Promise<string[]> {
     await rm(join(root, n), { recursive: true, force: true });
     removed.push(n);
   }
+  // Partial pulls of revisions that are gone (pruned, deleted); the others stay to resume.
+  for (const n of await readdir(join(root, REPLICA_DIR)).catch(() => [] as string[])) {
+    if (used.has(n)) continue;
+    await rm(join(root, REPLICA_DIR, n), { recursive: true, force: true });
+    removed.push(join(REPLICA_DIR, n));
+  }
   for (const n of await readdir(join(root, INCOMING_DIR))) {
     const m = /^task-(\d+)-/.exec(n);
     if (m && active.has(Number(m[1]))) continue;
