@@ -64,6 +64,7 @@ import { createTlsService, type TlsService } from './tls/service.js';
 import { createFleetbootMetrics } from './metrics/fleetboot.js';
 import { fleetbootVersion } from './http/version.js';
 import { createNodeService, resolveNodeName, type NodeService } from './nodes/service.js';
+import { createReplicationService, type ReplicationService } from './replication/service.js';
 
 export { IPXE_BINARIES } from './lib/ipxe-files.js';
 
@@ -112,6 +113,8 @@ export interface RunningFleetboot {
   readonly wake: WakeService;
   /** This server as a node among those sharing the database (tests call beat()). */
   readonly node: NodeService;
+  /** Image replication between nodes (tests call pullOnce() and verifyOnce()). */
+  readonly replication: ReplicationService;
   close(): Promise<void>;
 }
 
@@ -388,6 +391,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let bus: EventBus | null = null;
   let grubFiles: GrubFiles | null = null;
   let nodeService: NodeService | null = null;
+  let replication: ReplicationService | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
@@ -405,7 +409,9 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const ev = bus;
     const gf = grubFiles;
     const ns = nodeService;
+    const rp = replication;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
+      ['replication', rp ? () => rp.close() : null],
       ['multicast', mcs ? () => mcs.close() : null],
       ['imaging', r ? async () => r.stop() : null],
       ['schedule', sch ? () => sch.close() : null],
@@ -496,7 +502,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     });
     // Deploys with enrol: a token from the endpoint service, the HTTPS port bound and the CA agents pin (read when a deploy starts).
     const enrolment = createDeployEnrolment({ endpoints, serverIp, https: () => ({ port: https ? https.port : null, caPem: tls?.material().ca ?? null }) });
-    const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e), events, enrolment });
+    const imaging = createImagingService({ store, config, log, onTaskStep: (e) => recorder.record(e), events, enrolment, nodeName });
     wake = createWakeService({
       store,
       config,
@@ -598,6 +604,16 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     await scheduler.start();
     await wake.start();
     await multicast.start();
+    // Verified image replication from the other nodes (src/replication/service.ts).
+    replication = createReplicationService({
+      store,
+      log,
+      nodeName: node.name,
+      authorization: () => node.authorization(),
+      pullIntervalSeconds: config.replication.enabled ? config.replication.pullIntervalSeconds : 0,
+      verifyIntervalHours: config.replication.verifyIntervalHours,
+    });
+    replication.start();
 
     if (config.tftp.enabled) {
       tftp = createTftpService({
@@ -660,6 +676,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       scheduler,
       wake,
       node,
+      replication,
       close() {
         closing ??= closeAll().then(() => log.info('fleetboot stopped'));
         return closing;

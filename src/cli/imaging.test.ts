@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Task } from '../http/schemas/index.js';
-import { formatBytes, formatDuration, formatPercent, formatProgress, formatRate, inventorySummary, taskLine } from './imaging.js';
+import { copyState, formatBytes, formatDuration, formatPercent, formatProgress, formatRate, inventorySummary, taskLine } from './imaging.js';
 
 test('formatBytes() uses binary units, one decimal below 100', () => {
   assert.equal(formatBytes(0), '0 B');
@@ -90,4 +90,12 @@ test('inventorySummary() names the CPU, its counts, the memory and the number of
     firmware: null,
   };
   assert.equal(inventorySummary(inv), 'unknown CPU (1 thread), 512 MiB memory, 1 disk');
+});
+
+test('copyState() shows missing, copying n %, verified, corrupt', () => {
+  assert.equal(copyState({ state: 'missing', bytesDone: 0, bytesTotal: 10 }), 'missing');
+  assert.equal(copyState({ state: 'copying', bytesDone: 333, bytesTotal: 1000 }), 'copying 33 %');
+  assert.equal(copyState({ state: 'copying', bytesDone: 0, bytesTotal: 0 }), 'copying 0 %');
+  assert.equal(copyState({ state: 'verified', bytesDone: 10, bytesTotal: 10 }), 'verified');
+  assert.equal(copyState({ state: 'corrupt', bytesDone: 0, bytesTotal: 10 }), 'corrupt');
 });

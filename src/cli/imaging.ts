@@ -179,6 +179,13 @@ function printHostDetail(h: HostDetail): void {
   );
 }
 
+/** missing, copying n %, verified, corrupt (fleetboot image show). */
+export function copyState(c: { state: string; bytesDone: number; bytesTotal: number }): string {
+  if (c.state !== 'copying') return c.state;
+  const pct = c.bytesTotal > 0 ? Math.floor((100 * c.bytesDone) / c.bytesTotal) : 0;
+  return `copying ${pct} %`;
+}
+
 function printImage(img: ImageDetail): void {
   const m = img.manifest;
   printFields([
@@ -197,6 +204,14 @@ function printImage(img: ImageDetail): void {
     img.revisions.map((r) => [`${r.number}${r.current ? ' *' : ''}`, r.current ? 'current' : r.state, time(r.createdAt), r.sourceMac, formatBytes(r.sizeBytes), r.manifestSha256]),
     'No revisions.',
   );
+  if (img.copies.length > 0) {
+    printLine('');
+    printTable(
+      ['REV', 'NODE', 'COPY', 'VERIFIED', 'ERROR'],
+      img.copies.map((c) => [String(c.number), c.node, copyState(c), c.verifiedAt ? time(c.verifiedAt) : null, c.error]),
+      'No copies.',
+    );
+  }
   if (m) {
     printLine('');
     printTable(

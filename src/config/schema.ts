@@ -430,6 +430,11 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
     }),
     heartbeatSeconds: integer(1, 3600, { default: 10, doc: 'Seconds between heartbeats in the nodes table; a node is down after 3 missed beats.' }),
   },
+  replication: {
+    enabled: boolean({ default: true, doc: 'Pull the ready image revisions this node lacks from other nodes holding verified copies (src/replication/service.ts).' }),
+    pullIntervalSeconds: integer(1, 86400, { default: 30, doc: 'Seconds between looks for revisions to pull (and retries of failed pulls).' }),
+    verifyIntervalHours: integer(0, 8760, { default: 24, doc: 'Hours between re-hashes of every verified copy on this node (a mismatch marks it corrupt and it is pulled again); 0 = never.' }),
+  },
   log: {
     level: oneOf(LOG_LEVELS, { default: 'info', doc: 'Log level.' }),
     format: oneOf(['auto', 'pretty', 'json'], { default: 'auto', doc: 'auto: human-readable lines on a terminal, JSON otherwise.' }),

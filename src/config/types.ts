@@ -158,6 +158,13 @@ export interface FleetbootConfig {
     subnets: string[];
     heartbeatSeconds: number;
   };
+  /** Verified image replication between nodes (src/replication/service.ts). */
+  replication: {
+    enabled: boolean;
+    pullIntervalSeconds: number;
+    /** 0 = never. */
+    verifyIntervalHours: number;
+  };
   log: {
     level: LogLevel;
     format: LogFormat;

@@ -77,6 +77,7 @@ import { createDeployEnrolment } from '../endpoints/deploy-enrol.js';
 import { endpointRoutes, ENDPOINT_PREFIX } from './routes/endpoint.js';
 import { agentRoutesApi } from './routes/api-agents.js';
 import { nodeRoutes } from './routes/api-nodes.js';
+import { nodeImageRoutes, NODE_PREFIX } from './routes/node-images.js';
 import { fleetbootPackageDir } from './version.js';
 import { join } from 'node:path';
 
@@ -292,6 +293,13 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       await agentRoutes(agent, ctx);
     },
     { prefix: AGENT_PREFIX },
+  );
+  // Other nodes (replication): node credentials, never users' (src/http/node-auth.ts).
+  app.register(
+    async (scope) => {
+      await nodeImageRoutes(scope, ctx);
+    },
+    { prefix: NODE_PREFIX },
   );
   app.register(
     async (scope) => {

@@ -163,8 +163,12 @@ test('cleanupOrphans() removes directories no row points at and incoming ones of
     writeFileSync(join(root, '11111111-1111-4111-8111-111111111111', 'p1.raw.zst'), 'old');
     mkdirSync(join(root, '.incoming', 'task-999-abc'));
     mkdirSync(join(root, '.incoming', `task-${active.id}-def`));
+    // Partial pulls (replication): kept for a revision that exists, removed for one that is gone.
+    mkdirSync(join(root, '.replicating', rec?.dir ?? 'x'), { recursive: true });
+    mkdirSync(join(root, '.replicating', '22222222-2222-4222-8222-222222222222'));
     const removed = await cleanupOrphans(s);
-    assert.deepEqual(removed.sort(), ['.incoming/task-999-abc', '11111111-1111-4111-8111-111111111111']);
+    assert.deepEqual(removed.sort(), ['.incoming/task-999-abc', '.replicating/22222222-2222-4222-8222-222222222222', '11111111-1111-4111-8111-111111111111']);
+    assert.ok(existsSync(join(root, '.replicating', rec?.dir ?? 'x')));
     assert.ok(existsSync(join(root, rec?.dir ?? 'x')));
     assert.ok(existsSync(join(root, '.incoming', `task-${active.id}-def`)), 'an active capture keeps its uploads across a restart');
   });

@@ -24,12 +24,15 @@ import { FleetbootError, errorMessage } from '../lib/errors.js';
 import type { Store } from '../store/db.js';
 import { addRevision, deleteImageRows, getImage, getRevision, imageDirs, pruneRevisions, type ImageInfo, type RevisionState } from '../store/images.js';
 import { isValidName } from '../model/validate.js';
+import { getCopy, servableOn, setCopy } from '../store/copies.js';
 import { ACTIVE_TASK_STATES, STREAM_FILE_PATTERN, type StreamReceipt } from './protocol.js';
 import { parseManifest, type Manifest } from '../model/manifest.js';
 
 export const IMAGES_DIR = 'images';
 export const INCOMING_DIR = '.incoming';
 export const MANIFEST_FILE = 'manifest.json';
+/** Copies being pulled from other nodes (src/replication/service.ts); kept across restarts to resume. */
+export const REPLICA_DIR = '.replicating';
 const STREAM_RE = new RegExp(STREAM_FILE_PATTERN);
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -198,7 +201,7 @@ export async function receiveStream(store: Store, taskId: number, file: string, 
   }
 }
 
-async function hashFile(path: string): Promise<{ bytes: number; sha256: string }> {
+export async function hashFile(path: string): Promise<{ bytes: number; sha256: string }> {
   const hash = createHash('sha256');
   let bytes = 0;
   for await (const chunk of createReadStream(path)) {
@@ -239,6 +242,8 @@ export interface CommitOptions {
   approval: boolean;
   /** Revisions kept per image (imaging.keepRevisions). */
   keepRevisions: number;
+  /** This server's node name: its copy of the new revision is recorded verified (src/store/copies.ts). */
+  node?: string | null;
 }
 
 export interface CommitResult {
@@ -303,6 +308,8 @@ export async function commitCapture(store: Store, taskId: number, name: string, 
     await rm(finalDir, { recursive: true, force: true });
     throw err;
   }
+  // The streams were just checked against the manifest: this node's copy is verified (replication pulls it elsewhere).
+  if (opts.node) await setCopy(store.db, name, revision, opts.node, { state: 'verified', bytesDone: total, bytesTotal: total });
   const pruned = await pruneRevisions(store.db, name, opts.keepRevisions);
   // The new revision and the pruning must survive a power loss before old files go.
   await store.durable();
@@ -320,11 +327,23 @@ export async function discardIncoming(store: Store, taskId: number): Promise<voi
   }
 }
 
-/** The path of stream `file` of revision `revision` of image `name`, or null when that revision has no such stream. */
-export async function imageStreamPath(store: Store, name: string, revision: number, file: string): Promise<string | null> {
+/**
+ * The path of stream `file` of revision `revision` of image `name`, or null
+ * when that revision has no such stream. With `node` (this server's node
+ * name) on a shared (PostgreSQL) store, NOT_FOUND when this node's copy of the revision is not verified
+ * (src/store/copies.ts `servableOn`): a node never serves a copy it has
+ * not verified. Revisions without any copy rows (made before they were
+ * recorded) are served as before.
+ */
+export async function imageStreamPath(store: Store, name: string, revision: number, file: string, node: string | null = null): Promise<string | null> {
   if (!isStreamFile(file)) return null;
   const rec = await getRevision(store.db, name, revision);
   if (!rec || !rec.manifest.partitions.some((p) => p.file === file)) return null;
+  // SQLite: one server, one node; its copies are what it has always served (a renamed host keeps serving).
+  if (node !== null && store.dialect !== 'sqlite' && !(await servableOn(store.db, name, revision, node))) {
+    const copy = await getCopy(store.db, name, revision, node);
+    throw new FleetbootError('NOT_FOUND', `Image '${name}' revision ${revision} is not verified on node '${node}' (its copy is ${copy ? copy.state : 'missing'}): it is not served from here until replication verifies it`);
+  }
   return join(imagesRoot(store), rec.dir, file);
 }
 
@@ -368,9 +387,15 @@ export async function cleanupOrphans(store: Store): Promise<string[]> {
   );
   const removed: string[] = [];
   for (const n of await readdir(root)) {
-    if (n === INCOMING_DIR || used.has(n)) continue;
+    if (n === INCOMING_DIR || n === REPLICA_DIR || used.has(n)) continue;
     await rm(join(root, n), { recursive: true, force: true });
     removed.push(n);
+  }
+  // Partial pulls of revisions that are gone (pruned, deleted); the others stay to resume.
+  for (const n of await readdir(join(root, REPLICA_DIR)).catch(() => [] as string[])) {
+    if (used.has(n)) continue;
+    await rm(join(root, REPLICA_DIR, n), { recursive: true, force: true });
+    removed.push(join(REPLICA_DIR, n));
   }
   for (const n of await readdir(join(root, INCOMING_DIR))) {
     const m = /^task-(\d+)-/.exec(n);

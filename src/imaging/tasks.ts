@@ -75,6 +75,8 @@ export interface ImagingDeps {
   events?: EventPublisher;
   /** Deploys with `enrol` (absent: they are refused and fail). */
   enrolment?: DeployEnrolment;
+  /** This server's node name: its captures are recorded as its verified copies (src/store/copies.ts). */
+  nodeName?: string | null;
 }
 
 export type ImagingService = ReturnType<typeof createImagingService>;
@@ -375,6 +377,7 @@ export function createImagingService(deps: ImagingDeps) {
             maxBytes: config.imaging.maxImageBytes,
             approval: config.imaging.captureApproval,
             keepRevisions: config.imaging.keepRevisions,
+            node: deps.nodeName ?? null,
           });
           rates.forget(t.id);
           touched.delete(t.id);

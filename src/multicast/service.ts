@@ -45,6 +45,7 @@ import { defaultUdpBackend, ipv4ToNumber, udpPeer } from '../net/udp.js';
 import { DEFAULT_BLOCK_SIZE, parseSessionIdHex, sessionIdHex, type SessionId } from '../protocol/mcast/codec.js';
 import type { MulticastSpec } from '../imaging/protocol.js';
 import { imagesRoot } from '../imaging/image-store.js';
+import { servableOn } from '../store/copies.js';
 import type { Store } from '../store/db.js';
 import { getRevision } from '../store/images.js';
 import { claimSession, endSession, failOrphanedSessions, failSessionOfNode, getSession, listSessions, markSessionSending, sessionMembers, type AllocateEndpoint, type MulticastSession, type SessionMember } from '../store/multicast.js';
@@ -149,6 +150,8 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
   async function streamsOf(row: MulticastSession): Promise<{ paths: { path: string; bytes: number }[]; files: string[]; identity: Buffer }> {
     const rec = await getRevision(store.db, row.image, row.revision);
     if (!rec) throw new FleetbootError('NOT_FOUND', `revision ${row.revision} of image '${row.image}' no longer exists`);
+    // A node never sends a copy it has not verified (src/store/copies.ts, src/replication/service.ts).
+    if (node !== null && store.dialect !== 'sqlite' && !(await servableOn(store.db, row.image, row.revision, node))) throw new FleetbootError('NOT_FOUND', `Image '${row.image}' revision ${row.revision} is not verified on node '${node}': it is not sent from here until replication verifies it`);
     const parts = [...rec.manifest.partitions].sort((a, b) => a.start - b.start);
     const dir = join(imagesRoot(store), rec.dir);
     return { paths: parts.map((p) => ({ path: join(dir, p.file), bytes: p.streamBytes })), files: parts.map((p) => p.file), identity: objectIdentity(parts) };

@@ -280,7 +280,10 @@ export async function pruneRevisions(db: Db, name: string, keep: number): Promis
     );
     const beyond = (state: string) => rows.filter((r) => r.state === state).slice(keep);
     const drop = [...beyond('ready'), ...beyond('pending')].filter((r) => r.number !== img.current && !inUse.has(r.number)).sort((a, b) => b.number - a.number);
-    for (const r of drop) await trx.deleteFrom('image_revisions').where('image', '=', name).where('number', '=', r.number).execute();
+    for (const r of drop) {
+      await trx.deleteFrom('image_revisions').where('image', '=', name).where('number', '=', r.number).execute();
+      await trx.deleteFrom('revision_copies').where('image', '=', name).where('number', '=', r.number).execute();
+    }
     return drop.map((r) => ({ number: r.number, dir: r.dir }));
   });
 }
@@ -291,6 +294,7 @@ export async function deleteImageRows(db: Db, name: string): Promise<string[] | 
     const r = await trx.deleteFrom('images').where('name', '=', name).returning('id').executeTakeFirst();
     if (!r) return null;
     const dirs = await trx.deleteFrom('image_revisions').where('image', '=', name).returning('dir').execute();
+    await trx.deleteFrom('revision_copies').where('image', '=', name).execute();
     return dirs.map((d) => d.dir);
   });
 }

@@ -428,6 +428,7 @@ export interface Database {
   packages: PackageTable;
   agent_work: AgentWorkTable;
   nodes: NodeTable;
+  revision_copies: RevisionCopyTable;
   fleetboot_migrations: MigrationTable;
 }
 
@@ -456,4 +457,20 @@ export interface NodeTable {
   /** sha256 (hex) of its credential. */
   credential_hash: string;
   created_at: string;
+}
+
+/** A node's copy of an image revision (src/store/copies.ts). */
+export interface RevisionCopyTable {
+  id: Generated<number>;
+  image: string;
+  number: number;
+  node: string;
+  /** 'missing' | 'copying' | 'verified' | 'corrupt' */
+  state: string;
+  /** bigint: a string from PostgreSQL. */
+  bytes_done: number | string;
+  bytes_total: number | string;
+  error: string | null;
+  verified_at: string | null;
+  updated_at: string;
 }

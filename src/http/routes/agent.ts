@@ -167,7 +167,7 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
     schema: { params: fileParams },
     handler: async (req, reply: FastifyReply) => {
       const t = transferTaskOf(req);
-      const path = t.type === 'deploy' && t.image !== null && t.revision !== null ? await imageStreamPath(store, t.image, t.revision, req.params.file) : null;
+      const path = t.type === 'deploy' && t.image !== null && t.revision !== null ? await imageStreamPath(store, t.image, t.revision, req.params.file, ctx.nodeName) : null;
       // The path is the server's own, but it is opened like any other served file (lib/safe-path.ts): inside the images directory, O_NOFOLLOW.
       const file = path === null ? null : await openInside(imagesRoot(store), relative(imagesRoot(store), path));
       if (file === null) return reply.code(404).send({ error: 'NOT_FOUND', message: `Task #${t.id} has no image file ${req.params.file}` });

@@ -16,6 +16,7 @@ import type { FastifyInstance } from 'fastify';
 import { removeImage } from '../../imaging/image-store.js';
 import { FleetbootError } from '../../lib/errors.js';
 import { approveRevision, getImageDetail, listImages, setCurrentRevision, setImageProtected, type ImageInfo, type ImageRevision } from '../../store/images.js';
+import { listCopies } from '../../store/copies.js';
 import type { AppContext } from '../context.js';
 import { imagesApi } from '../schemas/images.js';
 import type { ApiTypeProvider } from '../type-provider.js';
@@ -43,7 +44,8 @@ export async function imageRoutes(fastify: FastifyInstance, ctx: AppContext): Pr
   app.get('/images/:name', { config: { role: 'viewer' }, schema: imagesApi.show }, async (req) => {
     const d = await detail(req.params.name);
     const current = d.revisions.find((r) => r.revision.current);
-    return { ...d.info, manifest: current ? { ...current.manifest } : null, revisions: d.revisions.map((r) => r.revision) };
+    const copies = (await listCopies(store.db, d.info.name)).map(({ image: _image, ...c }) => c);
+    return { ...d.info, manifest: current ? { ...current.manifest } : null, revisions: d.revisions.map((r) => r.revision), copies };
   });
 
   app.post('/images/:name/rollback', { config: { role: 'operator' }, schema: imagesApi.rollback }, async (req): Promise<ImageRevision> => {

@@ -64,11 +64,30 @@ export const imageDetailSchema = {
   type: 'object',
   description: "An image with its current revision's manifest (src/model/manifest.ts Manifest; null while none is current) and every revision.",
   additionalProperties: false,
-  required: [...imageRequired, 'manifest', 'revisions'],
+  required: [...imageRequired, 'manifest', 'revisions', 'copies'],
   properties: {
     ...imageProperties,
     manifest: { type: ['object', 'null'], additionalProperties: true },
     revisions: { type: 'array', items: { $ref: 'ImageRevision#' } },
+    copies: {
+      type: 'array',
+      description: "Each node's copy of each revision (replication): missing, copying (bytesDone of bytesTotal), verified (every sha256 matched on that node) or corrupt. Revisions made before copies were recorded have none.",
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['number', 'node', 'state', 'bytesDone', 'bytesTotal', 'error', 'verifiedAt', 'updatedAt'],
+        properties: {
+          number: { type: 'integer' },
+          node: { type: 'string' },
+          state: { type: 'string', enum: ['missing', 'copying', 'verified', 'corrupt'] },
+          bytesDone: { type: 'integer' },
+          bytesTotal: { type: 'integer' },
+          error: nullableString,
+          verifiedAt: nullableDateTime,
+          updatedAt: dateTime,
+        },
+      },
+    },
   },
 } as const;
 export type ImageDetail = ApiType<'ImageDetail'>;

@@ -16,6 +16,7 @@ import * as m20261211T1200 from './20261211T1200_endpoint_agents.js';
 import * as m20261212T1200 from './20261212T1200_deploy_enrol.js';
 import * as m20261213T1200 from './20261213T1200_lease_claims.js';
 import * as m20261213T1300 from './20261213T1300_nodes.js';
+import * as m20261213T1400 from './20261213T1400_revision_copies.js';
 
 export interface Migration {
   readonly name: string;
@@ -39,4 +40,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261212T1200_deploy_enrol', up: m20261212T1200.up },
   { name: '20261213T1200_lease_claims', up: m20261213T1200.up },
   { name: '20261213T1300_nodes', up: m20261213T1300.up },
+  { name: '20261213T1400_revision_copies', up: m20261213T1400.up },
 ];
