@@ -426,7 +426,14 @@ export interface Database {
   packages: PackageTable;
   agent_work: AgentWorkTable;
   nodes: NodeTable;
+  agent_nonces: AgentNonceTable;
   fleetboot_migrations: MigrationTable;
+}
+
+/** A challenge nonce handed to an endpoint agent, until it is taken or expires (src/store/agent-nonces.ts). */
+export interface AgentNonceTable {
+  nonce: string;
+  expires_at: string;
 }
 
 /** A Fleetboot server sharing this database (src/store/nodes.ts). */

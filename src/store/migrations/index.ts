@@ -15,6 +15,7 @@ import * as m20261210T1200 from './20261210T1200_image_protected.js';
 import * as m20261211T1200 from './20261211T1200_endpoint_agents.js';
 import * as m20261212T1200 from './20261212T1200_deploy_enrol.js';
 import * as m20261213T1300 from './20261213T1300_nodes.js';
+import * as m20261214T1600 from './20261214T1600_agent_nonces.js';
 
 export interface Migration {
   readonly name: string;
@@ -37,4 +38,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261211T1200_endpoint_agents', up: m20261211T1200.up },
   { name: '20261212T1200_deploy_enrol', up: m20261212T1200.up },
   { name: '20261213T1300_nodes', up: m20261213T1300.up },
+  { name: '20261214T1600_agent_nonces', up: m20261214T1600.up },
 ];
