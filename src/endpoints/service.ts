@@ -233,13 +233,26 @@ export function createEndpointService(opts: EndpointServiceOptions): EndpointSer
     waiters.delete(mac);
     for (const wake of set) wake();
   };
+  // MACs to tell the other servers about, sent together at the next turn of
+  // the event loop (work queued for a group is one signal, not one per host).
+  const toTell = new Set<string>();
+  const tell = (): void => {
+    const macs = [...toTell];
+    toTell.clear();
+    // 400 MACs (17 bytes and a space each) stay well under NOTIFY's 8000 bytes.
+    for (let i = 0; i < macs.length; i += 400) void cluster?.notify('fleetboot_agent', macs.slice(i, i + 400).join(' '));
+  };
   const notify = (mac: string, o: { localOnly?: boolean } = {}): void => {
     wakeHere(mac);
-    if (cluster && o.localOnly !== true) void cluster.notify('fleetboot_agent', mac);
+    if (!cluster?.shared || o.localOnly === true) return;
+    if (toTell.size === 0) setImmediate(tell);
+    toTell.add(mac);
   };
   const unlisten = cluster
     ? [
-        cluster.on('fleetboot_agent', (mac) => wakeHere(mac)),
+        cluster.on('fleetboot_agent', (macs) => {
+          for (const mac of macs.split(' ')) if (mac !== '') wakeHere(mac);
+        }),
         // Wake-ups may have been missed while the connection was down: every long poll looks again.
         cluster.onResynced(() => {
           for (const mac of [...waiters.keys()]) wakeHere(mac);
