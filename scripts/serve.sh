@@ -87,7 +87,7 @@ if [ ! -s "$data_dir/bootenv/initrd.img" ] || [ ! -s "$data_dir/bootenv/vmlinuz"
   fi
   rm -f "$build_log"
 fi
-if [ ! -e "$data_dir/fleetboot.db" ]; then
+if [ ! -e "$data_dir/fleetboot.db" ] && [ -z "${FLEETBOOT_DATABASE_URL:-}" ]; then
   echo "serve: first start: there are no users and no default password. Once the server runs, add the first admin from another terminal (it prints a one-time password): $fleetboot user add admin --role admin$data_arg" >&2
 fi
 # `fleetboot serve` refuses to run as root unless told to: this quick start

@@ -19,7 +19,7 @@ test('dhcpReservations() puts the config first, then hosts with an address; a cl
     await createHost(store.db, { mac: '52:54:00:00:00:02', name: 'web2', ip: '10.0.0.12' });
     await createHost(store.db, { mac: '52:54:00:00:00:01', name: 'dup-mac', ip: '10.0.0.13' });
     await createHost(store.db, { mac: '52:54:00:00:00:03' });
-    assert.deepEqual(dhcpReservations(config, store, silentLogger), [
+    assert.deepEqual(await dhcpReservations(config, store, silentLogger), [
       { mac: '52:54:00:00:00:01', ip: '10.0.0.11', hostname: 'cfg' },
       { mac: '52:54:00:00:00:02', ip: '10.0.0.12', hostname: 'web2' },
     ]);

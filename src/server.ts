@@ -33,7 +33,7 @@ import { createDhcpServerService, type DhcpServerService } from './net/dhcp-serv
 import { createTftpService, type TftpService } from './net/tftp-server.js';
 import { interfaceOf, probeDhcpServers } from './net/dhcp-probe.js';
 import { countUsers, ensureApiToken, hostReservations, leaseMacOf, octal, openLeaseStore, openStore, prepareDataDir, PRIVATE_FILE_MODE, readApiToken, tokenPath, type Store } from './store/index.js';
-import type { Reservation } from './dhcp/engine.js';
+import type { Lease, LeaseStore, Reservation } from './dhcp/engine.js';
 import { cleanupOrphans } from './imaging/image-store.js';
 import { startReaper, type Reaper } from './imaging/reaper.js';
 import { createImagingService } from './imaging/tasks.js';
@@ -148,16 +148,42 @@ export function wakeTargetSource(config: Readonly<FleetbootConfig>, serverIp: st
   };
 }
 
+/** `leases` with `publish` told of every write that took effect, keeping it synchronous when it is. */
+export function announcedLeases(leases: LeaseStore, publish: (l: Readonly<Lease>) => void): LeaseStore {
+  if (leases.sync) {
+    return {
+      sync: true,
+      load: () => leases.load(),
+      row: (ip) => leases.row(ip),
+      commit(w) {
+        const ok = leases.commit(w);
+        if (ok) publish(w.lease);
+        return ok;
+      },
+    };
+  }
+  return {
+    sync: false,
+    load: () => leases.load(),
+    row: (ip) => leases.row(ip),
+    async commit(w) {
+      const ok = await leases.commit(w);
+      if (ok) publish(w.lease);
+      return ok;
+    },
+  };
+}
+
 /**
  * The DHCP server's reservations: the config's (dhcp.reservations) first,
  * then the hosts' reserved addresses (host name as hostname). A host whose
  * MAC or address a config reservation already has is skipped (logged).
  */
-export function dhcpReservations(config: Readonly<FleetbootConfig>, store: Store, log: Logger): Reservation[] {
+export async function dhcpReservations(config: Readonly<FleetbootConfig>, store: Store, log: Logger): Promise<Reservation[]> {
   const list: Reservation[] = config.dhcp.reservations.map((r) => ({ mac: r.mac, ip: r.ip, hostname: r.hostname }));
   const macs = new Set(list.map((r) => r.mac));
   const ips = new Set(list.map((r) => r.ip));
-  for (const h of hostReservations(store)) {
+  for (const h of await hostReservations(store.db)) {
     if (macs.has(h.mac) || ips.has(h.ip)) {
       log.warn({ subsystem: 'dhcp', mac: h.mac, ip: h.ip }, `host ${h.mac} reserves ${h.ip}, but dhcp.reservations in the config already has this MAC or address: the config wins`);
       continue;
@@ -525,9 +551,15 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const reloadReservations = (from: 'here' | 'cluster'): void => {
       opts.onHostsChanged?.(from);
       if (!store || !dhcp || !('engine' in dhcp)) return;
-      const list = dhcpReservations(config, store, log);
-      dhcp.engine.setReservations(list);
-      log.info({ subsystem: 'dhcp', reservations: dhcp.engine.reservationCount() }, `DHCP reservations reloaded after a host change${from === 'cluster' ? ' on another server' : ''}`);
+      const engine = dhcp.engine;
+      const where = from === 'cluster' ? ' on another server' : '';
+      dhcpReservations(config, store, log).then(
+        (list) => {
+          engine.setReservations(list);
+          log.info({ subsystem: 'dhcp', reservations: engine.reservationCount() }, `DHCP reservations reloaded after a host change${where}`);
+        },
+        (err: unknown) => log.error({ subsystem: 'dhcp', err: errorMessage(err) }, `reloading DHCP reservations after a host change${where} failed`),
+      );
     };
     const fromCluster = (what: string, fn: () => void) => (): void => {
       try {
@@ -635,15 +667,12 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       await dhcp.start();
     } else if (config.dhcp.mode === 'server') {
       if (config.dhcp.probeAtStart ?? true) await probeAtStart(config, serverIp, log);
-      const leases = openLeaseStore(store);
-      // Each lease is committed, then announced (the engine saves before it answers).
-      const leaseStore = {
-        save(l: Parameters<typeof leases.save>[0]): void {
-          leases.save(l);
-          events.publish(leaseEvent(l, Date.now()));
-        },
-      };
-      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, store: leaseStore, leases: leases.load(), reservations: dhcpReservations(config, store, log), onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
+      // Each lease write is committed, then announced (the service commits before it answers).
+      const leaseStore = announcedLeases(openLeaseStore(store), (l) => events.publish(leaseEvent(l, Date.now())));
+      const [leases, reservations] = await Promise.all([leaseStore.load(), dhcpReservations(config, store, log)]);
+      // On PostgreSQL other servers may share the pools: each starts its scan for fresh addresses at its own offset.
+      const nodeSalt = store.dialect === 'postgres' ? serverIp : null;
+      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, store: leaseStore, leases, reservations, nodeSalt, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
       await dhcp.start();
     }
 

@@ -28,6 +28,7 @@ let token: string;
 let config: Readonly<FleetbootConfig>;
 let engine: LeaseEngine;
 let changes = 0;
+let reloading: Promise<void> = Promise.resolve();
 const auth = () => ({ authorization: `Bearer ${token}` });
 
 before(async () => {
@@ -46,8 +47,7 @@ before(async () => {
     serverIp: '10.0.0.1',
     pools: [{ ...POOL_DEFAULTS, start: '10.0.0.100', end: '10.0.0.110' }],
     boot: null,
-    store: { save: () => undefined },
-    reservations: dhcpReservations(config, store, silentLogger),
+    reservations: await dhcpReservations(config, store, silentLogger),
   });
   app = buildApp({
     store,
@@ -57,7 +57,8 @@ before(async () => {
     token,
     onHostsChanged: () => {
       changes++;
-      engine.setReservations(dhcpReservations(config, store, silentLogger));
+      // As src/server.ts does: the reload runs after the change, asynchronously.
+      reloading = dhcpReservations(config, store, silentLogger).then((list) => void engine.setReservations(list));
     },
   });
   watch = watchAnswers(app);
@@ -71,7 +72,9 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function offerFor(n: number): string {
+/** The engine's offer (its lease writes are not committed anywhere), after any reservation reload. */
+async function offerFor(n: number): Promise<string> {
+  await reloading;
   const chaddr = Buffer.alloc(16);
   Buffer.from([0x52, 0x54, 0, 0, 0, n]).copy(chaddr);
   const d = engine.handle(createPacket({ xid: n, chaddr, options: [{ code: Opt.MESSAGE_TYPE, data: Buffer.from([MessageType.DISCOVER]) }] }), { address: '0.0.0.0', port: 68 });
@@ -120,17 +123,17 @@ test('POST/PATCH /api/v1/hosts: ip validated (400), unique (409), reserve, chang
 
 test('host changes through the API call onHostsChanged; the DHCP engine then honours the new reservations', async () => {
   // The config's reservation is in force from the start.
-  assert.equal(offerFor(0x99), '10.0.0.99');
+  assert.equal(await offerFor(0x99), '10.0.0.99');
   const before = changes;
   const add = await app.inject({ method: 'POST', url: '/api/v1/hosts', headers: auth(), payload: { mac: '52:54:00:00:00:10', name: 'pc10', ip: '10.0.0.30' } });
   assert.equal(add.statusCode, 201, add.body);
   assert.equal(changes, before + 1);
-  assert.equal(offerFor(0x10), '10.0.0.30');
+  assert.equal(await offerFor(0x10), '10.0.0.30');
   await app.inject({ method: 'PATCH', url: '/api/v1/hosts/52:54:00:00:00:10', headers: auth(), payload: { ip: '10.0.0.31' } });
-  assert.equal(offerFor(0x10), '10.0.0.31');
+  assert.equal(await offerFor(0x10), '10.0.0.31');
   await app.inject({ method: 'DELETE', url: '/api/v1/hosts/52:54:00:00:00:10', headers: auth() });
   assert.equal(changes, before + 3);
-  assert.notEqual(offerFor(0x10), '10.0.0.31');
+  assert.notEqual(await offerFor(0x10), '10.0.0.31');
   // A refused change does not call the hook.
   await app.inject({ method: 'POST', url: '/api/v1/hosts', headers: auth(), payload: { mac: '52:54:00:00:00:11', ip: 'nope' } });
   assert.equal(changes, before + 3);

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/lib/log.js';
 import { createDhcpServerService, type DhcpServerService } from '../src/net/dhcp-server.js';
-import type { Lease } from '../src/dhcp/engine.js';
+import type { Lease, LeaseWrite } from '../src/dhcp/engine.js';
+import { MemLeaseStore } from '../src/dhcp/mem-lease-store.js';
 import { createPacket, encodePacket, type DhcpPacket } from '../src/protocol/dhcp/packet.js';
 import { messageType, setOption } from '../src/protocol/dhcp/options.js';
 import { exchangeDhcp } from './dhcp-helpers.js';
@@ -22,6 +23,13 @@ import { exchangeDhcp } from './dhcp-helpers.js';
 let svc: DhcpServerService;
 let client: Socket;
 const saved: Lease[] = [];
+/** Every write is taken and recorded (no other server). */
+const recording = new (class extends MemLeaseStore {
+  override commit(w: LeaseWrite): boolean {
+    saved.push({ ...w.lease });
+    return super.commit(w);
+  }
+})();
 
 before(async () => {
   client = await new Promise<Socket>((resolve) => {
@@ -39,7 +47,7 @@ before(async () => {
     serverIp: '127.0.0.1',
     httpBaseUrl: 'http://127.0.0.1:8080',
     logger: silentLogger,
-    store: { save: (l) => void saved.push({ ...l }) },
+    store: recording,
     leases: [],
     ports: { dhcp: 0, pxe: 0 },
     broadcastTo: { address: '127.0.0.1', port: client.address().port },

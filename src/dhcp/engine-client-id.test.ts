@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { createPacket, type DhcpOption, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { MessageType, messageType, Opt } from '../protocol/dhcp/options.js';
 import { clientKey, LeaseEngine, type EngineDecision, type EngineReply, type Lease } from './engine.js';
+import { driven, MemLeaseStore, type Driven } from './mem-lease-store.js';
 import { POOL_DEFAULTS } from '../config/config.js';
 
 const SERVER = '10.0.0.1';
@@ -18,17 +19,17 @@ const FROM = { address: '0.0.0.0', port: 68 };
 const ID_MAC: DhcpOption = { code: Opt.CLIENT_ID, data: Buffer.from([1, ...MAC]) };
 const ID_OTHER: DhcpOption = { code: Opt.CLIENT_ID, data: Buffer.from([0xff, 1, 2, 3, 4, 0, 1, 0, 1, 9, 9]) };
 
-function engine(leases: Lease[] = []): { e: LeaseEngine; rows: Map<string, Lease> } {
-  const rows = new Map<string, Lease>();
+function engine(leases: Lease[] = []): { e: Driven; rows: Map<string, Lease> } {
+  const store = new MemLeaseStore();
+  for (const l of leases) store.put(l);
   const e = new LeaseEngine({
     serverIp: SERVER,
     pools: [{ ...POOL_DEFAULTS, start: '10.0.0.100', end: '10.0.0.110' }],
     boot: null,
-    store: { save: (l) => void rows.set(l.ip, { ...l }) },
     leases,
     now: () => 1_000_000,
   });
-  return { e, rows };
+  return { e: driven(e, store), rows: store.rows };
 }
 
 function req(type: number, options: DhcpOption[]): DhcpPacket {
@@ -44,7 +45,7 @@ function replied(d: EngineDecision): EngineReply {
 
 const ipOpt = (code: number, s: string): DhcpOption => ({ code, data: Buffer.from(s.split('.').map(Number)) });
 
-function dora(e: LeaseEngine, id: DhcpOption[]): string {
+function dora(e: Driven, id: DhcpOption[]): string {
   const offer = replied(e.handle(req(MessageType.DISCOVER, id), FROM));
   const ack = replied(e.handle(req(MessageType.REQUEST, [...id, ipOpt(Opt.REQUESTED_IP, offer.reply.yiaddr), ipOpt(Opt.SERVER_ID, SERVER)]), FROM));
   assert.equal(messageType(ack.reply), MessageType.ACK);

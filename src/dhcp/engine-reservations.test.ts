@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPacket, type DhcpOption, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { MessageType, messageType, Opt } from '../protocol/dhcp/options.js';
-import { LeaseEngine, type EngineDecision, type EngineReply, type Lease } from './engine.js';
+import { LeaseEngine, type EngineDecision, type EngineReply } from './engine.js';
+import { driven, MemLeaseStore } from './mem-lease-store.js';
 import { POOL_DEFAULTS } from '../config/config.js';
 
 const SERVER = '10.0.0.1';
@@ -11,8 +12,7 @@ const FROM = { address: '0.0.0.0', port: 68 };
 
 function setup() {
   let t = 1_000_000;
-  const rows = new Map<string, Lease>();
-  const engine = new LeaseEngine({ serverIp: SERVER, pools: [pool], boot: null, store: { save: (l) => void rows.set(l.ip, { ...l }) }, now: () => t });
+  const engine = driven(new LeaseEngine({ serverIp: SERVER, pools: [pool], boot: null, now: () => t }), new MemLeaseStore());
   return { engine, advance: (s: number) => (t += s * 1000) };
 }
 
@@ -34,8 +34,8 @@ test('setReservations() at run time: the reserved MAC is offered its address, an
   const { engine } = setup();
   // Before: MAC 7 gets a pool address.
   assert.equal(replied(engine.handle(req(MessageType.DISCOVER, 7), FROM)).reply.yiaddr, '10.0.0.100');
-  assert.deepEqual(engine.setReservations([{ mac: '52:54:00:00:00:07', ip: '10.0.0.20', hostname: 'pc7' }]), []);
-  assert.equal(engine.reservationCount(), 1);
+  assert.deepEqual(engine.engine.setReservations([{ mac: '52:54:00:00:00:07', ip: '10.0.0.20', hostname: 'pc7' }]), []);
+  assert.equal(engine.engine.reservationCount(), 1);
   const offer = replied(engine.handle(req(MessageType.DISCOVER, 7), FROM));
   assert.equal(messageType(offer.reply), MessageType.OFFER);
   assert.equal(offer.reply.yiaddr, '10.0.0.20');
@@ -51,22 +51,22 @@ test('setReservations() at run time: the reserved MAC is offered its address, an
 
 test('setReservations() replaces the list: a removed reservation no longer binds the MAC or the address', () => {
   const { engine } = setup();
-  engine.setReservations([{ mac: '52:54:00:00:00:07', ip: '10.0.0.105', hostname: null }]);
+  engine.engine.setReservations([{ mac: '52:54:00:00:00:07', ip: '10.0.0.105', hostname: null }]);
   assert.equal(replied(engine.handle(req(MessageType.DISCOVER, 8, [opt50('10.0.0.105')]), FROM)).reply.yiaddr, '10.0.0.100');
-  engine.setReservations([]);
-  assert.equal(engine.reservationCount(), 0);
+  engine.engine.setReservations([]);
+  assert.equal(engine.engine.reservationCount(), 0);
   assert.equal(replied(engine.handle(req(MessageType.DISCOVER, 9, [opt50('10.0.0.105')]), FROM)).reply.yiaddr, '10.0.0.105');
 });
 
 test('setReservations() keeps the first of clashing reservations and returns the others', () => {
   const { engine } = setup();
-  const skipped = engine.setReservations([
+  const skipped = engine.engine.setReservations([
     { mac: '52:54:00:00:00:01', ip: '10.0.0.21', hostname: null },
     { mac: '52:54:00:00:00:02', ip: '10.0.0.21', hostname: null },
     { mac: '52:54:00:00:00:01', ip: '10.0.0.22', hostname: null },
   ]);
   assert.equal(skipped.length, 2);
-  assert.equal(engine.reservationCount(), 1);
+  assert.equal(engine.engine.reservationCount(), 1);
   assert.equal(replied(engine.handle(req(MessageType.DISCOVER, 1), FROM)).reply.yiaddr, '10.0.0.21');
 });
 
@@ -75,7 +75,7 @@ test('setReservations() on an address another client holds: it is NAKed at renew
   const offer = replied(engine.handle(req(MessageType.DISCOVER, 3), FROM));
   assert.equal(offer.reply.yiaddr, '10.0.0.100');
   replied(engine.handle(req(MessageType.REQUEST, 3, [opt50('10.0.0.100'), opt54(SERVER)]), FROM));
-  engine.setReservations([{ mac: '52:54:00:00:00:07', ip: '10.0.0.100', hostname: null }]);
+  engine.engine.setReservations([{ mac: '52:54:00:00:00:07', ip: '10.0.0.100', hostname: null }]);
   // The holder keeps the lease until it renews; the reserved MAC is not given a held address.
   assert.notEqual(replied(engine.handle(req(MessageType.DISCOVER, 7), FROM)).reply.yiaddr, '10.0.0.100');
   const renew = replied(engine.handle(req(MessageType.REQUEST, 3, [], '10.0.0.100'), { address: '10.0.0.100', port: 68 }));

@@ -3,26 +3,18 @@ import assert from 'node:assert/strict';
 import { createPacket, decodePacket, encodePacket, type DhcpOption, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { bootfileName, getOption, leaseTime, MessageType, messageType, Opt, serverIdentifier } from '../protocol/dhcp/options.js';
 import { LeaseEngine, type EngineDecision, type EngineReply, type Lease, type LeaseEngineOptions } from './engine.js';
+import { driven, MemLeaseStore, type Driven } from './mem-lease-store.js';
 import { POOL_DEFAULTS } from '../config/config.js';
 
 const SERVER = '10.0.0.1';
 const pool = { ...POOL_DEFAULTS, start: '10.0.0.100', end: '10.0.0.103', leaseSeconds: 600, router: '10.0.0.1', dns: ['10.0.0.53'], domain: 'lab.test', exclude: ['10.0.0.101'] };
 const relayPool = { ...POOL_DEFAULTS, start: '10.9.0.50', end: '10.9.0.60' };
 
-class MemStore {
-  rows = new Map<string, Lease>();
-  saves = 0;
-  save(l: Readonly<Lease>): void {
-    this.saves++;
-    this.rows.set(l.ip, { ...l });
-  }
-}
-
 function setup(o: Partial<LeaseEngineOptions> = {}) {
   let t = 1_000_000;
-  const store = new MemStore();
+  const store = new MemLeaseStore();
   const make = (leases: Lease[] = []) =>
-    new LeaseEngine({ serverIp: SERVER, pools: [pool, relayPool], options: [{ code: 42, value: '10.0.0.123' }], boot: null, store, leases, now: () => t, ...o });
+    driven(new LeaseEngine({ serverIp: SERVER, pools: [pool, relayPool], options: [{ code: 42, value: '10.0.0.123' }], boot: null, leases, now: () => t, ...o }), store);
   const engine = make();
   return { engine, store, make, advance: (s: number) => (t += s * 1000), now: () => t };
 }
@@ -54,7 +46,7 @@ function replied(d: EngineDecision): EngineReply {
   return d;
 }
 
-function dora(engine: LeaseEngine, n: number, extra: { giaddr?: string } = {}): string {
+function dora(engine: Driven, n: number, extra: { giaddr?: string } = {}): string {
   const offer = replied(engine.handle(req(MessageType.DISCOVER, n, extra), FROM));
   const ack = replied(engine.handle(req(MessageType.REQUEST, n, { ...extra, options: [opt50(offer.reply.yiaddr), opt54(SERVER)] }), FROM));
   assert.equal(messageType(ack.reply), MessageType.ACK);

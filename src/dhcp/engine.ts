@@ -1,10 +1,21 @@
 /**
  * The DHCP address server, pure: (decoded request, where it came from) ->
- * the reply and where to send it, or why it is ignored. Leases live in an
- * in-memory index (by address and by client) loaded at start and written
- * through a synchronous LeaseStore before any OFFER or ACK leaves, so a
- * server killed with -9 and restarted never gives one address to two
- * clients. Time is injected (now()).
+ * the reply and where to send it, or why it is ignored, plus the lease
+ * writes that must be committed before the reply leaves. Leases live in an
+ * in-memory index (by address and by client) loaded at start; handle()
+ * updates the index and lists the writes, and the caller commits them
+ * (src/dhcp/commit.ts) before sending, so a server killed with -9 and
+ * restarted never gives one address to two clients. Time is injected (now()).
+ *
+ * Several servers may share one database and the same pools (issue 15).
+ * Every write is conditional (model/lease.ts LeaseWrite): an OFFER or ACK
+ * claims its address, and the claim loses when another server's client
+ * holds the row. Then the caller reads the row back into the index
+ * (refresh()) and asks handle() again, which picks another address (OFFER)
+ * or NAKs (a REQUEST for an address another client holds, RFC 2131 4.3.2).
+ * So the index may be stale, never wrong in a way that gives an address
+ * twice. With `nodeSalt` each server's fresh scan starts at its own place in
+ * a range, so servers sharing a pool rarely reach for the same address.
  *
  * RFC 2131 section 4.3, as ISC dhcpd (`authoritative`) and dnsmasq
  * (`--dhcp-authoritative`) read it:
@@ -43,14 +54,10 @@ import { bootAnswer, type Destination, type ProxyContext } from '../boot/proxy-a
 import { detectFirmware, type FirmwareInfo } from '../boot/firmware.js';
 import { buildSubnets, intToIp, ipBuffer, subnetContaining, type OptionSetting, type PoolSettings, type Subnet } from './subnets.js';
 
-import type { Lease, LeaseState } from '../model/lease.js';
+import { clientKey, leaseKey, type Lease, type LeaseState, type LeaseWrite } from '../model/lease.js';
 
-export type { Lease, LeaseState } from '../model/lease.js';
-
-/** Where leases are kept. Synchronous on purpose: a lease is committed before its OFFER/ACK is sent. */
-export interface LeaseStore {
-  save(lease: Readonly<Lease>): void;
-}
+export type { Lease, LeaseState, LeaseWrite, LeaseStore, SyncLeaseStore, AsyncLeaseStore } from '../model/lease.js';
+export { clientKey } from '../model/lease.js';
 
 export interface Reservation {
   mac: string;
@@ -66,12 +73,18 @@ export interface LeaseEngineOptions {
   reservations?: readonly Reservation[];
   /** Boot answers for PXE/iPXE/HTTP-boot clients; null: none. */
   boot: ProxyContext | null;
-  store: LeaseStore;
   /** Leases loaded from the store at start. */
   leases?: readonly Lease[];
   now?: () => number;
   offerHoldSeconds?: number;
   declineHoldSeconds?: number;
+  /**
+   * Servers sharing pools (one database) pass something unique to this one
+   * (its address): the scan for never-used addresses starts at an offset in
+   * each range derived from it, and wraps. Null or absent: at the start of
+   * each range (one server).
+   */
+  nodeSalt?: string | null;
 }
 
 export interface EngineReply {
@@ -82,9 +95,21 @@ export interface EngineReply {
   ip: string | null;
   reason: string;
   firmware: FirmwareInfo | null;
+  /** Commit these, in order, before sending: the first decides (a claim), the others tidy up. */
+  writes: readonly LeaseWrite[];
+  /**
+   * Servers sharing the store (nodeSalt set): this NAK rests on what the index
+   * knows of this address (another client's lease), which may be stale; the
+   * caller re-reads the row and, when it differs, refreshes and asks again.
+   */
+  check?: string;
 }
 export interface EngineIgnore {
   ignore: string;
+  /** Commit these (RELEASE, DECLINE, an offer dropped for another server); no reply either way. */
+  writes: readonly LeaseWrite[];
+  /** Set by src/dhcp/commit.ts when it gave up: the claims kept losing to other servers. */
+  contended?: true;
 }
 export type EngineDecision = EngineReply | EngineIgnore;
 
@@ -96,7 +121,11 @@ const EMPTY = Buffer.alloc(0);
 /** A relay chain this long is a loop (RFC 1542 4.1.1 suggests 16 as the limit). */
 const MAX_HOPS = 16;
 const MIN_LEASE_SECONDS = 60;
-const DECLINED = '\0declined';
+const NO_WRITES: readonly LeaseWrite[] = Object.freeze([]);
+const HELD: readonly [LeaseState, LeaseState] = ['offered', 'bound'];
+const OFFERED: readonly [LeaseState, LeaseState] = ['offered', 'offered'];
+
+type Decided = Omit<EngineReply, 'writes'> | Omit<EngineIgnore, 'writes'>;
 
 function u8(n: number): Buffer {
   return Buffer.from([n]);
@@ -107,22 +136,19 @@ function u32(n: number): Buffer {
   return b;
 }
 
-/**
- * Who a lease belongs to: the client identifier (option 61) when there is
- * one, else the MAC. An identifier that is just hardware type 1 + the MAC
- * (what iPXE, udhcpc and dhclient send) names the same client as no
- * identifier from that MAC (what edk2's PXE sends): one machine booting
- * firmware PXE -> iPXE -> Linux is one client, not two leases (found by
- * test/lab/server-mode.e2e.test.ts; dnsmasq treats them alike too).
- */
-export function clientKey(mac: string, clientIdHex: string | null): string {
-  if (clientIdHex === null || clientIdHex === `01${mac.replace(/:/g, '')}`) return `hw:${mac}`;
-  return `id:${clientIdHex}`;
+const keyOf = leaseKey;
+
+/** FNV-1a, 32 bits: a stable spread of node salts over a range. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
-function keyOf(l: Readonly<Lease>): string {
-  if (l.state === 'declined') return DECLINED;
-  return clientKey(l.mac, l.clientId);
+/** Where a range's scan for never-used addresses goes on: `next`, and how many addresses it has not looked at. */
+interface Cursor {
+  next: number;
+  left: number;
 }
 
 interface Client {
@@ -136,7 +162,6 @@ export class LeaseEngine {
   private readonly serverInt: number;
   private readonly subnets: Subnet[];
   private readonly boot: ProxyContext | null;
-  private readonly store: LeaseStore;
   private readonly now: () => number;
   private readonly offerHold: number;
   private readonly declineHold: number;
@@ -145,26 +170,69 @@ export class LeaseEngine {
   /** MAC -> reserved address, and the reverse. */
   private readonly reservedByMac = new Map<string, { ip: number; hostname: string | null }>();
   private readonly reservedIps = new Map<number, string>();
-  /** Per range: addresses below this have been looked at by the fresh scan. */
-  private readonly cursors = new Map<Subnet['ranges'][number], number>();
+  /** Per range: the scan for never-used addresses (it starts at the node's offset and wraps once). */
+  private readonly cursors = new Map<Subnet['ranges'][number], Cursor>();
+  /** Other servers share the store (nodeSalt given): NAKs for another client's lease are checked (EngineReply.check). */
+  private readonly shared: boolean;
+  /** The writes of the message being handled (null: none yet). */
+  private out: LeaseWrite[] | null = null;
 
   constructor(o: LeaseEngineOptions) {
     this.serverIp = o.serverIp;
     this.serverInt = ipToInt(o.serverIp);
     this.subnets = buildSubnets(o.pools, o.options ?? []);
     this.boot = o.boot;
-    this.store = o.store;
     this.now = o.now ?? Date.now;
     this.offerHold = (o.offerHoldSeconds ?? OFFER_HOLD_SECONDS) * 1000;
     this.declineHold = (o.declineHoldSeconds ?? DECLINE_HOLD_SECONDS) * 1000;
     this.setReservations(o.reservations ?? []);
-    for (const l of o.leases ?? []) {
-      const ip = ipToInt(l.ip);
-      const copy = { ...l };
-      this.byIp.set(ip, copy);
-      if (copy.state !== 'declined') this.byClient.set(keyOf(copy), ip);
+    for (const l of o.leases ?? []) this.index(ipToInt(l.ip), { ...l });
+    const salt = o.nodeSalt ?? null;
+    this.shared = salt !== null;
+    for (const s of this.subnets) {
+      for (const r of s.ranges) {
+        const size = r.end - r.start + 1;
+        const offset = salt === null || size <= 0 ? 0 : fnv1a(`${salt}/${r.start}`) % size;
+        this.cursors.set(r, { next: r.start + offset, left: Math.max(size, 0) });
+      }
     }
-    for (const s of this.subnets) for (const r of s.ranges) this.cursors.set(r, r.start);
+  }
+
+  /** Put a row into the index; a client's newest row is the one found by client. */
+  private index(ip: number, l: Lease): void {
+    this.byIp.set(ip, l);
+    if (l.state === 'declined') return;
+    const k = keyOf(l);
+    const cur = this.byClient.get(k);
+    const held = cur === undefined ? undefined : this.byIp.get(cur);
+    if (cur === ip || !held || keyOf(held) !== k || held.updatedAt <= l.updatedAt) this.byClient.set(k, ip);
+  }
+
+  /**
+   * Replace what the index knows of one address with the store's row (null:
+   * no row), after a write of ours lost to another server sharing the store.
+   */
+  refresh(ipText: string, row: Readonly<Lease> | null): void {
+    const ip = ipToInt(ipText);
+    const old = this.byIp.get(ip);
+    if (old) {
+      const k = keyOf(old);
+      if (this.byClient.get(k) === ip) this.byClient.delete(k);
+    }
+    if (row === null) this.byIp.delete(ip);
+    else this.index(ip, { ...row });
+  }
+
+  /** Whether the store's row (null: none) says something else of this address than the index. */
+  stale(ipText: string, row: Readonly<Lease> | null): boolean {
+    const l = this.byIp.get(ipToInt(ipText));
+    if (!l || !row) return !l !== !row;
+    return l.state !== row.state || l.expiresAt !== row.expiresAt || l.updatedAt !== row.updatedAt || keyOf(l) !== keyOf(row);
+  }
+
+  private emit(w: LeaseWrite): void {
+    if (this.out === null) this.out = [w];
+    else this.out.push(w);
   }
 
   /**
@@ -206,28 +274,42 @@ export class LeaseEngine {
     return this.subnets.map((s) => s.label);
   }
 
-  /** Mark offers and leases past their end as expired (persisted). Returns how many. */
-  reclaim(): number {
+  /**
+   * Mark offers and leases past their end as expired in the index. Returns
+   * the writes to commit (each one independent: a lost one only needs a
+   * refresh of its address).
+   */
+  reclaim(): LeaseWrite[] {
     const now = this.now();
-    let n = 0;
+    const writes: LeaseWrite[] = [];
     for (const l of this.byIp.values()) {
       if ((l.state === 'offered' || l.state === 'bound' || l.state === 'declined') && l.expiresAt <= now) {
         if (l.state === 'declined') l.mac = '';
         l.state = 'expired';
         l.updatedAt = now;
-        this.store.save(l);
-        n++;
+        writes.push({ kind: 'reclaim', lease: { ...l } });
       }
     }
-    return n;
+    return writes;
   }
 
   /**
-   * Decide the answer to one request that arrived on the DHCP port. Throws
-   * DhcpDecodeError only when an option we must read is malformed; the store's
-   * errors propagate (then nothing is sent).
+   * Decide the answer to one request that arrived on the DHCP port, against
+   * the index (updated as if the writes succeed), with the writes to commit
+   * before anything is sent (src/dhcp/commit.ts does that, and refreshes and
+   * asks again when one loses). Throws DhcpDecodeError only when an option we
+   * must read is malformed.
    */
   handle(req: DhcpPacket, arrival: { address: string; port: number }): EngineDecision {
+    this.out = null;
+    const d = this.decide(req, arrival);
+    const r = d as Decided & { writes: readonly LeaseWrite[] };
+    r.writes = this.out ?? NO_WRITES;
+    this.out = null;
+    return r;
+  }
+
+  private decide(req: DhcpPacket, arrival: { address: string; port: number }): Decided {
     if (req.op !== BOOTREQUEST) return { ignore: `op ${req.op} is not a BOOTREQUEST` };
     if (req.htype !== 1 || req.hlen !== 6) return { ignore: `hardware type ${req.htype}/length ${req.hlen} is not Ethernet` };
     if (req.hops > MAX_HOPS) return { ignore: `hops ${req.hops} > ${MAX_HOPS}: a relay loop` };
@@ -296,15 +378,16 @@ export class LeaseEngine {
       if (this.usable(s, w, c) && this.freeFor(w, c, now)) return w;
     }
     // Never-used addresses first, so expired leases keep their owners as long as possible.
+    // The cursor stays on the address it returns: once leased, it is in byIp and passed over.
     for (const r of s.ranges) {
-      let ip = this.cursors.get(r) ?? r.start;
-      for (; ip <= r.end; ip++) {
-        if (!this.byIp.has(ip) && this.usable(s, ip, c)) {
-          this.cursors.set(r, ip);
-          return ip;
-        }
+      const cur = this.cursors.get(r);
+      if (!cur) continue;
+      while (cur.left > 0) {
+        const ip = cur.next;
+        if (!this.byIp.has(ip) && this.usable(s, ip, c)) return ip;
+        cur.next = ip === r.end ? r.start : ip + 1;
+        cur.left--;
       }
-      this.cursors.set(r, ip);
     }
     let best: number | undefined;
     let bestAt = Infinity;
@@ -317,8 +400,15 @@ export class LeaseEngine {
     return best;
   }
 
-  /** Record `ip` as this client's, committed before returning. */
+  /**
+   * Record `ip` as this client's in the index, and ask for the claim (first)
+   * and the end of the client's previous lease (second).
+   */
   private commit(ip: number, c: Client, state: LeaseState, expiresAt: number, hostname: string | null, now: number): Lease {
+    const old = this.byIp.get(ip);
+    if (old && keyOf(old) !== c.key && this.byClient.get(keyOf(old)) === ip) this.byClient.delete(keyOf(old));
+    const lease: Lease = { ip: intToIp(ip), mac: c.mac, clientId: c.clientId, state, expiresAt, hostname: hostname ?? old?.hostname ?? null, updatedAt: now };
+    this.emit({ kind: 'claim', lease });
     const prevIp = this.byClient.get(c.key);
     if (prevIp !== undefined && prevIp !== ip) {
       const prev = this.byIp.get(prevIp);
@@ -326,13 +416,9 @@ export class LeaseEngine {
         prev.state = 'expired';
         prev.expiresAt = now;
         prev.updatedAt = now;
-        this.store.save(prev);
+        this.emit({ kind: 'end', lease: { ...prev }, owner: c.key, from: HELD });
       }
     }
-    const old = this.byIp.get(ip);
-    if (old && keyOf(old) !== c.key && this.byClient.get(keyOf(old)) === ip) this.byClient.delete(keyOf(old));
-    const lease: Lease = { ip: intToIp(ip), mac: c.mac, clientId: c.clientId, state, expiresAt, hostname: hostname ?? old?.hostname ?? null, updatedAt: now };
-    this.store.save(lease);
     this.byIp.set(ip, lease);
     this.byClient.set(c.key, ip);
     return lease;
@@ -346,7 +432,7 @@ export class LeaseEngine {
 
   // ---- messages ----
 
-  private discover(req: DhcpPacket, c: Client): EngineDecision {
+  private discover(req: DhcpPacket, c: Client): Decided {
     const s = this.subnetFor(req, false);
     if (!s) return { ignore: req.giaddr !== ZERO ? `relay ${req.giaddr} is on no subnet of ours` : `no pool on the server's subnet (${this.serverIp})` };
     const now = this.now();
@@ -354,26 +440,27 @@ export class LeaseEngine {
     if (ip === undefined) return { ignore: `no free address in ${s.label}` };
     const cur = this.byIp.get(ip);
     const seconds = this.leaseSeconds(s, req);
-    // A client with a running lease keeps it bound (an OFFER never shortens a lease).
-    if (!(cur && keyOf(cur) === c.key && cur.state === 'bound' && this.active(cur, now))) {
-      this.commit(ip, c, 'offered', now + this.offerHold, hostName(req), now);
-    }
+    // A client with a running lease keeps it bound (an OFFER never shortens a lease);
+    // the row is claimed unchanged, which checks that no other server took it meanwhile.
+    if (cur && keyOf(cur) === c.key && cur.state === 'bound' && this.active(cur, now)) this.emit({ kind: 'claim', lease: cur });
+    else this.commit(ip, c, 'offered', now + this.offerHold, hostName(req), now);
     return this.answer(req, s, MessageType.OFFER, ip, seconds, 'offered');
   }
 
-  private request(req: DhcpPacket, c: Client): EngineDecision {
+  private request(req: DhcpPacket, c: Client): Decided {
     const now = this.now();
     const sid = serverIdentifier(req);
     const wanted = requestedIp(req);
     if (sid !== undefined && sid !== this.serverIp) {
-      // Selecting another server's offer: ours is free again.
+      // Selecting another server's offer: ours is free again. Unless it is the same address:
+      // then the other server shares our store and its ACK takes the row over.
       const mine = this.byClient.get(c.key);
       const l = mine === undefined ? undefined : this.byIp.get(mine);
-      if (l && l.state === 'offered') {
+      if (l && l.state === 'offered' && keyOf(l) === c.key && l.ip !== wanted) {
         l.state = 'expired';
         l.expiresAt = now;
         l.updatedAt = now;
-        this.store.save(l);
+        this.emit({ kind: 'end', lease: { ...l }, owner: c.key, from: OFFERED });
       }
       return { ignore: `client selected server ${sid}` };
     }
@@ -402,17 +489,18 @@ export class LeaseEngine {
     const own = l !== undefined && keyOf(l) === c.key;
     if (kind === 'selecting' && !(own && (l.state === 'offered' || l.state === 'bound'))) {
       // Our offer may have run out while the client thought; it can still have the address if nobody took it.
-      if (!(this.usable(s, ip, c) && this.freeFor(ip, c, now))) return this.nak(req, `${ipText} was not offered to this client`);
+      if (!this.usable(s, ip, c)) return this.nak(req, `${ipText} was not offered to this client`);
+      if (!this.freeFor(ip, c, now)) return this.nak(req, `${ipText} was not offered to this client`, ipText);
     } else if (!own || l.state === 'expired' || l.state === 'released' || !this.usable(s, ip, c)) {
       if (!this.usable(s, ip, c)) return this.nak(req, `${ipText} is not an address this client may have`);
-      if (!this.freeFor(ip, c, now)) return this.nak(req, `${ipText} is leased to another client`);
+      if (!this.freeFor(ip, c, now)) return this.nak(req, `${ipText} is leased to another client`, ipText);
     }
     const seconds = this.leaseSeconds(s, req);
     this.commit(ip, c, 'bound', now + seconds * 1000, hostName(req), now);
     return this.answer(req, s, MessageType.ACK, ip, seconds, kind);
   }
 
-  private decline(req: DhcpPacket, c: Client): EngineDecision {
+  private decline(req: DhcpPacket, c: Client): Decided {
     const sid = serverIdentifier(req);
     if (sid !== undefined && sid !== this.serverIp) return { ignore: `DECLINE for server ${sid}` };
     const wanted = requestedIp(req);
@@ -423,27 +511,28 @@ export class LeaseEngine {
     const now = this.now();
     this.byClient.delete(c.key);
     const d: Lease = { ip: wanted, mac: '', clientId: null, state: 'declined', expiresAt: now + this.declineHold, hostname: null, updatedAt: now };
-    this.store.save(d);
+    this.emit({ kind: 'decline', lease: d, owner: c.key });
     this.byIp.set(ip, d);
     return { ignore: `DECLINE: ${wanted} is in use by someone else; set aside for ${this.declineHold / 1000} s` };
   }
 
-  private release(req: DhcpPacket, c: Client): EngineDecision {
+  private release(req: DhcpPacket, c: Client): Decided {
     const sid = serverIdentifier(req);
     if (sid !== undefined && sid !== this.serverIp) return { ignore: `RELEASE for server ${sid}` };
     if (req.ciaddr === ZERO) return { ignore: 'RELEASE without ciaddr' };
     const ip = ipToInt(req.ciaddr);
     const l = this.byIp.get(ip);
     if (!l || keyOf(l) !== c.key) return { ignore: `RELEASE of ${req.ciaddr}, which is not this client's` };
+    if (l.state !== 'offered' && l.state !== 'bound') return { ignore: `RELEASE of ${req.ciaddr}, which this client no longer holds (${l.state})` };
     const now = this.now();
     l.state = 'released';
     l.expiresAt = now;
     l.updatedAt = now;
-    this.store.save(l);
+    this.emit({ kind: 'end', lease: { ...l }, owner: c.key, from: HELD });
     return { ignore: `RELEASE: ${req.ciaddr} released` };
   }
 
-  private inform(req: DhcpPacket, arrival: { address: string; port: number }): EngineDecision {
+  private inform(req: DhcpPacket, arrival: { address: string; port: number }): Decided {
     const s = this.subnetFor(req, true);
     if (!s) return { ignore: `INFORM from ${req.ciaddr} on a subnet that is not ours` };
     return this.answer(req, s, MessageType.ACK, null, 0, 'inform', arrival.address);
@@ -451,7 +540,8 @@ export class LeaseEngine {
 
   // ---- replies ----
 
-  private nak(req: DhcpPacket, reason: string): EngineReply {
+  /** A NAK; `held`: the address another client holds by the index (checked when the store is shared). */
+  private nak(req: DhcpPacket, reason: string, held?: string): Omit<EngineReply, 'writes'> {
     const options: DhcpOption[] = [
       { code: Opt.MESSAGE_TYPE, data: u8(MessageType.NAK) },
       { code: Opt.SERVER_ID, data: ipBuffer(this.serverIp) },
@@ -472,10 +562,12 @@ export class LeaseEngine {
       trailer: EMPTY,
     });
     const to: Destination = req.giaddr !== ZERO ? { address: req.giaddr, port: 67, kind: 'relay' } : { address: '255.255.255.255', port: 68, kind: 'broadcast' };
-    return { reply, to, step: 'REQUEST -> NAK', ip: null, reason, firmware: null };
+    const r: Omit<EngineReply, 'writes'> = { reply, to, step: 'REQUEST -> NAK', ip: null, reason, firmware: null };
+    if (held !== undefined && this.shared) r.check = held;
+    return r;
   }
 
-  private answer(req: DhcpPacket, s: Subnet, type: number, ip: number | null, seconds: number, kind: string, informFrom?: string): EngineReply {
+  private answer(req: DhcpPacket, s: Subnet, type: number, ip: number | null, seconds: number, kind: string, informFrom?: string): Omit<EngineReply, 'writes'> {
     const options: DhcpOption[] = [
       { code: Opt.MESSAGE_TYPE, data: u8(type) },
       { code: Opt.SERVER_ID, data: ipBuffer(this.serverIp) },

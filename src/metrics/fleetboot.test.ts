@@ -112,5 +112,17 @@ test('createFleetbootMetrics(): no DHCP service, no packet samples; a progress r
     const text = await m.render();
     assert.equal(sample(text, 'fleetboot_imaging_transferred_bytes_total{phase="transfer"}'), 6500);
     assert.doesNotMatch(text, /^fleetboot_dhcp_packets_total/m);
+    assert.doesNotMatch(text, /^fleetboot_dhcp_lease_conflicts_total/m);
+  });
+});
+
+test("createFleetbootMetrics(): the DHCP server's lease conflicts (servers sharing a store)", async () => {
+  await withTempStore('metrics', async (store) => {
+    const stats = { received: 9, replied: 4, ignored: 3, malformed: 1, sendErrors: 1, lostWrites: 5, gaveUp: 1, overloaded: 0 };
+    const m = createFleetbootMetrics({ store, version: 'x', bootEventsDropped: () => 0, dhcp: () => ({ mode: 'server', stats }) });
+    const text = await m.render();
+    assert.equal(sample(text, 'fleetboot_dhcp_lease_conflicts_total{result="lost-write"}'), 5);
+    assert.equal(sample(text, 'fleetboot_dhcp_lease_conflicts_total{result="gave-up"}'), 1);
+    assert.equal(sample(text, 'fleetboot_dhcp_lease_conflicts_total{result="queue-full"}'), 0);
   });
 });

@@ -26,6 +26,10 @@ export interface DhcpPacketStats {
   ignored: number;
   malformed: number;
   sendErrors: number;
+  /** The DHCP server's (src/net/dhcp-server.ts): lease writes lost to another server sharing the store, messages unanswered after MAX_TRIES lost claims, messages dropped with the store's queue full. */
+  lostWrites?: number;
+  gaveUp?: number;
+  overloaded?: number;
 }
 
 export interface MetricsSources {
@@ -189,6 +193,17 @@ export function createFleetbootMetrics(src: MetricsSources): FleetbootMetrics {
           ] as const
         ).map(([result, value]) => ({ labels: { mode: dhcp.mode, result }, value }))
       : [];
+    const st = dhcp?.stats;
+    const leaseConflicts: Sample[] =
+      dhcp && st && st.lostWrites !== undefined
+        ? (
+            [
+              ['lost-write', st.lostWrites],
+              ['gave-up', st.gaveUp ?? 0],
+              ['queue-full', st.overloaded ?? 0],
+            ] as const
+          ).map(([result, value]) => ({ labels: { result }, value }))
+        : [];
     let rate = 0;
     let active = 0;
     for (const t of transfers.values()) {
@@ -202,6 +217,7 @@ export function createFleetbootMetrics(src: MetricsSources): FleetbootMetrics {
       fam('fleetboot_start_time_seconds', 'gauge', 'When the metrics began counting (the server start), seconds since the epoch.', [{ value: Math.floor(startedAt / 1000) }]),
       fam('fleetboot_dhcp_answers_total', 'counter', 'DHCP answers sent to network-booting clients, by message (offer, ack, nak), port (dhcp 67, pxe 4011) and reason (what boot file the answer carried).', dhcpAnswers.samples()),
       fam('fleetboot_dhcp_packets_total', 'counter', 'DHCP packets received by the DHCP service, and what became of them (replied, ignored, malformed, send-error).', dhcpPackets),
+      fam('fleetboot_dhcp_lease_conflicts_total', 'counter', 'DHCP server: lease writes lost to another server sharing the store (lost-write; the row is re-read and the message decided again), messages left unanswered after 3 lost claims (gave-up), messages dropped while the store queue was full (queue-full).', leaseConflicts),
       fam('fleetboot_tftp_transfers_total', 'counter', 'TFTP transfers ended, by outcome (done, failed, aborted, refused).', tftpTransfers.samples()),
       fam('fleetboot_tftp_sent_bytes_total', 'counter', 'Bytes sent (done) or acknowledged (otherwise) by TFTP transfers, by outcome.', tftpBytes.samples()),
       fam('fleetboot_http_boot_requests_total', 'counter', 'HTTP requests of the boot chain: the iPXE script (/boot.ipxe), entry files, the boot environment, TFTP files over HTTP; by kind and status class.', httpRequests.samples()),

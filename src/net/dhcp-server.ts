@@ -6,13 +6,21 @@
  * server discovery, answered by the proxy decision (a PXE ROM that saw
  * option 60 "PXEClient" may still ask there).
  *
- * On 67: decode -> LeaseEngine.handle (src/dhcp/engine.ts; leases are
- * committed to the store inside it, synchronously, before we send) ->
- * encode -> send. Malformed packets are counted and dropped. Expired leases
- * are reclaimed every `reclaimIntervalMs`.
+ * On 67: decode -> LeaseEngine.handle (src/dhcp/engine.ts) -> commit its
+ * lease writes (src/dhcp/commit.ts: a claim lost to another server sharing
+ * the store refreshes the engine and handles the message again, at most
+ * 3 times) -> encode -> send. Malformed packets are counted and dropped.
+ * Expired leases are reclaimed every `reclaimIntervalMs`.
+ *
+ * With a synchronous store (SQLite) a message is handled start to end in
+ * one call: nothing is awaited, so two messages never interleave. With an
+ * asynchronous one (PostgreSQL) messages and reclaims go through one
+ * queue, one at a time, so no message is decided while another one's
+ * writes are in flight; at most MAX_QUEUED wait (more are dropped and
+ * counted as `overloaded`: the clients retry).
  *
  * This module does not touch the database: it gets the loaded leases and a
- * synchronous LeaseStore from the wiring (src/server.ts).
+ * LeaseStore from the wiring (src/server.ts).
  */
 import type { RemoteInfo, Socket } from 'node:dgram';
 import type { FleetbootConfig } from '../config/config.js';
@@ -25,7 +33,11 @@ import { bootfileName, messageTypeIfValid, messageTypeName } from '../protocol/d
 import { dhcpBootEvent } from '../boot/boot-events.js';
 import type { NewBootEvent } from '../model/boot-event.js';
 import { decideProxyAnswer, type ProxyContext } from '../boot/proxy-answer.js';
-import { LeaseEngine, type Lease, type LeaseStore, type Reservation } from '../dhcp/engine.js';
+import { LeaseEngine, type EngineDecision, type Lease, type LeaseStore, type Reservation } from '../dhcp/engine.js';
+import { handleAsync, handleSync, newClaimStats, reclaimAsync, reclaimSync, type ClaimStats } from '../dhcp/commit.js';
+
+/** Messages waiting for the asynchronous store, at most. */
+export const MAX_QUEUED = 256;
 
 export interface DhcpServerServiceOptions {
   config: Readonly<FleetbootConfig>;
@@ -34,6 +46,12 @@ export interface DhcpServerServiceOptions {
   logger: Logger;
   store: LeaseStore;
   leases: readonly Lease[];
+  /**
+   * Set when other servers share the store and the pools: something unique
+   * to this server (its address). Each server's scan for never-used
+   * addresses starts at its own offset in each range (LeaseEngine nodeSalt).
+   */
+  nodeSalt?: string | null;
   /**
    * Reservations in force at start (default: config.dhcp.reservations). The
    * wiring passes the config's plus the hosts' (src/server.ts) and replaces
@@ -59,7 +77,10 @@ export interface DhcpServerServiceOptions {
   secureBootLoader?: string | null;
 }
 
-export type DhcpServerStats = DhcpStats;
+export interface DhcpServerStats extends DhcpStats, ClaimStats {
+  /** Messages dropped because MAX_QUEUED were already waiting for the store. */
+  overloaded: number;
+}
 
 export interface DhcpServerService extends Service {
   readonly ports: { dhcp: number; pxe: number };
@@ -77,17 +98,21 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
     options: config.dhcp.options,
     reservations: opts.reservations ?? config.dhcp.reservations,
     boot,
-    store: opts.store,
     leases: opts.leases,
+    nodeSalt: opts.nodeSalt ?? null,
     ...(opts.now ? { now: opts.now } : {}),
   });
+  const store = opts.store;
   const relayPort = opts.relayPort ?? 67;
   const clientPort = opts.clientPort ?? 68;
-  const stats: DhcpServerStats = { received: 0, replied: 0, ignored: 0, malformed: 0, sendErrors: 0 };
+  const stats: DhcpServerStats = { received: 0, replied: 0, ignored: 0, malformed: 0, sendErrors: 0, overloaded: 0, ...newClaimStats() };
   const ports = { dhcp: 0, pxe: 0 };
   let sockets: DhcpSockets | null = null;
   let timer: NodeJS.Timeout | null = null;
   let closed = false;
+  /** The asynchronous store's queue: its tail, and how many wait in it. */
+  let queue: Promise<void> = Promise.resolve();
+  let queued = 0;
   const debug = () => log.isLevelEnabled('debug');
 
   const io = dhcpReplier({ sockets: () => sockets, routing: { broadcastTo: opts.broadcastTo, relayPort, clientPort }, stats, log, onRelay: opts.onRelay });
@@ -110,24 +135,72 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
         opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: 'REQUEST -> ACK', port: which, file: d.file, reason: d.reason, firmware: d.firmware, offeredIp: null }));
         return;
       }
-      const d = engine.handle(req, { address: rinfo.address, port: rinfo.port });
-      if ('ignore' in d) {
-        stats.ignored++;
-        // DECLINE and RELEASE are answered by nothing; they are worth an info line.
-        const mt = messageTypeIfValid(req);
-        const level = mt === 4 || mt === 7 ? 'info' : 'debug';
-        if (level === 'info' || debug()) log[level]({ mac: hardwareAddress(req), xid: req.xid, msg: messageTypeName(mt), reason: d.ignore }, `dhcp ${messageTypeName(mt)}: no reply`);
+      if (store.sync) {
+        finish(sock, which, req, handleSync(engine, store, req, { address: rinfo.address, port: rinfo.port }, stats));
         return;
       }
-      const to = io.send(sock, req, d.reply, d.to);
-      log.info({ mac: hardwareAddress(req), xid: req.xid, step: d.step, ip: d.ip, giaddr: req.giaddr, to, reason: d.reason }, `dhcp ${d.step}`);
-      // Only network-booting clients make boot steps (a laptop's lease is not one).
-      if (d.firmware?.clientClass) {
-        opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: d.step, port: which, file: bootfileName(d.reply) ?? null, reason: d.reason, firmware: d.firmware, offeredIp: d.ip }));
+      if (queued >= MAX_QUEUED) {
+        stats.ignored++;
+        stats.overloaded++;
+        if (debug()) log.debug({ mac: hardwareAddress(req), xid: req.xid, queued }, 'dropped: too many messages wait for the lease store');
+        return;
       }
+      const r = req;
+      enqueue(async () => {
+        try {
+          const d = await handleAsync(engine, store, r, { address: rinfo.address, port: rinfo.port }, stats);
+          // Committed; the reply is only sent while the sockets are open.
+          if (!closed) finish(sock, which, r, d);
+        } catch (err) {
+          io.failed(err, rinfo, r);
+        }
+      });
     } catch (err) {
       io.failed(err, rinfo, req);
     }
+  }
+
+  /** Run `job` after every job queued before it (the asynchronous store only). */
+  function enqueue(job: () => Promise<void>): void {
+    queued++;
+    queue = queue.then(() => {
+      queued--;
+      return job();
+    });
+  }
+
+  /** Send (or log why not) the engine's decision, its writes committed. */
+  function finish(sock: Socket, which: 'dhcp' | 'pxe', req: DhcpPacket, d: EngineDecision): void {
+    if ('ignore' in d) {
+      stats.ignored++;
+      // DECLINE and RELEASE are answered by nothing; they are worth an info line.
+      const mt = messageTypeIfValid(req);
+      const level = d.contended ? 'warn' : mt === 4 || mt === 7 ? 'info' : 'debug';
+      if (level !== 'debug' || debug()) log[level]({ mac: hardwareAddress(req), xid: req.xid, msg: messageTypeName(mt), reason: d.ignore }, `dhcp ${messageTypeName(mt)}: no reply`);
+      return;
+    }
+    const to = io.send(sock, req, d.reply, d.to);
+    log.info({ mac: hardwareAddress(req), xid: req.xid, step: d.step, ip: d.ip, giaddr: req.giaddr, to, reason: d.reason }, `dhcp ${d.step}`);
+    // Only network-booting clients make boot steps (a laptop's lease is not one).
+    if (d.firmware?.clientClass) {
+      opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: d.step, port: which, file: bootfileName(d.reply) ?? null, reason: d.reason, firmware: d.firmware, offeredIp: d.ip }));
+    }
+  }
+
+  function reclaim(): void {
+    const done = (n: number): void => {
+      if (n) log.info({ reclaimed: n }, 'expired DHCP leases reclaimed');
+    };
+    const failed = (err: unknown): void => log.error({ err: errorMessage(err) }, 'reclaiming expired leases failed');
+    if (store.sync) {
+      try {
+        done(reclaimSync(engine, store, stats));
+      } catch (err) {
+        failed(err);
+      }
+      return;
+    }
+    enqueue(() => reclaimAsync(engine, store, stats).then(done, failed));
   }
 
   async function close(): Promise<void> {
@@ -138,6 +211,8 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
     const open = sockets;
     sockets = null;
     await open?.close();
+    // Writes in flight finish before the store may close (jobs catch their own errors).
+    await queue;
     log.info({ ...stats }, 'DHCP server stopped');
   }
 
@@ -159,18 +234,11 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
       });
       Object.assign(ports, sockets.ports);
       const reclaimMs = opts.reclaimIntervalMs ?? 60_000;
-      timer = setInterval(() => {
-        try {
-          const n = engine.reclaim();
-          if (n) log.info({ reclaimed: n }, 'expired DHCP leases reclaimed');
-        } catch (err) {
-          log.error({ err: errorMessage(err) }, 'reclaiming expired leases failed');
-        }
-      }, reclaimMs);
+      timer = setInterval(reclaim, reclaimMs);
       timer.unref();
       opts.signal?.addEventListener('abort', () => void close(), { once: true });
       log.info(
-        { bind: config.dhcp.bindAddress, ports: { ...ports }, serverIp, subnets: engine.subnetLabels(), leases: opts.leases.length, reservations: engine.reservationCount() },
+        { bind: config.dhcp.bindAddress, ports: { ...ports }, serverIp, subnets: engine.subnetLabels(), leases: opts.leases.length, reservations: engine.reservationCount(), store: store.sync ? 'synchronous' : 'asynchronous', shared: opts.nodeSalt != null },
         `DHCP server listening on ${config.dhcp.bindAddress}:${ports.dhcp} and :${ports.pxe}`,
       );
     },

@@ -85,21 +85,20 @@ export async function openStore(dataDir: string, opts: OpenStoreOptions = {}): P
     await db.destroy();
     throw err;
   }
+  return storeOf({ db, dialect: 'sqlite', location: file, dataDir, entriesDir, sqlite }, async () => {
+    sqlite.pragma('wal_checkpoint(FULL)');
+  });
+}
+
+function storeOf(fields: Omit<Store, 'durable' | 'close'>, durable: () => Promise<void>): Store {
   let closed = false;
   return {
-    db,
-    dialect: 'sqlite',
-    location: file,
-    dataDir,
-    entriesDir,
-    sqlite,
-    async durable() {
-      sqlite.pragma('wal_checkpoint(FULL)');
-    },
+    ...fields,
+    durable,
     async close() {
       if (closed) return;
       closed = true;
-      await db.destroy();
+      await fields.db.destroy();
     },
   };
 }
@@ -130,21 +129,8 @@ async function openPostgres(dataDir: string, entriesDir: string, url: string, op
     await db.destroy();
     throw err;
   }
-  let closed = false;
-  return {
-    db,
-    dialect: 'postgres',
-    location,
-    dataDir,
-    entriesDir,
-    sqlite: null,
-    async durable() {},
-    async close() {
-      if (closed) return;
-      closed = true;
-      await db.destroy();
-    },
-  };
+  // A commit is durable when it returns (synchronous_commit).
+  return storeOf({ db, dialect: 'postgres', location, dataDir, entriesDir, sqlite: null }, async () => {});
 }
 
 /**

@@ -69,7 +69,7 @@ test('hostReservations() lists the hosts with an address, name as hostname', asy
     await createHost(store.db, { mac: '52:54:00:00:00:02', name: 'web2', ip: '10.0.0.22' });
     await createHost(store.db, { mac: '52:54:00:00:00:01', ip: '10.0.0.21' });
     await createHost(store.db, { mac: '52:54:00:00:00:03', name: 'none' });
-    assert.deepEqual(hostReservations(store), [
+    assert.deepEqual(await hostReservations(store.db), [
       { mac: '52:54:00:00:00:01', ip: '10.0.0.21', hostname: null },
       { mac: '52:54:00:00:00:02', ip: '10.0.0.22', hostname: 'web2' },
     ]);

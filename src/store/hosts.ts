@@ -7,7 +7,7 @@
  */
 import { sql, type Kysely, type Expression, type ExpressionBuilder, type Nullable, type SqlBool } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
-import { sqliteOf, type Store } from './db.js';
+import type { Store } from './db.js';
 import type { Database } from './schema.js';
 import { getEntry, type BootEntry } from './entries.js';
 import { isReservableIPv4, isValidName, normaliseMac } from '../model/validate.js';
@@ -435,12 +435,10 @@ export interface HostReservation {
 }
 
 /**
- * Every host with a reserved address, by MAC. Synchronous (driver handle),
- * for the DHCP server: it reloads them when hosts change at run time.
+ * Every host with a reserved address, by MAC, for the DHCP server: it
+ * loads them at start and again when hosts change at run time.
  */
-export function hostReservations(store: Store): HostReservation[] {
-  return sqliteOf(store)
-    .prepare<[], { mac: string; ip: string; name: string | null }>('SELECT mac, ip, name FROM hosts WHERE ip IS NOT NULL ORDER BY mac')
-    .all()
-    .map((r) => ({ mac: r.mac, ip: r.ip, hostname: r.name }));
+export async function hostReservations(db: Kysely<Database>): Promise<HostReservation[]> {
+  const rows = await db.selectFrom('hosts').select(['mac', 'ip', 'name']).where('ip', 'is not', null).$narrowType<{ ip: string }>().orderBy('mac').execute();
+  return rows.map((r) => ({ mac: r.mac, ip: r.ip, hostname: r.name }));
 }

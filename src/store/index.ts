@@ -7,7 +7,7 @@ export { listHosts, queryHosts, assignEntry, hostGroups, importHosts, IMPORT_MAX
 export { normaliseMac, isReservableIPv4, IPV4_PATTERN, isValidName, isValidFileName, isUrlSource, NAME_PATTERN, FILE_NAME_PATTERN } from '../model/validate.js';
 export type { Database } from './schema.js';
 export { entryDir, entryFilePath, entryFileSize, writeEntryFile, removeEntryFiles } from './files.js';
-export { openLeaseStore, listLeases, leaseMacOf, type LeaseInfo, type LeaseStoreHandle } from './leases.js';
+export { openLeaseStore, sqliteLeaseStore, kyselyLeaseStore, listLeases, leaseMacOf, type LeaseInfo } from './leases.js';
 export {
   createTask,
   getTask,

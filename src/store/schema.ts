@@ -46,6 +46,8 @@ export interface DhcpLeaseTable {
   ip: string;
   mac: string;
   client_id: string | null;
+  /** The holder, as model/lease.ts leaseKey() names it; every lease write is conditional on it. */
+  client_key: Generated<string>;
   state: string;
   /** Milliseconds since the epoch. */
   expires_at: number;

@@ -14,7 +14,7 @@
  * that need it fail with that reason (the test command installs both).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -60,6 +60,8 @@ export interface StartPostgresOptions {
   /** fsync on (benchmarks); off by default: a test's database need not survive a power loss. */
   fsync?: boolean;
   maxConnections?: number;
+  /** Also accept (trust) TCP clients from this network, e.g. "10.215.0.0/24" (a lab's servers). */
+  allowFrom?: string;
 }
 
 export async function startPostgres(o: StartPostgresOptions = {}): Promise<PostgresServer> {
@@ -74,6 +76,10 @@ export async function startPostgres(o: StartPostgresOptions = {}): Promise<Postg
   if (init.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
+  }
+  if (o.allowFrom) {
+    if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(o.allowFrom)) throw new TypeError(`allowFrom must be an IPv4 network (a.b.c.d/n): ${o.allowFrom}`);
+    appendFileSync(join(data, 'pg_hba.conf'), `host all all ${o.allowFrom} trust\n`);
   }
   const port = o.port ?? 5432;
   const args = [

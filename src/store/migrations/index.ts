@@ -14,6 +14,7 @@ import * as m20261209T1200 from './20261209T1200_inventory_serial.js';
 import * as m20261210T1200 from './20261210T1200_image_protected.js';
 import * as m20261211T1200 from './20261211T1200_endpoint_agents.js';
 import * as m20261212T1200 from './20261212T1200_deploy_enrol.js';
+import * as m20261213T1200 from './20261213T1200_lease_claims.js';
 import * as m20261213T1300 from './20261213T1300_nodes.js';
 import * as m20261214T1600 from './20261214T1600_agent_nonces.js';
 
@@ -37,6 +38,7 @@ export const migrations: readonly Migration[] = [
   { name: '20261210T1200_image_protected', up: m20261210T1200.up },
   { name: '20261211T1200_endpoint_agents', up: m20261211T1200.up },
   { name: '20261212T1200_deploy_enrol', up: m20261212T1200.up },
+  { name: '20261213T1200_lease_claims', up: m20261213T1200.up },
   { name: '20261213T1300_nodes', up: m20261213T1300.up },
   { name: '20261214T1600_agent_nonces', up: m20261214T1600.up },
 ];
