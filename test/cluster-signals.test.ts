@@ -3,7 +3,7 @@
  * reaches the others through LISTEN/NOTIFY (src/store/cluster.ts).
  * Checked on PostgreSQL (the test command's second pass): an SSE
  * subscriber on A sees a task created and cancelled through B; a host
- * reserved through A makes B reload its reservations; an agent's long poll
+ * reserved through A is in B's DHCP engine (server mode) within a second; an agent's long poll
  * held by A returns when work is queued through B; a nonce from A is
  * accepted once by B; the listening connection comes back after its
  * backend is terminated and says so. On SQLite: the signals do nothing and
@@ -19,7 +19,9 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../src/config/config.js';
-import { silentLogger } from '../src/lib/log.js';
+import { createLogger, silentLogger } from '../src/lib/log.js';
+import { Writable } from 'node:stream';
+import { freeUdpPortPair } from './dhcp-helpers.js';
 import { SseParser } from '../src/lib/sse.js';
 import { sessionSigningBytes } from '../src/model/endpoint.js';
 import { startFleetboot, type RunningFleetboot } from '../src/server.js';
@@ -34,14 +36,28 @@ import { waitUntil } from './cli-helpers.js';
 const onPostgres = testStoreDialect() === 'postgres';
 const pgOnly = onPostgres ? {} : { skip: 'PostgreSQL only (the test command runs this file again on PostgreSQL)' };
 
-async function startNode(dir: string, url: string | null, name: string, onHostsChanged?: (from: 'here' | 'cluster') => void): Promise<RunningFleetboot> {
+async function startNode(dir: string, url: string | null, name: string, onHostsChanged?: (from: 'here' | 'cluster') => void, dhcpServer?: { port: number; lines: Array<Record<string, unknown>> }): Promise<RunningFleetboot> {
   mkdirSync(join(dir, 'bootenv'), { recursive: true });
   writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'kernel');
   writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'initrd');
+  // The DHCP server's pools through a config file (as an operator writes them).
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(dhcpServer ? { dhcp: { mode: 'server', bindAddress: '127.0.0.1', port: dhcpServer.port, pxePort: dhcpServer.port + 1, probeAtStart: false, pools: [{ start: '127.0.0.100', end: '127.0.0.199', netmask: '255.255.255.0' }] } } : { dhcp: { mode: 'off' } }));
   const config = loadConfig({
-    overrides: { ...(url ? { store: { url } } : {}), node: { name }, dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { enabled: false }, tftp: { enabled: false }, dhcp: { mode: 'off' } },
+    cwd: dir,
+    file,
+    overrides: { ...(url ? { store: { url } } : {}), node: { name }, dataDir: dir, serverIp: '127.0.0.1', http: { host: '127.0.0.1', port: 0 }, https: { enabled: false }, tftp: { enabled: false } },
   });
-  return startFleetboot(config, { logger: silentLogger, ipxeDir: join(dir, 'no-ipxe'), ...(onHostsChanged ? { onHostsChanged } : {}) });
+  const lines = dhcpServer?.lines;
+  const logger = lines
+    ? createLogger('info', new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+          cb();
+        },
+      }))
+    : silentLogger;
+  return startFleetboot(config, { logger, ipxeDir: join(dir, 'no-ipxe'), ...(onHostsChanged ? { onHostsChanged } : {}) });
 }
 
 async function api(fb: RunningFleetboot, method: string, path: string, body?: object): Promise<{ status: number; body: Json }> {
@@ -73,15 +89,20 @@ test('two servers on one PostgreSQL: an event stream on A sees B\'s task and its
   const url = await testDatabaseUrl(dirA);
   const hostsOnB: Array<'here' | 'cluster'> = [];
   const a = await startNode(dirA, url, 'node-a');
-  const b = await startNode(dirB, url, 'node-b', (from) => hostsOnB.push(from));
+  // B runs the DHCP server (no packet is sent): its engine's reservations are logged at each reload.
+  const linesB: Array<Record<string, unknown>> = [];
+  const b = await startNode(dirB, url, 'node-b', (from) => hostsOnB.push(from), { port: await freeUdpPortPair(), lines: linesB });
   try {
     const s = await openEvents(a);
     await waitUntil(() => s.seen.some((m) => m.event === 'ready'), 'the stream is ready', 5000);
     const mac = '52:54:00:c1:00:01';
     const t0 = Date.now();
     assert.equal((await api(a, 'POST', '/hosts', { mac, name: 'pc1', ip: '10.9.0.5' })).status, 201);
-    await waitUntil(() => hostsOnB.includes('cluster'), 'B reloads its reservations', 1000);
-    assert.ok(Date.now() - t0 < 1000, `B heard of the host after ${Date.now() - t0} ms`);
+    const reloadedOnB = (): Record<string, unknown> | undefined => linesB.find((l) => l['msg'] === 'DHCP reservations reloaded after a host change on another server');
+    await waitUntil(() => reloadedOnB() !== undefined, 'B\'s DHCP engine reloads its reservations', 1000);
+    assert.ok(Date.now() - t0 < 1000, `B's engine had the host after ${Date.now() - t0} ms`);
+    assert.equal(reloadedOnB()?.['reservations'], 1, 'B\'s engine holds the reservation made through A');
+    assert.ok(hostsOnB.includes('cluster'));
     // What B would load: the shared hosts table has the reservation.
     const storeB = await openStore(dirB, { url });
     try {
