@@ -59,6 +59,8 @@ import { createGrubFiles, type GrubFiles } from './imaging/grub-files.js';
 import { formatIpxeManifest, IPXE_BINARIES, IPXE_MANIFEST, parseIpxeManifest, type IpxeManifest } from './lib/ipxe-files.js';
 import { neighbourMac } from './net/neighbours.js';
 import { createEndpointService } from './endpoints/service.js';
+import { relayEvents } from './events/relay.js';
+import { createClusterSignals, type ClusterSignals } from './store/cluster.js';
 import { wantedNames } from './tls/names.js';
 import { createTlsService, type TlsService } from './tls/service.js';
 import { createFleetbootMetrics } from './metrics/fleetboot.js';
@@ -126,6 +128,8 @@ export interface StartOptions {
   wakeSender?: WakeSender;
   /** GET /api/v1/events: heartbeat, streams per principal... (tests shorten the heartbeat). */
   eventStream?: EventStreamOptions;
+  /** Called whenever hosts changed, here or on another server sharing the store (the DHCP reservations are reloaded then); tests watch it. */
+  onHostsChanged?: (from: 'here' | 'cluster') => void;
 }
 
 /**
@@ -392,6 +396,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let grubFiles: GrubFiles | null = null;
   let nodeService: NodeService | null = null;
   let replication: ReplicationService | null = null;
+  let cluster: ClusterSignals | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
   const closeAll = async (): Promise<void> => {
@@ -410,6 +415,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const gf = grubFiles;
     const ns = nodeService;
     const rp = replication;
+    const cs = cluster;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
       ['replication', rp ? () => rp.close() : null],
       ['multicast', mcs ? () => mcs.close() : null],
@@ -425,6 +431,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       ['grub files', gf ? () => gf.close() : null],
       ['boot events', be ? () => be.close() : null],
       ['nodes', ns ? () => ns.close() : null],
+      ['cluster signals', cs ? () => cs.close() : null],
       ['database', st ? () => st.close() : null],
       ['server.json', wroteServerFile ? () => removeServerFile(config.dataDir) : null],
     ];
@@ -473,8 +480,14 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const orphans = await cleanupOrphans(store);
     if (orphans.length) log.info({ subsystem: 'imaging', removed: orphans }, `removed ${orphans.length} orphaned image directories`);
     const st = store;
+    // What this server does in memory, told to the others sharing a PostgreSQL store (src/store/cluster.ts); nothing on SQLite.
+    const signals = createClusterSignals({ store, url: config.store.url, applicationName: `${nodeName} listen`, log });
+    cluster = signals;
+    // Listening before anything can happen that another server would tell (at most 10 s: it keeps trying after).
+    await Promise.race([signals.ready(), new Promise<void>((r) => setTimeout(r, 10_000).unref())]);
     const events = createEventBus({ onSubscriberError: (err) => log.error({ subsystem: 'events', err: errorMessage(err) }, 'an event stream failed') });
     bus = events;
+    relayEvents(events, signals, { node: nodeName, log });
     // Prometheus counters (GET /api/v1/metrics): every boot step and live event, gauges read from the store when scraped.
     const metrics = createFleetbootMetrics({
       store,
@@ -482,7 +495,10 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       bootEventsDropped: () => bootEvents?.dropped ?? 0,
       dhcp: () => (dhcp ? { mode: config.dhcp.mode, stats: dhcp.stats } : null),
     });
-    events.subscribe((e) => metrics.liveEvent(e));
+    // This server's own events (the ones relayed from other servers are counted there).
+    events.subscribe((e) => {
+      if (e.node === undefined) metrics.liveEvent(e);
+    });
     // Steps of machines' boots, from every service below, for `host timeline|why` (src/events/boot-recorder.ts).
     const recorder = createBootRecorder({
       store,
@@ -495,10 +511,11 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     // When DHCP, TFTP and HTTP boot last answered a client (/api/v1/status, `fleetboot doctor`).
     const activity = createActivityTracker();
     recorder.subscribe((e) => activity.note(e));
-    const endpoints = createEndpointService({ store, log, settings: config.agents });
-    // A task queued with `reboot` (from the API, a schedule or its start time) wakes its machine's long poll.
+    const endpoints = createEndpointService({ store, log, settings: config.agents, cluster: signals });
+    // A task queued with `reboot` (from the API, a schedule or its start time) wakes its machine's long poll
+    // (here: every server sees the event, relayed, and wakes its own).
     events.subscribe((e) => {
-      if (e.kind === 'task.state' && e.state === 'queued') endpoints.notify(e.mac);
+      if (e.kind === 'task.state' && e.state === 'queued') endpoints.notify(e.mac, { localOnly: true });
     });
     // Deploys with enrol: a token from the endpoint service, the HTTPS port bound and the CA agents pin (read when a deploy starts).
     const enrolment = createDeployEnrolment({ endpoints, serverIp, https: () => ({ port: https ? https.port : null, caPem: tls?.material().ca ?? null }) });
@@ -536,6 +553,40 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     multicast = createMulticastService({ store, config, serverIp, log, events, node: node.name });
     const mc = multicast;
 
+    // Hosts changed here or on another server: the DHCP engine's reservations are reloaded.
+    const reloadReservations = (from: 'here' | 'cluster'): void => {
+      opts.onHostsChanged?.(from);
+      if (!store || !dhcp || !('engine' in dhcp)) return;
+      const engine = dhcp.engine;
+      const where = from === 'cluster' ? ' on another server' : '';
+      dhcpReservations(config, store, log).then(
+        (list) => {
+          engine.setReservations(list);
+          log.info({ subsystem: 'dhcp', reservations: engine.reservationCount() }, `DHCP reservations reloaded after a host change${where}`);
+        },
+        (err: unknown) => log.error({ subsystem: 'dhcp', err: errorMessage(err) }, `reloading DHCP reservations after a host change${where} failed`),
+      );
+    };
+    const fromCluster = (what: string, fn: () => void) => (): void => {
+      try {
+        fn();
+      } catch (err) {
+        log.error({ subsystem: 'cluster', err: errorMessage(err) }, `${what} after a signal from another server failed`);
+      }
+    };
+    const reloadFromCluster = fromCluster('reloading the DHCP reservations', () => reloadReservations('cluster'));
+    const pokeFromCluster = fromCluster('poking the scheduler', () => {
+      sch.poke();
+      w.poke();
+    });
+    signals.on('fleetboot_hosts', reloadFromCluster);
+    signals.on('fleetboot_schedule', pokeFromCluster);
+    // Signals may have been missed while the connection was down: reload and look again.
+    signals.onResynced(() => {
+      reloadFromCluster();
+      pokeFromCluster();
+    });
+
     let httpPort = config.http.port;
     const baseUrl = (): string => (config.http.publicUrl ? config.http.publicUrl.replace(/\/+$/, '') : `http://${serverIp}:${httpPort}`);
     // One decider for iPXE (HTTP) and GRUB (TFTP): one rate limit, one place for the effects.
@@ -565,18 +616,12 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       onTasksChanged: () => {
         sch.poke();
         w.poke();
+        void signals.notify('fleetboot_schedule');
         void mc.reconcile().catch((err: unknown) => log.error({ subsystem: 'multicast', err: errorMessage(err) }, 'multicast reconcile failed'));
       },
       onHostsChanged: () => {
-        if (!store || !dhcp || !('engine' in dhcp)) return;
-        const engine = dhcp.engine;
-        dhcpReservations(config, store, log).then(
-          (list) => {
-            engine.setReservations(list);
-            log.info({ subsystem: 'dhcp', reservations: engine.reservationCount() }, 'DHCP reservations reloaded after a host change');
-          },
-          (err: unknown) => log.error({ subsystem: 'dhcp', err: errorMessage(err) }, 'reloading DHCP reservations after a host change failed'),
-        );
+        reloadReservations('here');
+        void signals.notify('fleetboot_hosts');
       },
       runtime: () => ({
         httpPort,

@@ -93,7 +93,8 @@ test('a recurring schedule is kept across a restart: a time missed while the ser
     assert.equal(r2.status, 201, JSON.stringify(r2.body));
     const s2 = await waitFor('the schedule to fire', async () => {
       const x = (await api(fb as RunningFleetboot, 'GET', `/schedules/${String(r2.body['id'])}`)).body;
-      return x['lastRunAt'] !== null ? x : null;
+      // lastRunAt is set when the run is claimed, lastResult once the task is made: wait for both.
+      return x['lastRunAt'] !== null && x['lastResult'] !== null ? x : null;
     }, 6000);
     const late = Date.parse(String(s2['lastRunAt'])) - due2;
     assert.ok(late >= 0 && late < 500, `fired ${late} ms after its time`);

@@ -72,6 +72,8 @@ import { normaliseMac } from '../model/validate.js';
 import type { Store } from '../store/db.js';
 import { putInventory } from '../store/inventory.js';
 import * as st from '../store/agents.js';
+import { addAgentNonce, sweepAgentNonces, takeAgentNonce } from '../store/agent-nonces.js';
+import type { ClusterSignals } from '../store/cluster.js';
 import { lockFor } from '../store/locks.js';
 
 /** Codes of the 401 answers the agent acts on (src/model/endpoint.ts). */
@@ -99,6 +101,11 @@ export interface EndpointServiceOptions {
   settings: Readonly<EndpointSettings>;
   /** Milliseconds since the epoch (tests pass their own). */
   now?: () => number;
+  /**
+   * The other servers sharing the store (src/store/cluster.ts): wake-ups of
+   * long polls go to them too, and theirs wake this server's.
+   */
+  cluster?: ClusterSignals;
 }
 
 export interface TokenRequest {
@@ -129,7 +136,7 @@ export type AdminWorkKind = 'inventory' | 'hostname' | 'reboot';
 
 export interface EndpointService {
   readonly packageKey: string;
-  challenge(): Challenge;
+  challenge(): Promise<Challenge>;
   enroll(req: EnrollRequest, ip: string | null): Promise<EnrollAnswer>;
   openSession(req: SessionRequest, ip: string | null): Promise<SessionAnswer>;
   /** The agent a session secret belongs to; AgentAuthError when none may act. */
@@ -165,8 +172,12 @@ export interface EndpointService {
   deployPackage(name: string, macs: readonly string[], opts: { notBefore: string | null; createdBy: string }): Promise<st.Work[]>;
   listWork(filter: { mac?: string; kind?: string; limit?: number }): Promise<st.Work[]>;
   getWork(id: number): Promise<st.Work>;
-  /** Wake long polls of this MAC's agent (work or a rebooting task was queued). */
-  notify(mac: string): void;
+  /**
+   * Wake long polls of this MAC's agent (work or a rebooting task was
+   * queued), on every server sharing the store; `{ localOnly: true }`: on
+   * this one only (the others hear of it themselves, as for a relayed event).
+   */
+  notify(mac: string, o?: { localOnly?: boolean }): void;
   close(): void;
 }
 
@@ -203,22 +214,51 @@ export function createEndpointService(opts: EndpointServiceOptions): EndpointSer
   const blobDir = join(store.dataDir, 'packages');
   mkdirSync(blobDir, { recursive: true, mode: 0o700 });
 
-  const nonces = new Map<string, number>();
   /** MAC -> the wake-ups of long polls waiting for that host's work. */
   const waiters = new Map<string, Set<() => void>>();
+  const cluster = opts.cluster ?? null;
 
-  const takeNonce = (nonce: string): void => {
-    const exp = nonces.get(nonce);
-    nonces.delete(nonce);
-    if (exp === undefined || exp < now()) throw new AgentAuthError('BAD_NONCE', 'The nonce is unknown, used or older than 60 s: ask for a new challenge');
+  // Nonces live in the store (src/store/agent-nonces.ts): one handed out by
+  // another server sharing it is accepted here, once. The count of open
+  // ones is checked (and the expired swept) at most every 10 s.
+  let openNonces = 0;
+  let sweptAt = -Infinity;
+  const takeNonce = async (nonce: string): Promise<void> => {
+    if (typeof nonce !== 'string' || nonce.length > 64 || !(await takeAgentNonce(db, nonce, iso()))) throw new AgentAuthError('BAD_NONCE', 'The nonce is unknown, used or older than 60 s: ask for a new challenge');
   };
 
-  const notify = (mac: string): void => {
+  const wakeHere = (mac: string): void => {
     const set = waiters.get(mac);
     if (!set) return;
     waiters.delete(mac);
     for (const wake of set) wake();
   };
+  // MACs to tell the other servers about, sent together at the next turn of
+  // the event loop (work queued for a group is one signal, not one per host).
+  const toTell = new Set<string>();
+  const tell = (): void => {
+    const macs = [...toTell];
+    toTell.clear();
+    // 400 MACs (17 bytes and a space each) stay well under NOTIFY's 8000 bytes.
+    for (let i = 0; i < macs.length; i += 400) void cluster?.notify('fleetboot_agent', macs.slice(i, i + 400).join(' '));
+  };
+  const notify = (mac: string, o: { localOnly?: boolean } = {}): void => {
+    wakeHere(mac);
+    if (!cluster?.shared || o.localOnly === true) return;
+    if (toTell.size === 0) setImmediate(tell);
+    toTell.add(mac);
+  };
+  const unlisten = cluster
+    ? [
+        cluster.on('fleetboot_agent', (macs) => {
+          for (const mac of macs.split(' ')) if (mac !== '') wakeHere(mac);
+        }),
+        // Wake-ups may have been missed while the connection was down: every long poll looks again.
+        cluster.onResynced(() => {
+          for (const mac of [...waiters.keys()]) wakeHere(mac);
+        }),
+      ]
+    : [];
 
   const checkIdentity = (agent: st.Agent, identity: AgentIdentity): void => {
     if (!sameMachine(agent.identity, identity)) {
@@ -300,19 +340,21 @@ export function createEndpointService(opts: EndpointServiceOptions): EndpointSer
   const service: EndpointService = {
     packageKey,
 
-    challenge() {
+    async challenge() {
       const t = now();
-      if (nonces.size >= MAX_NONCES) {
-        for (const [n, exp] of nonces) if (exp < t) nonces.delete(n);
-        if (nonces.size >= MAX_NONCES) throw new FleetbootError('RATE_LIMITED', `${MAX_NONCES} challenges are open: try again in a minute`);
+      if (openNonces >= MAX_NONCES || t - sweptAt >= 10_000) {
+        sweptAt = t;
+        openNonces = await sweepAgentNonces(db, new Date(t).toISOString());
+        if (openNonces >= MAX_NONCES) throw new FleetbootError('RATE_LIMITED', `${MAX_NONCES} challenges are open: try again in a minute`);
       }
       const nonce = randomBytes(24).toString('base64url');
-      nonces.set(nonce, t + NONCE_TTL_MS);
+      await addAgentNonce(db, nonce, new Date(t + NONCE_TTL_MS).toISOString());
+      openNonces++;
       return { nonce, expiresInSeconds: NONCE_TTL_MS / 1000 };
     },
 
     async enroll(req, ip) {
-      takeNonce(req.nonce);
+      await takeNonce(req.nonce);
       const key = ed25519PublicKey(req.publicKey);
       if (!verifySignature(key, enrollSigningBytes(req.nonce, req.publicKey), req.signature)) throw new AgentAuthError('BAD_SIGNATURE', 'The enrolment signature does not verify with the public key sent: the agent must sign the nonce with its own key');
       const id = agentIdOf(req.publicKey);
@@ -369,7 +411,7 @@ export function createEndpointService(opts: EndpointServiceOptions): EndpointSer
     },
 
     async openSession(req, ip) {
-      takeNonce(req.nonce);
+      await takeNonce(req.nonce);
       const agent = await st.getAgent(db, req.agentId);
       if (!agent) throw new AgentAuthError('UNKNOWN_AGENT', `No agent ${req.agentId} is enrolled here: enrol again`);
       if (!verifySignature(ed25519PublicKey(agent.publicKey), sessionSigningBytes(req.nonce, req.agentId), req.signature)) throw new AgentAuthError('BAD_SIGNATURE', `The signature does not verify with agent ${agent.id}'s key`);
@@ -735,8 +777,8 @@ export function createEndpointService(opts: EndpointServiceOptions): EndpointSer
     notify,
 
     close() {
-      for (const mac of [...waiters.keys()]) notify(mac);
-      nonces.clear();
+      for (const off of unlisten) off();
+      for (const mac of [...waiters.keys()]) wakeHere(mac);
     },
   };
   return service;

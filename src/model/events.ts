@@ -56,6 +56,12 @@ export interface LiveEventBase {
   id: string;
   /** When it happened (ISO-8601, the server's clock). */
   at: string;
+  /**
+   * The node (server sharing the PostgreSQL store) it happened on, when it
+   * is not the one streaming it (src/events/relay.ts); absent for this
+   * server's own events.
+   */
+  node?: string;
 }
 
 export interface TaskProgressEvent extends LiveEventBase {

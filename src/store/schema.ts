@@ -429,7 +429,14 @@ export interface Database {
   agent_work: AgentWorkTable;
   nodes: NodeTable;
   revision_copies: RevisionCopyTable;
+  agent_nonces: AgentNonceTable;
   fleetboot_migrations: MigrationTable;
+}
+
+/** A challenge nonce handed to an endpoint agent, until it is taken or expires (src/store/agent-nonces.ts). */
+export interface AgentNonceTable {
+  nonce: string;
+  expires_at: string;
 }
 
 /** A Fleetboot server sharing this database (src/store/nodes.ts). */
