@@ -9,7 +9,8 @@
  *   starts it and passes its socket directory in FLEETBOOT_TEST_PG; a test
  *   file run alone starts its own, stopped when the process exits.
  * - `createTestDatabase()`: a new empty database on it, as a URL.
- * PostgreSQL refuses to run as root, hence `runuser -u postgres`; without
+ * PostgreSQL refuses to run as root, hence `runuser -u postgres` (initdb)
+ * and `setpriv` (the server: it execs, so the child's pid is postgres's); without
  * root or without the binaries, `postgresUnavailable()` says why, and tests
  * that need it fail with that reason (the test command installs both).
  */
@@ -83,7 +84,8 @@ export async function startPostgres(o: StartPostgresOptions = {}): Promise<Postg
   }
   const port = o.port ?? 5432;
   const args = [
-    '-u', 'postgres', '--', join(PG_BIN, 'postgres'), '-D', data,
+    // setpriv execs postgres (runuser would stay its parent, and killing runuser orphans postgres).
+    '--reuid=postgres', '--regid=postgres', '--init-groups', '--', join(PG_BIN, 'postgres'), '-D', data,
     '-c', `listen_addresses=${o.host ?? ''}`, '-c', `port=${port}`, '-k', dir,
     '-c', `fsync=${o.fsync ? 'on' : 'off'}`, '-c', `synchronous_commit=${o.fsync ? 'on' : 'off'}`, '-c', 'full_page_writes=off',
     '-c', `max_connections=${o.maxConnections ?? 200}`, '-c', 'shared_buffers=64MB',
@@ -92,7 +94,7 @@ export async function startPostgres(o: StartPostgresOptions = {}): Promise<Postg
   const logFile = join(dir, 'postgres.log');
   const logFd = openSync(logFile, 'a');
   const stdio: ['ignore', number, number] = ['ignore', logFd, logFd];
-  const child = o.netns ? spawn(program('ip'), ['netns', 'exec', o.netns, 'runuser', ...args], { stdio }) : spawn(program('runuser'), args, { stdio });
+  const child = o.netns ? spawn(program('ip'), ['netns', 'exec', o.netns, 'setpriv', ...args], { stdio }) : spawn(program('setpriv'), args, { stdio });
   closeSync(logFd);
   child.unref();
   const log = (): string => {
@@ -167,11 +169,19 @@ export function testPostgres(): Promise<PostgresServer> {
     });
   } else {
     shared = startPostgres().then((s) => {
-      // A file run alone: stop it when the test process ends.
-      process.once('exit', () => {
+      // A file run alone: stop it when the test process ends, also by a signal
+      // (the postgres child is detached from the event loop and would outlive it).
+      const stop = (): void => {
         s.process?.kill('SIGKILL');
         rmSync(s.dir, { recursive: true, force: true });
-      });
+      };
+      process.once('exit', stop);
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+        process.once(sig, () => {
+          stop();
+          process.kill(process.pid, sig);
+        });
+      }
       return s;
     });
   }
