@@ -11,12 +11,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPacket, ipToInt, type DhcpOption, type DhcpPacket } from '../protocol/dhcp/packet.js';
+import { ipToInt, type DhcpOption, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { MessageType, messageType, Opt } from '../protocol/dhcp/options.js';
-import { LeaseEngine, type EngineDecision, type EngineReply, type Lease, type LeaseEngineOptions } from './engine.js';
+import { LeaseEngine, type EngineDecision, type Lease, type LeaseEngineOptions } from './engine.js';
 import { MAX_TRIES } from './commit.js';
 import { driven, MemLeaseStore, type Driven } from './mem-lease-store.js';
 import { POOL_DEFAULTS } from '../config/config.js';
+import { clientMessage, opt50, opt54, replied } from './test-packets.js';
 
 const SERVER = '10.0.0.1';
 const OTHER_SERVER = '10.0.0.2';
@@ -33,19 +34,8 @@ function setup(o: Partial<LeaseEngineOptions> = {}) {
 function macText(n: number): string {
   return `52:54:00:00:00:${n.toString(16).padStart(2, '0')}`;
 }
-function req(type: number, n: number, options: DhcpOption[] = [], ciaddr = '0.0.0.0'): DhcpPacket {
-  const chaddr = Buffer.alloc(16);
-  Buffer.from([0x52, 0x54, 0, 0, 0, n]).copy(chaddr);
-  return createPacket({ xid: 0x3000 + n, chaddr, ciaddr, options: [{ code: Opt.MESSAGE_TYPE, data: Buffer.from([type]) }, ...options] });
-}
-const ipb = (s: string): Buffer => Buffer.from(s.split('.').map(Number));
-const opt50 = (s: string): DhcpOption => ({ code: Opt.REQUESTED_IP, data: ipb(s) });
-const opt54 = (s: string): DhcpOption => ({ code: Opt.SERVER_ID, data: ipb(s) });
+const req = (type: number, n: number, options: DhcpOption[] = [], ciaddr = '0.0.0.0'): DhcpPacket => clientMessage(0x3000, type, n, options, ciaddr);
 
-function replied(d: EngineDecision): EngineReply {
-  assert.ok(!('ignore' in d), `expected a reply, got: ${'ignore' in d ? d.ignore : ''}`);
-  return d;
-}
 function ignored(d: EngineDecision): string {
   assert.ok('ignore' in d, 'expected no reply');
   return d.ignore;

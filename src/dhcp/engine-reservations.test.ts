@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPacket, type DhcpOption, type DhcpPacket } from '../protocol/dhcp/packet.js';
+import type { DhcpOption, DhcpPacket } from '../protocol/dhcp/packet.js';
 import { MessageType, messageType, Opt } from '../protocol/dhcp/options.js';
-import { LeaseEngine, type EngineDecision, type EngineReply } from './engine.js';
+import { LeaseEngine, type EngineDecision } from './engine.js';
 import { driven, MemLeaseStore } from './mem-lease-store.js';
 import { POOL_DEFAULTS } from '../config/config.js';
+import { clientMessage, opt50, opt54, replied } from './test-packets.js';
 
 const SERVER = '10.0.0.1';
 const pool = { ...POOL_DEFAULTS, start: '10.0.0.100', end: '10.0.0.110', leaseSeconds: 600 };
@@ -16,19 +17,8 @@ function setup() {
   return { engine, advance: (s: number) => (t += s * 1000) };
 }
 
-function req(type: number, n: number, options: DhcpOption[] = [], ciaddr = '0.0.0.0'): DhcpPacket {
-  const chaddr = Buffer.alloc(16);
-  Buffer.from([0x52, 0x54, 0, 0, 0, n]).copy(chaddr);
-  return createPacket({ xid: 0x2000 + n, chaddr, ciaddr, options: [{ code: Opt.MESSAGE_TYPE, data: Buffer.from([type]) }, ...options] });
-}
-const ipb = (s: string): Buffer => Buffer.from(s.split('.').map(Number));
-const opt50 = (s: string): DhcpOption => ({ code: Opt.REQUESTED_IP, data: ipb(s) });
-const opt54 = (s: string): DhcpOption => ({ code: Opt.SERVER_ID, data: ipb(s) });
+const req = (type: number, n: number, options: DhcpOption[] = [], ciaddr = '0.0.0.0'): DhcpPacket => clientMessage(0x2000, type, n, options, ciaddr);
 
-function replied(d: EngineDecision): EngineReply {
-  assert.ok(!('ignore' in d), `expected a reply, got: ${'ignore' in d ? d.ignore : ''}`);
-  return d;
-}
 
 test('setReservations() at run time: the reserved MAC is offered its address, another MAC asking for it is refused', () => {
   const { engine } = setup();
