@@ -12,6 +12,13 @@
  * retried here: the body is a pipe from partclone/zstd that cannot be
  * rewound, so a failed upload rejects with a retryable TransportError and
  * the capture restarts that partition's stream from the start.
+ *
+ * Streams node (issue 15, nearest node): when the task names one
+ * (TaskSpec.streamsUrl, `useStreamsUrl`), getStream reads from it with the
+ * same token; everything else stays on the control server. When the
+ * streams node fails (a final 4xx other than 409, or network errors/5xx for
+ * `streamsFallbackSeconds`), the download goes on from the control server,
+ * at the byte it had reached, and so does the rest of the deploy.
  */
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
@@ -32,6 +39,8 @@ export interface HttpTransportOptions {
   maxDelayMs?: number;
   /** Socket idle timeout: a stalled connection counts as a network error. */
   idleTimeoutMs?: number;
+  /** How long a failing streams node is retried before the control server takes over (default 30). */
+  streamsFallbackSeconds?: number;
   log?: (msg: string) => void;
 }
 
@@ -74,6 +83,9 @@ export class HttpTransport implements Transport {
   private readonly maxDelayMs: number;
   private readonly idleTimeoutMs: number;
   private readonly log: (msg: string) => void;
+  private readonly streamsFallbackSeconds: number;
+  /** Where stream GETs go (TaskSpec.streamsUrl), or null: the control server. */
+  private streamsBase: URL | null = null;
 
   constructor(opts: HttpTransportOptions) {
     let u: URL;
@@ -91,15 +103,46 @@ export class HttpTransport implements Transport {
     this.maxDelayMs = opts.maxDelayMs ?? 15_000;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     this.log = opts.log ?? (() => undefined);
+    this.streamsFallbackSeconds = opts.streamsFallbackSeconds ?? 30;
   }
 
-  private urlOf(path: string): URL {
-    return new URL(`${AGENT_PREFIX.slice(1)}${path}`, this.base);
+  /**
+   * Read deploy streams from `url` (TaskSpec.streamsUrl); null, undefined or
+   * the control server's own URL: from the control server. A URL that is not
+   * http(s) is ignored with a log line (the control server still answers).
+   */
+  useStreamsUrl(url: string | null | undefined): void {
+    this.streamsBase = null;
+    if (url === null || url === undefined) return;
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      this.log(`the task's streams URL ${JSON.stringify(url)} is not a URL: streams come from ${this.base.origin}`);
+      return;
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      this.log(`the task's streams URL ${url} is not http:// or https://: streams come from ${this.base.origin}`);
+      return;
+    }
+    if (!u.pathname.endsWith('/')) u.pathname += '/';
+    if (u.href === this.base.href) return;
+    this.streamsBase = u;
+    this.log(`streams come from ${u.origin} (the node nearest to this machine holding the image)`);
+  }
+
+  /** The base URL stream GETs go to now. */
+  get streamsOrigin(): string {
+    return (this.streamsBase ?? this.base).origin;
+  }
+
+  private urlOf(path: string, base: URL = this.base): URL {
+    return new URL(`${AGENT_PREFIX.slice(1)}${path}`, base);
   }
 
   /** One request; resolves when the response headers arrive. Network trouble -> retryable TransportError. */
-  private send(method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer | Readable | null, signal?: AbortSignal): Promise<IncomingMessage> {
-    const url = this.urlOf(path);
+  private send(method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer | Readable | null, signal?: AbortSignal, base: URL = this.base): Promise<IncomingMessage> {
+    const url = this.urlOf(path, base);
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -251,13 +294,31 @@ export class HttpTransport implements Transport {
       const state: Retry = { firstFailure: null, attempt: 0 };
       let pos = offset;
       let total: number | null = null;
+      let base = self.streamsBase ?? self.base;
+      /** Leave a failing streams node for the control server (for the rest of the deploy); false when already there. */
+      const fallBack = (why: string): boolean => {
+        if (base === self.base) return false;
+        self.log(`GET ${path} from ${base.origin}: ${why}; going on from ${self.base.origin} at byte ${pos}`);
+        base = self.base;
+        self.streamsBase = null;
+        state.firstFailure = null;
+        state.attempt = 0;
+        return true;
+      };
+      const retry = async (err: TransportError, retryAfter: number | null): Promise<void> => {
+        if (base !== self.base) {
+          state.firstFailure ??= Date.now();
+          if (Date.now() - state.firstFailure >= Math.min(self.streamsFallbackSeconds, self.timeoutSeconds) * 1000 && fallBack(err.message)) return;
+        }
+        await self.backoff(state, err, retryAfter, signal);
+      };
       for (;;) {
         let res: IncomingMessage;
         try {
-          res = await self.send('GET', path, pos > 0 ? { range: `bytes=${pos}-` } : {}, null, signal);
+          res = await self.send('GET', path, pos > 0 ? { range: `bytes=${pos}-` } : {}, null, signal, base);
         } catch (e) {
           if (e instanceof TransportError && e.retryable) {
-            await self.backoff(state, e, null, signal);
+            await retry(e, null);
             continue;
           }
           throw e;
@@ -278,8 +339,14 @@ export class HttpTransport implements Transport {
           return;
         } else {
           const text = await readBody(res).catch(() => '');
-          self.checkFinal('GET', path, status, text);
-          await self.backoff(state, new TransportError(`GET ${path}: ${errorText(status, text)}`, { status, retryable: true }), HttpTransport.retryAfter(res), signal);
+          try {
+            self.checkFinal('GET', path, status, text);
+          } catch (e) {
+            // A streams node that refuses (its copy went corrupt, 404; the token, 401/403): the control server decides.
+            if (!(e instanceof CancelledError) && fallBack(errorMessage(e))) continue;
+            throw e;
+          }
+          await retry(new TransportError(`GET ${path}: ${errorText(status, text)}`, { status, retryable: true }), HttpTransport.retryAfter(res));
           continue;
         }
         try {
@@ -300,11 +367,11 @@ export class HttpTransport implements Transport {
           }
         } catch (e) {
           if (signal.aborted) throw e;
-          await self.backoff(state, new TransportError(`GET ${path}: connection cut at byte ${pos}: ${errorMessage(e)}`, { retryable: true }), null, signal);
+          await retry(new TransportError(`GET ${path}: connection cut at byte ${pos}: ${errorMessage(e)}`, { retryable: true }), null);
           continue;
         }
         if (total === null || pos >= total) return;
-        await self.backoff(state, new TransportError(`GET ${path}: connection ended at byte ${pos} of ${total}`, { retryable: true }), null, signal);
+        await retry(new TransportError(`GET ${path}: connection ended at byte ${pos} of ${total}`, { retryable: true }), null);
       }
     }
     return Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });

@@ -92,6 +92,8 @@ async function serverTask(url: string, taskId: number, token: string, disk: stri
   const spec = await transport.task();
   if (spec.id !== taskId) throw new AgentError(`the server answered with task ${spec.id}, not ${taskId}`);
   transport.timeoutSeconds = spec.agentTimeoutSeconds;
+  // A deploy reads its streams from the nearest node holding the image (absent: this server).
+  if (spec.type === 'deploy') transport.useStreamsUrl(spec.streamsUrl);
   log(`task ${spec.id}: ${spec.type}${spec.image ? ` (image ${spec.image})` : ''}`);
   const job: Job = { ...spec, table: spec.table };
   const localAddress = spec.multicast ? await localAddressFor(url) : undefined;

@@ -249,6 +249,21 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         'file served',
       );
       if (req.method === 'GET') recordFetch('file', req.ip, path, reply.statusCode, reply.getHeader('content-length'));
+    } else if (path.startsWith('/agent/v1/task/image/') && (req.method === 'GET' || req.method === 'HEAD')) {
+      // The stream access log: one line per deploy stream read (which node served a deploy, with its ranges).
+      log.info(
+        {
+          subsystem: 'http',
+          ip: req.ip,
+          method: req.method,
+          path: path.slice(0, 300),
+          status: reply.statusCode,
+          bytes: Number(reply.getHeader('content-length') ?? 0),
+          range: req.headers.range,
+          ms: Math.round(reply.elapsedTime),
+        },
+        'stream served',
+      );
     } else if (path === '/boot.ipxe' && req.method === 'GET') {
       recordFetch('script', req.ip, path, reply.statusCode, reply.getHeader('content-length'));
     } else if (path.startsWith('/api/')) {

@@ -19,7 +19,8 @@
  *   POST /agent/v1/task/slot             -> SlotAnswer (transfer slot, FOG's "max clients")
  *   PUT  /agent/v1/task/streams/:file    capture: one partition stream (octet-stream, chunked)
  *                                        -> StreamReceipt
- *   GET  /agent/v1/task/image/:file      deploy: a stream file of the task's image (Range)
+ *   GET  /agent/v1/task/image/:file      deploy: a stream file of the task's image (Range), from
+ *                                        TaskSpec.streamsUrl when the spec names one
  *   POST /agent/v1/task/complete         CompleteBody -> { ok: true }
  *   POST /agent/v1/task/fail             FailBody -> { ok: true }
  *
@@ -67,6 +68,17 @@ export interface TaskSpec {
   progressIntervalSeconds: number;
   /** How long the agent keeps retrying when the server is unreachable. */
   agentTimeoutSeconds: number;
+  /**
+   * deploy: the base URL (http://10.1.0.2:8080) of the node the agent reads
+   * its streams from (GET /agent/v1/task/image/:file, same token), chosen
+   * by the server as the nearest node holding a verified copy
+   * (src/imaging/streams-source.ts). Absent or null: the control server (the
+   * URL on the kernel command line), as with servers built before nodes.
+   * Everything else (progress, slot, complete, uploads) stays on the
+   * control server. When the streams node fails, the agent goes on from
+   * its control server.
+   */
+  streamsUrl?: string | null;
   /** deploy: receive the image from this multicast session (null or absent: unicast). */
   multicast?: MulticastSpec | null;
   /**

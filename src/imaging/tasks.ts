@@ -38,6 +38,7 @@ import type { EnrolSpec, ProgressReport, SlotAnswer, TaskPhase, TaskSpec, TaskSt
 import { RateTracker } from './rate.js';
 import type { DeployEnrolment } from '../endpoints/deploy-enrol.js';
 import { decideSlot } from './slots.js';
+import { streamsSourceFor } from './streams-source.js';
 import { taskBootEvent } from '../boot/boot-events.js';
 import type { NewBootEvent } from '../model/boot-event.js';
 import { taskStateEvent, type EventPublisher } from '../model/events.js';
@@ -208,8 +209,11 @@ export function createImagingService(deps: ImagingDeps) {
       await patchActiveTask(db, t.id, { last_seen_at: iso() });
     },
 
-    /** GET /agent/v1/task: booting -> running; the spec. */
-    async start(t: Task): Promise<TaskSpec> {
+    /**
+     * GET /agent/v1/task: booting -> running; the spec. `clientIp`: the
+     * agent's address, for a deploy's nearest streams node (streams-source.ts).
+     */
+    async start(t: Task, clientIp: string | null = null): Promise<TaskSpec> {
       const at = iso();
       if (t.state === 'booting' || t.state === 'queued') {
         await patchActiveTask(db, t.id, { state: 'running', started_at: t.startedAt ?? at, last_seen_at: at, phase: 'starting' });
@@ -244,6 +248,15 @@ export function createImagingService(deps: ImagingDeps) {
         enrol = { server: target.server, caSha256: target.caSha256, token: await deps.enrolment.token({ id: t.id, mac: t.mac }) };
         log.info({ task: t.id, mac: t.mac, server: target.server }, `task #${t.id}: an enrolment token for ${t.mac} goes with the deploy (agent at ${target.server})`);
       }
+      let streamsUrl: string | null = null;
+      if (t.type === 'deploy' && t.image !== null && revision !== null && clientIp !== null) {
+        const src = await streamsSourceFor(store, deps.nodeName ?? null, t.image, revision, clientIp);
+        if (src !== null) {
+          streamsUrl = src.url;
+          const why = src.reason === 'subnet' ? `the node serving ${clientIp}` : src.reason === 'self' ? 'this node' : `no nearer node holds a verified copy`;
+          log.info({ task: t.id, mac: t.mac, ip: clientIp, streamsNode: src.node, streamsUrl: src.url, reason: src.reason }, `task #${t.id}: streams of ${t.image} revision ${revision} from node ${src.node} (${why})`);
+        }
+      }
       return {
         id: t.id,
         type: t.type,
@@ -251,6 +264,7 @@ export function createImagingService(deps: ImagingDeps) {
         image: t.image,
         revision,
         manifest,
+        ...(streamsUrl !== null ? { streamsUrl } : {}),
         disk: t.options.disk,
         table: t.options.table,
         progressIntervalSeconds: config.imaging.progressIntervalSeconds,

@@ -12,7 +12,10 @@
  *   POST /task/progress       ProgressReport -> { state }
  *   POST /task/slot           -> SlotAnswer
  *   PUT  /task/streams/:file  capture upload (octet-stream, streamed to disk)
- *   GET  /task/image/:file    deploy download (Range)
+ *   GET  /task/image/:file    deploy download (Range); on several nodes the agent reads
+ *                             these from the node its spec's streamsUrl names (any node
+ *                             accepts the token: it is in the shared store), and each
+ *                             node serves only copies it holds verified
  *   POST /task/complete       CompleteBody
  *   POST /task/fail           FailBody
  */
@@ -97,7 +100,7 @@ export async function agentRoutes(app: FastifyInstance, ctx: AppContext): Promis
 
   app.get('/task', async (req) => {
     const t = taskOf(req);
-    const spec = await imaging.start(t);
+    const spec = await imaging.start(t, clientAddress(req.ip));
     // A deploy of a multicast job: the session, its group and this task's receiver id (admitted from this address only).
     const multicast = ctx.multicast && t.multicastId !== null ? await ctx.multicast.specFor(t, clientAddress(req.ip)) : null;
     return multicast ? { ...spec, multicast } : spec;
