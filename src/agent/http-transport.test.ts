@@ -133,3 +133,60 @@ test('putStream() streams the body and returns the receipt; a 5xx is a retryable
     },
   );
 });
+
+test('HttpTransport: stream GETs go to the streams URL with the same token; a refusing or dead streams node hands over to the control server at the byte reached', async () => {
+  const data = randomBytes(200_000);
+  const controlSeen: string[] = [];
+  await withServer(
+    (req, res) => {
+      controlSeen.push(`${req.method} ${req.url} ${req.headers.range ?? ''}`);
+      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      const from = m ? Number(m[1]) : 0;
+      res.writeHead(from > 0 ? 206 : 200, { 'content-length': String(data.length - from), ...(from > 0 ? { 'content-range': `bytes ${from}-${data.length - 1}/${data.length}` } : {}) });
+      res.end(data.subarray(from));
+    },
+    async (control) => {
+      // Node B serves the first 50 000 bytes and cuts, then refuses (404: its copy went corrupt).
+      let n = 0;
+      await withServer(
+        (req, res) => {
+          n++;
+          if (n === 1) {
+            res.writeHead(200, { 'content-length': String(data.length) });
+            res.write(data.subarray(0, 50_000));
+            setTimeout(() => res.destroy(), 20);
+            return;
+          }
+          json(res, 404, { error: 'NOT_FOUND', message: 'not verified here' });
+        },
+        async (streams, seen) => {
+          const logs: string[] = [];
+          const t = new HttpTransport({ url: control, token: 'abc', baseDelayMs: 5, timeoutSeconds: 5, log: (m) => logs.push(m) });
+          t.useStreamsUrl(streams);
+          assert.equal(t.streamsOrigin, new URL(streams).origin);
+          const got: Buffer[] = [];
+          for await (const c of await t.getStream('p1.pcl.zst', 0, new AbortController().signal)) got.push(c as Buffer);
+          assert.deepEqual(Buffer.concat(got), data);
+          assert.equal(seen[0]?.url, '/agent/v1/task/image/p1.pcl.zst');
+          assert.equal(seen[0]?.headers.authorization, 'Bearer abc');
+          assert.equal(seen[1]?.headers.range, 'bytes=50000-');
+          assert.deepEqual(controlSeen, ['GET /agent/v1/task/image/p1.pcl.zst bytes=50000-']);
+          assert.ok(logs.some((l) => /going on from http:\/\/127\.0\.0\.1:\d+ at byte 50000/.test(l)), logs.join('\n'));
+          // The rest of the deploy reads from the control server.
+          assert.equal(t.streamsOrigin, new URL(control).origin);
+        },
+      );
+      // A dead streams node (nothing listens): the control server takes over after streamsFallbackSeconds.
+      controlSeen.length = 0;
+      const t = new HttpTransport({ url: control, token: 'abc', baseDelayMs: 5, timeoutSeconds: 5, streamsFallbackSeconds: 0.05 });
+      t.useStreamsUrl('http://127.0.0.1:9/');
+      const got: Buffer[] = [];
+      for await (const c of await t.getStream('p1.pcl.zst', 0, new AbortController().signal)) got.push(c as Buffer);
+      assert.deepEqual(Buffer.concat(got), data);
+      assert.deepEqual(controlSeen, ['GET /agent/v1/task/image/p1.pcl.zst ']);
+      // Not http(s), or the control URL itself: the control server.
+      t.useStreamsUrl('ftp://x/');
+      assert.equal(t.streamsOrigin, new URL(control).origin);
+    },
+  );
+});
