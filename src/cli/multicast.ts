@@ -80,7 +80,8 @@ function printSession(d: SessionDetail): void {
   printLine(
     `session #${d.id} (${d.session}): ${d.state}, ${d.image} revision ${d.revision} on ${d.address}:${d.port}, ${d.expected} member(s)` +
       (d.maxWaitSeconds !== null ? `, starts after ${d.maxWaitSeconds} s with at least ${d.minReceivers}` : ', waits for every member') +
-      (d.jobId !== null ? `, job ${d.jobId}` : ''),
+      (d.jobId !== null ? `, job ${d.jobId}` : '') +
+      (d.node !== null ? `, on node ${d.node}` : ''),
   );
   if (live) printLine(`  ${(live.rateBps * 8e-6).toFixed(0)} Mbit/s now (ceiling ${+(live.maxRateBps * 8e-6).toFixed(2)}), ${(live.retransmittedShare * 100).toFixed(1)} % retransmitted, sweep ${live.sweeps}${live.elapsedMs !== null ? `, ${(live.elapsedMs / 1000).toFixed(0)} s sending` : ''}`);
   if (d.error) printLine(`  ${d.error}`);
@@ -103,8 +104,8 @@ export function registerMulticastCommands(program: Command, globals: GlobalOptio
       if (globals.json) printJson(r);
       else
         printTable(
-          ['ID', 'STATE', 'IMAGE', 'REV', 'GROUP ADDRESS', 'MEMBERS', 'JOB', 'CREATED'],
-          r.sessions.map((x) => [String(x.id), x.state, x.image, String(x.revision), `${x.address}:${x.port}`, String(x.expected), x.jobId === null ? null : String(x.jobId), x.createdAt]),
+          ['ID', 'STATE', 'IMAGE', 'REV', 'GROUP ADDRESS', 'MEMBERS', 'JOB', 'NODE', 'CREATED'],
+          r.sessions.map((x) => [String(x.id), x.state, x.image, String(x.revision), `${x.address}:${x.port}`, String(x.expected), x.jobId === null ? null : String(x.jobId), x.node, x.createdAt]),
           'No multicast sessions.',
         );
     });

@@ -23,9 +23,14 @@
  * by unicast).
  *
  * Several servers on one database (nodes, src/nodes/service.ts): a session
- * belongs to the node that created it (multicast_sessions.node, stamped by
- * `allocate`), or to the node that claims it first (compare-and-swap) when
- * it has none. A node's start fails only its own sessions (and unclaimed
+ * belongs to the node of its receivers' subnet when that node is up and
+ * holds (or is copying) the revision, else to the node that created it
+ * (multicast_sessions.node, stamped when it is made: `allocate` names the
+ * creator, src/store/multicast-placement.ts places it), or to the node that
+ * claims it first (compare-and-swap) when it has none. A node whose copy is
+ * still on its way (missing or copying) holds its sender back until
+ * replication verifies it; a deploy asking for its spec meanwhile goes by
+ * unicast (from its nearest verified copy). A node's start fails only its own sessions (and unclaimed
  * ones, made before nodes existed); reconcile runs only its own, and fails
  * those of a node that is down. A deploy whose session runs on another node
  * gets no multicast part from this one (it goes by unicast); cancelling
@@ -45,7 +50,7 @@ import { defaultUdpBackend, ipv4ToNumber, udpPeer } from '../net/udp.js';
 import { DEFAULT_BLOCK_SIZE, parseSessionIdHex, sessionIdHex, type SessionId } from '../protocol/mcast/codec.js';
 import type { MulticastSpec } from '../imaging/protocol.js';
 import { imagesRoot } from '../imaging/image-store.js';
-import { servableOn } from '../store/copies.js';
+import { getCopy, servableOn } from '../store/copies.js';
 import type { Store } from '../store/db.js';
 import { getRevision } from '../store/images.js';
 import { claimSession, endSession, failOrphanedSessions, failSessionOfNode, getSession, listSessions, markSessionSending, sessionMembers, type AllocateEndpoint, type MulticastSession, type SessionMember } from '../store/multicast.js';
@@ -155,6 +160,19 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
     const parts = [...rec.manifest.partitions].sort((a, b) => a.start - b.start);
     const dir = join(imagesRoot(store), rec.dir);
     return { paths: parts.map((p) => ({ path: join(dir, p.file), bytes: p.streamBytes })), files: parts.map((p) => p.file), identity: objectIdentity(parts) };
+  }
+
+  /** This node's copy of the session's revision is on its way (missing or copying), not verified yet: the sender waits (logged once). */
+  const waitingFor = new Set<number>();
+  async function copyPending(row: MulticastSession): Promise<boolean> {
+    if (node === null || store.dialect === 'sqlite' || (await servableOn(store.db, row.image, row.revision, node))) return false;
+    const c = await getCopy(store.db, row.image, row.revision, node);
+    const pending = c !== null && (c.state === 'missing' || c.state === 'copying');
+    if (pending && !waitingFor.has(row.id)) {
+      waitingFor.add(row.id);
+      mlog.info({ session: row.id, image: row.image, revision: row.revision, copy: c.state }, `session #${row.id} waits for this node's copy of ${row.image} revision ${row.revision} to be verified (it is ${c.state})`);
+    }
+    return pending;
   }
 
   async function startSession(row: MulticastSession): Promise<Live | null> {
@@ -297,7 +315,7 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
         await endIdle(row, 'cancelled', 'every member task ended before the session started');
         continue;
       }
-      if (active.length > 0) await ensureLive(row);
+      if (active.length > 0 && !(await copyPending(row))) await ensureLive(row);
     }
   }
 
@@ -333,6 +351,7 @@ export function createMulticastService(deps: MulticastServiceDeps): MulticastSer
       if (!row || (row.state !== 'waiting' && row.state !== 'sending')) return null;
       // A session another node runs: this node has no sender for it (the deploy goes by unicast).
       if (node !== null && row.node !== node && !(row.node === null && (await claimSession(store.db, row.id, node)))) return null;
+      if (await copyPending(row)) return null;
       const l = await ensureLive(row);
       if (!l) return null;
       // The receiver id is admitted from this address only (the one the token was handed to).

@@ -8,6 +8,7 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
 import type { Database, MulticastSessionState, MulticastSessionTable } from './schema.js';
 import { lockFor } from './locks.js';
+import { placeMulticastSession } from './multicast-placement.js';
 
 type Db = Kysely<Database>;
 
@@ -83,8 +84,10 @@ function toSession(r: Selectable<MulticastSessionTable>): MulticastSession {
 
 /**
  * Picks a group address and port for a new session, given the pairs active
- * sessions hold (null: none free), and names the node that will run it (the
- * multicast service of the node creating it; absent or null: none named).
+ * sessions hold (null: none free), and names the node creating it (absent
+ * or null: none named, one server). The session then runs on the node of
+ * its receivers' subnet when that node can send the revision, else on the
+ * creating node (multicast-placement.ts).
  */
 export type AllocateEndpoint = (used: ReadonlyArray<{ address: string; port: number }>) => { address: string; port: number; node?: string | null } | null;
 
@@ -116,6 +119,12 @@ export async function createSessionIn(trx: Transaction<Database>, n: NewSession)
   const used = await trx.selectFrom('multicast_sessions').select(['address', 'port']).where('state', 'in', [...ACTIVE_SESSION_STATES]).execute();
   const endpoint = n.allocate(used);
   if (endpoint === null) throw new FleetbootError('CONFLICT', `Every multicast address and port of the configuration is in use by a running session (${used.length}): wait for one to end, or widen multicast.addresses / multicast.ports`);
+  // Named by a node (several servers): the node of the receivers' subnet runs it, when it can (multicast-placement.ts).
+  let node = endpoint.node ?? null;
+  if (node !== null && n.taskIds.length > 0) {
+    const macs = await trx.selectFrom('tasks').select('mac').where('id', 'in', [...n.taskIds]).execute();
+    node = (await placeMulticastSession(trx, n.image, revision, macs.map((m) => m.mac), node)).node;
+  }
   const now = new Date().toISOString();
   const { id } = await trx
     .insertInto('multicast_sessions')
@@ -135,7 +144,7 @@ export async function createSessionIn(trx: Transaction<Database>, n: NewSession)
       created_at: now,
       started_at: null,
       finished_at: null,
-      node: endpoint.node ?? null,
+      node,
     })
     .returning('id')
     .executeTakeFirstOrThrow();
