@@ -254,7 +254,8 @@ export function createImagingService(deps: ImagingDeps) {
         if (src !== null) {
           streamsUrl = src.url;
           const why = src.reason === 'subnet' ? `the node serving ${clientIp}` : src.reason === 'self' ? 'this node' : `no nearer node holds a verified copy`;
-          log.info({ task: t.id, mac: t.mac, ip: clientIp, streamsNode: src.node, streamsUrl: src.url, reason: src.reason }, `task #${t.id}: streams of ${t.image} revision ${revision} from node ${src.node} (${why})`);
+          // Info when another node serves them (the interesting case); debug when this one does.
+          log[src.url === null ? 'debug' : 'info']({ task: t.id, mac: t.mac, ip: clientIp, streamsNode: src.node, streamsUrl: src.url, reason: src.reason }, `task #${t.id}: streams of ${t.image} revision ${revision} from node ${src.node} (${why})`);
         }
       }
       return {
