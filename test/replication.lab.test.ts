@@ -4,22 +4,24 @@
  *
  *   lab 10.216.0.0/24 (one bridge)
  *     ├── pg   .5    PostgreSQL 15 (src/store/test-postgres.ts), TCP for the lab
- *     ├── fa   .1    fleetboot serve --database postgres://…@10.216.0.5/… (node repl-a)
- *     ├── fb   .2    the same (node repl-b); it also serves 10.216.0.128/25 (node.subnets),
- *     │              the more specific subnet, so the machines there are B's
+ *     ├── fa   .1    fleetboot serve --dhcp server --database postgres://…@10.216.0.5/… (node repl-a)
+ *     ├── fb   .2    the same (node repl-b), which also serves 10.216.0.128/25 (node.subnets):
+ *     │              that subnet is more specific than A's /24, so machines there are B's
  *     ├── m1   .103  the capture source: the real imaging agent on a loop device
- *     └── m2   .130  the deploy target (B's subnet): the real agent on another loop device
+ *     └── a QEMU machine (SeaBIOS + iPXE ROM) with a blank disk: its address comes from
+ *                   the shared pool .150-.199, in B's subnet, from A or from B
  *
  * (a) a capture on A is replicated to B and verified there; B's link is slowed
  *     (tc tbf) so that A can be killed (SIGKILL) mid-copy: B's copy is then not
  *     usable (copying, no revision directory, B refuses to serve it) until A is
  *     back, and the copy resumes with Range and verifies, byte for byte A's;
  * (b) one byte flipped in B's copy is found by re-verification
- *     (`fleetboot image verify` on B), the copy is marked corrupt and pulled
- *     again;
- * (c) a deploy of the machine on B's subnet reads its streams from B only
- *     (B's log has the stream reads, A's none), and the disk gets every file;
- * (d) with B stopped, the same machine deploys from A.
+ *     (`fleetboot image verify` on B, exit status 1), the copy is marked
+ *     corrupt and pulled again;
+ * (c) the QEMU machine boots and deploys (task made through A): B serves its
+ *     boot files and its image streams, A's log shows nothing served to it,
+ *     and its disk gets every file of the captured one;
+ * (d) with B stopped, the machine boots and deploys from A.
  *
  * Needs root, `scripts/install-deps.sh --with-test` (postgresql-15, partclone, tc).
  */
@@ -27,7 +29,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -36,6 +38,7 @@ import { fleetbootCli, logEvents, REPO, startFleetboot, type Fleetboot } from '.
 import { makeSourceDisk, readDiskFiles, sh, type SourceDisk } from './lab/disks.js';
 import { startPostgres, type PostgresServer } from '../src/store/test-postgres.js';
 import { program } from '../src/lib/programs.js';
+import { CACHE_DIR, chooseAccel, ensureFleetbootBootEnv, QemuGuest, withTimeout } from './lab/qemu.js';
 
 const NET = '10.216.0';
 const A_IP = `${NET}.1`;
@@ -44,6 +47,8 @@ const PG_IP = `${NET}.5`;
 const SRC_MAC = '52:54:00:16:00:01';
 const DST_MAC = '52:54:00:16:00:02';
 const IMAGE = 'golden';
+const GUEST_MB = 1536;
+const TASK_TIMEOUT_S = 600;
 /** B's link while A is killed mid-copy: slow enough that the copy takes several seconds. */
 const SLOW_MBIT = 12;
 
@@ -57,6 +62,7 @@ let source: SourceDisk | null = null;
 let srcDev = '';
 let dstDev = '';
 let dstFile = '';
+let bootEnvDir = '';
 const loops: string[] = [];
 
 function need<T>(v: T | null, what: string): T {
@@ -74,27 +80,21 @@ async function sql<T extends pg.QueryResultRow>(text: string, values: unknown[] 
   }
 }
 
-function serverDir(name: string): string {
-  const d = join(work, name);
-  // A boot environment (the task's kernel and initrd; the agents here run without booting it).
-  mkdirSync(join(d, 'bootenv'), { recursive: true, mode: 0o700 });
-  writeFileSync(join(d, 'bootenv', 'vmlinuz'), Buffer.alloc(4096, 1));
-  writeFileSync(join(d, 'bootenv', 'initrd.img'), 'initrd');
-  return d;
-}
-
 function configFile(name: string, extra: Record<string, unknown>): string {
   const file = join(work, `${name}.json`);
-  writeFileSync(file, JSON.stringify({ replication: { pullIntervalSeconds: 1 }, imaging: { bootEnvDir: join(work, name, 'bootenv') }, ...extra }, null, 2));
+  writeFileSync(file, JSON.stringify({ replication: { pullIntervalSeconds: 1 }, boot: { menuTimeoutSeconds: 2 }, dhcp: { probeAtStart: false }, imaging: { bootEnvDir, agentTimeoutSeconds: 90 }, ...extra }, null, 2));
   return file;
 }
 
+/** Both serve DHCP from one shared pool, whose addresses are in B's subnet (10.216.0.128/25). */
+const SERVE = ['--dhcp', 'server', '--dhcp-range', `${NET}.150,${NET}.199,255.255.255.0,600`, '--log-format', 'json'];
+
 function startA(): Promise<Fleetboot> {
-  return startFleetboot(need(lab, 'the lab'), 'fa', { dataDir: serverDir('a'), serverIp: A_IP, configFile: configFile('a', { node: { name: 'repl-a' } }), extra: ['--dhcp', 'off', '--no-tftp', '--log-format', 'json', '--database', url] });
+  return startFleetboot(need(lab, 'the lab'), 'fa', { dataDir: join(work, 'a'), serverIp: A_IP, configFile: configFile('a', { node: { name: 'repl-a' } }), extra: [...SERVE, '--database', url], readyTimeoutMs: 90_000 });
 }
 
 function startB(): Promise<Fleetboot> {
-  return startFleetboot(need(lab, 'the lab'), 'fb', { dataDir: serverDir('b'), serverIp: B_IP, configFile: configFile('b', { node: { name: 'repl-b', subnets: [`${NET}.128/25`] } }), extra: ['--dhcp', 'off', '--no-tftp', '--log-format', 'json', '--database', url] });
+  return startFleetboot(need(lab, 'the lab'), 'fb', { dataDir: join(work, 'b'), serverIp: B_IP, configFile: configFile('b', { node: { name: 'repl-b', subnets: [`${NET}.128/25`] } }), extra: [...SERVE, '--database', url], readyTimeoutMs: 90_000 });
 }
 
 interface CopyRow {
@@ -149,11 +149,6 @@ async function taskState(server: Fleetboot, host: string, id: string): Promise<{
   return JSON.parse(await fleetbootCli(need(lab, 'the lab'), host, server.dataDir, ['--json', 'task', 'show', id])) as { state: string; error: string | null };
 }
 
-/** Stream reads in a server's log: one 'stream served' line per GET of a task's stream. */
-function streamReads(s: Fleetboot): Array<Record<string, unknown>> {
-  return logEvents(s).filter((e) => e['msg'] === 'stream served');
-}
-
 /** `fleetboot ARGS` in `host`'s namespace, with its exit status. */
 function cliStatus(host: string, dataDir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const argv = ['netns', 'exec', need(lab, 'the lab').host(host).netns, 'env', '-C', REPO, process.execPath, '--import', 'tsx', join(REPO, 'src/cli/main.ts'), ...args, '--data-dir', dataDir];
@@ -171,12 +166,13 @@ async function attach(file: string): Promise<string> {
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'fleetboot-replication-'));
+  // Fleetboot's boot environment (built once, cached outside the repository).
+  bootEnvDir = await ensureFleetbootBootEnv(join(CACHE_DIR, 'fleetboot-bootenv'));
   lab = await Lab.create({ subnet: NET });
   await lab.addHost('pg', PG_IP);
   await lab.addHost('fa', A_IP);
   await lab.addHost('fb', B_IP);
   await lab.addHost('m1', `${NET}.103`, { mac: SRC_MAC });
-  await lab.addHost('m2', `${NET}.130`, { mac: DST_MAC });
   postgres = await startPostgres({ host: PG_IP, netns: lab.host('pg').netns, allowFrom: `${NET}.0/24` });
   const admin = new pg.Client({ connectionString: postgres.url('postgres') });
   await admin.connect();
@@ -260,44 +256,54 @@ test("(b) one byte flipped in B's copy is found by re-verification, and the copy
   assert.match(again, /revision 1 on node repl-b: verified/, again);
 });
 
-test("(c) a deploy to the machine on B's subnet reads its image from B only", async () => {
+/** A QEMU machine (SeaBIOS + iPXE ROM) with the blank target disk boots from the network and runs its deploy task. */
+async function deployInQemu(server: Fleetboot, host: string, name: string): Promise<void> {
   const l = need(lab, 'the lab');
+  const dep = JSON.parse(await fleetbootCli(l, host, server.dataDir, ['--json', 'task', 'deploy', DST_MAC, '--image', IMAGE])) as { id: number };
+  const guest = await QemuGuest.start(l, { variant: 'bios-ipxe', mac: DST_MAC, name, workDir: work, memoryMb: GUEST_MB, accel: await chooseAccel(), disk: dstFile });
+  const why = (): string => [guest.diagnostics(40), `--- A (last 30 lines)\n${a?.log.tail(30) ?? ''}`, `--- B (last 30 lines)\n${b?.log.tail(30) ?? ''}`].join('\n');
+  try {
+    const deadline = Date.now() + TASK_TIMEOUT_S * 1000;
+    for (;;) {
+      const t = await taskState(server, host, String(dep.id));
+      if (t.state === 'done') break;
+      if (t.state === 'failed' || t.state === 'cancelled') assert.fail(`deploy task ${dep.id} ${t.state}: ${t.error}\n${why()}`);
+      if (Date.now() > deadline) assert.fail(`deploy task ${dep.id} not done within ${TASK_TIMEOUT_S} s (${t.state})\n${why()}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    await withTimeout(guest.exited, 60_000);
+  } finally {
+    await guest.stop();
+  }
+  const got = await readDiskFiles(dstFile);
+  for (const [n, sum] of need(source, 'the source disk').sums) assert.deepEqual(got.sums.get(n), sum, `partition ${n} differs from the captured disk`);
+}
+
+/** What a server's log says it served to the guest: boot files over TFTP and HTTP, and image streams. */
+function servedTo(s: Fleetboot, from: number): { files: number; streams: number } {
+  const events = logEvents(s).slice(from);
+  return { files: events.filter((e) => e['msg'] === 'file served' || e['msg'] === 'tftp transfer done').length, streams: events.filter((e) => e['msg'] === 'stream served' || /^task #\d+: sending \S+$/.test(String(e['msg']))).length };
+}
+
+test("(c) a QEMU machine on B's subnet boots and deploys from B only, wherever its DHCP answer came from", async () => {
   const sa = need(a, 'server A');
   const sb = need(b, 'server B');
-  const src = need(source, 'the source disk');
-  const readsA = streamReads(sa).length;
-  const readsB = streamReads(sb).length;
-  const dep = JSON.parse(await fleetbootCli(l, 'fa', sa.dataDir, ['--json', 'task', 'deploy', DST_MAC, '--image', IMAGE, '--disk', dstDev])) as { id: number };
-  // The machine's boot request reaches A; A's answer sends it to B (its subnet's node).
-  const d = await decide('m2', A_IP, DST_MAC);
-  assert.equal(Number(d.task), dep.id);
-  const base = /fleetboot\.url=(\S+)/.exec(d.script)?.[1];
-  assert.equal(base, sb.baseUrl, `the boot environment's server is B's:\n${d.script}`);
-  await agent('m2', base, d.task, d.token);
-  const done = await taskState(sb, 'fb', d.task);
-  assert.equal(done.state, 'done', done.error ?? '');
-  assert.ok(streamReads(sb).length > readsB, `B's log has the stream reads:\n${sb.log.tail(20)}`);
-  assert.equal(streamReads(sa).length, readsA, "A's log has no stream read");
-  const got = await readDiskFiles(dstFile);
-  for (const [n, s] of src.sums) assert.deepEqual(got.sums.get(n), s, `partition ${n} differs from the captured disk`);
+  const fromA = logEvents(sa).length;
+  const fromB = logEvents(sb).length;
+  await deployInQemu(sa, 'fa', 'nearest-b');
+  const onA = servedTo(sa, fromA);
+  const onB = servedTo(sb, fromB);
+  assert.ok(onB.streams > 0 && onB.files > 0, `B served the boot files and the streams: ${JSON.stringify(onB)}\n${sb.log.tail(30)}`);
+  assert.deepEqual(onA, { files: 0, streams: 0 }, `A served nothing to the machine on B's subnet\n${sa.log.tail(30)}`);
 });
 
-test('(d) with B stopped, the machine on B\'s subnet deploys from A', async () => {
-  const l = need(lab, 'the lab');
+test("(d) with B stopped, the machine on B's subnet boots and deploys from A", async () => {
   const sa = need(a, 'server A');
   const sb = need(b, 'server B');
   await sb.log.stop('SIGTERM');
   await sh('wipefs', ['-a', dstDev]);
-  const readsA = streamReads(sa).length;
-  const dep = JSON.parse(await fleetbootCli(l, 'fa', sa.dataDir, ['--json', 'task', 'deploy', DST_MAC, '--image', IMAGE, '--disk', dstDev])) as { id: number };
-  const d = await decide('m2', A_IP, DST_MAC);
-  assert.equal(Number(d.task), dep.id);
-  const base = /fleetboot\.url=(\S+)/.exec(d.script)?.[1];
-  assert.equal(base, sa.baseUrl, `with B down, the boot environment's server is A's:\n${d.script}`);
-  await agent('m2', base, d.task, d.token);
-  const done = await taskState(sa, 'fa', d.task);
-  assert.equal(done.state, 'done', done.error ?? '');
-  assert.ok(streamReads(sa).length > readsA, `A's log has the stream reads:\n${sa.log.tail(20)}`);
-  const got = await readDiskFiles(dstFile);
-  for (const [n, s] of need(source, 'the source disk').sums) assert.deepEqual(got.sums.get(n), s, `partition ${n} differs from the captured disk`);
+  const fromA = logEvents(sa).length;
+  await deployInQemu(sa, 'fa', 'fallback-a');
+  const onA = servedTo(sa, fromA);
+  assert.ok(onA.streams > 0 && onA.files > 0, `A served the boot files and the streams: ${JSON.stringify(onA)}\n${sa.log.tail(30)}`);
 });
