@@ -6,14 +6,12 @@
  * anything is written; refused with a checksum error naming the partition
  * when a stored stream has one byte flipped; deployed again keeping the MBR.
  * Then the same through a real Fleetboot server on 127.0.0.1 (port 0):
- * `main.ts run --url` captures disk A as an image and deploys it to disk B;
- * on two nodes sharing PostgreSQL (its PostgreSQL pass), a deploy booted
- * through A reads its streams from B, the node of its subnet.
+ * `main.ts run --url` captures disk A as an image and deploys it to disk B.
  *
  * This host's kernel cannot mount vfat: FAT contents are written and read
  * with mtools (`mcopy -i PARTITION`).
  */
-import { openTestStore, testDatabaseUrl, testStoreOverrides } from '../src/store/temp-store.js';
+import { openTestStore, testStoreOverrides } from '../src/store/temp-store.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -26,12 +24,9 @@ import { promisify } from 'node:util';
 import { program, type ProgramName } from '../src/lib/programs.js';
 import { parseManifest } from '../src/model/manifest.js';
 import { loadConfig } from '../src/config/config.js';
-import { createLogger, silentLogger } from '../src/lib/log.js';
-import { Writable } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { silentLogger } from '../src/lib/log.js';
 import { startFleetboot, type RunningFleetboot } from '../src/server.js';
-import { addRevision, createHost, createTask, getImage, getTask, openStore, type Store } from '../src/store/index.js';
-import { setCopy } from '../src/store/copies.js';
+import { createHost, createTask, getImage, getTask, openStore, type Store } from '../src/store/index.js';
 
 const execFileP = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
@@ -329,69 +324,4 @@ test('run --url: capture into a real server, then deploy that image to another d
     assert.equal(badTask?.state, 'failed');
     assert.match(badTask?.error ?? '', /partition 2 \(p2\.pcl\.zst\): checksum mismatch: expected [0-9a-f]{64}, got [0-9a-f]{64}/);
   });
-});
-
-/** A node of a two-server setup on one PostgreSQL: its log lines are kept. */
-async function node(dir: string, ip: string, name: string, url: string, subnets: string[], logs: Array<Record<string, unknown>>): Promise<RunningFleetboot> {
-  mkdirSync(join(dir, 'bootenv'), { recursive: true });
-  writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'kernel');
-  writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'initrd');
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const config = loadConfig({
-    overrides: { dataDir: dir, serverIp: ip, http: { host: ip, port: 0 }, https: { enabled: false }, tftp: { enabled: false }, dhcp: { mode: 'off' }, store: { url }, node: { name, subnets }, replication: { enabled: false, verifyIntervalHours: 0 } },
-  });
-  return startFleetboot(config, { logger: createLogger('info', sink), ipxeDir: join(dir, 'no-ipxe') });
-}
-
-const streamReads = (logs: Array<Record<string, unknown>>): string[] => logs.filter((l) => l['msg'] === 'stream served').map((l) => `${String(l['path'])} ${String(l['status'])}`);
-
-test('run --url on two nodes: a deploy booted through A reads its streams from B, the node of its subnet (A serves none)', async (t) => {
-  const dirA = mkdtempSync(join(work, 'node-a-'));
-  const url = await testDatabaseUrl(dirA);
-  if (url === null) {
-    t.skip('two nodes need the shared PostgreSQL store (the test command runs this file in its PostgreSQL pass)');
-    return;
-  }
-  const logsA: Array<Record<string, unknown>> = [];
-  const logsB: Array<Record<string, unknown>> = [];
-  // A serves no subnet; B serves 127.0.0.0/24, where the agent's requests come from.
-  const a = await node(dirA, '127.0.0.1', 'node-a', url, [], logsA);
-  const b = await node(mkdtempSync(join(work, 'node-b-')), '127.0.0.2', 'node-b', url, ['127.0.0.0/24'], logsB);
-  const store = await openStore(dirA, { url });
-  try {
-    // The image captured above, stored on A as its capture would leave it (A's copy verified); B pulls and verifies it.
-    const dir = randomUUID();
-    cpSync(imageDir, join(dirA, 'images', dir), { recursive: true });
-    const text = readFileSync(join(imageDir, 'manifest.json'));
-    const rev = await addRevision(store.db, { dir, manifest: parseManifest(JSON.parse(text.toString('utf8'))), manifestSha256: sha(text), state: 'ready' });
-    await setCopy(store.db, 'golden', rev, 'node-a', { state: 'verified' });
-    assert.deepEqual((await b.replication.pullOnce()).map((r) => r.outcome), ['verified']);
-    const mac = '52:54:00:ab:00:09';
-    await createHost(store.db, { mac, name: 'machine-near' });
-    const files = ['p1.pcl.zst', 'p2.pcl.zst'];
-
-    await sh('wipefs', ['-a', bDev]);
-    const dep = await createTask(store.db, { type: 'deploy', mac, image: 'golden', options: { disk: bDev, table: 'gpt' } });
-    const boot = await pxe(a, mac);
-    const r = await agent(['run', '--url', a.url, '--task', boot.task, '--token', boot.token]);
-    assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.equal((await getTask(store.db, dep.id))?.state, 'done');
-    assert.match(r.stderr + r.stdout, new RegExp(`streams come from ${new URL(b.url).origin.replace(/[.]/g, '\\.')}`));
-    assert.deepEqual(streamReads(logsB), files.map((f) => `/agent/v1/task/image/${f} 200`));
-    assert.deepEqual(streamReads(logsA), [], 'A served a stream');
-    assert.deepEqual(await ext4Files(`${bDev}p1`), aExt4);
-    assert.deepEqual(await fatFiles(`${bDev}p2`, FAT_NAMES), aFat);
-    console.log(`two nodes, deploy from B: ${r.seconds.toFixed(1)} s (agent process, incl. startup)`);
-
-    // B lacking a verified copy or down: test/nearest-streams.test.ts (the same, with the agent's transport, in seconds).
-  } finally {
-    await store.close();
-    await b.close();
-    await a.close();
-  }
 });
