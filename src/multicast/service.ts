@@ -30,8 +30,8 @@
  * claims it first (compare-and-swap) when it has none. A node whose copy is
  * still on its way (missing or copying) holds its sender back until
  * replication verifies it; a deploy asking for its spec meanwhile goes by
- * unicast (from its nearest verified copy). A node's start fails only its own sessions (and unclaimed
- * ones, made before nodes existed); reconcile runs only its own, and fails
+ * unicast (from its nearest verified copy). A node's start fails only its
+ * own sessions (and unclaimed ones, made before nodes existed); reconcile runs only its own, and fails
  * those of a node that is down. A deploy whose session runs on another node
  * gets no multicast part from this one (it goes by unicast); cancelling
  * such a session is refused here (cancel it on its node). Without `node`
