@@ -31,10 +31,11 @@
  * still on its way (missing or copying) holds its sender back until
  * replication verifies it; a deploy asking for its spec meanwhile goes by
  * unicast (from its nearest verified copy). A node's start fails only its
- * own sessions (and unclaimed ones, made before nodes existed); reconcile runs only its own, and fails
- * those of a node that is down. A deploy whose session runs on another node
- * gets no multicast part from this one (it goes by unicast); cancelling
- * such a session is refused here (cancel it on its node). Without `node`
+ * own sessions (and unclaimed ones, made before nodes existed); reconcile
+ * runs only its own, and fails those of a node that is down. A deploy whose
+ * session runs on another node gets no multicast part from this one (it
+ * goes by unicast); cancelling such a session is refused here (cancel it on
+ * its node). Without `node`
  * (tests), every session is this server's, as before nodes existed.
  */
 import { createHash } from 'node:crypto';
