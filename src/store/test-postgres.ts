@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { program } from '../lib/programs.js';
+import { program, resolveArgv, type Argv } from '../lib/programs.js';
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
 export const TEST_PG_ENV = 'FLEETBOOT_TEST_PG';
@@ -100,10 +100,8 @@ export async function startPostgres(o: StartPostgresOptions = {}): Promise<Postg
   const logFd = openSync(logFile, 'a');
   const stdio: ['ignore', number, number] = ['ignore', logFd, logFd];
   // taskset execs too: the child's pid stays postgres's, and the processes it forks inherit the CPUs.
-  const pinned = o.cpus !== undefined ? ['taskset', '-c', o.cpus, 'setpriv', ...args] : ['setpriv', ...args];
-  const child = o.netns
-    ? spawn(program('ip'), ['netns', 'exec', o.netns, ...pinned], { stdio })
-    : spawn(program(pinned[0] === 'taskset' ? 'taskset' : 'setpriv'), pinned.slice(1), { stdio });
+  const pinned: Argv = o.cpus !== undefined ? ['taskset', '-c', o.cpus, program('setpriv'), ...args] : ['setpriv', ...args];
+  const child = o.netns ? spawn(program('ip'), ['netns', 'exec', o.netns, ...resolveArgv(pinned)], { stdio }) : spawn(program(pinned[0]), pinned.slice(1), { stdio });
   closeSync(logFd);
   child.unref();
   const log = (): string => {
