@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/cluster-store.ts [--rates 250,500,1000,2000] [--seconds 5]
  *        [--reps 3] [--clients 15000] [--hosts 1000] [--concurrency 32] [--no-ab]
- *        [--pg-cpu 0] [--work DIR] [--out bench/results/cluster-store.md]
+ *        [--pg-cpu 0] [--pg-synchronous-commit on|off] [--work DIR] [--out bench/results/cluster-store.md]
  *
  * What is measured:
  * - DHCP DORA rate: perfdhcp (relay mode, full DORA, --clients distinct MACs
@@ -22,7 +22,7 @@
  *           the hand-out MACs dealt to both (--no-ab leaves this out)
  *
  * Lab (lab bridge 10.218.0.0/24):
- *   pg .5    PostgreSQL 15 (src/store/test-postgres.ts), fsync and synchronous commit on, data on --work's disk
+ *   pg .5    PostgreSQL 15 (src/store/test-postgres.ts), data on --work's disk
  *   sq .1    fleetboot serve --dhcp server (SQLite)
  *   pa .2    the same with --database postgres://…@10.218.0.5/fleetboot --node-name bench-a
  *   pb .3    the same, --node-name bench-b
@@ -33,7 +33,12 @@
  *            the network knows for a client's address with the MAC asked for)
  * Servers and PostgreSQL are pinned to CPU 0 (--pg-cpu moves PostgreSQL),
  * perfdhcp and the hand-out client to CPU 1. Pool 10.218.1.1-10.218.255.254
- * (/16), one-hour leases, log level warn. The hosts and tasks are written
+ * (/16), one-hour leases, log level warn.
+ * Durability, as each is run: SQLite as Fleetboot opens it (WAL,
+ * synchronous=NORMAL: a commit is not fsynced, it survives the process's
+ * crash, not the machine's), PostgreSQL with fsync, synchronous_commit and
+ * full_page_writes on (every commit waits for its WAL flush);
+ * --pg-synchronous-commit off shows PostgreSQL at SQLite's durability. The hosts and tasks are written
  * into both stores before the servers start; the servers keep running
  * across the rounds (later rounds meet the leases of earlier ones).
  */
@@ -55,6 +60,7 @@ const HOSTS = Number(arg('hosts', '1000'));
 const CONCURRENCY = Number(arg('concurrency', '32'));
 const AB = !process.argv.includes('--no-ab');
 const PG_CPU = arg('pg-cpu', '0');
+const PG_SYNC = arg('pg-synchronous-commit', 'on');
 const WORK_PARENT = arg('work', tmpdir());
 const OUT = arg('out', join(repo, 'bench/results/cluster-store.md'));
 if (!RATES.every((r) => Number.isInteger(r) && r > 0)) throw new RangeError(`--rates must be positive integers: ${RATES.join(',')}`);
@@ -62,6 +68,7 @@ if (!(SECONDS >= 1)) throw new RangeError(`--seconds must be at least 1: ${SECON
 if (!(Number.isInteger(REPS) && REPS >= 1)) throw new RangeError(`--reps must be a positive integer: ${REPS}`);
 if (!(Number.isInteger(HOSTS) && HOSTS >= 1 && HOSTS <= 65535)) throw new RangeError(`--hosts must be 1-65535: ${HOSTS}`);
 if (!(Number.isInteger(CLIENTS) && CLIENTS >= 1 && CLIENTS <= 20000)) throw new RangeError(`--clients must be 1-20000 (three targets share the pool of 65,278 addresses on PostgreSQL): ${CLIENTS}`);
+if (PG_SYNC !== 'on' && PG_SYNC !== 'off') throw new RangeError(`--pg-synchronous-commit must be on or off: ${PG_SYNC}`);
 if (!/^\d+$/.test(PG_CPU)) throw new RangeError(`--pg-cpu must be a CPU number: ${PG_CPU}`);
 
 const NET = '10.218.0';
@@ -149,7 +156,7 @@ async function main(): Promise<void> {
   for (const h of AB ? ['sq', 'pa', 'pb'] : ['sq', 'pa']) await lab.exec(h, ['ip', 'route', 'add', `${CLIENT_NET}.0/24`, 'via', IP.rt]);
 
   log(`PostgreSQL in namespace pg on CPU ${PG_CPU}`);
-  const pgs = await labPostgres(lab, 'pg', { cpus: PG_CPU, parentDir: work });
+  const pgs = await labPostgres(lab, 'pg', { cpus: PG_CPU, parentDir: work, synchronousCommit: PG_SYNC === 'on' });
   cleanups.push(() => pgs.server.stop());
 
   const dirs = { sq: join(work, 'sq'), pa: join(work, 'pa'), pb: join(work, 'pb') };
@@ -238,15 +245,16 @@ async function main(): Promise<void> {
   // ---- report ----
   const L: string[] = [];
   L.push(`## Run ${startedAt.toISOString()}`, '');
-  L.push(`\`node --import tsx bench/cluster-store.ts --rates ${RATES.join(',')} --seconds ${SECONDS} --reps ${REPS} --clients ${CLIENTS} --hosts ${HOSTS} --concurrency ${CONCURRENCY}${AB ? '' : ' --no-ab'} --pg-cpu ${PG_CPU}\` (medians of ${REPS} rounds; targets in turn within a round, order rotated each round).`, '');
+  L.push(`\`node --import tsx bench/cluster-store.ts --rates ${RATES.join(',')} --seconds ${SECONDS} --reps ${REPS} --clients ${CLIENTS} --hosts ${HOSTS} --concurrency ${CONCURRENCY}${AB ? '' : ' --no-ab'} --pg-cpu ${PG_CPU} --pg-synchronous-commit ${PG_SYNC}\` (medians of ${REPS} rounds; targets in turn within a round, order rotated each round).`, '');
   L.push('### Machine', '');
   L.push(...(await machine(work, loadAtStart)));
   L.push(`- perfdhcp ${(await version('perfdhcp', ['-v'])).replace(/^VERSION:\s*/, '')}; PostgreSQL ${(await version('psql', ['--version'])).replace(/^psql \(PostgreSQL\)\s*/, '')}`);
   L.push('');
   L.push('### Setup', '');
   L.push(
-    `Fleetboot \`serve --dhcp server --no-tftp --no-https --log-level warn\` from the sources (tsx): one on SQLite (its data directory), one${AB ? ' or two (nodes bench-a, bench-b)' : ''} on one PostgreSQL 15 (fsync on, synchronous_commit on, in its own namespace over TCP on the lab bridge). ` +
-      `Servers pinned to CPU 0, PostgreSQL to CPU ${PG_CPU}, perfdhcp and the hand-out client to CPU 1. Pool 10.218.1.1-10.218.255.254/16, 1 h leases, perfdhcp in relay mode (giaddr = the client namespace's address), -R ${CLIENTS} MACs per target (and per server for pg-ab). ` +
+    `Fleetboot \`serve --dhcp server --no-tftp --no-https --log-level warn\` from the sources (tsx): one on SQLite (its data directory), one${AB ? ' or two (nodes bench-a, bench-b)' : ''} on one PostgreSQL 15 (in its own namespace, over TCP on the lab bridge; shared_buffers 64MB). ` +
+      `Durability as each is run: SQLite as Fleetboot opens it (WAL, synchronous=NORMAL: commits are not fsynced), PostgreSQL with fsync and full_page_writes on and synchronous_commit ${PG_SYNC}${PG_SYNC === 'on' ? ' (every commit waits for its WAL flush)' : ' (SQLite\'s durability)'}. ` +
+      `Servers pinned to CPU 0, PostgreSQL to CPU ${PG_CPU}, perfdhcp and the hand-out client to CPU 1. Pool 10.218.1.1-10.218.255.254/16, 1 h leases, perfdhcp in relay mode (giaddr = the client namespace's address), -R ${CLIENTS} MACs per target${AB ? ' (and per server for pg-ab)' : ''}. ` +
       `Hand-out: ${HOSTS} hosts per target and round, each with a queued inventory task; the client (bench/handout-client.ts, in a routed namespace) asks GET /boot/decide?mac=…&platform=pcbios once per MAC, ${CONCURRENCY} at a time over keep-alive connections; a hand-out is an answer carrying the task's token (the task goes queued -> booting with its token bound to the client's address). ` +
       `${AB ? 'pg-ab: perfdhcp against both servers at once, each at the full rate (the aggregate is shown); the hand-out MACs alternate between the two servers. ' : ''}Server CPU = the Fleetboot node process(es), not PostgreSQL.`,
     '',

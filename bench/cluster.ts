@@ -31,14 +31,15 @@ export const log = (msg: string): void => void process.stdout.write(`${new Date(
  * A database `fleetboot` (C collation) on a PostgreSQL started in `host`'s namespace, listening on its
  * address for the lab's /24: `url` for the lab's servers (TCP), `localUrl` for the benchmark itself (its socket).
  */
-export async function labPostgres(lab: Lab, host: string, o: { cpus: string; parentDir?: string }): Promise<{ server: PostgresServer; url: string; localUrl: string }> {
+export async function labPostgres(lab: Lab, host: string, o: { cpus: string; parentDir?: string; synchronousCommit?: boolean }): Promise<{ server: PostgresServer; url: string; localUrl: string }> {
   const h = lab.host(host);
   const server = await startPostgres({
     host: h.ip,
     netns: h.netns,
     allowFrom: `${lab.subnet}.0/24`,
-    // Benchmarks measure a durable store: fsync and synchronous commits on (SQLite's WAL is synced too).
+    // Benchmarks measure PostgreSQL as it is run: fsync, synchronous commits and full-page writes on.
     fsync: true,
+    ...(o.synchronousCommit !== undefined ? { synchronousCommit: o.synchronousCommit } : {}),
     cpus: o.cpus,
     ...(o.parentDir ? { parentDir: o.parentDir } : {}),
   });

@@ -44,7 +44,7 @@
  * per round and as the geometric mean of the paired rounds with a 95 % interval.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { appendFileSync, chmodSync, closeSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Argv } from '../src/lib/programs.js';
@@ -133,6 +133,11 @@ async function main(): Promise<void> {
   // PostgreSQL's directory is made in here and it runs as the postgres user: that user may pass through.
   chmodSync(work, 0o711);
   cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+
+  const st = statfsSync(work);
+  const freeMiB = (st.bavail * st.bsize) / 2 ** 20;
+  // A's stream, B's copy and curl's file, plus room for PostgreSQL and the logs.
+  if (freeMiB < 3 * SIZE_MIB + 1024) throw new Error(`${work}: ${freeMiB.toFixed(0)} MiB free, the run needs about ${3 * SIZE_MIB + 1024} MiB`);
 
   const lab = await Lab.create({ subnet: NET });
   cleanups.push(() => lab.destroy());

@@ -58,8 +58,10 @@ export interface StartPostgresOptions {
   port?: number;
   /** Run inside this network namespace (ip netns exec). */
   netns?: string;
-  /** fsync on (benchmarks); off by default: a test's database need not survive a power loss. */
+  /** fsync, synchronous commits and full-page writes on, as in production (benchmarks); off by default: a test's database need not survive a power loss. */
   fsync?: boolean;
+  /** Override synchronous_commit (default: as fsync); off keeps fsync but a commit no longer waits for its WAL flush. */
+  synchronousCommit?: boolean;
   maxConnections?: number;
   /** Also accept (trust) TCP clients from this network, e.g. "10.215.0.0/24" (a lab's servers). */
   allowFrom?: string;
@@ -92,7 +94,7 @@ export async function startPostgres(o: StartPostgresOptions = {}): Promise<Postg
     // setpriv execs postgres (runuser would stay its parent, and killing runuser orphans postgres).
     '--reuid=postgres', '--regid=postgres', '--init-groups', '--', join(PG_BIN, 'postgres'), '-D', data,
     '-c', `listen_addresses=${o.host ?? ''}`, '-c', `port=${port}`, '-k', dir,
-    '-c', `fsync=${o.fsync ? 'on' : 'off'}`, '-c', `synchronous_commit=${o.fsync ? 'on' : 'off'}`, '-c', 'full_page_writes=off',
+    '-c', `fsync=${o.fsync ? 'on' : 'off'}`, '-c', `synchronous_commit=${(o.synchronousCommit ?? o.fsync) ? 'on' : 'off'}`, '-c', `full_page_writes=${o.fsync ? 'on' : 'off'}`,
     '-c', `max_connections=${o.maxConnections ?? 200}`, '-c', 'shared_buffers=64MB',
   ];
   // Its log goes to a file, so no pipe keeps the test process alive.
