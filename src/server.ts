@@ -548,6 +548,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       version: fleetbootVersion(),
       log,
       urls: () => ({ httpUrl: baseUrl(), httpsUrl: https ? `https://${serverIp}:${https.port}` : null }),
+      // What the other nodes pin when they pull image copies over HTTPS (src/replication/peer.ts).
+      tlsSha256: () => (https && tls ? tls.info().server.sha256 : null),
     });
     nodeService = node;
     multicast = createMulticastService({ store, config, serverIp, log, events, node: node.name });
@@ -657,6 +659,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       authorization: () => node.authorization(),
       pullIntervalSeconds: config.replication.enabled ? config.replication.pullIntervalSeconds : 0,
       verifyIntervalHours: config.replication.verifyIntervalHours,
+      allowPlainHttp: config.replication.allowPlainHttp,
     });
     replication.start();
 
