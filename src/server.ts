@@ -471,7 +471,11 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
         names: () => wantedNames({ serverIp, extra: config.https.names }),
         hostname: hostname(),
         log,
-        onChange: (m) => https?.setCertificate(m),
+        onChange: (m) => {
+          https?.setCertificate(m);
+          // The other nodes pin the new certificate once it is published (src/replication/peer.ts).
+          void nodeService?.beat();
+        },
       });
       await tls.start();
     }
