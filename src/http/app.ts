@@ -25,6 +25,7 @@
  * /api/v1 goes in it), and docs/openapi.json is its committed copy
  * (test/api-openapi.test.ts fails when they differ).
  */
+import type { VerifyResult } from '../replication/service.js';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { httpBaseUrl, type FleetbootConfig } from '../config/config.js';
@@ -136,6 +137,8 @@ export interface AppOptions {
   bootDecider?: BootDecider;
   /** This server's node name (src/nodes/service.ts): /api/v1/status shows it, DELETE /api/v1/nodes refuses it. Absent: null. */
   nodeName?: string | null;
+  /** Re-hash this node's verified copies of an image now (the server passes its replication's verifyOnce). Absent: 409. */
+  verifyImage?: (image: string) => Promise<VerifyResult[]>;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -179,6 +182,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     tls: opts.tls ?? null,
     metrics: opts.metrics ?? null,
     nodeName: opts.nodeName ?? null,
+    verifyImage: opts.verifyImage ?? null,
     tasksChanged() {
       try {
         opts.onTasksChanged?.();

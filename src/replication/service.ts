@@ -117,8 +117,8 @@ export interface ReplicationService {
   adoptOnce(): Promise<AdoptResult[]>;
   /** Remove the local directories of revisions gone from the store (see the header); the names removed. */
   pruneOnce(): Promise<string[]>;
-  /** Re-hash every verified copy on this node. */
-  verifyOnce(): Promise<VerifyResult[]>;
+  /** Re-hash every verified copy on this node (of `image` only, when given). */
+  verifyOnce(opts?: { image?: string }): Promise<VerifyResult[]>;
   close(): Promise<void>;
 }
 
@@ -411,11 +411,12 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
     });
   }
 
-  async function verifyOnce(): Promise<VerifyResult[]> {
+  async function verifyOnce(opts: { image?: string } = {}): Promise<VerifyResult[]> {
     return serial(async () => {
       const out: VerifyResult[] = [];
       for (const c of await copiesOnNode(db, self, 'verified')) {
         if (closed) break;
+        if (opts.image !== undefined && c.image !== opts.image) continue;
         const rec = await getRevision(db, c.image, c.number);
         if (!rec || !UUID_RE.test(rec.dir)) continue;
         const problem = await checkDir(join(imagesRoot(store), rec.dir), rec, true);
@@ -447,7 +448,7 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
   return {
     start() {
       if (deps.pullIntervalSeconds > 0) every(deps.pullIntervalSeconds * 1000, Math.min(deps.pullIntervalSeconds * 1000, 2000), pullOnce, 'replication pull');
-      if (deps.verifyIntervalHours > 0) every(deps.verifyIntervalHours * 3600 * 1000, deps.verifyIntervalHours * 3600 * 1000, verifyOnce, 'replication re-verification');
+      if (deps.verifyIntervalHours > 0) every(deps.verifyIntervalHours * 3600 * 1000, deps.verifyIntervalHours * 3600 * 1000, () => verifyOnce(), 'replication re-verification');
     },
     pullOnce,
     adoptOnce: () => serial(adoptRound),
