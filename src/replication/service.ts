@@ -13,6 +13,7 @@
  *   a revision's files in its images root hashes them against the manifest
  *   and records its copy verified (or corrupt, saying what differs), so the
  *   others can pull it. Until some node does, nobody is known to hold it.
+ *   Not on SQLite (one server, serving them as it always did).
  * - From whom: any live node (src/store/nodes.ts `liveNodes`) holding a
  *   verified copy, tried in name order, over its HTTPS with its published
  *   certificate pinned, or over plain HTTP only when HTTPS is off there and
@@ -56,7 +57,7 @@ import { createHash, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { errorMessage } from '../lib/errors.js';
 import type { Store } from '../store/db.js';
-import { copiesOnNode, getCopy, setCopy, setCopyProgress, verifiedHolders, type CopyState } from '../store/copies.js';
+import { copiesOnNode, deleteCopy, getCopy, setCopy, setCopyProgress, verifiedHolders, type CopyState } from '../store/copies.js';
 import { getRevision, imageNodesOf, isAssigned, type RevisionRecord } from '../store/images.js';
 import { liveNodes } from '../store/nodes.js';
 import { hashFile, imagesRoot, MANIFEST_FILE, REPLICA_DIR } from '../imaging/image-store.js';
@@ -350,6 +351,9 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
 
   async function adoptRound(): Promise<AdoptResult[]> {
     const out: AdoptResult[] = [];
+    adopted = true;
+    // SQLite: one server, which serves its revisions as it always did; hashing them all would only cost I/O.
+    if (store.dialect === 'sqlite') return out;
     const recorded = new Set((await db.selectFrom('revision_copies').select(['image', 'number']).distinct().execute()).map((c) => `${c.image}/${c.number}`));
     const rows = await db.selectFrom('image_revisions').select(['image', 'number', 'dir']).orderBy('image').orderBy('number').execute();
     for (const r of rows) {
@@ -371,7 +375,6 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
         out.push({ image: r.image, revision: r.number, outcome: 'corrupt', error: problem });
       }
     }
-    adopted = true;
     return out;
   }
 
@@ -392,6 +395,9 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
         removed.push(prefix + n);
       }
     }
+    // This node's rows of revisions that are gone (a pull that ended as its revision was pruned).
+    const revs = new Set((await db.selectFrom('image_revisions').select(['image', 'number']).execute()).map((r) => `${r.image}/${r.number}`));
+    for (const c of await copiesOnNode(db, self)) if (!revs.has(`${c.image}/${c.number}`)) await deleteCopy(db, c.image, c.number, self);
     for (const d of live) known.add(d);
     for (const d of [...known]) if (!live.has(d)) known.delete(d);
     if (removed.length) log.info({ removed }, `removed ${removed.length} local director${removed.length > 1 ? 'ies' : 'y'} of revisions gone from the store: ${removed.join(', ')}`);
