@@ -471,7 +471,11 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
         names: () => wantedNames({ serverIp, extra: config.https.names }),
         hostname: hostname(),
         log,
-        onChange: (m) => https?.setCertificate(m),
+        onChange: (m) => {
+          https?.setCertificate(m);
+          // The other nodes pin the new certificate once it is published (src/replication/peer.ts).
+          void nodeService?.beat();
+        },
       });
       await tls.start();
     }
@@ -548,6 +552,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       version: fleetbootVersion(),
       log,
       urls: () => ({ httpUrl: baseUrl(), httpsUrl: https ? `https://${serverIp}:${https.port}` : null }),
+      // What the other nodes pin when they pull image copies over HTTPS (src/replication/peer.ts).
+      tlsSha256: () => (https && tls ? tls.info().server.sha256 : null),
     });
     nodeService = node;
     multicast = createMulticastService({ store, config, serverIp, log, events, node: node.name });
@@ -661,6 +667,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       authorization: () => node.authorization(),
       pullIntervalSeconds: config.replication.enabled ? config.replication.pullIntervalSeconds : 0,
       verifyIntervalHours: config.replication.verifyIntervalHours,
+      allowPlainHttp: config.replication.allowPlainHttp,
     });
     replication.start();
 

@@ -101,3 +101,21 @@ test('a second server under a name that a running node holds refuses to start, s
     await Promise.all([a.close(), c.close(), b.close(), d.close()]);
   });
 });
+
+test('the node publishes the sha256 of the certificate its HTTPS serves at start and at each beat (a renewed one at the next beat)', async () => {
+  await withTempStore('node-tls', async (s, dir) => {
+    const clock = { t: T0 };
+    let cert: string | null = 'a'.repeat(64);
+    const svc = createNodeService({ ...deps(s, dir, clock), tlsSha256: () => cert });
+    assert.equal((await svc.start()).tlsSha256, 'a'.repeat(64));
+    cert = 'b'.repeat(64);
+    clock.t = new Date(T0.getTime() + 10_000);
+    assert.equal(await svc.beat(), true);
+    assert.equal((await getNode(s.db, 'pxe-a', clock.t))?.tlsSha256, 'b'.repeat(64));
+    // HTTPS off: nothing to pin.
+    cert = null;
+    assert.equal(await svc.beat(), true);
+    assert.equal((await getNode(s.db, 'pxe-a', clock.t))?.tlsSha256, null);
+    await svc.close();
+  });
+});

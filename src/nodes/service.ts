@@ -40,6 +40,8 @@ export interface NodeServiceDeps {
   log: Logger;
   /** The base URLs other nodes reach this one at (known once HTTP and HTTPS listen). */
   urls: () => { httpUrl: string | null; httpsUrl: string | null };
+  /** sha256 (hex) of the certificate HTTPS serves now, published for the other nodes to pin; null: HTTPS is off. */
+  tlsSha256?: () => string | null;
   /** The name when node.name is null (default: os.hostname()). */
   hostName?: string;
   /** Tests: the clock, and the data directory's space. */
@@ -104,6 +106,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
   const log = deps.log.child({ subsystem: 'nodes' });
   const now = deps.now ?? (() => new Date());
   const space = deps.space ?? (() => dataDirSpace(config.dataDir));
+  const tlsSha256 = deps.tlsSha256 ?? (() => null);
   const name = resolveNodeName(config, deps.hostName);
   const { secret, created } = ensureNodeSecret(config.dataDir, name);
   const hash = hashNodeSecret(secret);
@@ -122,7 +125,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
     const { httpUrl, httpsUrl } = deps.urls();
     const r = await registerNode(
       store.db,
-      { name, addresses, subnets, httpUrl, httpsUrl, capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null, version: deps.version, heartbeatSeconds: config.node.heartbeatSeconds, credentialHash: hash },
+      { name, addresses, subnets, httpUrl, httpsUrl, tlsSha256: tlsSha256(), capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null, version: deps.version, heartbeatSeconds: config.node.heartbeatSeconds, credentialHash: hash },
       now(),
     );
     if (r.tookOverFrom) log.warn({ node: name, was: r.tookOverFrom.addresses, heartbeatAt: r.tookOverFrom.heartbeatAt }, `node ${name} took over the name from a down node with another credential (last heartbeat ${r.tookOverFrom.heartbeatAt})`);
@@ -132,7 +135,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
   async function beatOnce(): Promise<boolean> {
     if (lost || closed) return false;
     const sp = await space();
-    if (await heartbeatNode(store.db, name, hash, { capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null }, now())) return true;
+    if (await heartbeatNode(store.db, name, hash, { capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null, tlsSha256: tlsSha256() }, now())) return true;
     const row = await getNode(store.db, name, now());
     if (row === null) {
       log.warn({ node: name }, `node ${name}: its row was removed while it runs (node rm --force); registering again`);

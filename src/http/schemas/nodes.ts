@@ -10,7 +10,7 @@ export const nodeSchema = {
   type: 'object',
   description: 'A Fleetboot server sharing the database. It is down when it stopped, or after 3 missed heartbeats; down nodes get no new work.',
   additionalProperties: false,
-  required: ['name', 'state', 'self', 'addresses', 'subnets', 'httpUrl', 'httpsUrl', 'capacityBytes', 'freeBytes', 'version', 'startedAt', 'heartbeatAt', 'heartbeatSeconds', 'heartbeatAgeSeconds', 'stoppedAt', 'createdAt'],
+  required: ['name', 'state', 'self', 'addresses', 'subnets', 'httpUrl', 'httpsUrl', 'tlsSha256', 'capacityBytes', 'freeBytes', 'version', 'startedAt', 'heartbeatAt', 'heartbeatSeconds', 'heartbeatAgeSeconds', 'stoppedAt', 'createdAt'],
   properties: {
     name: { type: 'string' },
     state: { type: 'string', enum: ['up', 'down'] },
@@ -18,7 +18,8 @@ export const nodeSchema = {
     addresses: { type: 'array', items: { type: 'string' } },
     subnets: { type: 'array', items: { type: 'string' }, description: "The subnets it serves: its DHCP pools' (server mode) or its own segment's, and node.subnets (relayed)." },
     httpUrl: { ...nullableString, description: 'The base URL of its HTTP (boot files, image streams).' },
-    httpsUrl: { ...nullableString, description: 'The base URL of its HTTPS (the API); null: HTTPS is off.' },
+    httpsUrl: { ...nullableString, description: 'The base URL of its HTTPS (the API, and image pulls between nodes); null: HTTPS is off.' },
+    tlsSha256: { ...nullableString, description: 'sha256 (hex, of the DER) of the certificate its HTTPS serves: the other nodes accept its HTTPS only with this certificate (pinning). null: HTTPS is off.' },
     capacityBytes: { ...nullableInt, description: "Its data directory's file system, where images are kept; null: unknown." },
     freeBytes: { ...nullableInt, description: 'Free there for the server; refreshed at each heartbeat.' },
     version: { type: 'string' },
@@ -36,10 +37,28 @@ export const nodeListSchema = {
   $id: 'NodeList',
   type: 'object',
   additionalProperties: false,
-  required: ['nodes', 'self'],
+  required: ['nodes', 'self', 'replicationLag'],
   properties: {
     nodes: { type: 'array', items: { $ref: 'Node#' } },
     self: { ...nullableString, description: 'The name of the node that answers.' },
+    replicationLag: {
+      type: 'array',
+      description: 'For each node that is up, the ready revisions assigned to it (the image\'s nodes) it holds no verified copy of, oldest first (`fleetboot doctor` warns past replication.lagWarnMinutes).',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['node', 'image', 'number', 'state', 'since', 'holders', 'error'],
+        properties: {
+          node: { type: 'string' },
+          image: { type: 'string' },
+          number: { type: 'integer' },
+          state: { type: 'string', enum: ['missing', 'copying', 'corrupt'] },
+          since: { ...dateTime, description: 'When the revision became ready, or when the node first registered if later.' },
+          holders: { type: 'integer', description: 'Other nodes holding it verified (0: nobody can pull it).' },
+          error: nullableString,
+        },
+      },
+    },
   },
 } as const;
 export type NodeList = ApiType<'NodeList'>;
