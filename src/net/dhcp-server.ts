@@ -143,7 +143,7 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
         }
         const to = io.send(sock, req, d.reply, d.to);
         log.info({ mac: hardwareAddress(req), xid: req.xid, step: 'REQUEST -> ACK', port: which, to, file: d.file, reason: d.reason, ...(node ? { node: node.name } : {}) }, 'dhcp boot server ACK');
-        opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: 'REQUEST -> ACK', port: which, file: d.file, reason: d.reason, firmware: d.firmware, offeredIp: null }));
+        opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: 'REQUEST -> ACK', port: which, file: d.file, reason: d.reason, firmware: d.firmware, offeredIp: null, node: node?.name ?? null }));
         return;
       }
       if (store.sync) {
@@ -194,7 +194,7 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
     log.info({ mac: hardwareAddress(req), xid: req.xid, step: d.step, ip: d.ip, giaddr: req.giaddr, to, reason: d.reason, ...(d.bootNode ? { node: d.bootNode.name } : {}) }, `dhcp ${d.step}`);
     // Only network-booting clients make boot steps (a laptop's lease is not one).
     if (d.firmware?.clientClass) {
-      opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: d.step, port: which, file: bootfileName(d.reply) ?? null, reason: d.reason, firmware: d.firmware, offeredIp: d.ip }));
+      opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: d.step, port: which, file: bootfileName(d.reply) ?? null, reason: d.reason, firmware: d.firmware, offeredIp: d.ip, node: d.bootNode?.name ?? null }));
     }
   }
 

@@ -119,7 +119,7 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
         },
         `dhcp ${step}`,
       );
-      opts.onBootEvent?.(dhcpBootEvent({ mode: 'proxy', mac: hardwareAddress(req), ciaddr: req.ciaddr, step, port: which, file, reason, firmware, offeredIp: null }));
+      opts.onBootEvent?.(dhcpBootEvent({ mode: 'proxy', mac: hardwareAddress(req), ciaddr: req.ciaddr, step, port: which, file, reason, firmware, offeredIp: null, node: node?.name ?? null }));
     } catch (err) {
       // A bug, or an option too broken to read (DhcpDecodeError from a reader).
       io.failed(err, rinfo, req);
