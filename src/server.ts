@@ -627,6 +627,10 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       metrics: () => metrics.render(),
       nodeName: node.name,
       servingNode,
+      verifyImage: async (image) => {
+        if (replication === null) throw new FleetbootError('CONFLICT', 'Replication has not started yet on this server: try again in a moment');
+        return replication.verifyOnce({ image });
+      },
       ...(opts.eventStream ? { eventStream: opts.eventStream } : {}),
       onTasksChanged: () => {
         sch.poke();

@@ -8,7 +8,7 @@ import type { Inventory, Manifest } from '../model/manifest.js';
 import type { DeletedName, HostDetail as ApiHostDetail, ImageDetail as ApiImageDetail, ImageList, ImageRevision, Submitted, Task, TaskList } from '../http/schemas/index.js';
 import { defineTaskRequestCommands, parseRevision, queuedText } from './task-request.js';
 import { connect, CliError, type ApiClient } from './client.js';
-import type { GlobalOptions } from './globals.js';
+import { ExitStatus, type GlobalOptions } from './globals.js';
 import { printJson, printLine, printTable } from './output.js';
 
 /** GET /api/v1/images/:name (its schema leaves the manifest open: the server validated it when it was stored, src/model/manifest.ts). */
@@ -351,6 +351,17 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
       const r = await (await api()).request<ImageRevision>('POST', `${imagePath(name)}/revisions/${parseRevision(n)}/approve`);
       if (globals.json) printJson(r);
       else printLine(`Image ${name}: revision ${r.number} approved and current`);
+    });
+  image
+    .command('verify')
+    .description("re-hash this server's verified copies of the image's revisions now (a mismatch marks the copy corrupt; replication pulls it again)")
+    .argument('<name>')
+    .action(async (name: string) => {
+      const r = await (await api()).request<{ node: string | null; results: Array<{ revision: number; outcome: 'verified' | 'corrupt'; error?: string }> }>('POST', `${imagePath(name)}/verify`);
+      if (globals.json) printJson(r);
+      else if (r.results.length === 0) printLine(`Image ${name}: no verified copy on ${r.node ? `node ${r.node}` : 'this server'} to re-hash`);
+      else for (const x of r.results) printLine(`Image ${name} revision ${x.revision} on ${r.node ? `node ${r.node}` : 'this server'}: ${x.outcome}${x.error ? ` (${x.error})` : ''}`);
+      if (r.results.some((x) => x.outcome === 'corrupt')) throw new ExitStatus(1, 'a copy is corrupt: replication pulls it again from a node with a verified copy');
     });
   image
     .command('show')

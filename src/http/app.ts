@@ -25,6 +25,7 @@
  * /api/v1 goes in it), and docs/openapi.json is its committed copy
  * (test/api-openapi.test.ts fails when they differ).
  */
+import type { VerifyResult } from '../replication/service.js';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { httpBaseUrl, type FleetbootConfig } from '../config/config.js';
@@ -138,6 +139,8 @@ export interface AppOptions {
   nodeName?: string | null;
   /** Nearest node: the other node serving a client's subnet (the server passes its node directory's lookup). Absent: always this one. */
   servingNode?: AppContext['servingNode'];
+  /** Re-hash this node's verified copies of an image now (the server passes its replication's verifyOnce). Absent: 409. */
+  verifyImage?: (image: string) => Promise<VerifyResult[]>;
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -182,6 +185,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     metrics: opts.metrics ?? null,
     nodeName: opts.nodeName ?? null,
     servingNode: opts.servingNode ?? (() => null),
+    verifyImage: opts.verifyImage ?? null,
     tasksChanged() {
       try {
         opts.onTasksChanged?.();

@@ -11,6 +11,7 @@ import type { NewBootEvent } from '../model/boot-event.js';
 import type { AuthService } from '../auth/service.js';
 import type { EventBus } from '../events/bus.js';
 import type { TlsService } from '../tls/service.js';
+import type { VerifyResult } from '../replication/service.js';
 
 /** Ports and addresses actually in use, for /api/v1/status (known only after the services start). */
 export interface RuntimeStatus {
@@ -72,6 +73,12 @@ export interface AppContext {
    * boot scripts send such a machine on to it (src/http/routes/boot.ts).
    */
   servingNode: ServingNodeLookup;
+  /**
+   * Re-hash this node's verified copies of an image's revisions now
+   * (src/replication/service.ts verifyOnce); null: this app runs without
+   * replication (POST /api/v1/images/:name/verify answers 409).
+   */
+  verifyImage: ((image: string) => Promise<VerifyResult[]>) | null;
 }
 
 /** Where the HTTP layer reports boot steps (src/events/boot-recorder.ts). */

@@ -87,8 +87,8 @@ export interface ReplicationService {
   start(): void;
   /** One round: pull every ready revision this node lacks. */
   pullOnce(): Promise<PullResult[]>;
-  /** Re-hash every verified copy on this node. */
-  verifyOnce(): Promise<VerifyResult[]>;
+  /** Re-hash every verified copy on this node (of `image` only, when given). */
+  verifyOnce(opts?: { image?: string }): Promise<VerifyResult[]>;
   close(): Promise<void>;
 }
 
@@ -272,11 +272,12 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
     });
   }
 
-  async function verifyOnce(): Promise<VerifyResult[]> {
+  async function verifyOnce(opts: { image?: string } = {}): Promise<VerifyResult[]> {
     return serial(async () => {
       const out: VerifyResult[] = [];
       for (const c of await copiesOnNode(db, self, 'verified')) {
         if (closed) break;
+        if (opts.image !== undefined && c.image !== opts.image) continue;
         const rec = await getRevision(db, c.image, c.number);
         if (!rec || !UUID_RE.test(rec.dir)) continue;
         const dir = join(imagesRoot(store), rec.dir);

@@ -8,6 +8,9 @@
  *   PATCH  /api/v1/images/:name                   { protected } -> ImageInfo: a protected image refuses
  *                                                  capture tasks into it (409 protecting it while one is active)
  *   DELETE /api/v1/images/:name                    -> { deleted } (every revision; 409 while an active task uses it)
+ *   POST   /api/v1/images/:name/verify             -> { node, results }: this node re-hashes its verified copies of
+ *                                                  the image's revisions now (a mismatch marks the copy corrupt and
+ *                                                  replication pulls it again), as it does every replication.verifyIntervalHours
  *
  * Images are made only by capture tasks (the agent's uploads, verified by the
  * server), one revision per capture; there is no upload here.
@@ -74,6 +77,16 @@ export async function imageRoutes(fastify: FastifyInstance, ctx: AppContext): Pr
     const info = await setImageProtected(store.db, req.params.name, req.body.protected);
     ctx.log.info({ subsystem: 'api', image: req.params.name, protected: info.protected }, `image '${req.params.name}' ${info.protected ? 'protected against capture' : 'no longer protected against capture'}`);
     return info;
+  });
+
+  app.post('/images/:name/verify', { config: { role: 'operator' }, schema: imagesApi.verify }, async (req) => {
+    const { name } = req.params;
+    await detail(name);
+    if (ctx.verifyImage === null) throw new FleetbootError('CONFLICT', 'This server runs without replication: nothing verifies image copies here');
+    const results = (await ctx.verifyImage(name)).map(({ image: _image, ...r }) => r);
+    const bad = results.filter((r) => r.outcome === 'corrupt').length;
+    ctx.log.info({ subsystem: 'api', image: name, node: ctx.nodeName, verified: results.length - bad, corrupt: bad }, `image '${name}': ${results.length} verified cop${results.length === 1 ? 'y' : 'ies'} on this node re-hashed, ${bad} corrupt`);
+    return { node: ctx.nodeName, results };
   });
 
   app.delete('/images/:name', { config: { role: 'admin' }, schema: imagesApi.remove }, async (req) => {

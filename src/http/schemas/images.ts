@@ -137,6 +137,32 @@ export const imagesApi = {
     body: { type: 'object', required: ['protected'], additionalProperties: false, properties: { protected: { type: 'boolean' } } },
     response: { 200: { $ref: 'Image#' }, ...errorResponses },
   },
+  verify: {
+    tags: ['images'],
+    summary: "Re-hash this node's copies of an image now",
+    description: "This server re-hashes its verified copies of the image's revisions against the sha256s in the store, as it does every replication.verifyIntervalHours. A mismatch deletes the bad file and marks the copy corrupt; replication then pulls it again from a node with a verified copy. Copies not verified on this node are not in `results`.",
+    params: nameParams,
+    response: {
+      200: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['node', 'results'],
+        properties: {
+          node: nullableString,
+          results: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['revision', 'outcome'],
+              properties: { revision: { type: 'integer' }, outcome: { type: 'string', enum: ['verified', 'corrupt'] }, error: { type: 'string' } },
+            },
+          },
+        },
+      },
+      ...errorResponses,
+    },
+  },
   remove: {
     tags: ['images'],
     summary: 'Delete an image',

@@ -189,6 +189,8 @@ export interface FleetbootOptions {
   configFile?: string;
   /** Extra `serve` flags. */
   extra?: string[];
+  /** How long the start may take (default 30 s). */
+  readyTimeoutMs?: number;
 }
 
 /** `fleetboot serve` from the sources (no build needed), inside a lab host's namespace. */
@@ -206,7 +208,8 @@ export async function startFleetboot(lab: Lab, host: string, o: FleetbootOptions
   // Ready when it has written server.json (the last step of its start, after
   // DHCP and TFTP are listening and any start-up DHCP probe is done) and its
   // HTTP side answers inside the namespace.
-  const deadline = Date.now() + 30_000;
+  const readyMs = o.readyTimeoutMs ?? 30_000;
+  const deadline = Date.now() + readyMs;
   for (;;) {
     if (!log.running) throw new Error(`fleetboot serve exited during start:\n${log.tail(60)}`);
     const up = await lab.nsExec(h.netns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', `${baseUrl}/`]).then(
@@ -214,7 +217,7 @@ export async function startFleetboot(lab: Lab, host: string, o: FleetbootOptions
       () => false,
     );
     if (up && existsSync(join(o.dataDir, 'server.json'))) break;
-    if (Date.now() > deadline) throw new Error(`fleetboot serve was not ready (HTTP on ${baseUrl} and server.json) within 30 s:\n${log.tail(60)}`);
+    if (Date.now() > deadline) throw new Error(`fleetboot serve was not ready (HTTP on ${baseUrl} and server.json) within ${readyMs / 1000} s:\n${log.tail(60)}`);
     await new Promise((r) => setTimeout(r, 300));
   }
   return { log, baseUrl, dataDir: o.dataDir };
