@@ -2,14 +2,14 @@
  * Verified image replication between two Fleetboot servers on one
  * PostgreSQL, in a lab (issue 15's replication acceptance):
  *
- *   lab 10.216.0.0/24 (one bridge)
- *     ├── pg   .5    PostgreSQL 15 (src/store/test-postgres.ts), TCP for the lab
- *     ├── fa   .1    fleetboot serve --dhcp server --database postgres://…@10.216.0.5/… (node repl-a)
- *     ├── fb   .2    the same (node repl-b), which also serves 10.216.0.128/25 (node.subnets):
- *     │              that subnet is more specific than A's /24, so machines there are B's
- *     ├── m1   .103  the capture source: the real imaging agent on a loop device
- *     └── a QEMU machine (SeaBIOS + iPXE ROM) with a blank disk: its address comes from
- *                   the shared pool .150-.199, in B's subnet, from A or from B
+ *   lab 10.216.0.0/24                                  lab 10.216.1.0/24 (the machines')
+ *     ├── pg    .5    PostgreSQL 15, TCP for the lab       └── a QEMU machine (SeaBIOS + iPXE ROM),
+ *     ├── fa    .1    fleetboot serve --dhcp server            blank disk; its address from the
+ *     │               --database postgres://… (node repl-a,    shared pool .150-.199, from A or B
+ *     │               node.subnets 10.216.0.0/24)
+ *     ├── fb    .2    the same (node repl-b, node.subnets 10.216.1.0/24: the machines' node)
+ *     ├── m1    .103  the capture source: the real imaging agent on a loop device
+ *     └── relay .254  eth0 ── [ip_forward, dhcrelay -a to A and B] ── eth1 10.216.1.1
  *
  * (a) a capture on A is replicated to B and verified there; B's link is slowed
  *     (tc tbf) so that A can be killed (SIGKILL) mid-copy: B's copy is then not
@@ -23,7 +23,7 @@
  *     and its disk gets every file of the captured one;
  * (d) with B stopped, the machine boots and deploys from A.
  *
- * Needs root, `scripts/install-deps.sh --with-test` (postgresql-15, partclone, tc).
+ * Needs root, `scripts/install-deps.sh --with-test` (postgresql-15, isc-dhcp-relay, partclone, QEMU).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,13 +34,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Lab } from './lab/lab.js';
-import { fleetbootCli, logEvents, REPO, startFleetboot, type Fleetboot } from './lab/bootenv/services.js';
+import { fleetbootCli, logEvents, ProcessLog, REPO, startFleetboot, type Fleetboot } from './lab/bootenv/services.js';
 import { makeSourceDisk, readDiskFiles, sh, type SourceDisk } from './lab/disks.js';
 import { startPostgres, type PostgresServer } from '../src/store/test-postgres.js';
 import { program } from '../src/lib/programs.js';
 import { CACHE_DIR, chooseAccel, ensureFleetbootBootEnv, QemuGuest, withTimeout } from './lab/qemu.js';
 
 const NET = '10.216.0';
+/** The machines' subnet, behind the relay. */
+const NET2 = '10.216.1';
+const RELAY_A = `${NET}.254`;
+const RELAY_B = `${NET2}.1`;
 const A_IP = `${NET}.1`;
 const B_IP = `${NET}.2`;
 const PG_IP = `${NET}.5`;
@@ -53,6 +57,7 @@ const TASK_TIMEOUT_S = 600;
 const SLOW_MBIT = 12;
 
 let lab: Lab | null = null;
+let lab2: Lab | null = null;
 let work = '';
 let postgres: PostgresServer | null = null;
 let url = '';
@@ -63,6 +68,7 @@ let srcDev = '';
 let dstDev = '';
 let dstFile = '';
 let bootEnvDir = '';
+let relayLog: ProcessLog | null = null;
 const loops: string[] = [];
 
 function need<T>(v: T | null, what: string): T {
@@ -82,19 +88,22 @@ async function sql<T extends pg.QueryResultRow>(text: string, values: unknown[] 
 
 function configFile(name: string, extra: Record<string, unknown>): string {
   const file = join(work, `${name}.json`);
-  writeFileSync(file, JSON.stringify({ replication: { pullIntervalSeconds: 1 }, boot: { menuTimeoutSeconds: 2 }, dhcp: { probeAtStart: false }, imaging: { bootEnvDir, agentTimeoutSeconds: 90 }, ...extra }, null, 2));
+  writeFileSync(file, JSON.stringify({
+      replication: { pullIntervalSeconds: 1 },
+      boot: { menuTimeoutSeconds: 2 },
+      dhcp: { probeAtStart: false, pools: [{ start: `${NET2}.150`, end: `${NET2}.199`, leaseSeconds: 600, router: RELAY_B }] }, imaging: { bootEnvDir, agentTimeoutSeconds: 90 }, ...extra }, null, 2));
   return file;
 }
 
-/** Both serve DHCP from one shared pool, whose addresses are in B's subnet (10.216.0.128/25). */
-const SERVE = ['--dhcp', 'server', '--dhcp-range', `${NET}.150,${NET}.199,255.255.255.0,600`, '--log-format', 'json'];
+/** Both serve DHCP (one shared pool on the machines' subnet, reached through the relay). */
+const SERVE = ['--dhcp', 'server', '--log-format', 'json'];
 
 function startA(): Promise<Fleetboot> {
-  return startFleetboot(need(lab, 'the lab'), 'fa', { dataDir: join(work, 'a'), serverIp: A_IP, configFile: configFile('a', { node: { name: 'repl-a' } }), extra: [...SERVE, '--database', url], readyTimeoutMs: 90_000 });
+  return startFleetboot(need(lab, 'the lab'), 'fa', { dataDir: join(work, 'a'), serverIp: A_IP, configFile: configFile('a', { node: { name: 'repl-a', subnets: [`${NET}.0/24`] } }), extra: [...SERVE, '--database', url], readyTimeoutMs: 90_000 });
 }
 
 function startB(): Promise<Fleetboot> {
-  return startFleetboot(need(lab, 'the lab'), 'fb', { dataDir: join(work, 'b'), serverIp: B_IP, configFile: configFile('b', { node: { name: 'repl-b', subnets: [`${NET}.128/25`] } }), extra: [...SERVE, '--database', url], readyTimeoutMs: 90_000 });
+  return startFleetboot(need(lab, 'the lab'), 'fb', { dataDir: join(work, 'b'), serverIp: B_IP, configFile: configFile('b', { node: { name: 'repl-b', subnets: [`${NET2}.0/24`] } }), extra: [...SERVE, '--database', url], readyTimeoutMs: 90_000 });
 }
 
 interface CopyRow {
@@ -173,6 +182,14 @@ before(async () => {
   await lab.addHost('fa', A_IP);
   await lab.addHost('fb', B_IP);
   await lab.addHost('m1', `${NET}.103`, { mac: SRC_MAC });
+  // The machines' subnet: a router namespace on both bridges relays DHCP to A and B (ISC dhcrelay).
+  lab2 = await Lab.create({ subnet: NET2 });
+  const relay = await lab.addHost('relay', RELAY_A);
+  await lab2.attach(relay, 'eth1', RELAY_B);
+  await lab.nsExec(relay.netns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+  for (const h of ['fa', 'fb']) await lab.exec(h, ['ip', 'route', 'add', `${NET2}.0/24`, 'via', RELAY_A]);
+  relayLog = new ProcessLog('dhcrelay', lab.spawnIn(relay.netns, ['dhcrelay', '-4', '-d', '-a', '-pf', join(work, 'dhcrelay.pid'), '-iu', 'eth0', '-id', 'eth1', A_IP, B_IP]));
+  if (!(await relayLog.waitFor(/Listening on|Sending on/, 5000))) throw new Error(`dhcrelay did not start:\n${relayLog.tail()}`);
   postgres = await startPostgres({ host: PG_IP, netns: lab.host('pg').netns, allowFrom: `${NET}.0/24` });
   const admin = new pg.Client({ connectionString: postgres.url('postgres') });
   await admin.connect();
@@ -189,6 +206,7 @@ before(async () => {
 });
 
 after(async () => {
+  await lab2?.destroy();
   await lab?.destroy();
   await postgres?.stop();
   for (const l of loops.reverse()) await sh('losetup', ['-d', l]).catch(() => '');
@@ -260,8 +278,8 @@ test("(b) one byte flipped in B's copy is found by re-verification, and the copy
 async function deployInQemu(server: Fleetboot, host: string, name: string): Promise<void> {
   const l = need(lab, 'the lab');
   const dep = JSON.parse(await fleetbootCli(l, host, server.dataDir, ['--json', 'task', 'deploy', DST_MAC, '--image', IMAGE])) as { id: number };
-  const guest = await QemuGuest.start(l, { variant: 'bios-ipxe', mac: DST_MAC, name, workDir: work, memoryMb: GUEST_MB, accel: await chooseAccel(), disk: dstFile });
-  const why = (): string => [guest.diagnostics(40), `--- A (last 30 lines)\n${a?.log.tail(30) ?? ''}`, `--- B (last 30 lines)\n${b?.log.tail(30) ?? ''}`].join('\n');
+  const guest = await QemuGuest.start(need(lab2, 'the machines\' subnet'), { variant: 'bios-ipxe', mac: DST_MAC, name, workDir: work, memoryMb: GUEST_MB, accel: await chooseAccel(), disk: dstFile });
+  const why = (): string => [guest.diagnostics(40), `--- dhcrelay (last 10 lines)\n${relayLog?.tail(10) ?? ''}`, `--- A (last 30 lines)\n${a?.log.tail(30) ?? ''}`, `--- B (last 30 lines)\n${b?.log.tail(30) ?? ''}`].join('\n');
   try {
     const deadline = Date.now() + TASK_TIMEOUT_S * 1000;
     for (;;) {
