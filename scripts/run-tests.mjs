@@ -39,9 +39,12 @@ if (files.length === 0) {
   process.exit(1);
 }
 const STORE_USERS = /\b(openTestStore|withTempStore|testDatabaseUrl)\(/;
-// The CLI's tests drive the same API (tested on both stores) through its client: on
-// PostgreSQL they would add about 90 s to the run and nothing the API tests lack.
-const pgFiles = sqliteOnly ? [] : files.filter((f) => !f.startsWith('test/lab/') && !f.startsWith('test/cli-') && f !== 'src/store/temp-store.ts' && STORE_USERS.test(readFileSync(join(root, f), 'utf8')));
+// Not again on PostgreSQL: the CLI's tests drive the same API (tested on both stores)
+// through its client, and the agent's loop-device tests spend their time in partclone
+// (a capture and deploys through a server on PostgreSQL run in test/replication.lab).
+// Together they would add about 3 minutes to the run and nothing the API tests lack.
+const SQLITE_ONCE = /^test\/(lab\/|cli-|agent-)/;
+const pgFiles = sqliteOnly ? [] : files.filter((f) => !SQLITE_ONCE.test(f) && f !== 'src/store/temp-store.ts' && STORE_USERS.test(readFileSync(join(root, f), 'utf8')));
 
 /** The test run's PostgreSQL: its socket directory, and how to stop it. */
 async function startPostgres() {
