@@ -37,15 +37,13 @@ test('resolveNodeName(): node.name, else the host name; a host name that is no n
   assert.throws(() => loadConfig({ overrides: { dataDir: '/tmp/x', node: { heartbeatSeconds: 0 } } }), /'node\.heartbeatSeconds' must be an integer 1-3600: current value is 0/);
 });
 
-test('servedSubnets(): the DHCP pools\' subnets in server mode, plus node.subnets', () => {
-  const config = loadConfig({
-    overrides: {
-      dataDir: '/tmp/x',
-      dhcp: { mode: 'server', pools: [{ start: '10.1.2.100', end: '10.1.2.200' } as never, { start: '10.1.3.10', end: '10.1.3.20', netmask: '255.255.255.128' } as never] },
-      node: { subnets: ['10.1.2.0/24', '172.16.0.0/12'] },
-    },
-  });
-  assert.deepEqual(servedSubnets(config, '10.1.2.1'), ['10.1.2.0/24', '10.1.3.0/25', '172.16.0.0/12']);
+test('servedSubnets(): in server mode node.subnets when set, else the DHCP pools\' subnets; otherwise its segment plus node.subnets', () => {
+  const pools = [{ start: '10.1.2.100', end: '10.1.2.200' } as never, { start: '10.1.3.10', end: '10.1.3.20', netmask: '255.255.255.128' } as never];
+  const config = loadConfig({ overrides: { dataDir: '/tmp/x', dhcp: { mode: 'server', pools } } });
+  assert.deepEqual(servedSubnets(config, '10.1.2.1'), ['10.1.2.0/24', '10.1.3.0/25']);
+  // Pools shared by several servers say nothing about which is near: node.subnets does.
+  const declared = loadConfig({ overrides: { dataDir: '/tmp/x', dhcp: { mode: 'server', pools }, node: { subnets: ['10.1.3.0/24', '172.16.0.0/12'] } } });
+  assert.deepEqual(servedSubnets(declared, '10.1.2.1'), ['10.1.3.0/24', '172.16.0.0/12']);
   // Proxy mode: its own segment (none for loopback, which serves no machine), then node.subnets.
   const proxy = loadConfig({ overrides: { dataDir: '/tmp/x', node: { subnets: ['10.5.0.0/16'] } } });
   assert.deepEqual(servedSubnets(proxy, '127.0.0.1'), ['10.5.0.0/16']);

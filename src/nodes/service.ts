@@ -13,9 +13,12 @@
  *   with verifyNodeCredential (src/nodes/auth.ts).
  * - A name held by another node that is up, with another credential, stops
  *   the start with the whole story (registerNode's CONFLICT, as CONFIG).
- * - What it serves: the subnets of its DHCP pools (server mode), else the
- *   subnet of its own address (proxy or no DHCP; not loopback), plus
- *   node.subnets (relayed subnets).
+ * - What it serves (which machines are near it: src/nodes/directory.ts):
+ *   in server mode, node.subnets when set, else the subnets of its DHCP
+ *   pools (servers sharing one PostgreSQL share their pools too, so the
+ *   pools do not say which node is near a subnet: the operator does);
+ *   otherwise the subnet of its own address (proxy or no DHCP; not
+ *   loopback) plus node.subnets (relayed subnets).
  * - When its row is removed while it runs (`node rm --force`), it registers
  *   again at its next heartbeat; when another server took its name over
  *   (possible only while this one was down), it logs an error and stops beating.
@@ -74,6 +77,7 @@ export function resolveNodeName(config: Readonly<FleetbootConfig>, host: string 
 export function servedSubnets(config: Readonly<FleetbootConfig>, serverIp: string): string[] {
   const out: string[] = [];
   if (config.dhcp.mode === 'server') {
+    if (config.node.subnets.length > 0) return [...new Set(config.node.subnets)];
     for (const sn of buildSubnets(config.dhcp.pools, [])) out.push(subnetOf(sn.network, maskPrefix(sn.mask)).label);
   } else {
     const own = Object.values(networkInterfaces())

@@ -16,7 +16,7 @@ export const nodeSchema = {
     state: { type: 'string', enum: ['up', 'down'] },
     self: { type: 'boolean', description: 'The node that answers this request.' },
     addresses: { type: 'array', items: { type: 'string' } },
-    subnets: { type: 'array', items: { type: 'string' }, description: "The subnets it serves: its DHCP pools' (server mode) or its own segment's, and node.subnets (relayed)." },
+    subnets: { type: 'array', items: { type: 'string' }, description: "The subnets it serves: node.subnets, else its DHCP pools' (server mode); its own segment's and node.subnets (proxy or no DHCP)." },
     httpUrl: { ...nullableString, description: 'The base URL of its HTTP (boot files, image streams).' },
     httpsUrl: { ...nullableString, description: 'The base URL of its HTTPS (the API, and image pulls between nodes); null: HTTPS is off.' },
     tlsSha256: { ...nullableString, description: 'sha256 (hex, of the DER) of the certificate its HTTPS serves: the other nodes accept its HTTPS only with this certificate (pinning). null: HTTPS is off.' },
