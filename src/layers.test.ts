@@ -28,8 +28,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   multicast: ['multicast', 'model', 'lib', 'protocol', 'net/udp.ts', 'net/mcast-udp.ts', 'store', 'config', 'dhcp/subnets.ts', 'imaging/protocol.ts', 'imaging/image-store.ts'],
   wake: ['wake', 'model', 'lib', 'protocol', 'store', 'dhcp/subnets.ts', 'net/wol-socket.ts', 'config'],
   events: ['events', 'model', 'lib', 'store'],
-  // This server as a node: registration and heartbeat over the store, node-to-node credentials.
-  nodes: ['nodes', 'model', 'lib', 'store', 'config', 'dhcp/subnets.ts'],
+  // This server as a node: registration and heartbeat over the store, node-to-node credentials,
+  // the directory of live nodes (its URLs checked as iPXE's: boot/ipxe.ts is pure).
+  nodes: ['nodes', 'model', 'lib', 'store', 'config', 'dhcp/subnets.ts', 'boot/ipxe.ts'],
   // Prometheus counters: fed boot steps and live events by the wiring, gauges read from the store.
   metrics: ['metrics', 'model', 'lib', 'store'],
   // The endpoint agents' server side: rules over the store.

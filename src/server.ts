@@ -66,6 +66,7 @@ import { createTlsService, type TlsService } from './tls/service.js';
 import { createFleetbootMetrics } from './metrics/fleetboot.js';
 import { fleetbootVersion } from './http/version.js';
 import { createNodeService, resolveNodeName, type NodeService } from './nodes/service.js';
+import { createNodeDirectory, type NodeDirectory } from './nodes/directory.js';
 import { createReplicationService, type ReplicationService } from './replication/service.js';
 
 export { IPXE_BINARIES } from './lib/ipxe-files.js';
@@ -395,6 +396,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let bus: EventBus | null = null;
   let grubFiles: GrubFiles | null = null;
   let nodeService: NodeService | null = null;
+  let directory: NodeDirectory | null = null;
   let replication: ReplicationService | null = null;
   let cluster: ClusterSignals | null = null;
 
@@ -414,6 +416,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const ev = bus;
     const gf = grubFiles;
     const ns = nodeService;
+    const nd = directory;
     const rp = replication;
     const cs = cluster;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
@@ -430,7 +433,12 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       ['tftp', t ? () => t.close() : null],
       ['grub files', gf ? () => gf.close() : null],
       ['boot events', be ? () => be.close() : null],
-      ['nodes', ns ? () => ns.close() : null],
+      // The others forget this node at once (their directories stop sending machines here).
+      ['nodes', ns ? async () => {
+        nd?.close();
+        await ns.close();
+        await cs?.notify('fleetboot_nodes', ns.name);
+      } : null],
       ['cluster signals', cs ? () => cs.close() : null],
       ['database', st ? () => st.close() : null],
       ['server.json', wroteServerFile ? () => removeServerFile(config.dataDir) : null],
@@ -471,7 +479,11 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
         names: () => wantedNames({ serverIp, extra: config.https.names }),
         hostname: hostname(),
         log,
-        onChange: (m) => https?.setCertificate(m),
+        onChange: (m) => {
+          https?.setCertificate(m);
+          // The other nodes pin the new certificate once it is published (src/replication/peer.ts).
+          void nodeService?.beat();
+        },
       });
       await tls.start();
     }
@@ -548,8 +560,14 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       version: fleetbootVersion(),
       log,
       urls: () => ({ httpUrl: baseUrl(), httpsUrl: https ? `https://${serverIp}:${https.port}` : null }),
+      // What the other nodes pin when they pull image copies over HTTPS (src/replication/peer.ts).
+      tlsSha256: () => (https && tls ? tls.info().server.sha256 : null),
     });
     nodeService = node;
+    // Nearest node (src/nodes/directory.ts): which live node serves a booting machine's subnet, from memory.
+    const nodes = createNodeDirectory({ store, self: node.name, log, refreshSeconds: config.node.heartbeatSeconds });
+    directory = nodes;
+    const servingNode = (ip: string) => nodes.servingNode(ip);
     multicast = createMulticastService({ store, config, serverIp, log, events, node: node.name });
     const mc = multicast;
 
@@ -581,10 +599,12 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     });
     signals.on('fleetboot_hosts', reloadFromCluster);
     signals.on('fleetboot_schedule', pokeFromCluster);
+    signals.on('fleetboot_nodes', () => void nodes.refresh());
     // Signals may have been missed while the connection was down: reload and look again.
     signals.onResynced(() => {
       reloadFromCluster();
       pokeFromCluster();
+      void nodes.refresh();
     });
 
     let httpPort = config.http.port;
@@ -612,6 +632,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       endpoints,
       metrics: () => metrics.render(),
       nodeName: node.name,
+      servingNode,
       verifyImage: async (image) => {
         if (replication === null) throw new FleetbootError('CONFLICT', 'Replication has not started yet on this server: try again in a moment');
         return replication.verifyOnce({ image });
@@ -647,6 +668,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     }
     // A name another running node holds stops the start here (before this server takes any work).
     await node.start();
+    await nodes.start();
+    void signals.notify('fleetboot_nodes', node.name);
     // The grace period of tasks whose agents retried while the server was down counts from now.
     reaper = startReaper({ store, imaging, timeoutSeconds: config.imaging.agentTimeoutSeconds, log });
     // Scheduled tasks due while the server was down are queued now; schedules missed then fire once.
@@ -661,6 +684,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       authorization: () => node.authorization(),
       pullIntervalSeconds: config.replication.enabled ? config.replication.pullIntervalSeconds : 0,
       verifyIntervalHours: config.replication.verifyIntervalHours,
+      allowPlainHttp: config.replication.allowPlainHttp,
     });
     replication.start();
 
@@ -683,7 +707,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     }
     if (config.dhcp.mode === 'proxy') {
       if (config.dhcp.probeAtStart === true) await probeAtStart(config, serverIp, log);
-      dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
+      dhcp = createProxyDhcpService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, servingNode, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
       await dhcp.start();
     } else if (config.dhcp.mode === 'server') {
       if (config.dhcp.probeAtStart ?? true) await probeAtStart(config, serverIp, log);
@@ -692,7 +716,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       const [leases, reservations] = await Promise.all([leaseStore.load(), dhcpReservations(config, store, log)]);
       // On PostgreSQL other servers may share the pools: each starts its scan for fresh addresses at its own offset.
       const nodeSalt = store.dialect === 'postgres' ? serverIp : null;
-      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, store: leaseStore, leases, reservations, nodeSalt, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
+      dhcp = createDhcpServerService({ config, serverIp, httpBaseUrl: baseUrl(), logger: log, secureBootLoader, servingNode, store: leaseStore, leases, reservations, nodeSalt, onRelay: (g) => relays.note(g), onBootEvent: (e) => recorder.record(e) });
       await dhcp.start();
     }
 

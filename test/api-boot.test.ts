@@ -205,3 +205,39 @@ test('GET /tftp/* refuses .., encoded .., absolute paths, directories and symlin
     assert.ok(!r.body.includes('secret') && !r.body.includes('root:'), url);
   }
 });
+
+test('nearest node: /boot.ipxe and /boot/decide send a machine on another node\'s subnet there once (via=), decide nothing here, and never send on a request marked via', async () => {
+  const config = loadConfig({ overrides: { dataDir: dir, serverIp: '10.1.2.3', http: { port: 8080 } } });
+  const asked: string[] = [];
+  const near = buildApp({
+    store,
+    config,
+    serverIp: '10.1.2.3',
+    logger: createLogger('info', new Writable({ write: (_c, _e, cb) => cb() })),
+    token: ensureApiToken(dir),
+    nodeName: 'node-a',
+    servingNode: (ip) => {
+      asked.push(ip);
+      return ip.startsWith('10.9.') ? { name: 'node-b', address: '10.9.0.2', httpBaseUrl: 'http://10.9.0.2:8080' } : null;
+    },
+  });
+  try {
+    const on = (url: string, remoteAddress: string) => near.inject({ url, remoteAddress });
+    const entry = await on('/boot.ipxe', '10.9.0.50');
+    assert.match(entry.body, /^chain --replace --autofree http:\/\/10\.9\.0\.2:8080\/boot\/decide\?via=node-a&mac=/m);
+    const decide = await on('/boot/decide?mac=52-54-00-12-34-56', '10.9.0.50');
+    assert.match(decide.body, /^chain --replace --autofree http:\/\/10\.9\.0\.2:8080\/boot\.ipxe\?via=node-a \|\| goto fb_fail$/m);
+    assert.doesNotMatch(decide.body, /vmlinuz/, 'nothing decided here');
+    // Marked via: served here, and the mark goes on to the decision request.
+    asked.length = 0;
+    assert.match((await on('/boot.ipxe?via=node-b', '10.9.0.50')).body, /http:\/\/10\.1\.2\.3:8080\/boot\/decide\?via=node-b&mac=/);
+    assert.match((await on('/boot/decide?via=node-b&mac=52-54-00-12-34-56', '10.9.0.50')).body, /kernel http:\/\/10\.1\.2\.3:8080\/boot\/entries\/deb\/vmlinuz/);
+    assert.deepEqual(asked, [], 'a request marked via never asks the directory');
+    // A machine on this node's own subnet is served here.
+    assert.match((await on('/boot.ipxe', '10.1.2.50')).body, /http:\/\/10\.1\.2\.3:8080\/boot\/decide\?mac=/);
+    // A bad via is ignored (the request is treated as unmarked).
+    assert.match((await on('/boot.ipxe?via=%24%7Bx%7D', '10.9.0.50')).body, /10\.9\.0\.2:8080\/boot\/decide\?via=node-a&/);
+  } finally {
+    await near.close();
+  }
+});

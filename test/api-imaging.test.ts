@@ -242,6 +242,7 @@ test('images: list, show (info + manifest), rm refused while a deploy uses it (4
     pending: 0,
     manifestSha256,
     protected: false,
+    nodes: 'all',
   });
 
   const show = await call('GET', '/api/v1/images/golden');
@@ -324,6 +325,12 @@ test('PATCH /api/v1/images/:name protects an image against capture: captures ref
   assert.equal((await call('PATCH', url, {})).status, 400, 'protected is required');
   assert.equal((await call('PATCH', url, { protected: 'yes' })).status, 400);
   assert.equal((await call('PATCH', '/api/v1/images/nope', { protected: true })).status, 404);
+  // The nodes it is replicated to: 'all' or registered node names (src/store/images.ts setImageNodes).
+  assert.equal((await call('PATCH', url, { nodes: [] })).status, 400);
+  const unknownNode = await call('PATCH', url, { nodes: ['node-z'] });
+  assert.equal(unknownNode.status, 400);
+  assert.match(String(unknownNode.body['message']), /no node is registered as 'node-z' \(known nodes: /);
+  assert.equal((await call('PATCH', url, { nodes: 'all' })).body['nodes'], 'all');
 
   // An active capture into it: protecting is refused, naming the task.
   const cap = await call('POST', '/api/v1/tasks', { type: 'capture', mac: B, image: 'locked' });

@@ -22,6 +22,8 @@ export interface DhcpAnswerFacts {
   firmware: FirmwareInfo | null;
   /** Server mode: the address offered or acknowledged. */
   offeredIp: string | null;
+  /** Nearest node: the answer pointed at this other node (next-server, URLs); absent or null: at this server. */
+  node?: string | null;
 }
 
 /** True when `file` is fetched over HTTP (iPXE's script, UEFI HTTP boot), not TFTP. */
@@ -39,7 +41,7 @@ export function dhcpBootEvent(f: DhcpAnswerFacts): NewBootEvent {
     kind: 'dhcp',
     mac: f.mac,
     ip: f.offeredIp ?? (f.ciaddr !== '0.0.0.0' ? f.ciaddr : null),
-    summary: `${who} ${f.step}${where}:${offered} ${what} (${f.reason})`,
+    summary: `${who} ${f.step}${where}:${offered} ${what}${f.node && !f.reason.includes(`node ${f.node}`) ? ` from node ${f.node}` : ''} (${f.reason})`,
     detail: {
       mode: f.mode,
       step: f.step,
@@ -51,6 +53,7 @@ export function dhcpBootEvent(f: DhcpAnswerFacts): NewBootEvent {
       arch: f.firmware?.arch ?? null,
       firmware: f.firmware ? firmwareLabel(f.firmware) : null,
       offeredIp: f.offeredIp,
+      node: f.node ?? null,
     },
   };
 }

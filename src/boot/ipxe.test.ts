@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bootEnvScript, chainScript, entryBootLines, entryProblem, entryScript, ipxeArgsProblem, ipxeText, ipxeUrlProblem, menuScript, messageScript } from './ipxe.js';
+import { bootEnvScript, chainScript, entryBootLines, entryProblem, entryScript, ipxeArgsProblem, ipxeText, ipxeUrlProblem, menuScript, messageScript, nodeRedirectScript } from './ipxe.js';
 
 const base = 'http://10.0.0.1:8080';
 const entry = { name: 'debian', kernel: 'vmlinuz', initrds: ['initrd.gz'], cmdline: 'console=ttyS0 quiet' };
@@ -167,4 +167,17 @@ test('bootEnvScript() refuses unsafe values instead of rendering them', () => {
   assert.throws(() => bootEnvScript({ ...ok, taskId: 0 }), RangeError);
   assert.throws(() => bootEnvScript({ ...ok, kernelArgs: 'a\nshell' }), RangeError);
   assert.throws(() => bootEnvScript({ ...ok, kernelArgs: '${x}' }), RangeError);
+});
+
+test('nearest node: chainScript() marks the decision request via=NODE; nodeRedirectScript() chains to the node\'s /boot.ipxe?via=NODE; both refuse unsafe values', () => {
+  const c = chainScript('http://10.0.9.2:8080', { via: 'node-a' });
+  assert.match(c, /^chain --replace --autofree http:\/\/10\.0\.9\.2:8080\/boot\/decide\?via=node-a&mac=\$\{net0\/mac:hexhyp\}&/m);
+  assert.doesNotMatch(chainScript('http://10.0.9.2:8080'), /via=/);
+  assert.throws(() => chainScript('http://10.0.9.2:8080', { via: 'a b' }), RangeError);
+  const r = nodeRedirectScript({ node: 'node-b', baseUrl: 'http://10.0.9.2:8080', via: 'node-a' });
+  assert.match(r, /^#!ipxe\n/);
+  assert.match(r, /^chain --replace --autofree http:\/\/10\.0\.9\.2:8080\/boot\.ipxe\?via=node-a \|\| goto fb_fail$/m);
+  assert.throws(() => nodeRedirectScript({ node: 'node-b', baseUrl: 'http://10.0.9.2:8080/${evil}', via: 'node-a' }), RangeError);
+  assert.throws(() => nodeRedirectScript({ node: 'node-b', baseUrl: 'tftp://10.0.9.2', via: 'node-a' }), RangeError);
+  assert.throws(() => nodeRedirectScript({ node: 'node b', baseUrl: 'http://10.0.9.2:8080', via: 'node-a' }), RangeError);
 });

@@ -163,9 +163,11 @@ function localBootLines(): string[] {
  * per-machine decision. Values iPXE puts into the URL are URI-encoded
  * (`:uristring`); the MAC is hex with hyphens and the UUID hex with hyphens.
  */
-export function chainScript(baseUrl: string, opts: { dhcpAttempts?: number } = {}): string {
+export function chainScript(baseUrl: string, opts: { dhcpAttempts?: number; via?: string } = {}): string {
   assertSafe(`Base URL ${JSON.stringify(baseUrl)}`, ipxeUrlProblem(baseUrl));
+  if (opts.via !== undefined && !SAFE_NAME.test(opts.via)) throw new RangeError(`Node name ${JSON.stringify(opts.via)} is not a valid node name`);
   const attempts = opts.dhcpAttempts ?? 3;
+  const decide = `${baseUrl}/boot/decide?${opts.via !== undefined ? `via=${opts.via}&` : ''}${DECIDE_QUERY}`;
   return [
     '#!ipxe',
     '# Fleetboot entry script: get an address, then ask the server what this machine boots.',
@@ -183,7 +185,7 @@ export function chainScript(baseUrl: string, opts: { dhcpAttempts?: number } = {
     'sleep 5',
     'exit 1',
     ':fb_chain',
-    `chain --replace --autofree ${baseUrl}/boot/decide?${DECIDE_QUERY} || goto fb_fail`,
+    `chain --replace --autofree ${decide} || goto fb_fail`,
     ':fb_fail',
     `echo Fleetboot: cannot get the boot decision from ${baseUrl}/boot/decide`,
     'sleep 5',
@@ -320,6 +322,28 @@ export function bootEnvScript(opts: { baseUrl: string; mac: string; hostName: st
     ':failed',
     'echo Fleetboot: loading the boot environment failed, the task waits for the next network boot',
     'sleep 10',
+    'exit 1',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Nearest node (issue 15): the machine's subnet is served by node `node`,
+ * so this server sends it there, once: to that node's /boot.ipxe marked
+ * `via=<this node>`, which is never sent on again (src/http/routes/boot.ts).
+ */
+export function nodeRedirectScript(opts: { node: string; baseUrl: string; via: string }): string {
+  assertSafe(`Base URL of node ${JSON.stringify(opts.node)}`, ipxeUrlProblem(opts.baseUrl));
+  if (!SAFE_NAME.test(opts.node) || !SAFE_NAME.test(opts.via)) throw new RangeError(`Node names ${JSON.stringify(opts.node)} and ${JSON.stringify(opts.via)} must be valid node names`);
+  const url = `${opts.baseUrl}/boot.ipxe?via=${opts.via}`;
+  return [
+    '#!ipxe',
+    `# Fleetboot: this machine's subnet is served by node ${opts.node}`,
+    `echo Fleetboot: booting from node ${opts.node} (${ipxeText(opts.baseUrl)})`,
+    `chain --replace --autofree ${url} || goto fb_fail`,
+    ':fb_fail',
+    `echo Fleetboot: cannot reach node ${opts.node} at ${ipxeText(opts.baseUrl)}`,
+    'sleep 5',
     'exit 1',
     '',
   ].join('\n');

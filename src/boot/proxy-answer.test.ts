@@ -4,7 +4,7 @@ import { createPacket, cString, decodePacket, encodePacket, type DhcpPacket } fr
 import { bootfileName, getOption, messageType, serverIdentifier, setOption, vendorClassId } from '../protocol/dhcp/options.js';
 import { decodePxeOptions, encodePxeOptions } from '../protocol/dhcp/pxe.js';
 import { loadFixture } from '../protocol/dhcp/testdata/fixtures.js';
-import { decideProxyAnswer, MENU_TYPE_NETWORK, type Arrival, type ProxyContext, type ProxyReply, type ProxyDecision } from './proxy-answer.js';
+import { clientSubnetAddress, decideProxyAnswer, MENU_TYPE_NETWORK, withBootServer, type Arrival, type ProxyContext, type ProxyReply, type ProxyDecision } from './proxy-answer.js';
 
 const ctx: ProxyContext = {
   serverIp: '10.0.0.5',
@@ -196,4 +196,29 @@ test('decideProxyAnswer() offers a BIOS PXE menu and honours the chosen item', (
   // iPXE and UEFI never get the menu
   assert.equal(reply(decideProxyAnswer(fixture('seabios-ipxe-01-ipxe-discover-67'), on67, menuCtx)).file, 'http://10.0.0.5:8080/boot.ipxe');
   assert.equal(reply(decideProxyAnswer(fixture('ovmf-edk2-01-client-discover-67'), on67, menuCtx)).file, 'snponly.efi');
+});
+
+test('nearest node: withBootServer() points next-server, the PXE menu and the HTTP URLs at the serving node; option 54 stays ours', () => {
+  const b = withBootServer(ctx, { name: 'node-b', address: '10.0.9.2', httpBaseUrl: 'http://10.0.9.2:8080' });
+  assert.equal(withBootServer(ctx, null), ctx);
+  const tftp = reply(decideProxyAnswer(fixture('ovmf-edk2-01-client-discover-67'), on67, b));
+  assert.equal(tftp.file, 'snponly.efi');
+  assert.equal(tftp.reply.siaddr, '10.0.9.2');
+  assert.equal(serverIdentifier(tftp.reply), '10.0.0.5');
+  assert.match(tftp.reason, /\(served by node node-b, 10\.0\.9\.2\)$/);
+  assert.equal(reply(decideProxyAnswer(fixture('ovmf-http-01-client-discover-67'), on67, b)).file, 'http://10.0.9.2:8080/tftp/snponly.efi');
+  assert.equal(reply(decideProxyAnswer(fixture('ovmf-edk2-08-ipxe-discover-67'), on67, b)).file, 'http://10.0.9.2:8080/boot.ipxe');
+  // The BIOS menu names B as the boot server to ask on 4011.
+  const menu = reply(decideProxyAnswer(discover('PXEClient:Arch:00000:UNDI:002001', 0), on67, { ...b, biosMenu: { ...ctx.biosMenu, enabled: true } }));
+  const pxe = decodePxeOptions(getOption(menu.reply, 43) ?? Buffer.alloc(0));
+  assert.deepEqual(pxe.bootServers?.[0]?.addresses, ['10.0.9.2']);
+});
+
+test('nearest node: clientSubnetAddress() is giaddr, else ciaddr, else the source of a 4011 request, else null (our segment)', () => {
+  const p = discover('PXEClient', 7);
+  assert.equal(clientSubnetAddress(p, on67), null);
+  assert.equal(clientSubnetAddress({ ...p, ciaddr: '10.0.9.5' }, on67), '10.0.9.5');
+  assert.equal(clientSubnetAddress({ ...p, ciaddr: '10.0.9.5', giaddr: '10.0.8.1' }, on67), '10.0.8.1');
+  assert.equal(clientSubnetAddress(p, { port: 'pxe', address: '10.0.9.6', sourcePort: 4011 }), '10.0.9.6');
+  assert.equal(clientSubnetAddress(p, { port: 'pxe', address: '0.0.0.0', sourcePort: 68 }), null);
 });

@@ -20,11 +20,19 @@
  * (the HTTP script, never an iPXE binary again, or it would loop); firmware
  * gets the iPXE binary for its architecture over TFTP; UEFI HTTP boot gets a
  * full http:// URL to the same binary (`${httpBaseUrl}/tftp/<file>`).
+ *
+ * Nearest node (issue 15): when another live node serves the client's
+ * subnet, the caller sets `bootServer` in the context for this request
+ * (`withBootServer`; which address decides: `clientSubnetAddress`). The
+ * boot information then points at that node: its address as next-server
+ * (siaddr, the TFTP server) and as the PXE menu's boot server, its HTTP base
+ * URL for boot.ipxe and HTTP boot. Option 54 stays ours: we answered.
  */
 import { BOOTREPLY, BOOTREQUEST, createPacket, cStringField, type DhcpOption, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { getOption, MessageType, messageType, Opt, parameterRequestList } from '../protocol/dhcp/options.js';
 import { decodePxeOptions, DiscoveryControl, encodePxeOptions, PXE_TYPE_LOCAL_BOOT, type PxeBootItem } from '../protocol/dhcp/pxe.js';
 import { detectFirmware, firmwareLabel, type FirmwareInfo } from './firmware.js';
+import type { ServingNode } from '../model/node.js';
 
 export interface ProxyBootFiles {
   bios: string;
@@ -53,6 +61,39 @@ export interface ProxyContext {
    * src/boot/grub.ts) instead of iPXE; null or absent: iPXE (uefi.secureBoot off).
    */
   secureBootLoader?: string | null;
+  /**
+   * Another node serves this client's subnet (set per request by the
+   * caller, withBootServer): next-server, the PXE boot server and the HTTP
+   * URLs are that node's. Null or absent: ours.
+   */
+  bootServer?: ServingNode | null;
+}
+
+/** The context for one request: `ctx` pointing at `node` (null: unchanged). */
+export function withBootServer(ctx: ProxyContext, node: ServingNode | null): ProxyContext {
+  return node === null ? ctx : { ...ctx, bootServer: node };
+}
+
+/** next-server: the serving node's address, else ours. */
+export function bootServerIp(ctx: ProxyContext): string {
+  return ctx.bootServer?.address ?? ctx.serverIp;
+}
+
+function bootBaseUrl(ctx: ProxyContext): string {
+  return ctx.bootServer?.httpBaseUrl ?? ctx.httpBaseUrl;
+}
+
+/**
+ * The address that says which subnet a proxy request's client is on (which
+ * node serves it): the relay's giaddr when relayed, else the client's own
+ * address (ciaddr, or the source of a request on 4011), else null: the
+ * subnet of the interface it arrived on, which is ours.
+ */
+export function clientSubnetAddress(req: DhcpPacket, arrival: Arrival): string | null {
+  if (req.giaddr !== ZERO) return req.giaddr;
+  if (req.ciaddr !== ZERO) return req.ciaddr;
+  if (arrival.port === 'pxe' && arrival.address !== ZERO) return arrival.address;
+  return null;
 }
 
 /** Where a request arrived: which of our ports, and the UDP source. */
@@ -127,14 +168,15 @@ interface BootChoice {
 
 function chooseBootFile(f: FirmwareInfo, ctx: ProxyContext): BootChoice | string {
   const label = firmwareLabel(f);
+  const base = bootBaseUrl(ctx);
   if (f.ipxe) {
-    const url = `${ctx.httpBaseUrl}/boot.ipxe`;
+    const url = `${base}/boot.ipxe`;
     return { file: url, reason: `${label}, already iPXE -> HTTP script ${url}` };
   }
   if (f.httpBoot) {
     const efi = efiFile(f, ctx.bootFiles);
     if (!efi) return `no boot file for ${label}`;
-    const url = `${ctx.httpBaseUrl}/tftp/${efi}`;
+    const url = `${base}/tftp/${efi}`;
     return { file: url, reason: `${label} firmware -> ${url}` };
   }
   if (f.family === 'bios') return { file: ctx.bootFiles.bios, reason: `${label} firmware, not iPXE -> ${ctx.bootFiles.bios} over TFTP` };
@@ -197,16 +239,17 @@ export function bootAnswer(
   if (guid) options.push({ code: Opt.CLIENT_GUID, data: Buffer.from(guid) });
 
   let file = choice.file;
-  let reason = choice.reason;
+  // Over TFTP the file comes from next-server: say which node that is.
+  let reason = ctx.bootServer ? `${choice.reason} (served by node ${ctx.bootServer.name}, ${ctx.bootServer.address})` : choice.reason;
   if (menu) {
     file = '';
-    reason = `BIOS PXE ROM -> menu (network: ${choice.file}, local disk), ${ctx.biosMenu.timeoutSeconds} s prompt`;
+    reason = `BIOS PXE ROM -> menu (network: ${choice.file}, local disk), ${ctx.biosMenu.timeoutSeconds} s prompt${ctx.bootServer ? ` (boot server: node ${ctx.bootServer.name}, ${ctx.bootServer.address})` : ''}`;
     options.push({
       code: Opt.VENDOR_SPECIFIC,
       data: encodePxeOptions({
         // As dnsmasq: no multicast or broadcast discovery, ask the listed server.
         discoveryControl: DiscoveryControl.NO_BROADCAST | DiscoveryControl.NO_MULTICAST,
-        bootServers: [{ type: MENU_TYPE_NETWORK, addresses: [ctx.serverIp] }],
+        bootServers: [{ type: MENU_TYPE_NETWORK, addresses: [bootServerIp(ctx)] }],
         bootMenu: [
           { type: MENU_TYPE_NETWORK, description: 'Boot from network' },
           { type: PXE_TYPE_LOCAL_BOOT, description: 'Boot from local disk' },
@@ -284,7 +327,7 @@ export function decideProxyAnswer(req: DhcpPacket, arrival: Arrival, ctx: ProxyC
     flags: to.kind === 'unicast' ? req.flags : req.flags | BROADCAST_FLAG,
     ciaddr: to.kind === 'unicast' ? req.ciaddr : ZERO,
     yiaddr: ZERO,
-    siaddr: ctx.serverIp,
+    siaddr: bootServerIp(ctx),
     giaddr: req.giaddr,
     chaddr: Buffer.from(req.chaddr),
     file: boot.fileField,

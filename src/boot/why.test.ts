@@ -110,3 +110,15 @@ test('the Secure Boot path: shim and GRUB fetched, no configuration asked for (G
   const done = diagnoseBoot(MAC, timeline(offer, got('shimx64.efi'), got('grubx64.efi'), got('/grub/grub.cfg'), decide('entry', { entry: 'debian' }), got('/fleetboot/entries/debian/vmlinuz')));
   assert.equal(done.completed, true);
 });
+
+test('nearest node: an answer that sent the machine to another node says so (served by node B)', () => {
+  const toB = dhcpBootEvent({ mode: 'server', mac: MAC, ciaddr: '0.0.0.0', step: 'DISCOVER -> OFFER', port: 'dhcp', file: 'snponly.efi', reason: 'x64 UEFI firmware, not iPXE -> snponly.efi over TFTP (served by node node-b, 10.0.9.2)', firmware: fw(false), offeredIp: IP, node: 'node-b' });
+  assert.equal(toB.detail['node'], 'node-b');
+  const d = diagnoseBoot(MAC, timeline(toB));
+  assert.match(d.verdict, /^offered snponly\.efi at .* \(served by node node-b\), never fetched the boot file$/);
+  assert.match(d.next ?? '', /to node node-b/);
+  const url = dhcpBootEvent({ mode: 'proxy', mac: MAC, ciaddr: '0.0.0.0', step: 'DISCOVER -> OFFER', port: 'dhcp', file: 'http://10.0.9.2:8080/boot.ipxe', reason: 'iPXE -> script', firmware: fw(true), offeredIp: null, node: 'node-b' });
+  assert.match(url.summary, /boot URL http:\/\/10\.0\.9\.2:8080\/boot\.ipxe from node node-b/);
+  assert.match(diagnoseBoot(MAC, timeline(url)).verdict, /\(served by node node-b\), never fetched it over HTTP/);
+  assert.equal(offerTftp().detail['node'], null, 'this server: no node');
+});

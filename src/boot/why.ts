@@ -130,14 +130,17 @@ export function diagnoseBoot(mac: string, events: readonly BootEvent[], ctx: { h
   }
   const offer = dhcp[dhcp.length - 1] as BootEvent;
   const file = str(offer, 'file') ?? '';
+  // Nearest node: the answer sent the machine to another node for its files.
+  const node = str(offer, 'node');
+  const servedBy = node !== null ? ` (served by node ${node})` : '';
   const http = ctx.httpPort !== null ? `TCP ${ctx.httpPort}` : 'the HTTP port';
   if (str(offer, 'via') === 'http') {
     return {
       ...base,
       stage: 'offered',
       completed: false,
-      verdict: `offered ${file} at ${when(offer)}, never fetched it over HTTP`,
-      next: `an HTTP request from the machine: ${http} blocked between it and the server (fleetboot firewall), or its iPXE/firmware could not reach ${file}`,
+      verdict: `offered ${file} at ${when(offer)}${servedBy}, never fetched it over HTTP`,
+      next: `an HTTP request from the machine: ${http} blocked between it and the ${node !== null ? `node ${node}` : 'server'} (fleetboot firewall), or its iPXE/firmware could not reach ${file}`,
     };
   }
   const tftp = steps.filter((e) => e.kind === 'tftp' && (str(e, 'file') ?? '').replace(/^\/+/, '') === file.replace(/^\/+/, ''));
@@ -148,8 +151,8 @@ export function diagnoseBoot(mac: string, events: readonly BootEvent[], ctx: { h
       ...base,
       stage: 'offered',
       completed: false,
-      verdict: `offered ${file} at ${when(offer)}, never fetched the boot file`,
-      next: `a TFTP request for ${file}: ${data} blocked (fleetboot firewall), or another DHCP answer won (fleetboot doctor)`,
+      verdict: `offered ${file} at ${when(offer)}${servedBy}, never fetched the boot file`,
+      next: `a TFTP request for ${file}${node !== null ? ` to node ${node}` : ''}: ${data} blocked (fleetboot firewall), ${node !== null ? `node ${node} not running TFTP, ` : ''}or another DHCP answer won (fleetboot doctor)`,
     };
   }
   const outcome = str(lastTftp, 'outcome');

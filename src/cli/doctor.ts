@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEBIAN_IPXE_DIR, detectServerIp, loadConfig, type FleetbootConfig } from '../config/config.js';
 import { concretePort, requiredPorts } from '../config/ports.js';
-import { judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, judgeNodes, judgeSecureBoot, judgeStore, type FileFacts, type FirewallPort, type NodeFacts } from '../doctor/judge.js';
+import { judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, judgeNodes, judgeReplication, judgeSecureBoot, judgeStore, type FileFacts, type FirewallPort, type LagFacts, type NodeFacts } from '../doctor/judge.js';
 import { DB_FILE } from '../store/db.js';
 import { inspectPostgres, redactUrl } from '../store/postgres.js';
 import { verifyAuthenticode } from '../boot/authenticode.js';
@@ -341,8 +341,10 @@ export async function runDoctor(config: Readonly<FleetbootConfig>, globals: Glob
   checks.push(...(await storeChecks(config)));
   if (api && status) {
     try {
-      const r = await api.request<{ nodes: NodeFacts[]; self: string | null }>('GET', '/nodes');
+      const r = await api.request<{ nodes: NodeFacts[]; self: string | null; replicationLag?: LagFacts[] }>('GET', '/nodes');
       checks.push(judgeNodes(r.nodes, r.self));
+      // 9. Replication lag: assigned revisions a node that is up holds no verified copy of, and since when.
+      if (r.replicationLag) checks.push(judgeReplication(r.replicationLag, config.replication.lagWarnMinutes * 60, now));
     } catch (err) {
       checks.push({ id: 'nodes', status: 'warn', title: 'nodes', detail: `cannot tell: ${errorMessage(err)}`, fix: null });
     }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Task } from '../http/schemas/index.js';
-import { copyState, formatBytes, formatDuration, formatPercent, formatProgress, formatRate, inventorySummary, taskLine } from './imaging.js';
+import { copyState, formatBytes, formatDuration, formatPercent, formatProgress, formatRate, inventorySummary, parseNodesOption, taskLine } from './imaging.js';
 
 test('formatBytes() uses binary units, one decimal below 100', () => {
   assert.equal(formatBytes(0), '0 B');
@@ -98,4 +98,12 @@ test('copyState() shows missing, copying n %, verified, corrupt', () => {
   assert.equal(copyState({ state: 'copying', bytesDone: 0, bytesTotal: 0 }), 'copying 0 %');
   assert.equal(copyState({ state: 'verified', bytesDone: 10, bytesTotal: 10 }), 'verified');
   assert.equal(copyState({ state: 'corrupt', bytesDone: 0, bytesTotal: 10 }), 'corrupt');
+});
+
+test("parseNodesOption(): 'all' or node names separated by commas; bad names and a name twice are refused", () => {
+  assert.equal(parseNodesOption('all'), 'all');
+  assert.deepEqual(parseNodesOption('pxe-a, pxe-b'), ['pxe-a', 'pxe-b']);
+  assert.throws(() => parseNodesOption(''), /Invalid --nodes "": expected 'all' or node names separated by commas .* got ""/);
+  assert.throws(() => parseNodesOption('pxe-a,bad name'), /got "bad name"/);
+  assert.throws(() => parseNodesOption('pxe-a,pxe-a'), /node 'pxe-a' is named twice/);
 });

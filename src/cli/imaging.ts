@@ -1,11 +1,11 @@
 /**
- * Imaging commands: `image list|show|rm`, `task capture|deploy|inventory|
+ * Imaging commands: `image list|show|set|rm`, `task capture|deploy|inventory|
  * list|show|cancel|retry|wait` and `host show`. They speak only the HTTP API
  * (/api/v1/images, /api/v1/tasks, /api/v1/hosts/:mac).
  */
 import type { Command } from 'commander';
 import type { Inventory, Manifest } from '../model/manifest.js';
-import type { DeletedName, HostDetail as ApiHostDetail, ImageDetail as ApiImageDetail, ImageList, ImageRevision, Submitted, Task, TaskList } from '../http/schemas/index.js';
+import type { DeletedName, HostDetail as ApiHostDetail, Image as ImageInfoOut, ImageDetail as ApiImageDetail, ImageList, ImageRevision, Submitted, Task, TaskList } from '../http/schemas/index.js';
 import { defineTaskRequestCommands, parseRevision, queuedText } from './task-request.js';
 import { connect, CliError, type ApiClient } from './client.js';
 import { ExitStatus, type GlobalOptions } from './globals.js';
@@ -197,6 +197,8 @@ function printImage(img: ImageDetail): void {
     ['table', m ? `${img.tableType === 'dos' ? 'MBR (dos)' : 'GPT'}, ${m.table.sectorSize}-byte sectors${m.table.id ? `, id ${m.table.id}` : ''}` : null],
     ['partitions', img.partitions],
     ['source', img.sourceMac ? `${img.sourceMac}${img.taskId !== null ? `, task ${img.taskId}` : ''}` : img.taskId !== null ? `task ${img.taskId}` : null],
+    ['protected', img.protected ? 'yes (capture tasks into it are refused)' : 'no'],
+    ['nodes', img.nodes === 'all' ? 'all' : img.nodes.join(', ')],
   ]);
   printLine('');
   printTable(
@@ -224,6 +226,20 @@ function printImage(img: ImageDetail): void {
 
 
 // ------------------------------------------------------------------ commands
+
+/** `--nodes all|a,b` -> 'all' or the names (each a node name, none twice). */
+export function parseNodesOption(raw: string): 'all' | string[] {
+  const v = raw.trim();
+  if (v === 'all') return 'all';
+  const names = v.split(',').map((n) => n.trim());
+  const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+  for (const n of names) {
+    if (!NAME.test(n)) throw new CliError(`Invalid --nodes ${JSON.stringify(raw)}: expected 'all' or node names separated by commas (letters, digits, '.', '_' or '-'), got ${JSON.stringify(n)}`);
+  }
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new CliError(`Invalid --nodes ${JSON.stringify(raw)}: node '${twice}' is named twice`);
+  return names;
+}
 
 export function parseId(raw: string): number {
   if (!/^[1-9][0-9]{0,14}$/.test(raw)) throw new CliError(`Invalid task id ${JSON.stringify(raw)}: expected a positive integer`);
@@ -371,6 +387,22 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
       const img = await (await api()).request<ImageDetail>('GET', imagePath(name));
       if (globals.json) printJson(img);
       else printImage(img);
+    });
+  image
+    .command('set')
+    .description("change an image's settings: the nodes its revisions are replicated to (--nodes all or a,b), protection against capture (--protect, --no-protect)")
+    .argument('<name>')
+    .option('--nodes <nodes>', "'all' (every node) or node names separated by commas")
+    .option('--protect', 'refuse capture tasks into the image')
+    .option('--no-protect', 'accept capture tasks into the image again')
+    .action(async (name: string, opts: { nodes?: string; protect?: boolean }) => {
+      const body: { nodes?: 'all' | string[]; protected?: boolean } = {};
+      if (opts.nodes !== undefined) body.nodes = parseNodesOption(opts.nodes);
+      if (opts.protect !== undefined) body.protected = opts.protect;
+      if (Object.keys(body).length === 0) throw new CliError('Nothing to change: give --nodes all|NAME,NAME..., --protect or --no-protect');
+      const r = await (await api()).request<ImageInfoOut>('PATCH', imagePath(name), body);
+      if (globals.json) printJson(r);
+      else printLine(`Image ${r.name}: replicated to ${r.nodes === 'all' ? 'all nodes' : `nodes ${r.nodes.join(', ')}`}; ${r.protected ? 'protected against capture' : 'not protected'}`);
     });
   image
     .command('rm')

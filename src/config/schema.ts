@@ -434,6 +434,8 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
     enabled: boolean({ default: true, doc: 'Pull the ready image revisions this node lacks from other nodes holding verified copies (src/replication/service.ts).' }),
     pullIntervalSeconds: integer(1, 86400, { default: 30, doc: 'Seconds between looks for revisions to pull (and retries of failed pulls).' }),
     verifyIntervalHours: integer(0, 8760, { default: 24, doc: 'Hours between re-hashes of every verified copy on this node (a mismatch marks it corrupt and it is pulled again); 0 = never.' }),
+    allowPlainHttp: boolean({ default: false, doc: 'Pull from a node with HTTPS off over plain HTTP (its credential crosses in clear); nodes with HTTPS are always pulled from over HTTPS, their certificate pinned.' }),
+    lagWarnMinutes: integer(1, 525600, { default: 60, doc: '`fleetboot doctor` warns when a node has lacked a verified copy of an assigned revision for longer than this.' }),
   },
   log: {
     level: oneOf(LOG_LEVELS, { default: 'info', doc: 'Log level.' }),

@@ -164,6 +164,10 @@ export interface FleetbootConfig {
     pullIntervalSeconds: number;
     /** 0 = never. */
     verifyIntervalHours: number;
+    /** Pull from a node with HTTPS off over plain HTTP (default false). */
+    allowPlainHttp: boolean;
+    /** doctor: a node lacking an assigned revision longer than this is a warning. */
+    lagWarnMinutes: number;
   };
   log: {
     level: LogLevel;

@@ -265,3 +265,42 @@ test('handle() never throws anything but DhcpDecodeError on random option soup',
     }
   }
 });
+
+test('handle() points a PXE client at the node serving its subnet (nearest node): asked with giaddr, else the address given', () => {
+  const asked: string[] = [];
+  const nodeB = { name: 'node-b', address: '10.9.0.2', httpBaseUrl: 'http://10.9.0.2:8080' };
+  const { engine } = setup({
+    boot: {
+      serverIp: SERVER,
+      httpBaseUrl: 'http://10.0.0.1:8080',
+      bootFiles: { bios: 'undionly.kpxe', efiX64: 'snponly.efi', efiIa32: 'ipxe-ia32.efi', efiArm64: 'arm64/snponly.efi' },
+      biosMenu: { enabled: false, prompt: '', timeoutSeconds: 3 },
+    },
+    servingNode: (a) => {
+      asked.push(a);
+      return a.startsWith('10.9.0.') ? nodeB : null;
+    },
+  });
+  const pxe = [{ code: Opt.VENDOR_CLASS_ID, data: Buffer.from('PXEClient:Arch:00007:UNDI:003016') }, { code: Opt.CLIENT_ARCH, data: Buffer.from([0, 7]) }];
+  // Relayed from B's subnet: next-server is B, option 54 stays ours.
+  const d = replied(engine.handle(req(MessageType.DISCOVER, 1, { options: pxe, giaddr: '10.9.0.1' }), FROM));
+  assert.deepEqual(asked, ['10.9.0.1']);
+  assert.equal(d.reply.siaddr, '10.9.0.2');
+  assert.equal(serverIdentifier(d.reply), SERVER);
+  assert.equal(d.bootNode?.name, 'node-b');
+  assert.match(d.reason, /served by node node-b, 10\.9\.0\.2/);
+  // iPXE gets B's script URL.
+  const ipxe = [...pxe, { code: Opt.USER_CLASS, data: Buffer.from('iPXE') }];
+  const i = replied(engine.handle(req(MessageType.DISCOVER, 2, { options: ipxe, giaddr: '10.9.0.1' }), FROM));
+  assert.equal(bootfileName(i.reply), 'http://10.9.0.2:8080/boot.ipxe');
+  // On our own segment: asked with the address offered; not B's, so ours.
+  asked.length = 0;
+  const own = replied(engine.handle(req(MessageType.DISCOVER, 3, { options: pxe }), FROM));
+  assert.deepEqual(asked, [own.reply.yiaddr]);
+  assert.equal(own.reply.siaddr, SERVER);
+  assert.equal(own.bootNode, undefined);
+  // A client without a boot class is never looked up.
+  asked.length = 0;
+  replied(engine.handle(req(MessageType.DISCOVER, 4), FROM));
+  assert.deepEqual(asked, []);
+});

@@ -50,7 +50,8 @@ import {
   requestedIp,
   serverIdentifier,
 } from '../protocol/dhcp/options.js';
-import { bootAnswer, type Destination, type ProxyContext } from '../boot/proxy-answer.js';
+import { bootAnswer, bootServerIp, withBootServer, type Destination, type ProxyContext } from '../boot/proxy-answer.js';
+import type { ServingNode, ServingNodeLookup } from '../model/node.js';
 import { detectFirmware, type FirmwareInfo } from '../boot/firmware.js';
 import { buildSubnets, intToIp, ipBuffer, subnetContaining, type OptionSetting, type PoolSettings, type Subnet } from './subnets.js';
 
@@ -73,6 +74,13 @@ export interface LeaseEngineOptions {
   reservations?: readonly Reservation[];
   /** Boot answers for PXE/iPXE/HTTP-boot clients; null: none. */
   boot: ProxyContext | null;
+  /**
+   * Nearest node (issue 15): the node that serves a client's subnet, asked
+   * with the relay's giaddr, else the address offered or acknowledged, else
+   * ciaddr (synchronous: src/nodes/directory.ts). A node returned gets the
+   * boot answer (next-server, HTTP URLs); null or absent: this server.
+   */
+  servingNode?: ServingNodeLookup | null;
   /** Leases loaded from the store at start. */
   leases?: readonly Lease[];
   now?: () => number;
@@ -97,6 +105,8 @@ export interface EngineReply {
   firmware: FirmwareInfo | null;
   /** Commit these, in order, before sending: the first decides (a claim), the others tidy up. */
   writes: readonly LeaseWrite[];
+  /** The boot answer points at this other node (nearest node); absent: at this server. */
+  bootNode?: ServingNode;
   /**
    * Servers sharing the store (nodeSalt set): this NAK rests on what the index
    * knows of this address (another client's lease), which may be stale; the
@@ -162,6 +172,7 @@ export class LeaseEngine {
   private readonly serverInt: number;
   private readonly subnets: Subnet[];
   private readonly boot: ProxyContext | null;
+  private readonly servingNode: ServingNodeLookup | null;
   private readonly now: () => number;
   private readonly offerHold: number;
   private readonly declineHold: number;
@@ -182,6 +193,7 @@ export class LeaseEngine {
     this.serverInt = ipToInt(o.serverIp);
     this.subnets = buildSubnets(o.pools, o.options ?? []);
     this.boot = o.boot;
+    this.servingNode = o.servingNode ?? null;
     this.now = o.now ?? Date.now;
     this.offerHold = (o.offerHoldSeconds ?? OFFER_HOLD_SECONDS) * 1000;
     this.declineHold = (o.declineHoldSeconds ?? DECLINE_HOLD_SECONDS) * 1000;
@@ -582,14 +594,19 @@ export class LeaseEngine {
     let file: Buffer = Buffer.alloc(128);
     let reason = ip !== null ? `${kind}: ${intToIp(ip)} for ${seconds} s from ${s.label}` : `inform: options for ${s.label}`;
     let firmware: FirmwareInfo | null = null;
+    let bootNode: ServingNode | null = null;
     if (this.boot) {
       const f = detectFirmware(req);
       if (f.clientClass !== null) {
         firmware = f;
-        const b = bootAnswer(req, f, this.boot);
+        // The client's subnet: the relay's, else the address it gets or has.
+        const where = req.giaddr !== ZERO ? req.giaddr : ip !== null ? intToIp(ip) : req.ciaddr !== ZERO ? req.ciaddr : null;
+        bootNode = where !== null && this.servingNode ? this.servingNode(where) : null;
+        const ctx = withBootServer(this.boot, bootNode);
+        const b = bootAnswer(req, f, ctx);
         if (typeof b === 'string') reason += `; ${b}`;
         else {
-          siaddr = this.boot.serverIp;
+          siaddr = bootServerIp(ctx);
           file = b.fileField;
           // The boot options replace any configured ones with the same code (60, 43, 67).
           const codes = new Set(b.options.map((o) => o.code));
@@ -628,7 +645,7 @@ export class LeaseEngine {
       trailer: EMPTY,
     });
     const reqName = messageTypeName(messageType(req));
-    return { reply, to, step: `${reqName} -> ${messageTypeName(type)}`, ip: ip === null ? null : intToIp(ip), reason, firmware };
+    return { reply, to, step: `${reqName} -> ${messageTypeName(type)}`, ip: ip === null ? null : intToIp(ip), reason, firmware, ...(bootNode ? { bootNode } : {}) };
   }
 }
 

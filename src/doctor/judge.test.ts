@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FREE_FAIL_BYTES, judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, judgeNodes, judgeSecureBoot, type DhcpAnswer, type FirewallPort } from './judge.js';
+import { FREE_FAIL_BYTES, judgeActivity, judgeAddress, judgeBootEnv, judgeDataDir, judgeDhcpServers, judgeFirewall, judgeIpxe, judgeNodes, judgeReplication, judgeSecureBoot, type DhcpAnswer, type FirewallPort } from './judge.js';
 
 const ME = '10.0.0.1';
 const self: DhcpAnswer = { serverId: ME, kind: 'proxy', offered: null, bootFile: 'undionly.kpxe', nextServer: ME };
@@ -169,4 +169,21 @@ test('judgeNodes: a node down without a clean stop is a warning naming it; a sto
   assert.equal(lost.status, 'warn');
   assert.match(lost.detail, /pxe-a \(this one\) up, pxe-b down \(no heartbeat for 94 s\)/);
   assert.match(lost.fix ?? '', /fleetboot node rm/);
+});
+
+test('judgeReplication: nothing lacking is ok; lacking copies are info until replication.lagWarnMinutes, then a warning; no holder warns at once', () => {
+  const now = Date.parse('2026-12-07T12:00:00Z');
+  assert.equal(judgeReplication([], 3600, now).status, 'ok');
+  const fresh = { node: 'pxe-b', image: 'win11', number: 3, state: 'copying' as const, since: '2026-12-07T11:50:00Z', holders: 1, error: null };
+  const info = judgeReplication([fresh], 3600, now);
+  assert.equal(info.status, 'info');
+  assert.match(info.detail, /pxe-b: 1 revision not verified \(1 copying\), the oldest for 10 min/);
+  const old = { ...fresh, state: 'corrupt' as const, since: '2026-12-07T09:00:00Z', error: 'stream p1.pcl.zst has 3 bytes' };
+  const late = judgeReplication([fresh, old], 3600, now);
+  assert.equal(late.status, 'warn');
+  assert.match(late.detail, /2 revisions not verified \(1 copying, 1 corrupt\), the oldest for 3\.0 h; late: win11 revision 3 \(corrupt: stream p1\.pcl\.zst has 3 bytes\)/);
+  assert.match(late.fix ?? '', /fleetboot image show NAME/);
+  const orphan = judgeReplication([{ ...fresh, state: 'missing', holders: 0 }], 3600, now);
+  assert.equal(orphan.status, 'warn');
+  assert.match(orphan.detail, /no other node holds it verified/);
 });

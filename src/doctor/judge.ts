@@ -401,3 +401,54 @@ export function judgeNodes(nodes: readonly NodeFacts[], self: string | null): Ch
   if (lost.length) return { id: 'nodes', status: 'warn', title, detail: list, fix: `start ${lost.map((n) => n.name).join(', ')} again, or remove ${lost.length > 1 ? 'them' : 'it'} (fleetboot node rm NAME)` };
   return { id: 'nodes', status: 'ok', title, detail: list, fix: null };
 }
+
+export interface LagFacts {
+  node: string;
+  image: string;
+  number: number;
+  state: 'missing' | 'copying' | 'corrupt';
+  since: string;
+  holders: number;
+  error: string | null;
+}
+
+function lasting(seconds: number): string {
+  if (seconds < 120) return `${Math.max(0, Math.round(seconds))} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172800) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
+/**
+ * Replication lag (GET /api/v1/nodes replicationLag): per node that is up,
+ * the assigned ready revisions it holds no verified copy of, and for how
+ * long. Past `warnSeconds` it is a warning (a revision nobody can pull from,
+ * no other holder, is one at once); under it, info (copies on their way).
+ */
+export function judgeReplication(lag: readonly LagFacts[], warnSeconds: number, nowMs: number): Check {
+  const id = 'replication';
+  const title = 'replication lag';
+  if (lag.length === 0) return { id, status: 'ok', title, detail: 'every node that is up holds a verified copy of every ready revision assigned to it', fix: null };
+  const byNode = new Map<string, LagFacts[]>();
+  for (const l of lag) byNode.set(l.node, [...(byNode.get(l.node) ?? []), l]);
+  const late = (l: LagFacts): boolean => l.holders === 0 || (nowMs - Date.parse(l.since)) / 1000 > warnSeconds;
+  const parts: string[] = [];
+  for (const [node, items] of byNode) {
+    const oldest = Math.max(...items.map((l) => (nowMs - Date.parse(l.since)) / 1000));
+    const counts = (['missing', 'copying', 'corrupt'] as const)
+      .map((s) => [s, items.filter((l) => l.state === s).length] as const)
+      .filter(([, n]) => n > 0)
+      .map(([s, n]) => `${n} ${s}`)
+      .join(', ');
+    const worst = items.filter(late).slice(0, 3).map((l) => `${l.image} revision ${l.number} (${l.state}${l.holders === 0 ? ', no other node holds it verified' : ''}${l.error ? `: ${l.error}` : ''})`);
+    parts.push(`${node}: ${items.length} revision${items.length > 1 ? 's' : ''} not verified (${counts}), the oldest for ${lasting(oldest)}${worst.length ? `; late: ${worst.join('; ')}` : ''}`);
+  }
+  const anyLate = lag.some(late);
+  return {
+    id,
+    status: anyLate ? 'warn' : 'info',
+    title,
+    detail: parts.join(' | '),
+    fix: anyLate ? `look at fleetboot image show NAME (each node's copy and its error) and the lagging node's log (subsystem replication); a revision no node holds verified cannot be pulled until one does (warning after ${lasting(warnSeconds)}: replication.lagWarnMinutes)` : null,
+  };
+}

@@ -137,6 +137,8 @@ export interface AppOptions {
   bootDecider?: BootDecider;
   /** This server's node name (src/nodes/service.ts): /api/v1/status shows it, DELETE /api/v1/nodes refuses it. Absent: null. */
   nodeName?: string | null;
+  /** Nearest node: the other node serving a client's subnet (the server passes its node directory's lookup). Absent: always this one. */
+  servingNode?: AppContext['servingNode'];
   /** Re-hash this node's verified copies of an image now (the server passes its replication's verifyOnce). Absent: 409. */
   verifyImage?: (image: string) => Promise<VerifyResult[]>;
 }
@@ -182,6 +184,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     tls: opts.tls ?? null,
     metrics: opts.metrics ?? null,
     nodeName: opts.nodeName ?? null,
+    servingNode: opts.servingNode ?? (() => null),
     verifyImage: opts.verifyImage ?? null,
     tasksChanged() {
       try {

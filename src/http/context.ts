@@ -1,4 +1,5 @@
 /** What the routes share: built once by buildApp. */
+import type { ServingNodeLookup } from '../model/node.js';
 import type { FleetbootConfig } from '../config/config.js';
 import type { Logger } from '../lib/log.js';
 import type { ImagingService } from '../imaging/tasks.js';
@@ -66,6 +67,12 @@ export interface AppContext {
   metrics: (() => Promise<string>) | null;
   /** This server's node name (src/nodes/service.ts), or null: it runs without one (tests). */
   nodeName: string | null;
+  /**
+   * Nearest node (issue 15): the other live node serving a client address's
+   * subnet (src/nodes/directory.ts, synchronous), or null: this one. The
+   * boot scripts send such a machine on to it (src/http/routes/boot.ts).
+   */
+  servingNode: ServingNodeLookup;
   /**
    * Re-hash this node's verified copies of an image's revisions now
    * (src/replication/service.ts verifyOnce); null: this app runs without

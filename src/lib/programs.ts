@@ -100,6 +100,7 @@ export const PROGRAMS = {
   sysctl: { pkg: 'procps', role: 'test' },
   ping: { pkg: 'iputils-ping', role: 'test' },
   taskset: { pkg: 'util-linux', role: 'test' },
+  findmnt: { pkg: 'util-linux', role: 'test' }, // bench/cluster.ts: the file system a benchmark's data is on
   tcpdump: { pkg: 'tcpdump', role: 'test' },
   'qemu-system-x86_64': { pkg: 'qemu-system-x86', role: 'test' },
   // --- test: DHCP and TFTP peers and clients ---------------------------------

@@ -32,7 +32,8 @@ import { hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { bootfileName, messageTypeIfValid, messageTypeName } from '../protocol/dhcp/options.js';
 import { dhcpBootEvent } from '../boot/boot-events.js';
 import type { NewBootEvent } from '../model/boot-event.js';
-import { decideProxyAnswer, type ProxyContext } from '../boot/proxy-answer.js';
+import { clientSubnetAddress, decideProxyAnswer, withBootServer, type Arrival, type ProxyContext } from '../boot/proxy-answer.js';
+import type { ServingNodeLookup } from '../model/node.js';
 import { LeaseEngine, type EngineDecision, type Lease, type LeaseStore, type Reservation } from '../dhcp/engine.js';
 import { handleAsync, handleSync, newClaimStats, reclaimAsync, reclaimSync, type ClaimStats } from '../dhcp/commit.js';
 
@@ -75,6 +76,12 @@ export interface DhcpServerServiceOptions {
   onBootEvent?: (e: NewBootEvent) => void;
   /** x64 UEFI PXE firmware gets this file instead of iPXE (uefi.secureBoot: Debian's signed shim; the wiring decides). */
   secureBootLoader?: string | null;
+  /**
+   * Nearest node (issue 15): the node serving a client's subnet
+   * (src/nodes/directory.ts, synchronous; the engine asks with giaddr, else
+   * the address it gives, else ciaddr); its boot answer then points at it.
+   */
+  servingNode?: ServingNodeLookup;
 }
 
 export interface DhcpServerStats extends DhcpStats, ClaimStats {
@@ -98,6 +105,7 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
     options: config.dhcp.options,
     reservations: opts.reservations ?? config.dhcp.reservations,
     boot,
+    servingNode: opts.servingNode ?? null,
     leases: opts.leases,
     nodeSalt: opts.nodeSalt ?? null,
     ...(opts.now ? { now: opts.now } : {}),
@@ -124,15 +132,18 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
       req = io.decode(msg, rinfo) ?? undefined;
       if (!req) return;
       if (which === 'pxe') {
-        const d = decideProxyAnswer(req, { port: 'pxe', address: rinfo.address, sourcePort: rinfo.port }, boot);
+        const arrival: Arrival = { port: 'pxe', address: rinfo.address, sourcePort: rinfo.port };
+        const where = opts.servingNode ? clientSubnetAddress(req, arrival) : null;
+        const node = where !== null && opts.servingNode ? opts.servingNode(where) : null;
+        const d = decideProxyAnswer(req, arrival, withBootServer(boot, node));
         if ('ignore' in d) {
           stats.ignored++;
           if (debug()) log.debug({ mac: hardwareAddress(req), xid: req.xid, port: which, reason: d.ignore }, 'ignored');
           return;
         }
         const to = io.send(sock, req, d.reply, d.to);
-        log.info({ mac: hardwareAddress(req), xid: req.xid, step: 'REQUEST -> ACK', port: which, to, file: d.file, reason: d.reason }, 'dhcp boot server ACK');
-        opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: 'REQUEST -> ACK', port: which, file: d.file, reason: d.reason, firmware: d.firmware, offeredIp: null }));
+        log.info({ mac: hardwareAddress(req), xid: req.xid, step: 'REQUEST -> ACK', port: which, to, file: d.file, reason: d.reason, ...(node ? { node: node.name } : {}) }, 'dhcp boot server ACK');
+        opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: 'REQUEST -> ACK', port: which, file: d.file, reason: d.reason, firmware: d.firmware, offeredIp: null, node: node?.name ?? null }));
         return;
       }
       if (store.sync) {
@@ -180,10 +191,10 @@ export function createDhcpServerService(opts: DhcpServerServiceOptions): DhcpSer
       return;
     }
     const to = io.send(sock, req, d.reply, d.to);
-    log.info({ mac: hardwareAddress(req), xid: req.xid, step: d.step, ip: d.ip, giaddr: req.giaddr, to, reason: d.reason }, `dhcp ${d.step}`);
+    log.info({ mac: hardwareAddress(req), xid: req.xid, step: d.step, ip: d.ip, giaddr: req.giaddr, to, reason: d.reason, ...(d.bootNode ? { node: d.bootNode.name } : {}) }, `dhcp ${d.step}`);
     // Only network-booting clients make boot steps (a laptop's lease is not one).
     if (d.firmware?.clientClass) {
-      opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: d.step, port: which, file: bootfileName(d.reply) ?? null, reason: d.reason, firmware: d.firmware, offeredIp: d.ip }));
+      opts.onBootEvent?.(dhcpBootEvent({ mode: 'server', mac: hardwareAddress(req), ciaddr: req.ciaddr, step: d.step, port: which, file: bootfileName(d.reply) ?? null, reason: d.reason, firmware: d.firmware, offeredIp: d.ip, node: d.bootNode?.name ?? null }));
     }
   }
 

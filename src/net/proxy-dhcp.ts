@@ -25,7 +25,8 @@ import type { Service } from '../lib/service.js';
 import { dhcpReplier, openDhcpSockets, type DhcpSockets, type DhcpStats } from './dhcp-sockets.js';
 import { hardwareAddress, type DhcpPacket } from '../protocol/dhcp/packet.js';
 import { messageType, messageTypeIfValid, messageTypeName } from '../protocol/dhcp/options.js';
-import { decideProxyAnswer, type Arrival, type ProxyContext } from '../boot/proxy-answer.js';
+import { clientSubnetAddress, decideProxyAnswer, withBootServer, type Arrival, type ProxyContext } from '../boot/proxy-answer.js';
+import type { ServingNodeLookup } from '../model/node.js';
 import { dhcpBootEvent } from '../boot/boot-events.js';
 import type { NewBootEvent } from '../model/boot-event.js';
 
@@ -52,6 +53,12 @@ export interface ProxyDhcpServiceOptions {
   onBootEvent?: (e: NewBootEvent) => void;
   /** x64 UEFI PXE firmware gets this file instead of iPXE (uefi.secureBoot: Debian's signed shim; the wiring decides). */
   secureBootLoader?: string | null;
+  /**
+   * Nearest node (issue 15): the node serving a client's subnet
+   * (src/nodes/directory.ts, synchronous), asked with clientSubnetAddress;
+   * the answer then points at it. Absent or null: this server.
+   */
+  servingNode?: ServingNodeLookup;
 }
 
 export type ProxyDhcpStats = DhcpStats;
@@ -80,7 +87,10 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
     try {
       req = io.decode(msg, rinfo) ?? undefined;
       if (!req) return;
-      const decision = decideProxyAnswer(req, { port: which, address: rinfo.address, sourcePort: rinfo.port }, ctx);
+      const arrival: Arrival = { port: which, address: rinfo.address, sourcePort: rinfo.port };
+      const where = opts.servingNode ? clientSubnetAddress(req, arrival) : null;
+      const node = where !== null && opts.servingNode ? opts.servingNode(where) : null;
+      const decision = decideProxyAnswer(req, arrival, withBootServer(ctx, node));
       if ('ignore' in decision) {
         stats.ignored++;
         if (debug()) {
@@ -105,10 +115,11 @@ export function createProxyDhcpService(opts: ProxyDhcpServiceOptions): ProxyDhcp
           to: sentTo,
           file,
           reason,
+          ...(node ? { node: node.name } : {}),
         },
         `dhcp ${step}`,
       );
-      opts.onBootEvent?.(dhcpBootEvent({ mode: 'proxy', mac: hardwareAddress(req), ciaddr: req.ciaddr, step, port: which, file, reason, firmware, offeredIp: null }));
+      opts.onBootEvent?.(dhcpBootEvent({ mode: 'proxy', mac: hardwareAddress(req), ciaddr: req.ciaddr, step, port: which, file, reason, firmware, offeredIp: null, node: node?.name ?? null }));
     } catch (err) {
       // A bug, or an option too broken to read (DhcpDecodeError from a reader).
       io.failed(err, rinfo, req);

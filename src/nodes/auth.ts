@@ -8,9 +8,13 @@
  *
  * and the callee looks the name up in the shared store and compares the
  * hashes in constant time. The caller must be up (registered, heartbeating):
- * a node that is down gets no work and serves nobody. Use it over HTTPS
- * only (the secret crosses the wire; the callee's certificate is from
- * Fleetboot's CA, which every node shares through the store, or the admin's).
+ * a node that is down gets no work and serves nobody. The secret crosses
+ * the wire, so nodes send it over HTTPS only: the nodes do not share a CA
+ * (each server has its own, src/tls/, or the admin's certificate), so the
+ * caller pins the callee's certificate by the sha256 each node publishes in
+ * the shared store (nodes.tls_sha256) and writes the request only on a
+ * connection showing that certificate (src/replication/peer.ts). Plain HTTP
+ * to a node with HTTPS off only with replication.allowPlainHttp.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';

@@ -37,15 +37,13 @@ test('resolveNodeName(): node.name, else the host name; a host name that is no n
   assert.throws(() => loadConfig({ overrides: { dataDir: '/tmp/x', node: { heartbeatSeconds: 0 } } }), /'node\.heartbeatSeconds' must be an integer 1-3600: current value is 0/);
 });
 
-test('servedSubnets(): the DHCP pools\' subnets in server mode, plus node.subnets', () => {
-  const config = loadConfig({
-    overrides: {
-      dataDir: '/tmp/x',
-      dhcp: { mode: 'server', pools: [{ start: '10.1.2.100', end: '10.1.2.200' } as never, { start: '10.1.3.10', end: '10.1.3.20', netmask: '255.255.255.128' } as never] },
-      node: { subnets: ['10.1.2.0/24', '172.16.0.0/12'] },
-    },
-  });
-  assert.deepEqual(servedSubnets(config, '10.1.2.1'), ['10.1.2.0/24', '10.1.3.0/25', '172.16.0.0/12']);
+test('servedSubnets(): in server mode node.subnets when set, else the DHCP pools\' subnets; otherwise its segment plus node.subnets', () => {
+  const pools = [{ start: '10.1.2.100', end: '10.1.2.200' } as never, { start: '10.1.3.10', end: '10.1.3.20', netmask: '255.255.255.128' } as never];
+  const config = loadConfig({ overrides: { dataDir: '/tmp/x', dhcp: { mode: 'server', pools } } });
+  assert.deepEqual(servedSubnets(config, '10.1.2.1'), ['10.1.2.0/24', '10.1.3.0/25']);
+  // Pools shared by several servers say nothing about which is near: node.subnets does.
+  const declared = loadConfig({ overrides: { dataDir: '/tmp/x', dhcp: { mode: 'server', pools }, node: { subnets: ['10.1.3.0/24', '172.16.0.0/12'] } } });
+  assert.deepEqual(servedSubnets(declared, '10.1.2.1'), ['10.1.3.0/24', '172.16.0.0/12']);
   // Proxy mode: its own segment (none for loopback, which serves no machine), then node.subnets.
   const proxy = loadConfig({ overrides: { dataDir: '/tmp/x', node: { subnets: ['10.5.0.0/16'] } } });
   assert.deepEqual(servedSubnets(proxy, '127.0.0.1'), ['10.5.0.0/16']);
@@ -99,5 +97,23 @@ test('a second server under a name that a running node holds refuses to start, s
     const d = createNodeService(deps(s, dir, clock, { name: null }));
     assert.equal(d.name, 'host-1');
     await Promise.all([a.close(), c.close(), b.close(), d.close()]);
+  });
+});
+
+test('the node publishes the sha256 of the certificate its HTTPS serves at start and at each beat (a renewed one at the next beat)', async () => {
+  await withTempStore('node-tls', async (s, dir) => {
+    const clock = { t: T0 };
+    let cert: string | null = 'a'.repeat(64);
+    const svc = createNodeService({ ...deps(s, dir, clock), tlsSha256: () => cert });
+    assert.equal((await svc.start()).tlsSha256, 'a'.repeat(64));
+    cert = 'b'.repeat(64);
+    clock.t = new Date(T0.getTime() + 10_000);
+    assert.equal(await svc.beat(), true);
+    assert.equal((await getNode(s.db, 'pxe-a', clock.t))?.tlsSha256, 'b'.repeat(64));
+    // HTTPS off: nothing to pin.
+    cert = null;
+    assert.equal(await svc.beat(), true);
+    assert.equal((await getNode(s.db, 'pxe-a', clock.t))?.tlsSha256, null);
+    await svc.close();
   });
 });

@@ -13,9 +13,12 @@
  *   with verifyNodeCredential (src/nodes/auth.ts).
  * - A name held by another node that is up, with another credential, stops
  *   the start with the whole story (registerNode's CONFLICT, as CONFIG).
- * - What it serves: the subnets of its DHCP pools (server mode), else the
- *   subnet of its own address (proxy or no DHCP; not loopback), plus
- *   node.subnets (relayed subnets).
+ * - What it serves (which machines are near it: src/nodes/directory.ts):
+ *   in server mode, node.subnets when set, else the subnets of its DHCP
+ *   pools (servers sharing one PostgreSQL share their pools too, so the
+ *   pools do not say which node is near a subnet: the operator does);
+ *   otherwise the subnet of its own address (proxy or no DHCP; not
+ *   loopback) plus node.subnets (relayed subnets).
  * - When its row is removed while it runs (`node rm --force`), it registers
  *   again at its next heartbeat; when another server took its name over
  *   (possible only while this one was down), it logs an error and stops beating.
@@ -40,6 +43,8 @@ export interface NodeServiceDeps {
   log: Logger;
   /** The base URLs other nodes reach this one at (known once HTTP and HTTPS listen). */
   urls: () => { httpUrl: string | null; httpsUrl: string | null };
+  /** sha256 (hex) of the certificate HTTPS serves now, published for the other nodes to pin; null: HTTPS is off. */
+  tlsSha256?: () => string | null;
   /** The name when node.name is null (default: os.hostname()). */
   hostName?: string;
   /** Tests: the clock, and the data directory's space. */
@@ -72,6 +77,7 @@ export function resolveNodeName(config: Readonly<FleetbootConfig>, host: string 
 export function servedSubnets(config: Readonly<FleetbootConfig>, serverIp: string): string[] {
   const out: string[] = [];
   if (config.dhcp.mode === 'server') {
+    if (config.node.subnets.length > 0) return [...new Set(config.node.subnets)];
     for (const sn of buildSubnets(config.dhcp.pools, [])) out.push(subnetOf(sn.network, maskPrefix(sn.mask)).label);
   } else {
     const own = Object.values(networkInterfaces())
@@ -104,6 +110,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
   const log = deps.log.child({ subsystem: 'nodes' });
   const now = deps.now ?? (() => new Date());
   const space = deps.space ?? (() => dataDirSpace(config.dataDir));
+  const tlsSha256 = deps.tlsSha256 ?? (() => null);
   const name = resolveNodeName(config, deps.hostName);
   const { secret, created } = ensureNodeSecret(config.dataDir, name);
   const hash = hashNodeSecret(secret);
@@ -122,7 +129,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
     const { httpUrl, httpsUrl } = deps.urls();
     const r = await registerNode(
       store.db,
-      { name, addresses, subnets, httpUrl, httpsUrl, capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null, version: deps.version, heartbeatSeconds: config.node.heartbeatSeconds, credentialHash: hash },
+      { name, addresses, subnets, httpUrl, httpsUrl, tlsSha256: tlsSha256(), capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null, version: deps.version, heartbeatSeconds: config.node.heartbeatSeconds, credentialHash: hash },
       now(),
     );
     if (r.tookOverFrom) log.warn({ node: name, was: r.tookOverFrom.addresses, heartbeatAt: r.tookOverFrom.heartbeatAt }, `node ${name} took over the name from a down node with another credential (last heartbeat ${r.tookOverFrom.heartbeatAt})`);
@@ -132,7 +139,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
   async function beatOnce(): Promise<boolean> {
     if (lost || closed) return false;
     const sp = await space();
-    if (await heartbeatNode(store.db, name, hash, { capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null }, now())) return true;
+    if (await heartbeatNode(store.db, name, hash, { capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null, tlsSha256: tlsSha256() }, now())) return true;
     const row = await getNode(store.db, name, now());
     if (row === null) {
       log.warn({ node: name }, `node ${name}: its row was removed while it runs (node rm --force); registering again`);

@@ -15,6 +15,8 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, RevisionCopyTable } from './schema.js';
+import { imageNodesOf, isAssigned } from './images.js';
+import { liveNodes } from './nodes.js';
 
 type Db = Kysely<Database>;
 
@@ -130,4 +132,60 @@ export async function servableOn(db: Db, image: string, number: number, node: st
 /** Remove a node's row for a revision (its copy went away). */
 export async function deleteCopy(db: Db, image: string, number: number, node: string): Promise<void> {
   await db.deleteFrom('revision_copies').where('image', '=', image).where('number', '=', number).where('node', '=', node).execute();
+}
+
+/** One assigned revision a node that is up lacks a verified copy of (replication lag, `fleetboot doctor`). */
+export interface LagItem {
+  node: string;
+  image: string;
+  number: number;
+  /** Its copy there: missing (no row, or 'missing'), copying, or corrupt. */
+  state: Exclude<CopyState, 'verified'>;
+  /** Since when it has been lacking: when the revision became ready, or when the node first registered if later. */
+  since: string;
+  /** How many other nodes hold it verified (0: nobody can pull it). */
+  holders: number;
+  error: string | null;
+}
+
+/**
+ * Replication lag: for every node that is up, the ready revisions assigned
+ * to it (images.nodes, src/store/images.ts) that it holds no verified copy
+ * of. Revisions without any copy row (stored before copies were recorded,
+ * no node known to hold them yet) are left out, as the pullers leave them.
+ * Oldest first.
+ */
+export async function replicationLag(db: Db, now: Date = new Date()): Promise<LagItem[]> {
+  const nodes = (await liveNodes(db, now)).map((n) => ({ name: n.name, createdAt: n.createdAt }));
+  if (nodes.length === 0) return [];
+  const images = new Map((await db.selectFrom('images').select(['name', 'nodes']).execute()).map((i) => [i.name, imageNodesOf(i.nodes)]));
+  const revs = await db.selectFrom('image_revisions').select(['image', 'number', 'created_at', 'approved_at']).where('state', '=', 'ready').execute();
+  const copies = await listCopies(db);
+  const byRev = new Map<string, RevisionCopy[]>();
+  for (const c of copies) {
+    const k = `${c.image}/${c.number}`;
+    byRev.set(k, [...(byRev.get(k) ?? []), c]);
+  }
+  const out: LagItem[] = [];
+  for (const r of revs) {
+    const rows = byRev.get(`${r.image}/${r.number}`);
+    if (!rows) continue;
+    const assigned = images.get(r.image) ?? 'all';
+    const ready = r.approved_at ?? r.created_at;
+    for (const n of nodes) {
+      if (!isAssigned(assigned, n.name)) continue;
+      const mine = rows.find((c) => c.node === n.name);
+      if (mine?.state === 'verified') continue;
+      out.push({
+        node: n.name,
+        image: r.image,
+        number: r.number,
+        state: mine ? (mine.state as Exclude<CopyState, 'verified'>) : 'missing',
+        since: ready > n.createdAt ? ready : n.createdAt,
+        holders: rows.filter((c) => c.state === 'verified' && c.node !== n.name).length,
+        error: mine?.error ?? null,
+      });
+    }
+  }
+  return out.sort((a, b) => (a.since < b.since ? -1 : a.since > b.since ? 1 : 0));
 }

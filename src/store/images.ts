@@ -54,6 +54,28 @@ export interface ImageInfo {
   manifestSha256: string;
   /** Capture tasks into this image are refused (setImageProtected). */
   protected: boolean;
+  /** The nodes its revisions are replicated to: 'all', or these node names (setImageNodes). */
+  nodes: ImageNodes;
+}
+
+/** Where an image's revisions are replicated: every node, or the named ones. */
+export type ImageNodes = 'all' | string[];
+
+/** images.nodes -> ImageNodes (null, or anything that is not a list of names: 'all'). */
+export function imageNodesOf(text: string | null): ImageNodes {
+  if (text === null) return 'all';
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (Array.isArray(v) && v.every((x): x is string => typeof x === 'string')) return v;
+  } catch {
+    // fall through
+  }
+  return 'all';
+}
+
+/** Is `node` assigned the revisions of an image whose setting is `nodes`? */
+export function isAssigned(nodes: ImageNodes, node: string): boolean {
+  return nodes === 'all' || nodes.includes(node);
 }
 
 /** One revision with what reading it needs. */
@@ -103,7 +125,7 @@ export async function listRevisions(db: Db, name: string): Promise<RevisionRecor
   return rows.map((r) => toRecord(r, img.current));
 }
 
-function infoOf(img: { name: string; created_at: string; protected: number }, records: readonly RevisionRecord[]): ImageInfo | null {
+function infoOf(img: { name: string; created_at: string; protected: number; nodes: string | null }, records: readonly RevisionRecord[]): ImageInfo | null {
   const shown = records.find((r) => r.revision.current) ?? records[records.length - 1];
   if (!shown) return null;
   const v = shown.revision;
@@ -121,6 +143,7 @@ function infoOf(img: { name: string; created_at: string; protected: number }, re
     taskId: v.taskId,
     manifestSha256: v.manifestSha256,
     protected: img.protected === 1,
+    nodes: imageNodesOf(img.nodes),
   };
 }
 
@@ -259,6 +282,39 @@ export async function setImageProtected(db: Db, name: string, on: boolean): Prom
     if (!d) throw new FleetbootError('NOT_FOUND', `No image named '${name}'`);
     return d.info;
   });
+}
+
+/**
+ * Set the nodes image `name`'s revisions are replicated to: 'all', or a
+ * list of registered node names (INVALID_INPUT for an empty list, a name
+ * twice, or a name no node has registered under: the message lists the
+ * known ones). NOT_FOUND. Nodes no longer named keep what they hold (they
+ * stop pulling new revisions). Returns the image as lists show it.
+ */
+export async function setImageNodes(db: Db, name: string, nodes: ImageNodes): Promise<ImageInfo> {
+  let stored: string | null = null;
+  if (nodes !== 'all') {
+    if (nodes.length === 0) throw new FleetbootError('INVALID_INPUT', `Image '${name}': a list of nodes is expected (node names, or 'all' for every node): got an empty list`);
+    const seen = new Set<string>();
+    for (const n of nodes) {
+      if (seen.has(n)) throw new FleetbootError('INVALID_INPUT', `Image '${name}': node '${n}' is named twice`);
+      seen.add(n);
+    }
+    const known = (await db.selectFrom('nodes').select('name').orderBy('name').execute()).map((r) => r.name);
+    const unknown = nodes.filter((n) => !known.includes(n));
+    if (unknown.length > 0) {
+      throw new FleetbootError(
+        'INVALID_INPUT',
+        `Image '${name}': no node is registered as ${unknown.map((n) => `'${n}'`).join(', ')} (known nodes: ${known.length ? known.join(', ') : 'none'}; a node is known once it has started against this database, see fleetboot node list)`,
+      );
+    }
+    stored = JSON.stringify([...nodes].sort());
+  }
+  const r = await db.updateTable('images').set({ nodes: stored }).where('name', '=', name).executeTakeFirst();
+  if (Number(r.numUpdatedRows) !== 1) throw new FleetbootError('NOT_FOUND', `No image named '${name}'`);
+  const d = await getImageDetail(db, name);
+  if (!d) throw new FleetbootError('NOT_FOUND', `No image named '${name}'`);
+  return d.info;
 }
 
 /**

@@ -35,6 +35,8 @@ export interface NodeRecord {
   subnets: string[];
   httpUrl: string | null;
   httpsUrl: string | null;
+  /** sha256 (hex) of the certificate its HTTPS serves, which the other nodes pin; null: HTTPS is off. */
+  tlsSha256: string | null;
   capacityBytes: number | null;
   freeBytes: number | null;
   version: string;
@@ -56,6 +58,8 @@ export interface NodeRegistration {
   subnets: readonly string[];
   httpUrl: string | null;
   httpsUrl: string | null;
+  /** sha256 (hex, of the DER) of the certificate its HTTPS serves; null or absent: HTTPS is off. */
+  tlsSha256?: string | null;
   capacityBytes: number | null;
   freeBytes: number | null;
   version: string;
@@ -102,6 +106,7 @@ function toNode(r: Selectable<NodeTable>, now: Date): NodeRecord {
     subnets: jsonList(r.subnets),
     httpUrl: r.http_url,
     httpsUrl: r.https_url,
+    tlsSha256: r.tls_sha256,
     capacityBytes: bytes(r.capacity_bytes),
     freeBytes: bytes(r.free_bytes),
     version: r.version,
@@ -118,6 +123,7 @@ function toNode(r: Selectable<NodeTable>, now: Date): NodeRecord {
 function checkRegistration(reg: NodeRegistration): void {
   if (!isValidName(reg.name)) throw new FleetbootError('INVALID_INPUT', `A node name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit: got ${JSON.stringify(reg.name)} (set node.name or --node-name)`);
   if (!HASH_RE.test(reg.credentialHash)) throw new TypeError('registerNode(): credentialHash must be 64 hex digits');
+  if (reg.tlsSha256 != null && !HASH_RE.test(reg.tlsSha256)) throw new TypeError(`registerNode(): tlsSha256 must be 64 lower-case hex digits or null: got ${JSON.stringify(reg.tlsSha256)}`);
   if (!Number.isInteger(reg.heartbeatSeconds) || reg.heartbeatSeconds < 1) throw new TypeError(`registerNode(): heartbeatSeconds must be a positive integer: got ${reg.heartbeatSeconds}`);
 }
 
@@ -152,6 +158,7 @@ export async function registerNode(db: Db, reg: NodeRegistration, now: Date = ne
     subnets: JSON.stringify(reg.subnets),
     http_url: reg.httpUrl,
     https_url: reg.httpsUrl,
+    tls_sha256: reg.tlsSha256 ?? null,
     capacity_bytes: reg.capacityBytes,
     free_bytes: reg.freeBytes,
     version: reg.version,
@@ -200,6 +207,8 @@ export interface HeartbeatUpdate {
   freeBytes?: number | null;
   addresses?: readonly string[];
   subnets?: readonly string[];
+  /** The certificate HTTPS serves now (it changes when renewed). */
+  tlsSha256?: string | null;
 }
 
 /**
@@ -217,6 +226,7 @@ export async function heartbeatNode(db: Db, name: string, credentialHash: string
       ...(update.freeBytes !== undefined ? { free_bytes: update.freeBytes } : {}),
       ...(update.addresses !== undefined ? { addresses: JSON.stringify(update.addresses) } : {}),
       ...(update.subnets !== undefined ? { subnets: JSON.stringify(update.subnets) } : {}),
+      ...(update.tlsSha256 !== undefined ? { tls_sha256: update.tlsSha256 } : {}),
     })
     .where('name', '=', name)
     .where('credential_hash', '=', credentialHash)

@@ -204,6 +204,8 @@ export interface ImageTable {
   created_at: string;
   /** 1: capture tasks into this image are refused (0 by default). */
   protected: Generated<number>;
+  /** JSON list of the node names its revisions are replicated to; null: every node. */
+  nodes: string | null;
 }
 
 export interface ImageRevisionTable {
@@ -464,6 +466,8 @@ export interface NodeTable {
   /** sha256 (hex) of its credential. */
   credential_hash: string;
   created_at: string;
+  /** sha256 (hex, of the DER) of the certificate its HTTPS serves (pinned by the other nodes); null: HTTPS is off. */
+  tls_sha256: string | null;
 }
 
 /** A node's copy of an image revision (src/store/copies.ts). */

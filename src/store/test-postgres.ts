@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { program } from '../lib/programs.js';
+import { program, resolveArgv, type Argv } from '../lib/programs.js';
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
 export const TEST_PG_ENV = 'FLEETBOOT_TEST_PG';
@@ -58,17 +58,24 @@ export interface StartPostgresOptions {
   port?: number;
   /** Run inside this network namespace (ip netns exec). */
   netns?: string;
-  /** fsync on (benchmarks); off by default: a test's database need not survive a power loss. */
+  /** fsync, synchronous commits and full-page writes on, as in production (benchmarks); off by default: a test's database need not survive a power loss. */
   fsync?: boolean;
+  /** Override synchronous_commit (default: as fsync); off keeps fsync but a commit no longer waits for its WAL flush. */
+  synchronousCommit?: boolean;
   maxConnections?: number;
   /** Also accept (trust) TCP clients from this network, e.g. "10.215.0.0/24" (a lab's servers). */
   allowFrom?: string;
+  /** Pin the server and every process it forks to these CPUs (taskset -c, e.g. "0"; benchmarks). */
+  cpus?: string;
+  /** Make the data directory under this directory (default: the system's temporary directory). */
+  parentDir?: string;
 }
 
 export async function startPostgres(o: StartPostgresOptions = {}): Promise<PostgresServer> {
   const why = postgresUnavailable();
   if (why) throw new Error(why);
-  const dir = mkdtempSync(join(tmpdir(), 'fleetboot-pg-'));
+  if (o.cpus !== undefined && !/^\d+([-,]\d+)*$/.test(o.cpus)) throw new TypeError(`cpus must be a CPU list such as "0" or "0-1": ${o.cpus}`);
+  const dir = mkdtempSync(join(o.parentDir ?? tmpdir(), 'fleetboot-pg-'));
   const uid = Number(spawnSync(program('id'), ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
   const gid = Number(spawnSync(program('id'), ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
   chownSync(dir, uid, gid);
@@ -87,14 +94,16 @@ export async function startPostgres(o: StartPostgresOptions = {}): Promise<Postg
     // setpriv execs postgres (runuser would stay its parent, and killing runuser orphans postgres).
     '--reuid=postgres', '--regid=postgres', '--init-groups', '--', join(PG_BIN, 'postgres'), '-D', data,
     '-c', `listen_addresses=${o.host ?? ''}`, '-c', `port=${port}`, '-k', dir,
-    '-c', `fsync=${o.fsync ? 'on' : 'off'}`, '-c', `synchronous_commit=${o.fsync ? 'on' : 'off'}`, '-c', 'full_page_writes=off',
+    '-c', `fsync=${o.fsync ? 'on' : 'off'}`, '-c', `synchronous_commit=${(o.synchronousCommit ?? o.fsync) ? 'on' : 'off'}`, '-c', `full_page_writes=${o.fsync ? 'on' : 'off'}`,
     '-c', `max_connections=${o.maxConnections ?? 200}`, '-c', 'shared_buffers=64MB',
   ];
   // Its log goes to a file, so no pipe keeps the test process alive.
   const logFile = join(dir, 'postgres.log');
   const logFd = openSync(logFile, 'a');
   const stdio: ['ignore', number, number] = ['ignore', logFd, logFd];
-  const child = o.netns ? spawn(program('ip'), ['netns', 'exec', o.netns, 'setpriv', ...args], { stdio }) : spawn(program('setpriv'), args, { stdio });
+  // taskset execs too: the child's pid stays postgres's, and the processes it forks inherit the CPUs.
+  const pinned: Argv = o.cpus !== undefined ? ['taskset', '-c', o.cpus, program('setpriv'), ...args] : ['setpriv', ...args];
+  const child = o.netns ? spawn(program('ip'), ['netns', 'exec', o.netns, ...resolveArgv(pinned)], { stdio }) : spawn(program(pinned[0]), pinned.slice(1), { stdio });
   closeSync(logFd);
   child.unref();
   const log = (): string => {

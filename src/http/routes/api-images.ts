@@ -5,8 +5,9 @@
  *   POST   /api/v1/images/:name/rollback           { to?: N } -> the revision now current
  *                                                  (default: the newest ready revision before the current one)
  *   POST   /api/v1/images/:name/revisions/:n/approve -> the approved revision (now current)
- *   PATCH  /api/v1/images/:name                   { protected } -> ImageInfo: a protected image refuses
- *                                                  capture tasks into it (409 protecting it while one is active)
+ *   PATCH  /api/v1/images/:name                   { protected?, nodes? } -> ImageInfo: a protected image refuses
+ *                                                  capture tasks into it (409 protecting it while one is active);
+ *                                                  nodes: 'all' or the node names its revisions are replicated to
  *   DELETE /api/v1/images/:name                    -> { deleted } (every revision; 409 while an active task uses it)
  *   POST   /api/v1/images/:name/verify             -> { node, results }: this node re-hashes its verified copies of
  *                                                  the image's revisions now (a mismatch marks the copy corrupt and
@@ -18,7 +19,7 @@
 import type { FastifyInstance } from 'fastify';
 import { removeImage } from '../../imaging/image-store.js';
 import { FleetbootError } from '../../lib/errors.js';
-import { approveRevision, getImageDetail, listImages, setCurrentRevision, setImageProtected, type ImageInfo, type ImageRevision } from '../../store/images.js';
+import { approveRevision, getImageDetail, listImages, setCurrentRevision, setImageNodes, setImageProtected, type ImageInfo, type ImageRevision } from '../../store/images.js';
 import { listCopies } from '../../store/copies.js';
 import type { AppContext } from '../context.js';
 import { imagesApi } from '../schemas/images.js';
@@ -74,8 +75,19 @@ export async function imageRoutes(fastify: FastifyInstance, ctx: AppContext): Pr
   });
 
   app.patch('/images/:name', { config: { role: 'operator' }, schema: imagesApi.protect }, async (req): Promise<ImageInfo> => {
-    const info = await setImageProtected(store.db, req.params.name, req.body.protected);
-    ctx.log.info({ subsystem: 'api', image: req.params.name, protected: info.protected }, `image '${req.params.name}' ${info.protected ? 'protected against capture' : 'no longer protected against capture'}`);
+    const { name } = req.params;
+    const { protected: protect, nodes } = req.body;
+    if (protect === undefined && nodes === undefined) throw new FleetbootError('INVALID_INPUT', 'Nothing to change: give protected (true or false) and/or nodes (\'all\' or a list of node names)');
+    let info: ImageInfo | null = null;
+    if (nodes !== undefined) {
+      info = await setImageNodes(store.db, name, nodes === 'all' ? 'all' : [...nodes]);
+      ctx.log.info({ subsystem: 'api', image: name, nodes: info.nodes }, `image '${name}' is replicated to ${info.nodes === 'all' ? 'every node' : `nodes ${info.nodes.join(', ')}`}`);
+    }
+    if (protect !== undefined) {
+      info = await setImageProtected(store.db, name, protect);
+      ctx.log.info({ subsystem: 'api', image: name, protected: info.protected }, `image '${name}' ${info.protected ? 'protected against capture' : 'no longer protected against capture'}`);
+    }
+    if (!info) throw new FleetbootError('INVALID_INPUT', 'Nothing to change');
     return info;
   });
 

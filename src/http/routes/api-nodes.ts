@@ -1,13 +1,14 @@
 /**
  * Nodes: the Fleetboot servers sharing the database (src/nodes/service.ts;
  * roles: reads viewer, removal admin):
- *   GET    /api/v1/nodes                      -> { nodes, self }
+ *   GET    /api/v1/nodes                      -> { nodes, self, replicationLag }
  *   GET    /api/v1/nodes/:name                -> the node
  *   DELETE /api/v1/nodes/:name[?force=true]   409 while it is up, unless force; always for the node answering
  */
 import type { FastifyInstance } from 'fastify';
 import { FleetbootError } from '../../lib/errors.js';
 import { getNode, listNodes, removeNode, type NodeRecord } from '../../store/index.js';
+import { replicationLag } from '../../store/copies.js';
 import type { AppContext } from '../context.js';
 import { nodesApi } from '../schemas/nodes.js';
 import type { ApiTypeProvider } from '../type-provider.js';
@@ -22,6 +23,7 @@ export async function nodeRoutes(fastify: FastifyInstance, ctx: AppContext): Pro
   app.get('/nodes', { config: { role: 'viewer' }, schema: nodesApi.list }, async () => ({
     nodes: (await listNodes(ctx.store.db)).map(view),
     self: ctx.nodeName,
+    replicationLag: await replicationLag(ctx.store.db),
   }));
 
   app.get('/nodes/:name', { config: { role: 'viewer' }, schema: nodesApi.show }, async (req) => {

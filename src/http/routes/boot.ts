@@ -9,6 +9,18 @@
  *   GET /boot/task?mac=..&type=register|inventory
  *                                    the menu's imaging items: create the task, boot the environment
  *
+ * Nearest node (issue 15): a machine whose address is in a subnet another
+ * live node serves (ctx.servingNode, src/nodes/directory.ts) is sent on to
+ * that node before anything is decided here: /boot.ipxe chains to its
+ * /boot/decide, /boot/decide answers a script that chains to its
+ * /boot.ipxe. Both carry `via=<this node>`, and a request with `via` is
+ * never sent on again: one hop at most, even while two nodes' snapshots
+ * disagree. Nothing is handed out on the way (no token: the hand-out is
+ * decided once, by the node the machine lands on, with compare-and-swap in
+ * the shared store), and that node's scripts name its own URLs, so the
+ * kernel, initrd, boot environment and the agent's server URL
+ * (fleetboot.url) are all the serving node's.
+ *
  * The decision is src/boot/decide.ts (pure); src/imaging/boot-decider.ts
  * gathers its inputs and performs its effects (a token bound to the
  * client's address, a failed task, a register task; creations rate-limited
@@ -16,7 +28,8 @@
  * (src/imaging/grub-files.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { chainScript, messageScript, bootEnvScript } from '../../boot/ipxe.js';
+import { chainScript, messageScript, bootEnvScript, nodeRedirectScript } from '../../boot/ipxe.js';
+import type { ServingNode } from '../../model/node.js';
 import { parseDecideQuery, renderDecision } from '../../boot/decide.js';
 import { BOOTENV_INITRD, BOOTENV_KERNEL } from '../../imaging/tasks.js';
 import { entryDir, getEntry, normaliseMac, FILE_NAME_PATTERN, IPV4_PATTERN, NAME_PATTERN } from '../../store/index.js';
@@ -26,19 +39,45 @@ import { openInside, sendFile } from '../send-file.js';
 
 const IPXE = 'text/plain; charset=utf-8';
 const IPV4 = new RegExp(IPV4_PATTERN);
+const NAME = new RegExp(NAME_PATTERN);
+
+/** The `via` marker of a request another node sent on (a node name), or null. */
+function viaOf(query: unknown): string | null {
+  const v = typeof query === 'object' && query !== null ? (query as Record<string, unknown>)['via'] : undefined;
+  return typeof v === 'string' && NAME.test(v) ? v : null;
+}
 
 export async function bootRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const { store, config, log, bootDecider } = ctx;
 
+  /** The node to send this request on to (see the header), or null: it is served here. */
+  const sendOn = (ip: string, via: string | null): ServingNode | null => {
+    if (via !== null || ctx.nodeName === null || !IPV4.test(ip)) return null;
+    return ctx.servingNode(ip);
+  };
+
   app.get('/boot.ipxe', async (req, reply) => {
-    log.info({ subsystem: 'http', ip: req.ip, path: '/boot.ipxe' }, 'entry script served');
-    return reply.header('content-type', IPXE).header('cache-control', 'no-store').send(chainScript(ctx.baseUrl()));
+    reply.header('content-type', IPXE).header('cache-control', 'no-store');
+    const ip = clientAddress(req.ip);
+    const via = viaOf(req.query);
+    const node = sendOn(ip, via);
+    if (node !== null && ctx.nodeName !== null) {
+      log.info({ subsystem: 'http', ip, path: '/boot.ipxe', node: node.name, url: node.httpBaseUrl }, `entry script: ${ip} is on a subnet node ${node.name} serves; chained to its /boot/decide`);
+      return reply.send(chainScript(node.httpBaseUrl, { via: ctx.nodeName }));
+    }
+    log.info({ subsystem: 'http', ip, path: '/boot.ipxe', ...(via !== null ? { via } : {}) }, 'entry script served');
+    return reply.send(chainScript(ctx.baseUrl(), via !== null ? { via } : {}));
   });
 
   app.get('/boot/decide', { schema: { querystring: { type: 'object', additionalProperties: true } } }, async (req, reply) => {
     reply.header('content-type', IPXE).header('cache-control', 'no-store');
     const q = parseDecideQuery(req.query as Record<string, unknown>);
     const ip = clientAddress(req.ip);
+    const node = sendOn(ip, viaOf(req.query));
+    if (node !== null && ctx.nodeName !== null) {
+      log.info({ subsystem: 'http', ip, mac: q.mac ?? q.rawMac, path: '/boot/decide', node: node.name, url: node.httpBaseUrl }, `boot decision: ${ip} is on a subnet node ${node.name} serves; sent on to it, nothing decided here`);
+      return reply.send(nodeRedirectScript({ node: node.name, baseUrl: node.httpBaseUrl, via: ctx.nodeName }));
+    }
     try {
       const out = await bootDecider.decide(q, ip, 'ipxe');
       if (out.kind === 'limited') return reply.header('retry-after', String(out.retryAfterSeconds)).send(messageScript(out.message, { pauseSeconds: 10 }));

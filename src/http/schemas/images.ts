@@ -6,6 +6,15 @@ import type { ApiType } from './index.js';
 
 const TABLE_TYPES = ['dos', 'gpt'] as const;
 
+/** 'all', or the node names an image's revisions are replicated to. */
+const imageNodesSchema = {
+  description: "The nodes its revisions are replicated to: 'all' (the default) or a list of node names.",
+  anyOf: [
+    { type: 'string', enum: ['all'] },
+    { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } },
+  ],
+} as const;
+
 const imageProperties = {
   name: { type: 'string' },
   createdAt: dateTime,
@@ -20,9 +29,10 @@ const imageProperties = {
   taskId: nullableInt,
   manifestSha256: { type: 'string' },
   protected: { type: 'boolean', description: 'Capture tasks into it are refused (deploys, rollback and approval go on).' },
+  nodes: imageNodesSchema,
 } as const;
 
-const imageRequired = ['name', 'createdAt', 'revision', 'revisionCount', 'pending', 'sizeBytes', 'diskBytes', 'tableType', 'partitions', 'sourceMac', 'taskId', 'manifestSha256', 'protected'] as const;
+const imageRequired = ['name', 'createdAt', 'revision', 'revisionCount', 'pending', 'sizeBytes', 'diskBytes', 'tableType', 'partitions', 'sourceMac', 'taskId', 'manifestSha256', 'protected', 'nodes'] as const;
 
 /** An image as lists show it: the current revision's facts (or the newest revision's while none is current). */
 export const imageSchema = {
@@ -131,10 +141,10 @@ export const imagesApi = {
   },
   protect: {
     tags: ['images'],
-    summary: 'Protect an image against capture, or not',
-    description: 'A protected image refuses capture tasks into it (409); deploys, rollback and approval go on. 409 protecting it while a capture into it is active.',
+    summary: "Change an image's settings: protection against capture, the nodes it is replicated to",
+    description: "`protected`: a protected image refuses capture tasks into it (409); deploys, rollback and approval go on. 409 protecting it while a capture into it is active. `nodes`: 'all' or a list of registered node names its revisions are replicated to (400 for an unknown name).",
     params: nameParams,
-    body: { type: 'object', required: ['protected'], additionalProperties: false, properties: { protected: { type: 'boolean' } } },
+    body: { type: 'object', minProperties: 1, additionalProperties: false, properties: { protected: { type: 'boolean' }, nodes: imageNodesSchema } },
     response: { 200: { $ref: 'Image#' }, ...errorResponses },
   },
   verify: {

@@ -18,6 +18,8 @@ import * as m20261213T1200 from './20261213T1200_lease_claims.js';
 import * as m20261213T1300 from './20261213T1300_nodes.js';
 import * as m20261213T1400 from './20261213T1400_revision_copies.js';
 import * as m20261214T1600 from './20261214T1600_agent_nonces.js';
+import * as m20261215T1200 from './20261215T1200_node_tls.js';
+import * as m20261215T1300 from './20261215T1300_image_nodes.js';
 
 export interface Migration {
   readonly name: string;
@@ -43,4 +45,6 @@ export const migrations: readonly Migration[] = [
   { name: '20261213T1300_nodes', up: m20261213T1300.up },
   { name: '20261213T1400_revision_copies', up: m20261213T1400.up },
   { name: '20261214T1600_agent_nonces', up: m20261214T1600.up },
+  { name: '20261215T1200_node_tls', up: m20261215T1200.up },
+  { name: '20261215T1300_image_nodes', up: m20261215T1300.up },
 ];
