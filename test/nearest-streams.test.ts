@@ -3,13 +3,15 @@
  * PostgreSQL (the test command's PostgreSQL pass; skipped on SQLite, which
  * is one server's store). A on 127.0.0.1 serves no subnet; B on 127.0.0.2
  * serves 127.0.0.0/24, the machine's (its agent talks from 127.0.0.1). An
- * image committed on A is replicated to B and verified there. A deploy
- * task booted through A (its control server) is told to read its streams
- * from B; the agent's own transport (src/agent/http-transport.ts, the
- * code a booted machine runs) reads them there with the task token, and
- * the stream access logs ('stream served') show B served every stream and
- * A none. With B's copy corrupt, and with B stopped, the next deploys read
- * from A.
+ * image committed on A is replicated to B and verified there. The agent's
+ * own transport (src/agent/http-transport.ts, the code a booted machine
+ * runs) plays the agent; the stream access logs ('stream served') say who
+ * served what:
+ *   1. booted through B (where A's boot answer forwards it): streams from B;
+ *   2. booted through A anyway (a request already forwarded, `via=`): told
+ *      to read its streams from B (streamsUrl), B accepts the token; A none;
+ *   3. B's copy corrupt: booted through B, told to read from A;
+ *   4. B stopped: booted through A, streams from A.
  */
 import { testDatabaseUrl } from '../src/store/temp-store.js';
 import { test } from 'node:test';
@@ -24,7 +26,7 @@ import { startFleetboot, type RunningFleetboot } from '../src/server.js';
 import { createHost, createTask, getTask, openStore, type Store } from '../src/store/index.js';
 import { setCopy } from '../src/store/copies.js';
 import { HttpTransport } from '../src/agent/http-transport.js';
-import { IDENTITY, MAC_A, MAC_B, makeImage, pxe, sha } from './imaging-helpers.js';
+import { IDENTITY, MAC_A, MAC_B, makeImage, sha } from './imaging-helpers.js';
 
 type Line = Record<string, unknown>;
 
@@ -37,7 +39,8 @@ async function server(dir: string, ip: string, name: string, url: string, subnet
       dataDir: dir,
       serverIp: ip,
       http: { host: ip, port: 0 },
-      https: { enabled: false },
+      // Replication pulls over HTTPS, pinned to the peer's published certificate.
+      https: { enabled: true, host: ip, port: 0 },
       tftp: { enabled: false },
       dhcp: { mode: 'off' },
       store: { url },
@@ -58,9 +61,12 @@ async function server(dir: string, ip: string, name: string, url: string, subnet
 const streamReads = (logs: Line[]): string[] => logs.filter((l) => l['msg'] === 'stream served' && l['subsystem'] === 'http').map((l) => `${String(l['path'])} ${String(l['status'])} ${String(l['bytes'])}`);
 
 /** Boot `mac` through `control` and run its deploy task as the agent does (task, identity, streams, complete): the streams' sha256 and where they came from. */
-async function deploy(control: RunningFleetboot, mac: string, files: string[]): Promise<{ task: number; streamsUrl: string | null; origin: string; sha256: string[] }> {
-  const boot = await pxe(control, mac);
-  assert.ok(boot.task !== null && boot.token !== null, boot.script);
+async function deploy(control: RunningFleetboot, mac: string, files: string[], opts: { via?: string } = {}): Promise<{ task: number; streamsUrl: string | null; origin: string; sha256: string[] }> {
+  // `via`: as if another node had forwarded the machine here (it decides, and is not forwarded again).
+  const res = await fetch(`${control.url}/boot/decide?mac=${mac.replace(/:/g, '-')}&platform=pcbios${opts.via ? `&via=${opts.via}` : ''}`);
+  const script = await res.text();
+  const boot = { task: Number(/fleetboot\.task=(\d+)/.exec(script)?.[1] ?? NaN), token: /fleetboot\.token=([0-9a-f]+)/.exec(script)?.[1] ?? null };
+  assert.ok(Number.isInteger(boot.task) && boot.token !== null, script);
   const t = new HttpTransport({ url: control.url, token: boot.token, timeoutSeconds: 5, baseDelayMs: 50 });
   const spec = await t.task();
   t.useStreamsUrl(spec.streamsUrl);
@@ -75,7 +81,7 @@ async function deploy(control: RunningFleetboot, mac: string, files: string[]): 
   return { task: boot.task, streamsUrl: spec.streamsUrl ?? null, origin: t.streamsOrigin, sha256: sums };
 }
 
-test('a deploy booted through A reads its streams from B, the node of its subnet; from A when B lacks a verified copy or is down', async (t) => {
+test('a deploy of a machine on B\'s subnet reads its streams from B, booted through B or through A; from A when B lacks a verified copy or is down', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'fleetboot-nearest-'));
   const url = await testDatabaseUrl(root);
   if (url === null) {
@@ -101,28 +107,40 @@ test('a deploy booted through A reads its streams from B, the node of its subnet
     const files = ['p1.pcl.zst', 'p2.raw.zst'];
     const want = img.streams.map(sha);
 
-    // 1. B serves the machine's subnet and holds a verified copy: the streams come from B, A sends none.
+    const served = files.map((f, i) => `/agent/v1/task/image/${f} 200 ${img.streams[i]?.length}`);
+
+    // 1. A's boot answer forwards the machine to B, the node of its subnet; booted there, it reads from B.
+    assert.match(await (await fetch(`${a.url}/boot/decide?mac=${MAC_B.replace(/:/g, '-')}&platform=pcbios`)).text(), new RegExp(new URL(b.url).host.replace(/[.]/g, '\\.')));
     await createTask(store.db, { type: 'deploy', mac: MAC_B, image: 'golden' });
-    let d = await deploy(a, MAC_B, files);
+    let d = await deploy(b, MAC_B, files);
+    assert.equal(d.streamsUrl, null);
+    assert.deepEqual(d.sha256, want);
+    assert.deepEqual(streamReads(logsB), served);
+    assert.deepEqual(streamReads(logsA), []);
+
+    // 2. Booted through A all the same: told to read from B, which accepts the token; A sends none.
+    logsB.length = 0;
+    await createTask(store.db, { type: 'deploy', mac: MAC_B, image: 'golden' });
+    d = await deploy(a, MAC_B, files, { via: 'node-x' });
     assert.equal(d.streamsUrl, b.url);
     assert.equal(d.origin, new URL(b.url).origin);
     assert.deepEqual(d.sha256, want);
     assert.equal((await getTask(store.db, d.task))?.state, 'done');
-    assert.deepEqual(streamReads(logsB), files.map((f, i) => `/agent/v1/task/image/${f} 200 ${img.streams[i]?.length}`));
+    assert.deepEqual(streamReads(logsB), served);
     assert.deepEqual(streamReads(logsA), []);
     assert.ok(logsA.some((l) => typeof l['msg'] === 'string' && /streams of golden revision 1 from node node-b \(the node serving 127\.0\.0\.1\)/.test(l['msg'])));
 
-    // 2. B's copy is corrupt: A (the control server) serves them; B is not asked.
+    // 3. B's copy is corrupt: booted through B, told to read from A; B sends none.
     await setCopy(store.db, 'golden', img.revision, 'node-b', { state: 'corrupt', error: 'test' });
     logsB.length = 0;
     await createTask(store.db, { type: 'deploy', mac: MAC_B, image: 'golden' });
-    d = await deploy(a, MAC_B, files);
-    assert.equal(d.streamsUrl, null);
+    d = await deploy(b, MAC_B, files);
+    assert.equal(d.streamsUrl, a.url);
     assert.deepEqual(d.sha256, want);
-    assert.deepEqual(streamReads(logsA), files.map((f, i) => `/agent/v1/task/image/${f} 200 ${img.streams[i]?.length}`));
+    assert.deepEqual(streamReads(logsA), served);
     assert.deepEqual(streamReads(logsB), []);
 
-    // 3. B verified again but stopped (down): A serves them.
+    // 4. B verified again but stopped (down): the machine boots through A, which serves the streams.
     await setCopy(store.db, 'golden', img.revision, 'node-b', { state: 'verified' });
     await b.close();
     b = null;
@@ -131,7 +149,7 @@ test('a deploy booted through A reads its streams from B, the node of its subnet
     d = await deploy(a, MAC_B, files);
     assert.equal(d.streamsUrl, null);
     assert.deepEqual(d.sha256, want);
-    assert.equal(streamReads(logsA).length, 2);
+    assert.deepEqual(streamReads(logsA), served);
   } finally {
     await store?.close();
     await b?.close();
