@@ -50,7 +50,7 @@ import { wakeTargets, type WakeTarget } from './wake/targets.js';
 import { createMulticastService, type MulticastService } from './multicast/service.js';
 import { createBootRecorder, type BootRecorder } from './events/boot-recorder.js';
 import { createActivityTracker } from './events/activity.js';
-import { createEventBus, type EventBus } from './events/bus.js';
+import { createEventBus, type EventBus, type Subscription } from './events/bus.js';
 import { bootStepEvent, leaseEvent } from './model/events.js';
 import { tftpBootEvent } from './boot/boot-events.js';
 import { GRUB_FILE, GRUB_ROOT_CONFIG, rootConfig, SHIM_FILE, SIGNED_FILES } from './boot/grub.js';
@@ -398,6 +398,7 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
   let nodeService: NodeService | null = null;
   let directory: NodeDirectory | null = null;
   let replication: ReplicationService | null = null;
+  let replicationPokes: Subscription | null = null;
   let cluster: ClusterSignals | null = null;
 
   /** Close whatever was started, in the order HTTP, DHCP, TFTP, database. */
@@ -418,9 +419,15 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     const ns = nodeService;
     const nd = directory;
     const rp = replication;
+    const stopReplication = rp
+      ? async (): Promise<void> => {
+          replicationPokes?.unsubscribe();
+          await rp.close();
+        }
+      : null;
     const cs = cluster;
     const steps: Array<[string, (() => Promise<void>) | null]> = [
-      ['replication', rp ? () => rp.close() : null],
+      ['replication', stopReplication],
       ['multicast', mcs ? () => mcs.close() : null],
       ['imaging', r ? async () => r.stop() : null],
       ['schedule', sch ? () => sch.close() : null],
@@ -687,6 +694,11 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       allowPlainHttp: config.replication.allowPlainHttp,
     });
     replication.start();
+    // A capture finished on any node (its state event, relayed between nodes): pull now, not at the next round.
+    const rpl = replication;
+    replicationPokes = events.subscribe((e) => {
+      if (e.kind === 'task.state' && e.type === 'capture' && e.state === 'done') rpl.poke();
+    });
 
     if (config.tftp.enabled) {
       tftp = createTftpService({

@@ -120,13 +120,13 @@ test('replication between two nodes over pinned HTTPS', { skip: SKIP }, async (t
       r.body.on('error', (err) => cutter.destroy(err));
       return { ...r, body: r.body.pipe(cutter) };
     };
-    const make = (opts: { allowPlainHttp?: boolean; store?: Store; node?: string } = {}): ReplicationService => {
+    const make = (opts: { allowPlainHttp?: boolean; store?: Store; node?: string; pullIntervalSeconds?: number } = {}): ReplicationService => {
       const s = createReplicationService({
         store: opts.store ?? sB,
         log: silentLogger,
         nodeName: opts.node ?? 'node-b',
         authorization: () => (opts.node === 'node-a' ? A.node.authorization() : B.node.authorization()),
-        pullIntervalSeconds: 0,
+        pullIntervalSeconds: opts.pullIntervalSeconds ?? 0,
         verifyIntervalHours: 0,
         ...(opts.allowPlainHttp !== undefined ? { allowPlainHttp: opts.allowPlainHttp } : {}),
         peerGet: recording,
@@ -213,6 +213,21 @@ test('replication between two nodes over pinned HTTPS', { skip: SKIP }, async (t
       assert.deepEqual(readFileSync(file), data);
       assert.deepEqual(only(await B.replication.verifyOnce(), 'win11').map((r) => r.outcome), ['verified']);
       assert.deepEqual(only(await A.replication.verifyOnce(), 'win11').map((r) => r.outcome), ['verified']);
+    });
+
+    await t.test('poke() pulls at once, without waiting for the next round (a capture finished on another node)', async () => {
+      const data = randomBytes(64 * 1024);
+      await writeRevision(sA, 'poked', 'node-a', data);
+      const hourly = make({ pullIntervalSeconds: 3600 });
+      hourly.poke();
+      hourly.poke(); // a burst makes one round
+      const deadline = Date.now() + 5000;
+      while ((await getCopy(sB.db, 'poked', 1, 'node-b'))?.state !== 'verified') {
+        assert.ok(Date.now() < deadline, 'B did not pull within 5 s of the poke');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await hourly.close();
+      await removeImage(sA, 'poked');
     });
 
     await t.test('a pulled stream whose sha256 differs is deleted and the copy marked corrupt', async () => {

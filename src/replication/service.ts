@@ -65,6 +65,8 @@ import { PeerRefused, peerGet as defaultPeerGet, peerTarget, readBody, type Peer
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PROGRESS_EVERY_MS = 1000;
+/** A poke (a capture finished) waits this long, so a burst of events makes one round. */
+const POKE_DELAY_MS = 200;
 /** A manifest is a few KiB; more is not one. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** Large writes: fewer system calls for a 2 GiB stream. */
@@ -120,6 +122,12 @@ export interface ReplicationService {
   pruneOnce(): Promise<string[]>;
   /** Re-hash every verified copy on this node (of `image` only, when given). */
   verifyOnce(opts?: { image?: string }): Promise<VerifyResult[]>;
+  /**
+   * Pull soon, without waiting for the next round (replication.pullIntervalSeconds):
+   * the server calls it when a capture finishes on any node (its task's state
+   * event, relayed between nodes). Nothing when replication is off.
+   */
+  poke(): void;
   close(): Promise<void>;
 }
 
@@ -451,7 +459,19 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
     timers.push(setTimeout(tick, first).unref());
   }
 
+  /** A pull round soon (debounced), besides the timer's: a capture just finished somewhere. */
+  let poked: NodeJS.Timeout | null = null;
+  function poke(): void {
+    if (closed || poked !== null || deps.pullIntervalSeconds <= 0) return;
+    poked = setTimeout(() => {
+      poked = null;
+      pullOnce().catch((err: unknown) => log.warn({ err: errorMessage(err) }, `replication pull failed: ${errorMessage(err)}`));
+    }, POKE_DELAY_MS);
+    poked.unref();
+  }
+
   return {
+    poke,
     start() {
       if (deps.pullIntervalSeconds > 0) every(deps.pullIntervalSeconds * 1000, Math.min(deps.pullIntervalSeconds * 1000, 2000), pullOnce, 'replication pull');
       if (deps.verifyIntervalHours > 0) every(deps.verifyIntervalHours * 3600 * 1000, deps.verifyIntervalHours * 3600 * 1000, () => verifyOnce(), 'replication re-verification');
@@ -463,6 +483,7 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
     async close() {
       closed = true;
       for (const t of timers) clearTimeout(t);
+      if (poked !== null) clearTimeout(poked);
       abort.abort();
       await busy;
     },
