@@ -170,6 +170,7 @@ export function announcedLeases(leases: LeaseStore, publish: (l: Readonly<Lease>
     sync: false,
     load: () => leases.load(),
     row: (ip) => leases.row(ip),
+    rowsOfClient: (key) => leases.rowsOfClient(key),
     async commit(w) {
       const ok = await leases.commit(w);
       if (ok) publish(w.lease);

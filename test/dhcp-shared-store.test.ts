@@ -246,6 +246,32 @@ test('two servers claiming the same free addresses at the same moment: exactly o
   }
 });
 
+test("a client bound by A that DISCOVERs again and is answered by B keeps its address (B reads the client's rows first)", async () => {
+  const shared = await openShared();
+  try {
+    const now = 1_700_000_000_000;
+    const pool = { ...POOL_DEFAULTS, start: '10.0.0.100', end: '10.0.0.139', leaseSeconds: 600 };
+    const from = { address: '0.0.0.0', port: 68 };
+    const server = (ip: string, i: number): ((p: DhcpPacket) => Promise<EngineDecision>) => {
+      const store = kyselyLeaseStore((shared.stores[i] as Store).db);
+      // Different salts: each server's fresh-address scan starts elsewhere in the pool.
+      const engine = new LeaseEngine({ serverIp: ip, pools: [pool], boot: null, now: () => now, nodeSalt: ip, offerHoldSeconds: 30 });
+      return (p) => handleAsync(engine, store, p, from, newClaimStats());
+    };
+    const A = server('10.0.0.1', 0);
+    const B = server('10.0.0.2', 1);
+    const offered = (d: EngineDecision): string => ('reply' in d && d.reply ? d.reply.yiaddr : assert.fail(`no reply: ${JSON.stringify(d)}`));
+    // The iPXE stage: A's OFFER and ACK.
+    const ip = offered(await A(packet(MessageType.DISCOVER, 7, 1, { options: withId(7) })));
+    offered(await A(packet(MessageType.REQUEST, 7, 2, { options: withId(7, [opt50(ip), opt54('10.0.0.1')]) })));
+    // The operating system's DHCP client (no option 50), answered by B, which never saw the client.
+    const again = offered(await B(packet(MessageType.DISCOVER, 7, 3, { options: withId(7) })));
+    assert.equal(again, ip, "B offers the address A bound to the client, not a fresh one of B's");
+  } finally {
+    await shared.close();
+  }
+});
+
 function keyOfClientNoId(n: number): string {
   return clientKey([...macOf(n)].map((b) => b.toString(16).padStart(2, '0')).join(':'), null);
 }

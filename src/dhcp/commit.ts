@@ -18,6 +18,10 @@
  * - a store error propagates (nothing is sent) after the touched addresses
  *   are refreshed when the store can still be read.
  *
+ * - on the asynchronous store (servers sharing PostgreSQL), the client's own
+ *   rows are read into the engine before its message is handled, so a
+ *   client that another server gave an address keeps it here too.
+ *
  * Two loops with the same steps: `handleSync` for a synchronous store
  * (SQLite: no promise and no await on the fast path) and `handleAsync`
  * (PostgreSQL). The caller must not handle two messages at once on one
@@ -96,6 +100,11 @@ function checkOf(d: EngineDecision, tries: number): string | undefined {
 }
 
 export async function handleAsync(engine: LeaseEngine, store: AsyncLeaseStore, req: DhcpPacket, arrival: Arrival, stats: ClaimStats): Promise<EngineDecision> {
+  // What the other servers gave this client, first: its lease may be another server's (an
+  // OFFER from A, then the client's next DISCOVER answered by B), and a claim of a fresh
+  // address would not lose, so without this the client would change address between servers.
+  const key = engine.clientKeyOf(req);
+  if (key !== null) for (const row of await store.rowsOfClient(key)) if (engine.stale(row.ip, row)) engine.refresh(row.ip, row);
   for (let tries = 1; ; tries++) {
     const d = engine.handle(req, arrival);
     const w = d.writes;

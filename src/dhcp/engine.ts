@@ -235,6 +235,13 @@ export class LeaseEngine {
     else this.index(ip, { ...row });
   }
 
+  /** The client key of a request (its client identifier, else its MAC), or null when it is no Ethernet BOOTREQUEST. */
+  clientKeyOf(req: DhcpPacket): string | null {
+    if (req.op !== BOOTREQUEST || req.htype !== 1 || req.hlen !== 6) return null;
+    const cid = clientIdentifier(req);
+    return clientKey(hardwareAddress(req), cid && cid.length > 0 ? cid.toString('hex') : null);
+  }
+
   /** Whether the store's row (null: none) says something else of this address than the index. */
   stale(ipText: string, row: Readonly<Lease> | null): boolean {
     const l = this.byIp.get(ipToInt(ipText));

@@ -75,6 +75,8 @@ export interface AsyncLeaseStore {
   readonly sync: false;
   commit(w: LeaseWrite): Promise<boolean>;
   row(ip: string): Promise<Lease | null>;
+  /** Every row whose client key is `key` (what another server sharing the store gave that client). */
+  rowsOfClient(key: string): Promise<Lease[]>;
   load(): Promise<Lease[]>;
 }
 

@@ -56,6 +56,7 @@ const PARAM = /:([a-zA-Z][a-zA-Z0-9]*)/g;
 const COLUMNS = 'ip, mac, client_id, state, expires_at, hostname, updated_at';
 const SELECT_ONE = `SELECT ${COLUMNS} FROM dhcp_leases WHERE ip = :ip`;
 const SELECT_ALL = `SELECT ${COLUMNS} FROM dhcp_leases`;
+const SELECT_CLIENT = `SELECT ${COLUMNS} FROM dhcp_leases WHERE client_key = :key`;
 const CLAIM = `INSERT INTO dhcp_leases (ip, mac, client_id, client_key, state, expires_at, hostname, updated_at)
   VALUES (:ip, :mac, :clientId, :key, :state, :expiresAt, :hostname, :updatedAt)
   ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, client_id = excluded.client_id, client_key = excluded.client_key,
@@ -132,7 +133,7 @@ function compile(text: string): { fragments: TemplateStringsArray; names: string
 
 /** The same statements through Kysely, asynchronously (PostgreSQL; SQLite in tests). */
 export function kyselyLeaseStore(db: Kysely<Database>): AsyncLeaseStore {
-  const compiled = new Map([CLAIM, END, DECLINE, RECLAIM, SELECT_ONE, SELECT_ALL].map((t) => [t, compile(t)]));
+  const compiled = new Map([CLAIM, END, DECLINE, RECLAIM, SELECT_ONE, SELECT_ALL, SELECT_CLIENT].map((t) => [t, compile(t)]));
   const run = async <R>(text: string, params: Params): Promise<R[]> => {
     const c = compiled.get(text);
     if (!c) throw new Error('kyselyLeaseStore: not one of the lease statements');
@@ -150,6 +151,7 @@ export function kyselyLeaseStore(db: Kysely<Database>): AsyncLeaseStore {
       const [r] = await run<Row>(SELECT_ONE, { ip });
       return r ? toLease(r) : null;
     },
+    rowsOfClient: async (key) => (await run<Row>(SELECT_CLIENT, { key })).map(toLease),
     async commit(w) {
       return (await run<{ ip: string }>(TEXT[w.kind], paramsOf(w))).length > 0;
     },
