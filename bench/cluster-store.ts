@@ -42,7 +42,7 @@
  * into both stores before the servers start; the servers keep running
  * across the rounds (later rounds meet the leases of earlier ones).
  */
-import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Argv } from '../src/lib/programs.js';
@@ -50,7 +50,7 @@ import { openStore, type Store } from '../src/store/db.js';
 import { createHost, createTask } from '../src/store/index.js';
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { arg, cpuSeconds, labPostgres, log, machine, repo, startNode, version, type NodeProcess } from './cluster.js';
-import { cleanupStack, median, perfdhcpStats, runCapture, sleep } from './lib.js';
+import { appendResults, cleanupStack, median, perfdhcpStats, runCapture, sleep } from './lib.js';
 
 const RATES = arg('rates', '250,500,1000,2000').split(',').map(Number);
 const SECONDS = Number(arg('seconds', '5'));
@@ -291,9 +291,7 @@ async function main(): Promise<void> {
   if (samples.length) L.push('Answers without a token (samples):', '', ...samples.slice(0, 6).map((s) => `- ${s.replace(/\n/g, ' ')}`), '');
   L.push('All runs: ' + [...doras.map((d) => `DORA ${d.target}@${d.rate} r${d.round} ${d.achieved.toFixed(0)}/s ${d.dropPct.toFixed(1)}%`), ...handouts.map((h) => `hand-out ${h.target} r${h.round} ${h.rate.toFixed(0)}/s`)].join('; '), '');
   const text = L.join('\n');
-  if (!existsSync(OUT)) writeFileSync(OUT, '# Store benchmark: DHCP DORA and task hand-out rates, SQLite vs PostgreSQL (issue 15)\n\n');
-  appendFileSync(OUT, `${text}\n`);
-  process.stdout.write(`\n${text}\nappended to ${OUT}\n`);
+  appendResults(OUT, 'Store benchmark: DHCP DORA and task hand-out rates, SQLite vs PostgreSQL (issue 15)', text);
 }
 
 try {

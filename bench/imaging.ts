@@ -36,7 +36,7 @@
  * children's CPU time of the shell that runs it (node + zstd + partclone).
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, statfsSync, writeFileSync, appendFileSync, copyFileSync, lstatSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, statfsSync, writeFileSync, copyFileSync, lstatSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,7 +45,7 @@ import { build } from 'esbuild';
 import { program, resolveArgv, type Argv, type ProgramName } from '../src/lib/programs.js';
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { ProcessLog } from '../test/lab/bootenv/services.js';
-import { cleanupStack, median } from './lib.js';
+import { appendResults, cleanupStack, median } from './lib.js';
 
 const execFileP = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -596,9 +596,7 @@ async function main(): Promise<void> {
   L.push(`- ${CONCURRENT} at once: total ${mb(CONCURRENT * facts.streamBytes, concWall)} MB/s compressed recorded; server peak RSS ${(hwmKiB / 1024).toFixed(1)} MB < 300 MB → ${verdict(hwmKiB > 0 && hwmKiB < 300 * 1024)}`);
   L.push('');
   const text = L.join('\n');
-  if (!existsSync(OUT)) writeFileSync(OUT, '# Imaging benchmark: Fleetboot deploy/capture vs nginx+curl (transport) and the agent\'s local pipeline (client)\n\n');
-  appendFileSync(OUT, `${text}\n`);
-  process.stdout.write(`\n${text}\nappended to ${OUT}\n`);
+  appendResults(OUT, 'Imaging benchmark: Fleetboot deploy/capture vs nginx+curl (transport) and the agent\'s local pipeline (client)', text);
 }
 
 try {

@@ -1,9 +1,16 @@
 /** What the benchmarks share: running peers, reading perfdhcp, process memory. */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { program, type Argv } from '../src/lib/programs.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Append one run's report to a results file (started with `# title` when new), and print it. */
+export function appendResults(out: string, title: string, text: string): void {
+  if (!existsSync(out)) writeFileSync(out, `# ${title}\n\n`);
+  appendFileSync(out, `${text}\n`);
+  process.stdout.write(`\n${text}\nappended to ${out}\n`);
+}
 
 /** The first capture group of `re` in `text` as a number, NaN when absent. */
 export function num(re: RegExp, text: string): number {

@@ -61,7 +61,7 @@
  * sender's cgroup, sampled every 50 ms.
  */
 import { execFile, spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,7 +71,7 @@ import { fleetbootVersion } from '../src/http/version.js';
 import { Lab, labAvailable, type LabHost } from '../test/lab/lab.js';
 import { ProcessLog } from '../test/lab/bootenv/services.js';
 import { bundledCli } from '../test/lab/cli-bundle.js';
-import { cleanupStack, median, pairedRatio, sleep, vmHwmMiB } from './lib.js';
+import { appendResults, cleanupStack, median, pairedRatio, sleep, vmHwmMiB } from './lib.js';
 
 const execFileP = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -689,9 +689,7 @@ async function main(): Promise<void> {
     await setLoss(0);
 
     const text = await report(results, { startedAt, loadAtStart, peers, fbSkipped, fbStartup, logDir });
-    if (!existsSync(OUT)) writeFileSync(OUT, '# Multicast imaging benchmark: Fleetboot vs udpcast vs UFTP (issue 11)\n\n');
-    appendFileSync(OUT, `${text}\n`);
-    process.stdout.write(`\n${text}\nappended to ${OUT}\n`);
+    appendResults(OUT, 'Multicast imaging benchmark: Fleetboot vs udpcast vs UFTP (issue 11)', text);
   } finally {
     await cleanups.run();
   }

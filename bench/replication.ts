@@ -44,7 +44,7 @@
  * per round and as the geometric mean of the paired rounds with a 95 % interval.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { appendFileSync, chmodSync, closeSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Argv } from '../src/lib/programs.js';
@@ -57,7 +57,7 @@ import { sampleManifest } from '../src/store/test-fixtures.js';
 import { MANIFEST_FILE } from '../src/imaging/image-store.js';
 import { Lab, labAvailable } from '../test/lab/lab.js';
 import { arg, cpuSeconds, labPostgres, log, machine, repo, startNode, version, type NodeProcess } from './cluster.js';
-import { cleanupStack, median, pairedRatio, runCapture, sleep } from './lib.js';
+import { appendResults, cleanupStack, median, pairedRatio, runCapture, sleep } from './lib.js';
 
 const SIZE_MIB = Number(arg('size-mib', '2048'));
 const REPS = Number(arg('reps', '5'));
@@ -319,9 +319,7 @@ async function main(): Promise<void> {
   L.push('');
   L.push('All runs (seconds): ' + samples.map((s) => `r${s.round} ${s.kind} ${s.seconds.toFixed(2)}${s.kind !== 'curl-null' ? `/${s.seconds2.toFixed(2)}` : ''}`).join('; '), '');
   const text = L.join('\n');
-  if (!existsSync(OUT)) writeFileSync(OUT, '# Replication benchmark: a 2 GiB revision from node A to node B vs curl of the same bytes (issue 15)\n\n');
-  appendFileSync(OUT, `${text}\n`);
-  process.stdout.write(`\n${text}\nappended to ${OUT}\n`);
+  appendResults(OUT, 'Replication benchmark: a 2 GiB revision from node A to node B vs curl of the same bytes (issue 15)', text);
 }
 
 try {

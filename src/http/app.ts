@@ -27,7 +27,7 @@
  */
 import type { VerifyResult } from '../replication/service.js';
 import swagger from '@fastify/swagger';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { httpBaseUrl, type FleetbootConfig } from '../config/config.js';
 import { ipxeUrlProblem } from '../boot/ipxe.js';
 import { errorMessage } from '../lib/errors.js';
@@ -238,39 +238,32 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     ctx.bootEvents?.record(httpBootEvent({ ip: clientAddress(ip), mac: null, what, path: path.slice(0, 300), status, bytes: Number.isFinite(bytes) ? bytes : null }));
   };
 
+  /** One log line for a file or stream a machine fetched: what, how much, which range, how long. */
+  const logServed = (req: FastifyRequest, reply: FastifyReply, path: string, msg: 'file served' | 'stream served'): void => {
+    log.info(
+      {
+        subsystem: 'http',
+        ip: req.ip,
+        method: req.method,
+        path: path.slice(0, 300),
+        status: reply.statusCode,
+        bytes: Number(reply.getHeader('content-length') ?? 0),
+        range: req.headers.range,
+        ms: Math.round(reply.elapsedTime),
+      },
+      msg,
+    );
+  };
+
   // One log line per file a machine fetches (the step a failed boot is followed by).
   app.addHook('onResponse', async (req, reply) => {
     const path = req.url.split('?')[0] ?? '';
     if (path.startsWith('/boot/entries/') || path.startsWith('/boot/env/') || path.startsWith('/tftp/')) {
-      log.info(
-        {
-          subsystem: 'http',
-          ip: req.ip,
-          method: req.method,
-          path: path.slice(0, 300),
-          status: reply.statusCode,
-          bytes: Number(reply.getHeader('content-length') ?? 0),
-          range: req.headers.range,
-          ms: Math.round(reply.elapsedTime),
-        },
-        'file served',
-      );
+      logServed(req, reply, path, 'file served');
       if (req.method === 'GET') recordFetch('file', req.ip, path, reply.statusCode, reply.getHeader('content-length'));
     } else if (path.startsWith('/agent/v1/task/image/') && (req.method === 'GET' || req.method === 'HEAD')) {
       // The stream access log: one line per deploy stream read (which node served a deploy, with its ranges).
-      log.info(
-        {
-          subsystem: 'http',
-          ip: req.ip,
-          method: req.method,
-          path: path.slice(0, 300),
-          status: reply.statusCode,
-          bytes: Number(reply.getHeader('content-length') ?? 0),
-          range: req.headers.range,
-          ms: Math.round(reply.elapsedTime),
-        },
-        'stream served',
-      );
+      logServed(req, reply, path, 'stream served');
     } else if (path === '/boot.ipxe' && req.method === 'GET') {
       recordFetch('script', req.ip, path, reply.statusCode, reply.getHeader('content-length'));
     } else if (path.startsWith('/api/')) {
