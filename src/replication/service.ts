@@ -49,7 +49,7 @@
  *   what is missing (the good streams are reused and re-hashed).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -71,6 +71,8 @@ const POKE_DELAY_MS = 200;
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** Large writes: fewer system calls for a 2 GiB stream. */
 const WRITE_HWM = 1024 * 1024;
+/** Flush a stream being pulled to disk every this many bytes (backgroundFlush). */
+const FLUSH_EVERY = 64 * 1024 * 1024;
 
 export interface ReplicationDeps {
   store: Store;
@@ -265,6 +267,10 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
       const hash = createHash('sha256');
       await hashPrefix(path, have, hash);
       let got = have;
+      const fh = await open(path, have > 0 ? 'r+' : 'w', 0o600);
+      // The stream owns the handle from here: it closes it when it ends or fails.
+      const out = createWriteStream('', { fd: fh, start: have, highWaterMark: WRITE_HWM });
+      const flusher = backgroundFlush(fh);
       const meter = new Transform({
         highWaterMark: WRITE_HWM,
         transform(chunk: Buffer, _enc, cb) {
@@ -275,6 +281,7 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
             return;
           }
           hash.update(chunk);
+          flusher.wrote(chunk.length);
           const now = Date.now();
           if (now - lastWrite >= PROGRESS_EVERY_MS) {
             lastWrite = now;
@@ -284,7 +291,7 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
         },
       });
       try {
-        await pipeline(res.body, meter, createWriteStream(path, { flags: have > 0 ? 'r+' : 'w', start: have, mode: 0o600, highWaterMark: WRITE_HWM }));
+        await pipeline(res.body, meter, out);
       } catch (err) {
         if (err instanceof Mismatch) await rm(path, { force: true });
         throw err;
@@ -486,6 +493,30 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
       if (poked !== null) clearTimeout(poked);
       abort.abort();
       await busy;
+    },
+  };
+}
+
+/**
+ * While a stream is written, fdatasync it every FLUSH_EVERY bytes in the
+ * background (libuv's pool; the writes go on meanwhile), so the disk writes
+ * what has arrived while the rest is still on the network, and the fsync
+ * before the copy is marked verified has only the tail left. Without it the
+ * whole stream (GiBs) was flushed after the transfer, on top of it.
+ */
+function backgroundFlush(fh: FileHandle): { wrote(n: number): void } {
+  let since = 0;
+  let busy = false;
+  return {
+    wrote(n) {
+      since += n;
+      if (since < FLUSH_EVERY || busy) return;
+      since = 0;
+      busy = true;
+      // An error (the handle closed meanwhile) is left to the final fsync, which reports it.
+      fh.datasync()
+        .catch(() => undefined)
+        .finally(() => (busy = false));
     },
   };
 }
