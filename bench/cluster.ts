@@ -9,11 +9,11 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import { program, type Argv, type ProgramName } from '../src/lib/programs.js';
-import { startPostgres, type PostgresServer } from '../src/store/test-postgres.js';
+import type { PostgresServer } from '../src/store/test-postgres.js';
 import type { Lab } from '../test/lab/lab.js';
 import { ProcessLog } from '../test/lab/bootenv/services.js';
+import { startLabPostgres } from '../test/lab/postgres.js';
 import { sleep } from './lib.js';
 
 export const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,25 +32,9 @@ export const log = (msg: string): void => void process.stdout.write(`${new Date(
  * address for the lab's /24: `url` for the lab's servers (TCP), `localUrl` for the benchmark itself (its socket).
  */
 export async function labPostgres(lab: Lab, host: string, o: { cpus: string; parentDir?: string; synchronousCommit?: boolean }): Promise<{ server: PostgresServer; url: string; localUrl: string }> {
-  const h = lab.host(host);
-  const server = await startPostgres({
-    host: h.ip,
-    netns: h.netns,
-    allowFrom: `${lab.subnet}.0/24`,
-    // Benchmarks measure PostgreSQL as it is run: fsync, synchronous commits and full-page writes on.
-    fsync: true,
-    ...(o.synchronousCommit !== undefined ? { synchronousCommit: o.synchronousCommit } : {}),
-    cpus: o.cpus,
-    ...(o.parentDir ? { parentDir: o.parentDir } : {}),
-  });
-  const admin = new pg.Client({ connectionString: server.url('postgres') });
-  await admin.connect();
-  try {
-    await admin.query("CREATE DATABASE fleetboot TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'");
-  } finally {
-    await admin.end();
-  }
-  return { server, url: `postgres://postgres@${h.ip}:${server.port}/fleetboot`, localUrl: server.url('fleetboot') };
+  // Benchmarks measure PostgreSQL as it is run: fsync, synchronous commits and full-page writes on.
+  const { server, url, localUrl } = await startLabPostgres(lab, host, { fsync: true, cpus: o.cpus, ...(o.synchronousCommit !== undefined ? { synchronousCommit: o.synchronousCommit } : {}), ...(o.parentDir ? { parentDir: o.parentDir } : {}) });
+  return { server, url, localUrl };
 }
 
 export interface NodeProcess {

@@ -27,10 +27,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { Lab } from './lab/lab.js';
 import { fleetbootCli, logEvents, startFleetboot, type Fleetboot } from './lab/bootenv/services.js';
-import { startPostgres, type PostgresServer } from '../src/store/test-postgres.js';
+import { startLabPostgres, type LabPostgres } from './lab/postgres.js';
 import { perfdhcpStats, runCapture } from '../bench/lib.js';
 
 const NET = '10.215.0';
@@ -47,7 +47,7 @@ const TASK_MAC = '52:54:00:15:00:01';
 
 let lab: Lab | null = null;
 let work = '';
-let postgres: PostgresServer | null = null;
+let postgres: LabPostgres | null = null;
 let url = '';
 let a: Fleetboot | null = null;
 let b: Fleetboot | null = null;
@@ -57,14 +57,8 @@ function need<T>(v: T | null, what: string): T {
   return v;
 }
 
-async function sql<T extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: need(postgres, 'PostgreSQL').url('fleetboot') });
-  await c.connect();
-  try {
-    return (await c.query<T>(text, values)).rows;
-  } finally {
-    await c.end();
-  }
+function sql<T extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<T[]> {
+  return need(postgres, 'PostgreSQL').sql<T>(text, values);
 }
 
 function serverDir(name: string): string {
@@ -85,17 +79,13 @@ before(async () => {
   await lab.addHost('c1', `${NET}.101`);
   await lab.addHost('c2', `${NET}.102`);
   await lab.addHost('m1', `${NET}.103`, { mac: TASK_MAC });
-  postgres = await startPostgres({ host: PG_IP, netns: lab.host('pg').netns, allowFrom: `${NET}.0/24` });
-  const admin = new pg.Client({ connectionString: postgres.url('postgres') });
-  await admin.connect();
-  await admin.query("CREATE DATABASE fleetboot TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'");
-  await admin.end();
-  url = `postgres://postgres@${PG_IP}:5432/fleetboot`;
+  postgres = await startLabPostgres(lab, 'pg');
+  url = postgres.url;
 });
 
 after(async () => {
   await lab?.destroy();
-  await postgres?.stop();
+  await postgres?.server.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 

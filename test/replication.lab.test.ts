@@ -32,11 +32,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { Lab } from './lab/lab.js';
 import { fleetbootCli, logEvents, ProcessLog, REPO, startFleetboot, type Fleetboot } from './lab/bootenv/services.js';
 import { makeSourceDisk, readDiskFiles, sh, type SourceDisk } from './lab/disks.js';
-import { startPostgres, type PostgresServer } from '../src/store/test-postgres.js';
+import { startLabPostgres, type LabPostgres } from './lab/postgres.js';
 import { program } from '../src/lib/programs.js';
 import { CACHE_DIR, chooseAccel, ensureFleetbootBootEnv, QemuGuest, withTimeout } from './lab/qemu.js';
 
@@ -59,7 +59,7 @@ const SLOW_MBIT = 12;
 let lab: Lab | null = null;
 let lab2: Lab | null = null;
 let work = '';
-let postgres: PostgresServer | null = null;
+let postgres: LabPostgres | null = null;
 let url = '';
 let a: Fleetboot | null = null;
 let b: Fleetboot | null = null;
@@ -76,14 +76,8 @@ function need<T>(v: T | null, what: string): T {
   return v;
 }
 
-async function sql<T extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: need(postgres, 'PostgreSQL').url('fleetboot') });
-  await c.connect();
-  try {
-    return (await c.query<T>(text, values)).rows;
-  } finally {
-    await c.end();
-  }
+function sql<T extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<T[]> {
+  return need(postgres, 'PostgreSQL').sql<T>(text, values);
 }
 
 function configFile(name: string, extra: Record<string, unknown>): string {
@@ -190,12 +184,8 @@ before(async () => {
   for (const h of ['fa', 'fb']) await lab.exec(h, ['ip', 'route', 'add', `${NET2}.0/24`, 'via', RELAY_A]);
   relayLog = new ProcessLog('dhcrelay', lab.spawnIn(relay.netns, ['dhcrelay', '-4', '-d', '-a', '-pf', join(work, 'dhcrelay.pid'), '-iu', 'eth0', '-id', 'eth1', A_IP, B_IP]));
   if (!(await relayLog.waitFor(/Listening on|Sending on/, 5000))) throw new Error(`dhcrelay did not start:\n${relayLog.tail()}`);
-  postgres = await startPostgres({ host: PG_IP, netns: lab.host('pg').netns, allowFrom: `${NET}.0/24` });
-  const admin = new pg.Client({ connectionString: postgres.url('postgres') });
-  await admin.connect();
-  await admin.query("CREATE DATABASE fleetboot TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'");
-  await admin.end();
-  url = `postgres://postgres@${PG_IP}:5432/fleetboot`;
+  postgres = await startLabPostgres(lab, 'pg');
+  url = postgres.url;
   // About 24 MiB of random files: a few seconds over the slowed link.
   source = await makeSourceDisk(join(work, 'source.img'), { sizeMiB: 128, fileMiB: 24 });
   srcDev = await attach(source.file);
@@ -208,7 +198,7 @@ before(async () => {
 after(async () => {
   await lab2?.destroy();
   await lab?.destroy();
-  await postgres?.stop();
+  await postgres?.server.stop();
   for (const l of loops.reverse()) await sh('losetup', ['-d', l]).catch(() => '');
   if (work) rmSync(work, { recursive: true, force: true });
 });
