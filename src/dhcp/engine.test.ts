@@ -38,6 +38,13 @@ const ip = (s: string): Buffer => Buffer.from(s.split('.').map(Number));
 const opt50 = (s: string): DhcpOption => ({ code: Opt.REQUESTED_IP, data: ip(s) });
 const opt54 = (s: string): DhcpOption => ({ code: Opt.SERVER_ID, data: ip(s) });
 const FROM = { address: '0.0.0.0', port: 68 };
+/** The proxy-mode boot answer the engine embeds for PXE clients (tests of the boot part). */
+const PXE_BOOT = {
+  serverIp: SERVER,
+  httpBaseUrl: 'http://10.0.0.1:8080',
+  bootFiles: { bios: 'undionly.kpxe', efiX64: 'snponly.efi', efiIa32: 'ipxe-ia32.efi', efiArm64: 'arm64/snponly.efi' },
+  biosMenu: { enabled: false, prompt: '', timeoutSeconds: 3 },
+};
 
 function replied(d: EngineDecision): EngineReply {
   assert.ok(!('ignore' in d), `expected a reply, got: ${'ignore' in d ? d.ignore : ''}`);
@@ -213,12 +220,7 @@ test('handle() keeps leases across a restart: a new engine from the saved rows h
 
 test('handle() gives PXE clients the boot answer of proxy mode inside the lease reply', () => {
   const { engine } = setup({
-    boot: {
-      serverIp: SERVER,
-      httpBaseUrl: 'http://10.0.0.1:8080',
-      bootFiles: { bios: 'undionly.kpxe', efiX64: 'snponly.efi', efiIa32: 'ipxe-ia32.efi', efiArm64: 'arm64/snponly.efi' },
-      biosMenu: { enabled: false, prompt: '', timeoutSeconds: 3 },
-    },
+    boot: PXE_BOOT,
   });
   const pxe = [{ code: Opt.VENDOR_CLASS_ID, data: Buffer.from('PXEClient:Arch:00007:UNDI:003016') }, { code: Opt.CLIENT_ARCH, data: Buffer.from([0, 7]) }];
   const d = replied(engine.handle(req(MessageType.DISCOVER, 1, { options: pxe }), FROM));
@@ -270,12 +272,7 @@ test('handle() points a PXE client at the node serving its subnet (nearest node)
   const asked: string[] = [];
   const nodeB = { name: 'node-b', address: '10.9.0.2', httpBaseUrl: 'http://10.9.0.2:8080' };
   const { engine } = setup({
-    boot: {
-      serverIp: SERVER,
-      httpBaseUrl: 'http://10.0.0.1:8080',
-      bootFiles: { bios: 'undionly.kpxe', efiX64: 'snponly.efi', efiIa32: 'ipxe-ia32.efi', efiArm64: 'arm64/snponly.efi' },
-      biosMenu: { enabled: false, prompt: '', timeoutSeconds: 3 },
-    },
+    boot: PXE_BOOT,
     servingNode: (a) => {
       asked.push(a);
       return a.startsWith('10.9.0.') ? nodeB : null;
