@@ -608,6 +608,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
     signals.on('fleetboot_hosts', reloadFromCluster);
     signals.on('fleetboot_schedule', pokeFromCluster);
     signals.on('fleetboot_nodes', () => void nodes.refresh());
+    // A revision became ready, an image's nodes changed, or a copy was verified on another node: pull now.
+    signals.on('fleetboot_images', () => replication?.poke());
     // Signals may have been missed while the connection was down: reload and look again.
     signals.onResynced(() => {
       reloadFromCluster();
@@ -652,6 +654,10 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
         void signals.notify('fleetboot_schedule');
         void mc.reconcile().catch((err: unknown) => log.error({ subsystem: 'multicast', err: errorMessage(err) }, 'multicast reconcile failed'));
       },
+      onImagesChanged: () => {
+        replication?.poke();
+        void signals.notify('fleetboot_images');
+      },
       onHostsChanged: () => {
         reloadReservations('here');
         void signals.notify('fleetboot_hosts');
@@ -693,6 +699,8 @@ export async function startFleetboot(config: Readonly<FleetbootConfig>, opts: St
       pullIntervalSeconds: config.replication.enabled ? config.replication.pullIntervalSeconds : 0,
       verifyIntervalHours: config.replication.verifyIntervalHours,
       allowPlainHttp: config.replication.allowPlainHttp,
+      // The nodes that wait for a holder of this revision (or pull from the nearest) look again.
+      onVerified: () => void signals.notify('fleetboot_images'),
     });
     replication.start();
     // A capture finished on any node (its state event, relayed between nodes): pull now, not at the next round.

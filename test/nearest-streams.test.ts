@@ -12,6 +12,9 @@
  *      to read its streams from B (streamsUrl), B accepts the token; A none;
  *   3. B's copy corrupt: booted through B, told to read from A;
  *   4. B stopped: booted through A, streams from A.
+ * And replication's pokes between nodes (the fleetboot_images signal): a
+ * revision approved through A, or an image newly assigned to B, is pulled
+ * by B at once, not at its next round (an hour away).
  */
 import { testDatabaseUrl } from '../src/store/temp-store.js';
 import { test } from 'node:test';
@@ -24,13 +27,15 @@ import { loadConfig } from '../src/config/config.js';
 import { createLogger } from '../src/lib/log.js';
 import { startFleetboot, type RunningFleetboot } from '../src/server.js';
 import { createHost, createTask, getTask, openStore, type Store } from '../src/store/index.js';
-import { setCopy } from '../src/store/copies.js';
+import { setImageNodes } from '../src/store/images.js';
+import { getCopy, setCopy } from '../src/store/copies.js';
 import { HttpTransport } from '../src/agent/http-transport.js';
 import { IDENTITY, MAC_A, MAC_B, makeImage, sha } from './imaging-helpers.js';
 
 type Line = Record<string, unknown>;
 
-async function server(dir: string, ip: string, name: string, url: string, subnets: string[], logs: Line[]): Promise<RunningFleetboot> {
+/** `pullIntervalSeconds`: replication's timer (its first round 2 s after the start), or none (the test pulls with pullOnce()). */
+async function server(dir: string, ip: string, name: string, url: string, subnets: string[], logs: Line[], pullIntervalSeconds?: number): Promise<RunningFleetboot> {
   mkdirSync(join(dir, 'bootenv'), { recursive: true });
   writeFileSync(join(dir, 'bootenv', 'vmlinuz'), 'kernel');
   writeFileSync(join(dir, 'bootenv', 'initrd.img'), 'initrd');
@@ -45,8 +50,7 @@ async function server(dir: string, ip: string, name: string, url: string, subnet
       dhcp: { mode: 'off' },
       store: { url },
       node: { name, subnets },
-      // No timers: the test pulls with pullOnce().
-      replication: { enabled: false, verifyIntervalHours: 0 },
+      replication: pullIntervalSeconds === undefined ? { enabled: false, verifyIntervalHours: 0 } : { enabled: true, pullIntervalSeconds, verifyIntervalHours: 0 },
     },
   });
   const sink = new Writable({
@@ -150,6 +154,62 @@ test('a deploy of a machine on B\'s subnet reads its streams from B, booted thro
     assert.equal(d.streamsUrl, null);
     assert.deepEqual(d.sha256, want);
     assert.deepEqual(streamReads(logsA), served);
+  } finally {
+    await store?.close();
+    await b?.close();
+    await a?.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('B pulls at once (not at its next round) a revision approved through A, and an image newly assigned to it', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'fleetboot-poke-'));
+  const url = await testDatabaseUrl(root);
+  if (url === null) {
+    t.skip('two servers need the shared PostgreSQL store (the test command runs this file in its PostgreSQL pass)');
+    rmSync(root, { recursive: true, force: true });
+    return;
+  }
+  let a: RunningFleetboot | null = null;
+  let b: RunningFleetboot | null = null;
+  let store: Store | null = null;
+  try {
+    // Rounds an hour apart: only a poke makes B pull within the test.
+    a = await server(join(root, 'a'), '127.0.0.1', 'node-a', url, [], [], 3600);
+    store = await openStore(join(root, 'a'), { url });
+    await createHost(store.db, { mac: MAC_A, name: 'ref' });
+    const api = (method: string, path: string, body?: unknown): Promise<Response> =>
+      fetch(`${(a as RunningFleetboot).url}/api/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${(a as RunningFleetboot).token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+    const verifiedOnB = async (image: string, revision: number, what: string): Promise<void> => {
+      const deadline = Date.now() + 8000;
+      while ((await getCopy((store as Store).db, image, revision, 'node-b'))?.state !== 'verified') {
+        assert.ok(Date.now() < deadline, `B did not pull ${image} revision ${revision} within 8 s of ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    // Revision 1, assigned to A only: not B's.
+    const r1 = await makeImage(store, 'golden', MAC_A);
+    await setCopy(store.db, 'golden', r1.revision, 'node-a', { state: 'verified' });
+    await setImageNodes(store.db, 'golden', ['node-a']);
+    b = await server(join(root, 'b'), '127.0.0.2', 'node-b', url, [], [], 3600);
+    // B's first round (2 s after its start) is over: the next is an hour away.
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(await getCopy(store.db, 'golden', r1.revision, 'node-b'), null, 'an image assigned to A only is not pulled by B');
+
+    // Assigned to every node through A: B pulls it at once.
+    assert.equal((await api('PATCH', '/images/golden', { nodes: 'all' })).status, 200);
+    await verifiedOnB('golden', r1.revision, "the image's assignment to every node");
+
+    // Revision 2 waits for approval (pending: not pulled); approved through A, B pulls it at once.
+    const r2 = await makeImage(store, 'golden', MAC_A, { approval: true });
+    await setCopy(store.db, 'golden', r2.revision, 'node-a', { state: 'verified' });
+    assert.equal(await getCopy(store.db, 'golden', r2.revision, 'node-b'), null, 'a pending revision is not pulled');
+    assert.equal((await api('POST', `/images/golden/revisions/${r2.revision}/approve`)).status, 200);
+    await verifiedOnB('golden', r2.revision, 'its approval through A');
   } finally {
     await store?.close();
     await b?.close();

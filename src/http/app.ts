@@ -110,6 +110,8 @@ export interface AppOptions {
   wake?: WakeService;
   /** Called after tasks or schedules changed through the API (the server pokes the scheduler and the wake service). */
   onTasksChanged?: () => void;
+  /** Called after a revision was approved or an image's nodes changed through the API (the server pokes replication). */
+  onImagesChanged?: () => void;
   /** Multicast sessions (the server passes its own); without it multicast deploys are refused and /api/v1/multicast lists none. */
   multicast?: MulticastService;
   /** Where boot steps are reported (the server's recorder); without it nothing is recorded. */
@@ -191,6 +193,13 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         opts.onTasksChanged?.();
       } catch (err) {
         log.error({ subsystem: 'api', err: errorMessage(err) }, 'notifying the scheduler after a change failed');
+      }
+    },
+    imagesChanged() {
+      try {
+        opts.onImagesChanged?.();
+      } catch (err) {
+        log.error({ subsystem: 'api', err: errorMessage(err) }, 'poking replication after an image change failed');
       }
     },
     hostsChanged() {

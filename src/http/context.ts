@@ -55,6 +55,8 @@ export interface AppContext {
    * tasks. Errors are logged, never returned.
    */
   tasksChanged(): void;
+  /** Call after an image's revisions or node assignment changed through the API (replication pulls at once, here and on the other nodes). */
+  imagesChanged(): void;
   /** Steps of machines' boots (DHCP, TFTP, HTTP fetches, decisions, tasks) for the timeline; null: not recorded. */
   bootEvents: BootEventSink | null;
   /** Credentials, logins, sessions and API tokens (src/auth/service.ts). */

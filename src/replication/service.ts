@@ -27,8 +27,11 @@
  * - How: into <images>/.replicating/<dir>/ (kept across interruptions and
  *   restarts); a stream that is partly there resumes with `Range: bytes=N-`
  *   (its first N bytes are hashed from the disk, the rest as it arrives:
- *   each byte is read once). node:http(s) streams piped to the file through
- *   one Transform that hashes and counts; progress (state and bytes_done)
+ *   each byte is read once). node:http(s) streams piped through one
+ *   Transform that hashes and counts into a FileSink (src/lib/file-sink.ts:
+ *   written around the page cache with O_DIRECT where the file system
+ *   allows it, so a GiB copy neither costs the page cache's CPU nor pushes
+ *   the boot files out of it, and the fsync at the end has nothing left); progress (state and bytes_done)
  *   is written at most once a second, never awaited per chunk. When every
  *   stream has its size and sha256, the manifest is fetched and its sha256
  *   compared; only when all match is the directory renamed to <images>/<dir>
@@ -48,14 +51,15 @@
  *   imageStreamPath) and deletes the bad file; the next pull fetches only
  *   what is missing (the good streams are reused and re-hashed).
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { errorMessage } from '../lib/errors.js';
+import { openFileSink } from '../lib/file-sink.js';
 import type { Store } from '../store/db.js';
 import { copiesOnNode, deleteCopy, getCopy, setCopy, setCopyProgress, verifiedHolders, type CopyState } from '../store/copies.js';
 import { getRevision, imageNodesOf, isAssigned, type RevisionRecord } from '../store/images.js';
@@ -65,14 +69,13 @@ import { PeerRefused, peerGet as defaultPeerGet, peerTarget, readBody, type Peer
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PROGRESS_EVERY_MS = 1000;
-/** A poke (a capture finished) waits this long, so a burst of events makes one round. */
-const POKE_DELAY_MS = 200;
+/** A poke (a capture finished, a revision approved, a copy verified elsewhere) waits this long, so a burst makes one round. */
+const POKE_DELAY_MS = 100;
 /** A manifest is a few KiB; more is not one. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-/** Large writes: fewer system calls for a 2 GiB stream. */
-const WRITE_HWM = 1024 * 1024;
-/** Flush a stream being pulled to disk every this many bytes (backgroundFlush). */
-const FLUSH_EVERY = 64 * 1024 * 1024;
+/** Large reads of a partial file when resuming. */
+const READ_HWM = 1024 * 1024;
+const METER_HWM = 1024 * 1024;
 
 export interface ReplicationDeps {
   store: Store;
@@ -87,6 +90,8 @@ export interface ReplicationDeps {
   verifyIntervalHours: number;
   /** Pull from a peer with HTTPS off over its plain http_url (replication.allowPlainHttp; default false). */
   allowPlainHttp?: boolean;
+  /** Called after this node's copy of a revision was verified (the server tells the other nodes). */
+  onVerified?: (image: string, revision: number) => void;
   /** Injected for tests (cutting a transfer); ./peer.ts peerGet otherwise. */
   peerGet?: PeerGet;
 }
@@ -127,7 +132,9 @@ export interface ReplicationService {
   /**
    * Pull soon, without waiting for the next round (replication.pullIntervalSeconds):
    * the server calls it when a capture finishes on any node (its task's state
-   * event, relayed between nodes). Nothing when replication is off.
+   * event, relayed between nodes), when a revision is approved or an image's
+   * nodes change, and when another node verified a copy (the fleetboot_images
+   * cluster signal). Nothing when replication is off.
    */
   poke(): void;
   close(): Promise<void>;
@@ -143,7 +150,7 @@ class Mismatch extends Error {
 /** Hash a file's first `bytes` bytes into `hash`. */
 async function hashPrefix(path: string, bytes: number, hash: Hash): Promise<void> {
   if (bytes <= 0) return;
-  for await (const chunk of createReadStream(path, { start: 0, end: bytes - 1, highWaterMark: WRITE_HWM })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { start: 0, end: bytes - 1, highWaterMark: READ_HWM })) hash.update(chunk as Buffer);
 }
 
 /** Check the streams and manifest in `dir` against `rec`: null when all match, else what differs (and the bad file is deleted when `deleteBad`). */
@@ -263,16 +270,16 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
         copying = true;
         await setCopy(db, image, number, self, { state: 'copying', bytesDone: done, bytesTotal: total, error: null });
       }
-      log.info({ image, revision: number, from: peer.name, file: p.file, offset: have, pinned: peer.pin !== null }, `image '${image}' revision ${number}: pulling ${p.file} from node '${peer.name}'${have > 0 ? ` (resuming at byte ${have})` : ''}`);
       const hash = createHash('sha256');
       await hashPrefix(path, have, hash);
       let got = have;
-      const fh = await open(path, have > 0 ? 'r+' : 'w', 0o600);
-      // The stream owns the handle from here: it closes it when it ends or fails.
-      const out = createWriteStream('', { fd: fh, start: have, highWaterMark: WRITE_HWM });
-      const flusher = backgroundFlush(fh);
+      const out = await openFileSink(path, { start: have, mode: 0o600 });
+      log.info(
+        { image, revision: number, from: peer.name, file: p.file, offset: have, pinned: peer.pin !== null, directIo: out.direct },
+        `image '${image}' revision ${number}: pulling ${p.file} from node '${peer.name}'${have > 0 ? ` (resuming at byte ${have})` : ''}`,
+      );
       const meter = new Transform({
-        highWaterMark: WRITE_HWM,
+        highWaterMark: METER_HWM,
         transform(chunk: Buffer, _enc, cb) {
           got += chunk.length;
           done += chunk.length;
@@ -281,7 +288,6 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
             return;
           }
           hash.update(chunk);
-          flusher.wrote(chunk.length);
           const now = Date.now();
           if (now - lastWrite >= PROGRESS_EVERY_MS) {
             lastWrite = now;
@@ -293,10 +299,12 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
       try {
         await pipeline(res.body, meter, out);
       } catch (err) {
+        await out.settled;
         if (err instanceof Mismatch) await rm(path, { force: true });
         throw err;
       } finally {
         // What is on disk, not what passed the meter (a cut write leaves less).
+        await out.settled;
         done = await bytesOnDisk(tmp, parts);
         await setCopyProgress(db, image, number, self, done).catch(() => undefined);
       }
@@ -340,6 +348,7 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
       try {
         await pullFrom(rec, peerTarget(node, allowPlainHttp));
         log.info({ image, revision: number, from: node.name }, `image '${image}' revision ${number}: copy from node '${node.name}' verified`);
+        deps.onVerified?.(image, number);
         return { image, revision: number, from: node.name, outcome: 'verified' };
       } catch (err) {
         const msg = errorMessage(err);
@@ -493,30 +502,6 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
       if (poked !== null) clearTimeout(poked);
       abort.abort();
       await busy;
-    },
-  };
-}
-
-/**
- * While a stream is written, fdatasync it every FLUSH_EVERY bytes in the
- * background (libuv's pool; the writes go on meanwhile), so the disk writes
- * what has arrived while the rest is still on the network, and the fsync
- * before the copy is marked verified has only the tail left. Without it the
- * whole stream (GiBs) was flushed after the transfer, on top of it.
- */
-function backgroundFlush(fh: FileHandle): { wrote(n: number): void } {
-  let since = 0;
-  let busy = false;
-  return {
-    wrote(n) {
-      since += n;
-      if (since < FLUSH_EVERY || busy) return;
-      since = 0;
-      busy = true;
-      // An error (the handle closed meanwhile) is left to the final fsync, which reports it.
-      fh.datasync()
-        .catch(() => undefined)
-        .finally(() => (busy = false));
     },
   };
 }

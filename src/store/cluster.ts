@@ -3,7 +3,8 @@
  * servers sharing its PostgreSQL store (issue 15). A few named channels:
  * live events, endpoint agents to wake, hosts changed (DHCP reservations),
  * schedules or tasks changed (the scheduler's poke), a node started or
- * stopped (the node directories read the live nodes again).
+ * stopped (the node directories read the live nodes again), image
+ * revisions or copies changed (replication pulls at once).
  *
  * - Sending is `pg_notify(channel, '<origin> <payload>')` through the
  *   store's Kysely (so inside no transaction of the caller: it goes out at
@@ -30,7 +31,7 @@ import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Store } from './db.js';
 
-export const CLUSTER_CHANNELS = ['fleetboot_events', 'fleetboot_agent', 'fleetboot_hosts', 'fleetboot_schedule', 'fleetboot_nodes'] as const;
+export const CLUSTER_CHANNELS = ['fleetboot_events', 'fleetboot_agent', 'fleetboot_hosts', 'fleetboot_schedule', 'fleetboot_nodes', 'fleetboot_images'] as const;
 export type ClusterChannel = (typeof CLUSTER_CHANNELS)[number];
 
 /** PostgreSQL's limit is 8000 bytes, origin and space included. */

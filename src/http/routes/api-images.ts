@@ -70,6 +70,7 @@ export async function imageRoutes(fastify: FastifyInstance, ctx: AppContext): Pr
   app.post('/images/:name/revisions/:n/approve', { config: { role: 'operator' }, schema: imagesApi.approve }, async (req): Promise<ImageRevision> => {
     const n = revisionNumber(req.params.n);
     const r = await approveRevision(store.db, req.params.name, n);
+    ctx.imagesChanged();
     ctx.log.info({ subsystem: 'api', image: req.params.name, revision: n }, `image '${req.params.name}': revision ${n} approved and current`);
     return r.revision;
   });
@@ -81,6 +82,7 @@ export async function imageRoutes(fastify: FastifyInstance, ctx: AppContext): Pr
     let info: ImageInfo | null = null;
     if (nodes !== undefined) {
       info = await setImageNodes(store.db, name, nodes === 'all' ? 'all' : [...nodes]);
+      ctx.imagesChanged();
       ctx.log.info({ subsystem: 'api', image: name, nodes: info.nodes }, `image '${name}' is replicated to ${info.nodes === 'all' ? 'every node' : `nodes ${info.nodes.join(', ')}`}`);
     }
     if (protect !== undefined) {
