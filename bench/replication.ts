@@ -10,23 +10,28 @@
  * Lab (bridge 10.217.0.0/24, veth pairs):
  *   pg .5  PostgreSQL 15 (src/store/test-postgres.ts), fsync on, CPU 0
  *   na .1  fleetboot serve --database … --node-name bench-a (HTTP 8080, HTTPS 8443), CPU 0: the source
- *   nb .2  the same, node bench-b, replication.pullIntervalSeconds 1, CPU 1: the puller
+ *   nb .2  the same, node bench-b, replication.pullIntervalSeconds 3600, CPU 1: the puller
  * Data directories (and PostgreSQL's) under --work (default: the system's
  * temporary directory; the results say which file system: it should be a
  * real disk, as replication writes, fsyncs and hashes what it pulls).
  *
  * The image: one stream of --size-mib random bytes (incompressible), made
  * once; each revision is written on A directly through the store (files +
- * addRevision + A's copy verified, as a capture on A leaves it; the stream
- * is a hard link to the one file, so every revision has the same bytes
- * and A reads them from the page cache every time).
+ * addRevision, pending approval, + A's copy verified, as a capture on A
+ * with approval on leaves it; the stream is a hard link to the one file,
+ * so every revision has the same bytes and A reads them from the page
+ * cache every time), then approved through A's API (POST
+ * /api/v1/images/…/approve, curl from B's namespace): A tells the nodes
+ * (the fleetboot_images signal) and B pulls at once. B's timer rounds are
+ * an hour apart (its first 2 s after its start): only that poke starts a
+ * pull.
  *
  * Per round, in rotated order (B's disk is synced and its last copy deleted
  * between measurements, untimed):
- *   replication  a new revision on A; timed from just before it is stored
- *                (ready, A's copy verified) to B's log line saying its copy
- *                is verified (end to end: includes B's wait for its next
- *                pull round, up to 1 s), and from B's first stream request
+ *   replication  a new revision on A; timed from just before its approval
+ *                through A's API to B's log line saying its copy is
+ *                verified (end to end: the API call, the signal, B's
+ *                round), and from B's first stream request
  *                to that line (the pull alone: transfer, write, sha256 of
  *                every stream and the manifest, fsync, rename, the store)
  *   curl-file    curl -o FILE on B's disk (the same file system as B's
@@ -152,7 +157,7 @@ async function main(): Promise<void> {
   for (const d of [dirA, dirB]) mkdirSync(d, { recursive: true, mode: 0o700 });
   const common = { database: pgs.url, extra: ['--dhcp', 'off'], logLevel: 'info' };
   const a = await startNode(lab, 'na', { ...common, dataDir: dirA, ip: A_IP, cpu: '0', nodeName: 'bench-a' });
-  const b = await startNode(lab, 'nb', { ...common, dataDir: dirB, ip: B_IP, cpu: '1', nodeName: 'bench-b', config: { replication: { pullIntervalSeconds: 1 } } });
+  const b = await startNode(lab, 'nb', { ...common, dataDir: dirB, ip: B_IP, cpu: '1', nodeName: 'bench-b', config: { replication: { pullIntervalSeconds: 3600 } } });
 
   log(`making the ${SIZE_MIB} MiB stream (random bytes) and its sha256`);
   const payload = join(dirA, 'payload.bin');
@@ -160,7 +165,14 @@ async function main(): Promise<void> {
   const store = await openStore(dirA, { url: pgs.localUrl });
   cleanups.push(() => store.close());
 
-  /** A new ready revision on A (its copy verified there); returns its number and the time just before it was stored. */
+  const tokenA = readFileSync(join(dirA, 'api-token'), 'utf8').trim();
+  /** Approve revision `n` through A's API, as an operator does (from B's namespace). */
+  const approve = async (n: number): Promise<void> => {
+    const apiUrl = a.httpsPort !== null ? `https://${A_IP}:${a.httpsPort}` : `http://${A_IP}:${a.httpPort}`;
+    await runCapture(['ip', 'netns', 'exec', lab.host('nb').netns, 'curl', '-sS', '--fail', '-k', '-X', 'POST', '-H', `authorization: Bearer ${tokenA}`, `${apiUrl}/api/v1/images/${IMAGE}/revisions/${n}/approve`] as Argv, 30_000);
+  };
+
+  /** A new revision on A, pending (its copy verified there), then approved through A's API; returns its number and the time just before the approval. */
   const newRevision = async (): Promise<{ number: number; dir: string; t0: number }> => {
     const base = sampleManifest(IMAGE);
     const p = base.partitions[0];
@@ -172,9 +184,10 @@ async function main(): Promise<void> {
     linkSync(payload, join(path, STREAM));
     const text = JSON.stringify(manifest, null, 2) + '\n';
     writeFileSync(join(path, MANIFEST_FILE), text, { mode: 0o600 });
-    const t0 = Date.now();
-    const number = await addRevision(store.db, { dir, manifest, manifestSha256: createHash('sha256').update(text).digest('hex'), state: 'ready' });
+    const number = await addRevision(store.db, { dir, manifest, manifestSha256: createHash('sha256').update(text).digest('hex'), state: 'pending' });
     await setCopy(store.db, IMAGE, number, 'bench-a', { state: 'verified', bytesDone: SIZE, bytesTotal: SIZE });
+    const t0 = Date.now();
+    await approve(number);
     return { number, dir, t0 };
   };
 
@@ -294,16 +307,16 @@ async function main(): Promise<void> {
   L.push('');
   L.push('### Setup', '');
   L.push(
-    `Two Fleetboot nodes (\`serve --dhcp off --no-tftp\`, from the sources via tsx) on one PostgreSQL 15 (fsync on), each in its namespace on a lab bridge (veth pairs, no added latency): A (source) and PostgreSQL on CPU 0, B (puller, replication.pullIntervalSeconds 1) and curl on CPU 1. ` +
+    `Two Fleetboot nodes (\`serve --dhcp off --no-tftp\`, from the sources via tsx) on one PostgreSQL 15 (fsync on), each in its namespace on a lab bridge (veth pairs, no added latency): A (source) and PostgreSQL on CPU 0, B (puller, replication.pullIntervalSeconds 3600: it pulls when poked) and curl on CPU 1. ` +
       `One revision = one stream of ${SIZE_MIB} MiB of random bytes (${SIZE} bytes), stored on A through the store (as a capture leaves it), A's file always in the page cache. ` +
       `Transport: **${scheme}** (${SCHEME === 'auto' ? 'the one replication used, seen from B\'s connections to A' : 'set by --scheme'}); curl fetches the same stream from A's node route (GET /node/v1/images/…/streams/…) with B's node credential${scheme === 'https' ? ', -k' : ''}. ` +
-      'Replication end to end: from just before the revision is stored on A to B\'s log line saying its copy is verified (includes B\'s wait for its next pull round, up to 1 s); pull: from B\'s first stream request to that line (transfer, write, sha256, manifest check, fsync, rename, store). ' +
+      'Replication end to end: from just before the revision (stored on A, pending) is approved through A\'s API to B\'s log line saying its copy is verified (the API call, the fleetboot_images signal, B\'s pull: B\'s timer rounds are an hour apart); pull: from B\'s first stream request to that line (transfer, write, sha256, manifest check, fsync, rename, store). ' +
       'curl-file: `curl -o FILE` on B\'s file system (time_total); curl+sync: the same plus `sync FILE`; curl-null: to /dev/null. Ratio = curl\'s time / replication\'s time, geometric mean of the rounds\' paired ratios.',
     '',
   );
   L.push('### Times (median)', '');
   L.push('| what | seconds | MB/s |', '|---|---:|---:|');
-  L.push(`| **replication, end to end** (ready on A -> verified on B) | ${med(repl).toFixed(2)} | ${mb(med(repl))} |`);
+  L.push(`| **replication, end to end** (approved on A -> verified on B) | ${med(repl).toFixed(2)} | ${mb(med(repl))} |`);
   L.push(`| replication, the pull alone (first request -> verified) | ${med(pull).toFixed(2)} | ${mb(med(pull))} |`);
   L.push(`| curl -o FILE (same disk) | ${med(cFile).toFixed(2)} | ${mb(med(cFile))} |`);
   L.push(`| curl -o FILE + sync FILE | ${med(cSync).toFixed(2)} | ${mb(med(cSync))} |`);
