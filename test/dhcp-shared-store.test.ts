@@ -272,6 +272,40 @@ test("a client bound by A that DISCOVERs again and is answered by B keeps its ad
   }
 });
 
+test("a client both servers offered to, that took B's offer, is offered B's address by A next time (a bound lease beats A's dropped offer)", async () => {
+  const shared = await openShared();
+  try {
+    let now = 1_700_000_000_000;
+    const pool = { ...POOL_DEFAULTS, start: '10.0.0.100', end: '10.0.0.139', leaseSeconds: 600 };
+    const from = { address: '0.0.0.0', port: 68 };
+    const server = (ip: string, i: number): ((p: DhcpPacket) => Promise<EngineDecision>) => {
+      const store = kyselyLeaseStore((shared.stores[i] as Store).db);
+      const engine = new LeaseEngine({ serverIp: ip, pools: [pool], boot: null, now: () => now, nodeSalt: ip, offerHoldSeconds: 30 });
+      return (p) => handleAsync(engine, store, p, from, newClaimStats());
+    };
+    const A = server('10.0.0.1', 0);
+    const B = server('10.0.0.2', 1);
+    const offered = (d: EngineDecision): string => ('reply' in d && d.reply ? d.reply.yiaddr : assert.fail(`no reply: ${JSON.stringify(d)}`));
+    // A relay sends the iPXE DISCOVER to both at once: neither sees the other's offer, each offers an address of its own.
+    const discover = packet(MessageType.DISCOVER, 8, 1, { options: withId(8) });
+    const [fromB, fromA] = (await Promise.all([B(discover), A(discover)])).map(offered) as [string, string];
+    assert.notEqual(fromA, fromB, 'two offers of two addresses (the race this test is about)');
+    // The client selects B's offer; the relay sends the REQUEST to both: B ACKs, then A drops its offer (a newer row).
+    const select = packet(MessageType.REQUEST, 8, 2, { options: withId(8, [opt50(fromB), opt54('10.0.0.2')]) });
+    now += 5;
+    const ack = await B(select);
+    assert.ok('reply' in ack && ack.reply && messageType(ack.reply) === MessageType.ACK && ack.reply.yiaddr === fromB, `B ACKs its offer: ${JSON.stringify(ack)}`);
+    now += 5;
+    assert.ok('ignore' in (await A(select)));
+    // The boot environment's DHCP client, answered by A: the address the client holds, not A's dropped offer.
+    now += 1000;
+    const again = offered(await A(packet(MessageType.DISCOVER, 8, 3, { options: withId(8) })));
+    assert.equal(again, fromB, `A offers the address B bound to the client (${fromB}), not its own dropped offer (${fromA})`);
+  } finally {
+    await shared.close();
+  }
+});
+
 function keyOfClientNoId(n: number): string {
   return clientKey([...macOf(n)].map((b) => b.toString(16).padStart(2, '0')).join(':'), null);
 }

@@ -210,14 +210,27 @@ export class LeaseEngine {
     }
   }
 
-  /** Put a row into the index; a client's newest row is the one found by client. */
+  /**
+   * Put a row into the index. The row found by client is its running
+   * binding, else its running offer, else its newest row: with several
+   * servers a client can have two (both answered its DISCOVER through a
+   * relay; it took B's offer, and A's, dropped when the REQUEST for B came,
+   * is the newer row), and its next DISCOVER must get the address it holds.
+   */
   private index(ip: number, l: Lease): void {
     this.byIp.set(ip, l);
     if (l.state === 'declined') return;
     const k = keyOf(l);
     const cur = this.byClient.get(k);
     const held = cur === undefined ? undefined : this.byIp.get(cur);
-    if (cur === ip || !held || keyOf(held) !== k || held.updatedAt <= l.updatedAt) this.byClient.set(k, ip);
+    if (cur === ip || !held || keyOf(held) !== k) {
+      this.byClient.set(k, ip);
+      return;
+    }
+    const now = this.now();
+    const rank = (x: Readonly<Lease>): number => (!this.active(x, now) ? 0 : x.state === 'bound' ? 2 : 1);
+    const [a, b] = [rank(l), rank(held)];
+    if (a > b || (a === b && held.updatedAt <= l.updatedAt)) this.byClient.set(k, ip);
   }
 
   /**
