@@ -27,6 +27,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, labAvailable, sh } from './lab/lab.js';
+import { addRouter, routeVia, startDhcrelay } from './lab/relay.js';
 import { QemuGuest, chooseAccel, ensureBootEnv, missingQemuPrerequisites, withTimeout, INITRD_OK_MARKER, type Accel, type QemuVariant } from './lab/qemu.js';
 import { logEvents as events, macHex as hex, ProcessLog, fleetbootCli, startFleetboot, startLabHttp, type Callback, type Fleetboot, type LabHttp } from './lab/bootenv/services.js';
 
@@ -240,22 +241,16 @@ describe('DHCP and PXE through a relay (ISC dhcrelay) from a second lab subnet',
     labs.push(labB);
     await labA.addHost('fb', FB_IP);
     await labA.addHost('dhcp', DNSMASQ_IP);
-    const relay = await labA.addHost('relay', RELAY_A);
-    // The relay's leg on B: a veth made inside the relay namespace, its peer on B's bridge.
-    await labB.attach(relay, 'eth1', RELAY_B);
-    await labA.nsExec(relay.netns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    for (const h of ['fb', 'dhcp']) await labA.exec(h, ['ip', 'route', 'add', `${B}.0/24`, 'via', RELAY_A]);
+    // The relay: eth0 on A, eth1 (a veth made inside the relay namespace, its peer on B's bridge) on B.
+    const relay = await addRouter(labA, 'relay', RELAY_A, [{ lab: labB, ip: RELAY_B }]);
+    await routeVia(labA, ['fb', 'dhcp'], `${B}.0/24`, RELAY_A);
     await labA.addHost('clA', null);
     await labB.addHost('cl', null);
 
     const capture = new ProcessLog('tcpdump(relay eth0)', labA.spawnIn(relay.netns, ['tcpdump', '-i', 'eth0', '-n', '-l', '-vv', '-s', '0', 'udp port 67 or udp port 68']));
     await capture.waitFor(/listening on/, 5000);
-    // -a: add option 82 (circuit id = the interface); -iu/-id: upstream and downstream interfaces.
-    const relayLog = new ProcessLog(
-      'dhcrelay',
-      labA.spawnIn(relay.netns, ['dhcrelay', '-4', '-d', '-a', '-pf', join(work, 'dhcrelay.pid'), '-iu', 'eth0', '-id', 'eth1', FB_IP, DNSMASQ_IP]),
-    );
-    if (!(await relayLog.waitFor(/Listening on|Sending on/, 5000))) throw new Error(`dhcrelay did not start:\n${relayLog.tail()}`);
+    // Option 82 added (circuit id = the interface), to both servers.
+    const relayLog = await startDhcrelay(labA, relay, { upstream: ['eth0'], downstream: ['eth1'], servers: [FB_IP, DNSMASQ_IP], pidFile: join(work, 'dhcrelay.pid') });
 
     const cb = await startLabHttp(labA, 'fb', CALLBACK_PORT);
     const configFile = join(work, 'fleetboot.json');

@@ -34,9 +34,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { Lab } from './lab/lab.js';
-import { fleetbootCli, logEvents, ProcessLog, REPO, startFleetboot, type Fleetboot } from './lab/bootenv/services.js';
+import { fleetbootCli, logEvents, REPO, startFleetboot, type Fleetboot, type ProcessLog } from './lab/bootenv/services.js';
 import { makeSourceDisk, readDiskFiles, sh, type SourceDisk } from './lab/disks.js';
 import { startLabPostgres, type LabPostgres } from './lab/postgres.js';
+import { addRouter, routeVia, startDhcrelay } from './lab/relay.js';
 import { program } from '../src/lib/programs.js';
 import { CACHE_DIR, chooseAccel, ensureFleetbootBootEnv, QemuGuest, withTimeout } from './lab/qemu.js';
 
@@ -178,12 +179,9 @@ before(async () => {
   await lab.addHost('m1', `${NET}.103`, { mac: SRC_MAC });
   // The machines' subnet: a router namespace on both bridges relays DHCP to A and B (ISC dhcrelay).
   lab2 = await Lab.create({ subnet: NET2 });
-  const relay = await lab.addHost('relay', RELAY_A);
-  await lab2.attach(relay, 'eth1', RELAY_B);
-  await lab.nsExec(relay.netns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-  for (const h of ['fa', 'fb']) await lab.exec(h, ['ip', 'route', 'add', `${NET2}.0/24`, 'via', RELAY_A]);
-  relayLog = new ProcessLog('dhcrelay', lab.spawnIn(relay.netns, ['dhcrelay', '-4', '-d', '-a', '-pf', join(work, 'dhcrelay.pid'), '-iu', 'eth0', '-id', 'eth1', A_IP, B_IP]));
-  if (!(await relayLog.waitFor(/Listening on|Sending on/, 5000))) throw new Error(`dhcrelay did not start:\n${relayLog.tail()}`);
+  const relay = await addRouter(lab, 'relay', RELAY_A, [{ lab: lab2, ip: RELAY_B }]);
+  await routeVia(lab, ['fa', 'fb'], `${NET2}.0/24`, RELAY_A);
+  relayLog = await startDhcrelay(lab, relay, { upstream: ['eth0'], downstream: ['eth1'], servers: [A_IP, B_IP], pidFile: join(work, 'dhcrelay.pid') });
   postgres = await startLabPostgres(lab, 'pg');
   url = postgres.url;
   // About 24 MiB of random files: a few seconds over the slowed link.

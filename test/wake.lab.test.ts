@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { decodeMagicPacket } from '../src/protocol/wol.js';
 import { Lab, labAvailable } from './lab/lab.js';
 import { fleetbootCli, ProcessLog, startFleetboot, type Fleetboot } from './lab/bootenv/services.js';
+import { addRouter, routeVia, startDhcrelay } from './lab/relay.js';
 import { waitFor } from './wait.js';
 
 const A = '10.213.90';
@@ -73,27 +74,18 @@ describe('Wake-on-LAN to a relayed subnet (lab)', { skip: available ? false : 'n
     labs.push(labB);
     await labA.addHost('fb', FB_IP);
     await labA.addHost('near', `${A}.20`);
-    const relay = await labA.addHost('relay', `${A}.254`);
-    const peer = `fb${labB.id}rl`;
-    await labA.nsExec(relay.netns, ['ip', 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', peer, 'netns', labB.bridgeNs]);
-    await labB.nsExec(labB.bridgeNs, ['ip', 'link', 'set', peer, 'master', labB.bridge, 'up']);
-    await labA.nsExec(relay.netns, ['ip', 'addr', 'add', `${B}.1/24`, 'dev', 'eth1']);
-    await labA.nsExec(relay.netns, ['ip', 'link', 'set', 'eth1', 'up']);
-    // A router forwards a directed broadcast onto its subnet only when told to (Linux 4.19+: bc_forwarding on all and the interfaces).
-    for (const key of ['net.ipv4.ip_forward=1', 'net.ipv4.conf.all.bc_forwarding=1', 'net.ipv4.conf.eth0.bc_forwarding=1', 'net.ipv4.conf.eth1.bc_forwarding=1']) {
-      await labA.nsExec(relay.netns, ['sysctl', '-q', '-w', key]);
-    }
-    await labA.exec('fb', ['ip', 'route', 'add', `${B}.0/24`, 'via', `${A}.254`]);
+    // A router forwards a directed broadcast onto its subnet only when told to (directedBroadcast: bc_forwarding).
+    const relay = await addRouter(labA, 'relay', `${A}.254`, [{ lab: labB, ip: `${B}.1` }], { directedBroadcast: true });
+    await routeVia(labA, ['fb'], `${B}.0/24`, `${A}.254`);
     await labB.addHost('far', `${B}.20`);
     await labB.addHost('cl', null);
-    await labB.exec('far', ['ip', 'route', 'add', `${A}.0/24`, 'via', `${B}.1`]);
+    await routeVia(labB, ['far'], `${A}.0/24`, `${B}.1`);
 
     far = new ProcessLog('listener(far)', labB.spawnIn(labB.host('far').netns, ['node', '-e', LISTENER, `${B}.255`]));
     near = new ProcessLog('listener(near)', labA.spawnIn(labA.host('near').netns, ['node', '-e', LISTENER, '0.0.0.0']));
     for (const l of [far, near]) if (!(await l.waitFor(/"listening"/, 10_000))) throw new Error(`the UDP listener did not start:\n${l.tail()}`);
 
-    const relayLog = new ProcessLog('dhcrelay', labA.spawnIn(relay.netns, ['dhcrelay', '-4', '-d', '-pf', join(work, 'dhcrelay.pid'), '-iu', 'eth0', '-id', 'eth1', FB_IP]));
-    if (!(await relayLog.waitFor(/Listening on|Sending on/, 5000))) throw new Error(`dhcrelay did not start:\n${relayLog.tail()}`);
+    const relayLog = await startDhcrelay(labA, relay, { upstream: ['eth0'], downstream: ['eth1'], servers: [FB_IP], agentInformation: false, pidFile: join(work, 'dhcrelay.pid') });
 
     dataDir = join(work, 'data');
     const configFile = join(work, 'fleetboot.json');

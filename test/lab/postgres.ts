@@ -2,6 +2,8 @@
  * A PostgreSQL for a lab (src/store/test-postgres.ts): it runs in a lab
  * host's namespace, listens on that host's address for the lab's subnet,
  * and has an empty `fleetboot` database (C collation, as doctor wants it).
+ * It trusts connections from the lab's /24, or from `allowFrom` (routed labs
+ * whose servers sit on other subnets).
  * The cluster and replication labs and the cluster benchmarks use it.
  */
 import pg from 'pg';
@@ -18,10 +20,10 @@ export interface LabPostgres {
   sql<T extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<T[]>;
 }
 
-export async function startLabPostgres(lab: Lab, host: string, o: Pick<StartPostgresOptions, 'fsync' | 'synchronousCommit' | 'cpus' | 'parentDir'> = {}): Promise<LabPostgres> {
+export async function startLabPostgres(lab: Lab, host: string, o: Pick<StartPostgresOptions, 'fsync' | 'synchronousCommit' | 'cpus' | 'parentDir' | 'allowFrom'> = {}): Promise<LabPostgres> {
   const h = lab.host(host);
   if (!h.ip) throw new TypeError(`lab host ${host} has no address for PostgreSQL to listen on`);
-  const server = await startPostgres({ ...o, host: h.ip, netns: h.netns, allowFrom: `${lab.subnet}.0/24` });
+  const server = await startPostgres({ ...o, host: h.ip, netns: h.netns, allowFrom: o.allowFrom ?? `${lab.subnet}.0/24` });
   const admin = new pg.Client({ connectionString: server.url('postgres') });
   try {
     await admin.connect();
