@@ -325,11 +325,19 @@ test('PATCH /api/v1/images/:name protects an image against capture: captures ref
   assert.equal((await call('PATCH', url, {})).status, 400, 'protected is required');
   assert.equal((await call('PATCH', url, { protected: 'yes' })).status, 400);
   assert.equal((await call('PATCH', '/api/v1/images/nope', { protected: true })).status, 404);
-  // The nodes it is replicated to: 'all' or registered node names (src/store/images.ts setImageNodes).
+  // The nodes it is replicated to: 'all' or registered node names and group:NAME (src/store/images.ts setImageNodes).
   assert.equal((await call('PATCH', url, { nodes: [] })).status, 400);
   const unknownNode = await call('PATCH', url, { nodes: ['node-z'] });
   assert.equal(unknownNode.status, 400);
   assert.match(String(unknownNode.body['message']), /no node is registered as 'node-z' \(known nodes: /);
+  for (const malformed of ['group:', 'group:a b', 'Group:lab', 'a:b']) {
+    const r = await call('PATCH', url, { nodes: [malformed] });
+    assert.equal(r.status, 400, malformed);
+    assert.match(String(r.body['message']), /must match pattern/, malformed);
+  }
+  const unknownGroup = await call('PATCH', url, { nodes: ['group:lab'] });
+  assert.equal(unknownGroup.status, 400);
+  assert.match(String(unknownGroup.body['message']), /^Image 'locked': no registered node is in group 'lab' \(known groups: none; a node's groups are its node\.groups/);
   assert.equal((await call('PATCH', url, { nodes: 'all' })).body['nodes'], 'all');
 
   // An active capture into it: protecting is refused, naming the task.

@@ -3,7 +3,8 @@
  * their node services) on ONE SQLite data directory both show up in
  * GET /api/v1/nodes and `fleetboot node list`; show, rm (refused for a live
  * node without force, and for the node answering), input validation and
- * roles; /api/v1/status names the node.
+ * roles; /api/v1/status names the node. Their groups (node.groups) in the
+ * list, and `fleetboot image set --nodes group:NAME,...` checked against them.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,10 +16,11 @@ import { loadConfig } from '../src/config/config.js';
 import { buildApp } from '../src/http/app.js';
 import { silentLogger } from '../src/lib/log.js';
 import { createNodeService, type NodeService } from '../src/nodes/service.js';
-import { ensureApiToken, openStore, type Store } from '../src/store/index.js';
+import { createHost, ensureApiToken, openStore, type Store } from '../src/store/index.js';
 import { testDatabaseUrl } from '../src/store/temp-store.js';
 import { apiCaller, type Json } from './api-helpers.js';
 import { cli, fails, ok, spawnServe, waitUntil } from './cli-helpers.js';
+import { makeImage } from './imaging-helpers.js';
 
 const CHEAP = { N: 1024, r: 8, p: 1, keyLength: 32, saltLength: 16 };
 
@@ -32,7 +34,7 @@ before(async () => {
   // One SQLite file in `dir`, or one PostgreSQL database in the test command's PostgreSQL pass.
   const dbUrl = await testDatabaseUrl(dir);
   for (const [name, ip] of [['pxe-a', '127.0.0.1'], ['pxe-b', '127.0.0.2']] as const) {
-    const config = loadConfig({ overrides: { dataDir: dir, serverIp: ip, http: { port: 0 }, node: { name, subnets: [name === 'pxe-a' ? '10.1.0.0/16' : '10.2.0.0/16'] } } });
+    const config = loadConfig({ overrides: { dataDir: dir, serverIp: ip, http: { port: 0 }, node: { name, subnets: [name === 'pxe-a' ? '10.1.0.0/16' : '10.2.0.0/16'], groups: name === 'pxe-a' ? [] : ['building-a', 'lab'] } } });
     const store = await openStore(dir, { url: dbUrl });
     let url = '';
     const node = createNodeService({ store, config, serverIp: ip, version: '0.1.0-test', log: silentLogger, urls: () => ({ httpUrl: url, httpsUrl: null }) });
@@ -69,6 +71,7 @@ test('GET /api/v1/nodes on either server lists both nodes (one SQLite data direc
     assert.deepEqual(nodes.map((n) => [n['name'], n['state'], n['self']]), [['pxe-a', 'up', me === 'pxe-a'], ['pxe-b', 'up', me === 'pxe-b']]);
     assert.deepEqual(nodes[1]?.['subnets'], ['10.2.0.0/16']);
     assert.deepEqual(nodes[1]?.['addresses'], ['127.0.0.2']);
+    assert.deepEqual(nodes.map((n) => n['groups']), [[], ['building-a', 'lab']]);
     assert.equal(typeof nodes[0]?.['freeBytes'], 'number');
     assert.equal(nodes[0]?.['httpUrl'], servers[0]?.url);
     assert.ok(!JSON.stringify(nodes).includes('credential'), 'no credential, not even its hash');
@@ -114,7 +117,28 @@ test('DELETE /api/v1/nodes/:name: admin only; never the answering node; a live o
   assert.deepEqual([forced.status, forced.body], [200, { deleted: 'pxe-b' }]);
   assert.equal((await call('GET', '/api/v1/nodes/pxe-b')).status, 404);
   assert.equal(await servers[1]?.node.beat(), true);
-  assert.equal((await call('GET', '/api/v1/nodes/pxe-b')).status, 200);
+  const back = await call('GET', '/api/v1/nodes/pxe-b');
+  assert.equal(back.status, 200);
+  assert.deepEqual(back.body['groups'], ['building-a', 'lab'], 'registered again with its groups');
+});
+
+test('fleetboot image set --nodes group:NAME,...: groups the nodes publish are taken, others refused naming the known ones', async () => {
+  const store = (servers[0] as { store: Store }).store;
+  await createHost(store.db, { mac: '52:54:00:00:0a:01', name: 'ref-groups' });
+  await makeImage(store, 'grouped', '52:54:00:00:0a:01');
+  const a = ['--server', servers[0]?.url ?? '', '--token', token];
+  const [set, unknown, malformed] = await Promise.all([
+    cli([...a, 'image', 'set', 'grouped', '--nodes', 'group:lab,pxe-a']),
+    cli([...a, 'image', 'set', 'grouped', '--nodes', 'group:nope']),
+    cli([...a, 'image', 'set', 'grouped', '--nodes', 'group:']),
+  ]);
+  assert.equal(ok(set, 'image set --nodes group:lab,pxe-a').stdout, 'Image grouped: replicated to nodes pxe-a, group:lab; not protected\n');
+  fails(unknown, 'an unknown group', /Image 'grouped': no registered node is in group 'nope' \(known groups: building-a, lab; a node's groups are its node\.groups/);
+  fails(malformed, 'group: without a name', /Invalid --nodes "group:": expected 'all' or entries separated by commas, each a node name or group:NAME/);
+  const shown = await callOn(1)('GET', '/api/v1/images/grouped');
+  assert.deepEqual(shown.body['nodes'], ['pxe-a', 'group:lab']);
+  // The API's schema refuses a malformed entry before the store sees it.
+  assert.equal((await callOn(0)('PATCH', '/api/v1/images/grouped', { nodes: ['group:a b'] })).status, 400);
 });
 
 test('fleetboot node list|show|rm against the two servers, with and without --json', async () => {
@@ -131,7 +155,7 @@ test('fleetboot node list|show|rm against the two servers, with and without --js
     cli([...a, 'node', 'rm', 'pxe-a']),
     cli([...a, 'node', 'rm', 'pxe-b']),
   ]);
-  assert.match(ok(listA, 'node list').stdout, /^NAME\s+STATE\s+ADDRESSES\s+SUBNETS\s+FREE\s+HEARTBEAT\s+VERSION\npxe-a \*\s+up\s+127\.0\.0\.1\s+10\.1\.0\.0\/16\s+.* of .*\s+\d+ s ago\s+0\.1\.0-test\npxe-b\s+up\s+127\.0\.0\.2\s+10\.2\.0\.0\/16\s+/);
+  assert.match(ok(listA, 'node list').stdout, /^NAME\s+STATE\s+ADDRESSES\s+SUBNETS\s+GROUPS\s+FREE\s+HEARTBEAT\s+VERSION\npxe-a \*\s+up\s+127\.0\.0\.1\s+10\.1\.0\.0\/16\s+-\s+.* of .*\s+\d+ s ago\s+0\.1\.0-test\npxe-b\s+up\s+127\.0\.0\.2\s+10\.2\.0\.0\/16\s+building-a lab\s+/);
   assert.match(ok(listB, 'node ls').stdout, /\npxe-a\s+up[^\n]*\npxe-b \*\s+up/);
   const parsed = JSON.parse(ok(json, 'node list --json').stdout) as { self: string; nodes: Array<{ name: string }> };
   assert.equal(parsed.self, 'pxe-a');
@@ -140,6 +164,7 @@ test('fleetboot node list|show|rm against the two servers, with and without --js
   assert.match(sh, /^name\s+pxe-b\n/);
   assert.match(sh, /^state\s+up$/m);
   assert.match(sh, /^subnets\s+10\.2\.0\.0\/16$/m);
+  assert.match(sh, /^groups\s+building-a lab$/m);
   assert.match(sh, /^heartbeat\s+\d+ s ago \(every 10 s; down after 3 missed\)$/m);
   assert.equal((JSON.parse(ok(showJson, 'node show --json').stdout) as { name: string }).name, 'pxe-b');
   fails(unknown, 'show unknown', /No node named 'pxe-z' \(HTTP 404\)/);

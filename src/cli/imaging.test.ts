@@ -100,10 +100,14 @@ test('copyState() shows missing, copying n %, verified, corrupt', () => {
   assert.equal(copyState({ state: 'corrupt', bytesDone: 0, bytesTotal: 10 }), 'corrupt');
 });
 
-test("parseNodesOption(): 'all' or node names separated by commas; bad names and a name twice are refused", () => {
+test("parseNodesOption(): 'all', or node names and group:NAME separated by commas; bad entries and an entry twice are refused", () => {
   assert.equal(parseNodesOption('all'), 'all');
   assert.deepEqual(parseNodesOption('pxe-a, pxe-b'), ['pxe-a', 'pxe-b']);
-  assert.throws(() => parseNodesOption(''), /Invalid --nodes "": expected 'all' or node names separated by commas .* got ""/);
-  assert.throws(() => parseNodesOption('pxe-a,bad name'), /got "bad name"/);
-  assert.throws(() => parseNodesOption('pxe-a,pxe-a'), /node 'pxe-a' is named twice/);
+  assert.deepEqual(parseNodesOption('group:building-a,pxe-c'), ['group:building-a', 'pxe-c']);
+  assert.throws(() => parseNodesOption(''), /^CliError: Invalid --nodes "": expected 'all' or entries separated by commas, each a node name or group:NAME \(each name 1-64 letters, .*\); got ""$/);
+  assert.throws(() => parseNodesOption('pxe-a,bad name'), /got "bad name"$/);
+  assert.throws(() => parseNodesOption('group:,pxe-a'), /got "group:"$/);
+  assert.throws(() => parseNodesOption('group:a b'), /got "group:a b"$/);
+  assert.throws(() => parseNodesOption('pxe-a,pxe-a'), /'pxe-a' is named twice/);
+  assert.throws(() => parseNodesOption('group:lab, group:lab'), /'group:lab' is named twice/);
 });

@@ -4,6 +4,7 @@
  * (/api/v1/images, /api/v1/tasks, /api/v1/hosts/:mac).
  */
 import type { Command } from 'commander';
+import { IMAGE_NODE_ENTRY_RULE, parseImageNodeEntry, type ImageNodes } from '../model/image-nodes.js';
 import type { Inventory, Manifest } from '../model/manifest.js';
 import type { DeletedName, HostDetail as ApiHostDetail, Image as ImageInfoOut, ImageDetail as ApiImageDetail, ImageList, ImageRevision, Submitted, Task, TaskList } from '../http/schemas/index.js';
 import { defineTaskRequestCommands, parseRevision, queuedText } from './task-request.js';
@@ -227,18 +228,17 @@ function printImage(img: ImageDetail): void {
 
 // ------------------------------------------------------------------ commands
 
-/** `--nodes all|a,b` -> 'all' or the names (each a node name, none twice). */
-export function parseNodesOption(raw: string): 'all' | string[] {
+/** `--nodes all|a,group:b` -> 'all' or the entries (each a node name or group:NAME, none twice). */
+export function parseNodesOption(raw: string): ImageNodes {
   const v = raw.trim();
   if (v === 'all') return 'all';
-  const names = v.split(',').map((n) => n.trim());
-  const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-  for (const n of names) {
-    if (!NAME.test(n)) throw new CliError(`Invalid --nodes ${JSON.stringify(raw)}: expected 'all' or node names separated by commas (letters, digits, '.', '_' or '-'), got ${JSON.stringify(n)}`);
+  const entries = v.split(',').map((n) => n.trim());
+  for (const n of entries) {
+    if (parseImageNodeEntry(n) === null) throw new CliError(`Invalid --nodes ${JSON.stringify(raw)}: expected 'all' or entries separated by commas, each ${IMAGE_NODE_ENTRY_RULE}; got ${JSON.stringify(n)}`);
   }
-  const twice = names.find((n, i) => names.indexOf(n) !== i);
-  if (twice !== undefined) throw new CliError(`Invalid --nodes ${JSON.stringify(raw)}: node '${twice}' is named twice`);
-  return names;
+  const twice = entries.find((n, i) => entries.indexOf(n) !== i);
+  if (twice !== undefined) throw new CliError(`Invalid --nodes ${JSON.stringify(raw)}: '${twice}' is named twice`);
+  return entries;
 }
 
 export function parseId(raw: string): number {
@@ -390,16 +390,16 @@ export function registerImagingCommands(program: Command, globals: GlobalOptions
     });
   image
     .command('set')
-    .description("change an image's settings: the nodes its revisions are replicated to (--nodes all or a,b), protection against capture (--protect, --no-protect)")
+    .description("change an image's settings: the nodes its revisions are replicated to (--nodes all, or a,b,group:c), protection against capture (--protect, --no-protect)")
     .argument('<name>')
-    .option('--nodes <nodes>', "'all' (every node) or node names separated by commas")
+    .option('--nodes <nodes>', "'all' (every node), or node names and group:NAME (every node whose node.groups has NAME) separated by commas")
     .option('--protect', 'refuse capture tasks into the image')
     .option('--no-protect', 'accept capture tasks into the image again')
     .action(async (name: string, opts: { nodes?: string; protect?: boolean }) => {
-      const body: { nodes?: 'all' | string[]; protected?: boolean } = {};
+      const body: { nodes?: ImageNodes; protected?: boolean } = {};
       if (opts.nodes !== undefined) body.nodes = parseNodesOption(opts.nodes);
       if (opts.protect !== undefined) body.protected = opts.protect;
-      if (Object.keys(body).length === 0) throw new CliError('Nothing to change: give --nodes all|NAME,NAME..., --protect or --no-protect');
+      if (Object.keys(body).length === 0) throw new CliError('Nothing to change: give --nodes all|NAME,group:NAME,..., --protect or --no-protect');
       const r = await (await api()).request<ImageInfoOut>('PATCH', imagePath(name), body);
       if (globals.json) printJson(r);
       else printLine(`Image ${r.name}: replicated to ${r.nodes === 'all' ? 'all nodes' : `nodes ${r.nodes.join(', ')}`}; ${r.protected ? 'protected against capture' : 'not protected'}`);

@@ -4,14 +4,14 @@
  */
 import type { Command } from 'commander';
 import type { DeletedName, Node, NodeList } from '../http/schemas/index.js';
-import { isValidName } from '../model/validate.js';
+import { isValidName, NAME_RULE } from '../model/validate.js';
 import { connect } from './client.js';
 import { UsageError, type GlobalOptions } from './globals.js';
 import { formatBytes } from './imaging.js';
 import { printJson, printLine, printTable } from './output.js';
 
 function nodePath(name: string): string {
-  if (!isValidName(name)) throw new UsageError(`A node name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit: current value is ${JSON.stringify(name)}`);
+  if (!isValidName(name)) throw new UsageError(`A node name is ${NAME_RULE}: current value is ${JSON.stringify(name)}`);
   return `/nodes/${encodeURIComponent(name)}`;
 }
 
@@ -27,7 +27,7 @@ function space(n: Pick<Node, 'freeBytes' | 'capacityBytes'>): string | null {
 }
 
 export function nodeRows(nodes: readonly Node[]): Array<Array<string | null>> {
-  return nodes.map((n) => [n.self ? `${n.name} *` : n.name, n.state, n.addresses.join(' '), n.subnets.join(' '), space(n), heartbeatText(n), n.version]);
+  return nodes.map((n) => [n.self ? `${n.name} *` : n.name, n.state, n.addresses.join(' '), n.subnets.join(' '), n.groups.join(' '), space(n), heartbeatText(n), n.version]);
 }
 
 function printNode(n: Node): void {
@@ -36,6 +36,7 @@ function printNode(n: Node): void {
     ['state', n.state],
     ['addresses', n.addresses.join(' ')],
     ['subnets', n.subnets.join(' ') || null],
+    ['groups', n.groups.join(' ') || null],
     ['http', n.httpUrl],
     ['https', n.httpsUrl],
     ['free', space(n)],
@@ -57,11 +58,11 @@ export function registerNodeCommands(program: Command, globals: GlobalOptions): 
     .action(async () => {
       const r = await (await api()).request<NodeList>('GET', '/nodes');
       if (globals.json) printJson(r);
-      else printTable(['NAME', 'STATE', 'ADDRESSES', 'SUBNETS', 'FREE', 'HEARTBEAT', 'VERSION'], nodeRows(r.nodes), 'No nodes.');
+      else printTable(['NAME', 'STATE', 'ADDRESSES', 'SUBNETS', 'GROUPS', 'FREE', 'HEARTBEAT', 'VERSION'], nodeRows(r.nodes), 'No nodes.');
     });
   node
     .command('show')
-    .description('one node: addresses, subnets, URLs, free space, heartbeat')
+    .description('one node: addresses, subnets, groups, URLs, free space, heartbeat')
     .argument('<name>')
     .action(async (name: string) => {
       const n = await (await api()).request<Node>('GET', nodePath(name));

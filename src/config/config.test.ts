@@ -300,3 +300,15 @@ test('loadConfig() has HTTPS on 8443 from our own CA by default, and refuses hal
   assert.equal(ok({ http: { port: 0 }, https: { port: 0 } }).https.port, 0);
   bad({ https: { host: 'eth0' } }, /^'https\.host' must be an IPv4 address, '::' or 'localhost'/);
 });
+
+test('loadConfig() has node.groups (none by default): group names with node names\' syntax, none twice', () => {
+  const ok = (o: ConfigOverrides) => loadConfig({ cwd: '/srv', overrides: o });
+  const bad = (o: ConfigOverrides, re: RegExp) => assert.throws(() => ok(o), configError(re));
+  assert.deepEqual(ok({}).node.groups, []);
+  assert.deepEqual(ok({ node: { groups: ['building-a', 'lab.2'] } }).node.groups, ['building-a', 'lab.2']);
+  bad({ node: { groups: 'building-a' as never } }, /^'node\.groups' must be a list of group names: current value is "building-a"$/);
+  bad({ node: { groups: ['ok', 'bad name'] } }, /^'node\.groups\[1\]' must be a group name \(1-64 letters, digits, '\.', '_' or '-', starting with a letter or digit\): current value is "bad name"$/);
+  bad({ node: { groups: [7 as never] } }, /^'node\.groups\[0\]' must be a group name .*: current value is 7$/);
+  bad({ node: { groups: ['group:lab'] } }, /^'node\.groups\[0\]' must be a group name \(.*\) \(without 'group:': that prefix marks a group in an image's --nodes, not here\): current value is "group:lab"$/);
+  bad({ node: { groups: ['lab', 'x', 'lab'] } }, /^'node\.groups\[2\]' names group 'lab' a second time \(first at node\.groups\[0\]\): current value is "lab"$/);
+});

@@ -11,7 +11,8 @@ import { ipxeArgsProblem, ipxeUrlProblem } from '../boot/ipxe.js';
 import { parseOptionValue } from '../dhcp/option-values.js';
 import { buildSubnets, parseCidr, type OptionSetting, type PoolSettings } from '../dhcp/subnets.js';
 import { isDnsName } from '../model/dns-name.js';
-import { NAME_PATTERN } from '../model/validate.js';
+import { isValidName, NAME_PATTERN, NAME_RULE } from '../model/validate.js';
+import { GROUP_PREFIX } from '../model/image-nodes.js';
 import { DATABASE_URL_ENV, databaseUrlProblem, redactUrl } from '../model/database-url.js';
 import { MAX_RATE_MBPS, multicastAddressProblem, parseMulticastPorts } from '../model/multicast.js';
 import type { FleetbootError } from '../lib/errors.js';
@@ -214,6 +215,20 @@ function cidrList(value: unknown, key: string): string[] {
     } catch (err) {
       throw configError(`${key}[${i}]`, `must be a subnet such as "10.1.2.0/24" with a prefix of 1-30 (${(err as Error).message})`, v);
     }
+  });
+}
+
+/** `node.groups`: ["building-a", ...], each with a node name's syntax, none twice. */
+function groupNames(value: unknown, key: string): string[] {
+  const l = list(value, key, 'a list of group names');
+  return l.map((v, i) => {
+    const k = `${key}[${i}]`;
+    if (typeof v !== 'string' || !isValidName(v)) {
+      const hint = typeof v === 'string' && v.startsWith(GROUP_PREFIX) ? ` (without '${GROUP_PREFIX}': that prefix marks a group in an image's --nodes, not here)` : '';
+      throw configError(k, `must be a group name (${NAME_RULE})${hint}`, v);
+    }
+    if (l.indexOf(v) !== i) throw configError(k, `names group '${v}' a second time (first at ${key}[${l.indexOf(v)}])`, v);
+    return v;
   });
 }
 
@@ -421,12 +436,16 @@ export const CONFIG_SCHEMA: SchemaOf<FleetbootConfig> = {
     name: string({
       nullable: true,
       default: null,
-      pattern: { re: new RegExp(NAME_PATTERN), means: "a node name (1-64 letters, digits, '.', '_' or '-', starting with a letter or digit)" },
+      pattern: { re: new RegExp(NAME_PATTERN), means: `a node name (${NAME_RULE})` },
       doc: 'This server\'s name among the nodes sharing the database (unique); null = the host name.',
     }),
     subnets: custom('a list of subnets such as "10.1.2.0/24"', cidrList, {
       default: [],
       doc: "Subnets this node serves through relays, besides its DHCP pools' subnets and its own segment (which node serves a machine).",
+    }),
+    groups: custom('a list of group names', groupNames, {
+      default: [],
+      doc: 'Groups this node is in (FOG\'s storage groups): an image assigned to group:NAME (`fleetboot image set IMAGE --nodes group:NAME`) is pulled by every node in that group.',
     }),
     heartbeatSeconds: integer(1, 3600, { default: 10, doc: 'Seconds between heartbeats in the nodes table; a node is down after 3 missed beats.' }),
   },

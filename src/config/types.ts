@@ -156,6 +156,8 @@ export interface FleetbootConfig {
     name: string | null;
     /** Relayed subnets it serves besides its pools' and its own segment. */
     subnets: string[];
+    /** The groups it is in: images assigned to `group:NAME` are pulled by every node in the group. */
+    groups: string[];
     heartbeatSeconds: number;
   };
   /** Verified image replication between nodes (src/replication/service.ts). */

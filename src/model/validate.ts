@@ -6,6 +6,8 @@
 /** Boot entry and host names. */
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
 const NAME_RE = new RegExp(NAME_PATTERN);
+/** NAME_PATTERN as messages say it (node names, node groups, boot entries, hosts). */
+export const NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit";
 
 /** Files of a boot entry, stored flat in <dataDir>/entries/<name>/. */
 export const FILE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$';

@@ -19,6 +19,9 @@
  *   pools do not say which node is near a subnet: the operator does);
  *   otherwise the subnet of its own address (proxy or no DHCP; not
  *   loopback) plus node.subnets (relayed subnets).
+ * - Its groups: node.groups, published in its row at register and at every
+ *   heartbeat (like its certificate): an image assigned to `group:NAME`
+ *   is pulled by every node in that group (src/model/image-nodes.ts).
  * - When its row is removed while it runs (`node rm --force`), it registers
  *   again at its next heartbeat; when another server took its name over
  *   (possible only while this one was down), it logs an error and stops beating.
@@ -29,7 +32,7 @@ import type { FleetbootConfig } from '../config/config.js';
 import { buildSubnets, maskPrefix, parseCidr, subnetOf } from '../dhcp/subnets.js';
 import { errorMessage, FleetbootError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { isValidName } from '../model/validate.js';
+import { isValidName, NAME_RULE } from '../model/validate.js';
 import type { Store } from '../store/db.js';
 import { ensureNodeSecret, hashNodeSecret } from '../store/node-secret.js';
 import { getNode, heartbeatNode, markNodeStopped, registerNode, type NodeRecord } from '../store/nodes.js';
@@ -70,7 +73,7 @@ export interface NodeService {
 export function resolveNodeName(config: Readonly<FleetbootConfig>, host: string = hostname()): string {
   if (config.node.name !== null) return config.node.name;
   if (isValidName(host)) return host;
-  throw new FleetbootError('CONFIG', `The host name ${JSON.stringify(host)} cannot be a node name (1-64 letters, digits, '.', '_' or '-', starting with a letter or digit): set node.name in the config or --node-name NAME`);
+  throw new FleetbootError('CONFIG', `The host name ${JSON.stringify(host)} cannot be a node name (${NAME_RULE}): set node.name in the config or --node-name NAME`);
 }
 
 /** The subnets this node serves (see the header), deduplicated, in order. */
@@ -116,6 +119,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
   const hash = hashNodeSecret(secret);
   const addresses = [deps.serverIp];
   const subnets = servedSubnets(config, deps.serverIp);
+  const groups = [...config.node.groups];
   let timer: NodeJS.Timeout | null = null;
   let beating: Promise<boolean> | null = null;
   let starting = false;
@@ -129,7 +133,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
     const { httpUrl, httpsUrl } = deps.urls();
     const r = await registerNode(
       store.db,
-      { name, addresses, subnets, httpUrl, httpsUrl, tlsSha256: tlsSha256(), capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null, version: deps.version, heartbeatSeconds: config.node.heartbeatSeconds, credentialHash: hash },
+      { name, addresses, subnets, groups, httpUrl, httpsUrl, tlsSha256: tlsSha256(), capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null, version: deps.version, heartbeatSeconds: config.node.heartbeatSeconds, credentialHash: hash },
       now(),
     );
     if (r.tookOverFrom) log.warn({ node: name, was: r.tookOverFrom.addresses, heartbeatAt: r.tookOverFrom.heartbeatAt }, `node ${name} took over the name from a down node with another credential (last heartbeat ${r.tookOverFrom.heartbeatAt})`);
@@ -139,7 +143,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
   async function beatOnce(): Promise<boolean> {
     if (lost || closed) return false;
     const sp = await space();
-    if (await heartbeatNode(store.db, name, hash, { capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null, tlsSha256: tlsSha256() }, now())) return true;
+    if (await heartbeatNode(store.db, name, hash, { capacityBytes: sp?.capacityBytes ?? null, freeBytes: sp?.freeBytes ?? null, groups, tlsSha256: tlsSha256() }, now())) return true;
     const row = await getNode(store.db, name, now());
     if (row === null) {
       log.warn({ node: name }, `node ${name}: its row was removed while it runs (node rm --force); registering again`);
@@ -180,7 +184,7 @@ export function createNodeService(deps: NodeServiceDeps): NodeService {
       }
       started = true;
       if (created) log.info({ node: name }, `node secret created for ${name} (mode 0600)`);
-      log.info({ node: name, addresses, subnets, heartbeatSeconds: config.node.heartbeatSeconds }, `registered as node ${name} (serves ${subnets.length ? subnets.join(', ') : 'no subnet'})`);
+      log.info({ node: name, addresses, subnets, groups, heartbeatSeconds: config.node.heartbeatSeconds }, `registered as node ${name} (serves ${subnets.length ? subnets.join(', ') : 'no subnet'}; ${groups.length ? `groups ${groups.join(', ')}` : 'in no group'})`);
       timer = setInterval(() => void beat(), config.node.heartbeatSeconds * 1000);
       timer.unref();
       return self;

@@ -8,7 +8,8 @@
  * cut in the middle resumes with Range; a flipped byte in B's copy is found
  * by re-verification and pulled again; B never serves an unverified copy; a
  * peer showing another certificate is refused, and one with HTTPS off only
- * with replication.allowPlainHttp; per-image node assignment; revisions
+ * with replication.allowPlainHttp; per-image node assignment, by node name
+ * and by node group (node.groups: A is in building-a, B in building-b); revisions
  * stored before copies were recorded are adopted by the node holding their
  * files; directories of revisions gone from the store are pruned.
  */
@@ -35,7 +36,7 @@ const STREAM = 'p1.pcl.zst';
 const SIZE = 3 * 1024 * 1024 + 123;
 const SKIP = testStoreDialect() === 'sqlite' ? 'two servers share one store only on PostgreSQL (the PostgreSQL pass of the test command runs this)' : false;
 
-function config(dataDir: string, ip: string, name: string, url: string): ReturnType<typeof loadConfig> {
+function config(dataDir: string, ip: string, name: string, groups: string[], url: string): ReturnType<typeof loadConfig> {
   return loadConfig({
     overrides: {
       dataDir,
@@ -46,7 +47,7 @@ function config(dataDir: string, ip: string, name: string, url: string): ReturnT
       dhcp: { mode: 'off' },
       store: { url },
       // Beats would publish the certificate again while a test changes what is published.
-      node: { name, heartbeatSeconds: 3600 },
+      node: { name, groups, heartbeatSeconds: 3600 },
       // No timers: the test calls pullOnce() and verifyOnce().
       replication: { enabled: false, verifyIntervalHours: 0 },
     },
@@ -86,8 +87,8 @@ test('replication between two nodes over pinned HTTPS', { skip: SKIP }, async (t
   const services: ReplicationService[] = [];
   try {
     [a, b] = await Promise.all([
-      startFleetboot(config(dirA, '127.0.0.1', 'node-a', url), { logger: silentLogger, ipxeDir: join(root, 'no-ipxe') }),
-      startFleetboot(config(dirB, '127.0.0.2', 'node-b', url), { logger: silentLogger, ipxeDir: join(root, 'no-ipxe') }),
+      startFleetboot(config(dirA, '127.0.0.1', 'node-a', ['building-a'], url), { logger: silentLogger, ipxeDir: join(root, 'no-ipxe') }),
+      startFleetboot(config(dirB, '127.0.0.2', 'node-b', ['building-b'], url), { logger: silentLogger, ipxeDir: join(root, 'no-ipxe') }),
     ]);
     const A = a;
     const B = b;
@@ -135,6 +136,9 @@ test('replication between two nodes over pinned HTTPS', { skip: SKIP }, async (t
       return s;
     };
     const repl = make();
+    /** PATCH /api/v1/images/NAME through A (what `fleetboot image set NAME --nodes ...` sends). */
+    const patchImage = (image: string, body: unknown) =>
+      fetch(`${A.url}/api/v1/images/${image}`, { method: 'PATCH', headers: { authorization: `Bearer ${A.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const fromB = (path: string, headers: Record<string, string> = {}) => fetch(`${B.baseUrl.replace(/\/+$/, '')}${path}`, { headers: { authorization: A.node.authorization(), ...headers } });
 
     await t.test('B pulls over HTTPS, resumes a cut pull with Range, re-verifies, and serves only verified copies', async () => {
@@ -294,16 +298,35 @@ test('replication between two nodes over pinned HTTPS', { skip: SKIP }, async (t
       assert.equal(await getCopy(sB.db, 'lab', 1, 'node-b'), null);
       assert.deepEqual(only(await replicationLag(sA.db), 'lab'), []);
       // Through the API (what `fleetboot image set lab --nodes node-a,node-b` sends).
-      const patch = (body: unknown) => fetch(`${A.url}/api/v1/images/lab`, { method: 'PATCH', headers: { authorization: `Bearer ${A.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      let res = await patch({ nodes: ['node-a', 'node-z'] });
+      let res = await patchImage('lab', { nodes: ['node-a', 'node-z'] });
       assert.equal(res.status, 400);
       assert.match(((await res.json()) as { message: string }).message, /Image 'lab': no node is registered as 'node-z' \(known nodes: node-a, node-b;/);
-      res = await patch({ nodes: ['node-b', 'node-a'] });
+      res = await patchImage('lab', { nodes: ['node-b', 'node-a'] });
       assert.equal(res.status, 200);
       assert.deepEqual(((await res.json()) as { nodes: unknown }).nodes, ['node-a', 'node-b']);
       assert.deepEqual(only(await replicationLag(sA.db), 'lab').map((l) => [l.node, l.state]), [['node-b', 'missing']]);
       assert.deepEqual(only(await repl.pullOnce(), 'lab').map((r) => r.outcome), ['verified']);
       await removeImage(sA, 'lab');
+    });
+
+    await t.test('a node pulls the images assigned to one of its groups (node.groups), not those of other groups', async () => {
+      assert.deepEqual((await A.node.self())?.groups, ['building-a'], 'A publishes its node.groups');
+      assert.deepEqual((await B.node.self())?.groups, ['building-b']);
+      await writeRevision(sA, 'by-group', 'node-a', randomBytes(32 * 1024));
+      await setImageNodes(sA.db, 'by-group', ['group:building-a']);
+      assert.deepEqual(only(await repl.pullOnce(), 'by-group'), [], "B is not in building-a");
+      assert.equal(await getCopy(sB.db, 'by-group', 1, 'node-b'), null);
+      assert.deepEqual(only(await replicationLag(sA.db), 'by-group'), [], 'A, the only node in building-a, holds it');
+      // Through the API (what `fleetboot image set by-group --nodes group:building-b` sends).
+      let res = await patchImage('by-group', { nodes: ['group:building-c'] });
+      assert.equal(res.status, 400);
+      assert.match(((await res.json()) as { message: string }).message, /Image 'by-group': no registered node is in group 'building-c' \(known groups: building-a, building-b;/);
+      res = await patchImage('by-group', { nodes: ['group:building-b'] });
+      assert.equal(res.status, 200);
+      assert.deepEqual(((await res.json()) as { nodes: unknown }).nodes, ['group:building-b']);
+      assert.deepEqual(only(await replicationLag(sA.db), 'by-group').map((l) => [l.node, l.state]), [['node-b', 'missing']]);
+      assert.deepEqual(only(await repl.pullOnce(), 'by-group').map((r) => r.outcome), ['verified']);
+      await removeImage(sA, 'by-group');
     });
 
     await t.test('revisions stored before copies were recorded are adopted by the node holding their files, then pulled', async () => {

@@ -5,9 +5,11 @@
  *
  * - What is pulled: the ready revisions (pending ones wait for approval) of
  *   the images assigned to this node: images.nodes is 'all' (the default)
- *   or a list of node names (`fleetboot image set NAME --nodes a,b`,
- *   src/store/images.ts setImageNodes). A node no longer named keeps what it
- *   holds and serves it; it pulls nothing new of that image.
+ *   or a list of node names and groups (`fleetboot image set NAME --nodes
+ *   a,group:b`, src/store/images.ts setImageNodes) that names this node or
+ *   one of the groups its row publishes (node.groups; src/model/image-nodes.ts
+ *   isAssigned). A node no longer assigned keeps what it holds and serves
+ *   it; it pulls nothing new of that image.
  * - Revisions made before copies were recorded (no revision_copies row at
  *   all): at the first round after start (`adoptOnce`) a node that has such
  *   a revision's files in its images root hashes them against the manifest
@@ -62,8 +64,9 @@ import { errorMessage } from '../lib/errors.js';
 import { openFileSink } from '../lib/file-sink.js';
 import type { Store } from '../store/db.js';
 import { copiesOnNode, deleteCopy, getCopy, setCopy, setCopyProgress, verifiedHolders, type CopyState } from '../store/copies.js';
-import { getRevision, imageNodesOf, isAssigned, type RevisionRecord } from '../store/images.js';
-import { liveNodes } from '../store/nodes.js';
+import { isAssigned } from '../model/image-nodes.js';
+import { getRevision, imageNodesOf, type RevisionRecord } from '../store/images.js';
+import { getNode, liveNodes } from '../store/nodes.js';
 import { hashFile, imagesRoot, MANIFEST_FILE, REPLICA_DIR } from '../imaging/image-store.js';
 import { PeerRefused, peerGet as defaultPeerGet, peerTarget, readBody, type PeerGet, type PeerTarget } from './peer.js';
 
@@ -195,7 +198,9 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
 
   async function wanted(): Promise<RevisionRecord[]> {
     const rows = await db.selectFrom('image_revisions').select(['image', 'number']).where('state', '=', 'ready').orderBy('image').orderBy('number').execute();
-    const assigned = new Map((await db.selectFrom('images').select(['name', 'nodes']).execute()).map((i) => [i.name, isAssigned(imageNodesOf(i.nodes), self)]));
+    // Its groups as its row publishes them (what setImageNodes and the doctor's lag see too); no row (removed, registering again): none.
+    const me = { name: self, groups: (await getNode(db, self))?.groups ?? [] };
+    const assigned = new Map((await db.selectFrom('images').select(['name', 'nodes']).execute()).map((i) => [i.name, isAssigned(imageNodesOf(i.nodes), me)]));
     const mine = new Map((await copiesOnNode(db, self)).map((c) => [`${c.image}/${c.number}`, c.state]));
     // Revisions with copy rows at all (without any, no node is known to hold them: see adoptOnce; and a row
     // for this node would stop the node that does hold one from serving it, see copies.ts servableOn).

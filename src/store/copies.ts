@@ -15,7 +15,8 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, RevisionCopyTable } from './schema.js';
-import { imageNodesOf, isAssigned } from './images.js';
+import { isAssigned } from '../model/image-nodes.js';
+import { imageNodesOf } from './images.js';
 import { liveNodes } from './nodes.js';
 
 type Db = Kysely<Database>;
@@ -150,13 +151,13 @@ export interface LagItem {
 
 /**
  * Replication lag: for every node that is up, the ready revisions assigned
- * to it (images.nodes, src/store/images.ts) that it holds no verified copy
- * of. Revisions without any copy row (stored before copies were recorded,
+ * to it (images.nodes names it or one of its groups: isAssigned in
+ * src/model/image-nodes.ts) that it holds no verified copy of. Revisions without any copy row (stored before copies were recorded,
  * no node known to hold them yet) are left out, as the pullers leave them.
  * Oldest first.
  */
 export async function replicationLag(db: Db, now: Date = new Date()): Promise<LagItem[]> {
-  const nodes = (await liveNodes(db, now)).map((n) => ({ name: n.name, createdAt: n.createdAt }));
+  const nodes = await liveNodes(db, now);
   if (nodes.length === 0) return [];
   const images = new Map((await db.selectFrom('images').select(['name', 'nodes']).execute()).map((i) => [i.name, imageNodesOf(i.nodes)]));
   const revs = await db.selectFrom('image_revisions').select(['image', 'number', 'created_at', 'approved_at']).where('state', '=', 'ready').execute();
@@ -173,7 +174,7 @@ export async function replicationLag(db: Db, now: Date = new Date()): Promise<La
     const assigned = images.get(r.image) ?? 'all';
     const ready = r.approved_at ?? r.created_at;
     for (const n of nodes) {
-      if (!isAssigned(assigned, n.name)) continue;
+      if (!isAssigned(assigned, n)) continue;
       const mine = rows.find((c) => c.node === n.name);
       if (mine?.state === 'verified') continue;
       out.push({

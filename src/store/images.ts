@@ -8,11 +8,13 @@
  * are managed by src/imaging/image-store.ts; this module holds only the SQL.
  */
 import type { Kysely, Selectable } from 'kysely';
+import { GROUP_PREFIX, IMAGE_NODE_ENTRY_RULE, parseImageNodeEntry, type ImageNodes } from '../model/image-nodes.js';
 import { parseManifest, type Manifest } from '../model/manifest.js';
 import { ACTIVE_TASK_STATES } from '../model/task.js';
 import { FleetbootError } from '../lib/errors.js';
 import type { Database, ImageRevisionTable } from './schema.js';
 import { lockFor } from './locks.js';
+import { listNodes } from './nodes.js';
 import { finishTask } from './tasks.js';
 
 export type RevisionState = 'ready' | 'pending';
@@ -54,12 +56,9 @@ export interface ImageInfo {
   manifestSha256: string;
   /** Capture tasks into this image are refused (setImageProtected). */
   protected: boolean;
-  /** The nodes its revisions are replicated to: 'all', or these node names (setImageNodes). */
+  /** The nodes its revisions are replicated to: 'all', or these node names and `group:NAME`s (setImageNodes). */
   nodes: ImageNodes;
 }
-
-/** Where an image's revisions are replicated: every node, or the named ones. */
-export type ImageNodes = 'all' | string[];
 
 /** images.nodes -> ImageNodes (null, or anything that is not a list of names: 'all'). */
 export function imageNodesOf(text: string | null): ImageNodes {
@@ -71,11 +70,6 @@ export function imageNodesOf(text: string | null): ImageNodes {
     // fall through
   }
   return 'all';
-}
-
-/** Is `node` assigned the revisions of an image whose setting is `nodes`? */
-export function isAssigned(nodes: ImageNodes, node: string): boolean {
-  return nodes === 'all' || nodes.includes(node);
 }
 
 /** One revision with what reading it needs. */
@@ -286,29 +280,38 @@ export async function setImageProtected(db: Db, name: string, on: boolean): Prom
 
 /**
  * Set the nodes image `name`'s revisions are replicated to: 'all', or a
- * list of registered node names (INVALID_INPUT for an empty list, a name
- * twice, or a name no node has registered under: the message lists the
- * known ones). NOT_FOUND. Nodes no longer named keep what they hold (they
- * stop pulling new revisions). Returns the image as lists show it.
+ * list of entries, each a registered node's name or `group:NAME` naming a
+ * group some registered node is in (its node.groups). INVALID_INPUT for an
+ * empty list, an entry of neither form, an entry twice, or a node or group
+ * no registered node has (the message lists the known ones). NOT_FOUND.
+ * Nodes no longer assigned keep what they hold (they stop pulling new
+ * revisions). Stored sorted: node names, then groups. Returns the image as
+ * lists show it.
  */
 export async function setImageNodes(db: Db, name: string, nodes: ImageNodes): Promise<ImageInfo> {
   let stored: string | null = null;
   if (nodes !== 'all') {
-    if (nodes.length === 0) throw new FleetbootError('INVALID_INPUT', `Image '${name}': a list of nodes is expected (node names, or 'all' for every node): got an empty list`);
-    const seen = new Set<string>();
-    for (const n of nodes) {
-      if (seen.has(n)) throw new FleetbootError('INVALID_INPUT', `Image '${name}': node '${n}' is named twice`);
-      seen.add(n);
+    if (nodes.length === 0) throw new FleetbootError('INVALID_INPUT', `Image '${name}': a list of nodes is expected (node names and group:NAME, or 'all' for every node): got an empty list`);
+    const named = { node: new Set<string>(), group: new Set<string>() };
+    for (const entry of nodes) {
+      const e = parseImageNodeEntry(entry);
+      if (e === null) throw new FleetbootError('INVALID_INPUT', `Image '${name}': each entry must be ${IMAGE_NODE_ENTRY_RULE}: got ${JSON.stringify(entry)}`);
+      if (named[e.kind].has(e.name)) throw new FleetbootError('INVALID_INPUT', `Image '${name}': ${e.kind} '${e.name}' is named twice`);
+      named[e.kind].add(e.name);
     }
-    const known = (await db.selectFrom('nodes').select('name').orderBy('name').execute()).map((r) => r.name);
-    const unknown = nodes.filter((n) => !known.includes(n));
-    if (unknown.length > 0) {
-      throw new FleetbootError(
-        'INVALID_INPUT',
-        `Image '${name}': no node is registered as ${unknown.map((n) => `'${n}'`).join(', ')} (known nodes: ${known.length ? known.join(', ') : 'none'}; a node is known once it has started against this database, see fleetboot node list)`,
-      );
-    }
-    stored = JSON.stringify([...nodes].sort());
+    const registered = await listNodes(db);
+    const knownNodes = registered.map((n) => n.name);
+    const knownGroups = [...new Set(registered.flatMap((n) => n.groups))].sort();
+    const unknownNodes = [...named.node].filter((n) => !knownNodes.includes(n));
+    const unknownGroups = [...named.group].filter((g) => !knownGroups.includes(g));
+    const listed = (names: string[]): string => names.map((n) => `'${n}'`).join(', ');
+    const known = (names: string[]): string => (names.length ? names.join(', ') : 'none');
+    const problems = [
+      ...(unknownNodes.length ? [`no node is registered as ${listed(unknownNodes)} (known nodes: ${known(knownNodes)}; a node is known once it has started against this database, see fleetboot node list)`] : []),
+      ...(unknownGroups.length ? [`no registered node is in group ${listed(unknownGroups)} (known groups: ${known(knownGroups)}; a node's groups are its node.groups, published when it starts, see fleetboot node list)`] : []),
+    ];
+    if (problems.length > 0) throw new FleetbootError('INVALID_INPUT', `Image '${name}': ${problems.join('; ')}`);
+    stored = JSON.stringify([...[...named.node].sort(), ...[...named.group].sort().map((g) => `${GROUP_PREFIX}${g}`)]);
   }
   const r = await db.updateTable('images').set({ nodes: stored }).where('name', '=', name).executeTakeFirst();
   if (Number(r.numUpdatedRows) !== 1) throw new FleetbootError('NOT_FOUND', `No image named '${name}'`);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
+import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, sql } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
 import { ensureNodeSecret, hashNodeSecret, nodeSecretPath, readNodeSecret } from './node-secret.js';
 import { DOWN_AFTER_BEATS, getNode, heartbeatNode, listNodes, liveNodes, markNodeStopped, nodeForSubnet, registerNode, removeNode, type NodeRegistration } from './nodes.js';
@@ -79,6 +79,43 @@ test(`a node is down after ${DOWN_AFTER_BEATS} missed heartbeats, or at once aft
     assert.equal(again.node.stoppedAt, null);
     assert.equal(again.node.startedAt, at(50).toISOString());
   });
+});
+
+test('a node publishes its groups (node.groups) at register and at each heartbeat; a group name is a node name', async () => {
+  await withTempStore('nodes-groups', async (s) => {
+    assert.deepEqual((await registerNode(s.db, reg('pxe-a', HASH_A), T0)).node.groups, [], 'none given: none');
+    const r = await registerNode(s.db, reg('pxe-a', HASH_A, { groups: ['building-a', 'lab'] }), at(1));
+    assert.deepEqual(r.node.groups, ['building-a', 'lab']);
+    assert.equal(await heartbeatNode(s.db, 'pxe-a', HASH_A, { groups: ['building-b'] }, at(2)), true);
+    assert.deepEqual((await getNode(s.db, 'pxe-a', at(2)))?.groups, ['building-b']);
+    assert.equal(await heartbeatNode(s.db, 'pxe-a', HASH_A, {}, at(3)), true);
+    assert.deepEqual((await listNodes(s.db, at(3)))[0]?.groups, ['building-b'], 'a beat without groups keeps them');
+    const badGroup = (e: unknown) => e instanceof FleetbootError && e.code === 'INVALID_INPUT' && /^A node group name is 1-64 letters, .*: got "group:x" \(set node\.groups\)$/.test(e.message);
+    await assert.rejects(registerNode(s.db, reg('pxe-b', HASH_B, { groups: ['ok', 'group:x'] }), T0), badGroup);
+    await assert.rejects(heartbeatNode(s.db, 'pxe-a', HASH_A, { groups: ['group:x'] }, at(4)), badGroup);
+    assert.equal(await getNode(s.db, 'pxe-b', T0), null);
+  });
+});
+
+test('migration 20261216T1200_node_groups: nodes registered before it are in no group', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetboot-node-groups-up-'));
+  try {
+    // On PostgreSQL (the test command's second pass) both opens use one new database.
+    const url = await testDatabaseUrl(dir);
+    const old = await openStore(dir, { url, migrations: migrations.filter((m) => m.name < '20261216T1200') });
+    // The table as it was: no groups column yet (so plain SQL, not the typed builder).
+    await sql`INSERT INTO nodes (name, addresses, subnets, version, started_at, heartbeat_at, heartbeat_seconds, credential_hash, created_at)
+      VALUES ('pxe-old', '[]', '[]', '0.1.0', ${T0.toISOString()}, ${T0.toISOString()}, 10, ${HASH_A}, ${T0.toISOString()})`.execute(old.db);
+    await old.close();
+    const store = await openStore(dir, { url });
+    try {
+      assert.deepEqual((await getNode(store.db, 'pxe-old', T0))?.groups, []);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a name held by a node that is up with another credential is refused, with the story; a down one is taken over; a restart is not a clash', async () => {

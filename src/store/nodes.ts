@@ -18,7 +18,7 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import { FleetbootError } from '../lib/errors.js';
-import { IPV4_PATTERN, isValidName } from '../model/validate.js';
+import { IPV4_PATTERN, isValidName, NAME_RULE } from '../model/validate.js';
 import type { Database, NodeTable } from './schema.js';
 
 type Db = Kysely<Database>;
@@ -33,6 +33,8 @@ export interface NodeRecord {
   name: string;
   addresses: string[];
   subnets: string[];
+  /** The groups it is in (its node.groups): images assigned to `group:NAME` are its too. */
+  groups: string[];
   httpUrl: string | null;
   httpsUrl: string | null;
   /** sha256 (hex) of the certificate its HTTPS serves, which the other nodes pin; null: HTTPS is off. */
@@ -56,6 +58,8 @@ export interface NodeRegistration {
   name: string;
   addresses: readonly string[];
   subnets: readonly string[];
+  /** Its node.groups (names as node names); absent: none. */
+  groups?: readonly string[];
   httpUrl: string | null;
   httpsUrl: string | null;
   /** sha256 (hex, of the DER) of the certificate its HTTPS serves; null or absent: HTTPS is off. */
@@ -104,6 +108,7 @@ function toNode(r: Selectable<NodeTable>, now: Date): NodeRecord {
     name: r.name,
     addresses: jsonList(r.addresses),
     subnets: jsonList(r.subnets),
+    groups: jsonList(r.groups),
     httpUrl: r.http_url,
     httpsUrl: r.https_url,
     tlsSha256: r.tls_sha256,
@@ -121,10 +126,17 @@ function toNode(r: Selectable<NodeTable>, now: Date): NodeRecord {
 }
 
 function checkRegistration(reg: NodeRegistration): void {
-  if (!isValidName(reg.name)) throw new FleetbootError('INVALID_INPUT', `A node name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit: got ${JSON.stringify(reg.name)} (set node.name or --node-name)`);
+  if (!isValidName(reg.name)) throw new FleetbootError('INVALID_INPUT', `A node name is ${NAME_RULE}: got ${JSON.stringify(reg.name)} (set node.name or --node-name)`);
+  checkGroups(reg.groups ?? []);
   if (!HASH_RE.test(reg.credentialHash)) throw new TypeError('registerNode(): credentialHash must be 64 hex digits');
   if (reg.tlsSha256 != null && !HASH_RE.test(reg.tlsSha256)) throw new TypeError(`registerNode(): tlsSha256 must be 64 lower-case hex digits or null: got ${JSON.stringify(reg.tlsSha256)}`);
   if (!Number.isInteger(reg.heartbeatSeconds) || reg.heartbeatSeconds < 1) throw new TypeError(`registerNode(): heartbeatSeconds must be a positive integer: got ${reg.heartbeatSeconds}`);
+}
+
+/** Group names follow node names' syntax (the config checks node.groups the same way first). */
+function checkGroups(groups: readonly string[]): void {
+  const bad = groups.find((g) => !isValidName(g));
+  if (bad !== undefined) throw new FleetbootError('INVALID_INPUT', `A node group name is ${NAME_RULE}: got ${JSON.stringify(bad)} (set node.groups)`);
 }
 
 /** The whole message of a refused registration: which node holds the name, and what to do. */
@@ -156,6 +168,7 @@ export async function registerNode(db: Db, reg: NodeRegistration, now: Date = ne
   const values = {
     addresses: JSON.stringify(reg.addresses),
     subnets: JSON.stringify(reg.subnets),
+    groups: JSON.stringify(reg.groups ?? []),
     http_url: reg.httpUrl,
     https_url: reg.httpsUrl,
     tls_sha256: reg.tlsSha256 ?? null,
@@ -207,6 +220,8 @@ export interface HeartbeatUpdate {
   freeBytes?: number | null;
   addresses?: readonly string[];
   subnets?: readonly string[];
+  /** Its node.groups (names as node names). */
+  groups?: readonly string[];
   /** The certificate HTTPS serves now (it changes when renewed). */
   tlsSha256?: string | null;
 }
@@ -217,6 +232,7 @@ export interface HeartbeatUpdate {
  * while this one was down).
  */
 export async function heartbeatNode(db: Db, name: string, credentialHash: string, update: HeartbeatUpdate = {}, now: Date = new Date()): Promise<boolean> {
+  if (update.groups !== undefined) checkGroups(update.groups);
   const r = await db
     .updateTable('nodes')
     .set({
@@ -226,6 +242,7 @@ export async function heartbeatNode(db: Db, name: string, credentialHash: string
       ...(update.freeBytes !== undefined ? { free_bytes: update.freeBytes } : {}),
       ...(update.addresses !== undefined ? { addresses: JSON.stringify(update.addresses) } : {}),
       ...(update.subnets !== undefined ? { subnets: JSON.stringify(update.subnets) } : {}),
+      ...(update.groups !== undefined ? { groups: JSON.stringify(update.groups) } : {}),
       ...(update.tlsSha256 !== undefined ? { tls_sha256: update.tlsSha256 } : {}),
     })
     .where('name', '=', name)

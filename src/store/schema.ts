@@ -468,6 +468,8 @@ export interface NodeTable {
   created_at: string;
   /** sha256 (hex, of the DER) of the certificate its HTTPS serves (pinned by the other nodes); null: HTTPS is off. */
   tls_sha256: string | null;
+  /** JSON: the groups it is in (node.groups; names as NAME_PATTERN), for images assigned to `group:NAME`. */
+  groups: Generated<string>;
 }
 
 /** A node's copy of an image revision (src/store/copies.ts). */

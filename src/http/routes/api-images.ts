@@ -78,7 +78,7 @@ export async function imageRoutes(fastify: FastifyInstance, ctx: AppContext): Pr
   app.patch('/images/:name', { config: { role: 'operator' }, schema: imagesApi.protect }, async (req): Promise<ImageInfo> => {
     const { name } = req.params;
     const { protected: protect, nodes } = req.body;
-    if (protect === undefined && nodes === undefined) throw new FleetbootError('INVALID_INPUT', 'Nothing to change: give protected (true or false) and/or nodes (\'all\' or a list of node names)');
+    if (protect === undefined && nodes === undefined) throw new FleetbootError('INVALID_INPUT', 'Nothing to change: give protected (true or false) and/or nodes (\'all\' or a list of node names and group:NAME)');
     let info: ImageInfo | null = null;
     if (nodes !== undefined) {
       info = await setImageNodes(store.db, name, nodes === 'all' ? 'all' : [...nodes]);

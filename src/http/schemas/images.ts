@@ -1,17 +1,18 @@
 /**
  * Images and their revisions: /api/v1/images... (see ./common.ts).
  */
+import { IMAGE_NODE_ENTRY_PATTERN } from '../../model/image-nodes.js';
 import { dateTime, deletedNameSchema, errorResponses, nameParams, nameString, nullableDateTime, nullableInt, nullableString } from './common.js';
 import type { ApiType } from './index.js';
 
 const TABLE_TYPES = ['dos', 'gpt'] as const;
 
-/** 'all', or the node names an image's revisions are replicated to. */
+/** 'all', or the node names and `group:NAME`s an image's revisions are replicated to. */
 const imageNodesSchema = {
-  description: "The nodes its revisions are replicated to: 'all' (the default) or a list of node names.",
+  description: "The nodes its revisions are replicated to: 'all' (the default) or a list of node names and `group:NAME` (every node whose node.groups has NAME).",
   anyOf: [
     { type: 'string', enum: ['all'] },
-    { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } },
+    { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', pattern: IMAGE_NODE_ENTRY_PATTERN } },
   ],
 } as const;
 
@@ -142,7 +143,7 @@ export const imagesApi = {
   protect: {
     tags: ['images'],
     summary: "Change an image's settings: protection against capture, the nodes it is replicated to",
-    description: "`protected`: a protected image refuses capture tasks into it (409); deploys, rollback and approval go on. 409 protecting it while a capture into it is active. `nodes`: 'all' or a list of registered node names its revisions are replicated to (400 for an unknown name).",
+    description: "`protected`: a protected image refuses capture tasks into it (409); deploys, rollback and approval go on. 409 protecting it while a capture into it is active. `nodes`: 'all' or a list of registered node names and `group:NAME` (every node whose node.groups has NAME) its revisions are replicated to (400 for an unknown node, or a group no registered node is in).",
     params: nameParams,
     body: { type: 'object', minProperties: 1, additionalProperties: false, properties: { protected: { type: 'boolean' }, nodes: imageNodesSchema } },
     response: { 200: { $ref: 'Image#' }, ...errorResponses },

@@ -21,6 +21,7 @@ import * as m20261214T1600 from './20261214T1600_agent_nonces.js';
 import * as m20261215T1200 from './20261215T1200_node_tls.js';
 import * as m20261215T1300 from './20261215T1300_image_nodes.js';
 import * as m20261215T1400 from './20261215T1400_lease_client_index.js';
+import * as m20261216T1200 from './20261216T1200_node_groups.js';
 
 export interface Migration {
   readonly name: string;
@@ -49,4 +50,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261215T1200_node_tls', up: m20261215T1200.up },
   { name: '20261215T1300_image_nodes', up: m20261215T1300.up },
   { name: '20261215T1400_lease_client_index', up: m20261215T1400.up },
+  { name: '20261216T1200_node_groups', up: m20261216T1200.up },
 ];
