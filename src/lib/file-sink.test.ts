@@ -80,3 +80,24 @@ test('file sink: when the source fails, every byte received is written and the f
 test('file sink: a start that is not a byte offset is refused, saying what it got', async () => {
   await assert.rejects(openFileSink('/nonexistent/x', { start: -1 }), /start must be a byte offset >= 0, got -1/);
 });
+
+test('file sink: tap sees every chunk before it is taken; what it throws fails the stream, and that chunk is not written', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fb-sink-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'out');
+  const parts = chunks(DATA);
+  let seen = 0;
+  const limit = 5 * 1024 * 1024;
+  const sink = await openFileSink(path, {
+    start: 0,
+    tap(chunk) {
+      if (seen + chunk.length > limit) throw new Error(`more than ${limit} bytes`);
+      seen += chunk.length;
+    },
+  });
+  await assert.rejects(pipeline(Readable.from(parts), sink), new RegExp(`more than ${limit} bytes`));
+  await sink.settled;
+  const got = readFileSync(path);
+  assert.equal(got.length, seen, 'every chunk the tap passed, and only those');
+  assert.ok(got.equals(DATA.subarray(0, seen)));
+});

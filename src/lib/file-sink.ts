@@ -66,6 +66,12 @@ export interface FileSinkOptions {
   mode?: number;
   /** false: never O_DIRECT (tests). */
   direct?: boolean;
+  /**
+   * Called with every chunk before it is taken (to count and hash it
+   * without one more stream in between); what it throws fails the stream,
+   * and nothing of that chunk is written.
+   */
+  tap?: (chunk: Buffer) => void;
 }
 
 interface Pending {
@@ -104,6 +110,7 @@ export class FileSink extends Writable {
     private readonly plainFd: number,
     private directFd: number | null,
     start: number,
+    private readonly tap: ((chunk: Buffer) => void) | null = null,
   ) {
     super({ highWaterMark: 64 * 1024 });
     this.direct = directFd !== null;
@@ -115,6 +122,13 @@ export class FileSink extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.tap !== null) {
+      try {
+        this.tap(chunk);
+      } catch (err) {
+        return cb(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
     let off = 0;
     const step = (): void => {
       if (this.failed) return cb(this.failed);
@@ -257,5 +271,5 @@ export async function openFileSink(path: string, opts: FileSinkOptions): Promise
     // Refused on tmpfs and some FUSE file systems (EINVAL): plain writes then.
     direct = await openP(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => null);
   }
-  return new FileSink(plain, direct, opts.start);
+  return new FileSink(plain, direct, opts.start, opts.tap ?? null);
 }

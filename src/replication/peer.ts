@@ -17,14 +17,19 @@
  *   replication.allowPlainHttp is true (default false: the node credential
  *   would cross in clear); integrity never depends on the transport (every
  *   byte is checked against the shared store's sha256s).
- * - Transfers are plain node:http(s) streams (no fetch / web streams in
- *   between), so a 2 GiB stream costs what the socket and the disk cost.
+ * - The exchange is one HTTP/1.1 GET with `Connection: close`, written
+ *   and read here on the socket (./peer.ts exchange): the answer's head is
+ *   parsed (status line and headers, at most MAX_HEAD_BYTES, no chunked
+ *   bodies: the node routes send Content-Length), and the body is the
+ *   socket itself, read straight by the caller. node:http's per-chunk
+ *   parsing and stream hops were a tenth of a 2 GiB pull's CPU; the caller
+ *   checks every body's length and sha256 anyway.
  */
 import { createHash } from 'node:crypto';
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import { isIP } from 'node:net';
+import { connect as tcpConnect, isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { errorMessage } from '../lib/errors.js';
 import type { NodeRecord } from '../store/nodes.js';
 
 /** Where and how to reach a peer. */
@@ -38,9 +43,14 @@ export interface PeerTarget {
 
 export interface PeerResponse {
   status: number;
-  headers: IncomingHttpHeaders;
+  /** Header names in lower case; a header given twice has its values joined with ', '. */
+  headers: Readonly<Record<string, string>>;
+  /** The body (the socket: read it to its end, or destroy it). */
   body: Readable;
 }
+
+/** An answer's status line and headers are at most this long. */
+const MAX_HEAD_BYTES = 64 * 1024;
 
 /** GET `path` (absolute, under the peer's base URL) from `peer` with `headers`; the body is a stream. */
 export type PeerGet = (peer: PeerTarget, path: string, headers: Readonly<Record<string, string>>, signal: AbortSignal) => Promise<PeerResponse>;
@@ -100,14 +110,120 @@ function pinnedConnect(peer: string, host: string, port: number, pin: string, si
         return;
       }
       sock.off('error', onError);
-      // Until node:http takes the socket over, an error is reported through the request, not thrown.
-      sock.on('error', () => undefined);
       resolve(sock);
     });
   });
 }
 
-/** The default PeerGet: node:https with the pin checked before the request is written, or node:http. */
+/** A plain TCP connection to host:port (replication.allowPlainHttp). */
+function plainConnect(peer: string, host: string, port: number, signal: AbortSignal): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const sock = tcpConnect({ host, port });
+    const onAbort = (): void => fail(new Error('aborted'));
+    function fail(err: Error): void {
+      signal.removeEventListener('abort', onAbort);
+      sock.destroy();
+      reject(err);
+    }
+    if (signal.aborted) return fail(new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    const onError = (err: Error): void => fail(new Error(`connection to node '${peer}' (${host}:${port}) failed: ${err.message}`));
+    sock.once('error', onError);
+    sock.once('connect', () => {
+      signal.removeEventListener('abort', onAbort);
+      sock.off('error', onError);
+      resolve(sock);
+    });
+  });
+}
+
+/** The request's head: GET `target` with `headers` (names of letters, digits and '-', values on one line). */
+export function requestHead(target: string, host: string, headers: Readonly<Record<string, string>>): string {
+  const lines = [`GET ${target} HTTP/1.1`, `host: ${host}`];
+  for (const [k, v] of Object.entries(headers)) {
+    if (!/^[A-Za-z0-9-]+$/.test(k) || /[\r\n]/.test(v)) throw new Error(`header ${JSON.stringify(k)} cannot be sent: a name of letters, digits and '-' and a value on one line are expected, got ${JSON.stringify(`${k}: ${v}`).slice(0, 200)}`);
+    if (k.toLowerCase() !== 'host' && k.toLowerCase() !== 'connection') lines.push(`${k}: ${v}`);
+  }
+  lines.push('connection: close', '', '');
+  return lines.join('\r\n');
+}
+
+/** An answer's status line and headers (the text before the blank line); throws saying what is wrong. */
+export function parseHead(text: string): { status: number; headers: Record<string, string> } {
+  const lines = text.split('\r\n');
+  const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
+  if (!m) throw new Error(`an HTTP/1.x status line was expected, got ${JSON.stringify((lines[0] ?? '').slice(0, 100))}`);
+  const headers: Record<string, string> = {};
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon <= 0 || /^[ \t]/.test(line)) throw new Error(`a header line 'name: value' was expected, got ${JSON.stringify(line.slice(0, 100))}`);
+    const name = line.slice(0, colon).toLowerCase();
+    if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) throw new Error(`a header name was expected, got ${JSON.stringify(name.slice(0, 100))}`);
+    const value = line.slice(colon + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  const te = headers['transfer-encoding'];
+  if (te !== undefined) throw new Error(`a body with Content-Length was expected, got transfer-encoding: ${te.slice(0, 100)}`);
+  return { status: Number(m[1]), headers };
+}
+
+/**
+ * Write `head` on `sock` and read the answer's head: its status and
+ * headers, and the socket as the body (the bytes read past the head are
+ * put back). Rejects, with the socket destroyed, when the connection fails
+ * or closes first, the head is too long or malformed, or `signal` aborts.
+ */
+function exchange(sock: Socket, head: string, signal: AbortSignal, what: string): Promise<PeerResponse> {
+  return new Promise<PeerResponse>((resolve, reject) => {
+    let buf: Buffer = Buffer.alloc(0);
+    const cleanup = (): void => {
+      sock.off('data', onData);
+      sock.off('error', onError);
+      sock.off('end', onEnd);
+      signal.removeEventListener('abort', onAbort);
+    };
+    const fail = (err: Error): void => {
+      cleanup();
+      sock.destroy();
+      reject(err);
+    };
+    const onAbort = (): void => fail(new Error('aborted'));
+    const onError = (err: Error): void => fail(new Error(`${what}: ${err.message}`));
+    const onEnd = (): void => fail(new Error(`${what}: the connection closed before the answer's header ended (${buf.length} bytes came)`));
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (buf.length > MAX_HEAD_BYTES) fail(new Error(`${what}: the answer's header is longer than ${MAX_HEAD_BYTES} bytes`));
+        return;
+      }
+      if (end > MAX_HEAD_BYTES) return fail(new Error(`${what}: the answer's header is longer than ${MAX_HEAD_BYTES} bytes`));
+      let parsed: ReturnType<typeof parseHead>;
+      try {
+        parsed = parseHead(buf.subarray(0, end).toString('latin1'));
+      } catch (err) {
+        return fail(new Error(`${what}: ${errorMessage(err)}`));
+      }
+      cleanup();
+      sock.pause();
+      const rest = buf.subarray(end + 4);
+      if (rest.length > 0) sock.unshift(rest);
+      // From here the caller reads (or destroys) the body; an abort still ends it.
+      const onAbortBody = (): void => void sock.destroy(new Error('aborted'));
+      signal.addEventListener('abort', onAbortBody, { once: true });
+      sock.once('close', () => signal.removeEventListener('abort', onAbortBody));
+      resolve({ status: parsed.status, headers: parsed.headers, body: sock });
+    };
+    if (signal.aborted) return fail(new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    sock.on('data', onData);
+    sock.once('error', onError);
+    sock.once('end', onEnd);
+    sock.write(head);
+  });
+}
+
+/** The default PeerGet: over TLS with the pin checked before the request is written, or over plain TCP (see the header). */
 export const peerGet: PeerGet = async (peer, path, headers, signal) => {
   const base = new URL(peer.baseUrl);
   const url = new URL(base.pathname.replace(/\/+$/, '') + path, base);
@@ -115,26 +231,9 @@ export const peerGet: PeerGet = async (peer, path, headers, signal) => {
   if (https !== (peer.pin !== null)) throw new PeerRefused(`node '${peer.name}': ${url.protocol} URL ${peer.baseUrl} ${https ? 'without a certificate to pin' : 'with a pin'}`);
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = url.port !== '' ? Number(url.port) : https ? 443 : 80;
-  const sock = peer.pin !== null ? await pinnedConnect(peer.name, host, port, peer.pin, signal) : null;
-  return new Promise<PeerResponse>((resolve, reject) => {
-    const req = httpRequest(
-      {
-        host,
-        port,
-        method: 'GET',
-        path: url.pathname + url.search,
-        headers: { ...headers, host: url.host, connection: 'close' },
-        signal,
-        ...(sock ? { createConnection: () => sock } : { agent: false }),
-      },
-      (res: IncomingMessage) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res }),
-    );
-    req.once('error', (err) => {
-      sock?.destroy();
-      reject(new Error(`GET ${url.href} from node '${peer.name}': ${err.message}`));
-    });
-    req.end();
-  });
+  const head = requestHead(url.pathname + url.search, url.host, headers);
+  const sock = peer.pin !== null ? await pinnedConnect(peer.name, host, port, peer.pin, signal) : await plainConnect(peer.name, host, port, signal);
+  return exchange(sock, head, signal, `GET ${url.href} from node '${peer.name}'`);
 };
 
 /** Read a whole (small) body. */

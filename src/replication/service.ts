@@ -29,8 +29,9 @@
  * - How: into <images>/.replicating/<dir>/ (kept across interruptions and
  *   restarts); a stream that is partly there resumes with `Range: bytes=N-`
  *   (its first N bytes are hashed from the disk, the rest as it arrives:
- *   each byte is read once). node:http(s) streams piped through one
- *   Transform that hashes and counts into a FileSink (src/lib/file-sink.ts:
+ *   each byte is read once). The body (./peer.ts: the socket itself) is
+ *   piped into a FileSink that counts and hashes each chunk as it takes it
+ *   (src/lib/file-sink.ts:
  *   written around the page cache with O_DIRECT where the file system
  *   allows it, so a GiB copy neither costs the page cache's CPU nor pushes
  *   the boot files out of it, and the fsync at the end has nothing left); progress (state and bytes_done)
@@ -56,7 +57,6 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -68,7 +68,7 @@ import { isAssigned } from '../model/image-nodes.js';
 import { getRevision, imageNodesOf, type RevisionRecord } from '../store/images.js';
 import { getNode, liveNodes } from '../store/nodes.js';
 import { hashFile, imagesRoot, MANIFEST_FILE, REPLICA_DIR } from '../imaging/image-store.js';
-import { PeerRefused, peerGet as defaultPeerGet, peerTarget, readBody, type PeerGet, type PeerTarget } from './peer.js';
+import { PeerRefused, peerGet as defaultPeerGet, peerTarget, readBody, type PeerGet, type PeerResponse, type PeerTarget } from './peer.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PROGRESS_EVERY_MS = 1000;
@@ -78,7 +78,6 @@ const POKE_DELAY_MS = 100;
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** Large reads of a partial file when resuming. */
 const READ_HWM = 1024 * 1024;
-const METER_HWM = 1024 * 1024;
 
 export interface ReplicationDeps {
   store: Store;
@@ -216,7 +215,7 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
     return out;
   }
 
-  async function open2xx(peer: PeerTarget, path: string, range: number | null): Promise<{ status: number; body: Readable }> {
+  async function open2xx(peer: PeerTarget, path: string, range: number | null): Promise<PeerResponse> {
     const headers: Record<string, string> = { authorization: deps.authorization() };
     if (range !== null && range > 0) headers['range'] = `bytes=${range}-`;
     const res = await get(peer, path, headers, abort.signal);
@@ -270,6 +269,9 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
         // The peer ignored the Range: start this stream over.
         done -= have;
         have = 0;
+      } else if (res.status === 206 && !(res.headers['content-range'] ?? '').startsWith(`bytes ${have}-`)) {
+        res.body.destroy();
+        throw new Error(`stream ${p.file}: node '${peer.name}' answered the range from byte ${have} with content-range ${JSON.stringify(res.headers['content-range'] ?? null)}`);
       }
       if (!copying) {
         copying = true;
@@ -278,31 +280,28 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
       const hash = createHash('sha256');
       await hashPrefix(path, have, hash);
       let got = have;
-      const out = await openFileSink(path, { start: have, mode: 0o600 });
-      log.info(
-        { image, revision: number, from: peer.name, file: p.file, offset: have, pinned: peer.pin !== null, directIo: out.direct },
-        `image '${image}' revision ${number}: pulling ${p.file} from node '${peer.name}'${have > 0 ? ` (resuming at byte ${have})` : ''}`,
-      );
-      const meter = new Transform({
-        highWaterMark: METER_HWM,
-        transform(chunk: Buffer, _enc, cb) {
+      // Counted, checked and hashed as it is taken (no stream in between: a 2 GiB pull is 131,072 chunks).
+      const out = await openFileSink(path, {
+        start: have,
+        mode: 0o600,
+        tap(chunk) {
           got += chunk.length;
           done += chunk.length;
-          if (got > p.streamBytes) {
-            cb(new Mismatch(`stream ${p.file}: node '${peer.name}' sent more than the ${p.streamBytes} bytes the manifest records`));
-            return;
-          }
+          if (got > p.streamBytes) throw new Mismatch(`stream ${p.file}: node '${peer.name}' sent more than the ${p.streamBytes} bytes the manifest records`);
           hash.update(chunk);
           const now = Date.now();
           if (now - lastWrite >= PROGRESS_EVERY_MS) {
             lastWrite = now;
             setCopyProgress(db, image, number, self, done).catch(() => undefined);
           }
-          cb(null, chunk);
         },
       });
+      log.info(
+        { image, revision: number, from: peer.name, file: p.file, offset: have, pinned: peer.pin !== null, directIo: out.direct },
+        `image '${image}' revision ${number}: pulling ${p.file} from node '${peer.name}'${have > 0 ? ` (resuming at byte ${have})` : ''}`,
+      );
       try {
-        await pipeline(res.body, meter, out);
+        await pipeline(res.body, out);
       } catch (err) {
         await out.settled;
         if (err instanceof Mismatch) await rm(path, { force: true });
