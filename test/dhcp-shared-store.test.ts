@@ -246,21 +246,28 @@ test('two servers claiming the same free addresses at the same moment: exactly o
   }
 });
 
+/**
+ * Two lease engines, A (10.0.0.1) and B (10.0.0.2), on the shared store's
+ * two connections and one pool, each handling a message as the PostgreSQL
+ * path does (handleAsync); `now` is the engines' clock.
+ */
+function twoEngines(shared: { stores: Store[] }, now: () => number) {
+  const pool = { ...POOL_DEFAULTS, start: '10.0.0.100', end: '10.0.0.139', leaseSeconds: 600 };
+  const from = { address: '0.0.0.0', port: 68 };
+  const server = (ip: string, i: number): ((p: DhcpPacket) => Promise<EngineDecision>) => {
+    const store = kyselyLeaseStore((shared.stores[i] as Store).db);
+    // Different salts: each server's fresh-address scan starts elsewhere in the pool.
+    const engine = new LeaseEngine({ serverIp: ip, pools: [pool], boot: null, now, nodeSalt: ip, offerHoldSeconds: 30 });
+    return (p) => handleAsync(engine, store, p, from, newClaimStats());
+  };
+  const offered = (d: EngineDecision): string => ('reply' in d && d.reply ? d.reply.yiaddr : assert.fail(`no reply: ${JSON.stringify(d)}`));
+  return { A: server('10.0.0.1', 0), B: server('10.0.0.2', 1), offered };
+}
+
 test("a client bound by A that DISCOVERs again and is answered by B keeps its address (B reads the client's rows first)", async () => {
   const shared = await openShared();
   try {
-    const now = 1_700_000_000_000;
-    const pool = { ...POOL_DEFAULTS, start: '10.0.0.100', end: '10.0.0.139', leaseSeconds: 600 };
-    const from = { address: '0.0.0.0', port: 68 };
-    const server = (ip: string, i: number): ((p: DhcpPacket) => Promise<EngineDecision>) => {
-      const store = kyselyLeaseStore((shared.stores[i] as Store).db);
-      // Different salts: each server's fresh-address scan starts elsewhere in the pool.
-      const engine = new LeaseEngine({ serverIp: ip, pools: [pool], boot: null, now: () => now, nodeSalt: ip, offerHoldSeconds: 30 });
-      return (p) => handleAsync(engine, store, p, from, newClaimStats());
-    };
-    const A = server('10.0.0.1', 0);
-    const B = server('10.0.0.2', 1);
-    const offered = (d: EngineDecision): string => ('reply' in d && d.reply ? d.reply.yiaddr : assert.fail(`no reply: ${JSON.stringify(d)}`));
+    const { A, B, offered } = twoEngines(shared, () => 1_700_000_000_000);
     // The iPXE stage: A's OFFER and ACK.
     const ip = offered(await A(packet(MessageType.DISCOVER, 7, 1, { options: withId(7) })));
     offered(await A(packet(MessageType.REQUEST, 7, 2, { options: withId(7, [opt50(ip), opt54('10.0.0.1')]) })));
@@ -276,16 +283,7 @@ test("a client both servers offered to, that took B's offer, is offered B's addr
   const shared = await openShared();
   try {
     let now = 1_700_000_000_000;
-    const pool = { ...POOL_DEFAULTS, start: '10.0.0.100', end: '10.0.0.139', leaseSeconds: 600 };
-    const from = { address: '0.0.0.0', port: 68 };
-    const server = (ip: string, i: number): ((p: DhcpPacket) => Promise<EngineDecision>) => {
-      const store = kyselyLeaseStore((shared.stores[i] as Store).db);
-      const engine = new LeaseEngine({ serverIp: ip, pools: [pool], boot: null, now: () => now, nodeSalt: ip, offerHoldSeconds: 30 });
-      return (p) => handleAsync(engine, store, p, from, newClaimStats());
-    };
-    const A = server('10.0.0.1', 0);
-    const B = server('10.0.0.2', 1);
-    const offered = (d: EngineDecision): string => ('reply' in d && d.reply ? d.reply.yiaddr : assert.fail(`no reply: ${JSON.stringify(d)}`));
+    const { A, B, offered } = twoEngines(shared, () => now);
     // A relay sends the iPXE DISCOVER to both at once: neither sees the other's offer, each offers an address of its own.
     const discover = packet(MessageType.DISCOVER, 8, 1, { options: withId(8) });
     const [fromB, fromA] = (await Promise.all([B(discover), A(discover)])).map(offered) as [string, string];

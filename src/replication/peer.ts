@@ -81,11 +81,13 @@ export function peerTarget(node: Pick<NodeRecord, 'name' | 'httpUrl' | 'httpsUrl
   return { name: node.name, baseUrl: node.httpUrl, pin: null };
 }
 
-/** A TLS connection to host:port, accepted only when the leaf certificate's sha256 is `pin`. */
-function pinnedConnect(peer: string, host: string, port: number, pin: string, signal: AbortSignal): Promise<TLSSocket> {
-  return new Promise<TLSSocket>((resolve, reject) => {
-    // No CA: the pin is the check (rejectUnauthorized would need the peer's own CA).
-    const sock = tlsConnect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}), rejectUnauthorized: false, minVersion: 'TLSv1.2' });
+/**
+ * Wait for `sock` to be connected (`ready`: 'connect', or 'secureConnect'
+ * for TLS), then `accept` it (it throws PeerRefused to refuse). The socket
+ * is destroyed when it fails, is refused, or `signal` aborts first.
+ */
+function connected<S extends Socket>(sock: S, ready: 'connect' | 'secureConnect', what: string, signal: AbortSignal, accept: (sock: S) => void): Promise<S> {
+  return new Promise<S>((resolve, reject) => {
     const onAbort = (): void => fail(new Error('aborted'));
     function fail(err: Error): void {
       signal.removeEventListener('abort', onAbort);
@@ -94,47 +96,39 @@ function pinnedConnect(peer: string, host: string, port: number, pin: string, si
     }
     if (signal.aborted) return fail(new Error('aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
-    const onError = (err: Error): void => fail(new Error(`TLS connection to node '${peer}' (${host}:${port}) failed: ${err.message}`));
+    const onError = (err: Error): void => fail(new Error(`${what} failed: ${err.message}`));
     sock.once('error', onError);
-    sock.once('secureConnect', () => {
-      signal.removeEventListener('abort', onAbort);
-      const cert = sock.getPeerX509Certificate();
-      const shown = cert ? createHash('sha256').update(cert.raw).digest('hex') : null;
-      if (shown !== pin) {
-        sock.destroy();
-        reject(
-          new PeerRefused(
-            `node '${peer}' at ${host}:${port} presented a certificate with sha256 ${shown ?? '(none)'}, but the shared store publishes ${pin} for it: refused, nothing was sent (another server at that address, or its certificate changed and it has not published the new one yet)`,
-          ),
-        );
-        return;
-      }
+    sock.once(ready, () => {
       sock.off('error', onError);
+      try {
+        accept(sock);
+      } catch (err) {
+        return fail(err instanceof Error ? err : new Error(String(err)));
+      }
+      signal.removeEventListener('abort', onAbort);
       resolve(sock);
     });
   });
 }
 
+/** A TLS connection to host:port, accepted only when the leaf certificate's sha256 is `pin`. */
+function pinnedConnect(peer: string, host: string, port: number, pin: string, signal: AbortSignal): Promise<TLSSocket> {
+  // No CA: the pin is the check (rejectUnauthorized would need the peer's own CA).
+  const sock = tlsConnect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}), rejectUnauthorized: false, minVersion: 'TLSv1.2' });
+  return connected(sock, 'secureConnect', `TLS connection to node '${peer}' (${host}:${port})`, signal, (s) => {
+    const cert = s.getPeerX509Certificate();
+    const shown = cert ? createHash('sha256').update(cert.raw).digest('hex') : null;
+    if (shown !== pin) {
+      throw new PeerRefused(
+        `node '${peer}' at ${host}:${port} presented a certificate with sha256 ${shown ?? '(none)'}, but the shared store publishes ${pin} for it: refused, nothing was sent (another server at that address, or its certificate changed and it has not published the new one yet)`,
+      );
+    }
+  });
+}
+
 /** A plain TCP connection to host:port (replication.allowPlainHttp). */
 function plainConnect(peer: string, host: string, port: number, signal: AbortSignal): Promise<Socket> {
-  return new Promise<Socket>((resolve, reject) => {
-    const sock = tcpConnect({ host, port });
-    const onAbort = (): void => fail(new Error('aborted'));
-    function fail(err: Error): void {
-      signal.removeEventListener('abort', onAbort);
-      sock.destroy();
-      reject(err);
-    }
-    if (signal.aborted) return fail(new Error('aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    const onError = (err: Error): void => fail(new Error(`connection to node '${peer}' (${host}:${port}) failed: ${err.message}`));
-    sock.once('error', onError);
-    sock.once('connect', () => {
-      signal.removeEventListener('abort', onAbort);
-      sock.off('error', onError);
-      resolve(sock);
-    });
-  });
+  return connected(tcpConnect({ host, port }), 'connect', `connection to node '${peer}' (${host}:${port})`, signal, () => undefined);
 }
 
 /** The request's head: GET `target` with `headers` (names of letters, digits and '-', values on one line). */
