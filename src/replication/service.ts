@@ -31,11 +31,11 @@
  *   (its first N bytes are hashed from the disk, the rest as it arrives:
  *   each byte is read once). The body (./peer.ts: the socket itself) is
  *   piped into a FileSink that counts and hashes each chunk as it takes it
- *   (src/lib/file-sink.ts:
- *   written around the page cache with O_DIRECT where the file system
- *   allows it, so a GiB copy neither costs the page cache's CPU nor pushes
- *   the boot files out of it, and the fsync at the end has nothing left); progress (state and bytes_done)
- *   is written at most once a second, never awaited per chunk. When every
+ *   (src/lib/file-sink.ts: written around the page cache with O_DIRECT
+ *   where the file system allows it, so a GiB copy neither costs the page
+ *   cache's CPU nor pushes the boot files out of it, and the fsync at the
+ *   end has nothing left); progress (state and bytes_done) is written at
+ *   most once a second, never awaited per chunk. When every
  *   stream has its size and sha256, the manifest is fetched and its sha256
  *   compared; only when all match is the directory renamed to <images>/<dir>
  *   (the same directory name as on every node) and the copy marked
@@ -61,7 +61,7 @@ import { pipeline } from 'node:stream/promises';
 import { createHash, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { errorMessage } from '../lib/errors.js';
-import { openFileSink } from '../lib/file-sink.js';
+import { openFileSink, type FileSink } from '../lib/file-sink.js';
 import type { Store } from '../store/db.js';
 import { copiesOnNode, deleteCopy, getCopy, setCopy, setCopyProgress, verifiedHolders, type CopyState } from '../store/copies.js';
 import { isAssigned } from '../model/image-nodes.js';
@@ -278,24 +278,28 @@ export function createReplicationService(deps: ReplicationDeps): ReplicationServ
         await setCopy(db, image, number, self, { state: 'copying', bytesDone: done, bytesTotal: total, error: null });
       }
       const hash = createHash('sha256');
-      await hashPrefix(path, have, hash);
       let got = have;
-      // Counted, checked and hashed as it is taken (no stream in between: a 2 GiB pull is 131,072 chunks).
-      const out = await openFileSink(path, {
-        start: have,
-        mode: 0o600,
-        tap(chunk) {
-          got += chunk.length;
-          done += chunk.length;
-          if (got > p.streamBytes) throw new Mismatch(`stream ${p.file}: node '${peer.name}' sent more than the ${p.streamBytes} bytes the manifest records`);
-          hash.update(chunk);
-          const now = Date.now();
-          if (now - lastWrite >= PROGRESS_EVERY_MS) {
-            lastWrite = now;
-            setCopyProgress(db, image, number, self, done).catch(() => undefined);
-          }
-        },
-      });
+      // Counted, checked and hashed as the sink takes it (no stream in between: a 2 GiB pull is 131,072 chunks).
+      const tap = (chunk: Buffer): void => {
+        got += chunk.length;
+        done += chunk.length;
+        if (got > p.streamBytes) throw new Mismatch(`stream ${p.file}: node '${peer.name}' sent more than the ${p.streamBytes} bytes the manifest records`);
+        hash.update(chunk);
+        const now = Date.now();
+        if (now - lastWrite >= PROGRESS_EVERY_MS) {
+          lastWrite = now;
+          setCopyProgress(db, image, number, self, done).catch(() => undefined);
+        }
+      };
+      let out: FileSink;
+      try {
+        await hashPrefix(path, have, hash);
+        out = await openFileSink(path, { start: have, mode: 0o600, tap });
+      } catch (err) {
+        // The answer's socket waits (paused) for a pipeline that will not come.
+        res.body.destroy();
+        throw err;
+      }
       log.info(
         { image, revision: number, from: peer.name, file: p.file, offset: have, pinned: peer.pin !== null, directIo: out.direct },
         `image '${image}' revision ${number}: pulling ${p.file} from node '${peer.name}'${have > 0 ? ` (resuming at byte ${have})` : ''}`,
